@@ -1,0 +1,13 @@
+import type { CAC } from 'cac';
+
+export function registerGc(cli: CAC): void {
+  cli
+    .command('gc', 'Garbage-collect unreferenced blobs in a data directory (safe while serving)')
+    .option('--data <dir>', 'Data directory (env WHARF_DATA)')
+    .option('--dry-run', 'Print what would be freed, free nothing')
+    .option('--delete-untagged', 'Also delete manifests that no tag or index reaches')
+    .action(async (opts: Record<string, unknown>) => {
+      const { runGc } = await import('../gc.js');
+      await runGc(opts);
+    });
+}

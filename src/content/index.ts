@@ -1,0 +1,3 @@
+export * from './target.js';
+export * from './verify.js';
+export * from './graph.js';

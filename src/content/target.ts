@@ -1,0 +1,62 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from '../spec/index.js';
+
+/** Options every read or write takes: cancellation. */
+export interface OpOptions {
+  signal?: AbortSignal;
+}
+
+/** Reads content by descriptor. The stream is verified against `desc` by the store. */
+export interface Fetcher {
+  fetch(desc: Descriptor, opts?: OpOptions): Promise<Readable>;
+}
+
+/** Writes content; the store verifies size and digest and commits only complete, correct content. */
+export interface Pusher {
+  push(desc: Descriptor, content: Readable, opts?: OpOptions): Promise<void>;
+}
+
+export interface ReadOnlyStorage extends Fetcher {
+  exists(desc: Descriptor, opts?: OpOptions): Promise<boolean>;
+}
+
+export interface Storage extends ReadOnlyStorage, Pusher {}
+
+/** Maps a tag (or digest string) to a descriptor. */
+export interface Resolver {
+  resolve(reference: string, opts?: OpOptions): Promise<Descriptor>;
+}
+
+export interface Tagger {
+  tag(desc: Descriptor, reference: string, opts?: OpOptions): Promise<void>;
+}
+
+export interface ReadOnlyTarget extends ReadOnlyStorage, Resolver {}
+
+/** A content-addressable store with tags: a repository, a layout, a memory map. */
+export interface Target extends Storage, Resolver, Tagger {}
+
+/** Lists manifests whose `subject` is `desc` (the referrers API). */
+export interface ReferrerLister {
+  referrers(desc: Descriptor, opts?: OpOptions & { artifactType?: string }): Promise<Descriptor[]>;
+}
+
+export interface TagLister {
+  tags(opts?: OpOptions & { last?: string; n?: number }): Promise<string[]>;
+}
+
+export interface Deleter {
+  delete(desc: Descriptor, opts?: OpOptions): Promise<void>;
+}
+
+export function hasReferrers(t: object): t is ReferrerLister {
+  return typeof (t as Partial<ReferrerLister>).referrers === 'function';
+}
+
+export function hasTags(t: object): t is TagLister {
+  return typeof (t as Partial<TagLister>).tags === 'function';
+}
+
+export function isDeleter(t: object): t is Deleter {
+  return typeof (t as Partial<Deleter>).delete === 'function';
+}

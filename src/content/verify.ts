@@ -1,0 +1,78 @@
+import { Transform, type TransformCallback, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Hash } from 'node:crypto';
+import { OciError, parseDigest, createDigester, type Descriptor, type Digest } from '../spec/index.js';
+
+/**
+ * A pass-through that hashes and counts what flows, and fails the stream the moment more bytes
+ * than expected arrive, or at the end when the size or digest differ. Nothing downstream may
+ * commit content before this stream has ended cleanly.
+ */
+export class VerifyStream extends Transform {
+  readonly expected: { digest: Digest; size: number };
+  private readonly hash: Hash;
+  private seen = 0;
+
+  constructor(expected: { digest: Digest; size: number }) {
+    super();
+    this.expected = expected;
+    this.hash = createDigester(parseDigest(expected.digest).algorithm);
+  }
+
+  get bytes(): number {
+    return this.seen;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.expected.size) {
+      cb(new OciError('SIZE_INVALID', `content of ${this.expected.digest} is longer than the expected ${this.expected.size} bytes`));
+      return;
+    }
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.seen !== this.expected.size) {
+      cb(new OciError('SIZE_INVALID', `content of ${this.expected.digest} is ${this.seen} bytes, expected ${this.expected.size}`));
+      return;
+    }
+    const got = `${parseDigest(this.expected.digest).algorithm}:${this.hash.digest('hex')}`;
+    if (got !== this.expected.digest) {
+      cb(new OciError('DIGEST_INVALID', `content digest ${got} does not match expected ${this.expected.digest}`));
+      return;
+    }
+    cb();
+  }
+}
+
+/** Wraps `src` so that reading it verifies `desc`. */
+export function verifyReader(src: Readable, desc: Pick<Descriptor, 'digest' | 'size'>): Readable {
+  const v = new VerifyStream(desc);
+  src.on('error', (err) => v.destroy(err));
+  return src.pipe(v);
+}
+
+/** Reads a whole (small, bounded) verified stream into memory: for manifests and configs only. */
+export async function readAllVerified(src: Readable, desc: Pick<Descriptor, 'digest' | 'size'>, limit = 16 << 20): Promise<Buffer> {
+  if (desc.size > limit) throw new OciError('SIZE_INVALID', `${desc.digest} is ${desc.size} bytes, over the ${limit}-byte limit for in-memory content`);
+  const chunks: Buffer[] = [];
+  await pipeline(src, new VerifyStream(desc), async function* (source: AsyncIterable<Buffer>) {
+    for await (const c of source) chunks.push(c);
+  });
+  return Buffer.concat(chunks);
+}
+
+/** Reads an unverified stream up to `limit` bytes (request bodies whose digest is computed after). */
+export async function readAllLimited(src: AsyncIterable<Buffer | string>, limit: number, onOver: () => Error): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of src) {
+    const b = typeof c === 'string' ? Buffer.from(c) : c;
+    n += b.length;
+    if (n > limit) throw onOver();
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}

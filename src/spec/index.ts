@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './digest.js';
+export * from './reference.js';
+export * from './mediatype.js';
+export * from './manifest.js';
+export * from './range.js';
