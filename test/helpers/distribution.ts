@@ -1,0 +1,140 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const REGISTRY_BIN = process.env.WHARF_DISTRIBUTION_BIN ?? '/usr/bin/docker-registry';
+
+/**
+ * Why a test that needs a peer binary cannot run, or undefined when it can. On CI a missing
+ * peer is a failure, not a skip: CI must exercise every real peer.
+ */
+export function missingPeer(bin: string, name = bin): string | undefined {
+  const found = bin.includes('/') ? existsSync(bin) : spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+  if (found) return undefined;
+  const reason = `${name} is not installed (${bin})`;
+  if (process.env.CI === 'true') throw new Error(`${reason}; CI needs it`);
+  console.log(`# skip: ${reason}`);
+  return reason;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface DistributionOptions {
+  /** `user:pass` pairs for htpasswd basic auth. */
+  users?: Record<string, string>;
+  /** Token auth: the realm the registry sends clients to, and the cert that signs tokens. */
+  token?: { realm: string; service: string; issuer: string; certFile: string };
+}
+
+export interface Distribution {
+  /** `127.0.0.1:<port>` */
+  host: string;
+  url: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** Starts Debian's docker-registry on a free port with a temp config and data directory. */
+export async function startDistribution(opts: DistributionOptions = {}): Promise<Distribution> {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-distribution-'));
+  const dataDir = join(dir, 'data');
+  let auth = '';
+  if (opts.users) {
+    const lines = Object.entries(opts.users).map(([u, p]) => {
+      const r = spawnSync('htpasswd', ['-Bbn', u, p], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`htpasswd failed: ${r.stderr}`);
+      return r.stdout.trim();
+    });
+    await writeFile(join(dir, 'htpasswd'), `${lines.join('\n')}\n`);
+    auth = `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${join(dir, 'htpasswd')}\n`;
+  } else if (opts.token) {
+    const t = opts.token;
+    auth = `auth:\n  token:\n    realm: ${t.realm}\n    service: ${t.service}\n    issuer: ${t.issuer}\n    rootcertbundle: ${t.certFile}\n`;
+  }
+  let lastErr: unknown;
+  // A free port can be taken between our probe and the registry's bind; try a few.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const config = [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      '  accesslog:',
+      '    disabled: true',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${dataDir}`,
+      '  delete:',
+      '    enabled: true',
+      '  maintenance:',
+      '    uploadpurging:',
+      '      enabled: false',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '  secret: wharf-test-secret',
+      auth,
+    ].join('\n');
+    const cfgFile = join(dir, 'config.yml');
+    await writeFile(cfgFile, config);
+    const child = spawn(REGISTRY_BIN, ['serve', cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitReady(url, child);
+      return {
+        host: `127.0.0.1:${port}`,
+        url,
+        dataDir,
+        stop: async () => {
+          await stopChild(child);
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    } catch (err) {
+      lastErr = new Error(`docker-registry did not start: ${(err as Error).message}\n${stderr}`);
+      await stopChild(child);
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  throw lastErr;
+}
+
+async function waitReady(url: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(`${url}/v2/`);
+      await r.body?.cancel();
+      if (r.status === 200 || r.status === 401) return;
+    } catch {
+      /* not listening yet */
+    }
+    await sleep(50);
+  }
+  throw new Error('timed out');
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await done;
+  clearTimeout(t);
+}
