@@ -1,0 +1,2 @@
+export { LayoutStore, LAYOUT_FILE, INDEX_FILE, type LayoutOptions } from './dir.js';
+export { LayoutTarStore } from './tar.js';
