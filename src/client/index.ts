@@ -1,5 +1,6 @@
-export { openTarget, splitLayoutRef, type OpenedTarget, type OpenTargetOptions, type AnyTarget } from './targets.js';
+export { openTarget, splitLayoutRef, canStatBlob, type OpenedTarget, type OpenTargetOptions, type AnyTarget, type BlobStater } from './targets.js';
 export { pushArtifact, readAnnotationFile, titleFor, DEFAULT_ARTIFACT_TYPE, DEFAULT_CONFIG_TYPE_V1_0, MODE_ANNOTATION, type PushOptions, type PushResult, type FileSpec } from './push.js';
 export { pullArtifact, parsePlatform, platformMatches, type PullOptions, type PullResult, type PulledFile } from './pull.js';
 export { copyArtifact, copyTags, discoverReferrers, selectPlatform, graphOptions, type CopyArtifactOptions, type BackupOptions, type ReferrerNode } from './copy.js';
 export { LocalSource, withProgress, type ProgressListener } from './source.js';
+export { createIndex, updateIndex, describeForIndex, type IndexOptions } from './indexes.js';

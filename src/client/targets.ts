@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OciError, parseReference, isDigest, isValidTag, truncate } from '../spec/index.js';
+import { OciError, parseReference, isDigest, isValidTag, truncate, type Descriptor } from '../spec/index.js';
 import type { Target, ReferrerLister, TagLister, Deleter } from '../content/index.js';
 import { Registry, Transport, RemoteRepository, type RegistryOptions } from '../stores/remote/index.js';
 import { LayoutStore, LayoutTarStore } from '../stores/layout/index.js';
@@ -104,4 +104,13 @@ export async function openTarget(input: string, opts: OpenTargetOptions = {}): P
       if (!opts.transport) await transport.close();
     },
   };
+}
+
+/** Stores that can describe a blob from its digest alone (size by HEAD or stat). */
+export interface BlobStater {
+  statBlob(digest: Descriptor['digest'], opts?: { signal?: AbortSignal }): Promise<Descriptor>;
+}
+
+export function canStatBlob(t: object): t is BlobStater {
+  return typeof (t as Partial<BlobStater>).statBlob === 'function';
 }

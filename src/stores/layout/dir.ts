@@ -138,6 +138,17 @@ export class LayoutStore implements Target, ReferrerLister, TagLister, Deleter {
     }
   }
 
+  /** A blob's descriptor from the file's size. */
+  async statBlob(digest: Descriptor['digest']): Promise<Descriptor> {
+    await this.load();
+    try {
+      const st = await stat(this.blobPath(digest));
+      return { mediaType: 'application/octet-stream', digest, size: st.size };
+    } catch {
+      throw new OciError('BLOB_UNKNOWN', `${digest} not found in ${this.root}`);
+    }
+  }
+
   async fetch(desc: Descriptor): Promise<Readable> {
     await this.load();
     const path = this.blobPath(desc.digest);

@@ -47,8 +47,11 @@ export class LayoutTarStore implements Target, ReferrerLister, TagLister, Delete
     }
   }
 
-  fetch(desc: Descriptor, opts?: OpOptions): Promise<Readable> {
+  fetch(desc: Descriptor): Promise<Readable> {
     return this.store.fetch(desc);
+  }
+  statBlob(digest: Descriptor['digest']): Promise<Descriptor> {
+    return this.store.statBlob(digest);
   }
   exists(desc: Descriptor): Promise<boolean> {
     return this.store.exists(desc);

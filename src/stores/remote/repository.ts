@@ -166,6 +166,17 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
     throw await responseError(res, `check ${desc.digest}`);
   }
 
+  /** A blob's descriptor from a HEAD: its size as the registry reports it. */
+  async statBlob(digest: Descriptor['digest'], opts: OpOptions = {}): Promise<Descriptor> {
+    const res = await this.send('HEAD', this.url(`blobs/${digest}`), 'pull', opts);
+    await res.body.dump();
+    if (res.status === 404) throw new OciError('BLOB_UNKNOWN', `${digest} not found in ${this.host}/${this.name}`);
+    if (res.status !== 200) throw await responseError(res, `check ${digest}`);
+    const size = Number(res.headers['content-length']);
+    if (!Number.isSafeInteger(size)) throw new OciError('UNAVAILABLE', `registry sent no size for ${digest}`);
+    return { mediaType: 'application/octet-stream', digest, size };
+  }
+
   /**
    * Streams content, verified against `desc`. A blob whose connection drops mid-way is resumed
    * with `Range: bytes=<received>-`; the verifier sees one continuous stream either way.

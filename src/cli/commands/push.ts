@@ -1,0 +1,22 @@
+import type { CAC } from 'cac';
+import { registryFlags } from '../shared/flags.js';
+
+export function registerPush(cli: CAC): void {
+  registryFlags(
+    cli
+      .command('push <ref> [...files]', 'Push files and directories as an artifact (host/repo:tag1,tag2)')
+      .option('--artifact-type <type>', 'Artifact type (default application/vnd.unknown.artifact.v1)')
+      .option('--config <file>', 'Config file, optionally file:mediaType')
+      .option('-a, --annotation <k=v>', 'Manifest annotation (repeatable)')
+      .option('--annotation-file <file>', 'Annotations as JSON: {"$manifest":{..},"$config":{..},"<file>":{..}}')
+      .option('--export-manifest <file>', 'Also write the pushed manifest to this file')
+      .option('--image-spec <v>', 'v1.1 (artifactType, empty config) or v1.0')
+      .option('--oci-layout', 'The target is an OCI image layout: dir[:tag] or file.tar[:tag]')
+      .option('--chunk-size <size>', 'Upload in chunks of this size (e.g. 16M) for proxies that cap bodies')
+      .example('wharf push localhost:5000/docs:v1 README.md site/:application/vnd.example.site')
+      .example('wharf push --oci-layout ./layout:v1 data.bin'),
+  ).action(async (ref: string, files: string[], opts: Record<string, unknown>) => {
+    const { runPush } = await import('../run/push.js');
+    await runPush(String(ref), files.map(String), opts);
+  });
+}

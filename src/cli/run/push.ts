@@ -1,0 +1,65 @@
+import { writeFile } from 'node:fs/promises';
+import { pushArtifact, readAnnotationFile, type FileSpec } from '../../client/index.js';
+import type { Descriptor } from '../../spec/index.js';
+import { ExitError } from '../errors.js';
+import { withContext } from '../shared/context.js';
+import { str, strs, bool, type Flags } from '../shared/flags.js';
+
+/** `file[:mediaType]`: the part after the last colon is a media type when it has a slash. */
+export function parseFileArg(arg: string): FileSpec {
+  const i = arg.lastIndexOf(':');
+  if (i > 0 && arg.slice(i + 1).includes('/')) return { path: arg.slice(0, i), mediaType: arg.slice(i + 1) };
+  return { path: arg };
+}
+
+export function parseAnnotations(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of values) {
+    const i = a.indexOf('=');
+    if (i <= 0) throw new ExitError(`invalid annotation "${a}"; write it as key=value`, 2);
+    out[a.slice(0, i)] = a.slice(i + 1);
+  }
+  return out;
+}
+
+/** Shared by push and attach: the artifact-building flags. */
+export async function artifactFlags(flags: Flags): Promise<{
+  annotations: Record<string, string>;
+  fileAnnotations?: Record<string, Record<string, string>>;
+  imageSpec: 'v1.1' | 'v1.0';
+}> {
+  const spec = str(flags.imageSpec) ?? 'v1.1';
+  if (spec !== 'v1.1' && spec !== 'v1.0') throw new ExitError(`--image-spec must be v1.1 or v1.0, not "${spec}"`, 2);
+  const af = str(flags.annotationFile);
+  return { annotations: parseAnnotations(strs(flags.annotation)), fileAnnotations: af ? await readAnnotationFile(af) : undefined, imageSpec: spec };
+}
+
+export function describeResult(display: string, desc: Descriptor, tags: string[]): Record<string, unknown> {
+  return { reference: `${display}@${desc.digest}`, mediaType: desc.mediaType, digest: desc.digest, size: desc.size, artifactType: desc.artifactType, tags };
+}
+
+export async function runPush(ref: string, files: string[], flags: Flags): Promise<void> {
+  await withContext(flags, async (ctx) => {
+    const t = await ctx.open(ref, { ociLayout: bool(flags.ociLayout) });
+    const cfg = str(flags.config);
+    const config = cfg ? parseFileArg(cfg) : undefined;
+    const art = await artifactFlags(flags);
+    const res = await pushArtifact(t.target, {
+      files: files.map(parseFileArg),
+      artifactType: str(flags.artifactType),
+      config: config ? { path: config.path, mediaType: config.mediaType } : undefined,
+      ...art,
+      tags: t.tags,
+      concurrency: ctx.concurrency,
+      progress: ctx.out.progress('Uploading', 'Uploaded '),
+    });
+    ctx.out.stopProgress();
+    const exp = str(flags.exportManifest);
+    if (exp) await writeFile(exp, res.body);
+    const shown = t.tags.length ? `${t.display}:${t.tags.join(',')}` : `${t.display}@${res.manifest.digest}`;
+    ctx.out.line(`Pushed ${shown}`);
+    if (res.manifest.artifactType) ctx.out.line(`ArtifactType: ${res.manifest.artifactType}`);
+    ctx.out.line(`Digest: ${res.manifest.digest}`);
+    ctx.out.result(describeResult(t.display, res.manifest, t.tags));
+  });
+}

@@ -1,0 +1,136 @@
+import { readFile } from 'node:fs/promises';
+import { OciError } from '../../spec/index.js';
+import { CredentialStore, Transport, staticCredentials, type CredentialProvider, type RegistryOptions, type ReferrersMode } from '../../stores/remote/index.js';
+import { openTarget, type OpenedTarget } from '../../client/index.js';
+import { ExitError } from '../errors.js';
+import { str, strs, bool, type Flags } from './flags.js';
+import { Output } from './output.js';
+
+/** Parses `64M`, `5MiB`, `1048576`. */
+export function parseSize(v: string): number {
+  const m = /^(\d+)\s*([kmg]i?b?|b)?$/i.exec(v.trim());
+  if (!m) throw new ExitError(`invalid size "${v}"; use bytes or a suffix such as 5M`, 2);
+  const unit = (m[2] ?? '').toLowerCase()[0];
+  const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Number(m[1]) * mult;
+}
+
+function headerMap(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of values) {
+    const i = h.indexOf(':');
+    if (i <= 0) throw new ExitError(`invalid header "${h}"; write it as "Name: value"`, 2);
+    out[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/**
+ * What a command needs from the global flags: one transport (pool, tokens) for every target it
+ * opens, credentials, the output format and progress.
+ */
+export class Context {
+  readonly flags: Flags;
+  readonly out: Output;
+  readonly credentials: CredentialStore;
+  private transport?: Transport;
+  private readonly opened: OpenedTarget[] = [];
+
+  constructor(flags: Flags) {
+    this.flags = flags;
+    const format = str(flags.format) ?? 'text';
+    this.out = new Output(format, flags.tty !== false, bool(flags.debug));
+    this.credentials = new CredentialStore(str(flags.registryConfig) ? { configPath: str(flags.registryConfig)! } : {});
+  }
+
+  get concurrency(): number | undefined {
+    const c = str(this.flags.concurrency);
+    if (c === undefined) return undefined;
+    const n = Number(c);
+    if (!Number.isInteger(n) || n < 1) throw new ExitError(`--concurrency must be a positive integer, not "${c}"`, 2);
+    return n;
+  }
+
+  private provider(): CredentialProvider {
+    const u = str(this.flags.username);
+    const p = str(this.flags.password);
+    const stored = this.credentials.provider;
+    if (u !== undefined || p !== undefined) {
+      // `-p` alone is a token (identity token), as in ORAS.
+      return staticCredentials(u !== undefined ? { username: u, password: p ?? '' } : { identityToken: p! }, stored);
+    }
+    return stored;
+  }
+
+  async registryOptions(): Promise<RegistryOptions> {
+    const read = async (flag: string): Promise<Buffer | undefined> => {
+      const f = str(this.flags[flag]);
+      if (!f) return undefined;
+      return readFile(f).catch((err: NodeJS.ErrnoException) => {
+        throw new ExitError(`cannot read ${f}: ${err.code ?? err.message}`, 2);
+      });
+    };
+    const opts: RegistryOptions = {
+      plainHttp: bool(this.flags.plainHttp),
+      insecure: bool(this.flags.insecure),
+      headers: headerMap(strs(this.flags.header)),
+      credentials: this.provider(),
+      debug: bool(this.flags.debug) ? (l) => process.stderr.write(`debug: ${l}\n`) : undefined,
+    };
+    const ca = await read('caFile');
+    const cert = await read('certFile');
+    const key = await read('keyFile');
+    if (ca) opts.ca = ca;
+    if (cert) opts.cert = cert;
+    if (key) opts.key = key;
+    if ((cert && !key) || (key && !cert)) throw new ExitError('--cert-file and --key-file go together', 2);
+    const chunk = str(this.flags.chunkSize);
+    if (chunk) opts.chunkSize = parseSize(chunk);
+    const ds = str(this.flags.distributionSpec);
+    if (ds) {
+      const modes: Record<string, ReferrersMode> = { 'v1.1-referrers-api': 'api', 'v1.1-referrers-tag': 'tag' };
+      const m = modes[ds];
+      if (!m) throw new ExitError(`--distribution-spec must be v1.1-referrers-api or v1.1-referrers-tag, not "${ds}"`, 2);
+      opts.referrers = m;
+    }
+    return opts;
+  }
+
+  /** Opens a target named on the command line; closed by `close()`. */
+  async open(input: string, opts: { ociLayout?: boolean; create?: boolean } = {}): Promise<OpenedTarget> {
+    const ro = await this.registryOptions();
+    this.transport ??= new Transport(ro);
+    const t = await openTarget(input, { ...ro, transport: this.transport, ociLayout: opts.ociLayout, create: opts.create });
+    this.opened.push(t);
+    return t;
+  }
+
+  /** A target with a reference is required for most commands. */
+  static needReference(t: OpenedTarget, input: string): string {
+    if (!t.reference) throw new ExitError(`"${input}" names no tag or digest; add :tag or @sha256:...`, 2);
+    return t.reference;
+  }
+
+  async close(failed: boolean): Promise<void> {
+    this.out.stopProgress();
+    for (const t of this.opened) await t.close({ discard: failed }).catch(() => undefined);
+    await this.transport?.close();
+  }
+}
+
+/** Runs a command body with a context that is always closed, layout tars discarded on failure. */
+export async function withContext(flags: Flags, fn: (ctx: Context) => Promise<void>): Promise<void> {
+  const ctx = new Context(flags);
+  let failed = true;
+  try {
+    await fn(ctx);
+    failed = false;
+  } finally {
+    await ctx.close(failed);
+  }
+}
+
+export function assertFound<T>(v: T | undefined, message: string): T {
+  if (v === undefined) throw new OciError('NOT_FOUND', message);
+  return v;
+}

@@ -1,0 +1,40 @@
+import type { Command } from 'cac';
+
+/**
+ * Flags every command that talks to a registry takes. Declared per command (not on the cac
+ * root), so that `serve` and `gc` keep a help text of their own.
+ */
+export function registryFlags(cmd: Command): Command {
+  return cmd
+    .option('--plain-http', 'Talk HTTP, not HTTPS, to the registry')
+    .option('--insecure', 'Accept any TLS certificate from the registry')
+    .option('--ca-file <file>', 'Trust this CA certificate (PEM) for the registry')
+    .option('--cert-file <file>', 'Client certificate (PEM) for mutual TLS')
+    .option('--key-file <file>', 'Client key (PEM) for mutual TLS')
+    .option('-H, --header <header>', 'Extra request header "Name: value" (repeatable)')
+    .option('--registry-config <file>', "Credentials file (default: Docker's config.json, then podman's auth.json)")
+    .option('-u, --username <name>', 'Registry username')
+    .option('-p, --password <password>', 'Registry password or token')
+    .option('--concurrency <n>', 'Transfers at once (default 3)')
+    .option('--format <format>', 'Output: text or json (json is stable, for scripts)')
+    .option('--no-tty', 'Plain progress lines even on a terminal');
+}
+
+/** The options object cac hands an action, as we read it: strings, booleans, arrays of either. */
+export type Flags = Record<string, unknown>;
+
+/** cac turns `-p 1234` into a number; every value we read goes through here. */
+export function str(v: unknown): string | undefined {
+  if (v === undefined || v === null || v === false) return undefined;
+  if (Array.isArray(v)) return str(v[v.length - 1]);
+  return String(v);
+}
+
+export function strs(v: unknown): string[] {
+  if (v === undefined || v === null || v === false) return [];
+  return (Array.isArray(v) ? v : [v]).map(String);
+}
+
+export function bool(v: unknown): boolean {
+  return v === true || v === 'true';
+}
