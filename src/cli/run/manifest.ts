@@ -61,9 +61,9 @@ export async function runManifest(action: string, args: string[], flags: Flags):
         return;
       }
       case 'push': {
-        need(2, 'push <ref> <file|->  [--media-type type]');
+        need(1, 'push <ref> [file]  (standard input when no file is given)');
         const t = await ctx.open(args[0]!, { ociLayout: layout, create: true });
-        const body = await readInput(args[1]!);
+        const body = await readInput(args[1] ?? '-');
         const info = parseManifest(body, str(flags.mediaType));
         const desc = { mediaType: info.mediaType, digest: digestOf(body), size: body.length };
         if (t.reference?.includes(':') && t.reference !== desc.digest) throw new OciError('DIGEST_INVALID', `the manifest's digest is ${desc.digest}, not ${t.reference}`);

@@ -5,7 +5,7 @@ import type { Command } from 'cac';
  * root), so that `serve` and `gc` keep a help text of their own.
  */
 export function registryFlags(cmd: Command): Command {
-  return cmd
+  cmd
     .option('--plain-http', 'Talk HTTP, not HTTPS, to the registry')
     .option('--insecure', 'Accept any TLS certificate from the registry')
     .option('--ca-file <file>', 'Trust this CA certificate (PEM) for the registry')
@@ -18,6 +18,24 @@ export function registryFlags(cmd: Command): Command {
     .option('--concurrency <n>', 'Transfers at once (default 3)')
     .option('--format <format>', 'Output: text or json (json is stable, for scripts)')
     .option('--no-tty', 'Plain progress lines even on a terminal');
+  return kebabBooleans(cmd);
+}
+
+/**
+ * cac 7 tells its argv parser that a boolean flag is named `plainHttp` while the user types
+ * `--plain-http`, so `--plain-http host/repo` swallows the reference as the flag's value. Giving
+ * each kebab-case boolean its kebab spelling as first name fixes the parse; cac still hands the
+ * action the camelCase key.
+ */
+export function kebabBooleans(cmd: Command): Command {
+  for (const o of cmd.options) {
+    if (!o.isBoolean || o.negated) continue;
+    for (const raw of o.rawName.split(',')) {
+      const long = /^\s*--([a-z0-9]+(?:-[a-z0-9]+)+)\s*$/.exec(raw)?.[1];
+      if (long && !o.names.includes(long)) o.names.unshift(long);
+    }
+  }
+  return cmd;
 }
 
 /** The options object cac hands an action, as we read it: strings, booleans, arrays of either. */

@@ -369,12 +369,14 @@ export class Transport {
 function wrapNetworkError(err: unknown, req: SendRequest): unknown {
   if (err instanceof OciError || (err as Error | undefined)?.name === 'AbortError') return err;
   const e = err as NodeJS.ErrnoException;
-  const msg = e?.message ?? String(err);
+  // OpenSSL messages run over several lines with internal paths; the user needs the reason only.
+  const msg = (e?.message ?? String(err)).split('\n')[0]!;
+  const reason = /(wrong version number|packet length too long|certificate[^:]*|self[- ]signed[^:]*)/i.exec(msg)?.[1] ?? e?.code ?? msg;
   if (/wrong version number|EPROTO|packet length too long/i.test(`${e?.code} ${msg}`)) {
-    return new OciError('UNAVAILABLE', `TLS handshake with ${req.host} failed (${msg}); if it serves plain HTTP, pass --plain-http`, { cause: err });
+    return new OciError('UNAVAILABLE', `TLS handshake with ${req.host} failed (${reason}); if it serves plain HTTP, pass --plain-http`, { cause: err });
   }
   if (/certificate|self.signed|UNABLE_TO_VERIFY/i.test(`${e?.code} ${msg}`)) {
-    return new OciError('UNAVAILABLE', `TLS certificate of ${req.host} not trusted (${msg}); pass --ca-file, or --insecure`, { cause: err });
+    return new OciError('UNAVAILABLE', `TLS certificate of ${req.host} not trusted (${reason}); pass --ca-file, or --insecure`, { cause: err });
   }
   return new OciError('UNAVAILABLE', `cannot reach ${req.host}: ${e?.code ?? msg}`, { cause: err });
 }
