@@ -1,0 +1,60 @@
+import { pino } from 'pino';
+import { parseConfig, readConfigFile, ConfigError, setPath, type WharfConfig } from '../server/config.js';
+import { startFromConfig } from '../server/index.js';
+import { ExitError } from './errors.js';
+
+/** Flags beat environment variables, which beat the config file, which beats the defaults. */
+export async function loadServeConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<WharfConfig> {
+  const file = (flags.config as string | undefined) ?? env.WHARF_CONFIG;
+  const input = (file ? await readConfigFile(file) : {}) ?? {};
+  if (typeof input !== 'object' || Array.isArray(input)) throw new ConfigError(`config file ${file}: must hold a mapping of keys`);
+  const cfg = input as Record<string, unknown>;
+  const set = (key: string, value: unknown): void => {
+    if (value !== undefined && value !== '') setPath(cfg, key, value);
+  };
+  set('data', env.WHARF_DATA);
+  set('listen', env.WHARF_LISTEN);
+  set('log.level', env.WHARF_LOG_LEVEL);
+  set('data', flags.data);
+  set('listen', flags.listen);
+  set('log.level', flags.logLevel);
+  if (flags.delete !== undefined) {
+    const v = String(flags.delete);
+    if (!['on', 'off', 'true', 'false'].includes(v)) throw new ConfigError(`--delete: expected on or off, got "${v}"`);
+    set('delete.enabled', v === 'on' || v === 'true');
+  }
+  return parseConfig(cfg, file ? `config (${file}, flags, environment)` : 'config (flags, environment)');
+}
+
+export async function runServe(flags: Record<string, unknown>): Promise<void> {
+  let config: WharfConfig;
+  try {
+    config = await loadServeConfig(flags);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ExitError(err.message, 2);
+    throw err;
+  }
+  const logger = pino({ level: config.log.level });
+  let server;
+  try {
+    server = await startFromConfig(config, logger);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new ExitError(`cannot listen on ${config.listen}: the address is in use; choose another with --listen`);
+    if (code === 'EACCES') throw new ExitError(`cannot listen on ${config.listen} or write ${config.data}: permission denied`);
+    throw err;
+  }
+  logger.info({ url: server.url, data: config.data }, `wharf registry listening on ${server.url}, data in ${config.data}`);
+  let closing = false;
+  const stop = (signal: string): void => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    server.close().then(
+      () => logger.info('stopped'),
+      (err: unknown) => logger.error({ err }, 'shutdown failed'),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}

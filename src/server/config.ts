@@ -1,0 +1,99 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3, t: 1e12, tb: 1e12, tib: 1024 ** 4 };
+const DURATIONS: Record<string, number> = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 };
+
+/** "4MiB", "10GB", 1024 → bytes. */
+export function parseSize(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(v);
+  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
+  return m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : undefined;
+}
+
+/** "24h", "90m", "1d12h", 3000 (ms) → milliseconds. */
+export function parseDuration(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
+  const parts = [...v.trim().matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== v.trim()) return undefined;
+  return parts.reduce((sum, p) => sum + Number(p[1]) * DURATIONS[p[2]!]!, 0);
+}
+
+const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const n = parseSize(v);
+  if (n === undefined) ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (e.g. 4MiB, 10GB, 1024)` });
+  return n ?? 0;
+});
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const n = parseDuration(v);
+  if (n === undefined) ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 30s, 24h, 7d)` });
+  return n ?? 0;
+});
+const listen = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[a-zA-Z0-9.-]*):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:5000');
+
+export const ConfigSchema = z
+  .object({
+    listen: listen.default('127.0.0.1:5000'),
+    data: z.string().min(1).default('./wharf-data'),
+    log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).strict().prefault({}),
+    storage: z.object({ fsync: z.boolean().default(true) }).strict().prefault({}),
+    delete: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
+    uploads: z
+      .object({
+        purgeAfter: duration.default(24 * 3600e3),
+        maxBlobSize: size.optional(),
+      })
+      .strict()
+      .prefault({}),
+    manifests: z.object({ maxSize: size.default(4 << 20) }).strict().prefault({}),
+    pagination: z.object({ pageSize: z.number().int().min(1).max(100000).default(1000) }).strict().prefault({}),
+  })
+  .strict();
+
+export type WharfConfig = z.output<typeof ConfigSchema>;
+export type WharfConfigInput = z.input<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates a config object; the error names the first key at fault. */
+export function parseConfig(input: unknown, source = 'config'): WharfConfig {
+  const r = ConfigSchema.safeParse(input ?? {});
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [issue.path.join('.')];
+  const what = issue.code === 'unrecognized_keys' ? 'unknown key' : 'invalid value for';
+  const msg = issue.code === 'unrecognized_keys' ? '' : `: ${issue.message}`;
+  throw new ConfigError(`${source}: ${what} "${keys.join('", "')}"${msg}`);
+}
+
+export async function readConfigFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** Sets `value` at a dotted path of a plain object, creating the objects on the way. */
+export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let o = obj;
+  for (const k of keys.slice(0, -1)) {
+    if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
+    o = o[k] as Record<string, unknown>;
+  }
+  o[keys[keys.length - 1]!] = value;
+}

@@ -1,0 +1,42 @@
+import type { Readable, Writable } from 'node:stream';
+
+export interface FileInfo {
+  size: number;
+  mtimeMs: number;
+  isDir: boolean;
+}
+
+/**
+ * A writer that makes nothing visible until `commit()`. For a new file the bytes go to a temporary
+ * key that commit renames into place; for an append, cancel() cuts the file back to where it was.
+ */
+export interface DriverWriter extends Writable {
+  commit(): Promise<void>;
+  cancel(): Promise<void>;
+}
+
+/**
+ * The storage driver: a dumb, path-keyed store of bytes, as Distribution's StorageDriver. Paths
+ * are relative, '/'-separated, and built only by the registry store from validated names; drivers
+ * still refuse any path that could leave their root. The registry logic makes no filesystem calls
+ * of its own, so an S3 driver only has to implement this.
+ */
+export interface StorageDriver {
+  stat(path: string): Promise<FileInfo | undefined>;
+  /** A small file, whole. Undefined when it does not exist. */
+  get(path: string): Promise<Buffer | undefined>;
+  /** Atomically replaces `path` with `data` (temp, fsync, rename). */
+  put(path: string, data: Uint8Array | string): Promise<void>;
+  /** Streams a file, or the inclusive byte range [start, end] of it. */
+  reader(path: string, range?: { start: number; end: number }): Promise<Readable>;
+  /** A writer for a new file, or for appending at `offset` to an existing one. */
+  writer(path: string, opts?: { appendAt?: number }): Promise<DriverWriter>;
+  /** Names of the entries of a directory; [] when it does not exist. */
+  list(path: string): Promise<string[]>;
+  /** Atomic rename; creates the destination's parents. Fails if `from` does not exist. */
+  move(from: string, to: string): Promise<void>;
+  /** Removes a file or a whole directory; no error when it is already gone. */
+  delete(path: string): Promise<void>;
+  /** Marks a file as recently used (garbage collection's grace period). */
+  touch(path: string): Promise<void>;
+}

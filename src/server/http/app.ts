@@ -1,0 +1,104 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { OciError } from '../../spec/index.js';
+import type { RegistryStore } from '../store/index.js';
+import { routeOf } from './route.js';
+import { handleV2, type V2Options } from './v2.js';
+
+export interface AppOptions extends Partial<V2Options> {
+  store: RegistryStore;
+  logger: Logger;
+}
+
+const ABORTED = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);
+
+/** Renders any error as the spec's JSON error body. Only a true bug is a 500, and it is logged. */
+function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
+  let e: OciError;
+  if (err instanceof OciError) e = err;
+  else if (ABORTED.has((err as NodeJS.ErrnoException).code ?? '') || req.raw.destroyed) {
+    // The client went away mid-body; nothing was committed and nobody is listening.
+    e = new OciError('BLOB_UPLOAD_INVALID', 'the client closed the connection before the body was complete');
+  } else if (typeof (err as { statusCode?: unknown }).statusCode === 'number' && (err as { statusCode: number }).statusCode < 500) {
+    e = new OciError('UNSUPPORTED', (err as Error).message, { status: (err as { statusCode: number }).statusCode });
+  } else {
+    req.log.error({ err }, 'unexpected error');
+    e = new OciError('INTERNAL', 'internal error; see the server log');
+  }
+  if (reply.sent || reply.raw.headersSent) {
+    reply.raw.destroy();
+    return;
+  }
+  const body = JSON.stringify(e.toJSON());
+  reply.code(e.status).headers({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  if (e.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Basic realm="wharf"');
+  reply.send(body);
+}
+
+/** The fastify app: /v2 onto a RegistryStore, plus /healthz and /metrics. No listen() here. */
+export function createApp(opts: AppOptions): FastifyInstance {
+  const v2: V2Options = { pageSize: opts.pageSize ?? 1000 };
+  const app = Fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    exposeHeadRoutes: false,
+    maxParamLength: 4096,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // Uploads can take long; a stalled socket still times out.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 65_000,
+  });
+
+  // Bodies stay unread streams: blobs go to disk as they arrive, never into memory.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const duration = new Histogram({
+    name: 'wharf_http_request_duration_seconds',
+    help: 'Request duration by endpoint, method and status',
+    labelNames: ['endpoint', 'method', 'status'] as const,
+    buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60],
+    registers: [metrics],
+  });
+  const sent = new Counter({ name: 'wharf_http_response_bytes_total', help: 'Bytes sent, by endpoint', labelNames: ['endpoint'] as const, registers: [metrics] });
+
+  const started = new WeakMap<FastifyRequest, { t: bigint; written: number; endpoint: string }>();
+  app.addHook('onRequest', async (req) => {
+    started.set(req, { t: process.hrtime.bigint(), written: req.raw.socket?.bytesWritten ?? 0, endpoint: 'other' });
+  });
+  // One log line per request: method, path, status, bytes, duration.
+  app.addHook('onResponse', async (req, reply) => {
+    const s = started.get(req);
+    if (!s) return;
+    const ms = Number(process.hrtime.bigint() - s.t) / 1e6;
+    const bytes = Math.max(0, (req.raw.socket?.bytesWritten ?? s.written) - s.written);
+    duration.labels(s.endpoint, req.method, String(reply.statusCode)).observe(ms / 1000);
+    sent.labels(s.endpoint).inc(bytes);
+    req.log.info({ method: req.method, path: req.url, status: reply.statusCode, bytes, ms: Math.round(ms * 10) / 10, ip: req.ip }, 'request');
+  });
+
+  app.setErrorHandler((err, req, reply) => sendError(err, req, reply));
+  app.setNotFoundHandler((req, reply) => sendError(new OciError('NOT_FOUND', `no endpoint at ${req.url.slice(0, 100)}`), req, reply));
+
+  app.get('/healthz', async (_req, reply) => reply.type('application/json').send('{"status":"ok"}'));
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+
+  const dispatch = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    reply.header('docker-distribution-api-version', 'registry/2.0');
+    const raw = req.raw.url ?? '/';
+    const q = raw.indexOf('?');
+    const route = routeOf(q < 0 ? raw : raw.slice(0, q));
+    if (!route) throw new OciError('NOT_FOUND', `no endpoint at ${raw.slice(0, 100)}`);
+    const s = started.get(req);
+    if (s) s.endpoint = route.kind;
+    await handleV2(opts.store, route, req, reply, v2);
+  };
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler: dispatch });
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: dispatch });
+  return app;
+}

@@ -1,0 +1,91 @@
+import type { AddressInfo } from 'node:net';
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { FsDriver } from './driver/index.js';
+import { RegistryStore } from './store/index.js';
+import { createApp } from './http/app.js';
+import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
+
+export interface ServerOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  deleteEnabled?: boolean;
+  logLevel?: string;
+  /** Any other settings, in the config file's shape. */
+  config?: WharfConfigInput;
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  config: WharfConfig;
+  store: RegistryStore;
+  app: FastifyInstance;
+  /** Stops accepting, finishes the requests in flight, then resolves. */
+  close(): Promise<void>;
+}
+
+/** Builds the store and app from a validated config and listens. */
+export async function startFromConfig(config: WharfConfig, logger?: Logger): Promise<RunningServer> {
+  const log = logger ?? pino({ level: config.log.level });
+  const dataDir = resolve(config.data);
+  await mkdir(dataDir, { recursive: true });
+  const driver = new FsDriver(dataDir, { fsync: config.storage.fsync });
+  const storeOpts: ConstructorParameters<typeof RegistryStore>[1] = {
+    deleteEnabled: config.delete.enabled,
+    maxManifestSize: config.manifests.maxSize,
+  };
+  if (config.uploads.maxBlobSize !== undefined) storeOpts.maxBlobSize = config.uploads.maxBlobSize;
+  const store = new RegistryStore(driver, storeOpts);
+  const app = createApp({ store, logger: log, pageSize: config.pagination.pageSize });
+
+  // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
+  const purge = async (): Promise<void> => {
+    try {
+      const n = await store.uploads.purge(await store.catalogWithUploads(), config.uploads.purgeAfter);
+      const t = await driver.sweepTemp(Math.max(config.uploads.purgeAfter, 3600e3));
+      if (n + t > 0) log.info({ uploads: n, temp: t }, 'purged abandoned uploads');
+    } catch (err) {
+      log.warn({ err }, 'upload purge failed');
+    }
+  };
+  const timer = setInterval(() => void purge(), Math.min(Math.max(config.uploads.purgeAfter / 4, 1000), 3600e3));
+  timer.unref();
+  void purge();
+
+  const i = config.listen.lastIndexOf(':');
+  const host = config.listen.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0';
+  await app.listen({ host, port: Number(config.listen.slice(i + 1)) });
+  const port = (app.server.address() as AddressInfo).port;
+  const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  return {
+    url: `http://${shown}:${port}`,
+    port,
+    config,
+    store,
+    app,
+    close: async () => {
+      clearInterval(timer);
+      await app.close();
+    },
+  };
+}
+
+/** Starts a registry: the programmatic twin of `wharf serve`. */
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const input: Record<string, unknown> = { ...(opts.config ?? {}) };
+  input.data = opts.dataDir;
+  input.listen = `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`;
+  if (opts.deleteEnabled !== undefined) input.delete = { enabled: opts.deleteEnabled };
+  if (opts.logLevel !== undefined) input.log = { level: opts.logLevel };
+  return startFromConfig(parseConfig(input), opts.logger);
+}
+
+export { parseConfig, readConfigFile, ConfigError, type WharfConfig, type WharfConfigInput } from './config.js';
+export { RegistryStore } from './store/index.js';
+export { FsDriver, type StorageDriver } from './driver/index.js';
+export { createApp } from './http/app.js';

@@ -1,0 +1,63 @@
+import { parseDigest, type Digest } from '../../spec/index.js';
+
+/**
+ * The on-disk layout (docs/STORAGE.md). Every path is built here from a validated repository
+ * name, tag, digest or upload id; repository components never start with `_`, so the `_`-prefixed
+ * directories below cannot collide with a nested repository.
+ */
+export const paths = {
+  blobData(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return `blobs/${algorithm}/${hex.slice(0, 2)}/${hex}`;
+  },
+  blobsRoot: 'blobs',
+  reposRoot: 'repositories',
+  repo(name: string): string {
+    return `repositories/${name}`;
+  },
+  blobLink(name: string, digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return `repositories/${name}/_blobs/${algorithm}/${hex}`;
+  },
+  blobLinks(name: string): string {
+    return `repositories/${name}/_blobs`;
+  },
+  /** The link's content is the manifest's media type, so a GET needs no JSON parsing. */
+  manifestLink(name: string, digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return `repositories/${name}/_manifests/${algorithm}/${hex}`;
+  },
+  manifestLinks(name: string): string {
+    return `repositories/${name}/_manifests`;
+  },
+  /** A tag file holds the digest it points at. */
+  tag(name: string, tag: string): string {
+    return `repositories/${name}/_tags/${tag}`;
+  },
+  tags(name: string): string {
+    return `repositories/${name}/_tags`;
+  },
+  /** One file per referrer of a subject, holding the referrer's descriptor as JSON. */
+  referrers(name: string, subject: Digest): string {
+    const { algorithm, hex } = parseDigest(subject);
+    return `repositories/${name}/_referrers/${algorithm}/${hex}`;
+  },
+  referrer(name: string, subject: Digest, referrer: Digest): string {
+    const { algorithm, hex } = parseDigest(referrer);
+    return `${paths.referrers(name, subject)}/${algorithm}-${hex}`;
+  },
+  uploads(name: string): string {
+    return `repositories/${name}/_uploads`;
+  },
+  uploadData(name: string, id: string): string {
+    return `repositories/${name}/_uploads/${id}/data`;
+  },
+  uploadInfo(name: string, id: string): string {
+    return `repositories/${name}/_uploads/${id}/info`;
+  },
+  upload(name: string, id: string): string {
+    return `repositories/${name}/_uploads/${id}`;
+  },
+};
+
+export const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

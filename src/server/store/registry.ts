@@ -1,0 +1,311 @@
+import type { Readable } from 'node:stream';
+import {
+  OciError,
+  digestOf,
+  isDigest,
+  parseDigest,
+  parseManifest,
+  parseManifestRef,
+  assertTag,
+  isIndexMediaType,
+  MediaType,
+  type ByteRange,
+  type Descriptor,
+  type Digest,
+} from '../../spec/index.js';
+import { verifyReader } from '../../content/index.js';
+import type { StorageDriver } from '../driver/index.js';
+import { KeyedMutex } from './locks.js';
+import { paths } from './paths.js';
+import { Uploads, type AppendOptions } from './uploads.js';
+
+export interface RegistryStoreOptions {
+  /** Allow DELETE of manifests, tags and blobs (default true). */
+  deleteEnabled?: boolean;
+  /** Largest manifest accepted, in bytes (default 4 MiB, as the spec suggests). */
+  maxManifestSize?: number;
+  /** Largest blob accepted, in bytes (default unlimited). */
+  maxBlobSize?: number;
+  /** Bytes of manifests kept in memory (default 64 MiB). Manifests are immutable by digest. */
+  manifestCacheBytes?: number;
+}
+
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  body: Buffer;
+}
+
+export interface PutManifestResult {
+  digest: Digest;
+  subject?: Digest;
+}
+
+/**
+ * The registry's logic over a StorageDriver: repositories link to content-addressed blobs,
+ * manifests and tags; referrers are indexed at PUT. It makes no filesystem call of its own.
+ * Ordering makes every step crash-safe: content is written before the link that makes it
+ * visible, and a link before the tag that names it.
+ */
+export class RegistryStore {
+  readonly uploads: Uploads;
+  readonly deleteEnabled: boolean;
+  readonly maxManifestSize: number;
+  private readonly repoLocks = new KeyedMutex();
+  private readonly cache: ManifestCache;
+
+  constructor(
+    readonly driver: StorageDriver,
+    opts: RegistryStoreOptions = {},
+  ) {
+    this.deleteEnabled = opts.deleteEnabled ?? true;
+    this.maxManifestSize = opts.maxManifestSize ?? 4 << 20;
+    this.uploads = new Uploads(driver, opts.maxBlobSize);
+    this.cache = new ManifestCache(opts.manifestCacheBytes ?? 64 << 20);
+  }
+
+  // ---- repositories
+
+  async repoExists(name: string): Promise<boolean> {
+    const entries = await this.driver.list(paths.repo(name));
+    return entries.includes('_manifests') || entries.includes('_blobs') || entries.includes('_tags');
+  }
+
+  /** Every repository name, sorted. */
+  async catalog(): Promise<string[]> {
+    return this.walkRepos(['_manifests', '_blobs']);
+  }
+
+  /** Repositories with upload sessions, for the purge. */
+  async catalogWithUploads(): Promise<string[]> {
+    return this.walkRepos(['_uploads']);
+  }
+
+  private async walkRepos(markers: string[]): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (prefix: string): Promise<void> => {
+      const entries = await this.driver.list(prefix === '' ? paths.reposRoot : paths.repo(prefix));
+      if (prefix !== '' && markers.some((m) => entries.includes(m))) out.push(prefix);
+      for (const e of entries) if (!e.startsWith('_')) await walk(prefix === '' ? e : `${prefix}/${e}`);
+    };
+    await walk('');
+    return out.sort();
+  }
+
+  // ---- blobs
+
+  /** The blob's size, if `name` links to it and its data exists. */
+  async statBlob(name: string, digest: Digest): Promise<number> {
+    const [link, data] = await Promise.all([this.driver.stat(paths.blobLink(name, digest)), this.driver.stat(paths.blobData(digest))]);
+    if (!link || !data) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${name}`, { detail: { digest } });
+    return data.size;
+  }
+
+  /**
+   * A blob's content. A whole read is verified against the digest as it streams: a blob damaged
+   * on disk fails the response instead of being served as valid. A range cannot be verified.
+   */
+  async openBlob(name: string, digest: Digest, size: number, range?: ByteRange): Promise<Readable> {
+    const r = await this.driver.reader(paths.blobData(digest), range);
+    return range ? r : verifyReader(r, { digest, size });
+  }
+
+  async linkBlob(name: string, digest: Digest): Promise<void> {
+    await this.driver.put(paths.blobLink(name, digest), '');
+  }
+
+  /** Marks a blob as in use, so a concurrent garbage collection keeps it. */
+  async touchBlob(digest: Digest): Promise<void> {
+    await this.driver.touch(paths.blobData(digest));
+  }
+
+  async deleteBlob(name: string, digest: Digest): Promise<void> {
+    this.assertDeleteEnabled();
+    await this.repoLocks.run(name, async () => {
+      if (!(await this.driver.stat(paths.blobLink(name, digest)))) {
+        throw new OciError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${name}`, { detail: { digest } });
+      }
+      await this.driver.delete(paths.blobLink(name, digest));
+    });
+  }
+
+  /** Links a blob of `from` into `to`. Returns its size, or undefined when `from` lacks it. */
+  async mountBlob(to: string, from: string, digest: Digest): Promise<number | undefined> {
+    try {
+      const size = await this.statBlob(from, digest);
+      await this.touchBlob(digest);
+      await this.linkBlob(to, digest);
+      return size;
+    } catch (err) {
+      if (err instanceof OciError && err.code === 'BLOB_UNKNOWN') return undefined;
+      throw err;
+    }
+  }
+
+  async finishUpload(name: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<number> {
+    const size = await this.uploads.finish(name, id, digest, body, opts);
+    await this.linkBlob(name, digest);
+    return size;
+  }
+
+  // ---- manifests
+
+  private async resolveRef(name: string, reference: string): Promise<Digest> {
+    const ref = parseManifestRef(reference);
+    if (ref.digest) return ref.digest;
+    const d = (await this.driver.get(paths.tag(name, ref.tag)))?.toString('utf8');
+    if (!d || !isDigest(d)) throw new OciError('MANIFEST_UNKNOWN', `tag ${ref.tag} is unknown to repository ${name}`, { detail: { tag: ref.tag } });
+    return d;
+  }
+
+  async getManifest(name: string, reference: string): Promise<StoredManifest> {
+    const digest = await this.resolveRef(name, reference);
+    const mediaType = (await this.driver.get(paths.manifestLink(name, digest)))?.toString('utf8');
+    if (mediaType === undefined) throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is unknown to repository ${name}`, { detail: { reference } });
+    let body = this.cache.get(digest);
+    if (!body) {
+      const raw = await this.driver.get(paths.blobData(digest));
+      if (!raw) throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} has no content`, { detail: { digest } });
+      if (digestOf(raw, parseDigest(digest).algorithm) !== digest) throw new OciError('INTERNAL', `stored manifest ${digest} is damaged`);
+      body = raw;
+      this.cache.set(digest, body);
+    }
+    return { digest, mediaType, body };
+  }
+
+  async putManifest(name: string, reference: string, body: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
+    if (body.length > this.maxManifestSize) {
+      throw new OciError('SIZE_INVALID', `manifest is ${body.length} bytes, over the limit of ${this.maxManifestSize}`, { status: 413 });
+    }
+    const ref = parseManifestRef(reference);
+    const info = parseManifest(body, contentType);
+    const digest = digestOf(body, ref.digest ? parseDigest(ref.digest).algorithm : 'sha256');
+    if (ref.digest && ref.digest !== digest) {
+      throw new OciError('DIGEST_INVALID', `manifest digest is ${digest}, not ${ref.digest}`, { detail: { digest: ref.digest } });
+    }
+    return this.repoLocks.run(name, async () => {
+      for (const b of info.blobs) {
+        // The empty config of artifacts is often not pushed by clients that know registries have it.
+        if (!(await this.hasBlob(name, b.digest))) {
+          throw new OciError('MANIFEST_BLOB_UNKNOWN', `blob ${b.digest} is unknown to repository ${name}; push it before the manifest`, { detail: { digest: b.digest } });
+        }
+      }
+      for (const m of info.manifests) {
+        if (!(await this.driver.stat(paths.manifestLink(name, m.digest)))) {
+          throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${m.digest} is unknown to repository ${name}; push it before the index`, { detail: { digest: m.digest } });
+        }
+      }
+      if (await this.driver.stat(paths.blobData(digest))) await this.touchBlob(digest);
+      else await this.driver.put(paths.blobData(digest), body);
+      await this.driver.put(paths.manifestLink(name, digest), info.mediaType);
+      this.cache.set(digest, body);
+      if (info.subject) {
+        const d: Descriptor = { mediaType: info.mediaType, digest, size: body.length };
+        if (info.artifactType !== undefined) d.artifactType = info.artifactType;
+        if (info.annotations !== undefined) d.annotations = info.annotations;
+        await this.driver.put(paths.referrer(name, info.subject.digest, digest), JSON.stringify(d));
+      }
+      if (ref.tag) await this.driver.put(paths.tag(name, ref.tag), digest);
+      const res: PutManifestResult = { digest };
+      if (info.subject) res.subject = info.subject.digest;
+      return res;
+    });
+  }
+
+  private async hasBlob(name: string, digest: Digest): Promise<boolean> {
+    const [link, data] = await Promise.all([this.driver.stat(paths.blobLink(name, digest)), this.driver.stat(paths.blobData(digest))]);
+    if (!link || !data) return false;
+    await this.touchBlob(digest);
+    return true;
+  }
+
+  /** DELETE by tag removes the tag; by digest, the manifest, its tags and its referrer entry. */
+  async deleteManifest(name: string, reference: string): Promise<void> {
+    this.assertDeleteEnabled();
+    const ref = parseManifestRef(reference);
+    await this.repoLocks.run(name, async () => {
+      if (ref.tag !== undefined) {
+        if (!(await this.driver.stat(paths.tag(name, ref.tag)))) throw new OciError('MANIFEST_UNKNOWN', `tag ${ref.tag} is unknown to repository ${name}`);
+        await this.driver.delete(paths.tag(name, ref.tag));
+        return;
+      }
+      const m = await this.getManifest(name, ref.digest);
+      const info = parseManifest(m.body, m.mediaType);
+      for (const t of await this.driver.list(paths.tags(name))) {
+        if ((await this.driver.get(paths.tag(name, t)))?.toString('utf8') === m.digest) await this.driver.delete(paths.tag(name, t));
+      }
+      if (info.subject) await this.driver.delete(paths.referrer(name, info.subject.digest, m.digest));
+      await this.driver.delete(paths.manifestLink(name, m.digest));
+    });
+  }
+
+  async tags(name: string): Promise<string[]> {
+    if (!(await this.repoExists(name))) throw new OciError('NAME_UNKNOWN', `repository ${name} is not known to the registry`, { detail: { name } });
+    return (await this.driver.list(paths.tags(name))).filter((t) => !t.startsWith('.')).sort();
+  }
+
+  async tag(name: string, digest: Digest, tag: string): Promise<void> {
+    assertTag(tag);
+    await this.repoLocks.run(name, async () => {
+      if (!(await this.driver.stat(paths.manifestLink(name, digest)))) throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} is unknown to repository ${name}`);
+      await this.driver.put(paths.tag(name, tag), digest);
+    });
+  }
+
+  /**
+   * Manifests whose subject is `subject`: those indexed at PUT, plus any listed in an index under
+   * the referrers tag schema (`<alg>-<hex>`), which clients without the API maintain.
+   */
+  async referrers(name: string, subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+    const byDigest = new Map<string, Descriptor>();
+    const dir = paths.referrers(name, subject);
+    for (const f of await this.driver.list(dir)) {
+      const raw = await this.driver.get(`${dir}/${f}`);
+      if (!raw) continue;
+      const d = JSON.parse(raw.toString('utf8')) as Descriptor;
+      // A referrer deleted by digest loses its file; one whose link is gone (gc) is skipped too.
+      byDigest.set(d.digest, d);
+    }
+    const { algorithm, hex } = parseDigest(subject);
+    try {
+      const tagged = await this.getManifest(name, `${algorithm}-${hex}`.slice(0, 128));
+      if (isIndexMediaType(tagged.mediaType)) {
+        for (const d of parseManifest(tagged.body, tagged.mediaType).manifests) if (!byDigest.has(d.digest)) byDigest.set(d.digest, d);
+      }
+    } catch (err) {
+      if (!(err instanceof OciError)) throw err;
+    }
+    let out = [...byDigest.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1));
+    if (artifactType !== undefined) out = out.filter((d) => d.artifactType === artifactType);
+    return out.map((d) => ({ ...d, mediaType: d.mediaType || MediaType.ImageManifest }));
+  }
+
+  private assertDeleteEnabled(): void {
+    if (!this.deleteEnabled) throw new OciError('UNSUPPORTED', 'deletion is disabled on this registry');
+  }
+}
+
+/** A byte-bounded LRU of manifest bodies by digest. */
+class ManifestCache {
+  private readonly map = new Map<string, Buffer>();
+  private bytes = 0;
+  constructor(private readonly max: number) {}
+  get(digest: string): Buffer | undefined {
+    const b = this.map.get(digest);
+    if (b) {
+      this.map.delete(digest);
+      this.map.set(digest, b);
+    }
+    return b;
+  }
+  set(digest: string, body: Buffer): void {
+    if (body.length > this.max || this.map.has(digest)) return;
+    this.map.set(digest, body);
+    this.bytes += body.length;
+    for (const [k, v] of this.map) {
+      if (this.bytes <= this.max) break;
+      this.map.delete(k);
+      this.bytes -= v.length;
+    }
+  }
+}

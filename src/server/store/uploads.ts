@@ -1,0 +1,173 @@
+import { randomUUID, type Hash } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { OciError, parseDigest, createDigester, type ByteRange, type Digest } from '../../spec/index.js';
+import type { StorageDriver } from '../driver/index.js';
+import { KeyedMutex } from './locks.js';
+import { paths, UPLOAD_ID } from './paths.js';
+
+export interface UploadStatus {
+  id: string;
+  /** Bytes received so far; the next chunk starts here. */
+  offset: number;
+}
+
+export interface AppendOptions {
+  /** The chunk's declared position; it must start at the current offset. */
+  contentRange?: ByteRange;
+  /** The declared body length; a body of another length is refused and rolled back. */
+  contentLength?: number;
+  signal?: AbortSignal;
+}
+
+/** Counts and hashes a chunk on its way to disk, and stops it at the first byte over a limit. */
+class ChunkMeter extends Transform {
+  bytes = 0;
+  constructor(
+    private readonly hash: Hash | undefined,
+    private readonly limit: number,
+    private readonly onOver: () => OciError,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.limit) return cb(this.onOver());
+    this.hash?.update(chunk);
+    cb(null, chunk);
+  }
+}
+
+/**
+ * Resumable upload sessions. The data file's size IS the session's offset, so a session survives
+ * a restart: nothing else needs to be recovered. A chunk that fails half-way (client gone, length
+ * lie, server error) is cut off again, so the offset only ever moves by whole accepted chunks.
+ * The running sha256 is kept in memory as an optimisation; after a restart it is rebuilt from the
+ * file when the upload is finished.
+ */
+export class Uploads {
+  private readonly hashes = new Map<string, { hash: Hash; offset: number }>();
+  private readonly mutex = new KeyedMutex();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly maxBlobSize: number = Number.MAX_SAFE_INTEGER,
+  ) {}
+
+  async start(repo: string): Promise<UploadStatus> {
+    const id = randomUUID();
+    await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify({ startedAt: new Date().toISOString() }));
+    await this.driver.put(paths.uploadData(repo, id), '');
+    this.hashes.set(id, { hash: createDigester('sha256'), offset: 0 });
+    return { id, offset: 0 };
+  }
+
+  async status(repo: string, id: string): Promise<UploadStatus> {
+    if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
+    const st = await this.driver.stat(paths.uploadData(repo, id));
+    if (!st) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
+    return { id, offset: st.size };
+  }
+
+  async append(repo: string, id: string, body: Readable, opts: AppendOptions = {}): Promise<UploadStatus> {
+    return this.mutex.run(id, () => this.appendLocked(repo, id, body, opts));
+  }
+
+  private async appendLocked(repo: string, id: string, body: Readable, opts: AppendOptions): Promise<UploadStatus> {
+    const { offset } = await this.status(repo, id);
+    const cr = opts.contentRange;
+    if (cr && cr.start !== offset) {
+      body.resume();
+      throw new OciError('RANGE_INVALID', `chunk starts at ${cr.start}, but the upload has ${offset} bytes; resume at ${offset}`, { detail: { offset } });
+    }
+    const expected = cr ? cr.end - cr.start + 1 : opts.contentLength;
+    if (cr && opts.contentLength !== undefined && opts.contentLength !== expected) {
+      body.resume();
+      throw new OciError('SIZE_INVALID', `Content-Range covers ${expected} bytes but Content-Length is ${opts.contentLength}`);
+    }
+    const state = this.hashes.get(id);
+    const inStep = state && state.offset === offset;
+    // hash.copy() lets a failed chunk roll the running digest back with the file.
+    const before = inStep ? state.hash.copy() : undefined;
+    const limit = Math.min(expected ?? Number.MAX_SAFE_INTEGER, this.maxBlobSize - offset);
+    const meter = new ChunkMeter(inStep ? state.hash : undefined, limit, () =>
+      expected !== undefined && expected <= this.maxBlobSize - offset
+        ? new OciError('SIZE_INVALID', `chunk is longer than the declared ${expected} bytes`)
+        : new OciError('SIZE_INVALID', `blob exceeds the limit of ${this.maxBlobSize} bytes`, { status: 413 }),
+    );
+    const w = await this.driver.writer(paths.uploadData(repo, id), { appendAt: offset });
+    try {
+      await pipeline(body, meter, w, opts.signal ? { signal: opts.signal } : {});
+      if (expected !== undefined && meter.bytes !== expected) {
+        throw new OciError('SIZE_INVALID', `chunk has ${meter.bytes} bytes, expected ${expected}`);
+      }
+      await w.commit();
+    } catch (err) {
+      await w.cancel();
+      if (before && state) state.hash = before;
+      else this.hashes.delete(id);
+      throw err;
+    }
+    if (inStep) state.offset = offset + meter.bytes;
+    return { id, offset: offset + meter.bytes };
+  }
+
+  /**
+   * Appends the last chunk (if any), checks the whole upload against `digest`, and moves it into
+   * the blob store. Returns the blob's size. A digest mismatch ends the session, as Distribution does.
+   */
+  async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<number> {
+    return this.mutex.run(id, async () => {
+      let { offset } = body ? await this.appendLocked(repo, id, body, opts) : await this.status(repo, id);
+      const { algorithm } = parseDigest(digest);
+      const state = this.hashes.get(id);
+      let got: string;
+      if (state && state.offset === offset && algorithm === 'sha256') got = `sha256:${state.hash.digest('hex')}`;
+      else got = await this.hashFile(paths.uploadData(repo, id), algorithm);
+      this.hashes.delete(id);
+      if (got !== digest) {
+        await this.driver.delete(paths.upload(repo, id));
+        throw new OciError('DIGEST_INVALID', `uploaded content has digest ${got}, not ${digest}`, { detail: { digest } });
+      }
+      const dst = paths.blobData(digest);
+      // Same content already stored: keep it, and refresh its mtime for a concurrent gc.
+      if (await this.driver.stat(dst)) await this.driver.touch(dst);
+      else await this.driver.move(paths.uploadData(repo, id), dst);
+      await this.driver.delete(paths.upload(repo, id));
+      return offset;
+    });
+  }
+
+  async cancel(repo: string, id: string): Promise<void> {
+    await this.status(repo, id);
+    await this.mutex.run(id, async () => {
+      this.hashes.delete(id);
+      await this.driver.delete(paths.upload(repo, id));
+    });
+  }
+
+  private async hashFile(path: string, algorithm: 'sha256' | 'sha512'): Promise<string> {
+    const h = createDigester(algorithm);
+    for await (const chunk of await this.driver.reader(path)) h.update(chunk as Buffer);
+    return `${algorithm}:${h.digest('hex')}`;
+  }
+
+  /** Removes sessions untouched for `maxAgeMs` in `repos`. Returns how many went. */
+  async purge(repos: string[], maxAgeMs: number, now = Date.now()): Promise<number> {
+    let n = 0;
+    for (const repo of repos) {
+      for (const id of await this.driver.list(paths.uploads(repo))) {
+        if (!UPLOAD_ID.test(id)) continue;
+        const st = await this.driver.stat(paths.uploadData(repo, id));
+        if (!st || now - st.mtimeMs > maxAgeMs) {
+          await this.mutex.run(id, async () => {
+            this.hashes.delete(id);
+            await this.driver.delete(paths.upload(repo, id));
+          });
+          n++;
+        }
+      }
+    }
+    return n;
+  }
+}
