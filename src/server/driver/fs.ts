@@ -1,8 +1,8 @@
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, utimes, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import type { DriverWriter, FileInfo, StorageDriver } from './types.js';
 
 export interface FsDriverOptions {
@@ -121,29 +121,24 @@ export class FsDriver implements StorageDriver {
     if (opts.appendAt !== undefined) {
       const at = opts.appendAt;
       const fh = await open(dst, 'r+');
-      const ws = createWriteStream('', { fd: fh, start: at, autoClose: false, highWaterMark: 1 << 20 });
-      return makeWriter(ws, {
+      return new FileWriter(fh, at, {
         commit: async () => {
           if (this.fsync) await fh.sync();
-          await fh.close();
         },
         cancel: async () => {
-          await fh.close().catch(() => undefined);
           await truncate(dst, at);
         },
       });
     }
     const tmp = await this.tempPath();
     const fh = await open(tmp, 'w');
-    const ws = createWriteStream('', { fd: fh, autoClose: false, highWaterMark: 1 << 20 });
-    return makeWriter(ws, {
+    return new FileWriter(fh, 0, {
       commit: async () => {
         if (this.fsync) await fh.sync();
         await fh.close();
         await this.install(tmp, dst);
       },
       cancel: async () => {
-        await fh.close().catch(() => undefined);
         await rm(tmp, { force: true });
       },
     });
@@ -190,20 +185,53 @@ export class FsDriver implements StorageDriver {
   }
 }
 
-function makeWriter(ws: WriteStream, ops: { commit(): Promise<void>; cancel(): Promise<void> }): DriverWriter {
-  const w = ws as WriteStream & DriverWriter;
-  let settled = false;
-  w.commit = async () => {
-    if (settled) return;
-    settled = true;
-    if (!ws.writableFinished) await new Promise<void>((res, rej) => ws.end((err?: Error | null) => (err ? rej(err) : res())));
-    await ops.commit();
-  };
-  w.cancel = async () => {
-    if (settled) return;
-    settled = true;
-    ws.destroy();
-    await ops.cancel();
-  };
-  return w;
+/**
+ * Writes at explicit positions through a FileHandle it owns. (An fs.WriteStream over a FileHandle
+ * with autoClose off keeps a reference that makes a later close() or sync() hang.)
+ */
+class FileWriter extends Writable implements DriverWriter {
+  private settled = false;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private position: number,
+    private readonly ops: { commit(): Promise<void>; cancel(): Promise<void> },
+  ) {
+    super({ highWaterMark: 1 << 20 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writeAll([chunk]).then(() => cb(), cb);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    this.writeAll(chunks.map((c) => c.chunk)).then(() => cb(), cb);
+  }
+
+  private async writeAll(bufs: Buffer[]): Promise<void> {
+    let total = 0;
+    for (const b of bufs) total += b.length;
+    const { bytesWritten } = await this.fh.writev(bufs, this.position);
+    if (bytesWritten !== total) throw new Error(`short write: ${bytesWritten} of ${total} bytes`);
+    this.position += total;
+  }
+
+  async commit(): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    if (!this.writableFinished) await new Promise<void>((res, rej) => this.end((err?: Error | null) => (err ? rej(err) : res())));
+    try {
+      await this.ops.commit();
+    } finally {
+      await this.fh.close().catch(() => undefined);
+    }
+  }
+
+  async cancel(): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    this.destroy();
+    await this.fh.close().catch(() => undefined);
+    await this.ops.cancel();
+  }
 }
