@@ -89,7 +89,9 @@ export function createApp(opts: AppOptions): FastifyInstance {
   app.get('/healthz', async (_req, reply) => reply.type('application/json').send('{"status":"ok"}'));
   app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
-  const dispatch = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  // Returns the reply: fastify must not treat the async handler's end as an empty response while a
+  // stream is still being sent.
+  const dispatch = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
     const raw = req.raw.url ?? '/';
     const q = raw.indexOf('?');
@@ -98,6 +100,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     const s = started.get(req);
     if (s) s.endpoint = route.kind;
     await handleV2(opts.store, route, req, reply, v2);
+    return reply;
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler: dispatch });
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: dispatch });
