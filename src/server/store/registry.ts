@@ -194,6 +194,7 @@ export class RegistryStore {
         if (!(await this.driver.stat(paths.manifestLink(name, m.digest)))) {
           throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${m.digest} is unknown to repository ${name}; push it before the index`, { detail: { digest: m.digest } });
         }
+        await this.touchBlob(m.digest);
       }
       if (await this.driver.stat(paths.blobData(digest))) await this.touchBlob(digest);
       else await this.driver.put(paths.blobData(digest), body);
