@@ -3,11 +3,14 @@ import type { CAC } from 'cac';
 export function registerServe(cli: CAC): void {
   cli
     .command('serve', 'Run the registry (OCI Distribution Spec 1.1)')
-    .option('--data <dir>', 'Directory that holds all state (env WHARF_DATA)', )
+    .option('--data <dir>', 'Directory that holds all state (env WHARF_DATA)')
     .option('--listen <addr>', 'Address to listen on, host:port (env WHARF_LISTEN)')
     .option('--config <file>', 'Config file, YAML or JSON (env WHARF_CONFIG)')
     .option('--delete <on|off>', 'Allow DELETE of manifests, tags and blobs')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent')
+    .example('wharf serve                                  # http://127.0.0.1:5000, state in ./wharf-data')
+    .example('wharf serve --listen 0.0.0.0:5000 --data /srv/wharf --delete off')
+    .example('WHARF_CONFIG=/etc/wharf.yaml wharf serve')
     .action(async (opts: Record<string, unknown>) => {
       const { runServe } = await import('../serve.js');
       await runServe(opts);
