@@ -296,7 +296,8 @@ async function unpackInto(archive: string, out: string, title: string, tarDigest
     }
     for (const [p, m, t] of dirModes.reverse()) {
       await chmod(p, m);
-      if (t) await utimes(p, t, t).catch(() => undefined);
+      // Tars made in portable mode carry no directory mtime (0); keep the extraction time then.
+      if (t && t.getTime() > 0) await utimes(p, t, t).catch(() => undefined);
     }
     const dest = join(out, title);
     const staged = join(staging, title);
