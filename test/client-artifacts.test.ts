@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile, lstat, readlink } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile, lstat, readlink, link, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -72,6 +72,16 @@ describe('client: push, pull, copy, attach, discover, backup against Distributio
     await writeFile(join(src, 'tree', 'secret'), 's');
     await chmod(join(src, 'tree', 'secret'), 0o600);
     await symlink('bin/tool', join(src, 'tree', 'link'));
+    // Modes that a "portable" tar would rewrite, a hard link, an empty dir, a dotfile, old mtimes.
+    await writeFile(join(src, 'tree', 'shared'), 'group-writable');
+    await chmod(join(src, 'tree', 'shared'), 0o664);
+    await writeFile(join(src, 'tree', '.readonly'), 'r');
+    await chmod(join(src, 'tree', '.readonly'), 0o400);
+    await link(join(src, 'tree', 'shared'), join(src, 'tree', 'shared-link'));
+    await mkdir(join(src, 'tree', 'empty'));
+    await chmod(join(src, 'tree', 'empty'), 0o2775);
+    const old = new Date('2020-02-02T02:02:02Z');
+    await utimes(join(src, 'tree', 'bin'), old, old);
     const repo = reg.repository('client/files');
     const cwd = process.cwd();
     process.chdir(src);
@@ -106,6 +116,11 @@ describe('client: push, pull, copy, attach, discover, backup against Distributio
     assert.equal((await stat(join(out, 'tree', 'secret'))).mode & 0o777, 0o600);
     assert.deepEqual(await readFile(join(out, 'tree', 'bin', 'tool')), await readFile(join(src, 'tree', 'bin', 'tool')));
     assert.equal(await readlink(join(out, 'tree', 'link')), 'bin/tool');
+    assert.equal((await stat(join(out, 'tree', 'shared'))).mode & 0o777, 0o664);
+    assert.equal((await stat(join(out, 'tree', '.readonly'))).mode & 0o777, 0o400);
+    assert.equal((await stat(join(out, 'tree', 'shared-link'))).ino, (await stat(join(out, 'tree', 'shared'))).ino, 'hard link kept');
+    assert.equal((await stat(join(out, 'tree', 'empty'))).mode & 0o7777, 0o2775);
+    assert.equal((await stat(join(out, 'tree', 'bin'))).mtime.toISOString(), old.toISOString());
     assert.deepEqual((await readdir(out)).sort(), ['a.txt', 'run.sh', 'tree'], 'no temp files left');
 
     await assert.rejects(pullArtifact(repo, 'v1', { output: out, keepOldFiles: true }), /keep-old-files/);

@@ -247,7 +247,9 @@ async function unpackInto(archive: string, out: string, title: string, tarDigest
           }
         }
         await mkdir(dirname(target), { recursive: true });
-        const mode = (h.mode ?? 0o644) & 0o777;
+        // Directories keep setgid and sticky bits (shared folders rely on them); files never become
+        // setuid or setgid executables by surprise.
+        const mode = (h.mode ?? 0o644) & (h.type === 'directory' ? 0o7777 : 0o1777);
         switch (h.type) {
           case 'directory':
             await mkdir(target, { recursive: true });

@@ -5,7 +5,6 @@ import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import * as tar from 'tar';
 import {
   OciError,
   MediaType,
@@ -19,6 +18,7 @@ import {
 } from '../spec/index.js';
 import { copyGraph, type Target } from '../content/index.js';
 import { LocalSource, withProgress, type ProgressListener } from './source.js';
+import { packTree } from './pack.js';
 
 /** ORAS's defaults, so that artifacts pushed by either tool look alike. */
 export const DEFAULT_ARTIFACT_TYPE = 'application/vnd.unknown.artifact.v1';
@@ -75,10 +75,8 @@ async function packDirectory(dir: string, out: string): Promise<{ digest: string
   const tarHash = createDigester();
   const gzHash = createDigester();
   let size = 0;
-  // node-tar keeps each entry's mode; `portable` drops uid/gid/user names that mean nothing elsewhere.
-  const packer = tar.c({ cwd: dirname(dir), portable: true }, [basename(dir)]) as unknown as NodeJS.ReadableStream;
   await pipeline(
-    packer,
+    packTree(dir),
     new Transform({
       transform(c: Buffer, _e, cb) {
         tarHash.update(c);
