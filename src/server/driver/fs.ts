@@ -122,7 +122,9 @@ export class FsDriver implements StorageDriver {
       const at = opts.appendAt;
       const fh = await open(dst, 'r+');
       return new FileWriter(fh, at, {
-        commit: async () => {
+        // The file ends where this write ends: bytes a crashed earlier write left past `at` go.
+        commit: async (end) => {
+          await fh.truncate(end);
           if (this.fsync) await fh.sync();
         },
         cancel: async () => {
@@ -195,7 +197,7 @@ class FileWriter extends Writable implements DriverWriter {
   constructor(
     private readonly fh: FileHandle,
     private position: number,
-    private readonly ops: { commit(): Promise<void>; cancel(): Promise<void> },
+    private readonly ops: { commit(end: number): Promise<void>; cancel(): Promise<void> },
   ) {
     super({ highWaterMark: 1 << 20 });
   }
@@ -221,7 +223,7 @@ class FileWriter extends Writable implements DriverWriter {
     this.settled = true;
     if (!this.writableFinished) await new Promise<void>((res, rej) => this.end((err?: Error | null) => (err ? rej(err) : res())));
     try {
-      await this.ops.commit();
+      await this.ops.commit(this.position);
     } finally {
       await this.fh.close().catch(() => undefined);
     }

@@ -29,7 +29,10 @@ export interface StorageDriver {
   put(path: string, data: Uint8Array | string): Promise<void>;
   /** Streams a file, or the inclusive byte range [start, end] of it. */
   reader(path: string, range?: { start: number; end: number }): Promise<Readable>;
-  /** A writer for a new file, or for appending at `offset` to an existing one. */
+  /**
+   * A writer for a new file, or one that writes an existing file from `appendAt` on: on commit the
+   * file ends where the written bytes end; on cancel it is cut back to `appendAt`.
+   */
   writer(path: string, opts?: { appendAt?: number }): Promise<DriverWriter>;
   /** Names of the entries of a directory; [] when it does not exist. */
   list(path: string): Promise<string[]>;

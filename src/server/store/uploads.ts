@@ -1,5 +1,5 @@
 import { randomUUID, type Hash } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OciError, parseDigest, createDigester, type ByteRange, type Digest } from '../../spec/index.js';
 import type { StorageDriver } from '../driver/index.js';
@@ -9,6 +9,12 @@ import { paths, UPLOAD_ID } from './paths.js';
 export interface UploadStatus {
   id: string;
   /** Bytes received so far; the next chunk starts here. */
+  offset: number;
+}
+
+interface SessionInfo {
+  startedAt: string;
+  /** Bytes acknowledged so far. The data file may be longer after a crash; the rest is garbage. */
   offset: number;
 }
 
@@ -39,11 +45,12 @@ class ChunkMeter extends Transform {
 }
 
 /**
- * Resumable upload sessions. The data file's size IS the session's offset, so a session survives
- * a restart: nothing else needs to be recovered. A chunk that fails half-way (client gone, length
- * lie, server error) is cut off again, so the offset only ever moves by whole accepted chunks.
- * The running sha256 is kept in memory as an optimisation; after a restart it is rebuilt from the
- * file when the upload is finished.
+ * Resumable upload sessions. A session is its data file plus an `info` record of the offset that
+ * was last acknowledged, written atomically after the chunk's bytes are synced. So the offset only
+ * ever moves by whole accepted chunks: a chunk cut short by the client, a length lie, or a
+ * `kill -9` leaves bytes past the offset that the next write overwrites and cuts off. A session
+ * survives a restart with nothing else to recover. The running sha256 is kept in memory as an
+ * optimisation; after a restart it is rebuilt from the file when the upload is finished.
  */
 export class Uploads {
   private readonly hashes = new Map<string, { hash: Hash; offset: number }>();
@@ -56,17 +63,33 @@ export class Uploads {
 
   async start(repo: string): Promise<UploadStatus> {
     const id = randomUUID();
-    await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify({ startedAt: new Date().toISOString() }));
     await this.driver.put(paths.uploadData(repo, id), '');
+    await this.writeInfo(repo, id, { startedAt: new Date().toISOString(), offset: 0 });
     this.hashes.set(id, { hash: createDigester('sha256'), offset: 0 });
     return { id, offset: 0 };
   }
 
   async status(repo: string, id: string): Promise<UploadStatus> {
     if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
-    const st = await this.driver.stat(paths.uploadData(repo, id));
-    if (!st) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
-    return { id, offset: st.size };
+    const info = await this.readInfo(repo, id);
+    if (!info) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
+    return { id, offset: info.offset };
+  }
+
+  private async readInfo(repo: string, id: string): Promise<SessionInfo | undefined> {
+    const raw = await this.driver.get(paths.uploadInfo(repo, id));
+    if (!raw) return undefined;
+    try {
+      const v = JSON.parse(raw.toString('utf8')) as Partial<SessionInfo>;
+      if (typeof v.offset === 'number' && Number.isSafeInteger(v.offset) && v.offset >= 0 && typeof v.startedAt === 'string') return { startedAt: v.startedAt, offset: v.offset };
+    } catch {
+      // A record that does not parse was never written by us: treat the session as gone.
+    }
+    return undefined;
+  }
+
+  private async writeInfo(repo: string, id: string, info: SessionInfo): Promise<void> {
+    await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify(info));
   }
 
   async append(repo: string, id: string, body: Readable, opts: AppendOptions = {}): Promise<UploadStatus> {
@@ -74,7 +97,10 @@ export class Uploads {
   }
 
   private async appendLocked(repo: string, id: string, body: Readable, opts: AppendOptions): Promise<UploadStatus> {
-    const { offset } = await this.status(repo, id);
+    if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
+    const info = await this.readInfo(repo, id);
+    if (!info) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
+    const { offset } = info;
     const cr = opts.contentRange;
     if (cr && cr.start !== offset) {
       body.resume();
@@ -101,7 +127,9 @@ export class Uploads {
       if (expected !== undefined && meter.bytes !== expected) {
         throw new OciError('SIZE_INVALID', `chunk has ${meter.bytes} bytes, expected ${expected}`);
       }
+      // Bytes first, then the record that acknowledges them.
       await w.commit();
+      await this.writeInfo(repo, id, { startedAt: info.startedAt, offset: offset + meter.bytes });
     } catch (err) {
       await w.cancel();
       if (before && state) state.hash = before;
@@ -118,7 +146,7 @@ export class Uploads {
    */
   async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<number> {
     return this.mutex.run(id, async () => {
-      let { offset } = body ? await this.appendLocked(repo, id, body, opts) : await this.status(repo, id);
+      const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts);
       const { algorithm } = parseDigest(digest);
       const state = this.hashes.get(id);
       let got: string;
