@@ -1,12 +1,19 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FsDriver } from '../server/driver/index.js';
 import { collectGarbage } from '../server/store/gc.js';
+import { parseDuration } from '../server/config.js';
+import { ExitError } from './errors.js';
 
 export async function runGc(flags: Record<string, unknown>): Promise<void> {
   const data = resolve((flags.data as string | undefined) ?? process.env.WHARF_DATA ?? './wharf-data');
   const dryRun = Boolean(flags.dryRun);
+  const grace = flags.grace === undefined ? 3600e3 : parseDuration(String(flags.grace));
+  if (grace === undefined) throw new ExitError(`--grace: "${String(flags.grace)}" is not a duration (e.g. 30s, 1h, 7d)`, 2);
+  if (!existsSync(data)) throw new ExitError(`data directory ${data} does not exist; pass --data or set WHARF_DATA`, 2);
   const report = await collectGarbage(new FsDriver(data), {
     dryRun,
+    graceMs: grace,
     deleteUntagged: Boolean(flags.deleteUntagged),
     log: (line: string) => process.stdout.write(`${line}\n`),
   });

@@ -6,6 +6,7 @@ export function registerGc(cli: CAC): void {
     .option('--data <dir>', 'Data directory (env WHARF_DATA)')
     .option('--dry-run', 'Print what would be freed, free nothing')
     .option('--delete-untagged', 'Also delete manifests that no tag or index reaches')
+    .option('--grace <duration>', 'Keep anything used more recently than this (default 1h), for pushes in progress')
     .example('wharf gc --data ./wharf-data --dry-run')
     .example('wharf gc --delete-untagged')
     .action(async (opts: Record<string, unknown>) => {

@@ -163,12 +163,14 @@ export class FsDriver implements StorageDriver {
     await rm(this.abs(path), { recursive: true, force: true });
   }
 
-  async touch(path: string): Promise<void> {
+  async touch(path: string): Promise<boolean> {
     const now = new Date();
     try {
       await utimes(this.abs(path), now, now);
+      return true;
     } catch (err) {
       if (!isNotFound(err)) throw err;
+      return false;
     }
   }
 

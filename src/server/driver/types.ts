@@ -40,6 +40,6 @@ export interface StorageDriver {
   move(from: string, to: string): Promise<void>;
   /** Removes a file or a whole directory; no error when it is already gone. */
   delete(path: string): Promise<void>;
-  /** Marks a file as recently used (garbage collection's grace period). */
-  touch(path: string): Promise<void>;
+  /** Marks a file as recently used (garbage collection's grace period). False when it is gone. */
+  touch(path: string): Promise<boolean>;
 }

@@ -34,12 +34,42 @@ async function linkedDigests(driver: StorageDriver, dir: string): Promise<Array<
 }
 
 /**
+ * Removes an unmarked blob without racing a writer that is about to use it. The blob is first
+ * renamed aside, atomically; a writer's touch (which fails on a missing blob, making the writer
+ * treat it as unknown) either came before the rename, and then shows in the mtime, so the blob
+ * goes back; or comes after it, and then the writer never relies on the blob. Returns whether the
+ * blob was deleted.
+ */
+async function sweep(driver: StorageDriver, digest: Digest, cutoff: number): Promise<boolean> {
+  const trash = paths.trash(digest);
+  try {
+    await driver.move(paths.blobData(digest), trash);
+  } catch {
+    return false; // gone already, or moved by another collection
+  }
+  const st = await driver.stat(trash);
+  if (st && st.mtimeMs >= cutoff) {
+    await driver.move(trash, paths.blobData(digest));
+    return false;
+  }
+  await driver.delete(trash);
+  return true;
+}
+
+/**
  * Mark and sweep, safe beside a running server. Every use of a blob (a finished upload, a mount,
  * a manifest PUT that references it) refreshes the blob's mtime, and the sweep re-reads that mtime
- * just before it deletes, so content that a push in progress relies on is never removed.
+ * after moving the blob aside (see sweep()), so content that a push in progress relies on is never
+ * removed.
  */
 export async function collectGarbage(driver: StorageDriver, opts: GcOptions = {}): Promise<GcReport> {
   const start = Date.now();
+  // A collection that crashed between moving a blob aside and deleting it may have caught one in
+  // use: put every such blob back, and let this run judge it again.
+  for (const name of await driver.list(paths.trashRoot)) {
+    const digest = name.replace('-', ':');
+    if (isDigest(digest) && !opts.dryRun) await driver.move(`${paths.trashRoot}/${name}`, paths.blobData(digest));
+  }
   const cutoff = start - (opts.graceMs ?? 3600e3);
   const log = opts.log ?? (() => undefined);
   const store = new RegistryStore(driver);
@@ -112,10 +142,13 @@ export async function collectGarbage(driver: StorageDriver, opts: GcOptions = {}
           report.kept++;
           continue;
         }
+        if (!opts.dryRun && !(await sweep(driver, digest, cutoff))) {
+          report.kept++;
+          continue;
+        }
         log(`${opts.dryRun ? 'would delete' : 'delete'} blob ${digest} (${st.size} bytes)`);
         report.blobs++;
         report.bytes += st.size;
-        if (!opts.dryRun) await driver.delete(path);
       }
     }
   }

@@ -11,6 +11,12 @@ export const paths = {
     return `blobs/${algorithm}/${hex.slice(0, 2)}/${hex}`;
   },
   blobsRoot: 'blobs',
+  /** Where garbage collection moves a blob before it deletes it (see gc.ts). */
+  trashRoot: '_trash',
+  trash(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return `_trash/${algorithm}-${hex}`;
+  },
   reposRoot: 'repositories',
   repo(name: string): string {
     return `repositories/${name}`;

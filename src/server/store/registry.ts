@@ -114,9 +114,12 @@ export class RegistryStore {
     await this.driver.put(paths.blobLink(name, digest), '');
   }
 
-  /** Marks a blob as in use, so a concurrent garbage collection keeps it. */
-  async touchBlob(digest: Digest): Promise<void> {
-    await this.driver.touch(paths.blobData(digest));
+  /**
+   * Marks a blob as in use, so that a concurrent garbage collection keeps it. False when the blob
+   * is gone (or being collected right now): the caller must then treat it as unknown.
+   */
+  async touchBlob(digest: Digest): Promise<boolean> {
+    return this.driver.touch(paths.blobData(digest));
   }
 
   async deleteBlob(name: string, digest: Digest): Promise<void> {
@@ -133,7 +136,7 @@ export class RegistryStore {
   async mountBlob(to: string, from: string, digest: Digest): Promise<number | undefined> {
     try {
       const size = await this.statBlob(from, digest);
-      await this.touchBlob(digest);
+      if (!(await this.touchBlob(digest))) return undefined;
       await this.linkBlob(to, digest);
       return size;
     } catch (err) {
@@ -194,10 +197,11 @@ export class RegistryStore {
         if (!(await this.driver.stat(paths.manifestLink(name, m.digest)))) {
           throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${m.digest} is unknown to repository ${name}; push it before the index`, { detail: { digest: m.digest } });
         }
-        await this.touchBlob(m.digest);
+        if (!(await this.touchBlob(m.digest))) {
+          throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${m.digest} is unknown to repository ${name}; push it before the index`, { detail: { digest: m.digest } });
+        }
       }
-      if (await this.driver.stat(paths.blobData(digest))) await this.touchBlob(digest);
-      else await this.driver.put(paths.blobData(digest), body);
+      if (!(await this.touchBlob(digest))) await this.driver.put(paths.blobData(digest), body);
       await this.driver.put(paths.manifestLink(name, digest), info.mediaType);
       this.cache.set(digest, body);
       if (info.subject) {
@@ -216,8 +220,7 @@ export class RegistryStore {
   private async hasBlob(name: string, digest: Digest): Promise<boolean> {
     const [link, data] = await Promise.all([this.driver.stat(paths.blobLink(name, digest)), this.driver.stat(paths.blobData(digest))]);
     if (!link || !data) return false;
-    await this.touchBlob(digest);
-    return true;
+    return this.touchBlob(digest);
   }
 
   /** DELETE by tag removes the tag; by digest, the manifest, its tags and its referrer entry. */

@@ -159,8 +159,7 @@ export class Uploads {
       }
       const dst = paths.blobData(digest);
       // Same content already stored: keep it, and refresh its mtime for a concurrent gc.
-      if (await this.driver.stat(dst)) await this.driver.touch(dst);
-      else await this.driver.move(paths.uploadData(repo, id), dst);
+      if (!(await this.driver.touch(dst))) await this.driver.move(paths.uploadData(repo, id), dst);
       await this.driver.delete(paths.upload(repo, id));
       return offset;
     });

@@ -1,0 +1,176 @@
+/**
+ * `wharf gc`: mark and sweep over a data directory that a running server is using.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer } from '../src/server/index.js';
+import { FsDriver, type StorageDriver } from '../src/server/driver/index.js';
+import { collectGarbage } from '../src/server/store/gc.js';
+import { paths } from '../src/server/store/paths.js';
+import { asDigest, type Digest } from '../src/spec/index.js';
+import { wharf } from './helpers/cli.js';
+
+const sha256 = (b: Uint8Array): Digest => asDigest(`sha256:${createHash('sha256').update(b).digest('hex')}`);
+const bytes = (b: Buffer): Uint8Array<ArrayBuffer> => new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.length);
+const EMPTY = Buffer.from('{}');
+const LONG_AGO = new Date(Date.now() - 48 * 3600e3);
+
+async function putBlob(url: string, repo: string, data: Buffer): Promise<Digest> {
+  const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${sha256(data)}`, { method: 'POST', body: bytes(data), headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal(r.status, 201, await r.text());
+  return sha256(data);
+}
+
+function manifest(layers: Buffer[], subject?: Buffer): Buffer {
+  const m: Record<string, unknown> = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    artifactType: 'application/vnd.wharf.gc-test',
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(EMPTY), size: 2 },
+    layers: layers.map((l) => ({ mediaType: 'application/octet-stream', digest: sha256(l), size: l.length })),
+  };
+  if (subject) m.subject = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(subject), size: subject.length };
+  return Buffer.from(JSON.stringify(m));
+}
+
+async function putManifest(url: string, repo: string, ref: string, body: Buffer): Promise<number> {
+  const r = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bytes(body), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+  await r.arrayBuffer();
+  return r.status;
+}
+
+async function status(url: string, path: string): Promise<number> {
+  const r = await fetch(`${url}${path}`, { method: 'HEAD' });
+  return r.status;
+}
+
+/** Ages every file, as if everything had been pushed two days ago: only the mark keeps it now. */
+async function ageAll(dir: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) await utimes(join(e.parentPath, e.name), LONG_AGO, LONG_AGO);
+  }
+}
+
+describe('wharf gc', () => {
+  let dataDir: string;
+  let s: RunningServer;
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'wharf-gc-'));
+    s = await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage: { fsync: false } } });
+  });
+  after(async () => {
+    await s?.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('frees unreferenced blobs, keeps tagged content, and --delete-untagged removes what no tag reaches', async () => {
+    const repo = 'gc/app';
+    const shared = randomBytes(2000);
+    const keep = randomBytes(3000);
+    const onlyUntagged = randomBytes(4000);
+    const orphan = randomBytes(5000);
+    const sig = randomBytes(100);
+    for (const b of [EMPTY, shared, keep, onlyUntagged, orphan, sig]) await putBlob(s.url, repo, b);
+    const tagged = manifest([shared, keep]);
+    const untagged = manifest([shared, onlyUntagged]);
+    const referrer = manifest([sig], tagged);
+    assert.equal(await putManifest(s.url, repo, 'v1', tagged), 201);
+    assert.equal(await putManifest(s.url, repo, sha256(untagged), untagged), 201);
+    assert.equal(await putManifest(s.url, repo, sha256(referrer), referrer), 201);
+    await ageAll(dataDir);
+    const driver = new FsDriver(dataDir);
+
+    // Within the grace period nothing goes, whatever the mark says.
+    const fresh = await collectGarbage(driver, { graceMs: 100 * 24 * 3600e3 });
+    assert.equal(fresh.blobs, 0);
+
+    const dry = await collectGarbage(driver, { graceMs: 3600e3, dryRun: true, deleteUntagged: true });
+    assert.equal(dry.blobs, 3, 'the dry run previews the real outcome: the orphan, the untagged manifest and its own layer');
+    assert.equal(dry.manifests, 1);
+    assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(orphan)}`), 200, 'a dry run frees nothing');
+    assert.equal(await status(s.url, `/v2/${repo}/manifests/${sha256(untagged)}`), 200);
+
+    const plain = await collectGarbage(driver, { graceMs: 3600e3 });
+    assert.equal(plain.blobs, 1);
+    assert.equal(plain.bytes, orphan.length);
+    assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(orphan)}`), 404, 'the orphan and its link are gone');
+    assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(onlyUntagged)}`), 200, 'an untagged manifest still holds its blobs');
+
+    const untaggedToo = await collectGarbage(driver, { graceMs: 3600e3, deleteUntagged: true });
+    assert.equal(untaggedToo.manifests, 1);
+    assert.equal(await status(s.url, `/v2/${repo}/manifests/${sha256(untagged)}`), 404);
+    assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(onlyUntagged)}`), 404);
+    for (const b of [shared, keep, sig, EMPTY]) assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(b)}`), 200, 'tagged content and referrers stay');
+    assert.equal(await status(s.url, `/v2/${repo}/manifests/v1`), 200);
+    assert.equal(await status(s.url, `/v2/${repo}/manifests/${sha256(referrer)}`), 200, 'a referrer of a tagged manifest stays');
+    const refs = (await (await fetch(`${s.url}/v2/${repo}/referrers/${sha256(tagged)}`)).json()) as { manifests: unknown[] };
+    assert.equal(refs.manifests.length, 1);
+  });
+
+  test('a manifest PUT that uses an old, unreferenced blob during the sweep keeps it', async () => {
+    const repo = 'gc/race';
+    const layer = randomBytes(1500);
+    await putBlob(s.url, repo, EMPTY);
+    await putBlob(s.url, repo, layer);
+    await ageAll(dataDir);
+    const m = manifest([layer]);
+    const target = paths.blobData(sha256(layer));
+    // The PUT lands right after the sweep has read the blob's (old) mtime: the worst moment.
+    const base = new FsDriver(dataDir);
+    let fired = false;
+    const racing: StorageDriver = Object.assign(Object.create(base) as FsDriver, {
+      stat: async (path: string) => {
+        const st = await base.stat(path);
+        if (path === target && !fired) {
+          fired = true;
+          assert.equal(await putManifest(s.url, repo, 'v1', m), 201);
+        }
+        return st;
+      },
+    });
+    await collectGarbage(racing, { graceMs: 3600e3 });
+    assert.ok(fired);
+    const r = await fetch(`${s.url}/v2/${repo}/blobs/${sha256(layer)}`);
+    assert.equal(r.status, 200, 'the blob the new manifest references survived');
+    assert.equal(sha256(Buffer.from(await r.arrayBuffer())), sha256(layer));
+  });
+
+  test('a blob that a crashed collection left aside is put back', async () => {
+    const repo = 'gc/trash';
+    const layer = randomBytes(700);
+    await putBlob(s.url, repo, EMPTY);
+    await putBlob(s.url, repo, layer);
+    assert.equal(await putManifest(s.url, repo, 'v1', manifest([layer])), 201);
+    const driver = new FsDriver(dataDir);
+    await driver.move(paths.blobData(sha256(layer)), paths.trash(sha256(layer)));
+    assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(layer)}`), 404);
+    await collectGarbage(driver, { graceMs: 3600e3 });
+    assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(layer)}`), 200);
+  });
+
+  test('the CLI prints what it would free and what it freed', async () => {
+    const repo = 'gc/cli';
+    await putBlob(s.url, repo, randomBytes(10_000));
+    await ageAll(dataDir);
+    const dry = await wharf(['gc', '--data', dataDir, '--dry-run', '--grace', '1h']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /would delete blob sha256:[0-9a-f]{64} \(10000 bytes\)/);
+    assert.match(dry.stdout, /would free 1 blob\(s\), 9\.8 KiB/);
+    const real = await wharf(['gc', '--data', dataDir, '--grace', '1h']);
+    assert.equal(real.code, 0, real.stderr);
+    assert.match(real.stdout, /^freed 1 blob\(s\), 9\.8 KiB/m);
+    const again = await wharf(['gc', '--data', dataDir, '--grace', '1h']);
+    assert.match(again.stdout, /^freed 0 blob\(s\), 0 B/m);
+
+    const bad = await wharf(['gc', '--data', join(dataDir, 'nope')]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /does not exist/);
+    const badGrace = await wharf(['gc', '--data', dataDir, '--grace', 'soon']);
+    assert.notEqual(badGrace.code, 0);
+    assert.match(badGrace.stderr, /--grace/);
+  });
+});
