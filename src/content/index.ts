@@ -1,3 +1,4 @@
+export { ContentCache } from './cache.js';
 export * from './target.js';
 export * from './verify.js';
 export * from './graph.js';

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { OciError } from '../../spec/index.js';
 import { CredentialStore, Transport, staticCredentials, type CredentialProvider, type RegistryOptions, type ReferrersMode } from '../../stores/remote/index.js';
 import { openTarget, type OpenedTarget } from '../../client/index.js';
+import { ContentCache } from '../../content/index.js';
 import { ExitError } from '../errors.js';
 import { str, strs, bool, type Flags } from './flags.js';
 import { Output } from './output.js';
@@ -84,6 +85,8 @@ export class Context {
     if (cert) opts.cert = cert;
     if (key) opts.key = key;
     if ((cert && !key) || (key && !cert)) throw new ExitError('--cert-file and --key-file go together', 2);
+    const cacheDir = process.env.WHARF_CACHE;
+    if (cacheDir) opts.cache = new ContentCache(cacheDir);
     const chunk = str(this.flags.chunkSize);
     if (chunk) opts.chunkSize = parseSize(chunk);
     const ds = str(this.flags.distributionSpec);

@@ -34,7 +34,7 @@ export class Registry {
     this.host = host;
     this.ownTransport = !opts.transport;
     this.transport = opts.transport ?? new Transport(opts);
-    this.repoOpts = { chunkSize: opts.chunkSize, referrers: opts.referrers, deleteOldReferrersIndex: opts.deleteOldReferrersIndex };
+    this.repoOpts = { chunkSize: opts.chunkSize, referrers: opts.referrers, deleteOldReferrersIndex: opts.deleteOldReferrersIndex, cache: opts.cache };
   }
 
   repository(name: string, opts: RepositoryOptions = {}): RemoteRepository {

@@ -18,6 +18,7 @@ import {
   VerifyStream,
   readAllVerified,
   MAX_MANIFEST_SIZE,
+  type ContentCache,
   type OpOptions,
   type Target,
   type ReferrerLister,
@@ -36,6 +37,8 @@ export interface RepositoryOptions {
   referrers?: ReferrersMode;
   /** Delete the superseded referrers index when updating the tag schema (default true). */
   deleteOldReferrersIndex?: boolean;
+  /** A local cache of content by digest (`WHARF_CACHE`): repeated pulls need no network. */
+  cache?: ContentCache;
 }
 
 const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
@@ -99,6 +102,14 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
   // ---------------------------------------------------------------- read
 
   async resolve(reference: string, opts: OpOptions = {}): Promise<Descriptor> {
+    const cached = isDigest(reference) ? await this.opts.cache?.descriptor(reference) : undefined;
+    if (cached) return cached;
+    const desc = await this.resolveRemote(reference, opts);
+    await this.opts.cache?.rememberDescriptor(desc);
+    return desc;
+  }
+
+  private async resolveRemote(reference: string, opts: OpOptions): Promise<Descriptor> {
     const url = this.url(`manifests/${reference}`);
     const res = await this.send('HEAD', url, 'pull', { ...opts, headers: { accept: MANIFEST_ACCEPT } });
     await res.body.dump();
@@ -182,6 +193,17 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
    * with `Range: bytes=<received>-`; the verifier sees one continuous stream either way.
    */
   async fetch(desc: Descriptor, opts: OpOptions = {}): Promise<Readable> {
+    const cache = this.opts.cache;
+    if (!cache) return this.fetchRemote(desc, opts);
+    const hit = await cache.open(desc);
+    if (hit) {
+      this.transport.debug(`fetch ${desc.digest}: from the local cache`);
+      return hit;
+    }
+    return cache.tee(desc, await this.fetchRemote(desc, opts));
+  }
+
+  private async fetchRemote(desc: Descriptor, opts: OpOptions): Promise<Readable> {
     const kind = this.kind(desc);
     const url = this.url(`${kind}/${desc.digest}`);
     const headers: Record<string, string> = kind === 'manifests' ? { accept: MANIFEST_ACCEPT } : {};
