@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadServeConfig } from '../src/cli/serve.js';
 import { parseConfig, ConfigError, startServer } from '../src/server/index.js';
-import { parseDuration, parseSize } from '../src/server/config.js';
+import { parseDuration, parseSize } from '../src/spec/index.js';
 import { wharf } from './helpers/cli.js';
 
 const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -39,6 +39,7 @@ describe('serve configuration', () => {
     assert.equal(parseSize('4MiB'), 4 << 20);
     assert.equal(parseSize('10GB'), 10e9);
     assert.equal(parseSize(1024), 1024);
+    assert.equal(parseSize('5M'), 5 << 20, 'a bare letter is binary, as in Docker and podman');
     assert.equal(parseSize('lots'), undefined);
     assert.equal(parseDuration('24h'), 86400e3);
     assert.equal(parseDuration('1d12h'), 36 * 3600e3);

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FsDriver } from '../server/driver/index.js';
 import { collectGarbage } from '../server/store/gc.js';
-import { parseDuration } from '../server/config.js';
+import { parseDuration } from '../spec/index.js';
 import { ExitError } from './errors.js';
 
 export async function runGc(flags: Record<string, unknown>): Promise<void> {

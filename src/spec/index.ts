@@ -4,3 +4,4 @@ export * from './reference.js';
 export * from './mediatype.js';
 export * from './manifest.js';
 export * from './range.js';
+export * from './units.js';

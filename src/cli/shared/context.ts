@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { OciError } from '../../spec/index.js';
+import { OciError, parseSize } from '../../spec/index.js';
 import { CredentialStore, Transport, staticCredentials, type CredentialProvider, type RegistryOptions, type ReferrersMode } from '../../stores/remote/index.js';
 import { openTarget, type OpenedTarget } from '../../client/index.js';
 import { ContentCache } from '../../content/index.js';
@@ -7,13 +7,11 @@ import { ExitError } from '../errors.js';
 import { str, strs, bool, type Flags } from './flags.js';
 import { Output } from './output.js';
 
-/** Parses `64M`, `5MiB`, `1048576`. */
-export function parseSize(v: string): number {
-  const m = /^(\d+)\s*([kmg]i?b?|b)?$/i.exec(v.trim());
-  if (!m) throw new ExitError(`invalid size "${v}"; use bytes or a suffix such as 5M`, 2);
-  const unit = (m[2] ?? '').toLowerCase()[0];
-  const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
-  return Number(m[1]) * mult;
+/** Parses `64M` (binary), `5MiB`, `10MB` (decimal), `1048576` for a flag. */
+export function parseSizeFlag(v: string): number {
+  const n = parseSize(v);
+  if (n === undefined) throw new ExitError(`invalid size "${v}"; use bytes or a suffix such as 5M or 5MiB`, 2);
+  return n;
 }
 
 function headerMap(values: string[]): Record<string, string> {
@@ -88,7 +86,7 @@ export class Context {
     const cacheDir = process.env.WHARF_CACHE;
     if (cacheDir) opts.cache = new ContentCache(cacheDir);
     const chunk = str(this.flags.chunkSize);
-    if (chunk) opts.chunkSize = parseSize(chunk);
+    if (chunk) opts.chunkSize = parseSizeFlag(chunk);
     const ds = str(this.flags.distributionSpec);
     if (ds) {
       const modes: Record<string, ReferrersMode> = { 'v1.1-referrers-api': 'api', 'v1.1-referrers-tag': 'tag' };
