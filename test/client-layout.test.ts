@@ -11,6 +11,7 @@ import * as tarStream from 'tar-stream';
 import { digestOf, MediaType, Annotation, isOciError, type Descriptor } from '../src/spec/index.js';
 import { copyGraph, readAllVerified } from '../src/content/index.js';
 import { LayoutStore, LayoutTarStore } from '../src/stores/layout/index.js';
+import { openTarget } from '../src/client/index.js';
 import { missingPeer } from './helpers/distribution.js';
 
 const noSkopeo = missingPeer('skopeo');
@@ -114,6 +115,21 @@ describe('layout directory', () => {
 
   test('a missing layout is an error when create is false', async () => {
     await assert.rejects(LayoutStore.open(join(dir, 'nothing'), { create: false }), /not an OCI image layout/);
+  });
+
+  test('a path names a layout without --oci-layout; a missing or foreign source says which file is wrong', async () => {
+    const dst = await openTarget(`${join(dir, 'by-path')}:v1`, { create: true });
+    assert.equal(dst.kind, 'layout');
+    assert.equal(dst.reference, 'v1');
+    await dst.close();
+    const missingTar = join(dir, 'missing.tar');
+    await assert.rejects(openTarget(`${missingTar}:v1`, { create: false }), (e: unknown) => isOciError(e) && e.message === `${missingTar} does not exist`);
+    const notTar = join(dir, 'not.tar');
+    await writeFile(notTar, 'plain text');
+    await assert.rejects(openTarget(notTar, { create: false }), (e: unknown) => isOciError(e) && e.message.startsWith(`${notTar} is not a readable tar archive`));
+    const foreign = join(dir, 'foreign.tar');
+    await writeFile(foreign, await tarOf({ 'hello.txt': 'hi' }));
+    await assert.rejects(openTarget(foreign, { create: false }), (e: unknown) => isOciError(e) && e.message.includes(`${foreign} is not an OCI image layout archive`));
   });
 });
 

@@ -1,5 +1,3 @@
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { OciError, parseReference, isDigest, isValidTag, truncate, type Descriptor } from '../spec/index.js';
 import type { Target, ReferrerLister, TagLister, Deleter } from '../content/index.js';
 import { Registry, Transport, RemoteRepository, type RegistryOptions } from '../stores/remote/index.js';
@@ -43,23 +41,16 @@ export function splitLayoutRef(input: string): { path: string; tags: string[]; d
   return { path: input, tags: [] };
 }
 
-async function isLayoutDir(path: string): Promise<boolean> {
-  try {
-    return (await stat(join(path, 'oci-layout'))).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /**
- * Opens `host[:port]/repo[:t1,t2|@digest]`, or with `ociLayout` (or for an existing layout
- * directory, or a path ending in .tar) an OCI image layout. Remote targets share `transport`
+ * Opens `host[:port]/repo[:t1,t2|@digest]`, or with `ociLayout` (or for a path that starts with
+ * `/`, `./` or `../`) an OCI image layout directory or `.tar`. Remote targets share `transport`
  * when given, so that several targets reuse one pool and one token cache.
  */
 export async function openTarget(input: string, opts: OpenTargetOptions = {}): Promise<OpenedTarget> {
-  const layoutGuess = !opts.ociLayout && (input.startsWith('.') || input.startsWith('/')) ? splitLayoutRef(input) : undefined;
-  const asLayout = opts.ociLayout || (layoutGuess !== undefined && (layoutGuess.path.endsWith('.tar') || (await isLayoutDir(layoutGuess.path))));
-  if (asLayout) {
+  // `./x` and `/x` cannot be registry references, so they name a layout: one that exists, a
+  // .tar, or a new directory for a destination; a source that is none of these is an error below.
+  const looksLikePath = input.startsWith('./') || input.startsWith('../') || input.startsWith('/') || input === '.';
+  if (opts.ociLayout || looksLikePath) {
     const { path, tags, digest } = splitLayoutRef(input);
     const reference = digest ?? tags[0];
     if (path.endsWith('.tar')) {

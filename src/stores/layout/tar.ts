@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar';
-import type { Descriptor } from '../../spec/index.js';
+import { OciError, type Descriptor } from '../../spec/index.js';
 import type { OpOptions, Target, ReferrerLister, TagLister, Deleter } from '../../content/index.js';
 import { LayoutStore, LAYOUT_FILE, INDEX_FILE } from './dir.js';
 
@@ -27,17 +27,24 @@ export class LayoutTarStore implements Target, ReferrerLister, TagLister, Delete
   }
 
   static async open(file: string, opts: { create?: boolean } = {}): Promise<LayoutTarStore> {
+    let exists = true;
+    try {
+      await stat(file);
+    } catch {
+      exists = false;
+    }
+    if (!exists && opts.create === false) throw new OciError('NOT_FOUND', `${file} does not exist`);
     const work = await mkdtemp(join(tmpdir(), 'wharf-layout-'));
     try {
-      let exists = true;
-      try {
-        await stat(file);
-      } catch {
-        exists = false;
-      }
       // node-tar refuses absolute and `..` paths by default, so an archive cannot write outside `work`.
-      if (exists) await tar.x({ file, cwd: work, strict: true });
-      const store = await LayoutStore.open(work, { create: !exists && opts.create !== false });
+      if (exists) {
+        await tar.x({ file, cwd: work, strict: true }).catch((err: unknown) => {
+          throw new OciError('INVALID_ARGUMENT', `${file} is not a readable tar archive: ${err instanceof Error ? err.message.replace(/^TAR_\w+: /, '') : String(err)}`);
+        });
+      }
+      const store = await LayoutStore.open(work, { create: !exists }).catch((err: unknown) => {
+        throw err instanceof OciError ? new OciError(err.code, `${file} is not an OCI image layout archive (no oci-layout file)`) : err;
+      });
       const t = new LayoutTarStore(file, work, store);
       if (!exists) t.dirty = true;
       return t;
