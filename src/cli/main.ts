@@ -12,7 +12,8 @@ async function main(argv: string[]): Promise<number> {
   const cli = cac('wharf');
   cli.option('-d, --debug', 'Print debug output and stack traces');
   for (const register of COMMANDS) register(cli);
-  cli.help();
+  // cac prints "(default: true)" after every --no-* flag, which reads as if the flag were on.
+  cli.help((sections) => sections.map((s) => ({ ...s, body: s.body.replace(/^(\s+--no-.*?)\s*\(default: true\)$/gm, '$1') })));
   cli.version(VERSION);
   cli.parse(argv, { run: false });
   if (!cli.matchedCommand) {
