@@ -1,0 +1,193 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, startDistribution as startDist, REGISTRY_BIN } from '../test/helpers/distribution.js';
+import type { BenchRegistry, ExecResult, StartWharfOptions } from './types.js';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI_MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+export const TSX = pathToFileURL(join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+export { REGISTRY_BIN };
+
+/** Whether an executable is on PATH (or at the given path). */
+export function hasBin(bin: string): boolean {
+  if (bin.includes('/')) return spawnSync('test', ['-x', bin]).status === 0;
+  return spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+}
+
+/** Resident set size and its peak (VmHWM) of a process, in MiB; undefined once it is gone. */
+export async function rssOf(pid: number): Promise<{ rss: number; peak: number } | undefined> {
+  try {
+    const s = await readFile(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
+    return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Samples a process's RSS every `ms` until stopped; returns the highest RSS seen. */
+export function sampleRss(pid: number, ms = 50): { stop(): Promise<number> } {
+  let max = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const r = await rssOf(pid);
+      if (!r) break;
+      max = Math.max(max, r.rss);
+      await sleep(ms);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return max;
+    },
+  };
+}
+
+async function waitReady(url: string, child: ChildProcess, out: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${out()}`);
+    try {
+      const r = await fetch(`${url}/v2/`);
+      await r.body?.cancel();
+      if (r.status === 200 || r.status === 401) return;
+    } catch {
+      /* not listening yet */
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out: ${out()}`);
+}
+
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await done;
+  clearTimeout(t);
+}
+
+let entry: { argv: string[]; how: string } | undefined;
+
+/**
+ * How to run the `wharf` CLI of this checkout: compiled once per bench run into .bench/dist (as
+ * `npm start` runs it, without a TypeScript loader in the process), or through tsx if the build
+ * fails (say, while someone is half-way through an edit).
+ */
+export async function wharfEntry(): Promise<{ argv: string[]; how: string }> {
+  if (entry) return entry;
+  const out = join(ROOT, '.bench', 'dist');
+  await rm(out, { recursive: true, force: true });
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out, '--sourceMap', 'false', '--declaration', 'false'], { encoding: 'utf8' });
+  if (r.status === 0) {
+    // dist/cli/version.js reads ../../package.json.
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
+    await mkdir(join(ROOT, '.bench'), { recursive: true });
+    await writeFile(join(ROOT, '.bench', 'package.json'), JSON.stringify({ name: pkg.name, version: pkg.version, type: 'module' }));
+    entry = { argv: [join(out, 'cli', 'main.js')], how: 'compiled (tsc)' };
+  } else {
+    console.log(`  note: the build failed, running the CLI through tsx: ${(r.stdout + r.stderr).trim().split('\n')[0]}`);
+    entry = { argv: ['--import', TSX, CLI_MAIN], how: 'through tsx (the build failed)' };
+  }
+  return entry;
+}
+
+/** `wharf serve` from this checkout, in its own process (so its RSS is its own), on a free port. */
+export async function startWharfProcess(opts: StartWharfOptions = {}): Promise<BenchRegistry> {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-bench-serve-'));
+  const dataDir = join(dir, 'data');
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const cfg = { log: { level: 'warn' }, ...opts.config, data: dataDir, listen: `127.0.0.1:${port}` };
+    const cfgFile = join(dir, 'config.json');
+    await writeFile(cfgFile, JSON.stringify(cfg));
+    const child = spawn(process.execPath, [...(await wharfEntry()).argv, 'serve', '--config', cfgFile], {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitReady(url, child, () => stderr);
+      return {
+        name: 'wharf serve',
+        host: `127.0.0.1:${port}`,
+        url,
+        pid: child.pid,
+        dataDir,
+        stop: async () => {
+          await stopChild(child);
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    } catch (err) {
+      lastErr = err;
+      await stopChild(child);
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  throw new Error(`wharf serve did not start: ${(lastErr as Error).message}`);
+}
+
+/** Debian's docker-registry (through the tests' helper), with its pid found from its config path. */
+export async function startDistributionProcess(): Promise<BenchRegistry> {
+  const d = await startDist();
+  const cfg = join(dirname(d.dataDir), 'config.yml');
+  let pid: number | undefined;
+  for (const p of await readdir('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(cfg)) pid = Number(p);
+  }
+  return { name: 'Distribution', host: d.host, url: d.url, pid, dataDir: d.dataDir, stop: d.stop };
+}
+
+/** The version Debian's docker-registry reports, e.g. "2.8.2". */
+export function distributionVersion(): string {
+  const r = spawnSync(REGISTRY_BIN, ['--version'], { encoding: 'utf8' });
+  return /v?(\d+\.\d+\.\d+\S*)/.exec(r.stdout ?? '')?.[1] ?? 'unknown';
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Runs a command, timing it and sampling its RSS; rejects on a non-zero exit. */
+export function exec(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const sampler = child.pid ? sampleRss(child.pid, 25) : undefined;
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8000)));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      void (sampler?.stop() ?? Promise.resolve(0)).then((peakRss) => {
+        const r = { code: code ?? 1, stdout, stderr, seconds, peakRss };
+        if (r.code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+        else resolve(r);
+      });
+    });
+  });
+}
+
+/** The `wharf` CLI from this checkout (see wharfEntry), as `exec` runs it. */
+export async function wharfCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  return exec(process.execPath, [...(await wharfEntry()).argv, ...args], opts);
+}

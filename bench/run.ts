@@ -1,0 +1,189 @@
+/**
+ * `npm run bench [-- --only <section>[,<section>]] [--write]`
+ *
+ * Runs each section (bench/<name>.ts, see bench/types.ts for the contract) and prints a table of
+ * Wharf beside its peer. `--write` puts the figures in docs/BENCHMARKS.md, one block per section,
+ * with the machine, the date and the command; blocks of sections that did not run are kept.
+ * BENCH_SCALE=small|full (default small), BENCH_RUNS=<n> (default 3).
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { exec, hasBin, median, ROOT, startDistributionProcess, startWharfProcess, wharfCli, wharfEntry } from './lib.js';
+import type { BenchContext, BenchRow, BenchScale, BenchSection, RowInput } from './types.js';
+
+/** In the order they run. Sections owned by other areas are imported only if their file exists. */
+export const SECTIONS = ['server', 'client', 'estargz', 'proxy'] as const;
+
+interface Args {
+  only: string[] | undefined;
+  write: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { only: undefined, write: false };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i]!;
+    if (v === '--write') a.write = true;
+    else if (v === '--only') a.only = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (v.startsWith('--only=')) a.only = v.slice(7).split(',').filter(Boolean);
+    else if (v === '--help' || v === '-h') {
+      console.log('usage: npm run bench -- [--only server,client,estargz,proxy] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3');
+      process.exit(0);
+    } else throw new Error(`bench: unknown argument ${v}`);
+  }
+  for (const s of a.only ?? []) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`bench: unknown section ${s} (${SECTIONS.join(', ')})`);
+  return a;
+}
+
+export function fmt(n: number | null): string {
+  if (n === null || !Number.isFinite(n)) return '–';
+  const a = Math.abs(n);
+  if (a >= 1000) return Math.round(n).toLocaleString('en-US');
+  if (a >= 100) return n.toFixed(0);
+  if (a >= 10) return n.toFixed(1);
+  return n.toFixed(2);
+}
+
+function ratioOf(r: RowInput): number | null {
+  if (r.wharf === null || r.peer === null || r.wharf <= 0 || r.peer <= 0) return null;
+  return r.lowerIsBetter ? r.peer / r.wharf : r.wharf / r.peer;
+}
+
+function table(rows: BenchRow[]): string {
+  const head = '| metric | wharf | peer | unit | ratio | note |\n| --- | ---: | ---: | --- | ---: | --- |';
+  const lines = rows.map((r) => `| ${r.metric} | ${fmt(r.wharf)} | ${fmt(r.peer)} | ${r.unit} | ${r.ratio === null ? '–' : `${r.ratio.toFixed(2)}x`} | ${r.note} |`);
+  return [head, ...lines].join('\n');
+}
+
+export function machine(): string {
+  const c = cpus();
+  return `${c[0]?.model.trim() ?? 'unknown cpu'}, ${c.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}/${process.arch}`;
+}
+
+function makeContext(section: string, scale: BenchScale, runs: number, tmp: string): BenchContext {
+  const said = new Set<string>();
+  const missing = (bin: string): string | undefined => {
+    if (hasBin(bin)) return undefined;
+    const reason = `${bin} is not installed`;
+    if (!said.has(bin)) console.log(`  skip: ${reason}; its column stays empty`);
+    said.add(bin);
+    return reason;
+  };
+  return {
+    scale,
+    runs,
+    tmp,
+    root: ROOT,
+    startWharf: (opts) => startWharfProcess(opts),
+    startDistribution: async () => (missing('/usr/bin/docker-registry') ? undefined : startDistributionProcess()),
+    missing,
+    async measure(fn, setup) {
+      const xs: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        await setup?.(i);
+        const t0 = process.hrtime.bigint();
+        await fn(i);
+        xs.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      }
+      return median(xs);
+    },
+    row: (r) => ({ section, metric: r.metric, wharf: r.wharf, peer: r.peer, unit: r.unit, ratio: ratioOf(r), note: r.note ?? '' }),
+    exec: (cmd, args, opts) => exec(cmd, args, opts),
+    wharf: (args, opts) => wharfCli(args, opts),
+    log: (msg) => console.log(`  ${section}: ${msg}`),
+  };
+}
+
+const DOC = join(ROOT, 'docs', 'BENCHMARKS.md');
+const begin = (s: string): string => `<!-- bench:${s} -->`;
+const end = (s: string): string => `<!-- /bench:${s} -->`;
+
+const INTRO = `# Benchmarks
+
+\`npm run bench\` runs Wharf beside its peers in one run, on one machine: \`wharf serve\` beside
+Distribution (Debian's \`docker-registry\`), the \`wharf\` CLI beside \`skopeo\`. Each figure is the
+median of BENCH_RUNS runs (3 by default). \`ratio\` is Wharf's figure over the peer's, inverted
+where lower is better (seconds, MiB), so above 1x means Wharf is ahead. Every section says the
+command, machine and date of its figures; \`npm run bench -- --only <section> --write\` rewrites
+one section and keeps the others. Sizes: \`BENCH_SCALE=small\` (default, a few minutes) or
+\`full\` (the sizes of the goals in the issues).
+
+Caveat: the machine has 2 cores shared with other work, and the load generator runs on the same
+cores as the server it measures; compare ratios more than absolute figures.
+`;
+
+async function writeDoc(blocks: Map<string, string>): Promise<void> {
+  let doc = existsSync(DOC) ? await readFile(DOC, 'utf8') : INTRO;
+  if (!doc.includes('# Benchmarks')) doc = INTRO;
+  for (const s of SECTIONS) {
+    const block = blocks.get(s);
+    if (block === undefined) continue;
+    const wrapped = `${begin(s)}\n${block}\n${end(s)}`;
+    const i = doc.indexOf(begin(s));
+    const j = doc.indexOf(end(s));
+    if (i >= 0 && j > i) doc = doc.slice(0, i) + wrapped + doc.slice(j + end(s).length);
+    else doc = `${doc.trimEnd()}\n\n${wrapped}\n`;
+  }
+  await writeFile(DOC, doc);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const scaleEnv = process.env.BENCH_SCALE ?? 'small';
+  if (scaleEnv !== 'small' && scaleEnv !== 'full') throw new Error(`BENCH_SCALE must be small or full, not ${scaleEnv}`);
+  const scale: BenchScale = scaleEnv;
+  const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3) || 3);
+  const envPart = [scale !== 'small' ? `BENCH_SCALE=${scale}` : '', process.env.BENCH_RUNS ? `BENCH_RUNS=${runs}` : ''].filter(Boolean).join(' ');
+  const command = `${envPart ? `${envPart} ` : ''}npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+  console.log(`wharf bench: scale ${scale}, ${runs} runs per figure; ${machine()}`);
+  const how = (await wharfEntry()).how;
+  console.log(`wharf (serve and CLI) runs ${how}`);
+
+  const blocks = new Map<string, string>();
+  const all: BenchRow[] = [];
+  let failed = 0;
+  for (const name of SECTIONS) {
+    if (args.only && !args.only.includes(name)) continue;
+    const file = join(ROOT, 'bench', `${name}.ts`);
+    if (!existsSync(file)) {
+      console.log(`\n== ${name}: skipped, bench/${name}.ts is not there yet`);
+      continue;
+    }
+    console.log(`\n== ${name}`);
+    const mod = (await import(pathToFileURL(file).href)) as Partial<BenchSection>;
+    if (typeof mod.run !== 'function') {
+      console.log(`  skipped: bench/${name}.ts exports no run(ctx)`);
+      continue;
+    }
+    const tmp = await mkdtemp(join(tmpdir(), `wharf-bench-${name}-`));
+    const t0 = Date.now();
+    try {
+      const rows = await mod.run(makeContext(name, scale, runs, tmp));
+      all.push(...rows);
+      const secs = ((Date.now() - t0) / 1000).toFixed(0);
+      console.log(`\n${table(rows)}\n  (${secs} s)`);
+      const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      blocks.set(name, `## ${name}\n\n${table(rows)}\n\nCommand: \`${command}\` (scale ${scale}, median of ${runs}), ${date}, ${machine()}; wharf ran ${how}; the section took ${secs} s.`);
+    } catch (err) {
+      failed++;
+      console.error(`  ${name} failed: ${(err as Error).stack ?? String(err)}`);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+  if (args.write && blocks.size > 0) {
+    await writeDoc(blocks);
+    console.log(`\nwrote ${DOC}`);
+  }
+  if (failed > 0) process.exitCode = 1;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((err: unknown) => {
+    console.error(`bench: ${(err as Error).message}`);
+    process.exitCode = 1;
+  });
+}
