@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseDuration, parseSize } from '../spec/index.js';
+import { ProxyConfigSchema } from './proxy/config.js';
 
 const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const n = parseSize(v);
@@ -31,6 +32,8 @@ export const ConfigSchema = z
       .prefault({}),
     manifests: z.object({ maxSize: size.default(4 << 20) }).strict().prefault({}),
     pagination: z.object({ pageSize: z.number().int().min(1).max(100000).default(1000) }).strict().prefault({}),
+    /** Pull-through cache of upstream registries (docs/PROXY.md). */
+    proxy: ProxyConfigSchema.prefault({}),
   })
   .strict();
 

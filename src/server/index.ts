@@ -7,6 +7,8 @@ import { FsDriver } from './driver/index.js';
 import { RegistryStore } from './store/index.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
+import { Registry as MetricsRegistry } from 'prom-client';
+import { startPullThrough, type PullThrough, type ProxyTarget } from './proxy/index.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -17,6 +19,8 @@ export interface ServerOptions {
   /** Any other settings, in the config file's shape. */
   config?: WharfConfigInput;
   logger?: Logger;
+  /** Called for every request the pull-through cache sends upstream (tests count them). */
+  onUpstream?: (t: ProxyTarget, what: string) => void;
 }
 
 export interface RunningServer {
@@ -25,12 +29,14 @@ export interface RunningServer {
   config: WharfConfig;
   store: RegistryStore;
   app: FastifyInstance;
+  /** The pull-through cache, when upstreams are configured. */
+  proxy: PullThrough | undefined;
   /** Stops accepting, finishes the requests in flight, then resolves. */
   close(): Promise<void>;
 }
 
 /** Builds the store and app from a validated config and listens. */
-export async function startFromConfig(config: WharfConfig, logger?: Logger): Promise<RunningServer> {
+export async function startFromConfig(config: WharfConfig, logger?: Logger, hooks: Pick<ServerOptions, 'onUpstream'> = {}): Promise<RunningServer> {
   const log = logger ?? pino({ level: config.log.level });
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true });
@@ -41,7 +47,9 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger): Pro
   };
   if (config.uploads.maxBlobSize !== undefined) storeOpts.maxBlobSize = config.uploads.maxBlobSize;
   const store = new RegistryStore(driver, storeOpts);
-  const app = createApp({ store, logger: log, pageSize: config.pagination.pageSize });
+  const metrics = new MetricsRegistry();
+  const proxy = await startPullThrough(config, { store, root: dataDir, log, metrics, onUpstream: hooks.onUpstream });
+  const app = createApp({ store, logger: log, pageSize: config.pagination.pageSize, metrics, ...(proxy ? { proxy: proxy.router } : {}) });
 
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {
@@ -68,9 +76,11 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger): Pro
     config,
     store,
     app,
+    proxy,
     close: async () => {
       clearInterval(timer);
       await app.close();
+      await proxy?.close();
     },
   };
 }
@@ -82,7 +92,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   input.listen = `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`;
   if (opts.deleteEnabled !== undefined) input.delete = { enabled: opts.deleteEnabled };
   if (opts.logLevel !== undefined) input.log = { level: opts.logLevel };
-  return startFromConfig(parseConfig(input), opts.logger);
+  return startFromConfig(parseConfig(input), opts.logger, { onUpstream: opts.onUpstream });
 }
 
 export { parseConfig, readConfigFile, ConfigError, type WharfConfig, type WharfConfigInput } from './config.js';

@@ -4,12 +4,16 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { OciError } from '../../spec/index.js';
 import type { RegistryStore } from '../store/index.js';
-import { routeOf } from './route.js';
+import { routeOf, type Route } from './route.js';
 import { handleV2, type V2Options } from './v2.js';
 
 export interface AppOptions extends Partial<V2Options> {
   store: RegistryStore;
   logger: Logger;
+  /** Answers the /v2 requests it claims (the pull-through cache, src/server/proxy) before the store does. */
+  proxy?: { handle(route: Route, req: FastifyRequest, reply: FastifyReply): Promise<boolean> };
+  /** The registry /metrics serves; a new one by default. */
+  metrics?: Registry;
 }
 
 const ABORTED = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);
@@ -57,7 +61,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
-  const metrics = new Registry();
+  const metrics = opts.metrics ?? new Registry();
   collectDefaultMetrics({ register: metrics });
   const duration = new Histogram({
     name: 'wharf_http_request_duration_seconds',
@@ -99,6 +103,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     if (!route) throw new OciError('NOT_FOUND', `no endpoint at ${raw.slice(0, 100)}`);
     const s = started.get(req);
     if (s) s.endpoint = route.kind;
+    if (opts.proxy && (await opts.proxy.handle(route, req, reply))) return reply;
     await handleV2(opts.store, route, req, reply, v2);
     return reply;
   };

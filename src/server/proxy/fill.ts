@@ -1,0 +1,170 @@
+import { EventEmitter } from 'node:events';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { OciError, createDigester, parseDigest, type Digest } from '../../spec/index.js';
+import type { StorageDriver } from '../driver/index.js';
+import { paths } from '../store/index.js';
+
+export interface FillOptions {
+  /** The data directory of the FsDriver: fills are staged in its `_tmp/`, then renamed into `blobs/`. */
+  root: string;
+  driver: StorageDriver;
+  digest: Digest;
+  /** The size the upstream announced (Content-Length); undefined when it did not. */
+  size: number | undefined;
+  /** The upstream body. */
+  body: AsyncIterable<Buffer>;
+  fsync?: boolean;
+  /** Called with every chunk's length as it arrives from upstream. */
+  onBytes?: (n: number) => void;
+}
+
+const CHUNK = 1 << 20;
+
+/**
+ * One upstream download of a blob, written to a staging file that any number of readers follow
+ * while it grows: the first byte reaches clients as soon as it is on disk, and every later request
+ * for the same digest joins this fill instead of going upstream again. The content is hashed on
+ * the way in; only a complete blob whose digest and size match is renamed into the blob store.
+ * Readers never see their stream end before that check passed: on a mismatch or a broken upstream
+ * they get an error instead, and nothing is cached.
+ */
+export class BlobFill {
+  readonly digest: Digest;
+  readonly size: number | undefined;
+  /** Resolves once the blob is verified and in the store; rejects when the fill failed. */
+  readonly done: Promise<void>;
+  private written = 0;
+  private state: 'running' | 'done' | 'failed' = 'running';
+  private error: Error | undefined;
+  private readonly events = new EventEmitter();
+  private refs = 1; // the fill's own
+  private closed = false;
+
+  private constructor(
+    private readonly fh: FileHandle,
+    private readonly tmpAbs: string,
+    private readonly tmpRel: string,
+    private readonly opts: FillOptions,
+  ) {
+    this.digest = opts.digest;
+    this.size = opts.size;
+    this.events.setMaxListeners(0);
+    this.done = this.run();
+    // Readers observe failures through their streams; nobody may be awaiting `done`.
+    this.done.catch(() => undefined);
+  }
+
+  static async start(opts: FillOptions): Promise<BlobFill> {
+    const dir = join(opts.root, '_tmp');
+    await mkdir(dir, { recursive: true });
+    // The leading timestamp lets the server's temp sweep remove what a crash left behind.
+    const name = `${Date.now()}-proxy-${parseDigest(opts.digest).hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`;
+    const abs = join(dir, name);
+    const fh = await open(abs, 'w+');
+    return new BlobFill(fh, abs, `_tmp/${name}`, opts);
+  }
+
+  get bytesWritten(): number {
+    return this.written;
+  }
+
+  private async run(): Promise<void> {
+    const { digest, size, driver } = this.opts;
+    const hash = createDigester(parseDigest(digest).algorithm);
+    try {
+      for await (const chunk of this.opts.body) {
+        this.opts.onBytes?.(chunk.length);
+        if (size !== undefined && this.written + chunk.length > size) {
+          throw new OciError('SIZE_INVALID', `upstream sent more than the ${size} bytes it announced for ${digest}`);
+        }
+        hash.update(chunk);
+        let off = 0;
+        while (off < chunk.length) {
+          const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off, this.written);
+          off += bytesWritten;
+          this.written += bytesWritten;
+        }
+        this.events.emit('progress');
+      }
+      if (size !== undefined && this.written !== size) {
+        throw new OciError('SIZE_INVALID', `upstream sent ${this.written} of the ${size} bytes of ${digest}`);
+      }
+      const got = `${parseDigest(digest).algorithm}:${hash.digest('hex')}`;
+      if (got !== digest) throw new OciError('DIGEST_INVALID', `upstream content of ${digest} has digest ${got}; not cached`);
+      if (this.opts.fsync !== false) await this.fh.sync();
+      // Someone else stored the same content meanwhile: keep theirs.
+      if (await driver.touch(paths.blobData(digest))) await rm(this.tmpAbs, { force: true });
+      else await driver.move(this.tmpRel, paths.blobData(digest));
+      this.state = 'done';
+    } catch (err) {
+      this.state = 'failed';
+      this.error = err instanceof OciError ? err : new OciError('UNAVAILABLE', `fetching ${digest} from upstream failed: ${(err as Error).message}`, { cause: err });
+      const body = this.opts.body as Partial<Readable>;
+      if (typeof body.destroy === 'function') body.destroy();
+      await rm(this.tmpAbs, { force: true }).catch(() => undefined);
+      throw this.error;
+    } finally {
+      this.events.emit('progress');
+      await this.release();
+    }
+  }
+
+  private async release(): Promise<void> {
+    if (--this.refs === 0 && !this.closed) {
+      this.closed = true;
+      await this.fh.close().catch(() => undefined);
+    }
+  }
+
+  private progress(): Promise<void> {
+    return new Promise((resolve) => this.events.once('progress', resolve));
+  }
+
+  /**
+   * A stream of the blob, or of the inclusive range [start, end] of it, that follows the fill.
+   * It ends only after the whole blob was verified; it fails if the fill fails.
+   */
+  reader(range?: { start: number; end: number }): Readable {
+    this.refs++;
+    const start = range?.start ?? 0;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      void this.release();
+    };
+    const self = this;
+    async function* gen(): AsyncGenerator<Buffer> {
+      try {
+        let pos = start;
+        for (;;) {
+          const end = range ? range.end : self.state === 'done' ? self.written - 1 : Number.MAX_SAFE_INTEGER;
+          if (pos > end) break;
+          if (pos < self.written) {
+            const n = Math.min(self.written, end + 1) - pos;
+            const buf = Buffer.allocUnsafe(Math.min(n, CHUNK));
+            const { bytesRead } = await self.fh.read(buf, 0, buf.length, pos);
+            if (bytesRead === 0) throw new OciError('INTERNAL', `cache file of ${self.digest} is shorter than written`);
+            pos += bytesRead;
+            yield buf.subarray(0, bytesRead);
+            continue;
+          }
+          if (self.state === 'failed') throw self.error!;
+          if (self.state === 'done') throw new OciError('RANGE_INVALID', `range ends past the ${self.written} bytes of ${self.digest}`);
+          await self.progress();
+        }
+        // The last byte is only released as valid once the whole blob has been checked.
+        while (self.state === 'running') await self.progress();
+        if (self.state === 'failed') throw self.error!;
+      } finally {
+        release();
+      }
+    }
+    const r = Readable.from(gen(), { objectMode: false, highWaterMark: CHUNK });
+    r.once('close', release);
+    return r;
+  }
+}

@@ -1,0 +1,72 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { RegistryStore } from '../store/index.js';
+import type { ProxyConfig } from './config.js';
+import { ProxyCache, type ProxyTarget } from './cache.js';
+import { createProxyMetrics, type ProxyMetrics } from './metrics.js';
+import { ProxyRouter } from './router.js';
+import { Upstream } from './upstream.js';
+
+export { ProxyConfigSchema, UpstreamSchema, type ProxyConfig, type ProxyConfigInput, type UpstreamConfig } from './config.js';
+export { ProxyCache, type ProxyTarget, type CachedManifest } from './cache.js';
+export { ProxyRouter, type V2Interceptor } from './router.js';
+export { Upstream, globToRegExp } from './upstream.js';
+export { BlobFill } from './fill.js';
+export { createProxyMetrics, type ProxyMetrics } from './metrics.js';
+// export { listCache, pruneCache, type CachedImage, type PruneOptions, type PruneReport } from './prune.js';
+// export { loadCache, type LoadOptions, type LoadReport } from './load.js';
+
+export interface PullThrough {
+  router: ProxyRouter;
+  cache: ProxyCache;
+  upstreams: Upstream[];
+  metrics: ProxyMetrics;
+  close(): Promise<void>;
+}
+
+export interface PullThroughOptions {
+  store: RegistryStore;
+  /** The FsDriver's root (the data directory). */
+  root: string;
+  fsync: boolean;
+  log: Logger;
+  metrics: Registry;
+  pageSize: number;
+  /** Every request that reaches an upstream; for tests. */
+  onUpstream?: (t: ProxyTarget, what: string) => void;
+}
+
+/** The pull-through cache for the configured upstreams, ready to hand to createApp({ proxy }). */
+export function createPullThrough(config: ProxyConfig, opts: PullThroughOptions): PullThrough {
+  const upstreams = config.upstreams.map((u) => new Upstream(u, { offline: config.offline }));
+  const metrics = createProxyMetrics(opts.metrics);
+  const cacheOpts: ConstructorParameters<typeof ProxyCache>[1] = { root: opts.root, fsync: opts.fsync, metrics, log: opts.log };
+  if (opts.onUpstream) cacheOpts.onUpstream = opts.onUpstream;
+  const cache = new ProxyCache(opts.store, cacheOpts);
+  const routerOpts: ConstructorParameters<typeof ProxyRouter>[2] = { pageSize: opts.pageSize };
+  if (config.defaultNamespace !== undefined) routerOpts.defaultNamespace = config.defaultNamespace;
+  const router = new ProxyRouter(cache, upstreams, routerOpts);
+  return {
+    router,
+    cache,
+    upstreams,
+    metrics,
+    close: async () => {
+      await Promise.all(upstreams.map((u) => u.close()));
+    },
+  };
+}
+
+/**
+ * Starts the pull-through cache of a server config: undefined when no upstream is configured.
+ * Preloads `proxy.preload` sources and starts background pruning when configured.
+ */
+export async function startPullThrough(
+  config: { proxy: ProxyConfig; storage: { fsync: boolean }; pagination: { pageSize: number } },
+  opts: Omit<PullThroughOptions, 'fsync' | 'pageSize' | 'onUpstream'> & { onUpstream?: PullThroughOptions['onUpstream'] | undefined },
+): Promise<PullThrough | undefined> {
+  if (config.proxy.upstreams.length === 0) return undefined;
+  const o: PullThroughOptions = { ...opts, fsync: config.storage.fsync, pageSize: config.pagination.pageSize } as PullThroughOptions;
+  if (!opts.onUpstream) delete o.onUpstream;
+  return createPullThrough(config.proxy, o);
+}

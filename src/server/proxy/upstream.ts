@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { OciError } from '../../spec/index.js';
+import { Transport, RemoteRepository, type Credential, type TransportOptions } from '../../stores/remote/index.js';
+import type { UpstreamConfig } from './config.js';
+
+/** `*` and `?` globs, anchored: `latest`, `v*`, `*-rc?`. */
+export function globToRegExp(glob: string): RegExp {
+  const re = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${re}$`);
+}
+
+function secretOf(value: string | undefined, env: string | undefined, what: string): string | undefined {
+  if (value !== undefined) return value;
+  if (env === undefined) return undefined;
+  const v = process.env[env];
+  if (v === undefined) throw new OciError('INVALID_ARGUMENT', `${what}: environment variable ${env} is not set`);
+  return v;
+}
+
+/** The credentials and fixed headers an upstream's `auth` setting stands for. */
+function authOf(cfg: UpstreamConfig): { credential?: Credential; headers?: Record<string, string> } {
+  const a = cfg.auth;
+  const where = `proxy upstream ${cfg.namespace}`;
+  if (a === 'anonymous' || 'anonymous' in a) return {};
+  if ('basic' in a) return { credential: { username: a.basic.username, password: secretOf(a.basic.password, a.basic.passwordEnv, where) ?? '' } };
+  const b = a.bearer;
+  const token = secretOf(b.token, b.tokenEnv, where);
+  if (token !== undefined) return { headers: { authorization: `Bearer ${token}` } };
+  const cred: Credential = {};
+  if (b.username !== undefined) cred.username = b.username;
+  const pw = secretOf(b.password, b.passwordEnv, where);
+  if (pw !== undefined) cred.password = pw;
+  if (b.identityToken !== undefined) cred.identityToken = b.identityToken;
+  return { credential: cred };
+}
+
+/**
+ * One upstream registry behind a namespace: its transport (own connection pool, TLS settings,
+ * credentials and token cache), TTL and revalidation patterns.
+ */
+export class Upstream {
+  readonly namespace: string;
+  readonly url: URL;
+  /** `host[:port]` as the transport and `?ns=` know it. */
+  readonly host: string;
+  readonly ttl: number;
+  readonly offline: boolean;
+  readonly transport: Transport;
+  private readonly always: RegExp[];
+
+  constructor(cfg: UpstreamConfig, opts: { offline?: boolean; transport?: Partial<TransportOptions> } = {}) {
+    this.namespace = cfg.namespace;
+    this.url = new URL(cfg.url);
+    this.host = this.url.host;
+    this.ttl = cfg.ttl;
+    this.offline = cfg.offline || Boolean(opts.offline);
+    this.always = cfg.alwaysRevalidate.map(globToRegExp);
+    const { credential, headers } = authOf(cfg);
+    const t: TransportOptions = {
+      plainHttp: this.url.protocol === 'http:',
+      insecure: cfg.tls.insecure,
+      userAgent: 'wharf-proxy',
+      // A cache answers from what it holds when the upstream is down; it does not wait long for it.
+      retry: { attempts: 2, baseDelayMs: 50, maxDelayMs: 500 },
+      connections: 16,
+      ...opts.transport,
+    };
+    if (cfg.tls.ca) t.ca = readFileSync(cfg.tls.ca);
+    if (cfg.tls.cert) t.cert = readFileSync(cfg.tls.cert);
+    if (cfg.tls.key) t.key = readFileSync(cfg.tls.key);
+    if (headers) t.headers = headers;
+    if (credential) t.credentials = async (host) => (host === this.host ? credential : undefined);
+    this.transport = new Transport(t);
+  }
+
+  /** Docker Hub keeps official images under `library/`; `alpine` means `library/alpine` there. */
+  upstreamName(name: string): string {
+    return !name.includes('/') && /(^|\.)docker\.io$/.test(this.url.hostname) ? `library/${name}` : name;
+  }
+
+  repository(name: string): RemoteRepository {
+    return new RemoteRepository(this.transport, this.host, this.upstreamName(name));
+  }
+
+  /** Whether a tag is revalidated on every pull, whatever its age. */
+  alwaysRevalidates(tag: string): boolean {
+    return this.always.some((re) => re.test(tag));
+  }
+
+  async close(): Promise<void> {
+    await this.transport.close();
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * The pull-through cache against a real upstream (a second `wharf serve`), seen through a counting
+ * HTTP forwarder that can also inject faults: routing, caching for good by digest, TTL and
+ * revalidation, coalescing of concurrent misses, ranges on a miss, and failures that must never
+ * leave anything cached.
+ */
+import { test, describe, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, stat, utimes, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { startServer, type RunningServer } from '../src/server/index.js';
+import { paths } from '../src/server/store/paths.js';
+import { startProxy, forward, type Proxy } from './helpers/proxy.js';
+import { makeImage, pushImage, pushBlob, sha256, type TestImage } from './helpers/proxy-images.js';
+
+let tmp: string;
+let upstream: RunningServer;
+let fwd: Proxy;
+let cache: RunningServer;
+let fault: ((req: IncomingMessage, res: ServerResponse, target: string) => Promise<boolean>) | undefined;
+let img: TestImage;
+
+const MANIFEST_ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
+const upstreamHits = (pred: (r: { method: string; url: string }) => boolean): number => fwd.requests.filter(pred).length;
+const blobGets = (digest: string): number => upstreamHits((r) => r.method === 'GET' && r.url.includes(`/blobs/${digest}`));
+const ago = (ms: number): Date => new Date(Date.now() - ms);
+
+before(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'wharf-proxy-core-'));
+  upstream = await startServer({ dataDir: join(tmp, 'up'), logLevel: 'silent', config: { storage: { fsync: false } } });
+  fwd = await startProxy(upstream.url, async (req, res, target) => (fault ? fault(req, res, target) : false));
+  cache = await startServer({
+    dataDir: join(tmp, 'cache'),
+    logLevel: 'silent',
+    config: {
+      storage: { fsync: false },
+      proxy: { upstreams: [{ namespace: 'up', url: fwd.url, ttl: '1h', alwaysRevalidate: ['latest', 'nightly-*'] }] },
+    },
+  });
+  img = await makeImage(2, 4096);
+  await pushImage(upstream.url, 'team/app', 'v1', img);
+  await pushImage(upstream.url, 'team/app', 'latest', img);
+});
+
+after(async () => {
+  await cache?.close();
+  await fwd?.close();
+  await upstream?.close();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  fault = undefined;
+});
+
+async function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: Buffer }> {
+  const r = await fetch(`${cache.url}${path}`, { headers: { accept: MANIFEST_ACCEPT, ...headers } });
+  return { status: r.status, headers: r.headers, body: Buffer.from(await r.arrayBuffer()) };
+}
+
+describe('routing and caching', () => {
+  test('a pull by path goes upstream once; the second is served from the cache', async () => {
+    const before = fwd.requests.length;
+    const m = await get('/v2/up/team/app/manifests/v1');
+    assert.equal(m.status, 200);
+    assert.equal(m.headers.get('oci-namespace'), 'up');
+    assert.equal(m.headers.get('docker-content-digest'), img.digest);
+    assert.deepEqual(m.body, img.manifest);
+    for (const b of img.blobs) {
+      const r = await get(`/v2/up/team/app/blobs/${b.digest}`);
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.body, b.data);
+    }
+    const first = fwd.requests.length - before;
+    assert.ok(first >= 1 + img.blobs.length, `upstream saw ${first} requests`);
+    const again = fwd.requests.length;
+    assert.equal((await get('/v2/up/team/app/manifests/v1')).status, 200);
+    assert.equal((await get(`/v2/up/team/app/manifests/${img.digest}`)).status, 200);
+    for (const b of img.blobs) assert.deepEqual((await get(`/v2/up/team/app/blobs/${b.digest}`)).body, b.data);
+    assert.equal(fwd.requests.length, again, 'cached content needs no upstream request');
+    // Cached in the server's own store, shared by digest.
+    const data = join(tmp, 'cache');
+    for (const b of img.blobs) assert.ok(await stat(join(data, paths.blobData(b.digest))));
+    assert.ok(await stat(join(data, paths.tag('up/team/app', 'v1'))));
+  });
+
+  test('containerd mirror convention: ?ns= names the upstream by namespace or host', async () => {
+    const byNs = await get(`/v2/team/app/manifests/v1?ns=up`);
+    assert.equal(byNs.status, 200);
+    assert.equal(byNs.headers.get('oci-namespace'), 'up');
+    const byHost = await get(`/v2/team/app/blobs/${img.blobs[1]!.digest}?ns=${fwd.host}`);
+    assert.equal(byHost.status, 200);
+    assert.deepEqual(byHost.body, img.blobs[1]!.data);
+  });
+
+  test('pushes to a proxied namespace are refused with DENIED; local repositories still take pushes', async () => {
+    const r = await fetch(`${cache.url}/v2/up/team/app/blobs/uploads/`, { method: 'POST' });
+    assert.equal(r.status, 403);
+    assert.equal(((await r.json()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'DENIED');
+    const m = await fetch(`${cache.url}/v2/up/team/app/manifests/v9`, { method: 'PUT', body: new Uint8Array(img.manifest), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    assert.equal(m.status, 403);
+    await m.arrayBuffer();
+    const d = await fetch(`${cache.url}/v2/up/team/app/manifests/${img.digest}`, { method: 'DELETE' });
+    assert.equal(d.status, 403);
+    await d.arrayBuffer();
+    await pushImage(cache.url, 'mine/app', 'v1', img);
+    assert.equal((await get('/v2/mine/app/manifests/v1')).status, 200);
+  });
+
+  test('unknown content upstream is a 404 with the spec code, and nothing is cached', async () => {
+    const r = await get('/v2/up/team/app/manifests/nope');
+    assert.equal(r.status, 404);
+    assert.equal((JSON.parse(r.body.toString()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'MANIFEST_UNKNOWN');
+    const b = await get(`/v2/up/team/app/blobs/${sha256(Buffer.from('nothing'))}`);
+    assert.equal(b.status, 404);
+  });
+
+  test('tags list is the upstream one', async () => {
+    const r = await get('/v2/up/team/app/tags/list');
+    assert.equal(r.status, 200);
+    assert.deepEqual((JSON.parse(r.body.toString()) as { tags: string[] }).tags, ['latest', 'v1']);
+  });
+});
+
+describe('TTL and revalidation', () => {
+  const tagFile = (tag: string): string => join(tmp, 'cache', paths.tag('up/team/app', tag));
+  const manifestReqs = (tag: string) => ({
+    head: upstreamHits((r) => r.method === 'HEAD' && r.url.endsWith(`/manifests/${tag}`)),
+    get: upstreamHits((r) => r.method === 'GET' && r.url.endsWith(`/manifests/${tag}`)),
+  });
+
+  test('a fresh tag is not revalidated; an expired one gets one conditional HEAD', async () => {
+    await get('/v2/up/team/app/manifests/v1');
+    const a = manifestReqs('v1');
+    await get('/v2/up/team/app/manifests/v1');
+    assert.deepEqual(manifestReqs('v1'), a, 'within the TTL: no upstream request');
+    await utimes(tagFile('v1'), ago(2 * 3600e3), ago(2 * 3600e3));
+    const r = await get('/v2/up/team/app/manifests/v1');
+    assert.equal(r.status, 200);
+    const b = manifestReqs('v1');
+    assert.equal(b.head, a.head + 1, 'one HEAD');
+    assert.equal(b.get, a.get, 'no GET: the tag did not move');
+    const cond = fwd.requests.filter((x) => x.method === 'HEAD' && x.url.endsWith('/manifests/v1')).at(-1)!;
+    assert.equal(cond.headers['if-none-match'], `"${img.digest}"`);
+    // The validation time moved: the next pull is fresh again.
+    await get('/v2/up/team/app/manifests/v1');
+    assert.deepEqual(manifestReqs('v1'), b);
+  });
+
+  test('a moved tag is fetched again after its TTL', async () => {
+    const next = await makeImage(1, 512);
+    await pushImage(upstream.url, 'team/app', 'moving', img);
+    assert.equal((await get('/v2/up/team/app/manifests/moving')).headers.get('docker-content-digest'), img.digest);
+    await pushImage(upstream.url, 'team/app', 'moving', next);
+    assert.equal((await get('/v2/up/team/app/manifests/moving')).headers.get('docker-content-digest'), img.digest, 'still fresh');
+    await utimes(tagFile('moving'), ago(2 * 3600e3), ago(2 * 3600e3));
+    const r = await get('/v2/up/team/app/manifests/moving');
+    assert.equal(r.headers.get('docker-content-digest'), next.digest);
+    assert.deepEqual(r.body, next.manifest);
+  });
+
+  test('always-revalidate patterns are checked on every pull', async () => {
+    await get('/v2/up/team/app/manifests/latest');
+    const a = manifestReqs('latest');
+    await get('/v2/up/team/app/manifests/latest');
+    await get('/v2/up/team/app/manifests/latest');
+    const b = manifestReqs('latest');
+    assert.equal(b.head, a.head + 2);
+    assert.equal(b.get, a.get);
+  });
+
+  test('upstream down: cached content is served with a Warning; uncached content fails with 503', async () => {
+    await get('/v2/up/team/app/manifests/v1');
+    await utimes(tagFile('v1'), ago(2 * 3600e3), ago(2 * 3600e3));
+    fault = async (_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE","message":"down"}]}');
+      return true;
+    };
+    const r = await get('/v2/up/team/app/manifests/v1');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, img.manifest);
+    assert.match(r.headers.get('warning') ?? '', /^111 /);
+    const latest = await get('/v2/up/team/app/manifests/latest');
+    assert.equal(latest.status, 200);
+    assert.match(latest.headers.get('warning') ?? '', /^111 /);
+    const miss = await get('/v2/up/team/app/manifests/never-pulled');
+    assert.equal(miss.status, 503);
+    const blob = await get(`/v2/up/team/app/blobs/${sha256(randomBytes(8))}`);
+    assert.equal(blob.status, 503);
+  });
+});
+
+describe('blobs', () => {
+  test('50 concurrent pulls of one uncached blob: exactly one upstream GET, every client gets it whole', async () => {
+    const data = randomBytes(16 << 20);
+    const digest = await pushBlob(upstream.url, 'team/big', data);
+    const results = await Promise.all(Array.from({ length: 50 }, () => get(`/v2/up/team/big/blobs/${digest}`)));
+    for (const r of results) {
+      assert.equal(r.status, 200);
+      assert.equal(r.body.length, data.length);
+      assert.equal(sha256(r.body), digest);
+    }
+    assert.equal(blobGets(digest), 1);
+    const metrics = await (await fetch(`${cache.url}/metrics`)).text();
+    assert.match(metrics, /wharf_proxy_coalesced_total\{namespace="up",kind="blob"\} \d+/);
+    assert.match(metrics, /wharf_proxy_upstream_bytes_total\{namespace="up"\} \d+/);
+  });
+
+  test('a Range request on a miss gets exactly the bytes asked for, and the blob is cached whole', async () => {
+    const data = randomBytes(3 << 20);
+    const digest = await pushBlob(upstream.url, 'team/ranged', data);
+    const r = await get(`/v2/up/team/ranged/blobs/${digest}`, { range: 'bytes=1000000-1000999' });
+    assert.equal(r.status, 206);
+    assert.equal(r.headers.get('content-range'), `bytes 1000000-1000999/${data.length}`);
+    assert.deepEqual(r.body, data.subarray(1000000, 1001000));
+    const tail = await get(`/v2/up/team/ranged/blobs/${digest}`, { range: 'bytes=-10' });
+    assert.equal(tail.status, 206);
+    assert.deepEqual(tail.body, data.subarray(data.length - 10));
+    const whole = await get(`/v2/up/team/ranged/blobs/${digest}`);
+    assert.equal(sha256(whole.body), digest);
+    assert.equal(blobGets(digest), 1);
+  });
+
+  test('HEAD on a miss answers the size without caching', async () => {
+    const data = randomBytes(1000);
+    const digest = await pushBlob(upstream.url, 'team/head', data);
+    const r = await fetch(`${cache.url}/v2/up/team/head/blobs/${digest}`, { method: 'HEAD' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-length'), '1000');
+    await assert.rejects(stat(join(tmp, 'cache', paths.blobData(digest))));
+  });
+
+  test('the upstream dies mid-blob: the client gets an error, nothing is cached, the next pull succeeds', async () => {
+    const data = randomBytes(4 << 20);
+    const digest = await pushBlob(upstream.url, 'team/flaky', data);
+    fault = async (req, res, target) => {
+      if (!req.url?.includes(`/blobs/${digest}`) || req.method !== 'GET') return false;
+      const up = await forward(req, target);
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      let sent = 0;
+      up.on('data', (c: Buffer) => {
+        sent += c.length;
+        if (sent > data.length / 2) {
+          up.destroy();
+          res.destroy();
+        } else res.write(c);
+      });
+      return true;
+    };
+    await assert.rejects(get(`/v2/up/team/flaky/blobs/${digest}`));
+    await assert.rejects(stat(join(tmp, 'cache', paths.blobData(digest))));
+    fault = undefined;
+    const ok = await get(`/v2/up/team/flaky/blobs/${digest}`);
+    assert.equal(ok.status, 200);
+    assert.equal(sha256(ok.body), digest);
+    assert.ok(await stat(join(tmp, 'cache', paths.blobData(digest))));
+  });
+
+  test('corrupted bytes from upstream: an error, never cached, never served as valid', async () => {
+    const data = randomBytes(2 << 20);
+    const digest = await pushBlob(upstream.url, 'team/corrupt', data);
+    fault = async (req, res, target) => {
+      if (!req.url?.includes(`/blobs/${digest}`) || req.method !== 'GET') return false;
+      const up = await forward(req, target);
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      let first = true;
+      up.on('data', (c: Buffer) => {
+        if (first) {
+          c = Buffer.from(c);
+          c[0] = c[0]! ^ 0xff;
+          first = false;
+        }
+        res.write(c);
+      });
+      up.on('end', () => res.end());
+      return true;
+    };
+    const attempts = await Promise.allSettled([get(`/v2/up/team/corrupt/blobs/${digest}`), get(`/v2/up/team/corrupt/blobs/${digest}`)]);
+    for (const a of attempts) {
+      // Either the transfer breaks, or (never) a full body arrives: it must not be a valid 200.
+      if (a.status === 'fulfilled') assert.ok(a.value.status !== 200 || sha256(a.value.body) !== digest || a.value.body.length !== data.length);
+    }
+    assert.ok(attempts.every((a) => a.status === 'rejected'), 'the transfer is cut, not completed');
+    await assert.rejects(stat(join(tmp, 'cache', paths.blobData(digest))));
+    const leftovers = (await readdir(join(tmp, 'cache', '_tmp')).catch(() => [])).filter((n) => n.includes('proxy'));
+    assert.deepEqual(leftovers, []);
+    fault = undefined;
+    assert.equal(sha256((await get(`/v2/up/team/corrupt/blobs/${digest}`)).body), digest);
+  });
+});
