@@ -1,0 +1,43 @@
+import { NotEstargzError, openEstargz, type EstargzOpenOptions } from './reader.js';
+import { openTarGz } from './targz.js';
+import type { LayerFS } from './fs.js';
+import type { RangedBlobSource } from './source.js';
+
+export { buildEstargz, buildEstargzFile, type BuildOptions, type BuildResult } from './build.js';
+export { openEstargz, EstargzReader, NotEstargzError, type EstargzOpenOptions } from './reader.js';
+export { openTarGz, TarGzReader, type TarGzOpenOptions } from './targz.js';
+export { FileBlobSource, BufferBlobSource, mergeRanges, type RangedBlobSource } from './source.js';
+export { EstargzCache, defaultCacheDir, type CacheInfo, type CachedToc, type PruneOptions } from './cache.js';
+export { Tree, type LayerFS, type FileStat, type FileType, type ReadRange } from './fs.js';
+export {
+  TOC_TAR_NAME,
+  FOOTER_SIZE,
+  TOC_DIGEST_ANNOTATION,
+  UNCOMPRESSED_SIZE_ANNOTATION,
+  DEFAULT_CHUNK_SIZE,
+  encodeFooter,
+  parseFooter,
+  parseToc,
+  cleanName,
+  type Toc,
+  type TocEntry,
+  type TocEntryType,
+} from './toc.js';
+
+export interface OpenLayerOptions extends EstargzOpenOptions {
+  /** Called when the layer is not eStargz and is read whole instead. */
+  onFallback?: (message: string) => void;
+  /** For a plain tar.gz: stop when it unpacks to more than this. */
+  maxUnpacked?: number;
+}
+
+/** Opens a layer as eStargz, or, when it has no eStargz footer, as a plain tar.gz read once. */
+export async function openLayer(src: RangedBlobSource, opts: OpenLayerOptions = {}): Promise<LayerFS> {
+  try {
+    return await openEstargz(src, opts);
+  } catch (err) {
+    if (!(err instanceof NotEstargzError)) throw err;
+    opts.onFallback?.(`${opts.layerDigest ?? 'the layer'} is not eStargz (${err.message}); reading the whole layer once`);
+    return openTarGz(src, { ...opts, window: undefined });
+  }
+}

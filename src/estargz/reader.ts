@@ -1,0 +1,312 @@
+import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { OciError, createDigester, type ByteRange } from '../spec/index.js';
+import type { OpOptions } from '../content/index.js';
+import type { EstargzCache } from './cache.js';
+import { Tree, clampRange, readAll, type FileStat, type FileType, type LayerFS, type ReadRange } from './fs.js';
+import { mergeRanges, type RangedBlobSource } from './source.js';
+import { decodeHeader } from './tar.js';
+import { FOOTER_SIZE, TOC_TAR_NAME, cleanName, parseFooter, parseToc, type Toc, type TocEntry } from './toc.js';
+
+/** Thrown by `openEstargz` when the blob has no eStargz footer: read it as a plain tar.gz. */
+export class NotEstargzError extends OciError {
+  constructor(message: string) {
+    super('UNSUPPORTED', message);
+    this.name = 'NotEstargzError';
+  }
+}
+
+export interface EstargzOpenOptions extends OpOptions {
+  /** The `containerd.io/snapshot/stargz/toc.digest` annotation: the TOC must hash to it. */
+  tocDigest?: string;
+  /** The layer's digest: the key of its TOC in the cache, and named in messages. */
+  layerDigest?: string;
+  cache?: EstargzCache;
+  /** Compressed bytes fetched per request at most when streaming a file (default 16 MiB). */
+  window?: number;
+  /** Said once when something cannot be verified (no toc.digest annotation). */
+  onWarning?: (message: string) => void;
+}
+
+/** Limits on what a TOC may expand to, so that a hostile layer cannot exhaust memory. */
+const MAX_TOC_COMPRESSED = 256 << 20;
+const MAX_TOC_JSON = 512 << 20;
+
+interface Chunk {
+  /** Compressed range holding the chunk's member: [start, end). */
+  start: number;
+  end: number;
+  innerOffset: number;
+  /** Where the chunk sits in its file. */
+  fileOffset: number;
+  size: number;
+  digest?: string;
+}
+
+interface FileData {
+  chunks: Chunk[];
+  /** The whole file's digest, for files stored in one chunk without a chunk digest. */
+  digest?: string;
+  size: number;
+}
+
+const TYPES: Record<string, FileType> = { dir: 'dir', reg: 'file', symlink: 'symlink', hardlink: 'hardlink', char: 'char', block: 'block', fifo: 'fifo' };
+
+/** Decompresses a gzip member (and whatever members follow) until `need` bytes are out. */
+async function inflate(gz: Buffer, need: number): Promise<Buffer> {
+  const z = createGunzip();
+  const parts: Buffer[] = [];
+  let n = 0;
+  z.end(gz);
+  try {
+    for await (const c of z as AsyncIterable<Buffer>) {
+      parts.push(c);
+      n += c.length;
+      if (n >= need) break;
+    }
+  } finally {
+    z.destroy();
+  }
+  return Buffer.concat(parts);
+}
+
+function sha256(b: Buffer): string {
+  return `sha256:${createDigester().update(b).digest('hex')}`;
+}
+
+/**
+ * Reads the footer and the TOC of an eStargz blob (verifying the TOC against `tocDigest`),
+ * then serves files by fetching only the chunks that hold them: chunks next to each other go in
+ * one range, several ranges in one request, and every chunk is checked against its
+ * `chunkDigest` before a byte of it is returned.
+ */
+export async function openEstargz(src: RangedBlobSource, opts: EstargzOpenOptions = {}): Promise<EstargzReader> {
+  const cached = opts.layerDigest ? await opts.cache?.getToc(opts.layerDigest, opts.tocDigest) : undefined;
+  let tocOffset: number;
+  let blobSize: number;
+  let json: Buffer;
+  if (cached) {
+    ({ tocOffset, blobSize, json } = cached);
+  } else {
+    blobSize = await src.size(opts);
+    if (blobSize < FOOTER_SIZE) throw new NotEstargzError(`the layer is ${blobSize} bytes, too small to be eStargz`);
+    const [footer] = await src.read([{ start: blobSize - FOOTER_SIZE, end: blobSize - 1 }], opts);
+    const off = parseFooter(footer!);
+    if (off === undefined) throw new NotEstargzError('the layer has no eStargz footer');
+    if (off >= blobSize - FOOTER_SIZE) throw new OciError('MANIFEST_INVALID', `the eStargz footer points the TOC at byte ${off} of a ${blobSize}-byte layer`);
+    if (blobSize - FOOTER_SIZE - off > MAX_TOC_COMPRESSED) throw new OciError('MANIFEST_INVALID', `the eStargz TOC is ${blobSize - FOOTER_SIZE - off} bytes compressed, over the limit`);
+    tocOffset = off;
+    const [gz] = await src.read([{ start: off, end: blobSize - FOOTER_SIZE - 1 }], opts);
+    let tar: Buffer;
+    try {
+      tar = await inflate(gz!, MAX_TOC_JSON + 4096);
+    } catch (err) {
+      throw new OciError('DIGEST_INVALID', `the eStargz TOC of ${opts.layerDigest ?? 'the layer'} does not decompress: ${(err as Error).message}`);
+    }
+    const h = decodeHeader(tar);
+    if (!h || cleanName(h.name) !== TOC_TAR_NAME) throw new OciError('MANIFEST_INVALID', `the eStargz TOC member holds "${h?.name ?? '(nothing)'}", not ${TOC_TAR_NAME}`);
+    if (h.size > MAX_TOC_JSON || tar.length < h.headerLength + h.size) throw new OciError('MANIFEST_INVALID', 'the eStargz TOC is truncated or too large');
+    json = tar.subarray(h.headerLength, h.headerLength + h.size);
+  }
+  const got = sha256(json);
+  if (opts.tocDigest && got !== opts.tocDigest) {
+    throw new OciError('DIGEST_INVALID', `the eStargz TOC of ${opts.layerDigest ?? 'the layer'} is ${got}, but the manifest's ${'containerd.io/snapshot/stargz/toc.digest'} annotation says ${opts.tocDigest}: the layer was altered`);
+  }
+  if (!opts.tocDigest) opts.onWarning?.(`the layer ${opts.layerDigest ?? ''} has no toc.digest annotation; its TOC cannot be verified (chunks are still checked against it)`.replace('  ', ' '));
+  const toc = parseToc(json);
+  if (!cached && opts.layerDigest) await opts.cache?.putToc(opts.layerDigest, { tocOffset, blobSize, json });
+  return new EstargzReader(src, toc, tocOffset, got, opts);
+}
+
+export class EstargzReader implements LayerFS {
+  readonly kind = 'estargz' as const;
+  readonly tocDigest: string;
+  readonly tocOffset: number;
+  private readonly tree = new Tree();
+  private readonly data = new Map<string, FileData>();
+  private readonly window: number;
+
+  constructor(
+    private readonly src: RangedBlobSource,
+    readonly toc: Toc,
+    tocOffset: number,
+    tocDigest: string,
+    private readonly opts: EstargzOpenOptions,
+  ) {
+    this.tocOffset = tocOffset;
+    this.tocDigest = tocDigest;
+    this.window = opts.window ?? 16 << 20;
+    // A chunk's member ends where the next member starts: the next data offset, or the TOC.
+    const starts = [...new Set(toc.entries.filter((e) => (e.type === 'reg' || e.type === 'chunk') && e.offset).map((e) => e.offset!))].sort((a, b) => a - b);
+    starts.push(tocOffset);
+    const nextStart = (off: number): number => {
+      let lo = 0;
+      let hi = starts.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (starts[mid]! > off) hi = mid;
+        else lo = mid + 1;
+      }
+      return starts[lo]! > off ? starts[lo]! : tocOffset;
+    };
+    let last: { name: string; file: FileData; reg: TocEntry } | undefined;
+    for (const e of toc.entries) {
+      if (e.type === 'chunk') {
+        if (!last) throw new OciError('MANIFEST_INVALID', 'the eStargz TOC has a chunk before any file');
+        const fileOffset = e.chunkOffset ?? 0;
+        const size = e.chunkSize || (last.reg.size ?? 0) - fileOffset;
+        last.file.chunks.push({ start: e.offset ?? 0, end: nextStart(e.offset ?? 0), innerOffset: e.innerOffset ?? 0, fileOffset, size, digest: e.chunkDigest });
+        continue;
+      }
+      const name = cleanName(e.name);
+      if (name === TOC_TAR_NAME) continue;
+      const type = TYPES[e.type];
+      if (!type) throw new OciError('MANIFEST_INVALID', `eStargz TOC entry "${e.name}" has unknown type "${e.type}"`);
+      const st: FileStat = { path: name, type, size: e.size ?? 0, mode: (e.mode ?? 0) & 0o7777 };
+      if (e.modtime) {
+        const t = new Date(e.modtime);
+        if (!Number.isNaN(t.getTime())) st.mtime = t;
+      }
+      if (e.linkName !== undefined) st.linkName = type === 'hardlink' ? cleanName(e.linkName) : e.linkName;
+      if (e.digest) st.digest = e.digest;
+      this.tree.add(st);
+      if (type === 'file') {
+        const size = e.size ?? 0;
+        const file: FileData = { chunks: [], digest: e.digest, size };
+        if (size > 0) {
+          const chunkSize = e.chunkSize || size;
+          file.chunks.push({ start: e.offset ?? 0, end: nextStart(e.offset ?? 0), innerOffset: e.innerOffset ?? 0, fileOffset: 0, size: chunkSize, digest: e.chunkDigest });
+        }
+        this.data.set(name, file);
+        last = { name, file, reg: e };
+      }
+    }
+    for (const [name, f] of this.data) {
+      let at = 0;
+      for (const c of f.chunks) {
+        if (c.fileOffset !== at || c.start >= tocOffset || c.start <= 0 && f.size > 0) throw new OciError('MANIFEST_INVALID', `the eStargz TOC's chunks of "${name}" do not tile the file`);
+        at += c.size;
+      }
+      if (at !== f.size) throw new OciError('MANIFEST_INVALID', `the eStargz TOC's chunks of "${name}" add up to ${at} bytes, not ${f.size}`);
+    }
+  }
+
+  list(): FileStat[] {
+    return this.tree.list();
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    return this.tree.readdir(path);
+  }
+
+  async lstat(path: string): Promise<FileStat> {
+    return this.tree.lstat(path);
+  }
+
+  async stat(path: string): Promise<FileStat> {
+    return this.tree.resolve(path);
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    return readAll(this.createReadStream(path));
+  }
+
+  /** The chunks a byte range of a file needs. */
+  private plan(path: string, range?: ReadRange): { file: FileData; chunks: Chunk[]; start: number; end: number; name: string } {
+    const st = this.tree.resolve(path);
+    if (st.type !== 'file') throw new OciError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
+    const file = this.data.get(st.path)!;
+    const { start, end } = clampRange(file.size, range, path);
+    const chunks = file.chunks.filter((c) => c.fileOffset <= end && c.fileOffset + c.size > start);
+    return { file, chunks, start, end, name: st.path };
+  }
+
+  /** Fetches, decompresses and verifies chunks; several ranges in one read. */
+  private async fetchChunks(name: string, file: FileData, chunks: Chunk[]): Promise<Buffer[]> {
+    const cache = this.opts.cache;
+    const out = new Array<Buffer | undefined>(chunks.length);
+    if (cache) {
+      await Promise.all(chunks.map(async (c, i) => (out[i] = c.digest ? await cache.getChunk(c.digest) : undefined)));
+    }
+    const missing = chunks.map((c, i) => ({ c, i })).filter(({ i }) => !out[i]);
+    if (missing.length > 0) {
+      const { merged, map } = mergeRanges(missing.map(({ c }) => ({ start: c.start, end: c.end - 1 })));
+      const bufs = await this.src.read(merged, this.opts);
+      await Promise.all(
+        missing.map(async ({ c, i }, k) => {
+          const m = merged[map[k]!]!;
+          const gz = bufs[map[k]!]!.subarray(c.start - m.start, c.end - m.start);
+          let raw: Buffer;
+          try {
+            raw = await inflate(gz, c.innerOffset + c.size);
+          } catch (err) {
+            throw new OciError('DIGEST_INVALID', `chunk at bytes ${c.start}-${c.end - 1} of ${this.opts.layerDigest ?? 'the layer'} (holding "${name}") is corrupt: ${(err as Error).message}; the layer was altered`);
+          }
+          const data = raw.subarray(c.innerOffset, c.innerOffset + c.size);
+          if (data.length !== c.size) throw new OciError('DIGEST_INVALID', `chunk at bytes ${c.start}-${c.end - 1} of ${this.opts.layerDigest ?? 'the layer'} (holding "${name}") is ${data.length} bytes, the TOC says ${c.size}`);
+          const want = c.digest ?? (file.chunks.length === 1 ? file.digest : undefined);
+          if (!want) throw new OciError('DIGEST_INVALID', `"${name}" has no chunk digest in the TOC; refusing to return unverified bytes`);
+          const got = sha256(data);
+          if (got !== want) {
+            throw new OciError('DIGEST_INVALID', `chunk at bytes ${c.start}-${c.end - 1} of ${this.opts.layerDigest ?? 'the layer'} (holding "${name}" from byte ${c.fileOffset}) is ${got}, the TOC says ${want}: the layer was altered`);
+          }
+          if (cache && c.digest) await cache.putChunk(c.digest, data);
+          out[i] = data;
+        }),
+      );
+    }
+    return out as Buffer[];
+  }
+
+  /** Groups chunks into windows of at most `window` compressed bytes (one request each). */
+  private windows(chunks: Chunk[]): Chunk[][] {
+    const out: Chunk[][] = [];
+    let cur: Chunk[] = [];
+    let n = 0;
+    for (const c of chunks) {
+      const len = c.end - c.start;
+      if (cur.length > 0 && n + len > this.window) {
+        out.push(cur);
+        cur = [];
+        n = 0;
+      }
+      cur.push(c);
+      n += len;
+    }
+    if (cur.length > 0) out.push(cur);
+    return out;
+  }
+
+  createReadStream(path: string, range?: ReadRange): Readable {
+    const self = this;
+    async function* gen(): AsyncGenerator<Buffer> {
+      const { file, chunks, start, end, name } = self.plan(path, range);
+      if (end < start) return;
+      const wins = self.windows(chunks);
+      // One window ahead is fetched while the current one is consumed.
+      let next: Promise<Buffer[]> | undefined = wins.length ? self.fetchChunks(name, file, wins[0]!) : undefined;
+      next?.catch(() => undefined);
+      for (let w = 0; w < wins.length; w++) {
+        const bufs: Buffer[] = await next!;
+        next = w + 1 < wins.length ? self.fetchChunks(name, file, wins[w + 1]!) : undefined;
+        next?.catch(() => undefined);
+        for (const [i, c] of wins[w]!.entries()) {
+          const from = Math.max(start, c.fileOffset) - c.fileOffset;
+          const to = Math.min(end + 1, c.fileOffset + c.size) - c.fileOffset;
+          if (to > from) yield bufs[i]!.subarray(from, to);
+        }
+      }
+    }
+    return Readable.from(gen(), { objectMode: false });
+  }
+
+  /** Compressed ranges a read would fetch (for tests and `--dry-run`-like reporting). */
+  rangesFor(path: string, range?: ReadRange): ByteRange[] {
+    const { chunks } = this.plan(path, range);
+    return mergeRanges(chunks.map((c) => ({ start: c.start, end: c.end - 1 }))).merged;
+  }
+
+  async close(): Promise<void> {
+    await this.src.close?.();
+  }
+}

@@ -1,0 +1,139 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import * as tarStream from 'tar-stream';
+import { OciError, createDigester, parseDigest } from '../spec/index.js';
+import type { OpOptions } from '../content/index.js';
+import { Tree, clampRange, readAll, type FileStat, type FileType, type LayerFS, type ReadRange } from './fs.js';
+import type { RangedBlobSource } from './source.js';
+import { cleanName, TOC_TAR_NAME } from './toc.js';
+
+export interface TarGzOpenOptions extends OpOptions {
+  /** The layer's digest: the whole blob must hash to it. */
+  layerDigest?: string;
+  /** Bytes per read from the source (default 8 MiB). */
+  window?: number;
+  /** Where to keep the unpacked file data (default the OS temp dir). */
+  tmpDir?: string;
+  /** Stop when the unpacked data would exceed this many bytes. */
+  maxUnpacked?: number;
+}
+
+const TYPES: Record<string, FileType | undefined> = { file: 'file', 'contiguous-file': 'file', directory: 'dir', symlink: 'symlink', link: 'hardlink', 'character-device': 'char', 'block-device': 'block', fifo: 'fifo' };
+
+/**
+ * A plain tar.gz layer as a read-only file system: the blob is read once, start to end (checked
+ * against its digest), decompressed, and the files' bytes kept in one temp file, from which every
+ * later read is served. `close()` removes it.
+ */
+export async function openTarGz(src: RangedBlobSource, opts: TarGzOpenOptions = {}): Promise<TarGzReader> {
+  const size = await src.size(opts);
+  const window = opts.window ?? 8 << 20;
+  const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'wharf-layer-'));
+  const dataPath = join(dir, 'data');
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dataPath, 'w+', 0o600);
+    const hash = opts.layerDigest ? createDigester(parseDigest(opts.layerDigest).algorithm) : undefined;
+    async function* blob(): AsyncGenerator<Buffer> {
+      for (let at = 0; at < size; at += window) {
+        const [b] = await src.read([{ start: at, end: Math.min(size, at + window) - 1 }], opts);
+        hash?.update(b!);
+        yield b!;
+      }
+    }
+    const tree = new Tree();
+    const offsets = new Map<string, { offset: number; size: number }>();
+    let written = 0;
+    const extract = tarStream.extract();
+    const handle = fh;
+    const consume = (async () => {
+      for await (const entry of extract) {
+        const h = entry.header;
+        const name = cleanName(h.name);
+        const type = TYPES[h.type ?? 'file'];
+        if (!type || name === TOC_TAR_NAME) {
+          entry.resume();
+          continue;
+        }
+        const st: FileStat = { path: name, type, size: type === 'file' ? (h.size ?? 0) : 0, mode: (h.mode ?? 0) & 0o7777 };
+        if (h.mtime) st.mtime = h.mtime;
+        if (h.linkname) st.linkName = type === 'hardlink' ? cleanName(h.linkname) : h.linkname;
+        if (type === 'file') {
+          const start = written;
+          const fileHash = createDigester();
+          for await (const c of entry as AsyncIterable<Buffer>) {
+            if (opts.maxUnpacked !== undefined && written + c.length > opts.maxUnpacked) throw new OciError('SIZE_INVALID', `the layer unpacks to more than ${opts.maxUnpacked} bytes`);
+            fileHash.update(c);
+            await handle.write(c, 0, c.length, written);
+            written += c.length;
+          }
+          st.digest = `sha256:${fileHash.digest('hex')}`;
+          offsets.set(name, { offset: start, size: written - start });
+        } else entry.resume();
+        tree.add(st);
+      }
+    })();
+    await Promise.all([pipeline(Readable.from(blob()), createGunzip(), extract as unknown as Writable), consume]);
+    if (hash && opts.layerDigest) {
+      const got = `${parseDigest(opts.layerDigest).algorithm}:${hash.digest('hex')}`;
+      if (got !== opts.layerDigest) throw new OciError('DIGEST_INVALID', `the layer is ${got}, the manifest says ${opts.layerDigest}: it was altered`);
+    }
+    await fh.close();
+    fh = undefined;
+    await src.close?.();
+    return new TarGzReader(tree, offsets, dir, dataPath);
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export class TarGzReader implements LayerFS {
+  readonly kind = 'tar.gz' as const;
+
+  constructor(
+    private readonly tree: Tree,
+    private readonly offsets: Map<string, { offset: number; size: number }>,
+    private readonly dir: string,
+    private readonly dataPath: string,
+  ) {}
+
+  list(): FileStat[] {
+    return this.tree.list();
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    return this.tree.readdir(path);
+  }
+
+  async lstat(path: string): Promise<FileStat> {
+    return this.tree.lstat(path);
+  }
+
+  async stat(path: string): Promise<FileStat> {
+    return this.tree.resolve(path);
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    return readAll(this.createReadStream(path));
+  }
+
+  createReadStream(path: string, range?: ReadRange): Readable {
+    const st = this.tree.resolve(path);
+    if (st.type !== 'file') throw new OciError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
+    const at = this.offsets.get(st.path)!;
+    const { start, end } = clampRange(at.size, range, path);
+    if (end < start) return Readable.from([]);
+    return createReadStream(this.dataPath, { start: at.offset + start, end: at.offset + end });
+  }
+
+  async close(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

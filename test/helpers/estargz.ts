@@ -1,0 +1,77 @@
+import { chmod, link, lstat, mkdir, readdir, readFile, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+
+/**
+ * A small tree with everything an eStargz layer must keep: nested and empty directories, a
+ * dotfile, an empty file, a file split into several chunks (with a small chunk size), a symlink,
+ * a hard link, odd modes, a long and a non-ASCII name, fixed mtimes.
+ */
+export async function makeFixture(dir: string, opts: { big?: number } = {}): Promise<void> {
+  await mkdir(join(dir, 'sub', 'deeper'), { recursive: true });
+  await mkdir(join(dir, 'empty'));
+  await writeFile(join(dir, 'hello.txt'), 'hello, eStargz\n');
+  await writeFile(join(dir, '.hidden'), 'dotfile\n');
+  await writeFile(join(dir, 'empty.txt'), '');
+  const big = Buffer.alloc(opts.big ?? 300_000);
+  for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
+  await writeFile(join(dir, 'sub', 'big.bin'), big);
+  await writeFile(join(dir, 'sub', 'deeper', 'small.json'), JSON.stringify({ a: 1 }));
+  await writeFile(join(dir, 'sub', 'run.sh'), '#!/bin/sh\necho hi\n');
+  await chmod(join(dir, 'sub', 'run.sh'), 0o750);
+  await symlink('sub/deeper/small.json', join(dir, 'link-to-small'));
+  await link(join(dir, 'hello.txt'), join(dir, 'sub', 'hard-hello'));
+  const long = `${'long-directory-name-'.repeat(4)}/${'very-long-file-name-'.repeat(5)}.txt`;
+  await mkdir(join(dir, long, '..'), { recursive: true });
+  await writeFile(join(dir, long), 'long\n');
+  await writeFile(join(dir, 'ünïcödé.txt'), 'unicode\n');
+  await chmod(join(dir, 'empty'), 0o2775);
+  const t = new Date('2024-03-01T12:00:00Z');
+  const walk = async (p: string): Promise<void> => {
+    const st = await lstat(p);
+    if (st.isDirectory()) for (const c of await readdir(p)) await walk(join(p, c));
+    if (!st.isSymbolicLink()) await utimes(p, t, t);
+  };
+  for (const c of await readdir(dir)) await walk(join(dir, c));
+}
+
+export interface Snap {
+  type: string;
+  mode: number;
+  size: number;
+  sha?: string;
+  link?: string;
+  mtime?: number;
+  inode?: string;
+}
+
+/** path → what matters of each entry, hard links shown by a shared inode label. */
+export async function snapshot(dir: string, opts: { ignore?: string[]; mtimes?: boolean } = {}): Promise<Record<string, Snap>> {
+  const out: Record<string, Snap> = {};
+  const inodes = new Map<number, string>();
+  const walk = async (rel: string): Promise<void> => {
+    const p = rel ? join(dir, rel) : dir;
+    for (const c of (await readdir(p)).sort()) {
+      const r = rel ? `${rel}/${c}` : c;
+      if (opts.ignore?.includes(r)) continue;
+      const st = await lstat(join(dir, r));
+      const s: Snap = { type: st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file', mode: st.mode & 0o7777, size: st.isFile() ? st.size : 0 };
+      if (opts.mtimes !== false && !st.isSymbolicLink()) s.mtime = Math.floor(st.mtimeMs / 1000);
+      if (st.isFile()) {
+        s.sha = createHash('sha256').update(await readFile(join(dir, r))).digest('hex');
+        if (st.nlink > 1) {
+          if (!inodes.has(st.ino)) inodes.set(st.ino, r);
+          s.inode = inodes.get(st.ino);
+        }
+      }
+      if (st.isSymbolicLink()) {
+        s.link = await readlink(join(dir, r));
+        s.mode = 0;
+      }
+      out[r] = s;
+      if (st.isDirectory()) await walk(r);
+    }
+  };
+  await walk('');
+  return out;
+}
