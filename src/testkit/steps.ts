@@ -20,7 +20,8 @@ export async function pushBlob(baseUrl: string, repo: string, data: Buffer, alg:
 
 /** POST /v2/<name>/blobs/uploads/ → the session's Location. */
 export async function startUpload(baseUrl: string, repo: string): Promise<string> {
-  const r = await call(baseUrl, 'POST', `/v2/${repo}/blobs/uploads/`, { headers: { 'content-length': '0' } });
+  // fetch sends Content-Length: 0 itself for a POST without a body (and refuses to be told).
+  const r = await call(baseUrl, 'POST', `/v2/${repo}/blobs/uploads/`);
   assertStatus(r, 202);
   const loc = r.headers.get('location');
   assert.ok(loc, `${r.what}: 202 without Location`);

@@ -5,6 +5,8 @@ import {
   asDigest,
   assertName,
   isDigest,
+  isValidTag,
+  truncate,
   parseContentRange,
   parseRangeHeader,
   MediaType,
@@ -76,6 +78,7 @@ async function manifest(store: RegistryStore, route: Extract<Route, { kind: 'man
   switch (req.method) {
     case 'GET':
     case 'HEAD': {
+      assertCanExist(name, reference);
       const m = await store.getManifest(name, reference);
       reply.headers({
         'content-type': m.mediaType,
@@ -96,10 +99,22 @@ async function manifest(store: RegistryStore, route: Extract<Route, { kind: 'man
       return void reply.send();
     }
     case 'DELETE':
+      assertCanExist(name, reference);
       await store.deleteManifest(name, reference);
       return void reply.code(202).header('content-length', 0).send();
     default:
       allow(req.method, ['GET', 'HEAD', 'PUT', 'DELETE']);
+  }
+}
+
+/**
+ * A read or delete of a reference that is no valid tag (and not digest-shaped) asks for a manifest
+ * that cannot exist: 404 MANIFEST_UNKNOWN, as the conformance suite expects, not 400. A PUT of the
+ * same reference is still refused with TAG_INVALID.
+ */
+function assertCanExist(name: string, reference: string): void {
+  if (!reference.includes(':') && !isValidTag(reference)) {
+    throw new OciError('MANIFEST_UNKNOWN', `manifest "${truncate(reference)}" is unknown to repository ${name}: it is no valid tag`, { detail: { reference: truncate(reference) } });
   }
 }
 
@@ -179,9 +194,11 @@ async function upload(store: RegistryStore, route: Extract<Route, { kind: 'uploa
   const { name, id } = route;
   if (id === '') {
     allow(req.method, ['POST']);
-    if (q.mount !== undefined && isDigest(q.mount) && q.from !== undefined) {
-      assertName(q.from);
-      if ((await store.mountBlob(name, q.from, q.mount)) !== undefined) return created(reply, name, q.mount);
+    if (q.mount !== undefined && isDigest(q.mount)) {
+      // Without `from`, the only repository searched is the target itself: a blob it already
+      // links needs no upload (201), and no content of a repository the client did not name leaks.
+      if (q.from !== undefined) assertName(q.from);
+      if ((await store.mountBlob(name, q.from ?? name, q.mount)) !== undefined) return created(reply, name, q.mount);
     }
     if (q.digest !== undefined) {
       const digest = asDigest(q.digest);
@@ -248,5 +265,7 @@ async function referrers(store: RegistryStore, route: Extract<Route, { kind: 're
     if (q.artifactType !== undefined) params.set('artifactType', q.artifactType);
     reply.header('link', `</v2/${route.name}/referrers/${digest}?${params}>; rel="next"`);
   }
-  reply.type(MediaType.ImageIndex).send(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: page }));
+  // Exactly the index media type: reply.type() would append "; charset=utf-8" to a string body.
+  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: page }));
+  reply.headers({ 'content-type': MediaType.ImageIndex, 'content-length': body.length }).send(body);
 }

@@ -1,0 +1,634 @@
+/**
+ * A conformance suite for any OCI registry, written from distribution-spec v1.1.1 (spec.md): the
+ * /v2/ check, blob pulls and range reads, every upload method, cross-repository mounts, manifests,
+ * the referrers API, tag and catalog pagination, and the error bodies. It speaks plain HTTP only
+ * and knows nothing of Wharf, so it can be pointed at any registry; `features` switches off what
+ * the spec leaves optional (or what an older registry lacks).
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { call, assertError, assertStatus, nextLink, json, type Reply } from './http.js';
+import { pushBlob, pushManifest, startUpload, withQuery, blobExists, manifestExists, allPages, listTags } from './steps.js';
+import {
+  MediaTypes,
+  EMPTY_JSON,
+  EMPTY_DESCRIPTOR,
+  built,
+  descriptorOf,
+  digestOf,
+  imageIndex,
+  imageManifest,
+  randomBlob,
+  uniqueRepo,
+  type Built,
+  type Descriptor,
+} from './fixtures.js';
+import { byteRangesBoundary, parseByteRanges } from './multipart.js';
+
+/** A running registry the suite talks to over plain HTTP. */
+export interface RegistryUnderTest {
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** What the spec leaves optional. Every switch defaults to on. */
+export interface SuiteFeatures {
+  /** `GET /v2/<name>/referrers/<digest>` (spec v1.1). */
+  referrers: boolean;
+  /** Referrers listed in an index under the tag schema `<alg>-<hex>` also appear in the API. */
+  referrersFromTagSchema: boolean;
+  /** `?n=` on the referrers API pages with `Link`. */
+  referrersPagination: boolean;
+  /** sha512 digests for blobs and manifests. */
+  sha512: boolean;
+  /** Several ranges in one `Range` header answer `multipart/byteranges`. */
+  multiRange: boolean;
+  /** A manifest over 4 MiB gets 413. */
+  manifestLimit413: boolean;
+  /** DELETE of manifests and tags; off: the suite checks that DELETE answers 405. */
+  delete: boolean;
+  /** DELETE of a manifest by tag (spec v1.1) rather than only by digest. */
+  deleteByTag: boolean;
+  /** A manifest PUT with a `subject` answers `OCI-Subject`. */
+  ociSubjectHeader: boolean;
+  /** A chunk that does not start where the upload ends gets 416. */
+  chunkOrder416: boolean;
+  /** `GET /v2/_catalog`. */
+  catalog: boolean;
+}
+
+const DEFAULTS: SuiteFeatures = {
+  referrers: true,
+  referrersFromTagSchema: true,
+  referrersPagination: true,
+  sha512: true,
+  multiRange: true,
+  manifestLimit413: true,
+  delete: true,
+  deleteByTag: true,
+  ociSubjectHeader: true,
+  chunkOrder416: true,
+  catalog: true,
+};
+
+const OCTET = { 'content-type': 'application/octet-stream' };
+
+function header(r: Reply, name: string): string {
+  const v = r.headers.get(name);
+  assert.ok(v !== null, `${r.what} → ${r.status} has no ${name} header`);
+  return v;
+}
+
+/** A small image: a config, one layer, and the manifest that names them. */
+function smallImage(label: string): { config: Buffer; layer: Buffer; manifest: Built } {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, label, nonce: randomBytes(8).toString('hex') }));
+  const layer = randomBlob(300, label);
+  const manifest = imageManifest({ config: descriptorOf(MediaTypes.config, config), layers: [descriptorOf(MediaTypes.layer, layer)] });
+  return { config, layer, manifest };
+}
+
+async function pushSmallImage(url: string, repo: string, label: string, tags: string[]): Promise<Built> {
+  const img = smallImage(label);
+  await pushBlob(url, repo, img.config);
+  await pushBlob(url, repo, img.layer);
+  if (tags.length === 0) await pushManifest(url, repo, img.manifest.digest, img.manifest);
+  for (const t of tags) await pushManifest(url, repo, t, img.manifest);
+  return img.manifest;
+}
+
+/** An artifact manifest (empty config) that refers to `subject`. */
+function referrer(subject: Descriptor, artifactType: string, annotations: Record<string, string>): Built {
+  return imageManifest({ artifactType, config: EMPTY_DESCRIPTOR, layers: [EMPTY_DESCRIPTOR], subject, annotations });
+}
+
+export interface SuiteOptions {
+  /** Why the whole suite cannot run here (e.g. a peer binary is missing). */
+  skip?: string | undefined;
+  /**
+   * Titles of tests this registry is known to fail. They still run, as node:test `todo`, so the
+   * report shows them (and shows when one starts to pass) without failing the run.
+   */
+  knownFailures?: readonly string[];
+}
+
+type IndexBody = { schemaVersion: number; mediaType: string; manifests: Descriptor[] };
+
+/**
+ * Registers the suite with node:test under `name`. `start` is called once, before the first test;
+ * the registry must start empty or hold only repositories of other names.
+ */
+export function registrySuite(name: string, start: () => Promise<RegistryUnderTest>, features: Partial<SuiteFeatures> = {}, opts: SuiteOptions = {}): void {
+  const f: SuiteFeatures = { ...DEFAULTS, ...features };
+  const known = new Set(opts.knownFailures ?? []);
+  const used = new Set<string>();
+  /** node:test's test(), with the registry's known failures run as `todo`: reported, not fatal. */
+  const it = (title: string, a: { skip?: string | false } | (() => Promise<void>), b?: () => Promise<void>): void => {
+    const fn = typeof a === 'function' ? a : b!;
+    const skip = typeof a === 'function' ? false : (a.skip ?? false);
+    if (known.has(title)) used.add(title);
+    test(title, { skip, todo: known.has(title) ? `a known failure of ${name}` : false }, fn);
+  };
+  describe(`registry conformance: ${name}`, { skip: opts.skip ?? false }, () => {
+    let reg: RegistryUnderTest;
+    let url = '';
+    const ns = `conf${randomBytes(3).toString('hex')}`;
+    before(async () => {
+      reg = await start();
+      url = reg.url;
+    });
+    after(async () => {
+      await reg?.stop();
+      const stale = [...known].filter((k) => !used.has(k));
+      assert.deepEqual(stale, [], 'knownFailures names tests that do not exist');
+    });
+
+    describe('base', () => {
+      it('GET /v2/ answers 200', async () => {
+        assertStatus(await call(url, 'GET', '/v2/'), 200);
+      });
+      it('a path that is no endpoint answers 404', async () => {
+        const r = await call(url, 'GET', `/v2/${ns}/nothing/here`);
+        assertStatus(r, 404);
+      });
+    });
+
+    describe('blobs: pull', () => {
+      const repo = uniqueRepo(ns, 'pull');
+      const data = randomBlob(1000, 'pull');
+      let digest = '';
+      before(async () => {
+        digest = await pushBlob(url, repo, data);
+      });
+      it('GET answers the bytes with Docker-Content-Digest', async () => {
+        const r = await call(url, 'GET', `/v2/${repo}/blobs/${digest}`);
+        assertStatus(r, 200);
+        assert.ok(r.body.equals(data), 'blob bytes differ');
+        assert.equal(header(r, 'docker-content-digest'), digest);
+      });
+      it('HEAD answers Content-Length and Docker-Content-Digest, and no body', async () => {
+        const r = await call(url, 'HEAD', `/v2/${repo}/blobs/${digest}`);
+        assertStatus(r, 200);
+        assert.equal(header(r, 'content-length'), String(data.length));
+        assert.equal(header(r, 'docker-content-digest'), digest);
+        assert.equal(r.body.length, 0);
+      });
+      it('an unknown blob is 404 BLOB_UNKNOWN (GET) and 404 (HEAD)', async () => {
+        const unknown = digestOf(randomBytes(16));
+        assertError(await call(url, 'GET', `/v2/${repo}/blobs/${unknown}`), 404, ['BLOB_UNKNOWN']);
+        assertStatus(await call(url, 'HEAD', `/v2/${repo}/blobs/${unknown}`), 404);
+      });
+      it('a blob of another repository is unknown here', async () => {
+        assertStatus(await call(url, 'HEAD', `/v2/${uniqueRepo(ns, 'other')}/blobs/${digest}`), 404);
+      });
+      it('a single range answers 206 with Content-Range', async () => {
+        const r = await call(url, 'GET', `/v2/${repo}/blobs/${digest}`, { headers: { range: 'bytes=10-19' } });
+        assertStatus(r, 206);
+        assert.equal(header(r, 'content-range'), `bytes 10-19/${data.length}`);
+        assert.ok(r.body.equals(data.subarray(10, 20)), 'range bytes differ');
+      });
+      it('a suffix range and an open-ended range', async () => {
+        const suffix = await call(url, 'GET', `/v2/${repo}/blobs/${digest}`, { headers: { range: 'bytes=-5' } });
+        assertStatus(suffix, 206);
+        assert.ok(suffix.body.equals(data.subarray(data.length - 5)));
+        const open = await call(url, 'GET', `/v2/${repo}/blobs/${digest}`, { headers: { range: 'bytes=990-' } });
+        assertStatus(open, 206);
+        assert.equal(header(open, 'content-range'), `bytes 990-999/${data.length}`);
+        assert.ok(open.body.equals(data.subarray(990)));
+      });
+      it('several ranges answer multipart/byteranges', { skip: !f.multiRange && 'multiRange is off' }, async () => {
+        const r = await call(url, 'GET', `/v2/${repo}/blobs/${digest}`, { headers: { range: 'bytes=0-3,100-149,-2' } });
+        assertStatus(r, 206);
+        const boundary = byteRangesBoundary(r.headers.get('content-type'));
+        assert.ok(boundary, `Content-Type is ${r.headers.get('content-type')}`);
+        const parts = parseByteRanges(r.body, boundary);
+        assert.deepEqual(parts.map((p) => [p.first, p.last, p.complete]), [[0, 3, 1000], [100, 149, 1000], [998, 999, 1000]]);
+        for (const p of parts) assert.ok(p.data.equals(data.subarray(p.first, p.last + 1)), `part ${p.first}-${p.last} differs`);
+      });
+      it('an unsatisfiable range answers 416 with Content-Range: bytes */size', async () => {
+        const r = await call(url, 'GET', `/v2/${repo}/blobs/${digest}`, { headers: { range: 'bytes=5000-6000' } });
+        assertStatus(r, 416);
+        assert.equal(header(r, 'content-range'), `bytes */${data.length}`);
+      });
+      it('a zero-byte blob', async () => {
+        const empty = Buffer.alloc(0);
+        const d = await pushBlob(url, repo, empty);
+        assert.equal(d, 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+        const head = await call(url, 'HEAD', `/v2/${repo}/blobs/${d}`);
+        assertStatus(head, 200);
+        assert.equal(header(head, 'content-length'), '0');
+        const get = await call(url, 'GET', `/v2/${repo}/blobs/${d}`);
+        assertStatus(get, 200);
+        assert.equal(get.body.length, 0);
+      });
+      it('sha512 digests', { skip: !f.sha512 && 'sha512 is off' }, async () => {
+        const b = randomBlob(777, 'sha512');
+        const d = digestOf(b, 'sha512');
+        const r = await call(url, 'POST', `/v2/${repo}/blobs/uploads/?digest=${d}`, { headers: OCTET, body: b });
+        assertStatus(r, 201);
+        const get = await call(url, 'GET', `/v2/${repo}/blobs/${d}`);
+        assertStatus(get, 200);
+        assert.ok(get.body.equals(b));
+        assert.equal(header(get, 'docker-content-digest'), d);
+        assertError(await call(url, 'POST', `/v2/${repo}/blobs/uploads/?digest=${digestOf(randomBytes(4), 'sha512')}`, { headers: OCTET, body: b }), 400, ['DIGEST_INVALID']);
+      });
+    });
+
+    describe('blobs: push', () => {
+      const repo = uniqueRepo(ns, 'push');
+      it('monolithic POST ?digest= answers 201 with Location', async () => {
+        const b = randomBlob(500, 'mono');
+        const d = digestOf(b);
+        const r = await call(url, 'POST', `/v2/${repo}/blobs/uploads/?digest=${d}`, { headers: OCTET, body: b });
+        assertStatus(r, 201);
+        assert.ok(header(r, 'location').includes(d), `Location ${r.headers.get('location')} does not name the blob`);
+        assert.ok(await blobExists(url, repo, d));
+      });
+      it('POST then PUT ?digest= answers 202, then 201', async () => {
+        const b = randomBlob(500, 'postput');
+        const loc = await startUpload(url, repo);
+        const d = digestOf(b);
+        const put = await call(url, 'PUT', withQuery(loc, { digest: d }), { headers: OCTET, body: b });
+        assertStatus(put, 201);
+        assert.ok(header(put, 'location').length > 0);
+        assert.ok((await call(url, 'GET', `/v2/${repo}/blobs/${d}`)).body.equals(b));
+      });
+      it('chunked: PATCH with Content-Range, GET status, out-of-order 416, final PUT', async () => {
+        const b = randomBlob(3000, 'chunks');
+        let loc = await startUpload(url, repo);
+        const patch = async (from: number, to: number): Promise<Reply> =>
+          call(url, 'PATCH', loc, { headers: { ...OCTET, 'content-range': `${from}-${to - 1}` }, body: b.subarray(from, to) });
+        const first = await patch(0, 1000);
+        assertStatus(first, 202);
+        assert.equal(header(first, 'range'), '0-999');
+        loc = header(first, 'location');
+        const status = await call(url, 'GET', loc);
+        assertStatus(status, 204);
+        assert.equal(header(status, 'range'), '0-999');
+        assert.ok(header(status, 'location').length > 0);
+        if (f.chunkOrder416) {
+          // A gap and an overlap: both start somewhere other than byte 1000.
+          assertStatus(await patch(1500, 2000), 416);
+          assertStatus(await patch(500, 1500), 416);
+          const still = await call(url, 'GET', loc);
+          assert.equal(header(still, 'range'), '0-999');
+        }
+        const second = await patch(1000, 2000);
+        assertStatus(second, 202);
+        assert.equal(header(second, 'range'), '0-1999');
+        loc = header(second, 'location');
+        const d = digestOf(b);
+        const put = await call(url, 'PUT', withQuery(loc, { digest: d }), { headers: { ...OCTET, 'content-range': '2000-2999' }, body: b.subarray(2000) });
+        assertStatus(put, 201);
+        assert.equal(header(put, 'docker-content-digest'), d);
+        assert.ok((await call(url, 'GET', `/v2/${repo}/blobs/${d}`)).body.equals(b));
+      });
+      it('an upload that is unknown or ended answers 404 BLOB_UPLOAD_UNKNOWN', async () => {
+        const b = randomBlob(10, 'ended');
+        const loc = await startUpload(url, repo);
+        assertStatus(await call(url, 'PUT', withQuery(loc, { digest: digestOf(b) }), { headers: OCTET, body: b }), 201);
+        assertError(await call(url, 'GET', loc), 404, ['BLOB_UPLOAD_UNKNOWN']);
+      });
+      it('DELETE cancels an upload: 204, then 404', async () => {
+        const loc = await startUpload(url, repo);
+        const del = await call(url, 'DELETE', loc);
+        assertStatus(del, 204);
+        assertError(await call(url, 'GET', loc), 404, ['BLOB_UPLOAD_UNKNOWN']);
+        assertError(await call(url, 'PATCH', loc, { headers: OCTET, body: Buffer.from('x') }), 404, ['BLOB_UPLOAD_UNKNOWN']);
+      });
+      it('a final PUT whose digest does not match is 400 DIGEST_INVALID, and stores nothing', async () => {
+        const b = randomBlob(200, 'mismatch');
+        const wrong = digestOf(randomBytes(10));
+        const loc = await startUpload(url, repo);
+        assertError(await call(url, 'PUT', withQuery(loc, { digest: wrong }), { headers: OCTET, body: b }), 400, ['DIGEST_INVALID']);
+        assert.equal(await blobExists(url, repo, wrong), false);
+        assert.equal(await blobExists(url, repo, digestOf(b)), false);
+        const mono = await call(url, 'POST', `/v2/${repo}/blobs/uploads/?digest=${wrong}`, { headers: OCTET, body: b });
+        assertError(mono, 400, ['DIGEST_INVALID']);
+      });
+      it('a final chunk whose Content-Range does not match its size is refused, and stores nothing', async () => {
+        const b = randomBlob(200, 'size');
+        const loc = await startUpload(url, repo);
+        const r = await call(url, 'PUT', withQuery(loc, { digest: digestOf(b) }), { headers: { ...OCTET, 'content-range': '0-299' }, body: b });
+        assertError(r, [400, 416], ['SIZE_INVALID', 'BLOB_UPLOAD_INVALID', 'RANGE_INVALID']);
+        assert.equal(await blobExists(url, repo, digestOf(b)), false);
+      });
+      it('PUT without ?digest= is refused', async () => {
+        const loc = await startUpload(url, repo);
+        const r = await call(url, 'PUT', loc, { headers: OCTET, body: Buffer.from('abc') });
+        assertError(r, 400, ['DIGEST_INVALID', 'BLOB_UPLOAD_INVALID']);
+      });
+    });
+
+    describe('blobs: cross-repository mount', () => {
+      const from = uniqueRepo(ns, 'mountsrc');
+      const to = uniqueRepo(ns, 'mountdst');
+      const b = randomBlob(400, 'mount');
+      let d = '';
+      before(async () => {
+        d = await pushBlob(url, from, b);
+      });
+      it('mount of a blob the source has: 201, Location, and the blob is served in the target', async () => {
+        const r = await call(url, 'POST', `/v2/${to}/blobs/uploads/?mount=${d}&from=${from}`);
+        assertStatus(r, 201);
+        assert.equal(new URL(header(r, 'location'), url).pathname, `/v2/${to}/blobs/${d}`);
+        assert.equal(header(r, 'docker-content-digest'), d);
+        const get = await call(url, 'GET', `/v2/${to}/blobs/${d}`);
+        assertStatus(get, 200);
+        assert.ok(get.body.equals(b));
+      });
+      it('mount of a blob the source lacks falls back to an upload session (202)', async () => {
+        const other = randomBlob(100, 'notthere');
+        const od = digestOf(other);
+        const r = await call(url, 'POST', `/v2/${to}/blobs/uploads/?mount=${od}&from=${from}`);
+        assertStatus(r, 202);
+        const loc = header(r, 'location');
+        assertStatus(await call(url, 'PUT', withQuery(loc, { digest: od }), { headers: OCTET, body: other }), 201);
+        assert.ok(await blobExists(url, to, od));
+      });
+      it('mount without from of a blob nobody named falls back to an upload session (202)', async () => {
+        const r = await call(url, 'POST', `/v2/${uniqueRepo(ns, 'nofrom')}/blobs/uploads/?mount=${digestOf(randomBytes(8))}`);
+        assertStatus(r, 202);
+        assert.ok(header(r, 'location').length > 0);
+      });
+    });
+
+    describe('manifests', () => {
+      const repo = uniqueRepo(ns, 'manifests');
+      it('PUT by tag answers 201 with Location and Docker-Content-Digest; GET by tag and by digest give the same bytes', async () => {
+        const m = await pushSmallImage(url, repo, 'bytag', []);
+        const put = await call(url, 'PUT', `/v2/${repo}/manifests/v1`, { headers: { 'content-type': m.mediaType }, body: m.body });
+        assertStatus(put, 201);
+        assert.ok(header(put, 'location').length > 0);
+        assert.equal(header(put, 'docker-content-digest'), m.digest);
+        for (const ref of ['v1', m.digest]) {
+          const r = await call(url, 'GET', `/v2/${repo}/manifests/${ref}`, { headers: { accept: MediaTypes.manifest } });
+          assertStatus(r, 200);
+          assert.ok(r.body.equals(m.body), `GET ${ref}: bytes differ`);
+          assert.equal(header(r, 'content-type'), MediaTypes.manifest);
+          assert.equal(header(r, 'docker-content-digest'), m.digest);
+          const h = await call(url, 'HEAD', `/v2/${repo}/manifests/${ref}`, { headers: { accept: MediaTypes.manifest } });
+          assertStatus(h, 200);
+          assert.equal(header(h, 'content-length'), String(m.body.length));
+          assert.equal(header(h, 'docker-content-digest'), m.digest);
+          assert.equal(header(h, 'content-type'), MediaTypes.manifest);
+        }
+      });
+      it('manifests are stored byte for byte: whitespace and key order are kept', async () => {
+        const img = smallImage('bytes');
+        await pushBlob(url, repo, img.config);
+        await pushBlob(url, repo, img.layer);
+        const doc = JSON.parse(img.manifest.body.toString('utf8')) as Record<string, unknown>;
+        const odd = built(MediaTypes.manifest, `{\n   "layers": ${JSON.stringify(doc.layers, null, 3)},\n "config" : ${JSON.stringify(doc.config)},\t"schemaVersion":2,"mediaType":"${MediaTypes.manifest}"}\n\n`);
+        await pushManifest(url, repo, odd.digest, odd);
+        const r = await call(url, 'GET', `/v2/${repo}/manifests/${odd.digest}`, { headers: { accept: MediaTypes.manifest } });
+        assert.ok(r.body.equals(odd.body), 'bytes differ');
+      });
+      it('an image index, and a Docker schema 2 manifest and list, each come back with their media type', async () => {
+        const dockerConfig = Buffer.from(JSON.stringify({ architecture: 'arm64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+        const layer = randomBlob(64, 'docker');
+        await pushBlob(url, repo, dockerConfig);
+        await pushBlob(url, repo, layer);
+        const docker = imageManifest({ mediaType: MediaTypes.dockerManifest, config: descriptorOf(MediaTypes.dockerConfig, dockerConfig), layers: [descriptorOf(MediaTypes.dockerLayer, layer)] });
+        await pushManifest(url, repo, 'docker', docker);
+        const oci = await pushSmallImage(url, repo, 'idx', []);
+        const platform = (architecture: string): { architecture: string; os: string } => ({ architecture, os: 'linux' });
+        const index = imageIndex({ manifests: [{ ...oci.descriptor, platform: platform('amd64') }] });
+        const list = imageIndex({ mediaType: MediaTypes.dockerList, manifests: [{ ...docker.descriptor, platform: platform('arm64') }] });
+        await pushManifest(url, repo, 'index', index);
+        await pushManifest(url, repo, 'list', list);
+        for (const [tag, m] of [['docker', docker], ['index', index], ['list', list]] as const) {
+          const r = await call(url, 'GET', `/v2/${repo}/manifests/${tag}`, { headers: { accept: m.mediaType } });
+          assertStatus(r, 200);
+          assert.equal(header(r, 'content-type'), m.mediaType);
+          assert.ok(r.body.equals(m.body));
+        }
+      });
+      it('an unknown manifest is 404 MANIFEST_UNKNOWN, by tag and by digest', async () => {
+        await pushSmallImage(url, repo, 'known', ['known']);
+        assertError(await call(url, 'GET', `/v2/${repo}/manifests/nosuchtag`), 404, ['MANIFEST_UNKNOWN']);
+        assertError(await call(url, 'GET', `/v2/${repo}/manifests/${digestOf(randomBytes(8))}`), 404, ['MANIFEST_UNKNOWN']);
+        assertStatus(await call(url, 'HEAD', `/v2/${repo}/manifests/nosuchtag`), 404);
+      });
+      it('a reference that is no valid tag cannot exist: GET and HEAD answer 404', async () => {
+        // The OCI conformance suite asks for ".INVALID_MANIFEST_NAME" and expects 404.
+        assertStatus(await call(url, 'HEAD', `/v2/${repo}/manifests/.INVALID_MANIFEST_NAME`), 404);
+        assertError(await call(url, 'GET', `/v2/${repo}/manifests/.INVALID_MANIFEST_NAME`), 404, ['MANIFEST_UNKNOWN']);
+      });
+      it('a layer that was not pushed is 400 MANIFEST_BLOB_UNKNOWN', async () => {
+        const m = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [descriptorOf(MediaTypes.layer, randomBytes(32))] });
+        await pushBlob(url, repo, EMPTY_JSON);
+        assertError(await call(url, 'PUT', `/v2/${repo}/manifests/missing`, { headers: { 'content-type': m.mediaType }, body: m.body }), 400, ['MANIFEST_BLOB_UNKNOWN']);
+        assert.equal(await manifestExists(url, repo, 'missing'), false);
+      });
+      it('an index whose child was not pushed is 400 MANIFEST_BLOB_UNKNOWN', async () => {
+        const child = smallImage('absent').manifest;
+        const idx = imageIndex({ manifests: [child.descriptor] });
+        assertError(await call(url, 'PUT', `/v2/${repo}/manifests/absentchild`, { headers: { 'content-type': idx.mediaType }, body: idx.body }), 400, ['MANIFEST_BLOB_UNKNOWN', 'MANIFEST_UNKNOWN']);
+      });
+      it('PUT by a digest that is not the body\'s is 400 DIGEST_INVALID', async () => {
+        const img = smallImage('wrongdigest');
+        await pushBlob(url, repo, img.config);
+        await pushBlob(url, repo, img.layer);
+        const r = await call(url, 'PUT', `/v2/${repo}/manifests/${digestOf(randomBytes(8))}`, { headers: { 'content-type': img.manifest.mediaType }, body: img.manifest.body });
+        assertError(r, 400, ['DIGEST_INVALID']);
+      });
+      it('a manifest over 4 MiB is 413', { skip: !f.manifestLimit413 && 'manifestLimit413 is off' }, async () => {
+        const m = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [], annotations: { filler: 'x'.repeat(4 * 1024 * 1024 + 16) } });
+        const r = await call(url, 'PUT', `/v2/${repo}/manifests/huge`, { headers: { 'content-type': m.mediaType }, body: m.body });
+        assertStatus(r, 413);
+        assert.equal(await manifestExists(url, repo, 'huge'), false);
+      });
+      it('a subject that does not exist is accepted, and the PUT answers OCI-Subject', async () => {
+        await pushBlob(url, repo, EMPTY_JSON);
+        const ghost = smallImage('ghost').manifest.descriptor;
+        const m = referrer(ghost, 'application/vnd.example.sig', { a: 'b' });
+        const r = await pushManifest(url, repo, m.digest, m);
+        if (f.ociSubjectHeader) assert.equal(header(r, 'oci-subject'), ghost.digest);
+      });
+      it('sha512: a manifest PUT by its sha512 digest is served by it', { skip: !f.sha512 && 'sha512 is off' }, async () => {
+        const img = smallImage('m512');
+        await pushBlob(url, repo, img.config);
+        await pushBlob(url, repo, img.layer);
+        const d = digestOf(img.manifest.body, 'sha512');
+        const put = await call(url, 'PUT', `/v2/${repo}/manifests/${d}`, { headers: { 'content-type': img.manifest.mediaType }, body: img.manifest.body });
+        assertStatus(put, 201);
+        const get = await call(url, 'GET', `/v2/${repo}/manifests/${d}`, { headers: { accept: MediaTypes.manifest } });
+        assertStatus(get, 200);
+        assert.equal(header(get, 'docker-content-digest'), d);
+        assert.ok(get.body.equals(img.manifest.body));
+      });
+    });
+
+    describe('manifests: delete', () => {
+      const repo = uniqueRepo(ns, 'delete');
+      it('DELETE by tag removes the tag only', { skip: !(f.delete && f.deleteByTag) && 'delete by tag is off' }, async () => {
+        const m = await pushSmallImage(url, repo, 'deltag', ['one', 'two']);
+        assertStatus(await call(url, 'DELETE', `/v2/${repo}/manifests/one`), 202);
+        assert.equal(await manifestExists(url, repo, 'one'), false);
+        assert.equal(await manifestExists(url, repo, 'two'), true);
+        assert.equal(await manifestExists(url, repo, m.digest), true);
+        assert.deepEqual((await listTags(url, repo))?.includes('one'), false);
+      });
+      it('DELETE by digest removes the manifest and the tags that name it', { skip: !f.delete && 'delete is off' }, async () => {
+        const m = await pushSmallImage(url, repo, 'deldigest', ['three']);
+        assertStatus(await call(url, 'DELETE', `/v2/${repo}/manifests/${m.digest}`), 202);
+        assertError(await call(url, 'GET', `/v2/${repo}/manifests/${m.digest}`), 404, ['MANIFEST_UNKNOWN']);
+        assert.equal(await manifestExists(url, repo, 'three'), false);
+        assertError(await call(url, 'DELETE', `/v2/${repo}/manifests/${m.digest}`), 404, ['MANIFEST_UNKNOWN']);
+      });
+      it('DELETE of a blob: 202, then 404', { skip: !f.delete && 'delete is off' }, async () => {
+        const d = await pushBlob(url, repo, randomBlob(50, 'delblob'));
+        assertStatus(await call(url, 'DELETE', `/v2/${repo}/blobs/${d}`), 202);
+        assertStatus(await call(url, 'HEAD', `/v2/${repo}/blobs/${d}`), 404);
+        assertError(await call(url, 'DELETE', `/v2/${repo}/blobs/${d}`), 404, ['BLOB_UNKNOWN']);
+      });
+      it('with deletion disabled, DELETE answers 405 and removes nothing', { skip: f.delete && 'delete is on' }, async () => {
+        const m = await pushSmallImage(url, repo, 'nodelete', ['keep']);
+        const d = await pushBlob(url, repo, randomBlob(50, 'keepblob'));
+        assertError(await call(url, 'DELETE', `/v2/${repo}/manifests/keep`), 405, ['UNSUPPORTED']);
+        assertError(await call(url, 'DELETE', `/v2/${repo}/manifests/${m.digest}`), 405, ['UNSUPPORTED']);
+        assertError(await call(url, 'DELETE', `/v2/${repo}/blobs/${d}`), 405, ['UNSUPPORTED']);
+        assert.ok(await manifestExists(url, repo, 'keep'));
+        assert.ok(await blobExists(url, repo, d));
+      });
+    });
+
+    describe('referrers', { skip: !f.referrers && 'referrers is off' }, () => {
+      const repo = uniqueRepo(ns, 'referrers');
+      let subject: Built;
+      const refs: Built[] = [];
+      before(async () => {
+        subject = await pushSmallImage(url, repo, 'subject', ['subject']);
+        await pushBlob(url, repo, EMPTY_JSON);
+        const types = ['application/vnd.example.sig', 'application/vnd.example.sig', 'application/vnd.example.sbom'];
+        for (const [i, t] of types.entries()) {
+          const m = referrer(subject.descriptor, t, { 'org.example.n': String(i), 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' });
+          await pushManifest(url, repo, m.digest, m);
+          refs.push(m);
+        }
+      });
+      const get = async (query = '', subjectDigest = subject.digest): Promise<Reply> =>
+        call(url, 'GET', `/v2/${repo}/referrers/${subjectDigest}${query}`);
+
+      it('lists every referrer as a descriptor with artifactType and annotations, in an image index', async () => {
+        const r = await get();
+        assertStatus(r, 200);
+        assert.equal(header(r, 'content-type'), MediaTypes.index);
+        const body = json<IndexBody>(r);
+        assert.equal(body.schemaVersion, 2);
+        assert.equal(body.mediaType, MediaTypes.index);
+        const byDigest = new Map(body.manifests.map((d) => [d.digest, d]));
+        assert.equal(byDigest.size, 3);
+        for (const [i, m] of refs.entries()) {
+          const d = byDigest.get(m.digest);
+          assert.ok(d, `referrer ${m.digest} missing`);
+          assert.equal(d.mediaType, MediaTypes.manifest);
+          assert.equal(d.size, m.body.length);
+          assert.equal(d.artifactType, m.descriptor.artifactType);
+          assert.equal(d.annotations?.['org.example.n'], String(i));
+        }
+      });
+      it('?artifactType= filters, and OCI-Filters-Applied says so', async () => {
+        const r = await get('?artifactType=application/vnd.example.sig');
+        assertStatus(r, 200);
+        assert.equal(header(r, 'oci-filters-applied'), 'artifactType');
+        const body = json<IndexBody>(r);
+        assert.deepEqual(body.manifests.map((d) => d.digest).sort(), refs.slice(0, 2).map((m) => m.digest).sort());
+      });
+      it('a subject with no referrers answers 200 and an empty index', async () => {
+        const r = await get('', digestOf(randomBytes(8)));
+        assertStatus(r, 200);
+        assert.equal(header(r, 'content-type'), MediaTypes.index);
+        assert.deepEqual(json<IndexBody>(r).manifests, []);
+      });
+      it('a malformed digest is 400 DIGEST_INVALID', async () => {
+        assertError(await get('', 'sha256:nothex'), 400, ['DIGEST_INVALID']);
+      });
+      it('?n= pages with Link: rel="next", and the pages add up to the list', { skip: !f.referrersPagination && 'referrersPagination is off' }, async () => {
+        const pages = await allPages(url, `/v2/${repo}/referrers/${subject.digest}?n=1`);
+        assert.equal(pages.length, 3);
+        const seen = pages.flatMap((p) => json<IndexBody>(p).manifests.map((d) => d.digest));
+        assert.deepEqual(seen.sort(), refs.map((m) => m.digest).sort());
+        const filtered = await allPages(url, `/v2/${repo}/referrers/${subject.digest}?n=1&artifactType=application/vnd.example.sig`);
+        assert.equal(filtered.length, 2);
+        for (const p of filtered) assert.equal(header(p, 'oci-filters-applied'), 'artifactType');
+      });
+      it('deleting a referrer by digest removes it from the list', { skip: !f.delete && 'delete is off' }, async () => {
+        const extra = referrer(subject.descriptor, 'application/vnd.example.tmp', {});
+        await pushManifest(url, repo, extra.digest, extra);
+        assert.ok(json<IndexBody>(await get()).manifests.some((d) => d.digest === extra.digest));
+        assertStatus(await call(url, 'DELETE', `/v2/${repo}/manifests/${extra.digest}`), 202);
+        assert.ok(!json<IndexBody>(await get()).manifests.some((d) => d.digest === extra.digest));
+      });
+      it('referrers recorded under the tag schema (<alg>-<hex> holding an index) are listed too', { skip: !f.referrersFromTagSchema && 'referrersFromTagSchema is off' }, async () => {
+        const other = await pushSmallImage(url, repo, 'tagschema', []);
+        // A client without the API pushes the referrer (no subject field here) and keeps the index.
+        const sig = imageManifest({ artifactType: 'application/vnd.example.legacy', config: EMPTY_DESCRIPTOR, layers: [EMPTY_DESCRIPTOR] });
+        await pushManifest(url, repo, sig.digest, sig);
+        const idx = imageIndex({ manifests: [{ ...sig.descriptor, artifactType: 'application/vnd.example.legacy', annotations: { k: 'v' } }] });
+        await pushManifest(url, repo, other.digest.replace(':', '-'), idx);
+        const r = await get('', other.digest);
+        const list = json<IndexBody>(r).manifests;
+        assert.equal(list.length, 1);
+        assert.equal(list[0]!.digest, sig.digest);
+        assert.equal(list[0]!.artifactType, 'application/vnd.example.legacy');
+        assert.deepEqual(list[0]!.annotations, { k: 'v' });
+      });
+    });
+
+    describe('tags and catalog', () => {
+      const repo = uniqueRepo(ns, 'tags');
+      const tags = ['b', 'a', 'c', 'v10', 'v9', 'A-upper', '_under'];
+      const sorted = [...tags].sort();
+      before(async () => {
+        await pushSmallImage(url, repo, 'tags', tags);
+      });
+      it('tags/list names every tag, in lexical order', async () => {
+        const r = await call(url, 'GET', `/v2/${repo}/tags/list`);
+        assertStatus(r, 200);
+        const body = json<{ name: string; tags: string[] }>(r);
+        assert.equal(body.name, repo);
+        assert.deepEqual(body.tags, sorted);
+      });
+      it('?n= limits the page and Link points to the next; ?last= starts after a tag', async () => {
+        const r = await call(url, 'GET', `/v2/${repo}/tags/list?n=2`);
+        assertStatus(r, 200);
+        assert.deepEqual(json<{ tags: string[] }>(r).tags, sorted.slice(0, 2));
+        assert.ok(nextLink(r, url), 'no Link: rel="next"');
+        const pages = await allPages(url, `/v2/${repo}/tags/list?n=2`);
+        assert.deepEqual(pages.flatMap((p) => json<{ tags: string[] }>(p).tags), sorted);
+        assert.equal(nextLink(pages[pages.length - 1]!, url), undefined);
+        const after = await call(url, 'GET', `/v2/${repo}/tags/list?n=3&last=b`);
+        assert.deepEqual(json<{ tags: string[] }>(after).tags, sorted.filter((t) => t > 'b').slice(0, 3));
+      });
+      it('a repository that does not exist is 404 NAME_UNKNOWN', async () => {
+        assertError(await call(url, 'GET', `/v2/${uniqueRepo(ns, 'absent')}/tags/list`), 404, ['NAME_UNKNOWN']);
+      });
+      it('_catalog lists repositories in order, and pages with n, last and Link', { skip: !f.catalog && 'catalog is off' }, async () => {
+        const mine = [uniqueRepo(ns, 'cat'), uniqueRepo(ns, 'cat'), uniqueRepo(ns, 'cat')];
+        for (const r of mine) await pushSmallImage(url, r, 'cat', ['x']);
+        const all = (await allPages(url, '/v2/_catalog?n=2')).flatMap((p) => json<{ repositories: string[] }>(p).repositories);
+        assert.deepEqual(all, [...all].sort(), 'catalog is not in lexical order');
+        for (const r of mine) assert.ok(all.includes(r), `${r} missing from the catalog`);
+        const first = [...mine].sort()[0]!;
+        const after = await call(url, 'GET', `/v2/_catalog?n=1&last=${encodeURIComponent(first)}`);
+        assertStatus(after, 200);
+        const page = json<{ repositories: string[] }>(after).repositories;
+        assert.equal(page.length, 1);
+        assert.ok(page[0]! > first);
+      });
+    });
+
+    describe('errors', () => {
+      it('error bodies carry a spec code for every failure kind', async () => {
+        const repo = uniqueRepo(ns, 'errors');
+        assertError(await call(url, 'GET', `/v2/${repo}/blobs/sha256:abc`), [400, 404], ['DIGEST_INVALID', 'BLOB_UNKNOWN', 'NAME_INVALID']);
+        assertError(await call(url, 'GET', `/v2/${repo}/manifests/sha256:abc`), [400, 404], ['DIGEST_INVALID', 'MANIFEST_UNKNOWN']);
+        assertError(await call(url, 'GET', `/v2/${repo}/blobs/uploads/not-an-upload`), [400, 404], ['BLOB_UPLOAD_UNKNOWN']);
+        assertError(await call(url, 'GET', '/v2/UPPER/tags/list'), [400, 404], ['NAME_INVALID', 'NAME_UNKNOWN']);
+      });
+    });
+  });
+}
