@@ -106,7 +106,7 @@ test('a wrong toc.digest, or a tampered chunk, is a clear error', async () => {
     const fs = await openEstargz(new BufferBlobSource(data), { tocDigest: res.tocDigest });
     const [r] = fs.rangesFor('hello.txt');
     const bad = Buffer.from(data);
-    bad[r!.start + 12] ^= 0xff;
+    bad.writeUInt8(bad.readUInt8(r!.start + 12) ^ 0xff, r!.start + 12);
     const fs2 = await openEstargz(new BufferBlobSource(bad), { tocDigest: res.tocDigest });
     await assert.rejects(fs2.readFile('hello.txt'), (err: Error) => /DIGEST_INVALID|altered|corrupt/.test(`${(err as { code?: string }).code} ${err.message}`));
   } finally {

@@ -4,3 +4,4 @@ export { pullArtifact, parsePlatform, platformMatches, type PullOptions, type Pu
 export { copyArtifact, copyTags, discoverReferrers, selectPlatform, graphOptions, type CopyArtifactOptions, type BackupOptions, type ReferrerNode } from './copy.js';
 export { LocalSource, withProgress, type ProgressListener } from './source.js';
 export { createIndex, updateIndex, describeForIndex, type IndexOptions } from './indexes.js';
+export { pushEstargz, openArtifact, getFiles, selectEntries, globToRegExp, GET_DEFAULTS, type EstargzPushOptions, type EstargzPushResult, type OpenArtifactOptions, type OpenedArtifact, type GetOptions, type GetResult } from './estargz.js';

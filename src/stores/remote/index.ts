@@ -3,6 +3,7 @@ import type { OpOptions } from '../../content/index.js';
 import { Transport, responseError, type TransportOptions } from './http.js';
 import { RemoteRepository, nextLink, type RepositoryOptions } from './repository.js';
 
+export { RemoteBlobSource, parseMultipart, type RemoteBlobSourceOptions, type TransferStats } from './ranged.js';
 export { RemoteRepository, referrersTag, nextLink, type RepositoryOptions, type ReferrersMode } from './repository.js';
 export { Transport, mergeScopes, parseRetryAfter, backoff, isTransientNetworkError, type TransportOptions, type RetryOptions } from './http.js';
 export { parseChallenges, formatChallenges, type Challenge } from './challenge.js';
