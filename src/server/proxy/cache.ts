@@ -291,7 +291,7 @@ export class ProxyCache {
     }
     if (res.status !== 200) {
       await res.body.dump();
-      this.fail(t, 'blob', new OciError(res.status === 401 ? 'UNAUTHORIZED' : 'UNAVAILABLE', `upstream ${u.host} answered HTTP ${res.status} for blob ${digest}`, { status: 502 }));
+      this.fail(t, 'blob', new OciError(res.status === 401 ? 'UNAUTHORIZED' : 'UNAVAILABLE', `upstream ${u.host} answered HTTP ${res.status} for blob ${digest}`));
     }
     const len = res.headers['content-length'];
     const size = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;

@@ -100,12 +100,14 @@ export class BlobFill {
       else await driver.move(this.tmpRel, paths.blobData(digest));
       this.state = 'done';
     } catch (err) {
-      this.state = 'failed';
-      this.error = err instanceof OciError ? err : new OciError('UNAVAILABLE', `fetching ${digest} from upstream failed: ${(err as Error).message}`, { cause: err });
+      const error = err instanceof OciError ? err : new OciError('UNAVAILABLE', `fetching ${digest} from upstream failed: ${(err as Error).message}`, { cause: err });
       const body = this.opts.body as Partial<Readable>;
       if (typeof body.destroy === 'function') body.destroy();
+      // Gone before anyone hears of the failure: a retry never meets the broken file.
       await rm(this.tmpAbs, { force: true }).catch(() => undefined);
-      throw this.error;
+      this.error = error;
+      this.state = 'failed';
+      throw error;
     } finally {
       this.events.emit('progress');
       await this.release();
@@ -141,11 +143,14 @@ export class BlobFill {
       try {
         let pos = start;
         for (;;) {
-          const end = range ? range.end : self.state === 'done' ? self.written - 1 : Number.MAX_SAFE_INTEGER;
+          const whole = self.state === 'done' ? self.written - 1 : self.size !== undefined ? self.size - 1 : Number.MAX_SAFE_INTEGER;
+          const end = range ? range.end : whole;
           if (pos > end) break;
-          if (pos < self.written) {
-            const n = Math.min(self.written, end + 1) - pos;
-            const buf = Buffer.allocUnsafe(Math.min(n, CHUNK));
+          // The last byte of every response is held back until the whole blob has been verified, so
+          // no client (trusting Content-Length) ever holds a complete body of unverified content.
+          const avail = self.state === 'done' ? Math.min(self.written, end + 1) : Math.min(self.written, end);
+          if (pos < avail) {
+            const buf = Buffer.allocUnsafe(Math.min(avail - pos, CHUNK));
             const { bytesRead } = await self.fh.read(buf, 0, buf.length, pos);
             if (bytesRead === 0) throw new OciError('INTERNAL', `cache file of ${self.digest} is shorter than written`);
             pos += bytesRead;
