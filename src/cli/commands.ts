@@ -16,6 +16,7 @@ import { registerRepo } from './commands/repo.js';
 import { registerLogin } from './commands/login.js';
 import { registerLogout } from './commands/logout.js';
 import { registerVersion } from './commands/version.js';
+import { registerUser } from './commands/user.js';
 
 /** Every CLI command, each declared in its own file under commands/. */
 export const COMMANDS: Array<(cli: CAC) => void> = [
@@ -36,4 +37,5 @@ export const COMMANDS: Array<(cli: CAC) => void> = [
   registerLogin,
   registerLogout,
   registerVersion,
+  registerUser,
 ];

@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { parseConfig, readConfigFile, ConfigError, setPath, type WharfConfig } from '../server/config.js';
 import { startFromConfig } from '../server/index.js';
+import { REDACT_PATHS } from '../server/auth/index.js';
 import { ExitError } from './errors.js';
 
 /** Flags beat environment variables, which beat the config file, which beats the defaults. */
@@ -34,7 +35,7 @@ export async function runServe(flags: Record<string, unknown>): Promise<void> {
     if (err instanceof ConfigError) throw new ExitError(err.message, 2);
     throw err;
   }
-  const logger = pino({ level: config.log.level });
+  const logger = pino({ level: config.log.level, redact: REDACT_PATHS });
   let server;
   try {
     server = await startFromConfig(config, logger);

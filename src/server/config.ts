@@ -2,6 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseDuration, parseSize } from '../spec/index.js';
+import { AuthConfigSchema } from './auth/config.js';
+import { AuditConfigSchema } from './audit/config.js';
+import { WebhookSchema } from './webhooks/config.js';
 import { ProxyConfigSchema } from './proxy/config.js';
 
 const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -32,6 +35,11 @@ export const ConfigSchema = z
       .prefault({}),
     manifests: z.object({ maxSize: size.default(4 << 20) }).strict().prefault({}),
     pagination: z.object({ pageSize: z.number().int().min(1).max(100000).default(1000) }).strict().prefault({}),
+    /** Users, tokens and access rules (docs/AUTH.md); absent: no authentication. */
+    auth: AuthConfigSchema.optional(),
+    tls: z.object({ cert: z.string().min(1), key: z.string().min(1), clientCa: z.string().min(1).optional() }).strict().optional(),
+    audit: AuditConfigSchema.prefault({}),
+    webhooks: z.array(WebhookSchema).default([]),
     /** Pull-through cache of upstream registries (docs/PROXY.md). */
     proxy: ProxyConfigSchema.prefault({}),
   })

@@ -8,6 +8,8 @@ import { RegistryStore } from './store/index.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
 import { Registry as MetricsRegistry } from 'prom-client';
+import { startGuard } from './guard.js';
+import { REDACT_PATHS } from './auth/index.js';
 import { startPullThrough, type PullThrough, type ProxyTarget } from './proxy/index.js';
 
 export interface ServerOptions {
@@ -37,7 +39,7 @@ export interface RunningServer {
 
 /** Builds the store and app from a validated config and listens. */
 export async function startFromConfig(config: WharfConfig, logger?: Logger, hooks: Pick<ServerOptions, 'onUpstream'> = {}): Promise<RunningServer> {
-  const log = logger ?? pino({ level: config.log.level });
+  const log = logger ?? pino({ level: config.log.level, redact: REDACT_PATHS });
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true });
   const driver = new FsDriver(dataDir, { fsync: config.storage.fsync });
@@ -49,7 +51,8 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
   const store = new RegistryStore(driver, storeOpts);
   const metrics = new MetricsRegistry();
   const proxy = await startPullThrough(config, { store, root: dataDir, log, metrics, onUpstream: hooks.onUpstream });
-  const app = createApp({ store, logger: log, pageSize: config.pagination.pageSize, metrics, ...(proxy ? { proxy: proxy.router } : {}) });
+  const guard = await startGuard(config, { dataDir, store, log });
+  const app = createApp({ store, logger: log, pageSize: config.pagination.pageSize, metrics, ...(proxy ? { proxy: proxy.router } : {}), extensions: guard.extensions });
 
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {
@@ -81,6 +84,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
       clearInterval(timer);
       await app.close();
       await proxy?.close();
+      await guard.close();
     },
   };
 }

@@ -14,6 +14,8 @@ export interface AppOptions extends Partial<V2Options> {
   proxy?: { handle(route: Route, req: FastifyRequest, reply: FastifyReply): Promise<boolean> };
   /** The registry /metrics serves; a new one by default. */
   metrics?: Registry;
+  /** Hooks and routes of other parts (access control, audit), added before the /v2 routes. */
+  extensions?: Array<(app: FastifyInstance) => void>;
 }
 
 const ABORTED = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);
@@ -37,7 +39,7 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void
   }
   const body = JSON.stringify(e.toJSON());
   reply.code(e.status).headers({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  if (e.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Basic realm="wharf"');
+  if (e.code === 'UNAUTHORIZED' && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Basic realm="wharf"');
   reply.send(body);
 }
 
@@ -92,6 +94,8 @@ export function createApp(opts: AppOptions): FastifyInstance {
 
   app.get('/healthz', async (_req, reply) => reply.type('application/json').send('{"status":"ok"}'));
   app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+
+  for (const extend of opts.extensions ?? []) extend(app);
 
   // Returns the reply: fastify must not treat the async handler's end as an empty response while a
   // stream is still being sent.
