@@ -16,6 +16,10 @@ import { registerRepo } from './commands/repo.js';
 import { registerLogin } from './commands/login.js';
 import { registerLogout } from './commands/logout.js';
 import { registerVersion } from './commands/version.js';
+import { registerLs } from './commands/ls.js';
+import { registerCat } from './commands/cat.js';
+import { registerGet } from './commands/get.js';
+import { registerCache } from './commands/cache.js';
 import { registerUser } from './commands/user.js';
 
 /** Every CLI command, each declared in its own file under commands/. */
@@ -37,5 +41,9 @@ export const COMMANDS: Array<(cli: CAC) => void> = [
   registerLogin,
   registerLogout,
   registerVersion,
+  registerLs,
+  registerCat,
+  registerGet,
+  registerCache,
   registerUser,
 ];

@@ -13,8 +13,12 @@ export function registerPush(cli: CAC): void {
       .option('--image-spec <v>', 'v1.1 (artifactType, empty config) or v1.0')
       .option('--oci-layout', 'The target is an OCI image layout: dir[:tag] or file.tar[:tag]')
       .option('--chunk-size <size>', 'Upload in chunks of this size (e.g. 16M) for proxies that cap bodies')
+      .option('--estargz', 'Pack the one directory given as an eStargz image layer (files readable one by one: ls, cat, get)')
+      .option('--estargz-chunk-size <size>', 'With --estargz: uncompressed bytes per chunk (default 4MiB)')
+      .option('--platform <os/arch>', 'With --estargz: platform in the image config (default linux/<this machine>)')
       .example('wharf push localhost:5000/docs:v1 README.md site/:application/vnd.example.site')
-      .example('wharf push --oci-layout ./layout:v1 data.bin'),
+      .example('wharf push --oci-layout ./layout:v1 data.bin')
+      .example('wharf push --estargz localhost:5000/data:v1 ./dataset'),
   ).action(async (ref: string, files: string[], opts: Record<string, unknown>) => {
     const { runPush } = await import('../run/push.js');
     await runPush(String(ref), files.map(String), opts);

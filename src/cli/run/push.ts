@@ -39,6 +39,11 @@ export function describeResult(display: string, desc: Descriptor, tags: string[]
 }
 
 export async function runPush(ref: string, files: string[], flags: Flags): Promise<void> {
+  if (bool(flags.estargz)) {
+    const { runPushEstargz } = await import('./estargz.js');
+    await runPushEstargz(ref, files, flags);
+    return;
+  }
   await withContext(flags, async (ctx) => {
     const t = await ctx.open(ref, { ociLayout: bool(flags.ociLayout) });
     const cfg = str(flags.config);
