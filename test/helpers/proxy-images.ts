@@ -56,8 +56,7 @@ export async function makeImage(layerCount = 2, layerSize = 1024, label = random
 }
 
 /** Pushes an image (blobs, then the manifest under `tag`) to a plain-HTTP registry. */
-export async function pushImage(url: string, repo: string, tag: string, img: TestImage, auth?: string): Promise<void> {
-  const headers: Record<string, string> = auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {};
+export async function pushImage(url: string, repo: string, tag: string, img: TestImage, headers: Record<string, string> = {}): Promise<void> {
   for (const b of img.blobs) await pushBlob(url, repo, b.data, headers);
   const r = await fetch(`${url}/v2/${repo}/manifests/${tag}`, {
     method: 'PUT',
@@ -79,4 +78,17 @@ export async function pushBlob(url: string, repo: string, data: Buffer, headers:
   await r.arrayBuffer();
   if (r.status !== 201) throw new Error(`blob PUT ${repo}: ${r.status}`);
   return d;
+}
+
+export const basicAuth = (user: string, pass: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` });
+
+/** A bearer token for `scope` from a token service (distribution's token protocol, basic credentials). */
+export async function fetchToken(realm: string, service: string, scope: string, user: string, pass: string): Promise<Record<string, string>> {
+  const u = new URL(realm);
+  u.searchParams.set('service', service);
+  u.searchParams.set('scope', scope);
+  const r = await fetch(u, { headers: basicAuth(user, pass) });
+  if (r.status !== 200) throw new Error(`token: ${r.status}`);
+  const doc = (await r.json()) as { token: string };
+  return { authorization: `Bearer ${doc.token}` };
 }
