@@ -1,0 +1,151 @@
+/**
+ * wharf serve against real clients: skopeo (a multi-platform image in and out, byte for byte),
+ * podman (push and pull of a locally imported image) and umoci (unpacking what skopeo took out).
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import * as tarStream from 'tar-stream';
+import { digestOf, MediaType, type Descriptor } from '../src/spec/index.js';
+import { LayoutStore } from '../src/stores/layout/index.js';
+import { startServer, type RunningServer } from '../src/server/index.js';
+import { missingPeer } from './helpers/distribution.js';
+
+const noSkopeo = missingPeer('skopeo');
+const noPodman = missingPeer('podman');
+const noUmoci = missingPeer('umoci');
+
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
+  });
+}
+
+async function tarOf(files: Record<string, string>): Promise<Buffer> {
+  const pack = tarStream.pack();
+  for (const [name, content] of Object.entries(files)) pack.entry({ name, mode: 0o644, mtime: new Date(0) }, content);
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** An OCI layout holding an index of two single-layer images (linux/amd64, linux/arm64) at `tag`. */
+async function writeMultiPlatform(dir: string, tag: string): Promise<Descriptor> {
+  const store = await LayoutStore.open(dir);
+  const push = async (mediaType: string, bytes: Buffer, extra: Partial<Descriptor> = {}): Promise<Descriptor> => {
+    const d: Descriptor = { mediaType, digest: digestOf(bytes), size: bytes.length, ...extra };
+    await store.push(d, Readable.from([bytes]));
+    return d;
+  };
+  const manifests: Descriptor[] = [];
+  for (const architecture of ['amd64', 'arm64']) {
+    const tar = await tarOf({ 'hello.txt': `hello from ${architecture}\n`, 'etc/os-release': 'ID=wharf\n' });
+    const layer = await push(MediaType.ImageLayerGzip, gzipSync(tar));
+    const config = await push(
+      MediaType.ImageConfig,
+      Buffer.from(JSON.stringify({ architecture, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [digestOf(tar)] } })),
+    );
+    const m = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageManifest, config, layers: [layer] }));
+    manifests.push(await push(MediaType.ImageManifest, m, { platform: { architecture, os: 'linux' } }));
+  }
+  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests }));
+  const d = await push(MediaType.ImageIndex, index);
+  await store.tag(d, tag);
+  return d;
+}
+
+/** Every blob file of a layout directory: digest → bytes. */
+async function layoutBlobs(dir: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const hex of await readdir(join(dir, 'blobs', 'sha256'))) out.set(`sha256:${hex}`, await readFile(join(dir, 'blobs', 'sha256', hex)));
+  return out;
+}
+
+describe('wharf serve with real clients', () => {
+  let dir: string;
+  let server: RunningServer;
+  let host: string;
+  let index: Descriptor;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'wharf-peers-'));
+    server = await startServer({ dataDir: join(dir, 'data'), port: 0, logLevel: 'silent' });
+    host = new URL(server.url).host;
+    index = await writeMultiPlatform(join(dir, 'src'), 'v1');
+  });
+  after(async () => {
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const skopeo = (args: string[]): Promise<string> =>
+    run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', ...args]);
+
+  test('skopeo copies a multi-platform image in and out byte for byte', { skip: noSkopeo }, async () => {
+    await skopeo(['--all', '--preserve-digests', `oci:${join(dir, 'src')}:v1`, `docker://${host}/peers/multi:v1`]);
+    // What the registry serves is the index's bytes, under its digest.
+    const r = await fetch(`${server.url}/v2/peers/multi/manifests/v1`, { headers: { accept: MediaType.ImageIndex } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), MediaType.ImageIndex);
+    assert.equal(r.headers.get('docker-content-digest'), index.digest);
+    assert.equal(digestOf(Buffer.from(await r.arrayBuffer())), index.digest);
+
+    const out = join(dir, 'out');
+    await skopeo(['--all', '--preserve-digests', `docker://${host}/peers/multi:v1`, `oci:${out}:v1`]);
+    const outIndex = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
+    assert.equal(outIndex.manifests[0]?.digest, index.digest);
+    const want = await layoutBlobs(join(dir, 'src'));
+    const got = await layoutBlobs(out);
+    assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
+    for (const [d, bytes] of got) assert.equal(digestOf(bytes), d, `blob ${d} has other bytes`);
+  });
+
+  test('umoci unpacks the amd64 image skopeo took out of wharf serve', { skip: noSkopeo ?? noUmoci }, async () => {
+    const src = `docker://${host}/peers/umoci:v1`;
+    await skopeo(['--all', '--preserve-digests', `oci:${join(dir, 'src')}:v1`, src]);
+    const out = join(dir, 'for-umoci');
+    await run('skopeo', ['--insecure-policy', '--override-arch', 'amd64', '--override-os', 'linux', 'copy', '--quiet', '--src-tls-verify=false', src, `oci:${out}:v1`]);
+    const bundle = join(dir, 'bundle');
+    await run('umoci', ['unpack', '--rootless', '--image', `${out}:v1`, bundle]);
+    assert.equal(await readFile(join(bundle, 'rootfs', 'hello.txt'), 'utf8'), 'hello from amd64\n');
+  });
+
+  test('podman pushes an imported image to wharf serve and pulls it back', { skip: noPodman }, async () => {
+    const p = join(dir, 'podman');
+    await mkdir(p, { recursive: true });
+    const env = { HOME: p, XDG_RUNTIME_DIR: join(p, 'run'), XDG_CONFIG_HOME: join(p, 'config'), REGISTRY_AUTH_FILE: join(p, 'auth.json') };
+    await mkdir(env.XDG_RUNTIME_DIR, { recursive: true });
+    await writeFile(env.REGISTRY_AUTH_FILE, '{"auths":{}}');
+    const podman = (args: string[]): Promise<string> =>
+      run('podman', ['--root', join(p, 'root'), '--runroot', join(p, 'runroot'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', ...args], { env });
+    const tarball = join(p, 'rootfs.tar');
+    await writeFile(tarball, await tarOf({ 'hello.txt': 'hello from podman\n' }));
+    await podman(['import', '--quiet', tarball, 'localhost/peers/imported:v1']);
+    const ref = `${host}/peers/podman:v1`;
+    await podman(['push', '--quiet', '--tls-verify=false', 'localhost/peers/imported:v1', ref]);
+
+    const head = await fetch(`${server.url}/v2/peers/podman/manifests/v1`, {
+      method: 'HEAD',
+      headers: { accept: [MediaType.ImageManifest, 'application/vnd.docker.distribution.manifest.v2+json'].join(', ') },
+    });
+    assert.equal(head.status, 200);
+    const digest = head.headers.get('docker-content-digest');
+    assert.match(digest ?? '', /^sha256:[0-9a-f]{64}$/);
+
+    await podman(['rmi', '--all', '--force']);
+    await podman(['pull', '--quiet', '--tls-verify=false', ref]);
+    const pulled = (await podman(['image', 'inspect', '--format', '{{.Digest}}', ref])).trim();
+    assert.equal(pulled, digest);
+  });
+});
