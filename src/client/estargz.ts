@@ -328,6 +328,13 @@ export interface GetOptions extends OpOptions {
   onEntry?: (st: FileStat) => void;
 }
 
+/** A layer that can fetch many files' chunks in one request (EstargzReader). */
+interface Prefetcher {
+  prefetch(paths: string[]): Promise<void>;
+}
+const PREFETCH_FILE = 1 << 20;
+const PREFETCH_BATCH = 8 << 20;
+
 export const GET_DEFAULTS = { maxFiles: 100_000, maxTotalSize: 10 * 1024 ** 3, maxFileSize: 4 * 1024 ** 3 } as const;
 
 /** `*` and `?` within a path component, `**` across components; no wildcard means that path. */
@@ -412,6 +419,24 @@ export async function getFiles(fs: LayerFS, patterns: string[], opts: GetOptions
   }
   if (total > maxTotal) throw new OciError('SIZE_INVALID', `the selection is ${total} bytes, over the limit of ${maxTotal} (--max-total-size)`);
   await mkdir(out, { recursive: true });
+  // Small files go in batches: one multi-range request fetches the chunks of many (eStargz).
+  const prefetch = (fs as Partial<Prefetcher>).prefetch?.bind(fs);
+  const batchOf = new Map<string, string[]>();
+  if (prefetch) {
+    let batch: string[] = [];
+    let n = 0;
+    for (const st of picked) {
+      if (st.type !== 'file' || st.size === 0 || st.size > PREFETCH_FILE) continue;
+      if (n + st.size > PREFETCH_BATCH && batch.length > 0) {
+        batch = [];
+        n = 0;
+      }
+      batch.push(st.path);
+      n += st.size;
+      batchOf.set(st.path, batch);
+    }
+  }
+  const fetched = new Set<string[]>();
   const written = new Set<string>();
   const dirs: Array<[string, FileStat]> = [];
   let bytes = 0;
@@ -452,6 +477,11 @@ export async function getFiles(fs: LayerFS, patterns: string[], opts: GetOptions
           if (existing) await rm(dest, { force: true });
           await link(resolve(out, src.path), dest);
           break;
+        }
+        const batch = batchOf.get(src.path);
+        if (prefetch && batch && !fetched.has(batch)) {
+          fetched.add(batch);
+          await prefetch(batch);
         }
         const tmp = join(dirname(dest), `.wharf-${randomUUID()}.tmp`);
         let n = 0;

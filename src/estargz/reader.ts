@@ -125,6 +125,7 @@ export class EstargzReader implements LayerFS {
   private readonly tree = new Tree();
   private readonly data = new Map<string, FileData>();
   private readonly window: number;
+  private readonly memo = new Map<string, Buffer>();
 
   constructor(
     private readonly src: RangedBlobSource,
@@ -222,18 +223,26 @@ export class EstargzReader implements LayerFS {
   }
 
   /** Fetches, decompresses and verifies chunks; several ranges in one read. */
-  private async fetchChunks(name: string, file: FileData, chunks: Chunk[]): Promise<Buffer[]> {
+  private async fetchChunks(items: Array<{ name: string; file: FileData; c: Chunk }>): Promise<Buffer[]> {
     const cache = this.opts.cache;
-    const out = new Array<Buffer | undefined>(chunks.length);
+    const out = new Array<Buffer | undefined>(items.length);
+    items.forEach(({ c }, i) => {
+      const key = `${c.start}:${c.innerOffset}`;
+      const hit = this.memo.get(key);
+      if (hit) {
+        this.memo.delete(key);
+        out[i] = hit;
+      }
+    });
     if (cache) {
-      await Promise.all(chunks.map(async (c, i) => (out[i] = c.digest ? await cache.getChunk(c.digest) : undefined)));
+      await Promise.all(items.map(async ({ c }, i) => (out[i] ??= c.digest ? await cache.getChunk(c.digest) : undefined)));
     }
-    const missing = chunks.map((c, i) => ({ c, i })).filter(({ i }) => !out[i]);
+    const missing = items.map((it, i) => ({ ...it, i })).filter(({ i }) => !out[i]);
     if (missing.length > 0) {
       const { merged, map } = mergeRanges(missing.map(({ c }) => ({ start: c.start, end: c.end - 1 })));
       const bufs = await this.src.read(merged, this.opts);
       await Promise.all(
-        missing.map(async ({ c, i }, k) => {
+        missing.map(async ({ c, i, name, file }, k) => {
           const m = merged[map[k]!]!;
           const gz = bufs[map[k]!]!.subarray(c.start - m.start, c.end - m.start);
           let raw: Buffer;
@@ -256,6 +265,21 @@ export class EstargzReader implements LayerFS {
       );
     }
     return out as Buffer[];
+  }
+
+  /**
+   * Fetches the chunks of several files in one multi-range request and keeps them until they
+   * are read (once): for extracting many small files without a request each.
+   */
+  async prefetch(paths: string[]): Promise<void> {
+    const items: Array<{ name: string; file: FileData; c: Chunk }> = [];
+    for (const p of paths) {
+      const { file, chunks, name } = this.plan(p);
+      for (const c of chunks) if (!this.memo.has(`${c.start}:${c.innerOffset}`)) items.push({ name, file, c });
+    }
+    if (items.length === 0) return;
+    const bufs = await this.fetchChunks(items);
+    items.forEach(({ c }, i) => this.memo.set(`${c.start}:${c.innerOffset}`, bufs[i]!));
   }
 
   /** Groups chunks into windows of at most `window` compressed bytes (one request each). */
@@ -284,11 +308,12 @@ export class EstargzReader implements LayerFS {
       if (end < start) return;
       const wins = self.windows(chunks);
       // One window ahead is fetched while the current one is consumed.
-      let next: Promise<Buffer[]> | undefined = wins.length ? self.fetchChunks(name, file, wins[0]!) : undefined;
+      const fetch = (cs: Chunk[]): Promise<Buffer[]> => self.fetchChunks(cs.map((c) => ({ name, file, c })));
+      let next: Promise<Buffer[]> | undefined = wins.length ? fetch(wins[0]!) : undefined;
       next?.catch(() => undefined);
       for (let w = 0; w < wins.length; w++) {
         const bufs: Buffer[] = await next!;
-        next = w + 1 < wins.length ? self.fetchChunks(name, file, wins[w + 1]!) : undefined;
+        next = w + 1 < wins.length ? fetch(wins[w + 1]!) : undefined;
         next?.catch(() => undefined);
         for (const [i, c] of wins[w]!.entries()) {
           const from = Math.max(start, c.fileOffset) - c.fileOffset;
