@@ -1,3 +1,4 @@
+import { startProxy, forward, type Proxy } from './proxy.js';
 import { chmod, link, lstat, mkdir, readdir, readFile, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -74,4 +75,49 @@ export async function snapshot(dir: string, opts: { ignore?: string[]; mtimes?: 
   };
   await walk('');
   return out;
+}
+
+
+export interface CountingProxy extends Proxy {
+  /** GETs of blobs: the Range asked, the status answered, the body bytes sent. */
+  blobGets: Array<{ range?: string; status: number; bytes: number }>;
+  blobBytes(): number;
+}
+
+export interface FaultMode {
+  /** Forward without the Range header: the registry answers 200 with the whole blob. */
+  ignoreRange?: boolean;
+  /** Answer a multi-range request with 400. */
+  rejectMultiRange?: boolean;
+  /** Answer HEAD of a blob with 405. */
+  failHead?: boolean;
+}
+
+/** A proxy in front of a registry that counts the blob bytes it relays and can play a poorer registry. */
+export async function startCountingProxy(target: string, mode: FaultMode = {}): Promise<CountingProxy> {
+  const blobGets: CountingProxy['blobGets'] = [];
+  const p = await startProxy(target, async (req, res) => {
+    const isBlob = /\/blobs\/sha256:/.test(req.url ?? '');
+    if (!isBlob) return false;
+    if (mode.failHead && req.method === 'HEAD') {
+      res.writeHead(405).end();
+      return true;
+    }
+    if (req.method !== 'GET') return false;
+    const range = req.headers.range;
+    if (mode.rejectMultiRange && range?.includes(',')) {
+      blobGets.push({ range, status: 400, bytes: 0 });
+      res.writeHead(400, { 'content-type': 'application/json' }).end('{"errors":[{"code":"RANGE_INVALID","message":"no multi-range here"}]}');
+      return true;
+    }
+    if (mode.ignoreRange) delete req.headers.range;
+    const up = await forward(req, target);
+    const rec = { range, status: up.statusCode ?? 0, bytes: 0 };
+    blobGets.push(rec);
+    res.writeHead(up.statusCode ?? 502, up.headers);
+    up.on('data', (c: Buffer) => (rec.bytes += c.length));
+    up.pipe(res);
+    return true;
+  });
+  return { ...p, blobGets, blobBytes: () => blobGets.reduce((n, g) => n + g.bytes, 0) };
 }
