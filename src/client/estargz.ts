@@ -418,6 +418,15 @@ export async function getFiles(fs: LayerFS, patterns: string[], opts: GetOptions
     total += size;
   }
   if (total > maxTotal) throw new OciError('SIZE_INVALID', `the selection is ${total} bytes, over the limit of ${maxTotal} (--max-total-size)`);
+  // Every destination and symlink target is checked before anything is written.
+  for (const st of picked) {
+    const dest = resolve(out, st.path);
+    if (st.path !== '' && !within(out, dest)) throw new OciError('INVALID_ARGUMENT', `entry "${st.path}" would be written outside the output directory`);
+    const target = st.linkName ?? '';
+    if (st.type === 'symlink' && !allow && (isAbsolute(target) || !within(out, resolve(dirname(dest), target)))) {
+      throw new OciError('INVALID_ARGUMENT', `entry "${st.path}" is a symbolic link pointing out of the output directory (${target}); pass --allow-path-traversal if you trust it`);
+    }
+  }
   await mkdir(out, { recursive: true });
   // Small files go in batches: one multi-range request fetches the chunks of many (eStargz).
   const prefetch = (fs as Partial<Prefetcher>).prefetch?.bind(fs);
