@@ -4,7 +4,6 @@ import {
   MANIFEST_MEDIA_TYPES,
   isDigest,
   isOciError,
-  parseManifest,
   parseManifestRef,
   type Descriptor,
   type Digest,
@@ -14,6 +13,8 @@ import { paths } from '../store/index.js';
 import { BlobFill } from './fill.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { Upstream } from './upstream.js';
+import { UPSTREAM_MARKER } from './prune.js';
+import { saveCachedManifest } from './load.js';
 
 /** A proxied repository: the upstream, the name there, and the repository that caches it here. */
 export interface ProxyTarget {
@@ -66,6 +67,7 @@ export class ProxyCache {
   private readonly fills = new Map<string, BlobFill>();
   private readonly pending = new Map<string, Promise<unknown>>();
   private readonly touched = new Map<string, number>();
+  private readonly marked = new Set<string>();
 
   constructor(
     readonly store: RegistryStore,
@@ -154,6 +156,7 @@ export class ProxyCache {
       this.fail(t, 'manifest', err);
     }
     this.opts.metrics.upstreamBytes.labels(t.upstream.namespace).inc(got.body.length);
+    await this.markNamespace(t.upstream.namespace, t.upstream.url.origin);
     await this.saveManifest(t.local, got.desc, got.body);
     return got.desc.digest;
   }
@@ -214,17 +217,16 @@ export class ProxyCache {
     }
   }
 
+  /** Marks `repositories/<namespace>` as a cache, for `wharf cache ls|prune` without the config. */
+  async markNamespace(namespace: string, url: string): Promise<void> {
+    if (this.marked.has(namespace)) return;
+    await this.driver.put(`${paths.repo(namespace)}/${UPSTREAM_MARKER}`, `${url}\n`);
+    this.marked.add(namespace);
+  }
+
   /** Stores a manifest fetched from upstream: its bytes, the link with its media type, its referrer entry. */
   async saveManifest(local: string, desc: Descriptor, body: Buffer): Promise<void> {
-    const info = parseManifest(body, desc.mediaType);
-    if (!(await this.driver.touch(paths.blobData(desc.digest)))) await this.driver.put(paths.blobData(desc.digest), body);
-    await this.driver.put(paths.manifestLink(local, desc.digest), info.mediaType);
-    if (info.subject) {
-      const d: Descriptor = { mediaType: info.mediaType, digest: desc.digest, size: body.length };
-      if (info.artifactType !== undefined) d.artifactType = info.artifactType;
-      if (info.annotations !== undefined) d.annotations = info.annotations;
-      await this.driver.put(paths.referrer(local, info.subject.digest, desc.digest), JSON.stringify(d));
-    }
+    await saveCachedManifest(this.driver, local, desc, body);
   }
 
   // ---- blobs

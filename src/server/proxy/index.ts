@@ -6,6 +6,8 @@ import { ProxyCache, type ProxyTarget } from './cache.js';
 import { createProxyMetrics, type ProxyMetrics } from './metrics.js';
 import { ProxyRouter } from './router.js';
 import { Upstream } from './upstream.js';
+import { loadCache, type LoadOptions } from './load.js';
+import { pruneCache, type PruneOptions } from './prune.js';
 
 export { ProxyConfigSchema, UpstreamSchema, type ProxyConfig, type ProxyConfigInput, type UpstreamConfig } from './config.js';
 export { ProxyCache, type ProxyTarget, type CachedManifest } from './cache.js';
@@ -13,8 +15,8 @@ export { ProxyRouter, type V2Interceptor } from './router.js';
 export { Upstream, globToRegExp } from './upstream.js';
 export { BlobFill } from './fill.js';
 export { createProxyMetrics, type ProxyMetrics } from './metrics.js';
-// export { listCache, pruneCache, type CachedImage, type PruneOptions, type PruneReport } from './prune.js';
-// export { loadCache, type LoadOptions, type LoadReport } from './load.js';
+export { listCache, pruneCache, cachedNamespaces, type CachedImage, type PruneOptions, type PruneReport } from './prune.js';
+export { loadCache, CacheTarget, saveCachedManifest, type LoadOptions, type LoadReport } from './load.js';
 
 export interface PullThrough {
   router: ProxyRouter;
@@ -68,5 +70,39 @@ export async function startPullThrough(
   if (config.proxy.upstreams.length === 0) return undefined;
   const o: PullThroughOptions = { ...opts, fsync: config.storage.fsync, pageSize: config.pagination.pageSize } as PullThroughOptions;
   if (!opts.onUpstream) delete o.onUpstream;
-  return createPullThrough(config.proxy, o);
+  const p = createPullThrough(config.proxy, o);
+  const loadOpts: LoadOptions = { store: opts.store, upstreams: p.upstreams, log: (line) => opts.log.info(line) };
+  if (config.proxy.defaultNamespace !== undefined) loadOpts.defaultNamespace = config.proxy.defaultNamespace;
+  try {
+    for (const src of config.proxy.preload) {
+      const r = await loadCache(src, loadOpts);
+      opts.log.info({ source: src, images: r.images.length }, `preloaded ${r.images.length} image(s) from ${src}`);
+    }
+  } catch (err) {
+    await p.close();
+    throw err;
+  }
+  const pr = config.proxy.prune;
+  if (pr.interval !== undefined && (pr.maxIdle !== undefined || pr.maxAge !== undefined || pr.maxSize !== undefined)) {
+    const prune = async (): Promise<void> => {
+      try {
+        const popts: PruneOptions = { namespaces: p.upstreams.map((u) => u.namespace) };
+        if (pr.maxIdle !== undefined) popts.maxIdle = pr.maxIdle;
+        if (pr.maxAge !== undefined) popts.maxAge = pr.maxAge;
+        if (pr.maxSize !== undefined) popts.maxSize = pr.maxSize;
+        const r = await pruneCache(opts.store.driver, popts);
+        if (r.images.length > 0) opts.log.info({ images: r.images.length, blobs: r.blobs, bytes: r.bytes, remaining: r.remaining }, 'pruned the pull-through cache');
+      } catch (err) {
+        opts.log.warn({ err }, 'cache pruning failed');
+      }
+    };
+    const timer = setInterval(() => void prune(), Math.max(pr.interval, 1000));
+    timer.unref();
+    const close = p.close;
+    p.close = async () => {
+      clearInterval(timer);
+      await close();
+    };
+  }
+  return p;
 }

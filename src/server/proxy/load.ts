@@ -1,0 +1,275 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as tar from 'tar';
+import { OciError, MediaType, isDigest, isManifestMediaType, parseManifest, assertName, type Descriptor, type Digest } from '../../spec/index.js';
+import { copyGraph, readAllVerified, verifyReader, VerifyStream, MAX_MANIFEST_SIZE, type Storage } from '../../content/index.js';
+import { LayoutStore, LayoutTarStore } from '../../stores/layout/index.js';
+import { paths, type RegistryStore } from '../store/index.js';
+import { UPSTREAM_MARKER, cachedAtPath } from './prune.js';
+import type { Upstream } from './upstream.js';
+
+/**
+ * The cached repository `local` as a copy destination: content lands exactly where a pull through
+ * the cache would have put it, verified on the way, and blobs stay shared with the whole store.
+ */
+export class CacheTarget implements Storage {
+  constructor(
+    private readonly store: RegistryStore,
+    readonly local: string,
+  ) {}
+
+  private get driver(): RegistryStore['driver'] {
+    return this.store.driver;
+  }
+
+  async exists(desc: Descriptor): Promise<boolean> {
+    if (isManifestMediaType(desc.mediaType)) return (await this.driver.stat(paths.manifestLink(this.local, desc.digest))) !== undefined;
+    if (!(await this.driver.touch(paths.blobData(desc.digest)))) return false;
+    await this.store.linkBlob(this.local, desc.digest);
+    return true;
+  }
+
+  async fetch(desc: Descriptor): Promise<Readable> {
+    return verifyReader(await this.driver.reader(paths.blobData(desc.digest)), desc);
+  }
+
+  async push(desc: Descriptor, content: Readable): Promise<void> {
+    if (isManifestMediaType(desc.mediaType)) {
+      await saveCachedManifest(this.driver, this.local, desc, await readAllVerified(content, desc, MAX_MANIFEST_SIZE));
+      return;
+    }
+    if (await this.driver.touch(paths.blobData(desc.digest))) {
+      content.destroy();
+    } else {
+      const w = await this.driver.writer(paths.blobData(desc.digest));
+      try {
+        await pipeline(content, new VerifyStream(desc), w);
+        await w.commit();
+      } catch (err) {
+        await w.cancel();
+        throw err;
+      }
+    }
+    await this.store.linkBlob(this.local, desc.digest);
+  }
+
+  async tag(desc: Descriptor, tag: string): Promise<void> {
+    await this.driver.put(paths.tag(this.local, tag), desc.digest);
+  }
+}
+
+/** Stores a manifest in a cached repository: bytes, link (its media type), entry time, referrer entry. */
+export async function saveCachedManifest(driver: RegistryStore['driver'], local: string, desc: Descriptor, body: Buffer): Promise<void> {
+  const info = parseManifest(body, desc.mediaType);
+  if (!(await driver.touch(paths.blobData(desc.digest)))) await driver.put(paths.blobData(desc.digest), body);
+  if (!(await driver.stat(cachedAtPath(local, desc.digest)))) await driver.put(cachedAtPath(local, desc.digest), new Date().toISOString());
+  await driver.put(paths.manifestLink(local, desc.digest), info.mediaType);
+  if (info.subject) {
+    const d: Descriptor = { mediaType: info.mediaType, digest: desc.digest, size: body.length };
+    if (info.artifactType !== undefined) d.artifactType = info.artifactType;
+    if (info.annotations !== undefined) d.annotations = info.annotations;
+    await driver.put(paths.referrer(local, info.subject.digest, desc.digest), JSON.stringify(d));
+  }
+}
+
+export interface LoadOptions {
+  store: RegistryStore;
+  upstreams: Upstream[];
+  defaultNamespace?: string;
+  /** The cached repository (`<namespace>/<repo>`) for sources whose images carry no name. */
+  repo?: string;
+  log?: (line: string) => void;
+}
+
+export interface LoadReport {
+  images: Array<{ repository: string; tag?: string; digest: Digest }>;
+}
+
+/** `name[:tag|@digest]` → parts; the tag defaults to latest. */
+function splitRef(ref: string): { name: string; tag?: string; digest?: Digest } {
+  const at = ref.indexOf('@');
+  if (at >= 0) {
+    const d = ref.slice(at + 1);
+    if (!isDigest(d)) throw new OciError('INVALID_ARGUMENT', `invalid digest in "${ref}"`);
+    return { name: ref.slice(0, at), digest: d };
+  }
+  const colon = ref.lastIndexOf(':');
+  if (colon > ref.lastIndexOf('/')) return { name: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+  return { name: ref, tag: 'latest' };
+}
+
+/**
+ * Maps an image name to its cached repository and upstream: `<namespace>/<repo>`, a registry host
+ * an upstream serves (`registry-1.docker.io/library/alpine`), or, with a default namespace, a bare
+ * name (`library/alpine`, and `alpine` on Docker Hub).
+ */
+function placeOf(name: string, opts: LoadOptions): { upstream: Upstream; local: string; remote: string } {
+  const i = name.indexOf('/');
+  const first = i > 0 ? name.slice(0, i) : '';
+  let u = opts.upstreams.find((x) => x.namespace === first);
+  let rest = name.slice(i + 1);
+  if (!u && (first.includes('.') || first.includes(':') || first === 'localhost')) u = opts.upstreams.find((x) => x.host === first || x.url.hostname === first);
+  if (!u) {
+    u = opts.upstreams.find((x) => x.namespace === opts.defaultNamespace);
+    rest = name;
+  }
+  if (!u) throw new OciError('INVALID_ARGUMENT', `"${name}" names no configured upstream namespace (${opts.upstreams.map((x) => x.namespace).join(', ') || 'none configured'}); qualify it as <namespace>/<repo> or pass --repo`);
+  const remote = u.upstreamName(rest);
+  return { upstream: u, local: assertName(`${u.namespace}/${remote}`), remote };
+}
+
+async function mark(store: RegistryStore, local: string, upstreams: Upstream[]): Promise<void> {
+  const ns = local.split('/')[0]!;
+  const u = upstreams.find((x) => x.namespace === ns);
+  await store.driver.put(`${paths.repo(ns)}/${UPSTREAM_MARKER}`, `${u?.url.origin ?? 'loaded'}\n`);
+}
+
+/**
+ * Loads images into the cache, additively: from an image-list file (one `<namespace>/<repo>:<tag>`
+ * per line, fetched from the upstreams, so online), a `docker save` tarball, or an OCI image layout
+ * (a directory or a .tar). Loaded images are served exactly as pulled ones, also offline.
+ */
+export async function loadCache(source: string, opts: LoadOptions): Promise<LoadReport> {
+  const st = await stat(source).catch(() => undefined);
+  if (!st) throw new OciError('INVALID_ARGUMENT', `${source} does not exist`);
+  if (st.isDirectory()) {
+    const layout = await LayoutStore.open(source, { create: false });
+    return loadLayout(layout, source, opts);
+  }
+  if (/\.(tar|tar\.gz|tgz)$/.test(source) || (await isTar(source))) {
+    const work = await mkdtemp(join(tmpdir(), 'wharf-load-'));
+    try {
+      await tar.x({ file: source, cwd: work, strict: true });
+      const names = await readdir(work);
+      if (names.includes('oci-layout')) {
+        const t = await LayoutTarStore.open(source, { create: false });
+        try {
+          return await loadLayout(t, source, opts);
+        } finally {
+          await t.close({ discard: true });
+        }
+      }
+      if (names.includes('manifest.json')) return await loadDockerArchive(work, opts);
+      throw new OciError('INVALID_ARGUMENT', `${source} is neither an OCI layout archive nor a docker save tarball`);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+  return loadList(await readFile(source, 'utf8'), opts);
+}
+
+async function isTar(file: string): Promise<boolean> {
+  const fh = await import('node:fs/promises').then((m) => m.open(file, 'r'));
+  try {
+    const buf = Buffer.alloc(262);
+    await fh.read(buf, 0, 262, 0);
+    return buf.subarray(257, 262).toString('latin1') === 'ustar';
+  } finally {
+    await fh.close();
+  }
+}
+
+async function loadList(text: string, opts: LoadOptions): Promise<LoadReport> {
+  const report: LoadReport = { images: [] };
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (!line) continue;
+    const ref = splitRef(line);
+    const place = placeOf(ref.name, opts);
+    if (place.upstream.offline) throw new OciError('UNAVAILABLE', `cannot load ${line}: upstream ${place.upstream.namespace} is offline`);
+    const src = place.upstream.repository(place.remote);
+    const root = await src.resolve(ref.digest ?? ref.tag!);
+    const dst = new CacheTarget(opts.store, place.local);
+    await mark(opts.store, place.local, opts.upstreams);
+    await copyGraph(src, dst, root);
+    if (ref.tag) await dst.tag(root, ref.tag);
+    opts.log?.(`loaded ${place.local}${ref.tag ? `:${ref.tag}` : ''}@${root.digest}`);
+    report.images.push({ repository: place.local, ...(ref.tag ? { tag: ref.tag } : {}), digest: root.digest });
+  }
+  return report;
+}
+
+async function loadLayout(layout: LayoutStore | LayoutTarStore, source: string, opts: LoadOptions): Promise<LoadReport> {
+  const report: LoadReport = { images: [] };
+  const refs = await layout.tags();
+  if (refs.length === 0) throw new OciError('INVALID_ARGUMENT', `${source} holds no tagged image (org.opencontainers.image.ref.name)`);
+  for (const refName of refs) {
+    let local: string;
+    let tag: string;
+    if (opts.repo !== undefined) {
+      local = assertName(opts.repo);
+      tag = refName.includes(':') || refName.includes('/') ? splitRef(refName).tag ?? 'latest' : refName;
+    } else if (refName.includes('/')) {
+      const r = splitRef(refName);
+      local = placeOf(r.name, opts).local;
+      tag = r.tag ?? 'latest';
+    } else {
+      throw new OciError('INVALID_ARGUMENT', `${source}: image "${refName}" carries no repository name; pass --repo <namespace>/<repo>`);
+    }
+    const root = await layout.resolve(refName);
+    const dst = new CacheTarget(opts.store, local);
+    await mark(opts.store, local, opts.upstreams);
+    await copyGraph(layout, dst, root);
+    await dst.tag(root, tag);
+    opts.log?.(`loaded ${local}:${tag}@${root.digest}`);
+    report.images.push({ repository: local, tag, digest: root.digest });
+  }
+  return report;
+}
+
+async function fileDesc(file: string, mediaType: string): Promise<Descriptor> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const c of createReadStream(file)) {
+    h.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { mediaType, digest: `sha256:${h.digest('hex')}`, size };
+}
+
+/** The `docker save` format (manifest.json, a config JSON, layer tars), stored as OCI images. */
+async function loadDockerArchive(dir: string, opts: LoadOptions): Promise<LoadReport> {
+  const report: LoadReport = { images: [] };
+  const entries = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Array<{ Config: string; RepoTags?: string[] | null; Layers: string[] }>;
+  const inside = (p: string): string => {
+    const abs = join(dir, p);
+    if (!abs.startsWith(dir + '/')) throw new OciError('INVALID_ARGUMENT', `docker archive path "${p}" leaves the archive`);
+    return abs;
+  };
+  for (const e of entries) {
+    const config = await fileDesc(inside(e.Config), MediaType.ImageConfig);
+    const layers: Descriptor[] = [];
+    const files = new Map<string, string>([[config.digest, inside(e.Config)]]);
+    for (const l of e.Layers) {
+      const head = Buffer.alloc(2);
+      const fh = await import('node:fs/promises').then((m) => m.open(inside(l), 'r'));
+      await fh.read(head, 0, 2, 0).finally(() => fh.close());
+      const d = await fileDesc(inside(l), head[0] === 0x1f && head[1] === 0x8b ? MediaType.ImageLayerGzip : MediaType.ImageLayer);
+      layers.push(d);
+      files.set(d.digest, inside(l));
+    }
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageManifest, config, layers }));
+    const mdesc: Descriptor = { mediaType: MediaType.ImageManifest, digest: `sha256:${createHash('sha256').update(body).digest('hex')}`, size: body.length };
+    const tags = e.RepoTags ?? [];
+    const targets = opts.repo !== undefined ? [{ local: assertName(opts.repo), tag: tags[0] ? splitRef(tags[0]).tag ?? 'latest' : 'latest' }] : tags.map((t) => {
+      const r = splitRef(t);
+      return { local: placeOf(r.name, opts).local, tag: r.tag ?? 'latest' };
+    });
+    if (targets.length === 0) throw new OciError('INVALID_ARGUMENT', `an image in the docker archive has no RepoTags; pass --repo <namespace>/<repo>`);
+    for (const { local, tag } of targets) {
+      const dst = new CacheTarget(opts.store, local);
+      await mark(opts.store, local, opts.upstreams);
+      for (const d of [config, ...layers]) if (!(await dst.exists(d))) await dst.push(d, createReadStream(files.get(d.digest)!));
+      await dst.push(mdesc, Readable.from([body]));
+      await dst.tag(mdesc, tag);
+      opts.log?.(`loaded ${local}:${tag}@${mdesc.digest}`);
+      report.images.push({ repository: local, tag, digest: mdesc.digest });
+    }
+  }
+  return report;
+}
