@@ -21,6 +21,7 @@ import { registerCat } from './commands/cat.js';
 import { registerGet } from './commands/get.js';
 import { registerCache } from './commands/cache.js';
 import { registerUser } from './commands/user.js';
+import { registerAudit } from './commands/audit.js';
 
 /** Every CLI command, each declared in its own file under commands/. */
 export const COMMANDS: Array<(cli: CAC) => void> = [
@@ -46,4 +47,5 @@ export const COMMANDS: Array<(cli: CAC) => void> = [
   registerGet,
   registerCache,
   registerUser,
+  registerAudit,
 ];

@@ -1,14 +1,19 @@
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { AuditLog } from './audit/index.js';
 import { Authenticator } from './auth/index.js';
 import type { WharfConfig } from './config.js';
 import { installAccess } from './http/access.js';
+import { installAudit, installAuditApi, type RequestSink } from './http/audit.js';
 import type { RegistryStore } from './store/index.js';
 
 export interface Guard {
   auth: Authenticator | undefined;
+  audit: AuditLog | undefined;
   /** Hooks and routes for createApp. */
   extensions: Array<(app: FastifyInstance) => void>;
+  /** Flushes the audit log and stops background work. */
   close(): Promise<void>;
 }
 
@@ -16,6 +21,31 @@ export interface Guard {
 export async function startGuard(config: WharfConfig, deps: { dataDir: string; store: RegistryStore; log: Logger }): Promise<Guard> {
   const extensions: Guard['extensions'] = [];
   const auth = config.auth ? await Authenticator.create(config.auth, deps.dataDir) : undefined;
+  let audit: AuditLog | undefined;
+  const sinks: RequestSink[] = [];
+  if (config.audit.enabled) {
+    const dbPath = config.audit.path ?? join(deps.dataDir, 'audit', 'audit.db');
+    audit = AuditLog.open({
+      dbPath,
+      journalDir: join(dbPath, '..', 'journal'),
+      flushInterval: config.audit.flushInterval,
+      groupWindow: config.audit.groupWindow,
+      retention: config.audit.retention,
+      log: deps.log,
+    });
+    sinks.push(audit);
+    const a = audit;
+    extensions.push((app) => installAuditApi(app, a, auth));
+  }
+  // The audit hook first: it must see the requests that access control refuses.
+  if (sinks.length > 0) extensions.push((app) => installAudit(app, sinks));
   if (auth) extensions.push((app) => installAccess(app, { auth, store: deps.store, pageSize: config.pagination.pageSize }));
-  return { auth, extensions, close: async () => undefined };
+  return {
+    auth,
+    audit,
+    extensions,
+    close: async () => {
+      audit?.close();
+    },
+  };
 }

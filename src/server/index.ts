@@ -8,7 +8,7 @@ import { RegistryStore } from './store/index.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
 import { Registry as MetricsRegistry } from 'prom-client';
-import { startGuard } from './guard.js';
+import { startGuard, type Guard } from './guard.js';
 import { REDACT_PATHS } from './auth/index.js';
 import { startPullThrough, type PullThrough, type ProxyTarget } from './proxy/index.js';
 
@@ -33,6 +33,8 @@ export interface RunningServer {
   app: FastifyInstance;
   /** The pull-through cache, when upstreams are configured. */
   proxy: PullThrough | undefined;
+  /** Access control and the audit log (src/server/guard.ts). */
+  guard: Guard;
   /** Stops accepting, finishes the requests in flight, then resolves. */
   close(): Promise<void>;
 }
@@ -80,6 +82,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
     store,
     app,
     proxy,
+    guard,
     close: async () => {
       clearInterval(timer);
       await app.close();

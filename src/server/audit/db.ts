@@ -1,0 +1,184 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { AuditFilter, AuditRecord, DownloadRow } from './types.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS requests (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  time INTEGER NOT NULL,
+  user TEXT, ip TEXT NOT NULL, user_agent TEXT, method TEXT NOT NULL, action TEXT NOT NULL,
+  repo TEXT, reference TEXT, digest TEXT, media_type TEXT, artifact_type TEXT,
+  status INTEGER NOT NULL, bytes INTEGER NOT NULL, duration_ms REAL NOT NULL, outcome TEXT NOT NULL,
+  download_id TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_time ON requests(time);
+CREATE INDEX IF NOT EXISTS requests_repo ON requests(repo, time);
+CREATE INDEX IF NOT EXISTS requests_user ON requests(user, time);
+CREATE INDEX IF NOT EXISTS requests_digest ON requests(digest);
+CREATE TABLE IF NOT EXISTS downloads (
+  id TEXT PRIMARY KEY, time INTEGER NOT NULL, last_time INTEGER NOT NULL,
+  user TEXT, ip TEXT NOT NULL, repo TEXT NOT NULL, reference TEXT, digest TEXT NOT NULL, artifact_type TEXT,
+  blobs_total INTEGER NOT NULL, blobs_done INTEGER NOT NULL, bytes INTEGER NOT NULL, completed INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS downloads_time ON downloads(time);
+`;
+
+type Row = Record<string, unknown>;
+
+function toRecord(r: Row): AuditRecord & { downloadId: string | null } {
+  return {
+    id: r.id as string,
+    time: r.time as number,
+    user: r.user as string | null,
+    ip: r.ip as string,
+    userAgent: r.user_agent as string | null,
+    method: r.method as string,
+    action: r.action as AuditRecord['action'],
+    repo: r.repo as string | null,
+    reference: r.reference as string | null,
+    digest: r.digest as string | null,
+    mediaType: r.media_type as string | null,
+    artifactType: r.artifact_type as string | null,
+    status: r.status as number,
+    bytes: r.bytes as number,
+    durationMs: r.duration_ms as number,
+    outcome: r.outcome as AuditRecord['outcome'],
+    downloadId: r.download_id as string | null,
+  };
+}
+
+function toDownload(r: Row): DownloadRow {
+  return {
+    id: r.id as string,
+    time: r.time as number,
+    lastTime: r.last_time as number,
+    user: r.user as string | null,
+    ip: r.ip as string,
+    repo: r.repo as string,
+    reference: r.reference as string | null,
+    digest: r.digest as string,
+    artifactType: r.artifact_type as string | null,
+    blobsTotal: r.blobs_total as number,
+    blobsDone: r.blobs_done as number,
+    bytes: r.bytes as number,
+    completed: r.completed === 1,
+  };
+}
+
+function where(f: AuditFilter, table: 'requests' | 'downloads'): { sql: string; args: unknown[] } {
+  const c: string[] = [];
+  const args: unknown[] = [];
+  if (f.repo !== undefined) {
+    c.push(f.repo.includes('*') ? 'repo GLOB ?' : 'repo = ?');
+    args.push(f.repo);
+  }
+  if (f.user !== undefined) (c.push('user = ?'), args.push(f.user));
+  if (f.digest !== undefined) (c.push('digest = ?'), args.push(f.digest));
+  if (f.since !== undefined) (c.push('time >= ?'), args.push(f.since));
+  if (f.until !== undefined) (c.push('time <= ?'), args.push(f.until));
+  if (table === 'requests') {
+    if (f.action !== undefined && f.action !== 'denied') (c.push('action = ?'), args.push(f.action));
+    if (f.denied || f.action === 'denied') c.push('status IN (401, 403)');
+  }
+  return { sql: c.length ? `WHERE ${c.join(' AND ')}` : '', args };
+}
+
+/** The audit database: SQLite in WAL mode; one writer (the server), any number of readers. */
+export class AuditDb {
+  readonly db: Database.Database;
+  private readonly insert: Database.Statement;
+
+  constructor(readonly path: string, opts: { readonly?: boolean } = {}) {
+    if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path, opts.readonly ? { readonly: true, fileMustExist: true } : {});
+    if (!opts.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode: a committed transaction survives the process being killed.
+      this.db.pragma('synchronous = NORMAL');
+      this.db.exec(SCHEMA);
+    }
+    this.db.pragma('busy_timeout = 5000');
+    this.insert = opts.readonly
+      ? this.db.prepare('SELECT 1')
+      : this.db.prepare(`INSERT OR IGNORE INTO requests (id, time, user, ip, user_agent, method, action, repo, reference, digest, media_type, artifact_type, status, bytes, duration_ms, outcome, download_id)
+          VALUES (@id, @time, @user, @ip, @userAgent, @method, @action, @repo, @reference, @digest, @mediaType, @artifactType, @status, @bytes, @durationMs, @outcome, @downloadId)`);
+  }
+
+  /** Inserts records and download rows in one transaction; a record already there is kept. */
+  write(records: Array<AuditRecord & { downloadId?: string | null }>, downloads: DownloadRow[] = []): void {
+    const up = this.db.prepare(`INSERT INTO downloads (id, time, last_time, user, ip, repo, reference, digest, artifact_type, blobs_total, blobs_done, bytes, completed)
+      VALUES (@id, @time, @lastTime, @user, @ip, @repo, @reference, @digest, @artifactType, @blobsTotal, @blobsDone, @bytes, @completed)
+      ON CONFLICT(id) DO UPDATE SET last_time = excluded.last_time, blobs_done = excluded.blobs_done, bytes = excluded.bytes, completed = excluded.completed`);
+    this.db.transaction(() => {
+      for (const r of records) this.insert.run({ ...r, downloadId: r.downloadId ?? null });
+      for (const d of downloads) up.run({ ...d, completed: d.completed ? 1 : 0 });
+    })();
+  }
+
+  has(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM requests WHERE id = ?').get(id) !== undefined;
+  }
+
+  /** Records, newest first; `before` is the `seq` cursor of the previous page. */
+  query(f: AuditFilter, page: { limit?: number; before?: number } = {}): Array<AuditRecord & { seq: number; downloadId: string | null }> {
+    const w = where(f, 'requests');
+    const cursor = page.before !== undefined ? `${w.sql ? `${w.sql} AND` : 'WHERE'} seq < ?` : w.sql;
+    const args = page.before !== undefined ? [...w.args, page.before] : w.args;
+    const rows = this.db.prepare(`SELECT * FROM requests ${cursor} ORDER BY seq DESC LIMIT ?`).all(...args, page.limit ?? 100) as Row[];
+    return rows.map((r) => ({ ...toRecord(r), seq: r.seq as number }));
+  }
+
+  downloads(f: AuditFilter, limit = 100): DownloadRow[] {
+    const w = where(f, 'downloads');
+    return (this.db.prepare(`SELECT * FROM downloads ${w.sql} ORDER BY time DESC LIMIT ?`).all(...w.args, limit) as Row[]).map(toDownload);
+  }
+
+  /** Artifact downloads per artifact and per user over a period. */
+  stats(f: AuditFilter): { perArtifact: Array<{ repo: string; reference: string | null; digest: string; downloads: number; users: number; completed: number; bytes: number }>; perUser: Array<{ user: string | null; downloads: number; bytes: number }> } {
+    const w = where(f, 'downloads');
+    const perArtifact = this.db
+      .prepare(`SELECT repo, reference, digest, COUNT(*) AS downloads, COUNT(DISTINCT COALESCE(user, ip)) AS users, SUM(completed) AS completed, SUM(bytes) AS bytes
+        FROM downloads ${w.sql} GROUP BY repo, digest ORDER BY downloads DESC, repo`)
+      .all(...w.args) as Array<{ repo: string; reference: string | null; digest: string; downloads: number; users: number; completed: number; bytes: number }>;
+    const perUser = this.db
+      .prepare(`SELECT user, COUNT(*) AS downloads, SUM(bytes) AS bytes FROM downloads ${w.sql} GROUP BY user ORDER BY downloads DESC`)
+      .all(...w.args) as Array<{ user: string | null; downloads: number; bytes: number }>;
+    return { perArtifact, perUser };
+  }
+
+  /** Drops records older than `maxAge` ms and beyond the newest `maxRows`; returns how many. */
+  prune(opts: { maxAge?: number | undefined; maxRows?: number | undefined }, now = Date.now()): number {
+    let n = 0;
+    if (opts.maxAge !== undefined) {
+      n += this.db.prepare('DELETE FROM requests WHERE time < ?').run(now - opts.maxAge).changes;
+      this.db.prepare('DELETE FROM downloads WHERE last_time < ?').run(now - opts.maxAge);
+    }
+    if (opts.maxRows !== undefined) {
+      n += this.db.prepare('DELETE FROM requests WHERE seq <= (SELECT seq FROM requests ORDER BY seq DESC LIMIT 1 OFFSET ?)').run(opts.maxRows).changes;
+      this.db.prepare('DELETE FROM downloads WHERE id IN (SELECT id FROM downloads ORDER BY time DESC LIMIT -1 OFFSET ?)').run(opts.maxRows);
+    }
+    return n;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+const CSV_COLUMNS = ['time', 'user', 'ip', 'userAgent', 'method', 'action', 'repo', 'reference', 'digest', 'mediaType', 'artifactType', 'status', 'bytes', 'durationMs', 'outcome'] as const;
+
+function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = String(v);
+  // A leading =, +, - or @ would be a formula in a spreadsheet.
+  const safe = /^[=+\-@]/.test(s) ? `'${s}` : s;
+  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+export function recordsToCsv(rows: AuditRecord[], header = true): string {
+  const lines = header ? [CSV_COLUMNS.join(',')] : [];
+  for (const r of rows) lines.push(CSV_COLUMNS.map((c) => csvCell(c === 'time' ? new Date(r.time).toISOString() : r[c])).join(','));
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,4 @@
+export { AuditConfigSchema, type AuditConfig } from './config.js';
+export { AuditDb, recordsToCsv } from './db.js';
+export { AuditLog, type AuditLogOptions, type RecordExtra } from './log.js';
+export type { AuditAction, AuditRecord, AuditFilter, DownloadRow } from './types.js';

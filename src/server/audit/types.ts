@@ -1,0 +1,53 @@
+/** What a request did, as the audit log names it. */
+export type AuditAction = 'pull' | 'stat' | 'push' | 'upload' | 'mount' | 'delete' | 'list' | 'other';
+
+/** One request that read or changed content, denied attempts included. */
+export interface AuditRecord {
+  id: string;
+  /** Start of the request, ms since the epoch. */
+  time: number;
+  user: string | null;
+  ip: string;
+  userAgent: string | null;
+  method: string;
+  action: AuditAction;
+  repo: string | null;
+  reference: string | null;
+  digest: string | null;
+  mediaType: string | null;
+  artifactType: string | null;
+  status: number;
+  bytes: number;
+  durationMs: number;
+  /** completed: every byte was handed to the client; aborted: the client went away first. */
+  outcome: 'completed' | 'aborted';
+}
+
+export interface AuditFilter {
+  repo?: string;
+  user?: string;
+  digest?: string;
+  action?: string;
+  /** ms since the epoch, inclusive. */
+  since?: number;
+  until?: number;
+  /** Only denied attempts (401, 403). */
+  denied?: boolean;
+}
+
+/** One manifest pull and the blob pulls that followed it. */
+export interface DownloadRow {
+  id: string;
+  time: number;
+  lastTime: number;
+  user: string | null;
+  ip: string;
+  repo: string;
+  reference: string | null;
+  digest: string;
+  artifactType: string | null;
+  blobsTotal: number;
+  blobsDone: number;
+  bytes: number;
+  completed: boolean;
+}

@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { OciError, isDigest } from '../../spec/index.js';
+import type { Authenticator } from '../auth/index.js';
+import { recordsToCsv, type AuditAction, type AuditFilter, type AuditLog, type AuditRecord, type RecordExtra } from '../audit/index.js';
+import { identityOf } from './access.js';
+import { routeOf, type Route } from './route.js';
+
+/** Receives every finished content request: the audit log, webhooks. */
+export interface RequestSink {
+  /** Before the final bytes leave (synchronous). */
+  journal?(rec: AuditRecord): void;
+  complete(rec: AuditRecord, extra: RecordExtra): void;
+}
+
+function actionOf(route: Route | undefined, method: string, status: number, q: Record<string, unknown>): AuditAction {
+  if (!route) return 'other';
+  switch (route.kind) {
+    case 'manifest':
+      return method === 'GET' ? 'pull' : method === 'HEAD' ? 'stat' : method === 'PUT' ? 'push' : method === 'DELETE' ? 'delete' : 'other';
+    case 'blob':
+      return method === 'GET' ? 'pull' : method === 'HEAD' ? 'stat' : method === 'DELETE' ? 'delete' : 'other';
+    case 'upload':
+      if (method === 'POST' && q.mount !== undefined && status === 201) return 'mount';
+      if (status === 201) return 'push';
+      return 'upload';
+    case 'tags':
+    case 'referrers':
+    case 'catalog':
+      return 'list';
+    default:
+      return 'other';
+  }
+}
+
+function userOf(req: FastifyRequest): string | null {
+  const id = identityOf(req);
+  if (id.kind !== 'anonymous') return id.user ?? null;
+  // A failed login: the name that was tried (never the password).
+  const h = req.headers.authorization;
+  if (h && /^basic /i.test(h)) {
+    const raw = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');
+    const i = raw.indexOf(':');
+    if (i > 0) return raw.slice(0, i).slice(0, 128);
+  }
+  return null;
+}
+
+/** fastify hands its headers to writeHead(), where res.getHeader() cannot see them: ask the reply too. */
+const header = (reply: FastifyReply, name: string): string | null => {
+  const v = reply.getHeader(name) ?? reply.raw.getHeader(name);
+  return v === undefined ? null : String(v);
+};
+
+/**
+ * Records every /v2 request but the base check. The response's write() and end() are wrapped:
+ * bytes are counted, and the record is journaled just before the chunk that completes the body
+ * goes to the socket; when the response closes the final record goes to every sink.
+ */
+export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
+  app.addHook('onRequest', async (req, reply) => {
+    const raw = req.raw.url ?? '/';
+    const qi = raw.indexOf('?');
+    const path = qi < 0 ? raw : raw.slice(0, qi);
+    if (!path.startsWith('/v2/') || path === '/v2/') return;
+    let route: Route | undefined;
+    try {
+      route = routeOf(path);
+    } catch {
+      route = undefined;
+    }
+    const t0 = Date.now();
+    const h0 = process.hrtime.bigint();
+    const res = reply.raw;
+    let bytes = 0;
+    let journaled = false;
+    let manifest: Buffer | undefined;
+    const wantBody = route?.kind === 'manifest' && req.method === 'GET';
+
+    const build = (outcome: AuditRecord['outcome']): AuditRecord => {
+      const status = res.statusCode;
+      const q = req.query as Record<string, string | undefined>;
+      let digest: string | null = null;
+      let reference: string | null = null;
+      let mediaType: string | null = null;
+      if (route?.kind === 'manifest') {
+        reference = route.reference;
+        digest = header(reply, 'docker-content-digest') ?? (isDigest(route.reference) ? route.reference : null);
+        if (status < 300) mediaType = header(reply, 'content-type');
+      } else if (route?.kind === 'blob' || route?.kind === 'referrers') {
+        digest = route.digest;
+      } else if (route?.kind === 'upload') {
+        digest = header(reply, 'docker-content-digest') ?? q.mount ?? q.digest ?? null;
+        if (q.from !== undefined) reference = q.from;
+      }
+      return {
+        id: '',
+        time: t0,
+        user: userOf(req),
+        ip: req.ip,
+        userAgent: (req.headers['user-agent'] ?? '').slice(0, 256) || null,
+        method: req.method,
+        action: actionOf(route, req.method, status, q),
+        repo: route && 'name' in route ? route.name : null,
+        reference,
+        digest,
+        mediaType,
+        artifactType: null,
+        status,
+        bytes,
+        durationMs: Math.round(Number(process.hrtime.bigint() - h0) / 1e4) / 100,
+        outcome,
+      };
+    };
+    const id = randomUUID();
+    const journal = (): void => {
+      if (journaled) return;
+      journaled = true;
+      const rec = { ...build('completed'), id };
+      for (const s of sinks) s.journal?.(rec);
+    };
+    const size = (chunk: unknown, enc?: unknown): number =>
+      typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof enc === 'string' ? (enc as BufferEncoding) : 'utf8') : chunk instanceof Uint8Array ? chunk.length : 0;
+
+    const write = res.write;
+    const end = res.end;
+    res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
+      bytes += size(chunk, rest[0]);
+      const expected = Number(header(reply, 'content-length') ?? NaN);
+      if (Number.isFinite(expected) && bytes >= expected) journal();
+      return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as ServerResponse['write'];
+    res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
+      if (chunk !== undefined && typeof chunk !== 'function') {
+        bytes += size(chunk, rest[0]);
+        if (wantBody && res.statusCode === 200) manifest = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
+      }
+      journal();
+      return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+    } as ServerResponse['end'];
+    res.once('close', () => {
+      const rec = { ...build(res.writableFinished ? 'completed' : 'aborted'), id };
+      for (const s of sinks) s.complete(rec, { kind: route?.kind ?? 'other', manifest });
+    });
+  });
+}
+
+function parseTime(v: string | undefined, name: string): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const rel = /^(\d+)([smhd])$/.exec(v);
+  if (rel) return Date.now() - Number(rel[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[rel[2] as 's' | 'm' | 'h' | 'd'];
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new OciError('INVALID_ARGUMENT', `${name}: "${v.slice(0, 40)}" is no time (ISO 8601, or 7d, 12h ago)`);
+  return t;
+}
+
+/** `--since`/`since=` and the other filters, from strings. */
+export function auditFilter(q: Record<string, string | undefined>): AuditFilter {
+  const f: AuditFilter = {};
+  if (q.repo) f.repo = q.repo;
+  if (q.user) f.user = q.user;
+  if (q.digest) f.digest = q.digest;
+  if (q.action) f.action = q.action;
+  const since = parseTime(q.since, 'since');
+  const until = parseTime(q.until, 'until');
+  if (since !== undefined) f.since = since;
+  if (until !== undefined) f.until = until;
+  return f;
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === '127.0.0.1' || ip === '::1' || ip === '::ffff:127.0.0.1';
+}
+
+/**
+ * `GET /api/v1/audit`: admins only (with auth off: loopback clients only). Filters repo, user,
+ * digest, action, since, until; `limit` and the `before` cursor page through it (newest first,
+ * a Link header names the next page); `format=csv` exports.
+ */
+export function installAuditApi(app: FastifyInstance, audit: AuditLog, auth: Authenticator | undefined): void {
+  app.get('/api/v1/audit', async (req: FastifyRequest, reply: FastifyReply) => {
+    if (auth) {
+      const id = await auth.identify({ authorization: req.headers.authorization, ip: req.ip });
+      if (id.kind === 'anonymous') {
+        reply.header('www-authenticate', `Basic realm="${auth.config.service}"`);
+        throw new OciError('UNAUTHORIZED', 'authentication required');
+      }
+      if (!auth.isAdmin(id)) throw new OciError('DENIED', 'the audit log is for admins');
+    } else if (!isLoopback(req.ip)) {
+      throw new OciError('DENIED', 'with auth off the audit log answers local clients only');
+    }
+    const q = req.query as Record<string, string | undefined>;
+    const f = auditFilter(q);
+    const limit = Math.min(Math.max(Number(q.limit ?? 100) || 100, 1), 10_000);
+    const before = q.before !== undefined ? Number(q.before) : undefined;
+    audit.flush();
+    const rows = audit.db.query(f, before !== undefined && Number.isFinite(before) ? { limit, before } : { limit });
+    if (rows.length === limit) {
+      const next = new URLSearchParams(Object.entries(q).filter((e): e is [string, string] => e[1] !== undefined && e[0] !== 'before'));
+      next.set('before', String(rows[rows.length - 1]!.seq));
+      reply.header('link', `</api/v1/audit?${next}>; rel="next"`);
+    }
+    if (q.format === 'csv') {
+      return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="wharf-audit.csv"').send(recordsToCsv(rows));
+    }
+    return reply.type('application/json').send(JSON.stringify({ records: rows }));
+  });
+}

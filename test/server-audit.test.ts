@@ -1,0 +1,182 @@
+/**
+ * The audit log: every content request (denied ones too) with user, IP, user agent, repository,
+ * reference, digest, media and artifact type, status, bytes, duration and outcome; artifact
+ * downloads grouped; the admin API and the CLI; retention; and no completed response lost to kill -9.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { AuditDb } from '../src/server/audit/index.js';
+import { startServer } from '../src/server/index.js';
+import { call } from '../src/testkit/http.js';
+import { basic, pushArtifact, startAuthServer } from './helpers/auth.js';
+import { MAIN, wharf } from './helpers/cli.js';
+import { freePort } from './helpers/distribution.js';
+
+const TSX = pathToFileURL(join(fileURLToPath(new URL('.', import.meta.url)), '..', 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+
+describe('audit log', () => {
+  let s: Awaited<ReturnType<typeof startAuthServer>>;
+  let ml: { digest: string; layer: string };
+  const big = Buffer.alloc(8 << 20, 7);
+  let bigPush: { digest: string; layer: string };
+  before(async () => {
+    s = await startAuthServer();
+    ml = await pushArtifact(s.url, 'ml/model', 'v3', basic('alice'));
+    bigPush = await pushArtifact(s.url, 'ml/big', 'v1', basic('alice'), big);
+    const ua = { 'user-agent': 'audit-test/1.0' };
+    assert.equal((await call(s.url, 'GET', '/v2/ml/model/manifests/v3', { headers: { ...basic('bob'), ...ua } })).status, 200);
+    assert.equal((await call(s.url, 'GET', `/v2/ml/model/blobs/${ml.layer}`, { headers: { ...basic('bob'), ...ua } })).status, 200);
+    assert.equal((await call(s.url, 'GET', '/v2/secret/model/manifests/v1', { headers: { ...basic('bob'), ...ua } })).status, 403);
+    assert.equal((await call(s.url, 'GET', '/v2/ml/model/manifests/v3', { headers: basic('bob', 'wrong') })).status, 401);
+    // A download the client stops early.
+    await new Promise<void>((resolve) => {
+      const u = new URL(s.url);
+      const req = request({ host: u.hostname, port: u.port, path: `/v2/ml/big/blobs/${bigPush.layer}`, headers: basic('bob') }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.end();
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    s.guard.audit?.flush();
+  });
+  after(async () => {
+    await s.close();
+    await rm(s.dataDir, { recursive: true, force: true });
+  });
+
+  test('a manifest pull is recorded with user, IP, user agent, reference, digest, media type, artifactType, bytes and outcome', () => {
+    const [r] = s.guard.audit!.db.query({ repo: 'ml/model', action: 'pull', user: 'bob', digest: ml.digest });
+    assert.ok(r);
+    assert.equal(r.ip, '127.0.0.1');
+    assert.equal(r.userAgent, 'audit-test/1.0');
+    assert.equal(r.reference, 'v3');
+    assert.equal(r.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.equal(r.artifactType, 'application/vnd.example.model');
+    assert.equal(r.status, 200);
+    assert.ok(r.bytes > 100);
+    assert.equal(r.outcome, 'completed');
+  });
+
+  test('the blob pull that follows joins the manifest pull in one artifact download row', () => {
+    const [b] = s.guard.audit!.db.query({ repo: 'ml/model', digest: ml.layer, action: 'pull' });
+    assert.equal(b?.mediaType, 'application/vnd.example.layer');
+    assert.equal(b?.artifactType, 'application/vnd.example.model');
+    const [d] = s.guard.audit!.db.downloads({ repo: 'ml/model', user: 'bob' });
+    assert.ok(d);
+    assert.equal(b?.downloadId, d.id);
+    assert.deepEqual([d.reference, d.digest, d.blobsDone, d.blobsTotal, d.completed], ['v3', ml.digest, 1, 1, true]);
+  });
+
+  test('denied attempts are recorded, a failed login under the name that was tried', () => {
+    const denied = s.guard.audit!.db.query({ action: 'denied' });
+    assert.ok(denied.some((r) => r.repo === 'secret/model' && r.user === 'bob' && r.status === 403));
+    assert.ok(denied.some((r) => r.repo === 'ml/model' && r.user === 'bob' && r.status === 401));
+  });
+
+  test('pushes are recorded, and a download the client stopped is aborted with the bytes sent', () => {
+    assert.ok(s.guard.audit!.db.query({ repo: 'ml/model', action: 'push', user: 'alice' }).some((r) => r.reference === 'v3' && r.digest === ml.digest));
+    const [r] = s.guard.audit!.db.query({ repo: 'ml/big', digest: bigPush.layer, action: 'pull' });
+    assert.equal(r?.outcome, 'aborted');
+    assert.ok(r!.bytes < big.length, `${r!.bytes} bytes`);
+  });
+
+  test('GET /api/v1/audit: admins only, filters, pages, CSV', async () => {
+    assert.equal((await call(s.url, 'GET', '/api/v1/audit')).status, 401);
+    assert.equal((await call(s.url, 'GET', '/api/v1/audit', { headers: basic('bob') })).status, 403);
+    const r = await call(s.url, 'GET', '/api/v1/audit?repo=ml/model&user=bob&limit=1', { headers: basic('root') });
+    assert.equal(r.status, 200);
+    const page = JSON.parse(r.body.toString()) as { records: Array<{ repo: string; user: string; seq: number }> };
+    assert.equal(page.records.length, 1);
+    assert.equal(page.records[0]!.user, 'bob');
+    const next = /<([^>]+)>; rel="next"/.exec(r.headers.get('link') ?? '')?.[1];
+    assert.ok(next);
+    const p2 = JSON.parse((await call(s.url, 'GET', next, { headers: basic('root') })).body.toString()) as { records: Array<{ seq: number }> };
+    assert.ok(p2.records[0]!.seq < page.records[0]!.seq);
+    const csv = await call(s.url, 'GET', '/api/v1/audit?repo=ml/*&format=csv', { headers: basic('root') });
+    assert.match(csv.headers.get('content-type') ?? '', /^text\/csv/);
+    const lines = csv.body.toString().trim().split('\n');
+    assert.equal(lines[0], 'time,user,ip,userAgent,method,action,repo,reference,digest,mediaType,artifactType,status,bytes,durationMs,outcome');
+    assert.ok(lines.length > 3);
+  });
+
+  test('wharf audit query and stats read the database', async () => {
+    const j = await wharf(['audit', 'query', '--data', s.dataDir, '--repo', 'ml/model', '--user', 'bob', '--action', 'pull', '--format', 'json']);
+    assert.equal(j.code, 0, j.stderr);
+    assert.deepEqual((JSON.parse(j.stdout) as Array<{ status: number }>).map((r) => r.status).sort(), [200, 200, 401]);
+    const t = await wharf(['audit', 'query', '--data', s.dataDir, '--action', 'denied', '--since', '1h']);
+    assert.match(t.stdout, /secret\/model/);
+    const c = await wharf(['audit', 'query', '--data', s.dataDir, '--digest', ml.digest, '--format', 'csv']);
+    assert.match(c.stdout, /^time,user,ip/);
+    const st = await wharf(['audit', 'stats', '--data', s.dataDir, '--since', '1d']);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, /ml\/model\s+v3\s+sha256:\S+\s+1\s+1\s+1/);
+    assert.match(st.stdout, /bob\s+\d/);
+  });
+});
+
+describe('audit retention', () => {
+  test('maxRows keeps the newest rows', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-ret-'));
+    const s = await startServer({ dataDir: dir, logLevel: 'silent', config: { audit: { retention: { maxRows: 5 } } } });
+    try {
+      for (let i = 0; i < 12; i++) await call(s.url, 'GET', `/v2/r/manifests/t${i}`);
+      await s.close();
+      const db = new AuditDb(join(dir, 'audit', 'audit.db'));
+      db.prune({ maxRows: 5 });
+      const rows = db.query({}, { limit: 100 });
+      assert.deepEqual(rows.map((r) => r.reference), ['t11', 't10', 't9', 't8', 't7']);
+      db.prune({ maxAge: 0 }, Date.now() + 1000);
+      assert.equal(db.query({}).length, 0);
+      db.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('audit durability', () => {
+  test('kill -9 right after responses completed loses no record (the journal is replayed on start)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-kill-'));
+    const port = await freePort();
+    // Nothing reaches SQLite by the timer before the kill: only the journal can keep the records.
+    await writeFile(join(dir, 'wharf.yaml'), `data: ${join(dir, 'data')}\nlisten: 127.0.0.1:${port}\nlog: { level: silent }\naudit: { flushInterval: 1h }\n`);
+    const child = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--config', join(dir, 'wharf.yaml')], { stdio: 'ignore' });
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      for (let i = 0; i < 100; i++) {
+        if (await call(url, 'GET', '/healthz').then((r) => r.status === 200, () => false)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const pushed = await pushArtifact(url, 'k/model', 'v1', {});
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        const r = await call(url, 'GET', i % 2 ? `/v2/k/model/blobs/${pushed.layer}` : '/v2/k/model/manifests/v1', { headers: { 'user-agent': `kill-test-${i}` } });
+        assert.equal(r.status, 200);
+        ids.push(`kill-test-${i}`);
+      }
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const s = await startServer({ dataDir: join(dir, 'data'), logLevel: 'silent' });
+      await s.close();
+      const db = new AuditDb(join(dir, 'data', 'audit', 'audit.db'));
+      const rows = db.query({ repo: 'k/model', action: 'pull' }, { limit: 1000 });
+      db.close();
+      const got = new Set(rows.map((r) => r.userAgent));
+      assert.deepEqual(ids.filter((u) => !got.has(u)), []);
+      assert.ok(rows.every((r) => r.status === 200 && r.outcome === 'completed'));
+      assert.equal(rows.filter((r) => r.userAgent === 'kill-test-29').length, 1);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
