@@ -24,6 +24,12 @@ export async function loadServeConfig(flags: Record<string, unknown>, env: NodeJ
     if (!['on', 'off', 'true', 'false'].includes(v)) throw new ConfigError(`--delete: expected on or off, got "${v}"`);
     set('delete.enabled', v === 'on' || v === 'true');
   }
+  if (flags.offline === true) set('proxy.offline', true);
+  const preload = flags.preload === undefined ? [] : (Array.isArray(flags.preload) ? flags.preload : [flags.preload]).map(String);
+  if (preload.length) {
+    const proxy = (typeof cfg.proxy === 'object' && cfg.proxy !== null ? cfg.proxy : {}) as Record<string, unknown>;
+    setPath(cfg, 'proxy.preload', [...(Array.isArray(proxy.preload) ? proxy.preload : []), ...preload]);
+  }
   return parseConfig(cfg, file ? `config (${file}, flags, environment)` : 'config (flags, environment)');
 }
 

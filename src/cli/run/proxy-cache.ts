@@ -1,0 +1,104 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseDuration, parseSize } from '../../spec/index.js';
+import { FsDriver } from '../../server/driver/index.js';
+import { RegistryStore } from '../../server/store/index.js';
+import { parseConfig, readConfigFile, ConfigError, type WharfConfig } from '../../server/config.js';
+import { Upstream, listCache, loadCache, pruneCache, type LoadOptions, type PruneOptions } from '../../server/proxy/index.js';
+import { ExitError } from '../errors.js';
+import { humanSize, shortDigest } from '../shared/output.js';
+import { str, strs, bool, type Flags } from '../shared/flags.js';
+
+/** `wharf cache ls|load|prune` on the registry's pull-through cache (they are told apart from the client's cache by `--data`/`--config`). */
+export function isRegistryCacheAction(action: string, flags: Flags): boolean {
+  return action === 'ls' || action === 'load' || str(flags.data) !== undefined || str(flags.config) !== undefined;
+}
+
+async function configOf(flags: Flags): Promise<WharfConfig> {
+  const file = str(flags.config) ?? process.env.WHARF_CONFIG;
+  try {
+    const input = (file ? ((await readConfigFile(file)) as Record<string, unknown>) : {}) ?? {};
+    const data = str(flags.data) ?? process.env.WHARF_DATA;
+    if (data !== undefined) input.data = data;
+    return parseConfig(input, file ? `config (${file})` : 'config');
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ExitError(err.message, 2);
+    throw err;
+  }
+}
+
+function durationFlag(flags: Flags, key: string, name: string): number | undefined {
+  const v = str(flags[key]);
+  if (v === undefined) return undefined;
+  const n = parseDuration(v);
+  if (n === undefined) throw new ExitError(`${name}: "${v}" is not a duration (e.g. 30m, 12h, 7d)`, 2);
+  return n;
+}
+
+export async function runRegistryCache(action: string, rest: string[], flags: Flags): Promise<void> {
+  const config = await configOf(flags);
+  const data = resolve(config.data);
+  if (action !== 'load' && !existsSync(data)) throw new ExitError(`data directory ${data} does not exist; pass --data or --config`, 2);
+  const driver = new FsDriver(data, { fsync: config.storage.fsync });
+  const json = str(flags.format) === 'json';
+  const out = (text: string, obj: unknown): void => void process.stdout.write(json ? `${JSON.stringify(obj, null, 2)}\n` : `${text}\n`);
+  const namespaces = strs(flags.namespace);
+  const nsOpt = namespaces.length ? { namespaces } : {};
+  switch (action) {
+    case 'ls': {
+      const images = await listCache(driver, nsOpt);
+      const rows = images.map((i) => `${i.repository}${i.tags.length ? `:${i.tags.join(',')}` : ''}  ${shortDigest(i.digest)}  ${humanSize(i.size)}  cached ${i.cachedAt.toISOString()}  pulled ${i.lastAccess.toISOString()}`);
+      out(rows.length ? rows.join('\n') : 'The cache is empty.', images.map(({ content: _c, ...i }) => ({ ...i, cachedAt: i.cachedAt.toISOString(), lastAccess: i.lastAccess.toISOString() })));
+      return;
+    }
+    case 'load': {
+      const sources = [...rest, ...strs(flags.from)];
+      if (sources.length === 0) throw new ExitError('wharf cache load needs a source: an image-list file, a docker save tarball, or an OCI layout directory or .tar', 2);
+      const upstreams = config.proxy.upstreams.map((u) => new Upstream(u, { offline: config.proxy.offline }));
+      const store = new RegistryStore(driver);
+      const opts: LoadOptions = { store, upstreams, log: json ? () => undefined : (line) => process.stdout.write(`${line}\n`) };
+      if (config.proxy.defaultNamespace !== undefined) opts.defaultNamespace = config.proxy.defaultNamespace;
+      const repo = str(flags.repo);
+      if (repo !== undefined) opts.repo = repo;
+      const loaded = [];
+      try {
+        for (const s of sources) loaded.push(...(await loadCache(s, opts)).images);
+      } finally {
+        await Promise.all(upstreams.map((u) => u.close()));
+      }
+      if (json) out('', loaded);
+      else process.stdout.write(`Loaded ${loaded.length} image(s)\n`);
+      return;
+    }
+    case 'prune': {
+      const opts: PruneOptions = { ...nsOpt, dryRun: bool(flags.dryRun), log: json ? () => undefined : (line) => process.stdout.write(`${line}\n`) };
+      const idle = durationFlag(flags, 'maxIdle', '--max-idle');
+      const age = durationFlag(flags, 'maxAge', '--max-age');
+      if (idle !== undefined) opts.maxIdle = idle;
+      if (age !== undefined) opts.maxAge = age;
+      const size = str(flags.maxSize);
+      if (size !== undefined) {
+        const n = parseSize(size);
+        if (n === undefined) throw new ExitError(`--max-size: "${size}" is not a size (e.g. 500M, 10G)`, 2);
+        opts.maxSize = n;
+      }
+      const patterns = strs(flags.pattern);
+      if (patterns.length) opts.patterns = patterns;
+      if (idle === undefined && age === undefined && opts.maxSize === undefined && !patterns.length) {
+        throw new ExitError('wharf cache prune: say what to drop with --max-idle, --max-age, --pattern or --max-size', 2);
+      }
+      const r = await pruneCache(driver, opts);
+      const verb = opts.dryRun ? 'would free' : 'freed';
+      out(`${opts.dryRun ? 'would remove' : 'removed'} ${r.images.length} image(s); ${verb} ${r.blobs} blob(s), ${humanSize(r.bytes)}; the cache holds ${humanSize(r.remaining)}`, {
+        dryRun: Boolean(opts.dryRun),
+        images: r.images.map((i) => ({ repository: i.repository, digest: i.digest, tags: i.tags, size: i.size })),
+        blobs: r.blobs,
+        bytes: r.bytes,
+        remaining: r.remaining,
+      });
+      return;
+    }
+    default:
+      throw new ExitError(`wharf cache ${action}: unknown action for the registry cache; use ls, load or prune`, 2);
+  }
+}
