@@ -114,6 +114,8 @@ function placeOf(name: string, opts: LoadOptions): { upstream: Upstream; local: 
   let u = opts.upstreams.find((x) => x.namespace === first);
   let rest = name.slice(i + 1);
   if (!u && (first.includes('.') || first.includes(':') || first === 'localhost')) u = opts.upstreams.find((x) => x.host === first || x.url.hostname === first);
+  // Docker's tools write every short name as docker.io/<name>: without a docker.io upstream, undo that.
+  if (!u && first === 'docker.io') return placeOf(rest.replace(/^library\/(?=[^/]+$)/, ''), opts);
   if (!u) {
     u = opts.upstreams.find((x) => x.namespace === opts.defaultNamespace);
     rest = name;

@@ -1,0 +1,225 @@
+/**
+ * Air-gapped operation and cache management: `wharf cache load` from an image list (online), a
+ * docker save tarball and an OCI layout (directory and .tar); an offline server that never
+ * contacts its upstream and serves what was loaded; `serve --preload`; `wharf cache ls` and
+ * `wharf cache prune` by pattern and by LRU size quota, where blobs shared with other images stay.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, stat, writeFile, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { startServer, type RunningServer } from '../src/server/index.js';
+import { paths } from '../src/server/store/paths.js';
+import { missingPeer } from './helpers/distribution.js';
+import { startProxy, type Proxy } from './helpers/proxy.js';
+import { wharf } from './helpers/cli.js';
+import { makeImage, pushImage, sha256, type TestImage } from './helpers/proxy-images.js';
+
+const noSkopeo = missingPeer('skopeo');
+const ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${err}`))));
+  });
+}
+
+let tmp: string;
+let upstream: RunningServer;
+let fwd: Proxy;
+let a: TestImage;
+let b: TestImage;
+let shared: TestImage;
+
+/** Pulls a whole image from a server; returns the manifest digest. */
+async function pull(url: string, repo: string, ref: string, img: TestImage): Promise<string> {
+  const m = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { headers: { accept: ACCEPT } });
+  assert.equal(m.status, 200, `${repo}:${ref}: ${m.status}`);
+  const body = Buffer.from(await m.arrayBuffer());
+  const layers = JSON.parse(body.toString()) as { config: { digest: string }; layers: Array<{ digest: string }> };
+  for (const d of [layers.config.digest, ...layers.layers.map((l) => l.digest)]) {
+    const r = await fetch(`${url}/v2/${repo}/blobs/${d}`);
+    assert.equal(r.status, 200);
+    assert.equal(sha256(Buffer.from(await r.arrayBuffer())), d);
+  }
+  if (ref === img.digest) assert.equal(sha256(body), img.digest);
+  return sha256(body);
+}
+
+before(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'wharf-proxy-airgap-'));
+  upstream = await startServer({ dataDir: join(tmp, 'up'), logLevel: 'silent', config: { storage: { fsync: false } } });
+  fwd = await startProxy(upstream.url);
+  a = await makeImage(2, 3000, 'a');
+  b = await makeImage(1, 5000, 'b');
+  shared = await makeImage(1, 7000, 'shared');
+  await pushImage(upstream.url, 'team/a', 'v1', a);
+  await pushImage(upstream.url, 'team/b', 'v1', b);
+  await pushImage(upstream.url, 'team/shared', 'v1', shared);
+  // Same layers as `a`, a second image: the layers are shared.
+  await pushImage(upstream.url, 'team/a-too', 'v1', a);
+});
+
+after(async () => {
+  await fwd?.close();
+  await upstream?.close();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('air-gapped', () => {
+  test('cache load from an image list, then an offline server serves it without contacting the upstream', async () => {
+    const data = join(tmp, 'offline-data');
+    const cfgFile = join(tmp, 'offline.yaml');
+    await writeFile(cfgFile, stringify({ data, storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } }));
+    const list = join(tmp, 'images.txt');
+    await writeFile(list, `# images for the air gap\nup/team/a:v1\nup/team/b@${b.digest}\n`);
+    const load = await wharf(['cache', 'load', '--config', cfgFile, list]);
+    assert.equal(load.code, 0, load.stderr);
+    assert.match(load.stdout, /Loaded 2 image\(s\)/);
+
+    const before = fwd.requests.length;
+    const s = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: { offline: true, upstreams: [{ namespace: 'up', url: fwd.url }] } } });
+    try {
+      assert.equal(await pull(s.url, 'up/team/a', 'v1', a), a.digest);
+      assert.equal(await pull(s.url, 'up/team/b', b.digest, b), b.digest);
+      const missing = await fetch(`${s.url}/v2/up/team/shared/manifests/v1`, { headers: { accept: ACCEPT } });
+      assert.equal(missing.status, 404);
+      await missing.arrayBuffer();
+      const blob = await fetch(`${s.url}/v2/up/team/shared/blobs/${shared.blobs[1]!.digest}`);
+      assert.equal(blob.status, 404);
+      await blob.arrayBuffer();
+      assert.equal(fwd.requests.length, before, 'offline: no request reached the upstream');
+      const ls = await wharf(['cache', 'ls', '--data', data, '--format', 'json']);
+      assert.equal(ls.code, 0, ls.stderr);
+      const images = JSON.parse(ls.stdout) as Array<{ repository: string; digest: string; tags: string[] }>;
+      assert.deepEqual(images.map((i) => i.repository).sort(), ['up/team/a', 'up/team/b']);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('docker save tarball and OCI layout (dir and tar) load additively', { skip: noSkopeo }, async () => {
+    const src = `docker://${fwd.host}`;
+    const sk = (args: string[]): Promise<string> => run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', ...args]);
+    const dockerTar = join(tmp, 'saved.tar');
+    await sk([`${src}/team/shared:v1`, `docker-archive:${dockerTar}:up/team/shared:v1`]);
+    const layoutDir = join(tmp, 'layout');
+    await sk([`${src}/team/b:v1`, `oci:${layoutDir}:v1`]);
+    const layoutTar = join(tmp, 'layout.tar');
+    await sk([`${src}/team/a:v1`, `oci-archive:${layoutTar}:v7`]);
+
+    const data = join(tmp, 'preload-data');
+    const cfg = { data, storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: 'http://127.0.0.1:9', offline: true }] } };
+    const cfgFile = join(tmp, 'preload.yaml');
+    await writeFile(cfgFile, stringify(cfg));
+    const r1 = await wharf(['cache', 'load', '--config', cfgFile, dockerTar]);
+    assert.equal(r1.code, 0, r1.stderr + r1.stdout);
+    const r2 = await wharf(['cache', 'load', '--config', cfgFile, '--repo', 'up/team/b', layoutDir]);
+    assert.equal(r2.code, 0, r2.stderr);
+
+    // A preload that cannot be placed stops the start, with the reason.
+    const withPreload = await startServer({
+      dataDir: data,
+      logLevel: 'silent',
+      config: { storage: { fsync: false }, proxy: { ...cfg.proxy, defaultNamespace: 'up', preload: [layoutTar] } },
+    }).catch((err: unknown) => err as Error);
+    assert.ok(withPreload instanceof Error, 'a layout image without a repository name cannot be placed');
+    assert.match(withPreload.message, /--repo|repository name/);
+
+    const r3 = await wharf(['cache', 'load', '--config', cfgFile, '--repo', 'up/team/a', layoutTar]);
+    assert.equal(r3.code, 0, r3.stderr);
+    const srv = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: cfg.proxy } });
+    try {
+      // docker save stores layers uncompressed under a new manifest: the image is there by tag.
+      await pull(srv.url, 'up/team/shared', 'v1', shared);
+      assert.equal(await pull(srv.url, 'up/team/b', 'v1', b), b.digest);
+      assert.equal(await pull(srv.url, 'up/team/a', 'v7', a), a.digest);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('serve --preload loads before serving, offline', { skip: noSkopeo }, async () => {
+    const layoutDir = join(tmp, 'layout-named');
+    await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${fwd.host}/team/b:v1`, `oci:${layoutDir}:up/team/b:v1`]);
+    const data = join(tmp, 'preload-start');
+    const s = await startServer({
+      dataDir: data,
+      logLevel: 'silent',
+      config: { storage: { fsync: false }, proxy: { offline: true, preload: [layoutDir], upstreams: [{ namespace: 'up', url: 'http://127.0.0.1:9' }] } },
+    });
+    try {
+      assert.equal(await pull(s.url, 'up/team/b', 'v1', b), b.digest);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('wharf cache prune', () => {
+  let data: string;
+  let cache: RunningServer;
+
+  before(async () => {
+    data = join(tmp, 'prune-data');
+    cache = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
+    for (const [repo, img] of [['team/a', a], ['team/b', b], ['team/shared', shared], ['team/a-too', a]] as const) await pull(cache.url, `up/${repo}`, 'v1', img);
+    // Access order, oldest first: a, b, shared, a-too.
+    let t = Date.now() - 10 * 3600e3;
+    for (const repo of ['team/a', 'team/b', 'team/shared', 'team/a-too']) {
+      const when = new Date((t += 3600e3));
+      await utimes(join(data, paths.manifestLink(`up/${repo}`, repo === 'team/b' ? b.digest : repo === 'team/shared' ? shared.digest : a.digest)), when, when);
+    }
+  });
+
+  after(async () => {
+    await cache?.close();
+  });
+
+  const exists = (d: string): Promise<boolean> => stat(join(data, paths.blobData(d as `sha256:${string}`))).then(() => true, () => false);
+
+  test('ls lists each cached image with its size, least recently pulled first', async () => {
+    const r = await wharf(['cache', 'ls', '--data', data, '--format', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const images = JSON.parse(r.stdout) as Array<{ repository: string; tags: string[]; size: number }>;
+    assert.deepEqual(images.map((i) => i.repository), ['up/team/a', 'up/team/b', 'up/team/shared', 'up/team/a-too']);
+    assert.ok(images.every((i) => i.size > 0 && i.tags[0] === 'v1'));
+  });
+
+  test('--dry-run removes nothing; a pattern removes the image but not the layers another image shares', async () => {
+    const dry = await wharf(['cache', 'prune', '--data', data, '--pattern', 'up/team/a:*', '--dry-run']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /would remove up\/team\/a@/);
+    assert.ok(await stat(join(data, paths.tag('up/team/a', 'v1'))));
+    const r = await wharf(['cache', 'prune', '--data', data, '--pattern', 'up/team/a:*']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /removed 1 image\(s\); freed 0 blob/);
+    await assert.rejects(stat(join(data, paths.tag('up/team/a', 'v1'))));
+    for (const bl of a.blobs) assert.ok(await exists(bl.digest), 'still used by up/team/a-too');
+  });
+
+  test('--max-size drops the least recently pulled until the quota holds; unreferenced blobs are freed', async () => {
+    const total = (b.blobs.concat(shared.blobs, a.blobs)).reduce((n, x) => n + x.data.length, 0) + b.manifest.length + shared.manifest.length + a.manifest.length;
+    // Room for a little more than the last-pulled image (a-too): b and shared must go.
+    const keep = a.blobs.reduce((n, x) => n + x.data.length, 0) + a.manifest.length;
+    assert.ok(total > keep);
+    const r = await wharf(['cache', 'prune', '--data', data, '--max-size', String(keep + 100), '--format', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(r.stdout) as { images: Array<{ repository: string }>; blobs: number; remaining: number };
+    assert.deepEqual(rep.images.map((i) => i.repository), ['up/team/b', 'up/team/shared']);
+    assert.ok(rep.remaining <= keep + 100);
+    for (const bl of [...b.blobs, ...shared.blobs]) assert.equal(await exists(bl.digest), false, 'freed');
+    for (const bl of a.blobs) assert.ok(await exists(bl.digest));
+    // Pulled again, it comes back from the upstream.
+    assert.equal(await pull(cache.url, 'up/team/b', 'v1', b), b.digest);
+  });
+});
