@@ -19,6 +19,9 @@ export async function loadServeConfig(flags: Record<string, unknown>, env: NodeJ
   set('data', flags.data);
   set('listen', flags.listen);
   set('log.level', flags.logLevel);
+  set('tls.cert', flags.tlsCert ?? env.WHARF_TLS_CERT);
+  set('tls.key', flags.tlsKey ?? env.WHARF_TLS_KEY);
+  set('tls.clientCa', flags.tlsClientCa ?? env.WHARF_TLS_CLIENT_CA);
   if (flags.delete !== undefined) {
     const v = String(flags.delete);
     if (!['on', 'off', 'true', 'false'].includes(v)) throw new ConfigError(`--delete: expected on or off, got "${v}"`);
@@ -62,6 +65,12 @@ export async function runServe(flags: Record<string, unknown>): Promise<void> {
       (err: unknown) => logger.error({ err }, 'shutdown failed'),
     );
   };
+  process.on('SIGHUP', () => {
+    server.reloadTls().then(
+      () => logger.info('reloaded the TLS certificate'),
+      (err: unknown) => logger.error({ err }, 'TLS reload failed; the old certificate stays in use'),
+    );
+  });
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 }

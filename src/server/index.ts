@@ -10,6 +10,8 @@ import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.j
 import { Registry as MetricsRegistry } from 'prom-client';
 import { startGuard, type Guard } from './guard.js';
 import { REDACT_PATHS } from './auth/index.js';
+import { reloadTls, tlsOptions } from './tls.js';
+import type { Server as TlsServer } from 'node:tls';
 import { startPullThrough, type PullThrough, type ProxyTarget } from './proxy/index.js';
 
 export interface ServerOptions {
@@ -35,6 +37,8 @@ export interface RunningServer {
   proxy: PullThrough | undefined;
   /** Access control and the audit log (src/server/guard.ts). */
   guard: Guard;
+  /** Re-reads the TLS certificate, key and client CA (SIGHUP); open connections are kept. */
+  reloadTls(): Promise<void>;
   /** Stops accepting, finishes the requests in flight, then resolves. */
   close(): Promise<void>;
 }
@@ -54,7 +58,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
   const metrics = new MetricsRegistry();
   const proxy = await startPullThrough(config, { store, root: dataDir, log, metrics, onUpstream: hooks.onUpstream });
   const guard = await startGuard(config, { dataDir, store, log });
-  const app = createApp({ store, logger: log, pageSize: config.pagination.pageSize, metrics, ...(proxy ? { proxy: proxy.router } : {}), extensions: guard.extensions });
+  const app = createApp({ store, logger: log, pageSize: config.pagination.pageSize, metrics, ...(proxy ? { proxy: proxy.router } : {}), extensions: guard.extensions, ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
 
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {
@@ -76,13 +80,16 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
   const port = (app.server.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   return {
-    url: `http://${shown}:${port}`,
+    url: `${config.tls ? 'https' : 'http'}://${shown}:${port}`,
     port,
     config,
     store,
     app,
     proxy,
     guard,
+    reloadTls: async () => {
+      if (config.tls) await reloadTls(app.server as unknown as TlsServer, config.tls);
+    },
     close: async () => {
       clearInterval(timer);
       await app.close();

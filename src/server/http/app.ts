@@ -16,6 +16,8 @@ export interface AppOptions extends Partial<V2Options> {
   metrics?: Registry;
   /** Hooks and routes of other parts (access control, audit), added before the /v2 routes. */
   extensions?: Array<(app: FastifyInstance) => void>;
+  /** Serve HTTPS with these options (src/server/tls.ts). */
+  https?: import('node:https').ServerOptions;
 }
 
 const ABORTED = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);
@@ -47,6 +49,7 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void
 export function createApp(opts: AppOptions): FastifyInstance {
   const v2: V2Options = { pageSize: opts.pageSize ?? 1000 };
   const app = Fastify({
+    ...(opts.https ? { https: opts.https } : {}),
     loggerInstance: opts.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
