@@ -1,5 +1,7 @@
 import Fastify, {
   LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { OciError } from '../../spec/index.js';
@@ -45,11 +47,43 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void
   reply.send(body);
 }
 
+/**
+ * Requests whose response is still being produced, by socket: bytes that do not parse as HTTP
+ * (after a body shorter than its Content-Length, say) must not cut off the answer in flight.
+ */
+const inFlight = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
+
+/**
+ * Node's parser refused the bytes on a connection. With a request in flight there, that request
+ * still gets its own answer and the connection closes after it; otherwise the client gets 400 with
+ * the spec's error body (fastify's default body is not one).
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  const cur = inFlight.get(socket);
+  if (cur && cur.req.complete && !cur.res.writableFinished && !socket.destroyed) {
+    // The request's whole body arrived: let it be answered, then close.
+    cur.res.once('close', () => socket.destroy());
+    return;
+  }
+  // A body cut short (EOF before Content-Length) ends the request in flight: its handler sees the
+  // stream fail and commits nothing.
+  if (cur || !socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const e = tooLarge ? new OciError('UNSUPPORTED', 'request headers are too large', { status: 431 }) : new OciError('UNSUPPORTED', 'malformed HTTP request', { status: 400 });
+  const body = JSON.stringify(e.toJSON());
+  const reason = tooLarge ? 'Request Header Fields Too Large' : 'Bad Request';
+  socket.end(`HTTP/1.1 ${e.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 /** The fastify app: /v2 onto a RegistryStore, plus /healthz and /metrics. No listen() here. */
 export function createApp(opts: AppOptions): FastifyInstance {
   const v2: V2Options = { pageSize: opts.pageSize ?? 1000 };
   const app = Fastify({
     ...(opts.https ? { https: opts.https } : {}),
+    clientErrorHandler: clientError,
     loggerInstance: opts.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
@@ -78,7 +112,15 @@ export function createApp(opts: AppOptions): FastifyInstance {
   const sent = new Counter({ name: 'wharf_http_response_bytes_total', help: 'Bytes sent, by endpoint', labelNames: ['endpoint'] as const, registers: [metrics] });
 
   const started = new WeakMap<FastifyRequest, { t: bigint; written: number; endpoint: string }>();
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.raw.socket) {
+      const socket = req.raw.socket;
+      const cur = { req: req.raw, res: reply.raw };
+      inFlight.set(socket, cur);
+      reply.raw.once('close', () => {
+        if (inFlight.get(socket) === cur) inFlight.delete(socket);
+      });
+    }
     started.set(req, { t: process.hrtime.bigint(), written: req.raw.socket?.bytesWritten ?? 0, endpoint: 'other' });
   });
   // One log line per request: method, path, status, bytes, duration.

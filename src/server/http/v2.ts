@@ -57,7 +57,9 @@ function allow(method: string, methods: string[]): true {
 
 function pageSize(q: Query, opts: V2Options): number {
   if (q.n === undefined) return opts.pageSize;
-  if (!/^\d{1,9}$/.test(q.n)) throw new OciError('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, got "${q.n.slice(0, 20)}"`);
+  if (!/^\d+$/.test(q.n)) throw new OciError('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, got "${q.n.slice(0, 20)}"`);
+  // An n past the page size (even one too large for a number) gets a full page and a Link, as
+  // distribution-spec lets a registry return fewer results when it says where the rest are.
   return Math.min(Number(q.n), opts.pageSize);
 }
 

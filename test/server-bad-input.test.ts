@@ -1,0 +1,62 @@
+/**
+ * The bad-input suite (src/testkit/bad-input-suite.ts) against a real `wharf serve` on port 0,
+ * with a snapshot of its data directory so that every refused request is shown to change nothing
+ * on disk.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { startServer } from '../src/server/index.js';
+import { badInputSuite, type InspectableRegistry } from '../src/testkit/bad-input-suite.js';
+import { rawExchange, assertError } from '../src/testkit/http.js';
+
+/** The registry's state in docs/STORAGE.md; other features (an audit log, say) keep their own. */
+const REGISTRY_STATE = ['blobs', 'repositories', '_tmp', '_trash'];
+
+/** Every file of the registry's state under `dir`, with its size, sorted; empty directories do not count. */
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const top = new Set(await readdir(dir));
+  const entries = (await Promise.all(REGISTRY_STATE.filter((d) => top.has(d)).map((d) => readdir(join(dir, d), { recursive: true, withFileTypes: true })))).flat();
+  for (const e of entries) {
+    if (!e.isFile()) continue;
+    const p = join(e.parentPath, e.name);
+    out.push(`${relative(dir, p)} ${(await stat(p)).size}`);
+  }
+  return out.sort();
+}
+
+async function startWharf(): Promise<InspectableRegistry> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'wharf-bad-input-'));
+  const server = await startServer({ dataDir, port: 0, logLevel: 'silent', deleteEnabled: true, config: { storage: { fsync: false } } });
+  return {
+    url: server.url,
+    snapshot: () => listFiles(dataDir),
+    stop: async () => {
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+badInputSuite('wharf serve', startWharf);
+
+describe('wharf serve: bytes that are not HTTP', () => {
+  let reg: InspectableRegistry;
+  before(async () => {
+    reg = await startWharf();
+  });
+  after(async () => reg?.stop());
+  test('a request line that does not parse gets 400 with the spec error body, not a stack or an HTML page', async () => {
+    const ex = await rawExchange(reg.url, 'NOT HTTP AT ALL', Buffer.alloc(0));
+    assert.ok(ex.reply, 'no answer');
+    assertError(ex.reply, 400);
+  });
+  test('a chunked body with a broken chunk size ends the request without a 5xx', async () => {
+    const head = [`PATCH /v2/x/y/blobs/uploads/00000000-0000-4000-8000-000000000000 HTTP/1.1`, 'Host: x', 'Transfer-Encoding: chunked'].join('\r\n');
+    const ex = await rawExchange(reg.url, head, Buffer.from('zz\r\nabc\r\n0\r\n\r\n'));
+    if (ex.reply) assert.ok(ex.reply.status < 500, `got ${ex.reply.status}`);
+  });
+});
