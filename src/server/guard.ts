@@ -7,10 +7,12 @@ import type { WharfConfig } from './config.js';
 import { installAccess } from './http/access.js';
 import { installAudit, installAuditApi, type RequestSink } from './http/audit.js';
 import type { RegistryStore } from './store/index.js';
+import { Webhooks } from './webhooks/index.js';
 
 export interface Guard {
   auth: Authenticator | undefined;
   audit: AuditLog | undefined;
+  webhooks: Webhooks | undefined;
   /** Hooks and routes for createApp. */
   extensions: Array<(app: FastifyInstance) => void>;
   /** Flushes the audit log and stops background work. */
@@ -37,15 +39,23 @@ export async function startGuard(config: WharfConfig, deps: { dataDir: string; s
     const a = audit;
     extensions.push((app) => installAuditApi(app, a, auth));
   }
+  let webhooks: Webhooks | undefined;
+  if (config.webhooks.length > 0) {
+    const w = new Webhooks(join(deps.dataDir, 'webhooks', 'queue.db'), config.webhooks, { source: config.listen, log: deps.log });
+    webhooks = w;
+    sinks.push({ complete: (rec) => w.complete(rec) });
+  }
   // The audit hook first: it must see the requests that access control refuses.
   if (sinks.length > 0) extensions.push((app) => installAudit(app, sinks));
   if (auth) extensions.push((app) => installAccess(app, { auth, store: deps.store, pageSize: config.pagination.pageSize }));
   return {
     auth,
     audit,
+    webhooks,
     extensions,
     close: async () => {
       audit?.close();
+      await webhooks?.close();
     },
   };
 }

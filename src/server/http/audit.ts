@@ -87,7 +87,7 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
       if (route?.kind === 'manifest') {
         reference = route.reference;
         digest = header(reply, 'docker-content-digest') ?? (isDigest(route.reference) ? route.reference : null);
-        if (status < 300) mediaType = header(reply, 'content-type');
+        if (status < 300) mediaType = req.method === 'PUT' ? (req.headers['content-type'] ?? null) : header(reply, 'content-type');
       } else if (route?.kind === 'blob' || route?.kind === 'referrers') {
         digest = route.digest;
       } else if (route?.kind === 'upload') {

@@ -1,0 +1,136 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
+import type { AuditRecord } from '../audit/index.js';
+import { globToRegExp } from '../auth/index.js';
+import type { WebhookAction, WebhookConfig } from './config.js';
+
+export { WebhookSchema, WEBHOOK_ACTIONS, type WebhookConfig, type WebhookAction } from './config.js';
+
+/** One notification, in the shape of Distribution's event envelope. */
+export interface WebhookEvent {
+  id: string;
+  timestamp: string;
+  action: WebhookAction;
+  target: { repository: string; digest: string | null; tag: string | null; mediaType: string | null; artifactType: string | null; length: number };
+  request: { addr: string; method: string; useragent: string | null };
+  actor: { name: string | null };
+  source: { addr: string };
+}
+
+export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
+
+interface Endpoint {
+  cfg: WebhookConfig;
+  repos: RegExp[];
+  busy: boolean;
+}
+
+/**
+ * Webhooks with a queue in SQLite: an event is stored, per endpoint, before anything is sent, and
+ * is deleted only after a 2xx. A restart or an endpoint that is down loses nothing; failures retry
+ * with doubling waits, and after the last attempt the event is kept as failed.
+ */
+export class Webhooks {
+  private readonly db: Database.Database;
+  private readonly endpoints: Endpoint[];
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly inflight = new Set<Promise<void>>();
+
+  constructor(path: string, configs: WebhookConfig[], private readonly opts: { source: string; log?: Logger; tick?: number } = { source: '' }) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(`CREATE TABLE IF NOT EXISTS queue (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT NOT NULL, payload TEXT NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, failed INTEGER NOT NULL DEFAULT 0, last_error TEXT)`);
+    this.db.exec('CREATE INDEX IF NOT EXISTS queue_due ON queue(endpoint, failed, seq)');
+    this.endpoints = configs.map((cfg) => ({ cfg, repos: cfg.repos.map(globToRegExp), busy: false }));
+    this.timer = setInterval(() => this.pump(), opts.tick ?? 100);
+    this.timer.unref();
+  }
+
+  /** Turns a finished request into events for the endpoints whose filters match. */
+  complete(rec: AuditRecord): void {
+    if (this.closed || rec.outcome !== 'completed' || rec.status >= 300 || rec.repo === null) return;
+    const action = rec.action as string;
+    if (action !== 'push' && action !== 'pull' && action !== 'delete' && action !== 'mount') return;
+    const isTag = rec.reference !== null && !rec.reference.includes(':') && rec.action !== 'mount';
+    const ev: WebhookEvent = {
+      id: rec.id,
+      timestamp: new Date(rec.time).toISOString(),
+      action,
+      target: { repository: rec.repo, digest: rec.digest, tag: isTag ? rec.reference : null, mediaType: rec.mediaType, artifactType: rec.artifactType, length: rec.bytes },
+      request: { addr: rec.ip, method: rec.method, useragent: rec.userAgent },
+      actor: { name: rec.user },
+      source: { addr: this.opts.source },
+    };
+    const ins = this.db.prepare('INSERT INTO queue (endpoint, payload, next_at) VALUES (?, ?, 0)');
+    for (const e of this.endpoints) {
+      if (!e.cfg.actions.includes(action)) continue;
+      if (e.repos.length > 0 && !e.repos.some((re) => re.test(rec.repo!))) continue;
+      if (e.cfg.mediaTypes.length > 0 && (rec.mediaType === null || !e.cfg.mediaTypes.includes(rec.mediaType))) continue;
+      ins.run(e.cfg.name, JSON.stringify(ev));
+    }
+  }
+
+  /** Events waiting (or failed for good) per endpoint. */
+  pending(): Array<{ endpoint: string; waiting: number; failed: number; attempts: number }> {
+    return this.db.prepare('SELECT endpoint, SUM(failed = 0) AS waiting, SUM(failed) AS failed, MAX(attempts) AS attempts FROM queue GROUP BY endpoint').all() as Array<{ endpoint: string; waiting: number; failed: number; attempts: number }>;
+  }
+
+  private pump(): void {
+    if (this.closed) return;
+    for (const e of this.endpoints) {
+      if (e.busy) continue;
+      // Oldest first, one batch at a time per endpoint: events arrive in order.
+      const rows = this.db.prepare('SELECT seq, payload, attempts, next_at FROM queue WHERE endpoint = ? AND failed = 0 ORDER BY seq LIMIT 20').all(e.cfg.name) as Array<{ seq: number; payload: string; attempts: number; next_at: number }>;
+      if (rows.length === 0 || rows[0]!.next_at > Date.now()) continue;
+      e.busy = true;
+      const p = this.deliver(e, rows).finally(() => {
+        e.busy = false;
+        this.inflight.delete(p);
+      });
+      this.inflight.add(p);
+    }
+  }
+
+  private async deliver(e: Endpoint, rows: Array<{ seq: number; payload: string; attempts: number }>): Promise<void> {
+    const body = `{"events":[${rows.map((r) => r.payload).join(',')}]}`;
+    let error: string | undefined;
+    try {
+      const res = await fetch(e.cfg.url, {
+        method: 'POST',
+        headers: { 'content-type': EVENTS_MEDIA_TYPE, ...e.cfg.headers },
+        body,
+        signal: AbortSignal.timeout(e.cfg.timeout),
+      });
+      await res.body?.cancel();
+      if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}`;
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    if (this.closed) return;
+    const seqs = rows.map((r) => r.seq);
+    const inList = `(${seqs.map(() => '?').join(',')})`;
+    if (error === undefined) {
+      this.db.prepare(`DELETE FROM queue WHERE seq IN ${inList}`).run(...seqs);
+      return;
+    }
+    const attempts = rows[0]!.attempts + 1;
+    const wait = Math.min(e.cfg.backoff * 2 ** (attempts - 1), e.cfg.maxBackoff);
+    const failed = attempts >= e.cfg.attempts ? 1 : 0;
+    this.db.prepare(`UPDATE queue SET attempts = ?, next_at = ?, failed = ?, last_error = ? WHERE seq IN ${inList}`).run(attempts, Date.now() + wait, failed, error.slice(0, 500), ...seqs);
+    this.opts.log?.warn({ endpoint: e.cfg.name, attempts, error, gaveUp: failed === 1 }, 'webhook delivery failed');
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.closed = true;
+    await Promise.allSettled([...this.inflight]);
+    this.db.close();
+  }
+}
