@@ -173,6 +173,7 @@ describe('wharf cache prune', () => {
     data = join(tmp, 'prune-data');
     cache = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
     for (const [repo, img] of [['team/a', a], ['team/b', b], ['team/shared', shared], ['team/a-too', a]] as const) await pull(cache.url, `up/${repo}`, 'v1', img);
+    for (const img of [a, b, shared]) for (const bl of img.blobs) await cache.proxy!.cache.fillOf(bl.digest)?.done;
     // Access order, oldest first: a, b, shared, a-too.
     let t = Date.now() - 10 * 3600e3;
     for (const repo of ['team/a', 'team/b', 'team/shared', 'team/a-too']) {

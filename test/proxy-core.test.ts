@@ -27,6 +27,10 @@ const MANIFEST_ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application
 const upstreamHits = (pred: (r: { method: string; url: string }) => boolean): number => fwd.requests.filter(pred).length;
 const blobGets = (digest: string): number => upstreamHits((r) => r.method === 'GET' && r.url.includes(`/blobs/${digest}`));
 const ago = (ms: number): Date => new Date(Date.now() - ms);
+/** Waits until a blob's fill (if one is under way) has made it durable in the store. */
+const settled = async (digest: string): Promise<void> => {
+  await cache.proxy!.cache.fillOf(digest as `sha256:${string}`)?.done.catch(() => undefined);
+};
 
 before(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'wharf-proxy-core-'));
@@ -83,7 +87,10 @@ describe('routing and caching', () => {
     assert.equal(fwd.requests.length, again, 'cached content needs no upstream request');
     // Cached in the server's own store, shared by digest.
     const data = join(tmp, 'cache');
-    for (const b of img.blobs) assert.ok(await stat(join(data, paths.blobData(b.digest))));
+    for (const b of img.blobs) {
+      await settled(b.digest);
+      assert.ok(await stat(join(data, paths.blobData(b.digest))));
+    }
     assert.ok(await stat(join(data, paths.tag('up/team/app', 'v1'))));
   });
 
@@ -257,6 +264,7 @@ describe('blobs', () => {
     const ok = await get(`/v2/up/team/flaky/blobs/${digest}`);
     assert.equal(ok.status, 200);
     assert.equal(sha256(ok.body), digest);
+    await settled(digest);
     assert.ok(await stat(join(tmp, 'cache', paths.blobData(digest))));
   });
 

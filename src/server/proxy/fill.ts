@@ -37,7 +37,9 @@ export class BlobFill {
   /** Resolves once the blob is verified and in the store; rejects when the fill failed. */
   readonly done: Promise<void>;
   private written = 0;
-  private state: 'running' | 'done' | 'failed' = 'running';
+  private state: 'running' | 'verified' | 'done' | 'failed' = 'running';
+  /** Set once the whole content matched its digest: from then on readers may end. */
+  private verified = false;
   private error: Error | undefined;
   private readonly events = new EventEmitter();
   private refs = 1; // the fill's own
@@ -74,26 +76,66 @@ export class BlobFill {
   private async run(): Promise<void> {
     const { digest, size, driver } = this.opts;
     const hash = createDigester(parseDigest(digest).algorithm);
+    // One write in flight at a time; chunks that arrive meanwhile go out together in the next
+    // writev. Batching without waiting: the first bytes are written as soon as they come.
+    const queue: Buffer[] = [];
+    let queued = 0;
+    let received = 0;
+    let writing: Promise<void> | undefined;
+    let writeError: unknown;
+    const drain = async (): Promise<void> => {
+      while (queue.length > 0) {
+        const bufs = queue.splice(0);
+        let n = 0;
+        for (const b of bufs) n += b.length;
+        queued -= n;
+        const { bytesWritten } = await this.fh.writev(bufs, this.written);
+        if (bytesWritten < n) {
+          const rest = Buffer.concat(bufs).subarray(bytesWritten);
+          let off = 0;
+          while (off < rest.length) off += (await this.fh.write(rest, off, rest.length - off, this.written + bytesWritten + off)).bytesWritten;
+        }
+        this.written += n;
+        this.events.emit('progress');
+      }
+    };
+    const kick = (): void => {
+      if (writing) return;
+      writing = drain()
+        .catch((err: unknown) => {
+          writeError ??= err;
+          queue.length = 0;
+        })
+        .finally(() => {
+          writing = undefined;
+        });
+    };
     try {
       for await (const chunk of this.opts.body) {
+        if (writeError) throw writeError;
         this.opts.onBytes?.(chunk.length);
-        if (size !== undefined && this.written + chunk.length > size) {
+        received += chunk.length;
+        if (size !== undefined && received > size) {
           throw new OciError('SIZE_INVALID', `upstream sent more than the ${size} bytes it announced for ${digest}`);
         }
         hash.update(chunk);
-        let off = 0;
-        while (off < chunk.length) {
-          const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off, this.written);
-          off += bytesWritten;
-          this.written += bytesWritten;
-        }
-        this.events.emit('progress');
+        queue.push(chunk);
+        queued += chunk.length;
+        kick();
+        // Backpressure: the upstream waits while the disk is behind.
+        if (queued >= 16 << 20) await writing;
       }
+      while (writing) await writing;
+      if (writeError) throw writeError;
       if (size !== undefined && this.written !== size) {
         throw new OciError('SIZE_INVALID', `upstream sent ${this.written} of the ${size} bytes of ${digest}`);
       }
       const got = `${parseDigest(digest).algorithm}:${hash.digest('hex')}`;
       if (got !== digest) throw new OciError('DIGEST_INVALID', `upstream content of ${digest} has digest ${got}; not cached`);
+      // Verified: readers may end now. Making it durable and visible in the store follows.
+      this.state = 'verified';
+      this.verified = true;
+      this.events.emit('progress');
       if (this.opts.fsync !== false) await this.fh.sync();
       // Someone else stored the same content meanwhile: keep theirs.
       if (await driver.touch(paths.blobData(digest))) await rm(this.tmpAbs, { force: true });
@@ -142,13 +184,14 @@ export class BlobFill {
     async function* gen(): AsyncGenerator<Buffer> {
       try {
         let pos = start;
+        const complete = (): boolean => self.verified;
         for (;;) {
-          const whole = self.state === 'done' ? self.written - 1 : self.size !== undefined ? self.size - 1 : Number.MAX_SAFE_INTEGER;
+          const whole = complete() ? self.written - 1 : self.size !== undefined ? self.size - 1 : Number.MAX_SAFE_INTEGER;
           const end = range ? range.end : whole;
           if (pos > end) break;
           // The last byte of every response is held back until the whole blob has been verified, so
           // no client (trusting Content-Length) ever holds a complete body of unverified content.
-          const avail = self.state === 'done' ? Math.min(self.written, end + 1) : Math.min(self.written, end);
+          const avail = complete() ? Math.min(self.written, end + 1) : Math.min(self.written, end);
           if (pos < avail) {
             const buf = Buffer.allocUnsafe(Math.min(avail - pos, CHUNK));
             const { bytesRead } = await self.fh.read(buf, 0, buf.length, pos);
@@ -157,13 +200,13 @@ export class BlobFill {
             yield buf.subarray(0, bytesRead);
             continue;
           }
-          if (self.state === 'failed') throw self.error!;
-          if (self.state === 'done') throw new OciError('RANGE_INVALID', `range ends past the ${self.written} bytes of ${self.digest}`);
+          if (self.state === 'failed' && !self.verified) throw self.error!;
+          if (complete()) throw new OciError('RANGE_INVALID', `range ends past the ${self.written} bytes of ${self.digest}`);
           await self.progress();
         }
         // The last byte is only released as valid once the whole blob has been checked.
         while (self.state === 'running') await self.progress();
-        if (self.state === 'failed') throw self.error!;
+        if (self.state === 'failed' && !self.verified) throw self.error!;
       } finally {
         release();
       }
