@@ -11,6 +11,7 @@ import { join, relative } from 'node:path';
 import { startServer } from '../src/server/index.js';
 import { badInputSuite, type InspectableRegistry } from '../src/testkit/bad-input-suite.js';
 import { rawExchange, assertError } from '../src/testkit/http.js';
+import { startDistribution, missingPeer, REGISTRY_BIN } from './helpers/distribution.js';
 
 /** The registry's state in docs/STORAGE.md; other features (an audit log, say) keep their own. */
 const REGISTRY_STATE = ['blobs', 'repositories', '_tmp', '_trash'];
@@ -34,6 +35,7 @@ async function startWharf(): Promise<InspectableRegistry> {
   return {
     url: server.url,
     snapshot: () => listFiles(dataDir),
+    leftovers: async () => (await listFiles(dataDir)).filter((f) => f.startsWith('_tmp/') || f.includes('/_uploads/')),
     stop: async () => {
       await server.close();
       await rm(dataDir, { recursive: true, force: true });
@@ -60,3 +62,30 @@ describe('wharf serve: bytes that are not HTTP', () => {
     if (ex.reply) assert.ok(ex.reply.status < 500, `got ${ex.reply.status}`);
   });
 });
+
+// The same suite against Distribution (Debian's docker-registry), to show that it tests the spec
+// and not Wharf: its departures run as todo.
+badInputSuite(
+  'Distribution',
+  async () => {
+    const d = await startDistribution();
+    return { url: d.url, stop: d.stop };
+  },
+  {
+    skip: missingPeer(REGISTRY_BIN, 'Distribution (docker-registry)'),
+    knownFailures: [
+      'every endpoint refuses an invalid name with 400 NAME_INVALID or 404, and writes nothing',
+      'an invalid tag on PUT is 400 TAG_INVALID (or MANIFEST_INVALID), and stores nothing',
+      'a malformed digest is 400 DIGEST_INVALID (or 404) on every endpoint, and writes nothing',
+      'malformed JSON and JSON that is no manifest are 400 MANIFEST_INVALID',
+      'a 5 MiB manifest is 413, with or without Content-Length, and stores nothing',
+      'a bogus Content-Range on PATCH is 416 or 400, and the upload keeps its offset',
+      'a Content-Length shorter than the body: the blob is checked against the digest and refused',
+      'a Content-Length longer than the body, then the client stops: nothing is acknowledged',
+      'a client that disconnects mid-chunk leaves the acknowledged chunks, and the upload resumes',
+      'an upload id that is no session (or a path) is 404 BLOB_UPLOAD_UNKNOWN (or 400)',
+      'reversed, past-the-end and broken ranges: 416 with Content-Range, or the whole blob; never 5xx',
+      '200 concurrent pushes of the same blob all succeed, store it intact and leave nothing behind',
+    ],
+  },
+);

@@ -110,9 +110,12 @@ describe('wharf serve: configured limits', () => {
     await pushBlob(reg.url, repo, EMPTY_JSON);
     const subject = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [] });
     for (const t of ['a', 'b', 'c']) await pushManifest(reg.url, repo, t, subject);
-    const tags = await call(reg.url, 'GET', `/v2/${repo}/tags/list?n=100`);
-    assert.deepEqual(json<{ tags: string[] }>(tags).tags, ['a', 'b']);
-    assert.ok(tags.headers.get('link')?.includes('last=b'));
+    for (const n of ['100', '99999999999999999999']) {
+      const tags = await call(reg.url, 'GET', `/v2/${repo}/tags/list?n=${n}`);
+      assertStatus(tags, 200);
+      assert.deepEqual(json<{ tags: string[] }>(tags).tags, ['a', 'b']);
+      assert.ok(tags.headers.get('link')?.includes('last=b'));
+    }
     for (const n of ['1', '2', '3']) {
       const r = imageManifest({ artifactType: `application/vnd.example.${n}`, config: EMPTY_DESCRIPTOR, layers: [], subject: subject.descriptor });
       await pushManifest(reg.url, repo, r.digest, r);

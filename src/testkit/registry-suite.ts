@@ -405,6 +405,24 @@ export function registrySuite(name: string, start: () => Promise<RegistryUnderTe
           assert.ok(r.body.equals(m.body));
         }
       });
+      it('HEAD answers the same status and headers as GET, for blobs and manifests, without a body', async () => {
+        const m = await pushSmallImage(url, repo, 'parity', ['parity']);
+        const layer = (JSON.parse(m.body.toString('utf8')) as { layers: Descriptor[] }).layers[0]!;
+        const same = ['content-type', 'content-length', 'docker-content-digest', 'etag', 'content-range', 'accept-ranges'];
+        const cases: Array<[string, Record<string, string>]> = [
+          [`/v2/${repo}/manifests/parity`, { accept: MediaTypes.manifest }],
+          [`/v2/${repo}/manifests/${m.digest}`, { accept: MediaTypes.manifest }],
+          [`/v2/${repo}/blobs/${layer.digest}`, {}],
+          [`/v2/${repo}/blobs/${layer.digest}`, { range: 'bytes=5-9' }],
+        ];
+        for (const [path, headers] of cases) {
+          const g = await call(url, 'GET', path, { headers });
+          const h = await call(url, 'HEAD', path, { headers });
+          assert.equal(h.status, g.status, `HEAD ${path}`);
+          for (const k of same) assert.equal(h.headers.get(k), g.headers.get(k), `HEAD ${path}: ${k}`);
+          assert.equal(header(g, 'content-length'), String(g.body.length), `GET ${path}: Content-Length`);
+        }
+      });
       it('an unknown manifest is 404 MANIFEST_UNKNOWN, by tag and by digest', async () => {
         await pushSmallImage(url, repo, 'known', ['known']);
         assertError(await call(url, 'GET', `/v2/${repo}/manifests/nosuchtag`), 404, ['MANIFEST_UNKNOWN']);
