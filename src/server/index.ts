@@ -92,7 +92,14 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
     },
     close: async () => {
       clearInterval(timer);
-      await app.close();
+      // close() ends the connections idle at that moment; one whose request is in flight goes idle
+      // when it ends, and a keep-alive client would hold it open until keepAliveTimeout (65 s).
+      const idle = setInterval(() => app.server.closeIdleConnections(), 100);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(idle);
+      }
       await proxy?.close();
       await guard.close();
     },
