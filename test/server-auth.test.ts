@@ -4,12 +4,17 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignJWT, generateKeyPair, importJWK, type JWK } from 'jose';
-import type { RunningServer } from '../src/server/index.js';
+import { Writable } from 'node:stream';
+import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { pino } from 'pino';
+import { REDACT_PATHS } from '../src/server/auth/index.js';
+import { startServer, type RunningServer } from '../src/server/index.js';
 import { call, callRaw, type Reply } from '../src/testkit/http.js';
-import { basic, bearer, errorCode, pushArtifact, startAuthServer } from './helpers/auth.js';
+import { RULES, basic, bearer, errorCode, pushArtifact, startAuthServer, writeUsers } from './helpers/auth.js';
+import { startTokenServer } from './helpers/token-server.js';
 import { wharf } from './helpers/cli.js';
 
 const ROOT = basic('root');
@@ -210,6 +215,68 @@ describe('login rate limiting', () => {
     } finally {
       await s.close();
       await rm(s.dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('external token issuers', () => {
+  test('a certificate bundle: tokens of that issuer are honoured, scoped by their claims', async () => {
+    const ts = await startTokenServer({ erin: 'erin-pw' });
+    const s = await startAuthServer({ auth: { realm: ts.realm, service: ts.service, external: { issuer: ts.issuer, certs: ts.certFile } } });
+    try {
+      await pushArtifact(s.url, 'ext/repo', 'v1', ROOT);
+      const tok = (await (await fetch(`${ts.realm}?service=${ts.service}&scope=repository:ext/repo:pull`, { headers: basic('erin', 'erin-pw') })).json()) as { token: string };
+      assert.equal((await call(s.url, 'GET', '/v2/ext/repo/manifests/v1', { headers: bearer(tok.token) })).status, 200);
+      assert.equal((await call(s.url, 'GET', '/v2/ml/model/manifests/v1', { headers: bearer(tok.token) })).status, 401);
+      const anon = await call(s.url, 'GET', '/v2/ext/repo/manifests/v1');
+      assert.match(anon.headers.get('www-authenticate') ?? '', new RegExp(`realm="${ts.realm}",service="${ts.service}"`));
+    } finally {
+      await s.close();
+      await ts.close();
+      await rm(s.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('a JWKS file: the key with the token kid verifies it; another issuer name does not pass', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-jwks-'));
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    await writeFile(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+    const s = await startAuthServer({ auth: { external: { issuer: 'idp', jwks: join(dir, 'jwks.json') } } });
+    const sign = (iss: string): Promise<string> =>
+      new SignJWT({ access: [{ type: 'repository', name: 'ext/repo', actions: ['pull', 'push'] }], sub: 'frank' })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(iss).setAudience('wharf').setExpirationTime('5m').sign(privateKey);
+    try {
+      assert.equal((await call(s.url, 'POST', '/v2/ext/repo/blobs/uploads/', { headers: bearer(await sign('idp')) })).status, 202);
+      assert.equal((await call(s.url, 'POST', '/v2/ext/repo/blobs/uploads/', { headers: bearer(await sign('someone-else')) })).status, 401);
+    } finally {
+      await s.close();
+      await rm(s.dataDir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('secrets in logs', () => {
+  test('passwords and tokens never reach the log, also at trace level with errors', async () => {
+    const lines: string[] = [];
+    const dest = new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) });
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-logs-'));
+    await writeUsers(join(dir, 'auth', 'htpasswd'));
+    const s = await startServer({ dataDir: dir, logger: pino({ level: 'trace', redact: REDACT_PATHS }, dest), config: { auth: { rules: RULES, groups: { 'ml-team': ['alice'] } } } });
+    try {
+      const tok = JSON.parse((await call(s.url, 'GET', '/token?scope=repository:ml/model:pull', { headers: basic('alice') })).body.toString()) as { token: string };
+      await call(s.url, 'GET', '/v2/ml/model/manifests/v1', { headers: bearer(tok.token) });
+      await call(s.url, 'GET', '/v2/ml/model/manifests/v1', { headers: basic('alice', 'wrong-secret-pw') });
+      await call(s.url, 'POST', '/token', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=password&username=alice&password=alice-pw&access_type=offline' });
+      await call(s.url, 'GET', '/v2/ml/%zz/manifests/v1', { headers: basic('alice') });
+    } finally {
+      await s.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+    const log = lines.join('');
+    assert.ok(log.length > 0);
+    for (const secret of ['alice-pw', 'wrong-secret-pw', Buffer.from('alice:alice-pw').toString('base64'), 'eyJ']) {
+      assert.ok(!log.includes(secret), `the log holds ${secret.slice(0, 12)}`);
     }
   });
 });
