@@ -59,6 +59,7 @@ registrySuite(
       'a reference that is no valid tag cannot exist: GET and HEAD answer 404',
       'tags/list names every tag, in lexical order',
       '?n= limits the page and Link points to the next; ?last= starts after a tag',
+      'n=0 answers an empty list and no Link',
       'error bodies carry a spec code for every failure kind',
     ],
   },

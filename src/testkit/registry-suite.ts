@@ -555,6 +555,25 @@ export function registrySuite(name: string, start: () => Promise<RegistryUnderTe
         const body = json<IndexBody>(r);
         assert.deepEqual(body.manifests.map((d) => d.digest).sort(), refs.slice(0, 2).map((m) => m.digest).sort());
       });
+      it('artifactType: an image manifest without one is listed under its config media type; an index without one, with none', async () => {
+        const s2 = await pushSmallImage(url, repo, 'subject2', []);
+        const img = smallImage('signedimage');
+        await pushBlob(url, repo, img.config);
+        await pushBlob(url, repo, img.layer);
+        const doc = JSON.parse(img.manifest.body.toString('utf8')) as Record<string, unknown>;
+        const plain = built(MediaTypes.manifest, JSON.stringify({ ...doc, subject: s2.descriptor }));
+        await pushManifest(url, repo, plain.digest, plain);
+        const idx = imageIndex({ manifests: [], subject: s2.descriptor, annotations: { kind: 'index' } });
+        await pushManifest(url, repo, idx.digest, idx);
+        const list = json<IndexBody>(await get('', s2.digest)).manifests;
+        const p = list.find((d) => d.digest === plain.digest);
+        const i = list.find((d) => d.digest === idx.digest);
+        assert.ok(p && i, `both referrers listed: ${JSON.stringify(list)}`);
+        assert.equal(p.artifactType, MediaTypes.config);
+        assert.equal(i.mediaType, MediaTypes.index);
+        assert.equal(i.artifactType, undefined);
+        assert.deepEqual(i.annotations, { kind: 'index' });
+      });
       it('a subject with no referrers answers 200 and an empty index', async () => {
         const r = await get('', digestOf(randomBytes(8)));
         assertStatus(r, 200);
@@ -620,6 +639,12 @@ export function registrySuite(name: string, start: () => Promise<RegistryUnderTe
         assert.equal(nextLink(pages[pages.length - 1]!, url), undefined);
         const after = await call(url, 'GET', `/v2/${repo}/tags/list?n=3&last=b`);
         assert.deepEqual(json<{ tags: string[] }>(after).tags, sorted.filter((t) => t > 'b').slice(0, 3));
+      });
+      it('n=0 answers an empty list and no Link', async () => {
+        const r = await call(url, 'GET', `/v2/${repo}/tags/list?n=0`);
+        assertStatus(r, 200);
+        assert.deepEqual(json<{ tags: string[] | null }>(r).tags ?? [], []);
+        assert.equal(r.headers.get('link'), null);
       });
       it('a repository that does not exist is 404 NAME_UNKNOWN', async () => {
         assertError(await call(url, 'GET', `/v2/${uniqueRepo(ns, 'absent')}/tags/list`), 404, ['NAME_UNKNOWN']);

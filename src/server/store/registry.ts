@@ -206,7 +206,10 @@ export class RegistryStore {
       this.cache.set(digest, body);
       if (info.subject) {
         const d: Descriptor = { mediaType: info.mediaType, digest, size: body.length };
-        if (info.artifactType !== undefined) d.artifactType = info.artifactType;
+        // distribution-spec "Listing Referrers": an image manifest without artifactType is listed
+        // under its config's media type (even an image config); an index without one has none.
+        const artifactType = info.artifactType ?? (isIndexMediaType(info.mediaType) ? undefined : info.blobs[0]?.mediaType);
+        if (artifactType !== undefined) d.artifactType = artifactType;
         if (info.annotations !== undefined) d.annotations = info.annotations;
         await this.driver.put(paths.referrer(name, info.subject.digest, digest), JSON.stringify(d));
       }
