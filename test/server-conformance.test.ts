@@ -14,7 +14,7 @@ import { startServer, type RunningServer, type WharfConfigInput } from '../src/s
 import { registrySuite, type RegistryUnderTest } from '../src/testkit/registry-suite.js';
 import { call, assertError, assertStatus, json } from '../src/testkit/http.js';
 import { pushBlob, pushManifest, startUpload, withQuery } from '../src/testkit/steps.js';
-import { EMPTY_DESCRIPTOR, EMPTY_JSON, imageManifest, randomBlob, digestOf, MediaTypes } from '../src/testkit/fixtures.js';
+import { EMPTY_DESCRIPTOR, EMPTY_JSON, imageIndex, imageManifest, randomBlob, digestOf, MediaTypes } from '../src/testkit/fixtures.js';
 import { startDistribution, missingPeer, REGISTRY_BIN } from './helpers/distribution.js';
 
 async function startWharf(opts: { deleteEnabled?: boolean; config?: WharfConfigInput } = {}): Promise<RegistryUnderTest & { server: RunningServer }> {
@@ -164,5 +164,17 @@ describe('wharf serve: regressions found by the OCI conformance suite (distribut
     assertError(await call(reg.url, 'POST', `/v2/regress/mount-b/blobs/uploads/?mount=${d}&from=..%2Fx`), 400, ['NAME_INVALID']);
     const loc = await startUpload(reg.url, 'regress/mount-b');
     assertStatus(await call(reg.url, 'PUT', withQuery(loc, { digest: digestOf(b) }), { headers: { 'content-type': 'application/octet-stream' }, body: b }), 201);
+  });
+  test('entries of a referrers tag-schema index are listed even when their manifest lacks a subject (content from clients without the API)', async () => {
+    const repo = 'regress/tagschema';
+    await pushBlob(reg.url, repo, EMPTY_JSON);
+    const subject = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [], annotations: { n: 'subject' } });
+    await pushManifest(reg.url, repo, 'subject', subject);
+    const sig = imageManifest({ artifactType: 'application/vnd.example.legacy', config: EMPTY_DESCRIPTOR, layers: [] });
+    await pushManifest(reg.url, repo, sig.digest, sig);
+    const idx = imageIndex({ manifests: [{ ...sig.descriptor, artifactType: 'application/vnd.example.legacy', annotations: { k: 'v' } }] });
+    await pushManifest(reg.url, repo, subject.digest.replace(':', '-'), idx);
+    const list = json<{ manifests: Array<{ digest: string; artifactType?: string; annotations?: Record<string, string> }> }>(await call(reg.url, 'GET', `/v2/${repo}/referrers/${subject.digest}`)).manifests;
+    assert.deepEqual(list.map((d) => [d.digest, d.artifactType, d.annotations]), [[sig.digest, 'application/vnd.example.legacy', { k: 'v' }]]);
   });
 });
