@@ -1,14 +1,13 @@
 /**
  * The pull-through cache in front of real upstreams, pulled by real clients: Distribution with
  * htpasswd (basic) auth, Distribution with token auth (a real token service), Distribution without
- * auth and a second `wharf serve` (no auth: the server's auth module had not landed when this was
- * written). skopeo and podman pull through the cache by path; containerd's `ctr` pulls with a
+ * auth and a second `wharf serve` with its own token auth (src/server/auth). skopeo and podman pull through the cache by path; containerd's `ctr` pulls with a
  * hosts.toml that makes Wharf its mirror (the `?ns=` convention). Each upstream sits behind a
  * counting forwarder, so the tests see exactly what reached it.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,9 +75,18 @@ describe('pull-through cache with real upstreams and clients', { skip: noDistrib
     stops.push(open.stop);
     await add('open', open.url, (img) => pushImage(open.url, 'team/app', 'v1', img));
 
-    const wharfUp = await startServer({ dataDir: join(tmp, 'wharf-upstream'), logLevel: 'silent', config: { storage: { fsync: false } } });
+    // wharf serve with its own token service (src/server/auth): bearer challenges, htpasswd users.
+    const htpasswd = join(tmp, 'wharf-htpasswd');
+    const hp = spawnSync('htpasswd', ['-Bbn', 'carol', 'c4rol'], { encoding: 'utf8' });
+    if (hp.status !== 0) throw new Error(`htpasswd: ${hp.stderr}`);
+    await writeFile(htpasswd, hp.stdout);
+    const wharfUp = await startServer({
+      dataDir: join(tmp, 'wharf-upstream'),
+      logLevel: 'silent',
+      config: { storage: { fsync: false }, auth: { htpasswd, challenge: 'bearer', rules: [{ repos: ['**'], users: ['carol'], actions: ['pull', 'push'] }] } } as Parameters<typeof startServer>[0]['config'],
+    });
     stops.push(() => wharfUp.close());
-    await add('wharf', wharfUp.url, (img) => pushImage(wharfUp.url, 'team/app', 'v1', img));
+    await add('wharf', wharfUp.url, async (img) => pushImage(wharfUp.url, 'team/app', 'v1', img, await fetchToken(`${wharfUp.url}/token`, 'wharf', 'repository:team/app:pull,push', 'carol', 'c4rol')));
 
     process.env.WHARF_TEST_UPSTREAM_PASSWORD = 'wonderland';
     const url = (ns: string): string => ups.find((u) => u.ns === ns)!.fwd.url;
@@ -92,7 +100,7 @@ describe('pull-through cache with real upstreams and clients', { skip: noDistrib
             { namespace: 'basic', url: url('basic'), auth: { basic: { username: 'alice', passwordEnv: 'WHARF_TEST_UPSTREAM_PASSWORD' } } },
             { namespace: 'token', url: url('token'), auth: { bearer: { username: 'bob', password: 'builder' } } },
             { namespace: 'open', url: url('open') },
-            { namespace: 'wharf', url: url('wharf') },
+            { namespace: 'wharf', url: url('wharf'), auth: { bearer: { username: 'carol', password: 'c4rol' } } },
           ],
         },
       },
@@ -121,6 +129,13 @@ describe('pull-through cache with real upstreams and clients', { skip: noDistrib
       assert.equal(blobGets(u), blobs, `${u.ns}: the second copy is served from the cache`);
       assert.equal(manifestGets(u), manifests, `${u.ns}: the tag is within its TTL`);
     }
+    // Each upstream saw the credentials its auth asks for.
+    const reqs = (ns: string) => ups.find((x) => x.ns === ns)!.fwd.requests;
+    assert.ok(reqs('basic').some((r) => r.headers.authorization?.startsWith('Basic ')));
+    assert.ok(reqs('token').some((r) => r.headers.authorization?.startsWith('Bearer ')));
+    assert.ok(reqs('wharf').some((r) => r.url.startsWith('/token')), 'the token came from wharf serve\'s own token service');
+    assert.ok(reqs('wharf').some((r) => r.headers.authorization?.startsWith('Bearer ')));
+    assert.ok(reqs('open').every((r) => r.headers.authorization === undefined));
   });
 
   test('podman pulls through the cache', { skip: noPodman }, async () => {
