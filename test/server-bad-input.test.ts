@@ -86,6 +86,7 @@ badInputSuite(
       'an upload id that is no session (or a path) is 404 BLOB_UPLOAD_UNKNOWN (or 400)',
       'reversed, past-the-end and broken ranges: 416 with Content-Range, or the whole blob; never 5xx',
       '200 concurrent pushes of the same blob all succeed, store it intact and leave nothing behind',
+      'n that is huge is served (clamped, with Link when more remain) or refused; n that is no integer is 400',
     ],
   },
 );

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer, type WharfConfigInput } from '../src/server/index.js';
 import { registrySuite, type RegistryUnderTest } from '../src/testkit/registry-suite.js';
-import { call, assertError, assertStatus, json } from '../src/testkit/http.js';
+import { call, assertError, assertSpecError, assertStatus, json } from '../src/testkit/http.js';
 import { pushBlob, pushManifest, startUpload, withQuery } from '../src/testkit/steps.js';
 import { EMPTY_DESCRIPTOR, EMPTY_JSON, imageIndex, imageManifest, randomBlob, digestOf, MediaTypes } from '../src/testkit/fixtures.js';
 import { startDistribution, missingPeer, REGISTRY_BIN } from './helpers/distribution.js';
@@ -176,5 +176,16 @@ describe('wharf serve: regressions found by the OCI conformance suite (distribut
     await pushManifest(reg.url, repo, subject.digest.replace(':', '-'), idx);
     const list = json<{ manifests: Array<{ digest: string; artifactType?: string; annotations?: Record<string, string> }> }>(await call(reg.url, 'GET', `/v2/${repo}/referrers/${subject.digest}`)).manifests;
     assert.deepEqual(list.map((d) => [d.digest, d.artifactType, d.annotations]), [[sig.digest, 'application/vnd.example.legacy', { k: 'v' }]]);
+  });
+  test('4xx bodies on /v2 carry only distribution-spec codes: 416s, a bad n and a path that is no endpoint', async () => {
+    const repo = 'regress/codes';
+    const d = await pushBlob(reg.url, repo, randomBlob(10, 'codes'));
+    assertSpecError(await call(reg.url, 'GET', `/v2/${repo}/blobs/${d}`, { headers: { range: 'bytes=50-60' } }), 416, ['SIZE_INVALID']);
+    const loc = await startUpload(reg.url, repo);
+    assertSpecError(await call(reg.url, 'PATCH', loc, { headers: { 'content-type': 'application/octet-stream', 'content-range': '5-9' }, body: Buffer.from('12345') }), 416, ['BLOB_UPLOAD_INVALID']);
+    assertSpecError(await call(reg.url, 'PATCH', loc, { headers: { 'content-type': 'application/octet-stream', 'content-range': 'junk' }, body: Buffer.from('12345') }), 416, ['BLOB_UPLOAD_INVALID']);
+    assertSpecError(await call(reg.url, 'GET', `/v2/${repo}/tags/list?n=abc`), 400, ['UNSUPPORTED']);
+    assertSpecError(await call(reg.url, 'GET', '/v2/_catalog?n=-1'), 400, ['UNSUPPORTED']);
+    assertSpecError(await call(reg.url, 'GET', `/v2/${repo}/nothing`), 404, ['UNSUPPORTED']);
   });
 });

@@ -7,7 +7,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { call, callRaw, rawExchange, assertError, assertNo5xx, assertStatus, json, type Reply } from './http.js';
+import { call, callRaw, rawExchange, assertSpecError, assertNo5xx, assertStatus, json, type Reply } from './http.js';
 import { pushBlob, pushManifest, startUpload, withQuery, blobExists, manifestExists } from './steps.js';
 import { MediaTypes, EMPTY_DESCRIPTOR, EMPTY_JSON, built, descriptorOf, digestOf, imageManifest, randomBlob, uniqueRepo } from './fixtures.js';
 import type { RegistryUnderTest, SuiteOptions } from './registry-suite.js';
@@ -82,7 +82,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
             for (const [method, path] of endpoints) {
               const r = await callRaw(url, method, path, method === 'PUT' || method === 'POST' ? { headers: OCTET, body: blob } : {});
               assertNo5xx(r);
-              assertError(r, [400, 404], ['NAME_INVALID', 'NAME_UNKNOWN', 'MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NOT_FOUND']);
+              assertSpecError(r, [400, 404], ['NAME_INVALID', 'NAME_UNKNOWN', 'MANIFEST_UNKNOWN', 'BLOB_UNKNOWN']);
             }
           }
         });
@@ -93,7 +93,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
           const r = await callRaw(url, 'POST', `/v2/${target}/blobs/uploads/?mount=${blobDigest}&from=${from}`);
           assertNo5xx(r);
           if (r.status === 202) await call(url, 'DELETE', r.headers.get('location')!);
-          else assertError(r, 400, ['NAME_INVALID']);
+          else assertSpecError(r, 400, ['NAME_INVALID']);
         }
         assert.equal(await blobExists(url, target, blobDigest), false);
       });
@@ -106,7 +106,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
           for (const tag of ['-lead', '.dot', 'a'.repeat(129), '%2e%2e', 'tag%2fx', 'with+plus', 'ünï']) {
             const r = await callRaw(url, 'PUT', `/v2/${repo}/manifests/${encodeURI(tag).replace(/%25/g, '%')}`, { headers: { 'content-type': m.mediaType }, body: m.body });
             assertNo5xx(r);
-            assertError(r, [400, 404], ['TAG_INVALID', 'MANIFEST_INVALID', 'NAME_INVALID', 'NOT_FOUND']);
+            assertSpecError(r, [400, 404], ['TAG_INVALID', 'MANIFEST_INVALID', 'NAME_INVALID']);
           }
         });
       });
@@ -124,14 +124,14 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
             ] as const) {
               const r = await callRaw(url, method, path);
               assertNo5xx(r);
-              assertError(r, [400, 404], ['DIGEST_INVALID', 'BLOB_UNKNOWN', 'MANIFEST_UNKNOWN', 'NOT_FOUND']);
+              assertSpecError(r, [400, 404], ['DIGEST_INVALID', 'BLOB_UNKNOWN', 'MANIFEST_UNKNOWN']);
             }
             const mono = await callRaw(url, 'POST', `/v2/${repo}/blobs/uploads/?digest=${d}`, { headers: OCTET, body: blob });
-            assertError(mono, 400, ['DIGEST_INVALID']);
+            assertSpecError(mono, 400, ['DIGEST_INVALID']);
           }
           const loc = await startUpload(url, repo);
           const put = await call(url, 'PUT', withQuery(loc, { digest: 'sha256:abc' }), { headers: OCTET, body: blob });
-          assertError(put, 400, ['DIGEST_INVALID']);
+          assertSpecError(put, 400, ['DIGEST_INVALID']);
           await call(url, 'DELETE', loc);
         });
       });
@@ -139,7 +139,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
         const m = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [], annotations: { n: 'mismatch' } });
         await unchanged(reg, async () => {
           const r = await call(url, 'PUT', `/v2/${repo}/manifests/${digestOf(randomBytes(4))}`, { headers: { 'content-type': m.mediaType }, body: m.body });
-          assertError(r, 400, ['DIGEST_INVALID']);
+          assertSpecError(r, 400, ['DIGEST_INVALID']);
         });
       });
     });
@@ -166,7 +166,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
           Buffer.from([0xff, 0xfe, 0x00, 0x7b]).toString('latin1'),
         ];
         await unchanged(reg, async () => {
-          for (const b of bodies) assertError(await put('broken', MediaTypes.manifest, b), 400, ['MANIFEST_INVALID', 'MANIFEST_BLOB_UNKNOWN']);
+          for (const b of bodies) assertSpecError(await put('broken', MediaTypes.manifest, b), 400, ['MANIFEST_INVALID', 'MANIFEST_BLOB_UNKNOWN']);
         });
         assert.equal(await manifestExists(url, repo, 'broken'), false);
       });
@@ -174,11 +174,11 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
         const m = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [] });
         const unknownType = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [], mediaType: 'application/x-not-a-manifest' });
         await unchanged(reg, async () => {
-          assertError(await put('wrongtype', MediaTypes.index, m.body), 400, ['MANIFEST_INVALID']);
-          assertError(await put('wrongtype', MediaTypes.manifest, unknownType.body), 400, ['MANIFEST_INVALID']);
+          assertSpecError(await put('wrongtype', MediaTypes.index, m.body), 400, ['MANIFEST_INVALID']);
+          assertSpecError(await put('wrongtype', MediaTypes.manifest, unknownType.body), 400, ['MANIFEST_INVALID']);
           // An index body under an image manifest's Content-Type (and no mediaType field to settle it).
           const idx = built(MediaTypes.index, JSON.stringify({ schemaVersion: 2, manifests: [] }));
-          assertError(await put('wrongtype', MediaTypes.manifest, idx.body), 400, ['MANIFEST_INVALID']);
+          assertSpecError(await put('wrongtype', MediaTypes.manifest, idx.body), 400, ['MANIFEST_INVALID']);
         });
         assert.equal(await manifestExists(url, repo, 'wrongtype'), false);
       });
@@ -208,11 +208,11 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
         for (const cr of ['abc', '5-2', 'bytes=0-10', '-1-5', '0-', '99999999999999999999999-99999999999999999999999', '0-9/abc', '1-10']) {
           const r = await call(url, 'PATCH', loc, { headers: { ...OCTET, 'content-range': cr }, body: blob.subarray(0, 10) });
           assertNo5xx(r);
-          assertError(r, [400, 416], ['RANGE_INVALID', 'SIZE_INVALID', 'BLOB_UPLOAD_INVALID']);
+          assertSpecError(r, [400, 416], ['SIZE_INVALID', 'BLOB_UPLOAD_INVALID']);
         }
         // A Content-Range that does not match the body's length.
         const short = await call(url, 'PATCH', loc, { headers: { ...OCTET, 'content-range': '0-99' }, body: blob.subarray(0, 10) });
-        assertError(short, [400, 416], ['SIZE_INVALID', 'RANGE_INVALID', 'BLOB_UPLOAD_INVALID']);
+        assertSpecError(short, [400, 416], ['SIZE_INVALID', 'BLOB_UPLOAD_INVALID']);
         const status = await call(url, 'GET', loc);
         assertStatus(status, 204);
         assert.equal(status.headers.get('range'), '0-0');
@@ -225,7 +225,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
           const head = [`POST /v2/${repo}/blobs/uploads/?digest=${d} HTTP/1.1`, `Host: ${new URL(url).host}`, 'Content-Type: application/octet-stream', 'Content-Length: 60', 'Connection: close'].join('\r\n');
           const ex = await rawExchange(url, head, b);
           assert.ok(ex.reply, 'no answer');
-          assertError(ex.reply, 400, ['DIGEST_INVALID', 'SIZE_INVALID']);
+          assertSpecError(ex.reply, 400, ['DIGEST_INVALID', 'SIZE_INVALID']);
         });
         assert.equal(await blobExists(url, repo, d), false);
       });
@@ -265,7 +265,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
           for (const method of ['GET', 'PATCH', 'PUT', 'DELETE']) {
             const r = await callRaw(url, method, `/v2/${repo}/blobs/uploads/${id}${method === 'PUT' ? `?digest=${blobDigest}` : ''}`, method === 'GET' || method === 'DELETE' ? {} : { headers: OCTET, body: blob });
             assertNo5xx(r);
-            assertError(r, [400, 404], ['BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'NOT_FOUND']);
+            assertSpecError(r, [400, 404], ['BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID']);
           }
         }
       });
@@ -290,13 +290,13 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
             // The spec lets a registry answer fewer results with a Link; some refuse n over their page size.
             const r = await call(url, 'GET', `${path}?n=${n}`);
             assertNo5xx(r);
-            if (r.status === 400) assertError(r, 400, ['PAGINATION_NUMBER_INVALID']);
+            if (r.status === 400) assertSpecError(r, 400);
             else json<unknown>(r);
           }
           for (const n of ['-1', 'abc', '1.5', '0x10', '']) {
             const r = await call(url, 'GET', `${path}?n=${n}`);
             assertNo5xx(r);
-            if (r.status === 400) assertError(r, 400, ['PAGINATION_NUMBER_INVALID']);
+            if (r.status === 400) assertSpecError(r, 400);
             else assertStatus(r, 200);
           }
           const last = await call(url, 'GET', `${path}?last=${'%ff'.repeat(10)}&n=5`);
@@ -341,7 +341,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
             assertStatus(g, 200);
             assert.ok(g.body.equals(m.body));
           } else {
-            assertError(p, 400, ['MANIFEST_BLOB_UNKNOWN']);
+            assertSpecError(p, 400, ['MANIFEST_BLOB_UNKNOWN']);
             assert.equal(await manifestExists(url, r, 't'), false);
           }
           assertStatus(del, [202, 405]);

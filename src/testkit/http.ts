@@ -224,6 +224,18 @@ export function assertError(r: Reply, status: number | readonly number[], codes?
   return body;
 }
 
+/**
+ * assertError, and every code in the body is one of the spec's (distribution-spec "Error Codes":
+ * a 4xx JSON body MUST carry one of them; the legacy Docker codes are tolerated).
+ */
+export function assertSpecError(r: Reply, status: number | readonly number[], codes?: readonly string[]): ErrorBody | undefined {
+  const body = assertError(r, status, codes);
+  for (const e of body?.errors ?? []) {
+    assert.ok(SPEC_ERROR_CODES.includes(e.code), `error code ${e.code} is not one of distribution-spec's: ${describeReply(r)}`);
+  }
+  return body;
+}
+
 /** The target of a `Link: <url>; rel="next"` header, resolved against the request URL. */
 export function nextLink(r: Reply, baseUrl: string): string | undefined {
   const link = r.headers.get('link');

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { OciError } from '../../spec/index.js';
+import { OciError, type ErrorCode } from '../../spec/index.js';
 import type { RegistryStore } from '../store/index.js';
 import { routeOf, type Route } from './route.js';
 import { handleV2, type V2Options } from './v2.js';
@@ -24,6 +24,30 @@ export interface AppOptions extends Partial<V2Options> {
 
 const ABORTED = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);
 
+/**
+ * distribution-spec "Error Codes": the code of a 4xx JSON body on /v2 must be one of its fourteen
+ * (TAG_INVALID is a legacy code clients know). Wharf's finer codes go out as the nearest of them,
+ * with the same status and message: an unsatisfiable read range as SIZE_INVALID, a chunk out of
+ * order as BLOB_UPLOAD_INVALID (both 416), a bad `n` or a path that is no endpoint as UNSUPPORTED.
+ */
+function onTheWire(e: OciError, req: FastifyRequest): OciError {
+  if (e.status >= 500 || !(req.url === '/v2' || req.url.startsWith('/v2/'))) return e;
+  let code: ErrorCode;
+  switch (e.code) {
+    case 'RANGE_INVALID':
+      code = req.method === 'GET' || req.method === 'HEAD' ? 'SIZE_INVALID' : 'BLOB_UPLOAD_INVALID';
+      break;
+    case 'PAGINATION_NUMBER_INVALID':
+    case 'INVALID_ARGUMENT':
+    case 'NOT_FOUND':
+      code = 'UNSUPPORTED';
+      break;
+    default:
+      return e;
+  }
+  return new OciError(code, e.message, { status: e.status, detail: e.detail });
+}
+
 /** Renders any error as the spec's JSON error body. Only a true bug is a 500, and it is logged. */
 function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
   let e: OciError;
@@ -41,7 +65,7 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void
     reply.raw.destroy();
     return;
   }
-  const body = JSON.stringify(e.toJSON());
+  const body = JSON.stringify(onTheWire(e, req).toJSON());
   reply.code(e.status).headers({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   if (e.code === 'UNAUTHORIZED' && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Basic realm="wharf"');
   reply.send(body);
