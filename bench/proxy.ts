@@ -4,7 +4,8 @@
  * - cached pulls of small images (a manifest and 5 small blobs), 10 clients, images/s, by tag
  *   (what clients do; Distribution asks its upstream about the tag on every pull, Wharf trusts it
  *   for its TTL) and by digest (nothing to revalidate on either side);
- * - a cold pull of one large blob through the cache, beside pulling it straight from the upstream.
+ * - a cold pull of one large blob through the cache, beside pulling it straight from the upstream;
+ * - RSS growth while 20 clients pull 20 different uncached blobs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, REGISTRY_BIN } from '../test/helpers/distribution.js';
 import { BigBlob, V2, opsByCount, sha256 } from './http.js';
-import { distributionVersion, stopChild } from './lib.js';
+import { distributionVersion, rssOf, sampleRss, stopChild } from './lib.js';
 import type { BenchContext, BenchRegistry, BenchRow } from './types.js';
 
 const LAYERS = 5;
@@ -180,7 +181,38 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
         note: `vs Distribution ${distributionVersion()} in proxy mode`,
       }),
     );
+    // RSS while 20 clients pull 20 different uncached blobs at once, through each cache.
+    const each = ctx.scale === 'full' ? 500 << 20 : 32 << 20;
+    const many = await BigBlob.create(join(ctx.tmp, 'many.bin'), each);
+    const digests: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const d = await many.digest(`many-${i}`);
+      await up.pushMonolithic('bench/many', d, each, () => many.range(`many-${i}`));
+      digests.push(d);
+    }
+    const growth: Record<string, number | null> = {};
+    for (const s of sides) {
+      const pid = s.reg.pid;
+      const base = pid ? (await rssOf(pid))?.rss : undefined;
+      const sampler = pid ? sampleRss(pid, 25) : undefined;
+      const lanes = Array.from({ length: 20 }, () => new V2(s.reg.url, 1));
+      await Promise.all(digests.map((d, i) => lanes[i]!.pull(`${s.prefix}bench/many`, d)));
+      await Promise.all(lanes.map((l) => l.close()));
+      const peak = await sampler?.stop();
+      growth[s.name] = base !== undefined && peak !== undefined ? peak - base : null;
+    }
+    rows.push(
+      ctx.row({
+        metric: `RSS growth, 20 clients pulling 20 different uncached ${each >> 20} MiB blobs`,
+        wharf: growth.wharf ?? null,
+        peer: growth.dist ?? null,
+        unit: 'MiB',
+        lowerIsBetter: true,
+        note: `peak RSS minus RSS before; vs Distribution ${distributionVersion()} in proxy mode`,
+      }),
+    );
     await rm(big.file, { force: true });
+    await rm(many.file, { force: true });
     return rows;
   } finally {
     for (const c of clients) await c.close().catch(() => undefined);
