@@ -15,7 +15,7 @@ import { exec, hasBin, median, ROOT, startDistributionProcess, startWharfProcess
 import type { BenchContext, BenchRow, BenchScale, BenchSection, RowInput } from './types.js';
 
 /** In the order they run. Sections owned by other areas are imported only if their file exists. */
-export const SECTIONS = ['server', 'client', 'estargz', 'proxy'] as const;
+export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth'] as const;
 
 interface Args {
   only: string[] | undefined;
@@ -115,12 +115,11 @@ Caveat: the machine has 2 cores shared with other work, and the load generator r
 cores as the server it measures; compare ratios more than absolute figures.
 `;
 
+/** Blocks are keyed by section and scale: `server` (small) and `server-full` live side by side. */
 async function writeDoc(blocks: Map<string, string>): Promise<void> {
   let doc = existsSync(DOC) ? await readFile(DOC, 'utf8') : INTRO;
   if (!doc.includes('# Benchmarks')) doc = INTRO;
-  for (const s of SECTIONS) {
-    const block = blocks.get(s);
-    if (block === undefined) continue;
+  for (const [s, block] of blocks) {
     const wrapped = `${begin(s)}\n${block}\n${end(s)}`;
     const i = doc.indexOf(begin(s));
     const j = doc.indexOf(end(s));
@@ -166,7 +165,7 @@ async function main(): Promise<void> {
       const secs = ((Date.now() - t0) / 1000).toFixed(0);
       console.log(`\n${table(rows)}\n  (${secs} s)`);
       const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      blocks.set(name, `## ${name}\n\n${table(rows)}\n\nCommand: \`${command}\` (scale ${scale}, median of ${runs}), ${date}, ${machine()}; wharf ran ${how}; the section took ${secs} s.`);
+      blocks.set(scale === 'small' ? name : `${name}-${scale}`, `## ${name}${scale === 'small' ? '' : ` (BENCH_SCALE=${scale})`}\n\n${table(rows)}\n\nCommand: \`${command}\` (scale ${scale}, median of ${runs}), ${date}, ${machine()}; wharf ran ${how}; the section took ${secs} s.`);
     } catch (err) {
       failed++;
       console.error(`  ${name} failed: ${(err as Error).stack ?? String(err)}`);

@@ -35,7 +35,8 @@ interface Figures {
   manifestHead: number;
   rangeGet: number;
   rssBefore: number | null;
-  rssPeak: number | null;
+  rssPush: number | null;
+  rssPull: number | null;
   rssAfter: number | null;
 }
 
@@ -45,7 +46,7 @@ async function measureRegistry(ctx: BenchContext, reg: BenchRegistry, blob: BigB
   const runs = ctx.runs;
   try {
     const before = reg.pid ? await rssOf(reg.pid) : undefined;
-    const sampler = reg.pid ? sampleRss(reg.pid) : undefined;
+    let sampler = reg.pid ? sampleRss(reg.pid) : undefined;
 
     // Large blob: a fresh variant for every timed push, so that nothing is already there.
     const timed = async (fn: () => Promise<void>): Promise<number> => {
@@ -68,6 +69,8 @@ async function measureRegistry(ctx: BenchContext, reg: BenchRegistry, blob: BigB
       chunked.push(blob.size / MiB / (await timed(() => v2.pushChunked('bench/big', d, blob.size, sz.chunk, (s, e) => blob.range(v, s, e)))));
     }
     ctx.log(`${reg.name}: push ${median(mono).toFixed(0)} MB/s monolithic, ${median(chunked).toFixed(0)} MB/s chunked`);
+    const pushPeak = sampler ? await sampler.stop() : undefined;
+    sampler = reg.pid ? sampleRss(reg.pid) : undefined;
     const pulls: number[] = [];
     for (let i = 0; i < runs; i++) {
       let n = 0;
@@ -75,7 +78,7 @@ async function measureRegistry(ctx: BenchContext, reg: BenchRegistry, blob: BigB
       if (n !== blob.size) throw new Error(`${reg.name}: pulled ${n} bytes of ${blob.size}`);
       pulls.push(n / MiB / s);
     }
-    const peak = sampler ? await sampler.stop() : undefined;
+    const pullPeak = sampler ? await sampler.stop() : undefined;
     ctx.log(`${reg.name}: pull ${median(pulls).toFixed(0)} MB/s`);
 
     // Range GETs of 4 KiB at random offsets of the large blob.
@@ -139,7 +142,8 @@ async function measureRegistry(ctx: BenchContext, reg: BenchRegistry, blob: BigB
       manifestHead: median(heads),
       rangeGet: median(ranges),
       rssBefore: before?.rss ?? null,
-      rssPeak: peak ?? null,
+      rssPush: pushPeak ?? null,
+      rssPull: pullPeak ?? null,
       rssAfter: after?.rss ?? null,
     };
   } finally {
@@ -180,7 +184,8 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     r('manifest HEAD, 50 connections', 'manifestHead', 'req/s', `${sz.seconds} s per run`),
     r('blob range GET (4 KiB), 16 at once', 'rangeGet', 'req/s', `${sz.seconds} s per run, random offsets`),
     r('server RSS at start', 'rssBefore', 'MiB', 'idle', true),
-    r(`server peak RSS, pushing and pulling the ${big} blob`, 'rssPeak', 'MiB', 'sampled every 50 ms', true),
+    r(`server peak RSS, pushing the ${big} blob ${ctx.runs * 2} times`, 'rssPush', 'MiB', 'sampled every 50 ms', true),
+    r(`server peak RSS, pulling the ${big} blob ${ctx.runs} times`, 'rssPull', 'MiB', 'sampled every 50 ms', true),
     r('server RSS at the end', 'rssAfter', 'MiB', 'after all of the above', true),
   ];
 }
