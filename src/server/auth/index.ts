@@ -41,6 +41,7 @@ export class Authenticator {
   readonly policy: AccessPolicy;
   private readonly perClient: FailureLimiter;
   private readonly perUser: FailureLimiter;
+  private readonly verified = new Map<string, { id: Identity; until: number }>();
 
   private constructor(
     readonly config: AuthConfig,
@@ -105,11 +106,18 @@ export class Authenticator {
       return { kind: 'user', user, via: 'basic' };
     }
     if (scheme === 'bearer') {
+      // A verified token is remembered until it expires: a signature check per request costs more
+      // than the rest of a manifest GET.
+      const hit = this.verified.get(value);
+      if (hit && hit.until > Date.now()) return hit.id;
       let last: unknown;
       for (const [i, v] of this.verifiers.entries()) {
         try {
           const claims = await v.verify(value);
-          return { kind: 'token', user: claims.subject, access: claims.access, local: i === 0 };
+          const id: Identity = { kind: 'token', user: claims.subject, access: claims.access, local: i === 0 };
+          if (this.verified.size >= 10_000) this.verified.clear();
+          this.verified.set(value, { id, until: claims.expiresAt * 1000 });
+          return id;
         } catch (err) {
           last = err;
         }
