@@ -1,0 +1,113 @@
+/**
+ * The wharf CLI among real peers: images skopeo pushed, copied by `wharf cp` from Distribution
+ * into wharf serve, as skopeo sees them there; credentials shared with skopeo both ways.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { digestOf, MediaType, type Descriptor } from '../src/spec/index.js';
+import { LayoutStore } from '../src/stores/layout/index.js';
+import { startServer, type RunningServer } from '../src/server/index.js';
+import { missingPeer, REGISTRY_BIN, startDistribution, type Distribution } from './helpers/distribution.js';
+import { wharf as runWharf, type RunResult } from './helpers/cli.js';
+
+const noDistribution = missingPeer(REGISTRY_BIN, 'Distribution (docker-registry)');
+const noSkopeo = missingPeer('skopeo');
+const skip = noDistribution ?? noSkopeo;
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
+    child.stdin.end(input);
+  });
+}
+
+function ok(r: RunResult): RunResult {
+  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+/** An OCI layout with an index of two tiny images, linux/amd64 and linux/arm64. */
+async function writeMultiPlatform(dir: string): Promise<{ index: Descriptor; arm64: Descriptor }> {
+  const store = await LayoutStore.open(dir);
+  const push = async (mediaType: string, bytes: Buffer, extra: Partial<Descriptor> = {}): Promise<Descriptor> => {
+    const d: Descriptor = { mediaType, digest: digestOf(bytes), size: bytes.length, ...extra };
+    await store.push(d, Readable.from([bytes]));
+    return d;
+  };
+  const manifests: Descriptor[] = [];
+  for (const architecture of ['amd64', 'arm64']) {
+    const layer = await push(MediaType.ImageLayerGzip, Buffer.from(`not really a layer for ${architecture}`));
+    const config = await push(MediaType.ImageConfig, Buffer.from(JSON.stringify({ architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] } })));
+    const m = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageManifest, config, layers: [layer] }));
+    manifests.push(await push(MediaType.ImageManifest, m, { platform: { architecture, os: 'linux' } }));
+  }
+  const index = await push(MediaType.ImageIndex, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests })));
+  await store.tag(index, 'v1');
+  return { index, arm64: manifests[1]! };
+}
+
+describe('wharf CLI with skopeo, Distribution and wharf serve', { skip }, () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let dist: Distribution;
+  let server: RunningServer;
+  let W: string;
+  const wharf = (args: string[]): Promise<RunResult> => runWharf(args, { env });
+  const skopeo = (args: string[], input?: string): Promise<string> => run('skopeo', ['--insecure-policy', ...args], env, input);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'wharf-client-peers-'));
+    const home = join(dir, 'home');
+    env = { HOME: home, DOCKER_CONFIG: join(home, '.docker'), XDG_RUNTIME_DIR: join(home, 'run'), XDG_CONFIG_HOME: join(home, '.config'), REGISTRY_AUTH_FILE: join(home, 'auth.json') };
+    await mkdir(env.XDG_RUNTIME_DIR!, { recursive: true });
+    dist = await startDistribution({ users: { alice: 'wonderland' } });
+    server = await startServer({ dataDir: join(dir, 'data'), port: 0, logLevel: 'silent' });
+    W = new URL(server.url).host;
+  });
+  after(async () => {
+    await server?.close();
+    await dist?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('credentials: wharf uses what skopeo login stored, skopeo uses what wharf login stored', async () => {
+    const { index } = await writeMultiPlatform(join(dir, 'src'));
+    await skopeo(['login', '--tls-verify=false', '-u', 'alice', '--password-stdin', dist.host], 'wonderland\n');
+    // Only skopeo's auth.json holds the credentials now; wharf finds them there.
+    await skopeo(['copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${join(dir, 'src')}:v1`, `docker://${dist.host}/peers/multi:v1`]);
+    assert.equal(ok(await wharf(['resolve', '--plain-http', `${dist.host}/peers/multi:v1`])).stdout.trim(), index.digest);
+    await skopeo(['logout', dist.host]);
+    assert.notEqual((await wharf(['resolve', '--plain-http', `${dist.host}/peers/multi:v1`])).code, 0);
+
+    ok(await runWharf(['login', '--plain-http', dist.host, '-u', 'alice', '--password-stdin'], { env, input: 'wonderland\n' }));
+    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${dist.host}/peers/multi:v1`]);
+    assert.equal(digestOf(Buffer.from(raw)), index.digest);
+  });
+
+  test('wharf cp from Distribution into wharf serve: skopeo sees the same digests; --platform picks one', async () => {
+    const { index, arm64 } = await writeMultiPlatform(join(dir, 'src'));
+    ok(await runWharf(['login', '--plain-http', dist.host, '-u', 'alice', '--password-stdin'], { env, input: 'wonderland\n' }));
+    await skopeo(['copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${join(dir, 'src')}:v1`, `docker://${dist.host}/peers/cp:v1`]);
+
+    ok(await wharf(['cp', '--plain-http', `${dist.host}/peers/cp:v1`, `${W}/peers/all:v1`]));
+    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${W}/peers/all:v1`]);
+    assert.equal(digestOf(Buffer.from(raw)), index.digest);
+    // Every child is there too: skopeo copies the whole index out of wharf serve.
+    await skopeo(['copy', '--quiet', '--all', '--preserve-digests', '--src-tls-verify=false', `docker://${W}/peers/all:v1`, `oci:${join(dir, 'out')}:v1`]);
+
+    ok(await wharf(['cp', '--plain-http', '--platform', 'linux/arm64', `${dist.host}/peers/cp:v1`, `${W}/peers/arm:v1`]));
+    const one = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${W}/peers/arm:v1`]);
+    assert.equal(digestOf(Buffer.from(one)), arm64.digest);
+  });
+});
