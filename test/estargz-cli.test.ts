@@ -153,3 +153,14 @@ test('cache info, prune, clear', async () => {
   const bad = await wharf(['cache', 'prune', '--cache-dir', dir]);
   assert.equal(bad.code, 2);
 });
+
+test('push --estargz into an OCI layout, and ls and cat from it', async () => {
+  const layout = join(work, 'layout');
+  const push = await wharf(['push', '--estargz', '--oci-layout', `${layout}:v1`, src], { env });
+  assert.equal(push.code, 0, push.stderr);
+  const ls = await wharf(['ls', '--oci-layout', `${layout}:v1`], { env });
+  assert.equal(ls.code, 0, ls.stderr);
+  assert.ok(ls.stdout.split('\n').includes('sub/big.bin'));
+  const cat = await wharf(['cat', '--oci-layout', `${layout}:v1`, 'hello.txt'], { env });
+  assert.equal(cat.stdout, 'hello, eStargz\n');
+});

@@ -31,6 +31,7 @@ export interface EstargzOpenOptions extends OpOptions {
 /** Limits on what a TOC may expand to, so that a hostile layer cannot exhaust memory. */
 const MAX_TOC_COMPRESSED = 256 << 20;
 const MAX_TOC_JSON = 512 << 20;
+const MAX_CHUNK = 1 << 30;
 
 interface Chunk {
   /** Compressed range holding the chunk's member: [start, end). */
@@ -185,6 +186,8 @@ export class EstargzReader implements LayerFS {
     for (const [name, f] of this.data) {
       let at = 0;
       for (const c of f.chunks) {
+        // A chunk is held whole in memory to be verified before it is returned.
+        if (c.size > MAX_CHUNK) throw new OciError('MANIFEST_INVALID', `the eStargz TOC has a ${c.size}-byte chunk in "${name}", over the ${MAX_CHUNK}-byte limit`);
         if (c.fileOffset !== at || c.start >= tocOffset || c.start <= 0 && f.size > 0) throw new OciError('MANIFEST_INVALID', `the eStargz TOC's chunks of "${name}" do not tile the file`);
         at += c.size;
       }
