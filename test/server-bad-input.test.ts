@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { startServer } from '../src/server/index.js';
 import { badInputSuite, type InspectableRegistry } from '../src/testkit/bad-input-suite.js';
-import { rawExchange, assertError } from '../src/testkit/http.js';
+import { rawExchange, callRaw, assertError, assertSpecError } from '../src/testkit/http.js';
 import { startDistribution, missingPeer, REGISTRY_BIN } from './helpers/distribution.js';
 
 /** The registry's state in docs/STORAGE.md; other features (an audit log, say) keep their own. */
@@ -56,6 +56,12 @@ describe('wharf serve: bytes that are not HTTP', () => {
     assert.ok(ex.reply, 'no answer');
     assertError(ex.reply, 400);
   });
+  test('a URL with broken percent-encoding gets 400 with the spec error body, not fastify\'s', async () => {
+    for (const path of ['/v2/%a', '/v2/x/%zz/tags/list', '/v2/x/y/manifests/%']) {
+      const r = await callRaw(reg.url, 'GET', path);
+      assertSpecError(r, 400);
+    }
+  });
   test('a chunked body with a broken chunk size ends the request without a 5xx', async () => {
     const head = [`PATCH /v2/x/y/blobs/uploads/00000000-0000-4000-8000-000000000000 HTTP/1.1`, 'Host: x', 'Transfer-Encoding: chunked'].join('\r\n');
     const ex = await rawExchange(reg.url, head, Buffer.from('zz\r\nabc\r\n0\r\n\r\n'));
@@ -87,6 +93,7 @@ badInputSuite(
       'reversed, past-the-end and broken ranges: 416 with Content-Range, or the whole blob; never 5xx',
       '200 concurrent pushes of the same blob all succeed, store it intact and leave nothing behind',
       'n that is huge is served (clamped, with Link when more remain) or refused; n that is no integer is 400',
+      'random paths, methods, ranges and bodies: never a 5xx, and only spec error codes',
     ],
   },
 );

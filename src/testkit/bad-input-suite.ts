@@ -7,6 +7,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { call, callRaw, rawExchange, assertSpecError, assertNo5xx, assertStatus, json, type Reply } from './http.js';
 import { pushBlob, pushManifest, startUpload, withQuery, blobExists, manifestExists } from './steps.js';
 import { MediaTypes, EMPTY_DESCRIPTOR, EMPTY_JSON, built, descriptorOf, digestOf, imageManifest, randomBlob, uniqueRepo } from './fixtures.js';
@@ -302,6 +303,36 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
           const last = await call(url, 'GET', `${path}?last=${'%ff'.repeat(10)}&n=5`);
           assertNo5xx(last);
         }
+      });
+    });
+
+    describe('fuzz', () => {
+      it('random paths, methods, ranges and bodies: never a 5xx, and only spec error codes', async () => {
+        const piece = fc.oneof(
+          fc.constantFrom('..', '.', '', '%2e%2e', '%2f', '%00', '%ff', 'A', '_x', '-', 'a..b', '~', ':', '@', 'sha256:', 'sha512:abc', blobDigest, 'v1', 'uploads', 'blobs', 'manifests', 'tags', 'list', 'referrers', '_catalog'),
+          fc.stringMatching(/^[a-zA-Z0-9._%:~+@!-]{1,12}$/),
+        );
+        const path = fc.array(piece, { minLength: 1, maxLength: 6 }).map((parts) => `/v2/${parts.join('/')}`);
+        const templated = fc.tuple(fc.constantFrom('manifests', 'blobs', 'blobs/uploads', 'referrers', 'tags/list'), piece, piece).map(([kind, a, b]) => `/v2/${ns}/${a}/${kind}/${kind === 'tags/list' ? '' : b}`);
+        const query = fc.option(fc.constantFrom('?n=1', '?n=-5', '?n=99999999999999999999999', '?last=%ff', '?digest=sha256:x', `?digest=${blobDigest}`, `?mount=${blobDigest}&from=..`, '?artifactType=%00'), { nil: '' });
+        const headers = fc.record(
+          {
+            range: fc.constantFrom('bytes=0-0', 'bytes=-1', 'bytes=5-1', 'bytes=a-b', 'bytes=0-1,1-2,,', 'bytes=99999999999999999999-'),
+            'content-range': fc.constantFrom('0-0', '1-0', 'x', '0-99999999999999999999', 'bytes 0-1/2'),
+            'content-type': fc.constantFrom('application/octet-stream', MediaTypes.manifest, MediaTypes.index, 'text/plain', 'application/json; charset=x'),
+          },
+          { requiredKeys: [] },
+        );
+        const body = fc.option(fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constantFrom('{', '{}', '{"schemaVersion":2}', '[]').map((t) => new TextEncoder().encode(t))), { nil: undefined });
+        await fc.assert(
+          fc.asyncProperty(fc.constantFrom('GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'), fc.oneof(path, templated), query, headers, body, async (method, p, q, h, b) => {
+            const r = await callRaw(url, method, `${p}${q}`, b === undefined ? { headers: h } : { headers: h, body: b });
+            assertNo5xx(r);
+            if (r.status >= 400 && method !== 'HEAD' && /json/.test(r.headers.get('content-type') ?? '')) assertSpecError(r, r.status);
+          }),
+          { numRuns: Number(process.env.WHARF_FUZZ_RUNS ?? 300), seed: Number(process.env.WHARF_FUZZ_SEED ?? 4242) },
+        );
+        assertStatus(await call(url, 'GET', '/v2/'), 200);
       });
     });
 

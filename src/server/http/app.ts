@@ -108,6 +108,8 @@ export function createApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     ...(opts.https ? { https: opts.https } : {}),
     clientErrorHandler: clientError,
+    // A URL fastify cannot decode (`/v2/%zz`) gets the spec's error body too, not fastify's.
+    frameworkErrors: (err, req, reply) => sendError(new OciError('UNSUPPORTED', `malformed URL: ${err.message.slice(0, 200)}`, { status: 400 }), req, reply),
     loggerInstance: opts.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
