@@ -89,6 +89,7 @@ function where(f: AuditFilter, table: 'requests' | 'downloads'): { sql: string; 
 export class AuditDb {
   readonly db: Database.Database;
   private readonly insert: Database.Statement;
+  private upsertDownload: Database.Statement | undefined;
 
   constructor(readonly path: string, opts: { readonly?: boolean } = {}) {
     if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
@@ -108,9 +109,9 @@ export class AuditDb {
 
   /** Inserts records and download rows in one transaction; a record already there is kept. */
   write(records: Array<AuditRecord & { downloadId?: string | null }>, downloads: DownloadRow[] = []): void {
-    const up = this.db.prepare(`INSERT INTO downloads (id, time, last_time, user, ip, repo, reference, digest, artifact_type, blobs_total, blobs_done, bytes, completed)
+    const up = (this.upsertDownload ??= this.db.prepare(`INSERT INTO downloads (id, time, last_time, user, ip, repo, reference, digest, artifact_type, blobs_total, blobs_done, bytes, completed)
       VALUES (@id, @time, @lastTime, @user, @ip, @repo, @reference, @digest, @artifactType, @blobsTotal, @blobsDone, @bytes, @completed)
-      ON CONFLICT(id) DO UPDATE SET last_time = excluded.last_time, blobs_done = excluded.blobs_done, bytes = excluded.bytes, completed = excluded.completed`);
+      ON CONFLICT(id) DO UPDATE SET last_time = excluded.last_time, blobs_done = excluded.blobs_done, bytes = excluded.bytes, completed = excluded.completed`));
     this.db.transaction(() => {
       for (const r of records) this.insert.run({ ...r, downloadId: r.downloadId ?? null });
       for (const d of downloads) up.run({ ...d, completed: d.completed ? 1 : 0 });

@@ -114,12 +114,14 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
       };
     };
     const id = randomUUID();
+    let first: AuditRecord | undefined;
     const journal = (): void => {
       if (journaled) return;
       journaled = true;
-      const rec = { ...build('completed'), id };
-      for (const s of sinks) s.journal?.(rec);
+      first = { ...build('completed'), id };
+      for (const s of sinks) s.journal?.(first);
     };
+    let expected = -1;
     const size = (chunk: unknown, enc?: unknown): number =>
       typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof enc === 'string' ? (enc as BufferEncoding) : 'utf8') : chunk instanceof Uint8Array ? chunk.length : 0;
 
@@ -127,8 +129,9 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
     const end = res.end;
     res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
       bytes += size(chunk, rest[0]);
-      const expected = Number(header(reply, 'content-length') ?? NaN);
-      if (Number.isFinite(expected) && bytes >= expected) journal();
+      // Headers are out by the first write: read the length once.
+      if (expected === -1) expected = Number(header(reply, 'content-length') ?? NaN);
+      if (bytes >= expected) journal();
       return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
     } as ServerResponse['write'];
     res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
@@ -140,7 +143,9 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
       return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
     } as ServerResponse['end'];
     res.once('close', () => {
-      const rec = { ...build(res.writableFinished ? 'completed' : 'aborted'), id };
+      const outcome: AuditRecord['outcome'] = res.writableFinished ? 'completed' : 'aborted';
+      const durationMs = Math.round(Number(process.hrtime.bigint() - h0) / 1e4) / 100;
+      const rec = first ? { ...first, outcome, bytes, durationMs } : { ...build(outcome), id };
       for (const s of sinks) s.complete(rec, { kind: route?.kind ?? 'other', manifest });
     });
   });
