@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { pino } from 'pino';
-import { REDACT_PATHS } from '../src/server/auth/index.js';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { HtpasswdFile, REDACT_PATHS, parseHtpasswd } from '../src/server/auth/index.js';
+import { missingPeer } from './helpers/distribution.js';
 import { startServer, type RunningServer } from '../src/server/index.js';
 import { call, callRaw, type Reply } from '../src/testkit/http.js';
 import { RULES, basic, bearer, errorCode, pushArtifact, startAuthServer, writeUsers } from './helpers/auth.js';
@@ -277,6 +280,24 @@ describe('secrets in logs', () => {
     assert.ok(log.length > 0);
     for (const secret of ['alice-pw', 'wrong-secret-pw', Buffer.from('alice:alice-pw').toString('base64'), 'eyJ']) {
       assert.ok(!log.includes(secret), `the log holds ${secret.slice(0, 12)}`);
+    }
+  });
+});
+
+describe('htpasswd files from Apache', { skip: missingPeer('htpasswd', 'htpasswd (apache2-utils)') }, () => {
+  test('htpasswd -B entries verify; MD5 and SHA entries are refused with a message that says bcrypt', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-htpasswd-'));
+    try {
+      const file = join(dir, 'htpasswd');
+      assert.equal(spawnSync('htpasswd', ['-B', '-C', '4', '-b', '-c', file, 'gina', 'gina-pw']).status, 0);
+      const h = new HtpasswdFile(file);
+      assert.equal(await h.verify('gina', 'gina-pw'), true);
+      assert.equal(await h.verify('gina', 'nope'), false);
+      assert.equal(await h.verify('nobody', 'gina-pw'), false);
+      assert.equal(spawnSync('htpasswd', ['-m', '-b', file, 'md5user', 'pw']).status, 0);
+      assert.throws(() => parseHtpasswd(readFileSync(file, 'utf8'), file), /line 2: expected user:bcrypt-hash/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
