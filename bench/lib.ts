@@ -78,14 +78,14 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 let entry: { argv: string[]; how: string } | undefined;
 
 /**
- * How to run the `wharf` CLI of this checkout: compiled once per bench run into .bench/dist (as
+ * How to run the `wharf` CLI of this checkout: compiled once per bench run into .bench/dist-<pid> (as
  * `npm start` runs it, without a TypeScript loader in the process), or through tsx if the build
  * fails (say, while someone is half-way through an edit).
  */
 export async function wharfEntry(): Promise<{ argv: string[]; how: string }> {
   if (entry) return entry;
-  const out = join(ROOT, '.bench', 'dist');
-  await rm(out, { recursive: true, force: true });
+  // One build per bench process: another bench running beside this one must not replace it.
+  const out = join(ROOT, '.bench', `dist-${process.pid}`);
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out, '--sourceMap', 'false', '--declaration', 'false'], { encoding: 'utf8' });
   if (r.status === 0) {
@@ -99,6 +99,11 @@ export async function wharfEntry(): Promise<{ argv: string[]; how: string }> {
     entry = { argv: ['--import', TSX, CLI_MAIN], how: 'through tsx (the build failed)' };
   }
   return entry;
+}
+
+/** Removes this process's build of the CLI, if it made one. */
+export async function removeBuild(): Promise<void> {
+  await rm(join(ROOT, '.bench', `dist-${process.pid}`), { recursive: true, force: true });
 }
 
 /** `wharf serve` from this checkout, in its own process (so its RSS is its own), on a free port. */

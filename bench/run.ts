@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { exec, hasBin, median, ROOT, startDistributionProcess, startWharfProcess, wharfCli, wharfEntry } from './lib.js';
+import { exec, hasBin, median, removeBuild, ROOT, startDistributionProcess, startWharfProcess, wharfCli, wharfEntry } from './lib.js';
 import type { BenchContext, BenchRow, BenchScale, BenchSection, RowInput } from './types.js';
 
 /** In the order they run. Sections owned by other areas are imported only if their file exists. */
@@ -30,7 +30,7 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--only') a.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (v.startsWith('--only=')) a.only = v.slice(7).split(',').filter(Boolean);
     else if (v === '--help' || v === '-h') {
-      console.log('usage: npm run bench -- [--only server,client,estargz,proxy] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3');
+      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3');
       process.exit(0);
     } else throw new Error(`bench: unknown argument ${v}`);
   }
@@ -50,6 +50,15 @@ export function fmt(n: number | null): string {
 function ratioOf(r: RowInput): number | null {
   if (r.wharf === null || r.peer === null || r.wharf <= 0 || r.peer <= 0) return null;
   return r.lowerIsBetter ? r.peer / r.wharf : r.wharf / r.peer;
+}
+
+/** The note, and whether the issue's goal for the figure is met. */
+function withGoal(r: RowInput): string {
+  const parts = r.note ? [r.note] : [];
+  const ratio = ratioOf(r);
+  if (r.goalRatio !== undefined) parts.push(`goal ≥ ${r.goalRatio}x: ${ratio === null ? 'not measured' : ratio >= r.goalRatio ? 'met' : 'NOT met'}`);
+  if (r.goalMax !== undefined) parts.push(`goal < ${r.goalMax} ${r.unit}: ${r.wharf === null ? 'not measured' : r.wharf < r.goalMax ? 'met' : 'NOT met'}`);
+  return parts.join('; ');
 }
 
 function table(rows: BenchRow[]): string {
@@ -90,7 +99,7 @@ function makeContext(section: string, scale: BenchScale, runs: number, tmp: stri
       }
       return median(xs);
     },
-    row: (r) => ({ section, metric: r.metric, wharf: r.wharf, peer: r.peer, unit: r.unit, ratio: ratioOf(r), note: r.note ?? '' }),
+    row: (r) => ({ section, metric: r.metric, wharf: r.wharf, peer: r.peer, unit: r.unit, ratio: ratioOf(r), note: withGoal(r) }),
     exec: (cmd, args, opts) => exec(cmd, args, opts),
     wharf: (args, opts) => wharfCli(args, opts),
     log: (msg) => console.log(`  ${section}: ${msg}`),
@@ -109,7 +118,7 @@ median of BENCH_RUNS runs (3 by default). \`ratio\` is Wharf's figure over the p
 where lower is better (seconds, MiB), so above 1x means Wharf is ahead. Every section says the
 command, machine and date of its figures; \`npm run bench -- --only <section> --write\` rewrites
 one section and keeps the others. Sizes: \`BENCH_SCALE=small\` (default, a few minutes) or
-\`full\` (the sizes of the goals in the issues).
+\`full\` (the sizes of the goals in the issues; their figures go in blocks of their own).
 
 Caveat: the machine has 2 cores shared with other work, and the load generator runs on the same
 cores as the server it measures; compare ratios more than absolute figures.
@@ -118,7 +127,9 @@ cores as the server it measures; compare ratios more than absolute figures.
 /** Blocks are keyed by section and scale: `server` (small) and `server-full` live side by side. */
 async function writeDoc(blocks: Map<string, string>): Promise<void> {
   let doc = existsSync(DOC) ? await readFile(DOC, 'utf8') : INTRO;
-  if (!doc.includes('# Benchmarks')) doc = INTRO;
+  // The introduction is this file's; the blocks after it hold the figures.
+  const first = doc.indexOf('<!-- bench:');
+  doc = first >= 0 ? `${INTRO}\n${doc.slice(first)}` : INTRO;
   for (const [s, block] of blocks) {
     const wrapped = `${begin(s)}\n${block}\n${end(s)}`;
     const i = doc.indexOf(begin(s));
@@ -181,8 +192,10 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((err: unknown) => {
-    console.error(`bench: ${(err as Error).message}`);
-    process.exitCode = 1;
-  });
+  main()
+    .catch((err: unknown) => {
+      console.error(`bench: ${(err as Error).message}`);
+      process.exitCode = 1;
+    })
+    .finally(() => removeBuild());
 }

@@ -63,6 +63,10 @@ export interface RowInput {
   /** Seconds, bytes of RSS: a smaller value is the better one (the ratio is peer/wharf). */
   lowerIsBetter?: boolean;
   note?: string;
+  /** A goal from the issues: the ratio at least this (e.g. 2 for "2x Distribution"). */
+  goalRatio?: number;
+  /** A goal from the issues: Wharf's figure at most this, in `unit` (e.g. 150 MiB of RSS). */
+  goalMax?: number;
 }
 
 export interface BenchContext {
