@@ -52,7 +52,7 @@ describe('wharf serve: bytes that are not HTTP', () => {
   });
   after(async () => reg?.stop());
   test('a request line that does not parse gets 400 with the spec error body, not a stack or an HTML page', async () => {
-    const ex = await rawExchange(reg.url, 'NOT HTTP AT ALL', Buffer.alloc(0));
+    const ex = await rawExchange(reg.url, 'NOT HTTP AT ALL', Buffer.alloc(0), { timeoutMs: 30_000 });
     assert.ok(ex.reply, 'no answer');
     assertError(ex.reply, 400);
   });
@@ -64,7 +64,7 @@ describe('wharf serve: bytes that are not HTTP', () => {
   });
   test('a chunked body with a broken chunk size ends the request without a 5xx', async () => {
     const head = [`PATCH /v2/x/y/blobs/uploads/00000000-0000-4000-8000-000000000000 HTTP/1.1`, 'Host: x', 'Transfer-Encoding: chunked'].join('\r\n');
-    const ex = await rawExchange(reg.url, head, Buffer.from('zz\r\nabc\r\n0\r\n\r\n'));
+    const ex = await rawExchange(reg.url, head, Buffer.from('zz\r\nabc\r\n0\r\n\r\n'), { timeoutMs: 30_000 });
     if (ex.reply) assert.ok(ex.reply.status < 500, `got ${ex.reply.status}`);
   });
 });

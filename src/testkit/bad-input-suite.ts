@@ -195,7 +195,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
             chunks.push(Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n'));
           }
           chunks.push(Buffer.from('0\r\n\r\n'));
-          const ex = await rawExchange(url, head, Buffer.concat(chunks), { timeoutMs: 10_000 });
+          const ex = await rawExchange(url, head, Buffer.concat(chunks), { timeoutMs: 30_000 });
           assert.ok(ex.reply, 'no answer to a chunked 5 MiB manifest');
           assertStatus(ex.reply, 413);
         });
@@ -224,7 +224,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
         const d = digestOf(b);
         await unchanged(reg, async () => {
           const head = [`POST /v2/${repo}/blobs/uploads/?digest=${d} HTTP/1.1`, `Host: ${new URL(url).host}`, 'Content-Type: application/octet-stream', 'Content-Length: 60', 'Connection: close'].join('\r\n');
-          const ex = await rawExchange(url, head, b);
+          const ex = await rawExchange(url, head, b, { timeoutMs: 30_000 });
           assert.ok(ex.reply, 'no answer');
           assertSpecError(ex.reply, 400, ['DIGEST_INVALID', 'SIZE_INVALID']);
         });
@@ -234,7 +234,7 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
         const b = randomBlob(100, 'long');
         const loc = new URL(await startUpload(url, repo), url);
         const head = [`PATCH ${loc.pathname}${loc.search} HTTP/1.1`, `Host: ${loc.host}`, 'Content-Type: application/octet-stream', 'Content-Length: 1000'].join('\r\n');
-        const ex = await rawExchange(url, head, b, { end: 'half', afterMs: 20 });
+        const ex = await rawExchange(url, head, b, { end: 'half', afterMs: 20, timeoutMs: 30_000 });
         if (ex.reply) assertNo5xx(ex.reply);
         const status = await call(url, 'GET', loc.href);
         assertStatus(status, 204);
