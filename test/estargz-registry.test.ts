@@ -132,6 +132,18 @@ for (const kind of KINDS) {
       });
     });
 
+    test('a multi-range request answered with one covering range is used as it is', async () => {
+      await withProxy({ coalesceMultiRange: true }, async (repo, proxy) => {
+        const art = await openArtifact(repo, 'v1');
+        const out = join(work, 'get-coalesced');
+        await getFiles(art.fs, SMALL, { output: out });
+        for (const p of SMALL) assert.deepEqual(await readFile(join(out, p)), await readFile(join(src, p)), p);
+        assert.equal(proxy.blobGets.length, 3, JSON.stringify(proxy.blobGets));
+        assert.equal(proxy.blobGets[2]!.status, 206);
+        await art.close();
+      });
+    });
+
     test('a registry that ignores Range has the blob read whole, once', async () => {
       await withProxy({ ignoreRange: true }, async (repo, proxy) => {
         const said: string[] = [];

@@ -91,6 +91,8 @@ export interface FaultMode {
   rejectMultiRange?: boolean;
   /** Answer HEAD of a blob with 405. */
   failHead?: boolean;
+  /** Answer a multi-range request with one range that covers all (as RFC 9110 allows). */
+  coalesceMultiRange?: boolean;
 }
 
 /** A proxy in front of a registry that counts the blob bytes it relays and can play a poorer registry. */
@@ -111,6 +113,10 @@ export async function startCountingProxy(target: string, mode: FaultMode = {}): 
       return true;
     }
     if (mode.ignoreRange) delete req.headers.range;
+    if (mode.coalesceMultiRange && range?.includes(',')) {
+      const bounds = range.replace(/^bytes=/, '').split(',').map((r) => r.split('-').map(Number) as [number, number]);
+      req.headers.range = `bytes=${Math.min(...bounds.map((b) => b[0]))}-${Math.max(...bounds.map((b) => b[1]))}`;
+    }
     const up = await forward(req, target);
     const rec = { range, status: up.statusCode ?? 0, bytes: 0 };
     blobGets.push(rec);
