@@ -180,6 +180,7 @@ export async function runPushEstargz(ref: string, files: string[], flags: Flags)
   const { writeFile } = await import('node:fs/promises');
   await withContext(flags, async (ctx) => {
     const t = await ctx.open(ref, { ociLayout: bool(flags.ociLayout) });
+    if (!ctx.out.json) process.stderr.write(`Packing ${files[0]} as one eStargz layer\n`);
     const res = await pushEstargz(t.target, {
       dir: files[0]!,
       chunkSize,
