@@ -22,6 +22,8 @@ export interface FillOptions {
 }
 
 const CHUNK = 1 << 20;
+/** Bytes of the latest writes kept in memory, so that readers keeping pace need no disk read. */
+const RECENT = 4 << 20;
 
 /**
  * One upstream download of a blob, written to a staging file that any number of readers follow
@@ -43,6 +45,8 @@ export class BlobFill {
   private error: Error | undefined;
   private readonly events = new EventEmitter();
   private refs = 1; // the fill's own
+  private readonly recent: Array<{ start: number; buf: Buffer }> = [];
+  private recentBytes = 0;
   private closed = false;
 
   private constructor(
@@ -95,6 +99,13 @@ export class BlobFill {
           let off = 0;
           while (off < rest.length) off += (await this.fh.write(rest, off, rest.length - off, this.written + bytesWritten + off)).bytesWritten;
         }
+        let at = this.written;
+        for (const b of bufs) {
+          this.recent.push({ start: at, buf: b });
+          at += b.length;
+        }
+        this.recentBytes += n;
+        while (this.recentBytes > RECENT && this.recent.length > 1) this.recentBytes -= this.recent.shift()!.buf.length;
         this.written += n;
         this.events.emit('progress');
       }
@@ -151,6 +162,8 @@ export class BlobFill {
       this.state = 'failed';
       throw error;
     } finally {
+      this.recent.length = 0;
+      this.recentBytes = 0;
       this.events.emit('progress');
       await this.release();
     }
@@ -161,6 +174,17 @@ export class BlobFill {
       this.closed = true;
       await this.fh.close().catch(() => undefined);
     }
+  }
+
+  /** Bytes [pos, end) from the latest writes still in memory, or undefined when they are not. */
+  private fromMemory(pos: number, end: number): Buffer | undefined {
+    const r = this.recent;
+    if (r.length === 0 || pos < r[0]!.start) return undefined;
+    for (let i = r.length - 1; i >= 0; i--) {
+      const { start, buf } = r[i]!;
+      if (start <= pos) return pos < start + buf.length ? buf.subarray(pos - start, Math.min(buf.length, end - start)) : undefined;
+    }
+    return undefined;
   }
 
   private progress(): Promise<void> {
@@ -193,6 +217,12 @@ export class BlobFill {
           // no client (trusting Content-Length) ever holds a complete body of unverified content.
           const avail = complete() ? Math.min(self.written, end + 1) : Math.min(self.written, end);
           if (pos < avail) {
+            const mem = self.fromMemory(pos, avail);
+            if (mem) {
+              pos += mem.length;
+              yield mem;
+              continue;
+            }
             const buf = Buffer.allocUnsafe(Math.min(avail - pos, CHUNK));
             const { bytesRead } = await self.fh.read(buf, 0, buf.length, pos);
             if (bytesRead === 0) throw new OciError('INTERNAL', `cache file of ${self.digest} is shorter than written`);
