@@ -284,6 +284,19 @@ export function registrySuite(name: string, start: () => Promise<RegistryUnderTe
         assert.equal(header(put, 'docker-content-digest'), d);
         assert.ok((await call(url, 'GET', `/v2/${repo}/blobs/${d}`)).body.equals(b));
       });
+      it('a streamed PATCH without Content-Range, an empty PATCH, then PUT ?digest=', async () => {
+        const b = randomBlob(2500, 'stream');
+        const loc = await startUpload(url, repo);
+        const first = await call(url, 'PATCH', loc, { headers: OCTET, body: b });
+        assertStatus(first, 202);
+        assert.equal(header(first, 'range'), '0-2499');
+        const empty = await call(url, 'PATCH', header(first, 'location'), { headers: OCTET, body: Buffer.alloc(0) });
+        assertStatus(empty, 202);
+        assert.equal(header(empty, 'range'), '0-2499');
+        const put = await call(url, 'PUT', withQuery(header(empty, 'location'), { digest: digestOf(b) }));
+        assertStatus(put, 201);
+        assert.ok((await call(url, 'GET', `/v2/${repo}/blobs/${digestOf(b)}`)).body.equals(b));
+      });
       it('an upload that is unknown or ended answers 404 BLOB_UPLOAD_UNKNOWN', async () => {
         const b = randomBlob(10, 'ended');
         const loc = await startUpload(url, repo);
@@ -422,6 +435,15 @@ export function registrySuite(name: string, start: () => Promise<RegistryUnderTe
           for (const k of same) assert.equal(h.headers.get(k), g.headers.get(k), `HEAD ${path}: ${k}`);
           assert.equal(header(g, 'content-length'), String(g.body.length), `GET ${path}: Content-Length`);
         }
+      });
+      it('a PUT under an existing tag moves it; the same PUT again is accepted and changes nothing', async () => {
+        const first = await pushSmallImage(url, repo, 'move1', ['moving']);
+        const second = await pushSmallImage(url, repo, 'move2', ['moving']);
+        const get = await call(url, 'GET', `/v2/${repo}/manifests/moving`, { headers: { accept: MediaTypes.manifest } });
+        assert.equal(header(get, 'docker-content-digest'), second.digest);
+        assert.ok(await manifestExists(url, repo, first.digest), 'the old manifest stays by digest');
+        await pushManifest(url, repo, 'moving', second);
+        assert.ok((await call(url, 'GET', `/v2/${repo}/manifests/moving`, { headers: { accept: MediaTypes.manifest } })).body.equals(second.body));
       });
       it('an unknown manifest is 404 MANIFEST_UNKNOWN, by tag and by digest', async () => {
         await pushSmallImage(url, repo, 'known', ['known']);

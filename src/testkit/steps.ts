@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { call, assertStatus, assertNo5xx, nextLink, json, type Reply } from './http.js';
-import { digestOf, type Built, type DigestAlgorithm } from './fixtures.js';
+import { digestOf, MediaTypes, type Built, type DigestAlgorithm } from './fixtures.js';
 
 /** POST then PUT: the push method every registry must support. */
 export async function pushBlob(baseUrl: string, repo: string, data: Buffer, alg: DigestAlgorithm = 'sha256'): Promise<string> {
@@ -58,8 +58,11 @@ export async function blobExists(baseUrl: string, repo: string, digest: string):
   return r.status === 200;
 }
 
+/** Every manifest media type, as clients send in Accept (the spec says they SHOULD). */
+export const ACCEPT_MANIFESTS = [MediaTypes.manifest, MediaTypes.index, MediaTypes.dockerManifest, MediaTypes.dockerList].join(', ');
+
 export async function manifestExists(baseUrl: string, repo: string, ref: string): Promise<boolean> {
-  const r = await call(baseUrl, 'HEAD', `/v2/${repo}/manifests/${ref}`);
+  const r = await call(baseUrl, 'HEAD', `/v2/${repo}/manifests/${ref}`, { headers: { accept: ACCEPT_MANIFESTS } });
   assertNo5xx(r);
   assertStatus(r, [200, 404]);
   return r.status === 200;
