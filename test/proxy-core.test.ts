@@ -227,6 +227,35 @@ describe('blobs', () => {
     assert.match(metrics, /wharf_proxy_upstream_bytes_total\{namespace="up"\} \d+/);
   });
 
+  test('the first bytes reach the client while the upstream is still sending (stream, not store-and-forward)', async () => {
+    const data = randomBytes(4 << 20);
+    const digest = await pushBlob(upstream.url, 'team/stream', data);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    fault = async (req, res, target) => {
+      if (!req.url?.includes(`/blobs/${digest}`) || req.method !== 'GET') return false;
+      const up = await forward(req, target);
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      // Half the blob, then the upstream stalls until the test has seen bytes arrive.
+      const chunks: Buffer[] = [];
+      for await (const c of up as AsyncIterable<Buffer>) chunks.push(c);
+      const body = Buffer.concat(chunks);
+      res.write(body.subarray(0, body.length / 2));
+      await held;
+      res.end(body.subarray(body.length / 2));
+      return true;
+    };
+    const r = await fetch(`${cache.url}/v2/up/team/stream/blobs/${digest}`);
+    assert.equal(r.status, 200);
+    const reader = r.body!.getReader();
+    const first = await reader.read();
+    assert.ok(first.value && first.value.length > 0, 'bytes arrived while the upstream holds the rest back');
+    release();
+    const h = createHash('sha256').update(first.value);
+    for (let c = await reader.read(); !c.done; c = await reader.read()) h.update(c.value);
+    assert.equal(`sha256:${h.digest('hex')}`, digest);
+  });
+
   test('a Range request on a miss gets exactly the bytes asked for, and the blob is cached whole', async () => {
     const data = randomBytes(3 << 20);
     const digest = await pushBlob(upstream.url, 'team/ranged', data);
