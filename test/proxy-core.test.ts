@@ -125,6 +125,14 @@ describe('routing and caching', () => {
     assert.equal(b.status, 404);
   });
 
+  test('20 concurrent pulls of an uncached tag: one upstream manifest GET', async () => {
+    const other = await makeImage(1, 256);
+    await pushImage(upstream.url, 'team/popular', 'v1', other);
+    const rs = await Promise.all(Array.from({ length: 20 }, () => get('/v2/up/team/popular/manifests/v1')));
+    for (const r of rs) assert.equal(r.headers.get('docker-content-digest'), other.digest);
+    assert.equal(upstreamHits((r) => r.method === 'GET' && r.url.endsWith('/team/popular/manifests/v1')), 1);
+  });
+
   test('tags list is the upstream one', async () => {
     const r = await get('/v2/up/team/app/tags/list');
     assert.equal(r.status, 200);
@@ -337,5 +345,21 @@ describe('blobs', () => {
     assert.deepEqual(leftovers, []);
     fault = undefined;
     assert.equal(sha256((await get(`/v2/up/team/corrupt/blobs/${digest}`)).body), digest);
+  });
+});
+
+describe('metrics', () => {
+  test('metrics count hits, misses, upstream bytes and errors per namespace', async () => {
+    const text = await (await fetch(`${cache.url}/metrics`)).text();
+    const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
+    assert.ok(value(/^wharf_proxy_hits_total\{namespace="up",kind="manifest"\} (\d+)/m) > 0);
+    assert.ok(value(/^wharf_proxy_hits_total\{namespace="up",kind="blob"\} (\d+)/m) > 0);
+    assert.ok(value(/^wharf_proxy_misses_total\{namespace="up",kind="manifest"\} (\d+)/m) > 0);
+    assert.ok(value(/^wharf_proxy_misses_total\{namespace="up",kind="blob"\} (\d+)/m) > 0);
+    assert.ok(value(/^wharf_proxy_upstream_bytes_total\{namespace="up"\} (\d+)/m) > 0);
+    assert.ok(value(/^wharf_proxy_upstream_requests_total\{namespace="up",kind="manifest"\} (\d+)/m) > 0);
+    assert.ok(value(/^wharf_proxy_upstream_errors_total\{namespace="up",kind="blob"\} (\d+)/m) >= 2, 'the broken and the corrupted blob');
+    assert.ok(value(/^wharf_proxy_upstream_errors_total\{namespace="up",kind="revalidate"\} (\d+)/m) > 0, 'the upstream that was down');
+    assert.ok(value(/^wharf_proxy_stale_total\{namespace="up"\} (\d+)/m) > 0);
   });
 });

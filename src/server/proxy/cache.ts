@@ -95,8 +95,9 @@ export class ProxyCache {
     this.opts.onUpstream?.(t, kind);
   }
 
+  /** Counts an upstream failure (an answer of "not found" is none) and rethrows it. */
   private fail(t: ProxyTarget, kind: string, err: unknown): never {
-    this.opts.metrics.errors.labels(t.upstream.namespace, kind).inc();
+    if (!isOciError(err) || !['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'NOT_FOUND'].includes(err.code)) this.opts.metrics.errors.labels(t.upstream.namespace, kind).inc();
     throw err;
   }
 
