@@ -106,6 +106,11 @@ describe('audit log', () => {
     const lines = csv.body.toString().trim().split('\n');
     assert.equal(lines[0], 'time,user,ip,userAgent,method,action,repo,reference,digest,mediaType,artifactType,status,bytes,durationMs,outcome');
     assert.ok(lines.length > 3);
+    const dl = JSON.parse((await call(s.url, 'GET', '/api/v1/audit/downloads?repo=ml/model&since=7d', { headers: basic('root') })).body.toString()) as { downloads: Array<{ user: string; reference: string }> };
+    assert.deepEqual(dl.downloads.map((d) => `${d.user} ${d.reference}`), ['bob v3']);
+    const st = JSON.parse((await call(s.url, 'GET', '/api/v1/audit/stats?since=1d', { headers: basic('root') })).body.toString()) as { perUser: Array<{ user: string; downloads: number }> };
+    assert.ok(st.perUser.some((u) => u.user === 'bob' && u.downloads === 1));
+    assert.equal((await call(s.url, 'GET', '/api/v1/audit/stats', { headers: basic('bob') })).status, 403);
   });
 
   test('wharf audit query and stats read the database', async () => {

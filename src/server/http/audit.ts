@@ -184,7 +184,7 @@ function isLoopback(ip: string): boolean {
  * a Link header names the next page); `format=csv` exports.
  */
 export function installAuditApi(app: FastifyInstance, audit: AuditLog, auth: Authenticator | undefined): void {
-  app.get('/api/v1/audit', async (req: FastifyRequest, reply: FastifyReply) => {
+  const admit = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (auth) {
       const id = await auth.identify({ authorization: req.headers.authorization, ip: req.ip });
       if (id.kind === 'anonymous') {
@@ -195,11 +195,16 @@ export function installAuditApi(app: FastifyInstance, audit: AuditLog, auth: Aut
     } else if (!isLoopback(req.ip)) {
       throw new OciError('DENIED', 'with auth off the audit log answers local clients only');
     }
+    audit.flush();
+  };
+  const json = (reply: FastifyReply, body: unknown): FastifyReply => reply.header('cache-control', 'no-store').type('application/json').send(JSON.stringify(body));
+
+  app.get('/api/v1/audit', async (req: FastifyRequest, reply: FastifyReply) => {
+    await admit(req, reply);
     const q = req.query as Record<string, string | undefined>;
     const f = auditFilter(q);
     const limit = Math.min(Math.max(Number(q.limit ?? 100) || 100, 1), 10_000);
     const before = q.before !== undefined ? Number(q.before) : undefined;
-    audit.flush();
     const rows = audit.db.query(f, before !== undefined && Number.isFinite(before) ? { limit, before } : { limit });
     if (rows.length === limit) {
       const next = new URLSearchParams(Object.entries(q).filter((e): e is [string, string] => e[1] !== undefined && e[0] !== 'before'));
@@ -209,6 +214,17 @@ export function installAuditApi(app: FastifyInstance, audit: AuditLog, auth: Aut
     if (q.format === 'csv') {
       return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="wharf-audit.csv"').send(recordsToCsv(rows));
     }
-    return reply.type('application/json').send(JSON.stringify({ records: rows }));
+    return json(reply, { records: rows });
+  });
+
+  // Artifact downloads (a manifest pull and its blobs), and downloads per artifact and per user.
+  app.get('/api/v1/audit/downloads', async (req: FastifyRequest, reply: FastifyReply) => {
+    await admit(req, reply);
+    const q = req.query as Record<string, string | undefined>;
+    return json(reply, { downloads: audit.db.downloads(auditFilter(q), Math.min(Math.max(Number(q.limit ?? 100) || 100, 1), 10_000)) });
+  });
+  app.get('/api/v1/audit/stats', async (req: FastifyRequest, reply: FastifyReply) => {
+    await admit(req, reply);
+    return json(reply, audit.db.stats(auditFilter(req.query as Record<string, string | undefined>)));
   });
 }
