@@ -85,7 +85,11 @@ export class HtpasswdFile {
   private checkedAt = 0;
   private readonly salt = randomBytes(16).toString('hex');
   private readonly ok = new Map<string, { proof: Buffer; hash: string; until: number }>();
-  private static dummy = bcrypt.hashSync('wharf-dummy-password', 10);
+  private static dummyHash: string | undefined;
+  /** Made on first use: importing this module costs no bcrypt round. */
+  private static get dummy(): string {
+    return (HtpasswdFile.dummyHash ??= bcrypt.hashSync('wharf-dummy-password', 10));
+  }
 
   constructor(readonly path: string, private readonly cacheMs = 60_000) {}
 
