@@ -85,15 +85,17 @@ export class AuditLog {
         if (line === '') continue;
         try {
           const r = JSON.parse(line) as AuditRecord;
-          byId.set(r.id, { ...byId.get(r.id), ...r });
+          if (typeof r.id === 'string') byId.set(r.id, { ...byId.get(r.id), ...r });
         } catch {
           // A line torn by the crash was never complete: its response had not ended.
         }
       }
     }
-    if (byId.size > 0) this.db.write([...byId.values()]);
+    // A correction line whose record is gone (it was committed) is nothing to insert.
+    const complete = [...byId.values()].filter((r) => typeof r.time === 'number' && typeof r.method === 'string');
+    if (complete.length > 0) this.db.write(complete);
     for (const s of segs) unlinkSync(s.path);
-    return byId.size;
+    return complete.length;
   }
 
   private openSegment(): void {

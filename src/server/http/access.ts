@@ -91,7 +91,7 @@ async function catalog(auth: Authenticator, store: RegistryStore, id: Identity, 
   const page = after.slice(0, n);
   if (after.length > n && page.length > 0) reply.header('link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(page[page.length - 1]!)}>; rel="next"`);
   reply.header('docker-distribution-api-version', 'registry/2.0');
-  await reply.type('application/json').send(JSON.stringify({ repositories: page }));
+  reply.type('application/json').send(JSON.stringify({ repositories: page }));
 }
 
 export interface AccessOptions {
@@ -122,7 +122,11 @@ export function installAccess(app: FastifyInstance, opts: AccessOptions): void {
     } catch {
       route = undefined;
     }
-    if (route?.kind === 'catalog') return catalog(auth, opts.store, id, req, reply, opts.pageSize);
+    if (route?.kind === 'catalog') {
+      // Answered here; returning the reply ends the request's lifecycle.
+      await catalog(auth, opts.store, id, req, reply, opts.pageSize);
+      return reply;
+    }
     const need = route ? needOf(route, req.method) : undefined;
     if (!need) {
       // /v2/ and paths that are no endpoint: anyone who authenticated gets the handler's answer.
