@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { Agent, request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 
@@ -89,6 +90,33 @@ export class V2 {
 
 function bodyOf(b: AsyncIterable<Buffer> | Buffer): Buffer | Readable {
   return Buffer.isBuffer(b) ? b : Readable.from(b, { objectMode: false });
+}
+
+/**
+ * HEAD over node:http with keep-alive. undici closes the connection after every HEAD (to survive
+ * servers that send a body anyway), which would measure connection setup, not the registry.
+ */
+export class HeadClient {
+  private readonly agent: Agent;
+  constructor(readonly url: string, connections = 64) {
+    this.agent = new Agent({ keepAlive: true, maxSockets: connections });
+  }
+
+  head(path: string, headers: Record<string, string> = {}): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(new URL(path, this.url), { method: 'HEAD', headers, agent: this.agent }, (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode ?? 0));
+        res.once('error', reject);
+      });
+      req.once('error', reject);
+      req.end();
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
 }
 
 export function sha256(b: Buffer): string {

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { BigBlob, V2, opsByCount, opsByTime, sha256 } from './http.js';
+import { BigBlob, HeadClient, V2, opsByCount, opsByTime, sha256 } from './http.js';
 import { distributionVersion, median, rssOf, sampleRss } from './lib.js';
 import type { BenchContext, BenchRegistry, BenchRow } from './types.js';
 
@@ -40,115 +40,160 @@ interface Figures {
   rssAfter: number | null;
 }
 
-async function measureRegistry(ctx: BenchContext, reg: BenchRegistry, blob: BigBlob, sz: Sizes): Promise<Figures> {
-  const v2 = new V2(reg.url, 64);
-  const tag = reg.name.replace(/\W+/g, '');
-  const runs = ctx.runs;
+interface Side {
+  reg: BenchRegistry;
+  v2: V2;
+  tag: string;
+  /** The last large-blob variant pushed, which the pulls and range reads use. */
+  big: string;
+  xs: Record<'pushMono' | 'pushChunked' | 'pull' | 'smallBlobs' | 'artifacts' | 'manifestGet' | 'manifestHead' | 'rangeGet', number[]>;
+  rss: { before?: number; push?: number; pull?: number; after?: number };
+}
+
+const timed = async (fn: () => Promise<void>): Promise<number> => {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+};
+
+/** Samples the RSS of every side's server while `fn` runs; returns each side's peak. */
+async function peakRss(sides: Side[], fn: () => Promise<void>): Promise<(number | undefined)[]> {
+  const samplers = sides.map((s) => (s.reg.pid ? sampleRss(s.reg.pid) : undefined));
+  const stop = (): Promise<(number | undefined)[]> => Promise.all(samplers.map((x) => x?.stop()));
   try {
-    const before = reg.pid ? await rssOf(reg.pid) : undefined;
-    let sampler = reg.pid ? sampleRss(reg.pid) : undefined;
-
-    // Large blob: a fresh variant for every timed push, so that nothing is already there.
-    const timed = async (fn: () => Promise<void>): Promise<number> => {
-      const t0 = process.hrtime.bigint();
-      await fn();
-      return Number(process.hrtime.bigint() - t0) / 1e9;
-    };
-    const mono: number[] = [];
-    const chunked: number[] = [];
-    let last = '';
-    for (let i = 0; i < runs; i++) {
-      const v = `${tag}-mono-${i}`;
-      const d = await blob.digest(v);
-      mono.push(blob.size / MiB / (await timed(() => v2.pushMonolithic('bench/big', d, blob.size, () => blob.range(v)))));
-      last = d;
-    }
-    for (let i = 0; i < runs; i++) {
-      const v = `${tag}-chunked-${i}`;
-      const d = await blob.digest(v);
-      chunked.push(blob.size / MiB / (await timed(() => v2.pushChunked('bench/big', d, blob.size, sz.chunk, (s, e) => blob.range(v, s, e)))));
-    }
-    ctx.log(`${reg.name}: push ${median(mono).toFixed(0)} MB/s monolithic, ${median(chunked).toFixed(0)} MB/s chunked`);
-    const pushPeak = sampler ? await sampler.stop() : undefined;
-    sampler = reg.pid ? sampleRss(reg.pid) : undefined;
-    const pulls: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      let n = 0;
-      const s = await timed(async () => void (n = await v2.pull('bench/big', last)));
-      if (n !== blob.size) throw new Error(`${reg.name}: pulled ${n} bytes of ${blob.size}`);
-      pulls.push(n / MiB / s);
-    }
-    const pullPeak = sampler ? await sampler.stop() : undefined;
-    ctx.log(`${reg.name}: pull ${median(pulls).toFixed(0)} MB/s`);
-
-    // Range GETs of 4 KiB at random offsets of the large blob.
-    const ranges: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      ranges.push(
-        await opsByTime(sz.seconds, 16, async () => {
-          const off = Math.floor(Math.random() * (blob.size - 4096));
-          const n = await v2.pull('bench/big', last, `bytes=${off}-${off + 4095}`);
-          if (n !== 4096) throw new Error(`${reg.name}: range GET gave ${n} bytes`);
-        }),
-      );
-    }
-
-    // Many small blobs: 1 KiB each, unique, POST + PUT, 16 at once.
-    const small: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const bufs = Array.from({ length: sz.smallBlobs }, () => randomBytes(1024));
-      small.push(await opsByCount(bufs.length, 16, async (j) => v2.pushMonolithic('bench/small', sha256(bufs[j]!), 1024, () => bufs[j]!)));
-    }
-
-    // Small artifacts: a config, a 1 KiB layer and a manifest each, 8 clients.
-    const arts: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      arts.push(
-        await opsByCount(sz.artifacts, 8, async (j) => {
-          const config = Buffer.from(JSON.stringify({ run: i, n: j, t: tag }));
-          const layer = randomBytes(1024);
-          await v2.pushMonolithic('bench/artifacts', sha256(config), config.length, () => config);
-          await v2.pushMonolithic('bench/artifacts', sha256(layer), layer.length, () => layer);
-          const m = Buffer.from(
-            JSON.stringify({
-              schemaVersion: 2,
-              mediaType: 'application/vnd.oci.image.manifest.v1+json',
-              config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-              layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
-            }),
-          );
-          await v2.putManifest('bench/artifacts', `r${i}-${j}`, 'application/vnd.oci.image.manifest.v1+json', m);
-        }),
-      );
-    }
-
-    // Manifest GET and HEAD, 50 connections, on the last artifact's tag.
-    const ref = `/v2/bench/artifacts/manifests/r0-0`;
-    const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
-    const gets: number[] = [];
-    const heads: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      gets.push(await opsByTime(sz.seconds, 50, async () => void (await (await v2.req({ method: 'GET', path: ref, headers: accept }, [200])).body.text())));
-      heads.push(await opsByTime(sz.seconds, 50, async () => void (await (await v2.req({ method: 'HEAD', path: ref, headers: accept }, [200])).body.dump())));
-    }
-    const after = reg.pid ? await rssOf(reg.pid) : undefined;
-    return {
-      pushMono: median(mono),
-      pushChunked: median(chunked),
-      pull: median(pulls),
-      smallBlobs: median(small),
-      artifacts: median(arts),
-      manifestGet: median(gets),
-      manifestHead: median(heads),
-      rangeGet: median(ranges),
-      rssBefore: before?.rss ?? null,
-      rssPush: pushPeak ?? null,
-      rssPull: pullPeak ?? null,
-      rssAfter: after?.rss ?? null,
-    };
-  } finally {
-    await v2.close();
+    await fn();
+  } catch (err) {
+    await stop();
+    throw err;
   }
+  return stop();
+}
+
+/**
+ * Every figure is taken run by run, each run on every registry in turn, so that load from
+ * elsewhere on the machine falls on both sides alike.
+ */
+async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Sizes): Promise<void> {
+  const runs = ctx.runs;
+  const each = async (fn: (side: Side, i: number) => Promise<void>): Promise<void> => {
+    for (let i = 0; i < runs; i++) for (const side of sides) await fn(side, i);
+  };
+  for (const side of sides) side.rss.before = side.reg.pid ? (await rssOf(side.reg.pid))?.rss : undefined;
+
+  // Large blob: a fresh variant for every timed push, so that nothing is already there.
+  const pushPeaks = await peakRss(sides, async () => {
+    await each(async (side, i) => {
+      const v = `${side.tag}-mono-${i}`;
+      const d = await blob.digest(v);
+      side.xs.pushMono.push(blob.size / MiB / (await timed(() => side.v2.pushMonolithic('bench/big', d, blob.size, () => blob.range(v)))));
+      side.big = d;
+    });
+    await each(async (side, i) => {
+      const v = `${side.tag}-chunked-${i}`;
+      const d = await blob.digest(v);
+      side.xs.pushChunked.push(blob.size / MiB / (await timed(() => side.v2.pushChunked('bench/big', d, blob.size, sz.chunk, (a, b) => blob.range(v, a, b)))));
+    });
+  });
+  const pullPeaks = await peakRss(sides, () =>
+    each(async (side) => {
+      let n = 0;
+      const secs = await timed(async () => void (n = await side.v2.pull('bench/big', side.big)));
+      if (n !== blob.size) throw new Error(`${side.reg.name}: pulled ${n} bytes of ${blob.size}`);
+      side.xs.pull.push(n / MiB / secs);
+    }),
+  );
+  sides.forEach((side, k) => {
+    side.rss.push = pushPeaks[k];
+    side.rss.pull = pullPeaks[k];
+    ctx.log(`${side.reg.name}: push ${median(side.xs.pushMono).toFixed(0)} MB/s monolithic, ${median(side.xs.pushChunked).toFixed(0)} MB/s chunked, pull ${median(side.xs.pull).toFixed(0)} MB/s`);
+  });
+
+  // Range GETs of 4 KiB at random offsets of the large blob.
+  await each(async (side) => {
+    side.xs.rangeGet.push(
+      await opsByTime(sz.seconds, 16, async () => {
+        const off = Math.floor(Math.random() * (blob.size - 4096));
+        const n = await side.v2.pull('bench/big', side.big, `bytes=${off}-${off + 4095}`);
+        if (n !== 4096) throw new Error(`${side.reg.name}: range GET gave ${n} bytes`);
+      }),
+    );
+  });
+
+  // Many small blobs: 1 KiB each, unique, POST + PUT, 16 at once.
+  await each(async (side) => {
+    const bufs = Array.from({ length: sz.smallBlobs }, () => randomBytes(1024));
+    side.xs.smallBlobs.push(await opsByCount(bufs.length, 16, async (j) => side.v2.pushMonolithic('bench/small', sha256(bufs[j]!), 1024, () => bufs[j]!)));
+  });
+
+  // Small artifacts: a config, a 1 KiB layer and a manifest each, 8 clients.
+  await each(async (side, i) => {
+    side.xs.artifacts.push(
+      await opsByCount(sz.artifacts, 8, async (j) => {
+        const config = Buffer.from(JSON.stringify({ run: i, n: j, t: side.tag }));
+        const layer = randomBytes(1024);
+        await side.v2.pushMonolithic('bench/artifacts', sha256(config), config.length, () => config);
+        await side.v2.pushMonolithic('bench/artifacts', sha256(layer), layer.length, () => layer);
+        const m = Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+            layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
+          }),
+        );
+        await side.v2.putManifest('bench/artifacts', `r${i}-${j}`, 'application/vnd.oci.image.manifest.v1+json', m);
+      }),
+    );
+  });
+
+  // Manifest GET and HEAD, 50 connections, on one artifact's tag.
+  const ref = `/v2/bench/artifacts/manifests/r0-0`;
+  const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
+  await each(async (side) => {
+    const v2 = side.v2;
+    side.xs.manifestGet.push(await opsByTime(sz.seconds, 50, async () => void (await (await v2.req({ method: 'GET', path: ref, headers: accept }, [200])).body.text())));
+    const hc = new HeadClient(side.reg.url, 50);
+    try {
+      side.xs.manifestHead.push(
+        await opsByTime(sz.seconds, 50, async () => {
+          const status = await hc.head(ref, accept);
+          if (status !== 200) throw new Error(`${side.reg.name}: HEAD ${ref}: ${status}`);
+        }),
+      );
+    } finally {
+      hc.close();
+    }
+  });
+  for (const side of sides) side.rss.after = side.reg.pid ? (await rssOf(side.reg.pid))?.rss : undefined;
+}
+
+function figuresOf(side: Side): Figures {
+  const m = (xs: number[]): number => median(xs);
+  return {
+    pushMono: m(side.xs.pushMono),
+    pushChunked: m(side.xs.pushChunked),
+    pull: m(side.xs.pull),
+    smallBlobs: m(side.xs.smallBlobs),
+    artifacts: m(side.xs.artifacts),
+    manifestGet: m(side.xs.manifestGet),
+    manifestHead: m(side.xs.manifestHead),
+    rangeGet: m(side.xs.rangeGet),
+    rssBefore: side.rss.before ?? null,
+    rssPush: side.rss.push ?? null,
+    rssPull: side.rss.pull ?? null,
+    rssAfter: side.rss.after ?? null,
+  };
+}
+
+function sideOf(reg: BenchRegistry): Side {
+  return {
+    reg,
+    v2: new V2(reg.url, 64),
+    tag: reg.name.replace(/\W+/g, ''),
+    big: '',
+    xs: { pushMono: [], pushChunked: [], pull: [], smallBlobs: [], artifacts: [], manifestGet: [], manifestHead: [], rangeGet: [] },
+    rss: {},
+  };
 }
 
 export async function run(ctx: BenchContext): Promise<BenchRow[]> {
@@ -158,19 +203,21 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
   const blob = await BigBlob.create(join(ctx.tmp, 'big.bin'), sz.big);
 
   const w = await ctx.startWharf();
-  let wf: Figures;
-  try {
-    wf = await measureRegistry(ctx, w, blob, sz);
-  } finally {
+  const d = await ctx.startDistribution().catch(async (err: unknown) => {
     await w.stop();
-  }
-  const d = await ctx.startDistribution();
-  let df: Figures | undefined;
+    throw err;
+  });
+  const sides = [sideOf(w), ...(d ? [sideOf(d)] : [])];
   try {
-    if (d) df = await measureRegistry(ctx, d, blob, sz);
+    await measure(ctx, sides, blob, sz);
   } finally {
-    await d?.stop();
+    for (const side of sides) {
+      await side.v2.close();
+      await side.reg.stop();
+    }
   }
+  const wf = figuresOf(sides[0]!);
+  const df = sides[1] ? figuresOf(sides[1]) : undefined;
   const vs = d ? `vs Distribution ${distributionVersion()}` : 'Distribution missing';
   const r = (metric: string, key: keyof Figures, unit: string, note: string, goal: { goalRatio?: number; goalMax?: number; lowerIsBetter?: boolean } = {}): BenchRow =>
     ctx.row({ metric, wharf: wf[key], peer: df?.[key] ?? null, unit, note: `${vs}; ${note}`, ...goal });
@@ -182,7 +229,7 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     r('push 1 KiB blobs, 16 at once', 'smallBlobs', 'blobs/s', 'POST+PUT each'),
     r('push small artifacts (config, 1 KiB layer, manifest), 8 clients', 'artifacts', 'artifacts/s', '5 requests each', { goalRatio: 3 }),
     r('manifest GET, 50 connections', 'manifestGet', 'req/s', `${sz.seconds} s per run`, { goalRatio: 2 }),
-    r('manifest HEAD, 50 connections', 'manifestHead', 'req/s', `${sz.seconds} s per run`, { goalRatio: 2 }),
+    r('manifest HEAD, 50 connections', 'manifestHead', 'req/s', `${sz.seconds} s per run, node:http keep-alive (undici closes after HEAD)`, { goalRatio: 2 }),
     r('blob range GET (4 KiB), 16 at once', 'rangeGet', 'req/s', `${sz.seconds} s per run, random offsets`),
     r('server RSS at start', 'rssBefore', 'MiB', 'idle', { lowerIsBetter: true }),
     r(`server peak RSS, pushing the ${big} blob ${ctx.runs * 2} times`, 'rssPush', 'MiB', 'sampled every 50 ms', rss),
