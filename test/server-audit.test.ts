@@ -7,7 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -149,6 +149,23 @@ describe('audit retention', () => {
 });
 
 describe('audit durability', () => {
+  test('a journal with a torn last line and a stray correction line is replayed, and the server starts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-replay-'));
+    try {
+      await mkdir(join(dir, 'audit', 'journal'), { recursive: true });
+      const rec = { id: 'r1', time: Date.now(), user: 'bob', ip: '10.0.0.1', userAgent: 'x', method: 'GET', action: 'pull', repo: 'a/b', reference: 'v1', digest: null, mediaType: null, artifactType: null, status: 200, bytes: 10, durationMs: 1, outcome: 'completed' };
+      await writeFile(join(dir, 'audit', 'journal', 'journal-7.log'), `${JSON.stringify(rec)}\n${JSON.stringify({ id: 'gone', outcome: 'aborted', bytes: 1 })}\n{"id":"torn","ti`);
+      const s = await startServer({ dataDir: dir, logLevel: 'silent' });
+      await s.close();
+      const db = new AuditDb(join(dir, 'audit', 'audit.db'));
+      assert.deepEqual(db.query({}).map((r) => `${r.id} ${r.user} ${r.repo}`), ['r1 bob a/b']);
+      db.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+
   test('kill -9 right after responses completed loses no record (the journal is replayed on start)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-kill-'));
     const port = await freePort();
