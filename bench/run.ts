@@ -8,7 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { exec, hasBin, median, removeBuild, ROOT, startDistributionProcess, startWharfProcess, wharfCli, wharfEntry } from './lib.js';
@@ -170,13 +170,14 @@ async function main(): Promise<void> {
     }
     const tmp = await mkdtemp(join(tmpdir(), `wharf-bench-${name}-`));
     const t0 = Date.now();
+    const load0 = loadavg()[0]!;
     try {
       const rows = await mod.run(makeContext(name, scale, runs, tmp));
       all.push(...rows);
       const secs = ((Date.now() - t0) / 1000).toFixed(0);
       console.log(`\n${table(rows)}\n  (${secs} s)`);
       const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      blocks.set(scale === 'small' ? name : `${name}-${scale}`, `## ${name}${scale === 'small' ? '' : ` (BENCH_SCALE=${scale})`}\n\n${table(rows)}\n\nCommand: \`${command}\` (scale ${scale}, median of ${runs}), ${date}, ${machine()}; wharf ran ${how}; the section took ${secs} s.`);
+      blocks.set(scale === 'small' ? name : `${name}-${scale}`, `## ${name}${scale === 'small' ? '' : ` (BENCH_SCALE=${scale})`}\n\n${table(rows)}\n\nCommand: \`${command}\` (scale ${scale}, median of ${runs}), ${date}, ${machine()}; wharf ran ${how}; the section took ${secs} s, load average ${load0.toFixed(1)} before and ${loadavg()[0]!.toFixed(1)} after.`);
     } catch (err) {
       failed++;
       console.error(`  ${name} failed: ${(err as Error).stack ?? String(err)}`);
