@@ -224,3 +224,25 @@ describe('wharf cache prune', () => {
     assert.equal(await pull(cache.url, 'up/team/b', 'v1', b), b.digest);
   });
 });
+
+describe('background pruning', () => {
+  test('proxy.prune in the config drops images down to the quota while the server runs', async () => {
+    const data = join(tmp, 'bg-prune');
+    const s = await startServer({
+      dataDir: data,
+      logLevel: 'silent',
+      config: { storage: { fsync: false }, proxy: { prune: { interval: '1s', maxSize: 1 }, upstreams: [{ namespace: 'up', url: fwd.url }] } },
+    });
+    try {
+      await pull(s.url, 'up/team/b', 'v1', b);
+      for (const bl of b.blobs) await s.proxy!.cache.fillOf(bl.digest)?.done;
+      // Wait (bounded) for the timer: the image goes, and its blobs with it.
+      const tag = join(data, paths.tag('up/team/b', 'v1'));
+      for (let i = 0; i < 100 && (await stat(tag).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+      await assert.rejects(stat(tag), 'the tag was pruned');
+      for (const bl of b.blobs) await assert.rejects(stat(join(data, paths.blobData(bl.digest))));
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -133,6 +133,34 @@ describe('routing and caching', () => {
     assert.equal(upstreamHits((r) => r.method === 'GET' && r.url.endsWith('/team/popular/manifests/v1')), 1);
   });
 
+  test('an image index and its platform manifests are cached like any manifest', async () => {
+    const amd = await makeImage(1, 300, 'amd64');
+    const arm = await makeImage(1, 300, 'arm64');
+    await pushImage(upstream.url, 'team/multi', 'amd64', amd);
+    await pushImage(upstream.url, 'team/multi', 'arm64', arm);
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd.digest, size: amd.manifest.length, platform: { architecture: 'amd64', os: 'linux' } },
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: arm.digest, size: arm.manifest.length, platform: { architecture: 'arm64', os: 'linux' } },
+        ],
+      }),
+    );
+    const put = await fetch(`${upstream.url}/v2/team/multi/manifests/v1`, { method: 'PUT', body: new Uint8Array(index), headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } });
+    assert.equal(put.status, 201);
+    const r = await get('/v2/up/team/multi/manifests/v1');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), 'application/vnd.oci.image.index.v1+json');
+    assert.deepEqual(r.body, index);
+    const child = await get(`/v2/up/team/multi/manifests/${arm.digest}`);
+    assert.deepEqual(child.body, arm.manifest);
+    const n = fwd.requests.length;
+    assert.deepEqual((await get(`/v2/up/team/multi/manifests/${arm.digest}`)).body, arm.manifest);
+    assert.equal(fwd.requests.length, n);
+  });
+
   test('tags list is the upstream one', async () => {
     const r = await get('/v2/up/team/app/tags/list');
     assert.equal(r.status, 200);
