@@ -243,7 +243,8 @@ export class ProxyCache {
 
   /** The fill under way for `digest`, if any. */
   fillOf(digest: Digest): BlobFill | undefined {
-    return this.fills.get(digest);
+    const f = this.fills.get(digest);
+    return f && !f.settled ? f : undefined;
   }
 
   /**
@@ -254,7 +255,7 @@ export class ProxyCache {
   async fill(t: ProxyTarget, digest: Digest): Promise<BlobFill | undefined> {
     const ns = t.upstream.namespace;
     if (t.upstream.offline) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not cached, and ${ns} is offline`, { detail: { digest } });
-    const running = this.fills.get(digest);
+    const running = this.fillOf(digest);
     if (running) {
       this.opts.metrics.coalesced.labels(ns, 'blob').inc();
       this.linkWhenDone(t, running);

@@ -73,6 +73,11 @@ export class BlobFill {
     return new BlobFill(fh, abs, `_tmp/${name}`, opts);
   }
 
+  /** True once the fill has ended, well or not: new readers must not join it any more. */
+  get settled(): boolean {
+    return this.state === 'done' || this.state === 'failed';
+  }
+
   get bytesWritten(): number {
     return this.written;
   }
