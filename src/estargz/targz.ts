@@ -78,7 +78,7 @@ export async function openTarGz(src: RangedBlobSource, opts: TarGzOpenOptions = 
         tree.add(st);
       }
     })();
-    await Promise.all([pipeline(Readable.from(blob()), createGunzip(), extract as unknown as Writable), consume]);
+    await Promise.all([pipeline(Readable.from(blob()), createGunzip({ chunkSize: 1 << 20 }), extract as unknown as Writable), consume]);
     if (hash && opts.layerDigest) {
       const got = `${parseDigest(opts.layerDigest).algorithm}:${hash.digest('hex')}`;
       if (got !== opts.layerDigest) throw new OciError('DIGEST_INVALID', `the layer is ${got}, the manifest says ${opts.layerDigest}: it was altered`);
