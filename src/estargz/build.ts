@@ -74,7 +74,7 @@ class MemberWriter {
 
   /** A member of its own for `raw` (the pending header member goes first). */
   async member(raw: Buffer, placed?: (offset: number) => void): Promise<void> {
-    if (this.pendingLen > 0 && raw !== undefined) await this.flush();
+    if (this.pendingLen > 0) await this.flush();
     this.diffHash.update(raw);
     this.uncompressed += raw.length;
     const gz = gzip(raw, { level: this.level });

@@ -114,7 +114,7 @@ export async function openEstargz(src: RangedBlobSource, opts: EstargzOpenOption
   if (opts.tocDigest && got !== opts.tocDigest) {
     throw new OciError('DIGEST_INVALID', `the eStargz TOC of ${opts.layerDigest ?? 'the layer'} is ${got}, but the manifest's ${'containerd.io/snapshot/stargz/toc.digest'} annotation says ${opts.tocDigest}: the layer was altered`);
   }
-  if (!opts.tocDigest) opts.onWarning?.(`the layer ${opts.layerDigest ?? ''} has no toc.digest annotation; its TOC cannot be verified (chunks are still checked against it)`.replace('  ', ' '));
+  if (!opts.tocDigest) opts.onWarning?.(`${opts.layerDigest ? `layer ${opts.layerDigest}` : 'the layer'} has no toc.digest annotation; its TOC cannot be verified (chunks are still checked against it)`);
   const toc = parseToc(json);
   if (!cached && opts.layerDigest) await opts.cache?.putToc(opts.layerDigest, { tocOffset, blobSize, json });
   return new EstargzReader(src, toc, tocOffset, got, opts);
