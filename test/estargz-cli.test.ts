@@ -164,3 +164,45 @@ test('push --estargz into an OCI layout, and ls and cat from it', async () => {
   const cat = await wharf(['cat', '--oci-layout', `${layout}:v1`, 'hello.txt'], { env });
   assert.equal(cat.stdout, 'hello, eStargz\n');
 });
+
+test('an image of two eStargz layers is read as a runtime stacks them: later files win, whiteouts delete', async () => {
+  const { buildEstargzFile, TOC_DIGEST_ANNOTATION } = await import('../src/estargz/index.js');
+  const { LocalSource, openArtifact } = await import('../src/client/index.js');
+  const { copyGraph } = await import('../src/content/index.js');
+  const { MediaType, digestOf } = await import('../src/spec/index.js');
+  const lower = join(work, 'lower');
+  const upper = join(work, 'upper');
+  await mkdir(join(lower, 'dir'), { recursive: true });
+  await mkdir(join(upper, 'dir'), { recursive: true });
+  await writeFile(join(lower, 'a.txt'), 'old a');
+  await writeFile(join(lower, 'b.txt'), 'b');
+  await writeFile(join(lower, 'dir', 'c.txt'), 'c');
+  await writeFile(join(upper, 'a.txt'), 'new a');
+  await writeFile(join(upper, '.wh.b.txt'), '');
+  await writeFile(join(upper, 'dir', '.wh..wh..opq'), '');
+  await writeFile(join(upper, 'dir', 'd.txt'), 'd');
+  const s = new LocalSource();
+  const layers = [];
+  for (const [i, d] of [lower, upper].entries()) {
+    const f = join(work, `layer${i}.tar.gz`);
+    const r = await buildEstargzFile(d, f);
+    const l = { mediaType: MediaType.ImageLayerGzip, digest: r.digest, size: r.size, annotations: { [TOC_DIGEST_ANNOTATION]: r.tocDigest } };
+    s.addFile(l, f);
+    layers.push(l);
+  }
+  const cfg = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+  const config = { mediaType: MediaType.ImageConfig, digest: digestOf(cfg), size: cfg.length };
+  s.addBytes(config, cfg);
+  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageManifest, config, layers }));
+  const desc = { mediaType: MediaType.ImageManifest, digest: digestOf(body), size: body.length };
+  s.addBytes(desc, body);
+  const reg = new Registry(host, { plainHttp: true });
+  const repo = reg.repository('cli/stack');
+  await copyGraph(s, repo, desc);
+  const art = await openArtifact(repo, desc.digest);
+  assert.deepEqual(art.fs.list().map((e) => e.path).sort(), ['a.txt', 'dir', 'dir/d.txt']);
+  assert.equal((await art.fs.readFile('a.txt')).toString(), 'new a');
+  assert.equal((await art.fs.readFile('dir/d.txt')).toString(), 'd');
+  await art.close();
+  await reg.close();
+});

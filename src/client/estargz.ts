@@ -173,10 +173,13 @@ class OverlayFS implements LayerFS {
   constructor(private readonly layers: LayerFS[]) {
     this.kind = layers.every((l) => l.kind === 'estargz') ? 'estargz' : 'tar.gz';
     const merged = new Map<string, { st: FileStat; fs: LayerFS }>();
+    // Whiteouts hide what lower layers hold, never what their own layer holds.
+    let current: LayerFS | undefined;
     const removeUnder = (dir: string, self: boolean): void => {
-      for (const k of [...merged.keys()]) if ((self && k === dir) || k.startsWith(dir === '' ? '' : `${dir}/`)) merged.delete(k);
+      for (const [k, v] of [...merged]) if (v.fs !== current && ((self && k === dir) || k.startsWith(dir === '' ? '' : `${dir}/`))) merged.delete(k);
     };
     for (const fs of layers) {
+      current = fs;
       for (const st of fs.list()) {
         const i = st.path.lastIndexOf('/');
         const parent = i < 0 ? '' : st.path.slice(0, i);
