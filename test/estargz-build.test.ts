@@ -103,6 +103,9 @@ test('a wrong toc.digest, or a tampered chunk, is a clear error', async () => {
   try {
     const data = await readFile(blob);
     await assert.rejects(openEstargz(new BufferBlobSource(data), { tocDigest: `sha256:${'0'.repeat(64)}` }), /toc\.digest.*altered/);
+    const said: string[] = [];
+    await openEstargz(new BufferBlobSource(data), { onWarning: (m) => said.push(m) });
+    assert.match(said[0] ?? '', /no toc\.digest annotation; its TOC cannot be verified/);
     const fs = await openEstargz(new BufferBlobSource(data), { tocDigest: res.tocDigest });
     const [r] = fs.rangesFor('hello.txt');
     const bad = Buffer.from(data);
