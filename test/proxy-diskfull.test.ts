@@ -8,12 +8,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../src/server/index.js';
 import { paths } from '../src/server/store/paths.js';
-import { pushBlob, sha256 } from './helpers/proxy-images.js';
+import { makeImage, pushBlob, pushImage, sha256 } from './helpers/proxy-images.js';
 
 let tmp: string;
 let mnt: string;
@@ -72,4 +72,29 @@ test('a full disk fails the pull, leaves nothing behind, and the cache recovers'
   assert.equal(sha256(Buffer.from(await r.arrayBuffer())), smallDigest);
   await cache.proxy!.cache.fillOf(smallDigest)?.done;
   assert.ok(await stat(join(mnt, 'data', paths.blobData(smallDigest))), 'cached again');
+});
+
+test('a manifest miss on a full disk is a 503 with the reason; space back, it is cached', async (t) => {
+  if (skip) return t.skip(skip);
+  const img = await makeImage(1, 100);
+  await pushImage(upstream.url, 'team/tiny', 'v1', img);
+  // Fill what is left of the tmpfs.
+  const filler = join(mnt, 'filler');
+  const fh = await open(filler, 'w');
+  try {
+    for (;;) await fh.write(Buffer.alloc(256 << 10));
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  } finally {
+    await fh.close();
+  }
+  const r = await fetch(`${cache.url}/v2/up/team/tiny/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  const body = await r.text();
+  assert.equal(r.status, 503, body);
+  assert.match(body, /disk is full/);
+  await rm(filler);
+  const ok = await fetch(`${cache.url}/v2/up/team/tiny/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers.get('docker-content-digest'), img.digest);
+  await ok.arrayBuffer();
 });

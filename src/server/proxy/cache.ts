@@ -157,8 +157,13 @@ export class ProxyCache {
       this.fail(t, 'manifest', err);
     }
     this.opts.metrics.upstreamBytes.labels(t.upstream.namespace).inc(got.body.length);
-    await this.markNamespace(t.upstream.namespace, t.upstream.url.origin);
-    await this.saveManifest(t.local, got.desc, got.body);
+    try {
+      await this.markNamespace(t.upstream.namespace, t.upstream.url.origin);
+      await this.saveManifest(t.local, got.desc, got.body);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new OciError('UNAVAILABLE', `cannot cache manifest ${got.desc.digest} of ${t.local}: ${code === 'ENOSPC' ? 'the cache disk is full' : (err as Error).message}`, { cause: err });
+    }
     return got.desc.digest;
   }
 
