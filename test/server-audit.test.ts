@@ -94,13 +94,13 @@ describe('audit log', () => {
     assert.equal((await call(s.url, 'GET', '/api/v1/audit', { headers: basic('bob') })).status, 403);
     const r = await call(s.url, 'GET', '/api/v1/audit?repo=ml/model&user=bob&limit=1', { headers: basic('root') });
     assert.equal(r.status, 200);
-    const page = JSON.parse(r.body.toString()) as { records: Array<{ repo: string; user: string; seq: number }> };
+    const page = JSON.parse(r.body.toString()) as { records: Array<{ repo: string; user: string; id: number }> };
     assert.equal(page.records.length, 1);
     assert.equal(page.records[0]!.user, 'bob');
     const next = /<([^>]+)>; rel="next"/.exec(r.headers.get('link') ?? '')?.[1];
     assert.ok(next);
-    const p2 = JSON.parse((await call(s.url, 'GET', next, { headers: basic('root') })).body.toString()) as { records: Array<{ seq: number }> };
-    assert.ok(p2.records[0]!.seq < page.records[0]!.seq);
+    const p2 = JSON.parse((await call(s.url, 'GET', next, { headers: basic('root') })).body.toString()) as { records: Array<{ id: number }> };
+    assert.ok(p2.records[0]!.id < page.records[0]!.id);
     const csv = await call(s.url, 'GET', '/api/v1/audit?repo=ml/*&format=csv', { headers: basic('root') });
     assert.match(csv.headers.get('content-type') ?? '', /^text\/csv/);
     const lines = csv.body.toString().trim().split('\n');
@@ -153,12 +153,12 @@ describe('audit durability', () => {
     const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-replay-'));
     try {
       await mkdir(join(dir, 'audit', 'journal'), { recursive: true });
-      const rec = { id: 'r1', time: Date.now(), user: 'bob', ip: '10.0.0.1', userAgent: 'x', method: 'GET', action: 'pull', repo: 'a/b', reference: 'v1', digest: null, mediaType: null, artifactType: null, status: 200, bytes: 10, durationMs: 1, outcome: 'completed' };
-      await writeFile(join(dir, 'audit', 'journal', 'journal-7.log'), `${JSON.stringify(rec)}\n${JSON.stringify({ id: 'gone', outcome: 'aborted', bytes: 1 })}\n{"id":"torn","ti`);
+      const rec = { id: 7001, time: Date.now(), user: 'bob', ip: '10.0.0.1', userAgent: 'x', method: 'GET', action: 'pull', repo: 'a/b', reference: 'v1', digest: null, mediaType: null, artifactType: null, status: 200, bytes: 10, durationMs: 1, outcome: 'completed' };
+      await writeFile(join(dir, 'audit', 'journal', 'journal-7.log'), `${JSON.stringify(rec)}\n${JSON.stringify({ id: 7002, outcome: 'aborted', bytes: 1 })}\n{"id":7003,"ti`);
       const s = await startServer({ dataDir: dir, logLevel: 'silent' });
       await s.close();
       const db = new AuditDb(join(dir, 'audit', 'audit.db'));
-      assert.deepEqual(db.query({}).map((r) => `${r.id} ${r.user} ${r.repo}`), ['r1 bob a/b']);
+      assert.deepEqual(db.query({}).map((r) => `${r.id} ${r.user} ${r.repo}`), ['7001 bob a/b']);
       db.close();
     } finally {
       await rm(dir, { recursive: true, force: true });

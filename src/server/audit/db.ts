@@ -3,22 +3,22 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditFilter, AuditRecord, DownloadRow } from './types.js';
 
+const SCHEMA_VERSION = 2;
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS requests (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE,
+  id INTEGER PRIMARY KEY,
   time INTEGER NOT NULL,
   user TEXT, ip TEXT NOT NULL, user_agent TEXT, method TEXT NOT NULL, action TEXT NOT NULL,
   repo TEXT, reference TEXT, digest TEXT, media_type TEXT, artifact_type TEXT,
   status INTEGER NOT NULL, bytes INTEGER NOT NULL, duration_ms REAL NOT NULL, outcome TEXT NOT NULL,
-  download_id TEXT
+  download_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS requests_time ON requests(time);
 CREATE INDEX IF NOT EXISTS requests_repo ON requests(repo, time);
 CREATE INDEX IF NOT EXISTS requests_user ON requests(user, time);
 CREATE INDEX IF NOT EXISTS requests_digest ON requests(digest);
 CREATE TABLE IF NOT EXISTS downloads (
-  id TEXT PRIMARY KEY, time INTEGER NOT NULL, last_time INTEGER NOT NULL,
+  id INTEGER PRIMARY KEY, time INTEGER NOT NULL, last_time INTEGER NOT NULL,
   user TEXT, ip TEXT NOT NULL, repo TEXT NOT NULL, reference TEXT, digest TEXT NOT NULL, artifact_type TEXT,
   blobs_total INTEGER NOT NULL, blobs_done INTEGER NOT NULL, bytes INTEGER NOT NULL, completed INTEGER NOT NULL
 );
@@ -27,9 +27,9 @@ CREATE INDEX IF NOT EXISTS downloads_time ON downloads(time);
 
 type Row = Record<string, unknown>;
 
-function toRecord(r: Row): AuditRecord & { downloadId: string | null } {
+function toRecord(r: Row): AuditRecord & { downloadId: number | null } {
   return {
-    id: r.id as string,
+    id: r.id as number,
     time: r.time as number,
     user: r.user as string | null,
     ip: r.ip as string,
@@ -45,13 +45,13 @@ function toRecord(r: Row): AuditRecord & { downloadId: string | null } {
     bytes: r.bytes as number,
     durationMs: r.duration_ms as number,
     outcome: r.outcome as AuditRecord['outcome'],
-    downloadId: r.download_id as string | null,
+    downloadId: r.download_id as number | null,
   };
 }
 
 function toDownload(r: Row): DownloadRow {
   return {
-    id: r.id as string,
+    id: r.id as number,
     time: r.time as number,
     lastTime: r.last_time as number,
     user: r.user as string | null,
@@ -98,7 +98,14 @@ export class AuditDb {
       this.db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode: a committed transaction survives the process being killed.
       this.db.pragma('synchronous = NORMAL');
-      this.db.exec(SCHEMA);
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      if (version < SCHEMA_VERSION) {
+        // An older layout is kept aside, not converted.
+        const old = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('requests', 'downloads')").all() as Array<{ name: string }>;
+        for (const t of old) this.db.exec(`ALTER TABLE ${t.name} RENAME TO ${t.name}_v${version}`);
+        this.db.exec(SCHEMA);
+        this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      }
     }
     this.db.pragma('busy_timeout = 5000');
     this.insert = opts.readonly
@@ -108,7 +115,7 @@ export class AuditDb {
   }
 
   /** Inserts records and download rows in one transaction; a record already there is kept. */
-  write(records: Array<AuditRecord & { downloadId?: string | null }>, downloads: DownloadRow[] = []): void {
+  write(records: Array<AuditRecord & { downloadId?: number | null }>, downloads: DownloadRow[] = []): void {
     const up = (this.upsertDownload ??= this.db.prepare(`INSERT INTO downloads (id, time, last_time, user, ip, repo, reference, digest, artifact_type, blobs_total, blobs_done, bytes, completed)
       VALUES (@id, @time, @lastTime, @user, @ip, @repo, @reference, @digest, @artifactType, @blobsTotal, @blobsDone, @bytes, @completed)
       ON CONFLICT(id) DO UPDATE SET last_time = excluded.last_time, blobs_done = excluded.blobs_done, bytes = excluded.bytes, completed = excluded.completed`));
@@ -118,17 +125,17 @@ export class AuditDb {
     })();
   }
 
-  has(id: string): boolean {
+  has(id: number): boolean {
     return this.db.prepare('SELECT 1 FROM requests WHERE id = ?').get(id) !== undefined;
   }
 
-  /** Records, newest first; `before` is the `seq` cursor of the previous page. */
-  query(f: AuditFilter, page: { limit?: number; before?: number } = {}): Array<AuditRecord & { seq: number; downloadId: string | null }> {
+  /** Records, newest first; `before` is the id cursor of the previous page. */
+  query(f: AuditFilter, page: { limit?: number; before?: number } = {}): Array<AuditRecord & { downloadId: number | null }> {
     const w = where(f, 'requests');
-    const cursor = page.before !== undefined ? `${w.sql ? `${w.sql} AND` : 'WHERE'} seq < ?` : w.sql;
+    const cursor = page.before !== undefined ? `${w.sql ? `${w.sql} AND` : 'WHERE'} id < ?` : w.sql;
     const args = page.before !== undefined ? [...w.args, page.before] : w.args;
-    const rows = this.db.prepare(`SELECT * FROM requests ${cursor} ORDER BY seq DESC LIMIT ?`).all(...args, page.limit ?? 100) as Row[];
-    return rows.map((r) => ({ ...toRecord(r), seq: r.seq as number }));
+    const rows = this.db.prepare(`SELECT * FROM requests ${cursor} ORDER BY id DESC LIMIT ?`).all(...args, page.limit ?? 100) as Row[];
+    return rows.map(toRecord);
   }
 
   downloads(f: AuditFilter, limit = 100): DownloadRow[] {
@@ -157,7 +164,7 @@ export class AuditDb {
       this.db.prepare('DELETE FROM downloads WHERE last_time < ?').run(now - opts.maxAge);
     }
     if (opts.maxRows !== undefined) {
-      n += this.db.prepare('DELETE FROM requests WHERE seq <= (SELECT seq FROM requests ORDER BY seq DESC LIMIT 1 OFFSET ?)').run(opts.maxRows).changes;
+      n += this.db.prepare('DELETE FROM requests WHERE id <= (SELECT id FROM requests ORDER BY id DESC LIMIT 1 OFFSET ?)').run(opts.maxRows).changes;
       this.db.prepare('DELETE FROM downloads WHERE id IN (SELECT id FROM downloads ORDER BY time DESC LIMIT -1 OFFSET ?)').run(opts.maxRows);
     }
     return n;

@@ -46,7 +46,7 @@ export class AuditLog {
   private segPath = '';
   private queue: Array<{ rec: AuditRecord; extra: RecordExtra }> = [];
   /** Records journaled as complete whose response has not closed yet. */
-  private readonly inFlight = new Map<string, string>();
+  private readonly inFlight = new Map<number, string>();
   private readonly groups = new Map<string, Group>();
   private timer: NodeJS.Timeout | undefined;
   private lastPrune = 0;
@@ -79,13 +79,13 @@ export class AuditLog {
   private replay(): number {
     const segs = this.segments();
     this.seg = segs.length ? segs[segs.length - 1]!.n : 0;
-    const byId = new Map<string, AuditRecord>();
+    const byId = new Map<number, AuditRecord>();
     for (const s of segs) {
       for (const line of readFileSync(s.path, 'utf8').split('\n')) {
         if (line === '') continue;
         try {
           const r = JSON.parse(line) as AuditRecord;
-          if (typeof r.id === 'string') byId.set(r.id, { ...byId.get(r.id), ...r });
+          if (typeof r.id === 'number') byId.set(r.id, { ...byId.get(r.id), ...r });
         } catch {
           // A line torn by the crash was never complete: its response had not ended.
         }
@@ -153,10 +153,10 @@ export class AuditLog {
   }
 
   /** Joins blob pulls to the manifest pull they follow: one "artifact download" row. */
-  private group(batch: Array<{ rec: AuditRecord; extra: RecordExtra }>): { records: Array<AuditRecord & { downloadId?: string | null }>; downloads: DownloadRow[] } {
-    const touched = new Map<string, DownloadRow>();
+  private group(batch: Array<{ rec: AuditRecord; extra: RecordExtra }>): { records: Array<AuditRecord & { downloadId?: number | null }>; downloads: DownloadRow[] } {
+    const touched = new Map<number, DownloadRow>();
     const records = batch.map(({ rec, extra }) => {
-      const out: AuditRecord & { downloadId?: string | null } = { ...rec };
+      const out: AuditRecord & { downloadId?: number | null } = { ...rec };
       if (rec.action !== 'pull' || rec.repo === null || rec.status >= 300) return out;
       const key = `${rec.user ?? ''}|${rec.ip}|${rec.repo}`;
       if (extra.kind === 'manifest' && extra.manifest && rec.digest) {

@@ -3,7 +3,8 @@ export type AuditAction = 'pull' | 'stat' | 'push' | 'upload' | 'mount' | 'delet
 
 /** One request that read or changed content, denied attempts included. */
 export interface AuditRecord {
-  id: string;
+  /** Grows with the start of the request; unique across restarts (ids.ts). */
+  id: number;
   /** Start of the request, ms since the epoch. */
   time: number;
   user: string | null;
@@ -37,7 +38,8 @@ export interface AuditFilter {
 
 /** One manifest pull and the blob pulls that followed it. */
 export interface DownloadRow {
-  id: string;
+  /** The id of the manifest pull's record. */
+  id: number;
   time: number;
   lastTime: number;
   user: string | null;

@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OciError, isDigest } from '../../spec/index.js';
 import type { Authenticator } from '../auth/index.js';
-import { recordsToCsv, type AuditAction, type AuditFilter, type AuditLog, type AuditRecord, type RecordExtra } from '../audit/index.js';
+import { nextAuditId, recordsToCsv, type AuditAction, type AuditFilter, type AuditLog, type AuditRecord, type RecordExtra } from '../audit/index.js';
 import { identityOf } from './access.js';
 import { routeOf, type Route } from './route.js';
 
@@ -95,7 +94,7 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
         if (q.from !== undefined) reference = q.from;
       }
       return {
-        id: '',
+        id: 0,
         time: t0,
         user: userOf(req),
         ip: req.ip,
@@ -113,7 +112,7 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
         outcome,
       };
     };
-    const id = randomUUID();
+    const id = nextAuditId();
     let first: AuditRecord | undefined;
     const journal = (): void => {
       if (journaled) return;
@@ -208,7 +207,7 @@ export function installAuditApi(app: FastifyInstance, audit: AuditLog, auth: Aut
     const rows = audit.db.query(f, before !== undefined && Number.isFinite(before) ? { limit, before } : { limit });
     if (rows.length === limit) {
       const next = new URLSearchParams(Object.entries(q).filter((e): e is [string, string] => e[1] !== undefined && e[0] !== 'before'));
-      next.set('before', String(rows[rows.length - 1]!.seq));
+      next.set('before', String(rows[rows.length - 1]!.id));
       reply.header('link', `</api/v1/audit?${next}>; rel="next"`);
     }
     if (q.format === 'csv') {

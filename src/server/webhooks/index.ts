@@ -60,7 +60,7 @@ export class Webhooks {
     if (action !== 'push' && action !== 'pull' && action !== 'delete' && action !== 'mount') return;
     const isTag = rec.reference !== null && !rec.reference.includes(':') && rec.action !== 'mount';
     const ev: WebhookEvent = {
-      id: rec.id,
+      id: String(rec.id),
       timestamp: new Date(rec.time).toISOString(),
       action,
       target: { repository: rec.repo, digest: rec.digest, tag: isTag ? rec.reference : null, mediaType: rec.mediaType, artifactType: rec.artifactType, length: rec.bytes },
