@@ -111,7 +111,7 @@ export class AuditDb {
     this.insert = opts.readonly
       ? this.db.prepare('SELECT 1')
       : this.db.prepare(`INSERT OR IGNORE INTO requests (id, time, user, ip, user_agent, method, action, repo, reference, digest, media_type, artifact_type, status, bytes, duration_ms, outcome, download_id)
-          VALUES (@id, @time, @user, @ip, @userAgent, @method, @action, @repo, @reference, @digest, @mediaType, @artifactType, @status, @bytes, @durationMs, @outcome, @downloadId)`);
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   }
 
   /** Inserts records and download rows in one transaction; a record already there is kept. */
@@ -120,7 +120,10 @@ export class AuditDb {
       VALUES (@id, @time, @lastTime, @user, @ip, @repo, @reference, @digest, @artifactType, @blobsTotal, @blobsDone, @bytes, @completed)
       ON CONFLICT(id) DO UPDATE SET last_time = excluded.last_time, blobs_done = excluded.blobs_done, bytes = excluded.bytes, completed = excluded.completed`));
     this.db.transaction(() => {
-      for (const r of records) this.insert.run({ ...r, downloadId: r.downloadId ?? null });
+      // Positional parameters: binding by name costs an object per row.
+      for (const r of records) {
+        this.insert.run(r.id, r.time, r.user, r.ip, r.userAgent, r.method, r.action, r.repo, r.reference, r.digest, r.mediaType, r.artifactType, r.status, r.bytes, r.durationMs, r.outcome, r.downloadId ?? null);
+      }
       for (const d of downloads) up.run({ ...d, completed: d.completed ? 1 : 0 });
     })();
   }
