@@ -24,7 +24,7 @@ let fault: ((req: IncomingMessage, res: ServerResponse, target: string) => Promi
 let img: TestImage;
 
 const MANIFEST_ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
-const upstreamHits = (pred: (r: { method: string; url: string }) => boolean): number => fwd.requests.filter(pred).length;
+const upstreamHits = (pred: (r: Proxy['requests'][number]) => boolean): number => fwd.requests.filter(pred).length;
 const blobGets = (digest: string): number => upstreamHits((r) => r.method === 'GET' && r.url.includes(`/blobs/${digest}`));
 const ago = (ms: number): Date => new Date(Date.now() - ms);
 /** Waits until a blob's fill (if one is under way) has made it durable in the store. */
@@ -305,6 +305,36 @@ describe('blobs', () => {
     const whole = await get(`/v2/up/team/ranged/blobs/${digest}`);
     assert.equal(sha256(whole.body), digest);
     assert.equal(blobGets(digest), 1);
+  });
+
+  test('a Range far past what the fill has written is fetched on its own: a tail read does not wait for the blob', async () => {
+    const data = randomBytes(12 << 20);
+    const digest = await pushBlob(upstream.url, 'team/lazy', data);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    fault = async (req, res, target) => {
+      // The whole-blob GET stalls after its first MiB; ranged GETs pass.
+      if (!req.url?.includes(`/blobs/${digest}`) || req.method !== 'GET' || req.headers.range) return false;
+      const up = await forward(req, target);
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      const chunks: Buffer[] = [];
+      for await (const c of up as AsyncIterable<Buffer>) chunks.push(c);
+      const body = Buffer.concat(chunks);
+      res.write(body.subarray(0, 1 << 20));
+      await held;
+      res.end(body.subarray(1 << 20));
+      return true;
+    };
+    const first = fetch(`${cache.url}/v2/up/team/lazy/blobs/${digest}`); // starts the fill
+    const head = await first;
+    const reader = head.body!.getReader();
+    await reader.read(); // the fill is under way
+    const tail = await get(`/v2/up/team/lazy/blobs/${digest}`, { range: `bytes=${data.length - 1000}-${data.length - 1}` });
+    assert.equal(tail.status, 206);
+    assert.deepEqual(tail.body, data.subarray(data.length - 1000));
+    release();
+    for (let c = await reader.read(); !c.done; c = await reader.read());
+    assert.equal(upstreamHits((r) => r.method === 'GET' && r.url.includes(`/blobs/${digest}`) && !r.headers.range), 1);
   });
 
   test('HEAD on a miss answers the size without caching', async () => {

@@ -1,3 +1,4 @@
+import { Transform, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import {
   OciError,
@@ -333,6 +334,46 @@ export class ProxyCache {
       if (this.fills.get(digest) === f) this.fills.delete(digest);
     });
     return f;
+  }
+
+  /**
+   * A byte range straight from the upstream, for a Range request far ahead of what the fill has
+   * written (a lazy puller reading a TOC at the end of a large blob must not wait for the whole
+   * prefix). Not cached, and, like any range, not verifiable; undefined when the upstream does not
+   * answer that exact range.
+   */
+  async upstreamRange(t: ProxyTarget, digest: Digest, range: { start: number; end: number }): Promise<Readable | undefined> {
+    const u = t.upstream;
+    const name = u.upstreamName(t.remote);
+    this.upstreamCall(t, 'blob-range');
+    let res;
+    try {
+      res = await u.transport.send({
+        method: 'GET',
+        url: new URL(`${u.transport.origin(u.host)}/v2/${name}/blobs/${digest}`),
+        host: u.host,
+        scopes: [`repository:${name}:pull`],
+        headers: { range: `bytes=${range.start}-${range.end}` },
+      });
+    } catch {
+      return undefined;
+    }
+    const cr = res.headers['content-range'];
+    if (res.status !== 206 || cr === undefined || !cr.startsWith(`bytes ${range.start}-${range.end}/`)) {
+      res.body.destroy();
+      return undefined;
+    }
+    const bytes = this.opts.metrics.upstreamBytes.labels(u.namespace);
+    const body = res.body as unknown as Readable;
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        bytes.inc(chunk.length);
+        cb(null, chunk);
+      },
+    });
+    body.on('error', (err) => counted.destroy(err));
+    counted.on('close', () => body.destroy());
+    return body.pipe(counted);
   }
 
   /** A blob's size from the upstream (HEAD on a miss); nothing is cached. */

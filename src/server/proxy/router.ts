@@ -5,6 +5,9 @@ import type { Route } from '../http/route.js';
 import type { ProxyCache, ProxyTarget } from './cache.js';
 import type { Upstream } from './upstream.js';
 
+/** A range starting this far past what a fill has written is fetched from the upstream on its own. */
+const RANGE_AHEAD = 4 << 20;
+
 export interface ProxyRouterOptions {
   /** Unqualified names not held locally are pulled through this namespace. */
   defaultNamespace?: string;
@@ -124,8 +127,10 @@ export class ProxyRouter implements V2Interceptor {
       return void reply.send(fill!.reader());
     }
     const r = ranges[0]!;
+    // Far ahead of the fill: ask the upstream for just that range rather than wait for the prefix.
+    const direct = r.start > fill!.bytesWritten + RANGE_AHEAD ? await this.cache.upstreamRange(t, digest, r) : undefined;
     reply.code(206).headers({ 'content-type': MediaType.OctetStream, 'content-length': r.end - r.start + 1, 'content-range': `bytes ${r.start}-${r.end}/${size}` });
-    return void reply.send(fill!.reader(r));
+    return void reply.send(direct ?? fill!.reader(r));
   }
 
   private async tags(t: ProxyTarget, req: FastifyRequest, reply: FastifyReply, q: Record<string, string | undefined>, local: (r: Route) => Promise<void>): Promise<void> {
