@@ -113,11 +113,14 @@ describe('access control', () => {
     ['ignored segment (./)', '/v2/secret/./model/manifests/v1'],
     ['ignored query naming an allowed repository', '/v2/secret/model/manifests/v1?/v2/ml/model/manifests/v1'],
     ['ignored matrix parameter', '/v2/ml;/../secret/model/manifests/v1'],
+    ['fragment', '/v2/secret/model/manifests/v1#/v2/ml/model/manifests/v1'],
+    ['absolute-form request target', '{url}/v2/secret/model/manifests/v1'],
+    ['doubled leading slash', '//v2/secret/model/manifests/v1'],
   ];
   for (const [name, path] of tricks) {
     test(`path trick: ${name}`, async () => {
       for (const h of [basic('bob'), {}]) {
-        const r: Reply = await callRaw(url, 'GET', path, { headers: h });
+        const r: Reply = await callRaw(url, 'GET', path.replace('{url}', url), { headers: h });
         assert.ok([400, 401, 403, 404].includes(r.status), `${path} → ${r.status}`);
         assert.ok(!r.body.includes(Buffer.from(secret.layer.slice(7))), `${path} served the secret manifest`);
       }
