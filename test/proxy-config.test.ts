@@ -87,6 +87,40 @@ describe('default namespace', () => {
   });
 });
 
+describe('access rules see the cached repository', () => {
+  test('a ?ns= request is checked as <namespace>/<repo>, the repository it is served from', async () => {
+    const start = (repos: string[], name: string): Promise<RunningServer> =>
+      startServer({
+        dataDir: join(tmp, `rules-${name}`),
+        logLevel: 'silent',
+        config: {
+          storage: { fsync: false },
+          auth: { challenge: 'basic', rules: [{ repos, anonymous: true, actions: ['pull'] }] },
+          proxy: { upstreams: [{ namespace: 'hub', url: upstream.url }] },
+        } as Parameters<typeof startServer>[0]['config'],
+      });
+    const cached = await start(['hub/**'], 'cached');
+    try {
+      const r = await fetch(`${cached.url}/v2/library/alpine/manifests/3?ns=hub`, { headers: { accept: ACCEPT } });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('docker-content-digest'), img.digest);
+      await r.arrayBuffer();
+      const tags = await fetch(`${cached.url}/v2/library/alpine/tags/list?ns=hub`);
+      assert.deepEqual(await tags.json(), { name: 'library/alpine', tags: ['3'] });
+    } finally {
+      await cached.close();
+    }
+    const unqualified = await start(['library/**'], 'unqualified');
+    try {
+      const r = await fetch(`${unqualified.url}/v2/library/alpine/manifests/3?ns=hub`, { headers: { accept: ACCEPT } });
+      assert.equal(r.status, 401, 'rights on library/** do not open the cache of hub');
+      await r.arrayBuffer();
+    } finally {
+      await unqualified.close();
+    }
+  });
+});
+
 describe('TLS to the upstream', { skip: noOpenssl }, () => {
   let tls: Server;
   let tlsUrl: string;

@@ -58,7 +58,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
   const metrics = new MetricsRegistry();
   const proxy = await startPullThrough(config, { store, root: dataDir, log, metrics, onUpstream: hooks.onUpstream });
   const guard = await startGuard(config, { dataDir, store, log });
-  const app = createApp({ store, logger: log, pageSize: config.pagination.pageSize, metrics, ...(proxy ? { proxy: proxy.router } : {}), extensions: guard.extensions, ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
+  const app = createApp({ store, logger: log, pageSize: config.pagination.pageSize, metrics, ...(proxy ? { proxy: proxy.router } : {}), extensions: [...(proxy ? [(a: FastifyInstance) => proxy.router.install(a)] : []), ...guard.extensions], ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
 
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {

@@ -1,7 +1,7 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OciError, MediaType, asDigest, assertName, parseRangeHeader, type ByteRange } from '../../spec/index.js';
 import { handleV2 } from '../http/v2.js';
-import type { Route } from '../http/route.js';
+import { routeOf, type Route } from '../http/route.js';
 import type { ProxyCache, ProxyTarget } from './cache.js';
 import type { Upstream } from './upstream.js';
 
@@ -56,6 +56,34 @@ export class ProxyRouter implements V2Interceptor {
     const def = this.opts.defaultNamespace === undefined ? undefined : this.byNamespace.get(this.opts.defaultNamespace);
     if (def && (method === 'GET' || method === 'HEAD') && !(await this.cache.store.repoExists(name))) return this.target(def, name);
     return undefined;
+  }
+
+  /**
+   * An onRequest hook, installed before access control and audit: a request routed by `?ns=` or
+   * by the default namespace gets the cached repository's path (`/v2/library/alpine/...?ns=docker.io`
+   * becomes `/v2/docker.io/library/alpine/...`), so that rules and the audit log see the repository
+   * that is actually served, whatever spelling the client used.
+   */
+  install(app: FastifyInstance): void {
+    app.addHook('onRequest', async (req) => {
+      const raw = req.raw.url ?? '/';
+      const qi = raw.indexOf('?');
+      const path = qi < 0 ? raw : raw.slice(0, qi);
+      if (!path.startsWith('/v2/')) return;
+      if (qi < 0 && this.opts.defaultNamespace === undefined) return;
+      let route: Route | undefined;
+      try {
+        route = routeOf(path);
+      } catch {
+        return; // the handler answers with the same error
+      }
+      if (!route || route.kind === 'base' || route.kind === 'catalog') return;
+      const ns = qi < 0 ? undefined : (new URLSearchParams(raw.slice(qi + 1)).get('ns') ?? undefined);
+      const t = await this.resolve(route.name, ns, req.method);
+      if (!t || t.local === route.name) return;
+      asked.set(req, route.name);
+      req.raw.url = `/v2/${t.local}${path.slice(4 + route.name.length)}${qi < 0 ? '' : raw.slice(qi)}`;
+    });
   }
 
   async handle(route: Route, req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
@@ -175,8 +203,11 @@ export class ProxyRouter implements V2Interceptor {
   }
 }
 
+/** Names as the client spelled them, for requests whose path install() rewrote. */
+const asked = new WeakMap<FastifyRequest, string>();
+
 /** The repository name as the client asked for it (for the tags list's `name`). */
 function route(req: FastifyRequest): string {
   const raw = (req.raw.url ?? '').split('?')[0]!;
-  return raw.replace(/^\/v2\//, '').replace(/\/tags\/list$/, '');
+  return asked.get(req) ?? raw.replace(/^\/v2\//, '').replace(/\/tags\/list$/, '');
 }
