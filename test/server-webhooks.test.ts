@@ -15,6 +15,12 @@ import type { WebhookEvent } from '../src/server/webhooks/index.js';
 import { call } from '../src/testkit/http.js';
 import { pushArtifact } from './helpers/auth.js';
 import { freePort } from './helpers/distribution.js';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { MAIN } from './helpers/cli.js';
+
+const TSX = pathToFileURL(join(fileURLToPath(new URL('.', import.meta.url)), '..', 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 
 interface Receiver {
   url: string;
@@ -117,6 +123,37 @@ describe('webhooks', () => {
       await r.close();
     } finally {
       await s.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('kill -9 right after a push loses no event: it was queued before the response ended', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-hooks-kill-'));
+    const port = await freePort();
+    const hookPort = await freePort();
+    const yaml = `data: ${join(dir, 'data')}\nlisten: 127.0.0.1:${port}\nlog: { level: silent }\nwebhooks:\n  - { name: k, url: "http://127.0.0.1:${hookPort}/hook", actions: [push], backoff: 20ms, maxBackoff: 100ms }\n`;
+    await writeFile(join(dir, 'wharf.yaml'), yaml);
+    const child = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--config', join(dir, 'wharf.yaml')], { stdio: 'ignore' });
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      for (let i = 0; i < 100; i++) {
+        if (await call(url, 'GET', '/healthz').then((r) => r.status === 200, () => false)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await pushArtifact(url, 'killed/repo', 'v1', {});
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const r = await receiver(hookPort);
+      const s = await startServer({ dataDir: join(dir, 'data'), logLevel: 'silent', config: { webhooks: [hook('k', `http://127.0.0.1:${hookPort}/hook`, { actions: ['push'] })] } });
+      try {
+        await until('the tag push event arrives after the restart', () => r.events.some((e) => e.target.repository === 'killed/repo' && e.target.tag === 'v1'));
+        assert.equal(r.events.filter((e) => e.target.repository === 'killed/repo').length, 3);
+      } finally {
+        await s.close();
+        await r.close();
+      }
+    } finally {
+      child.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
     }
   });

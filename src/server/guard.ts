@@ -43,7 +43,7 @@ export async function startGuard(config: WharfConfig, deps: { dataDir: string; s
   if (config.webhooks.length > 0) {
     const w = new Webhooks(join(deps.dataDir, 'webhooks', 'queue.db'), config.webhooks, { source: config.listen, log: deps.log });
     webhooks = w;
-    sinks.push({ complete: (rec) => w.complete(rec) });
+    sinks.push({ journal: (rec) => w.journal(rec), complete: (rec) => w.complete(rec) });
   }
   // The audit hook first: it must see the requests that access control refuses.
   if (sinks.length > 0) extensions.push((app) => installAudit(app, sinks));

@@ -38,6 +38,9 @@ export class Webhooks {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly inflight = new Set<Promise<void>>();
+  /** Records whose events were queued before their response completed. */
+  private readonly journaled = new Set<number>();
+  private readonly insert: Database.Statement;
 
   constructor(path: string, configs: WebhookConfig[], private readonly opts: { source: string; log?: Logger; tick?: number } = { source: '' }) {
     mkdirSync(dirname(path), { recursive: true });
@@ -48,16 +51,36 @@ export class Webhooks {
       seq INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT NOT NULL, payload TEXT NOT NULL,
       attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, failed INTEGER NOT NULL DEFAULT 0, last_error TEXT)`);
     this.db.exec('CREATE INDEX IF NOT EXISTS queue_due ON queue(endpoint, failed, seq)');
+    const cols = this.db.prepare('PRAGMA table_info(queue)').all() as Array<{ name: string }>;
+    if (!cols.some((c) => c.name === 'record_id')) this.db.exec('ALTER TABLE queue ADD COLUMN record_id INTEGER');
+    this.insert = this.db.prepare('INSERT INTO queue (endpoint, payload, next_at, record_id) VALUES (?, ?, 0, ?)');
     this.endpoints = configs.map((cfg) => ({ cfg, repos: cfg.repos.map(globToRegExp), busy: false }));
     this.timer = setInterval(() => this.pump(), opts.tick ?? 100);
     this.timer.unref();
   }
 
-  /** Turns a finished request into events for the endpoints whose filters match. */
+  /**
+   * Queues the events of a response about to complete, before its last byte leaves: an event
+   * survives the process being killed right after, like the audit record.
+   */
+  journal(rec: AuditRecord): void {
+    if (this.enqueue(rec)) this.journaled.add(rec.id);
+  }
+
+  /** A response closed: a download the client stopped early is no pull; anything not journaled is queued now. */
   complete(rec: AuditRecord): void {
-    if (this.closed || rec.outcome !== 'completed' || rec.status >= 300 || rec.repo === null) return;
+    if (this.journaled.delete(rec.id)) {
+      if (rec.outcome === 'aborted' && !this.closed) this.db.prepare('DELETE FROM queue WHERE record_id = ? AND attempts = 0').run(rec.id);
+      return;
+    }
+    this.enqueue(rec);
+  }
+
+  /** Stores the events of `rec` for the endpoints whose filters match; whether any was. */
+  private enqueue(rec: AuditRecord): boolean {
+    if (this.closed || rec.outcome !== 'completed' || rec.status >= 300 || rec.repo === null) return false;
     const action = rec.action as string;
-    if (action !== 'push' && action !== 'pull' && action !== 'delete' && action !== 'mount') return;
+    if (action !== 'push' && action !== 'pull' && action !== 'delete' && action !== 'mount') return false;
     const isTag = rec.reference !== null && !rec.reference.includes(':') && rec.action !== 'mount';
     const ev: WebhookEvent = {
       id: String(rec.id),
@@ -68,13 +91,15 @@ export class Webhooks {
       actor: { name: rec.user },
       source: { addr: this.opts.source },
     };
-    const ins = this.db.prepare('INSERT INTO queue (endpoint, payload, next_at) VALUES (?, ?, 0)');
+    let any = false;
     for (const e of this.endpoints) {
       if (!e.cfg.actions.includes(action)) continue;
       if (e.repos.length > 0 && !e.repos.some((re) => re.test(rec.repo!))) continue;
       if (e.cfg.mediaTypes.length > 0 && (rec.mediaType === null || !e.cfg.mediaTypes.includes(rec.mediaType))) continue;
-      ins.run(e.cfg.name, JSON.stringify(ev));
+      this.insert.run(e.cfg.name, JSON.stringify(ev), rec.id);
+      any = true;
     }
+    return any;
   }
 
   /** Events waiting (or failed for good) per endpoint. */
