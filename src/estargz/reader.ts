@@ -24,6 +24,8 @@ export interface EstargzOpenOptions extends OpOptions {
   cache?: EstargzCache;
   /** Compressed bytes fetched per request at most when streaming a file (default 16 MiB). */
   window?: number;
+  /** Windows in flight while streaming a file (default 4): about 4 x 16 MiB compressed plus their chunks. */
+  ahead?: number;
   /** Said once when something cannot be verified (no toc.digest annotation). */
   onWarning?: (message: string) => void;
 }
@@ -127,6 +129,7 @@ export class EstargzReader implements LayerFS {
   private readonly tree = new Tree();
   private readonly data = new Map<string, FileData>();
   private readonly window: number;
+  private readonly ahead: number;
   private readonly memo = new Map<string, Buffer>();
 
   constructor(
@@ -139,6 +142,7 @@ export class EstargzReader implements LayerFS {
     this.tocOffset = tocOffset;
     this.tocDigest = tocDigest;
     this.window = opts.window ?? 16 << 20;
+    this.ahead = Math.max(1, opts.ahead ?? 4);
     // A chunk's member ends where the next member starts: the next data offset, or the TOC.
     const starts = [...new Set(toc.entries.filter((e) => (e.type === 'reg' || e.type === 'chunk') && e.offset).map((e) => e.offset!))].sort((a, b) => a - b);
     starts.push(tocOffset);
@@ -311,14 +315,21 @@ export class EstargzReader implements LayerFS {
       const { file, chunks, start, end, name } = self.plan(path, range);
       if (end < start) return;
       const wins = self.windows(chunks);
-      // One window ahead is fetched while the current one is consumed.
       const fetch = (cs: Chunk[]): Promise<Buffer[]> => self.fetchChunks(cs.map((c) => ({ name, file, c })));
-      let next: Promise<Buffer[]> | undefined = wins.length ? fetch(wins[0]!) : undefined;
-      next?.catch(() => undefined);
+      // Up to `ahead` windows are fetched and decompressed while the current one is consumed.
+      const inflight: Array<Promise<Buffer[]>> = [];
+      let issued = 0;
+      const fill = (): void => {
+        while (issued < wins.length && inflight.length < self.ahead) {
+          const p = fetch(wins[issued++]!);
+          p.catch(() => undefined);
+          inflight.push(p);
+        }
+      };
       for (let w = 0; w < wins.length; w++) {
-        const bufs: Buffer[] = await next!;
-        next = w + 1 < wins.length ? fetch(wins[w + 1]!) : undefined;
-        next?.catch(() => undefined);
+        fill();
+        const bufs: Buffer[] = await inflight.shift()!;
+        fill();
         for (const [i, c] of wins[w]!.entries()) {
           const from = Math.max(start, c.fileOffset) - c.fileOffset;
           const to = Math.min(end + 1, c.fileOffset + c.size) - c.fileOffset;
