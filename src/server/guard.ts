@@ -54,7 +54,7 @@ export async function startGuard(config: WharfConfig, deps: { dataDir: string; s
     webhooks,
     extensions,
     close: async () => {
-      audit?.close();
+      await audit?.close();
       await webhooks?.close();
     },
   };

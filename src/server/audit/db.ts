@@ -27,6 +27,31 @@ CREATE INDEX IF NOT EXISTS downloads_time ON downloads(time);
 
 type Row = Record<string, unknown>;
 
+export const INSERT_RECORD_SQL = `INSERT OR IGNORE INTO requests (id, time, user, ip, user_agent, method, action, repo, reference, digest, media_type, artifact_type, status, bytes, duration_ms, outcome, download_id)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+export const UPSERT_DOWNLOAD_SQL = `INSERT INTO downloads (id, time, last_time, user, ip, repo, reference, digest, artifact_type, blobs_total, blobs_done, bytes, completed)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT(id) DO UPDATE SET last_time = excluded.last_time, blobs_done = excluded.blobs_done, bytes = excluded.bytes, completed = excluded.completed`;
+/** Retention: [sql, which bound value] in order; see AuditDb.prune. */
+export const PRUNE_SQL = {
+  ageRequests: 'DELETE FROM requests WHERE time < ?',
+  ageDownloads: 'DELETE FROM downloads WHERE last_time < ?',
+  rowsRequests: 'DELETE FROM requests WHERE id <= (SELECT id FROM requests ORDER BY id DESC LIMIT 1 OFFSET ?)',
+  rowsDownloads: 'DELETE FROM downloads WHERE id IN (SELECT id FROM downloads ORDER BY time DESC LIMIT -1 OFFSET ?)',
+} as const;
+
+export type RecordParams = [number, number, string | null, string, string | null, string, string, string | null, string | null, string | null, string | null, string | null, number, number, number, string, number | null];
+export type DownloadParams = [number, number, number, string | null, string, string, string | null, string, string | null, number, number, number, number];
+
+/** A record as the positional parameters of INSERT_RECORD_SQL (no object per row to bind). */
+export function recordParams(r: AuditRecord & { downloadId?: number | null }): RecordParams {
+  return [r.id, r.time, r.user, r.ip, r.userAgent, r.method, r.action, r.repo, r.reference, r.digest, r.mediaType, r.artifactType, r.status, r.bytes, r.durationMs, r.outcome, r.downloadId ?? null];
+}
+
+export function downloadParams(d: DownloadRow): DownloadParams {
+  return [d.id, d.time, d.lastTime, d.user, d.ip, d.repo, d.reference, d.digest, d.artifactType, d.blobsTotal, d.blobsDone, d.bytes, d.completed ? 1 : 0];
+}
+
 function toRecord(r: Row): AuditRecord & { downloadId: number | null } {
   return {
     id: r.id as number,
@@ -108,23 +133,19 @@ export class AuditDb {
       }
     }
     this.db.pragma('busy_timeout = 5000');
-    this.insert = opts.readonly
-      ? this.db.prepare('SELECT 1')
-      : this.db.prepare(`INSERT OR IGNORE INTO requests (id, time, user, ip, user_agent, method, action, repo, reference, digest, media_type, artifact_type, status, bytes, duration_ms, outcome, download_id)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.insert = this.db.prepare(opts.readonly ? 'SELECT 1' : INSERT_RECORD_SQL);
   }
 
   /** Inserts records and download rows in one transaction; a record already there is kept. */
   write(records: Array<AuditRecord & { downloadId?: number | null }>, downloads: DownloadRow[] = []): void {
-    const up = (this.upsertDownload ??= this.db.prepare(`INSERT INTO downloads (id, time, last_time, user, ip, repo, reference, digest, artifact_type, blobs_total, blobs_done, bytes, completed)
-      VALUES (@id, @time, @lastTime, @user, @ip, @repo, @reference, @digest, @artifactType, @blobsTotal, @blobsDone, @bytes, @completed)
-      ON CONFLICT(id) DO UPDATE SET last_time = excluded.last_time, blobs_done = excluded.blobs_done, bytes = excluded.bytes, completed = excluded.completed`));
+    this.writeParams(records.map(recordParams), downloads.map(downloadParams));
+  }
+
+  writeParams(records: RecordParams[], downloads: DownloadParams[]): void {
+    const up = (this.upsertDownload ??= this.db.prepare(UPSERT_DOWNLOAD_SQL));
     this.db.transaction(() => {
-      // Positional parameters: binding by name costs an object per row.
-      for (const r of records) {
-        this.insert.run(r.id, r.time, r.user, r.ip, r.userAgent, r.method, r.action, r.repo, r.reference, r.digest, r.mediaType, r.artifactType, r.status, r.bytes, r.durationMs, r.outcome, r.downloadId ?? null);
-      }
-      for (const d of downloads) up.run({ ...d, completed: d.completed ? 1 : 0 });
+      for (const r of records) this.insert.run(...r);
+      for (const d of downloads) up.run(...d);
     })();
   }
 
@@ -163,12 +184,12 @@ export class AuditDb {
   prune(opts: { maxAge?: number | undefined; maxRows?: number | undefined }, now = Date.now()): number {
     let n = 0;
     if (opts.maxAge !== undefined) {
-      n += this.db.prepare('DELETE FROM requests WHERE time < ?').run(now - opts.maxAge).changes;
-      this.db.prepare('DELETE FROM downloads WHERE last_time < ?').run(now - opts.maxAge);
+      n += this.db.prepare(PRUNE_SQL.ageRequests).run(now - opts.maxAge).changes;
+      this.db.prepare(PRUNE_SQL.ageDownloads).run(now - opts.maxAge);
     }
     if (opts.maxRows !== undefined) {
-      n += this.db.prepare('DELETE FROM requests WHERE id <= (SELECT id FROM requests ORDER BY id DESC LIMIT 1 OFFSET ?)').run(opts.maxRows).changes;
-      this.db.prepare('DELETE FROM downloads WHERE id IN (SELECT id FROM downloads ORDER BY time DESC LIMIT -1 OFFSET ?)').run(opts.maxRows);
+      n += this.db.prepare(PRUNE_SQL.rowsRequests).run(opts.maxRows).changes;
+      this.db.prepare(PRUNE_SQL.rowsDownloads).run(opts.maxRows);
     }
     return n;
   }

@@ -1,7 +1,8 @@
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { AuditDb } from './db.js';
+import { AuditDb, downloadParams, recordParams } from './db.js';
+import { inlineWriter, workerWriter, type BatchWriter } from './writer.js';
 import type { AuditRecord, DownloadRow } from './types.js';
 
 /** What the HTTP layer knows beyond the record: the route kind and a pulled manifest's bytes. */
@@ -18,6 +19,8 @@ export interface AuditLogOptions {
   groupWindow: number;
   retention: { maxAge?: number | undefined; maxRows?: number | undefined };
   log?: Logger;
+  /** Write SQLite on a worker thread (default true). */
+  worker?: boolean;
 }
 
 interface Group {
@@ -51,9 +54,13 @@ export class AuditLog {
   private timer: NodeJS.Timeout | undefined;
   private lastPrune = 0;
   private closed = false;
+  private writer: BatchWriter;
+  /** The batch handed to the writer last: flush() resolves after it. */
+  private last: Promise<void> = Promise.resolve();
 
   private constructor(private readonly opts: AuditLogOptions) {
     this.db = new AuditDb(opts.dbPath);
+    this.writer = inlineWriter(this.db);
   }
 
   static open(opts: AuditLogOptions): AuditLog {
@@ -61,8 +68,15 @@ export class AuditLog {
     mkdirSync(opts.journalDir, { recursive: true });
     const n = a.replay();
     if (n > 0) opts.log?.info({ records: n }, 'audit: replayed journal records into the database');
+    if (opts.worker !== false) {
+      try {
+        a.writer = workerWriter(opts.dbPath, (err) => opts.log?.error({ err }, 'audit: the database writer failed; the journal keeps the records'));
+      } catch (err) {
+        opts.log?.warn({ err }, 'audit: no worker thread; writing on the main thread');
+      }
+    }
     a.openSegment();
-    a.timer = setInterval(() => a.flush(), opts.flushInterval);
+    a.timer = setInterval(() => void a.flush(), opts.flushInterval);
     a.timer.unref();
     return a;
   }
@@ -126,30 +140,32 @@ export class AuditLog {
     this.queue.push({ rec, extra });
   }
 
-  /** Writes the queued records in one transaction; runs on a timer and on close. */
-  flush(): void {
-    if (this.fd < 0) return;
+  /**
+   * Hands the queued records to the writer as one transaction; runs on a timer, and resolves once
+   * everything completed so far is committed. The old journal segment is deleted only then.
+   */
+  flush(): Promise<void> {
+    if (this.fd < 0 || this.queue.length === 0) return this.last;
     const batch = this.queue;
     this.queue = [];
     const old = { fd: this.fd, path: this.segPath };
     this.openSegment();
     for (const line of this.inFlight.values()) this.append(line);
-    try {
-      const { records, downloads } = this.group(batch);
-      this.db.write(records, downloads);
-    } catch (err) {
-      // Keep the old segment: the next start replays it.
-      this.opts.log?.error({ err }, 'audit: writing to the database failed; the journal keeps the records');
-      closeSync(old.fd);
-      return;
-    }
     closeSync(old.fd);
-    unlinkSync(old.path);
+    const { records, downloads } = this.group(batch);
     const now = Date.now();
+    let prune: { maxAge?: number | undefined; maxRows?: number | undefined; now: number } | undefined;
     if ((this.opts.retention.maxAge !== undefined || this.opts.retention.maxRows !== undefined) && now - this.lastPrune > 60_000) {
       this.lastPrune = now;
-      this.db.prune(this.opts.retention, now);
+      prune = { ...this.opts.retention, now };
     }
+    const p = this.writer.write({ records: records.map(recordParams), downloads: downloads.map(downloadParams), prune }).then(
+      () => unlinkSync(old.path),
+      // Keep the old segment: the next start replays it.
+      (err: unknown) => this.opts.log?.error({ err }, 'audit: writing to the database failed; the journal keeps the records'),
+    );
+    this.last = p;
+    return p;
   }
 
   /** Joins blob pulls to the manifest pull they follow: one "artifact download" row. */
@@ -188,15 +204,16 @@ export class AuditLog {
     return { records, downloads: [...touched.values()] };
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.closed) return;
     clearInterval(this.timer);
-    this.flush();
+    await this.flush();
     this.closed = true;
     closeSync(this.fd);
     this.fd = -1;
     // Nothing is in flight any more: an empty last segment can go.
     if (this.inFlight.size === 0) unlinkSync(this.segPath);
+    await this.writer.close();
     this.db.close();
   }
 }
