@@ -174,6 +174,10 @@ describe('access control', () => {
     assert.equal((await call(url, 'POST', '/v2/ml/model/blobs/uploads/', { headers: bearer(r2.access_token) })).status, 202);
     const bad = await call(url, 'POST', '/token', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=password&username=alice&password=wrong' });
     assert.equal(bad.status, 401);
+    // registry:catalog:* is granted to users; the catalog then shows what the user may read.
+    const cat = JSON.parse((await call(url, 'GET', '/token?scope=registry:catalog:*', { headers: basic('bob') })).body.toString()) as { token: string };
+    const repos = JSON.parse((await call(url, 'GET', '/v2/_catalog', { headers: bearer(cat.token) })).body.toString()) as { repositories: string[] };
+    assert.deepEqual(repos.repositories.filter((r) => !r.startsWith('ml/copy')), ['ml/model', 'public/tool']);
     // Anonymous tokens carry only anonymous rights.
     const anon = JSON.parse((await call(url, 'GET', '/token?scope=repository:public/tool:pull,push&scope=repository:ml/model:pull')).body.toString()) as { token: string };
     const ac = JSON.parse(Buffer.from(anon.token.split('.')[1]!, 'base64url').toString()) as { access: unknown };
