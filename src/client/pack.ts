@@ -1,9 +1,9 @@
-import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tarStream from 'tar-stream';
+import { fileReader } from '../content/index.js';
 
 /**
  * Packs a directory as a tar stream, keeping what a user expects back: every permission bit
@@ -34,7 +34,7 @@ export function packTree(dir: string): Readable {
         }
         if (st.nlink > 1) inodes.set(key, name);
         const entry = pack.entry({ ...common, type: 'file', size: st.size });
-        await pipeline(createReadStream(abs), entry);
+        await pipeline(fileReader(abs), entry);
       }
       // Sockets, fifos and devices have no place in an artifact.
     };

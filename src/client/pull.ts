@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { chmod, lstat, mkdir, realpath, rename, rm, symlink, link, utimes } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -17,7 +17,7 @@ import {
   type ImageManifest,
   type Platform,
 } from '../spec/index.js';
-import { fetchManifest, semaphore, type ReadOnlyTarget } from '../content/index.js';
+import { fetchManifest, fileReader, semaphore, type ReadOnlyTarget } from '../content/index.js';
 import { MODE_ANNOTATION } from './push.js';
 import type { ProgressListener } from './source.js';
 
@@ -291,7 +291,7 @@ async function unpackInto(archive: string, out: string, title: string, tarDigest
         cb(null, c);
       },
     });
-    await Promise.all([pipeline(createReadStream(archive), createGunzip(), hasher, extract), consume]);
+    await Promise.all([pipeline(fileReader(archive), createGunzip(), hasher, extract), consume]);
     if (hash && tarDigest) {
       const got = `sha256:${hash.digest('hex')}`;
       if (tarDigest.startsWith('sha256:') && got !== tarDigest) throw new OciError('DIGEST_INVALID', `unpacked content of "${title}" is ${got}, expected ${tarDigest}`);

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
@@ -16,7 +16,7 @@ import {
   type Descriptor,
   type ImageManifest,
 } from '../spec/index.js';
-import { copyGraph, type Target } from '../content/index.js';
+import { copyGraph, fileReader, type Target } from '../content/index.js';
 import { LocalSource, withProgress, type ProgressListener } from './source.js';
 import { packTree } from './pack.js';
 
@@ -63,7 +63,7 @@ export interface PushResult {
 async function describeFile(path: string, mediaType: string): Promise<Descriptor> {
   const h = createDigester();
   let size = 0;
-  for await (const c of createReadStream(path) as AsyncIterable<Buffer>) {
+  for await (const c of fileReader(path) as AsyncIterable<Buffer>) {
     h.update(c);
     size += c.length;
   }

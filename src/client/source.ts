@@ -1,7 +1,6 @@
-import { createReadStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { OciError, isManifestMediaType, type Descriptor } from '../spec/index.js';
-import { verifyReader, type OpOptions, type ReadOnlyStorage, type ReadOnlyTarget } from '../content/index.js';
+import { fileReader, verifyReader, type OpOptions, type ReadOnlyStorage, type ReadOnlyTarget } from '../content/index.js';
 
 /**
  * Local content about to be pushed: files on disk and small in-memory documents (manifests,
@@ -27,7 +26,7 @@ export class LocalSource implements ReadOnlyTarget {
     const it = this.items.get(desc.digest);
     if (!it) throw new OciError(isManifestMediaType(desc.mediaType) ? 'MANIFEST_UNKNOWN' : 'BLOB_UNKNOWN', `${desc.digest} is not part of this push`);
     // Files are verified again as they are read: a file changed since it was hashed is an error.
-    return verifyReader(it.path ? createReadStream(it.path) : Readable.from([it.data!]), desc);
+    return verifyReader(it.path ? fileReader(it.path) : Readable.from([it.data!]), desc);
   }
 
   async resolve(reference: string): Promise<Descriptor> {

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { once } from 'node:events';
 import { isDigest, parseDigest, type Descriptor } from '../spec/index.js';
 import { verifyReader } from './verify.js';
+import { fileReader } from './files.js';
 
 /**
  * A local content-addressed cache of blobs and manifests (`WHARF_CACHE`), shared by every
@@ -50,7 +51,7 @@ export class ContentCache {
     const { algorithm, hex } = parseDigest(desc.digest);
     const hash = createHash(algorithm);
     try {
-      for await (const chunk of createReadStream(p)) hash.update(chunk as Buffer);
+      for await (const chunk of fileReader(p)) hash.update(chunk as Buffer);
     } catch {
       return undefined;
     }
@@ -60,7 +61,7 @@ export class ContentCache {
     }
     const now = new Date();
     await utimes(p, now, now).catch(() => undefined); // last use, for pruning by age
-    const r = verifyReader(createReadStream(p), desc);
+    const r = verifyReader(fileReader(p), desc);
     r.once('error', () => void rm(p, { force: true }));
     return r;
   }

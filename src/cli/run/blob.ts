@@ -1,8 +1,8 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { OciError, createDigester, isDigest, type Descriptor } from '../../spec/index.js';
-import { isDeleter } from '../../content/index.js';
+import { fileReader, isDeleter } from '../../content/index.js';
 import { canStatBlob } from '../../client/index.js';
 import { ExitError } from '../errors.js';
 import { withContext } from '../shared/context.js';
@@ -53,14 +53,14 @@ export async function runBlob(action: string, args: string[], flags: Flags): Pro
         const t = await ctx.open(args[0], { ociLayout: layout, create: true });
         const h = createDigester();
         let size = 0;
-        for await (const c of createReadStream(args[1]) as AsyncIterable<Buffer>) {
+        for await (const c of fileReader(args[1]) as AsyncIterable<Buffer>) {
           h.update(c);
           size += c.length;
         }
         const desc: Descriptor = { mediaType: str(flags.mediaType) ?? 'application/octet-stream', digest: `sha256:${h.digest('hex')}`, size };
         if (t.reference && isDigest(t.reference) && t.reference !== desc.digest) throw new OciError('DIGEST_INVALID', `${args[1]} is ${desc.digest}, not ${t.reference}`);
         const existed = await t.target.exists(desc);
-        if (!existed) await t.target.push(desc, createReadStream(args[1]));
+        if (!existed) await t.target.push(desc, fileReader(args[1]));
         ctx.out.line(`${existed ? 'Exists' : 'Pushed'} ${t.display}@${desc.digest}`);
         ctx.out.line(`Descriptor: ${JSON.stringify(desc)}`);
         ctx.out.result({ ...desc, reference: `${t.display}@${desc.digest}`, existed });

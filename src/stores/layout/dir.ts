@@ -17,6 +17,7 @@ import {
 } from '../../spec/index.js';
 import {
   VerifyStream,
+  fileReader,
   verifyReader,
   readAllVerified,
   MAX_MANIFEST_SIZE,
@@ -157,7 +158,7 @@ export class LayoutStore implements Target, ReferrerLister, TagLister, Deleter {
     } catch {
       throw new OciError(isManifestMediaType(desc.mediaType) ? 'MANIFEST_UNKNOWN' : 'BLOB_UNKNOWN', `${desc.digest} not found in ${this.root}`);
     }
-    return verifyReader(createReadStream(path), desc);
+    return verifyReader(fileReader(path), desc);
   }
 
   async push(desc: Descriptor, content: Readable, opts: OpOptions = {}): Promise<void> {
@@ -200,7 +201,7 @@ export class LayoutStore implements Target, ReferrerLister, TagLister, Deleter {
       try {
         const st = await stat(this.blobPath(reference));
         if (st.size > MAX_MANIFEST_SIZE) throw new OciError('MANIFEST_UNKNOWN', `${reference} is not a manifest`);
-        body = await readAllVerified(createReadStream(this.blobPath(reference)), { digest: reference, size: st.size });
+        body = await readAllVerified(fileReader(this.blobPath(reference)), { digest: reference, size: st.size });
       } catch (err) {
         if (err instanceof OciError) throw err;
         throw new OciError('MANIFEST_UNKNOWN', `${reference} not found in ${this.root}`);
