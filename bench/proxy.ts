@@ -120,8 +120,12 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     ];
     const v2s = new Map(sides.map((s) => [s.name, new V2(s.reg.url, 16)]));
     clients.push(...v2s.values());
-    // Warm both caches: every image once.
+    // Warm both caches (every image once), then both code paths (by tag and by digest).
     for (const s of sides) for (const img of images) await pullImage(v2s.get(s.name)!, s.prefix, img, false);
+    for (const s of sides) {
+      const v2 = v2s.get(s.name)!;
+      await opsByCount(images.length * 4, 10, (i) => pullImage(v2, s.prefix, images[i % images.length]!, i % 2 === 1));
+    }
 
     for (const byDigest of [false, true]) {
       const rate: Record<string, number> = {};
