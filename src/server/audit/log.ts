@@ -70,7 +70,12 @@ export class AuditLog {
     if (n > 0) opts.log?.info({ records: n }, 'audit: replayed journal records into the database');
     if (opts.worker !== false) {
       try {
-        a.writer = workerWriter(opts.dbPath, (err) => opts.log?.error({ err }, 'audit: the database writer failed; the journal keeps the records'));
+        a.writer = workerWriter(opts.dbPath, (err) => {
+          // Batches in its hands stay in their journal segments (replayed at the next start); later
+          // ones are written on this thread.
+          opts.log?.error({ err }, 'audit: the writer thread failed; writing on the main thread from now on');
+          a.writer = inlineWriter(a.db);
+        });
       } catch (err) {
         opts.log?.warn({ err }, 'audit: no worker thread; writing on the main thread');
       }

@@ -61,19 +61,28 @@ export function workerWriter(path: string, onError: (err: Error) => void): Batch
     if (m.error !== undefined) w?.reject(new Error(m.error));
     else w?.resolve();
   });
-  worker.on('error', (err) => {
+  let dead: Error | undefined;
+  const fail = (err: Error): void => {
+    if (dead) return;
+    dead = err;
     onError(err);
     for (const w of waiting.values()) w.reject(err);
     waiting.clear();
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => {
+    if (!closed) fail(new Error(`the audit writer thread exited (${code})`));
   });
   return {
     write: (batch) =>
       new Promise<void>((resolve, reject) => {
+        if (dead) return reject(dead);
         const n = ++seq;
         waiting.set(n, { resolve, reject });
         worker.postMessage({ seq: n, batch });
       }),
     close: async () => {
+      if (dead) return;
       await new Promise<void>((resolve) => {
         closed = resolve;
         worker.postMessage({ close: true });
