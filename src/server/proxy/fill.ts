@@ -22,8 +22,8 @@ export interface FillOptions {
 }
 
 const CHUNK = 1 << 20;
-/** Bytes of the latest writes kept in memory, so that readers keeping pace need no disk read. */
-const RECENT = 4 << 20;
+/** Bytes of the latest writes kept in memory, so that readers keeping pace need no disk read (1 MiB per fill: memory stays flat). */
+const RECENT = 1 << 20;
 
 /**
  * One upstream download of a blob, written to a staging file that any number of readers follow
@@ -139,7 +139,7 @@ export class BlobFill {
         queued += chunk.length;
         kick();
         // Backpressure: the upstream waits while the disk is behind.
-        if (queued >= 16 << 20) await writing;
+        if (queued >= 8 << 20) await writing;
       }
       while (writing) await writing;
       if (writeError) throw writeError;
