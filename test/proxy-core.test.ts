@@ -41,7 +41,8 @@ before(async () => {
     logLevel: 'silent',
     config: {
       storage: { fsync: false },
-      proxy: { upstreams: [{ namespace: 'up', url: fwd.url, ttl: '1h', alwaysRevalidate: ['latest', 'nightly-*'] }] },
+      // maxFails high: the fault tests must not leave the upstream marked down for the others.
+      proxy: { upstreams: [{ namespace: 'up', url: fwd.url, ttl: '1h', alwaysRevalidate: ['latest', 'nightly-*'], maxFails: 1000 }] },
     },
   });
   img = await makeImage(2, 4096);
@@ -234,6 +235,46 @@ describe('TTL and revalidation', () => {
     assert.equal(miss.status, 503);
     const blob = await get(`/v2/up/team/app/blobs/${sha256(randomBytes(8))}`);
     assert.equal(blob.status, 503);
+  });
+});
+
+describe('a hanging upstream', () => {
+  test('revalidation gives up after the timeout; after maxFails failures the upstream is left alone', async () => {
+    const s = await startServer({
+      dataDir: join(tmp, 'hang'),
+      logLevel: 'silent',
+      config: { storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: fwd.url, ttl: '1h', timeout: '300ms', maxFails: 2, failTimeout: '1h' }] } },
+    });
+    const hung: ServerResponse[] = [];
+    try {
+      const pull = async (tag: string): Promise<{ status: number; warning: string | null }> => {
+        const r = await fetch(`${s.url}/v2/up/team/app/manifests/${tag}`, { headers: { accept: MANIFEST_ACCEPT } });
+        await r.arrayBuffer();
+        return { status: r.status, warning: r.headers.get('warning') };
+      };
+      assert.equal((await pull('v1')).status, 200);
+      const tag = join(tmp, 'hang', paths.tag('up/team/app', 'v1'));
+      await utimes(tag, ago(2 * 3600e3), ago(2 * 3600e3));
+      // The upstream accepts connections and never answers.
+      fault = async (_req, res) => {
+        hung.push(res);
+        return true;
+      };
+      for (let i = 0; i < 2; i++) {
+        const r = await pull('v1');
+        assert.equal(r.status, 200);
+        assert.match(r.warning ?? '', /^111 /);
+      }
+      const seen = fwd.requests.length;
+      const r = await pull('v1');
+      assert.equal(r.status, 200, 'still served from the cache');
+      assert.match(r.warning ?? '', /failed 2 times in a row/);
+      assert.equal((await pull('never-cached')).status, 503);
+      assert.equal(fwd.requests.length, seen, 'marked down: no request reached it');
+    } finally {
+      for (const res of hung) res.destroy();
+      await s.close();
+    }
   });
 });
 

@@ -13,7 +13,7 @@ import type { RegistryStore } from '../store/index.js';
 import { paths } from '../store/index.js';
 import { BlobFill } from './fill.js';
 import type { ProxyMetrics } from './metrics.js';
-import type { Upstream } from './upstream.js';
+import { MARKED_DOWN, type Upstream } from './upstream.js';
 import { UPSTREAM_MARKER } from './prune.js';
 import { saveCachedManifest } from './load.js';
 
@@ -91,7 +91,9 @@ export class ProxyCache {
     return mine;
   }
 
+  /** Counts a request about to go upstream; throws UNAVAILABLE while the upstream is marked down. */
   private upstreamCall(t: ProxyTarget, kind: string): void {
+    t.upstream.assertAvailable();
     this.opts.metrics.upstreamRequests.labels(t.upstream.namespace, kind).inc();
     this.opts.onUpstream?.(t, kind);
   }
@@ -153,9 +155,13 @@ export class ProxyCache {
     this.upstreamCall(t, 'manifest');
     let got: { desc: Descriptor; body: Buffer };
     try {
-      got = await t.upstream.repository(t.remote).fetchReference(reference);
+      got = await t.upstream.repository(t.remote).fetchReference(reference, { signal: AbortSignal.timeout(t.upstream.timeout) });
+      t.upstream.succeeded();
     } catch (err) {
-      this.fail(t, 'manifest', err);
+      const e = isOciError(err) ? err : new OciError('UNAVAILABLE', `upstream ${t.upstream.namespace} did not answer for ${reference}: ${(err as Error).message}`, { cause: err });
+      if (isUpstreamDown(e)) t.upstream.failed();
+      else t.upstream.succeeded();
+      this.fail(t, 'manifest', e);
     }
     this.opts.metrics.upstreamBytes.labels(t.upstream.namespace).inc(got.body.length);
     try {
@@ -183,6 +189,7 @@ export class ProxyCache {
     try {
       this.upstreamCall(t, 'revalidate');
       const res = await u.transport.send({
+        signal: AbortSignal.timeout(u.timeout),
         method: 'HEAD',
         url: new URL(`${u.transport.origin(u.host)}/v2/${u.upstreamName(t.remote)}/manifests/${tag}`),
         host: u.host,
@@ -193,7 +200,9 @@ export class ProxyCache {
       status = res.status;
       digest = res.headers['docker-content-digest'];
       if (status !== 200 && status !== 304 && status !== 404) throw new OciError(status === 401 ? 'UNAUTHORIZED' : 'UNAVAILABLE', `HEAD ${tag}: HTTP ${status}`);
+      u.succeeded();
     } catch (err) {
+      if (!(isOciError(err) && err.detail === MARKED_DOWN)) u.failed();
       this.opts.metrics.revalidations.labels(ns, 'failed').inc();
       this.opts.metrics.errors.labels(ns, 'revalidate').inc();
       this.opts.metrics.stale.labels(ns).inc();
@@ -293,8 +302,11 @@ export class ProxyCache {
         scopes: [`repository:${name}:pull`],
       });
     } catch (err) {
+      u.failed();
       this.fail(t, 'blob', err);
     }
+    if (res.status >= 500 || res.status === 429) u.failed();
+    else u.succeeded();
     if (res.status === 404) {
       await res.body.dump();
       throw new OciError('BLOB_UNKNOWN', `blob ${digest} is unknown to ${u.host}/${name}`, { detail: { digest } });
@@ -345,9 +357,9 @@ export class ProxyCache {
   async upstreamRange(t: ProxyTarget, digest: Digest, range: { start: number; end: number }): Promise<Readable | undefined> {
     const u = t.upstream;
     const name = u.upstreamName(t.remote);
-    this.upstreamCall(t, 'blob-range');
     let res;
     try {
+      this.upstreamCall(t, 'blob-range');
       res = await u.transport.send({
         method: 'GET',
         url: new URL(`${u.transport.origin(u.host)}/v2/${name}/blobs/${digest}`),

@@ -60,6 +60,12 @@ export const UpstreamSchema = z
     alwaysRevalidate: z.array(z.string().min(1)).default([]),
     /** Never contact this upstream: serve what the cache holds. */
     offline: z.boolean().default(false),
+    /** How long a manifest request or a tag revalidation may take before the cache answers without it. */
+    timeout: duration.default(10e3),
+    /** After this many failures in a row the upstream is left alone for `failTimeout`... */
+    maxFails: z.number().int().min(1).default(3),
+    /** ...during which cached content is served at once, and misses fail at once. */
+    failTimeout: duration.default(30e3),
   })
   .strict();
 

@@ -3,6 +3,9 @@ import { OciError } from '../../spec/index.js';
 import { Transport, RemoteRepository, type Credential, type TransportOptions } from '../../stores/remote/index.js';
 import type { UpstreamConfig } from './config.js';
 
+/** The detail of the error an upstream that is marked down answers with. */
+export const MARKED_DOWN = { upstream: 'marked down' } as const;
+
 /** `*` and `?` globs, anchored: `latest`, `v*`, `*-rc?`. */
 export function globToRegExp(glob: string): RegExp {
   const re = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
@@ -46,7 +49,13 @@ export class Upstream {
   readonly ttl: number;
   readonly offline: boolean;
   readonly transport: Transport;
+  /** Milliseconds a manifest request or a revalidation may take. */
+  readonly timeout: number;
   private readonly always: RegExp[];
+  private readonly maxFails: number;
+  private readonly failTimeout: number;
+  private fails = 0;
+  private downUntil = 0;
 
   constructor(cfg: UpstreamConfig, opts: { offline?: boolean; transport?: Partial<TransportOptions> } = {}) {
     this.namespace = cfg.namespace;
@@ -55,6 +64,9 @@ export class Upstream {
     this.ttl = cfg.ttl;
     this.offline = cfg.offline || Boolean(opts.offline);
     this.always = cfg.alwaysRevalidate.map(globToRegExp);
+    this.timeout = cfg.timeout;
+    this.maxFails = cfg.maxFails;
+    this.failTimeout = cfg.failTimeout;
     const { credential, headers } = authOf(cfg);
     const t: TransportOptions = {
       plainHttp: this.url.protocol === 'http:',
@@ -80,6 +92,26 @@ export class Upstream {
 
   repository(name: string): RemoteRepository {
     return new RemoteRepository(this.transport, this.host, this.upstreamName(name));
+  }
+
+  /**
+   * Throws UNAVAILABLE while the upstream is marked down (maxFails failures in a row, for
+   * failTimeout), so that a dead or hanging upstream costs pulls nothing until it is tried again.
+   */
+  assertAvailable(): void {
+    const wait = this.downUntil - Date.now();
+    if (wait > 0) throw new OciError('UNAVAILABLE', `upstream ${this.namespace} (${this.host}) failed ${this.maxFails} times in a row; next try in ${Math.ceil(wait / 1000)} s`, { detail: MARKED_DOWN });
+  }
+
+  succeeded(): void {
+    this.fails = 0;
+  }
+
+  failed(): void {
+    if (++this.fails >= this.maxFails) {
+      this.fails = 0;
+      this.downUntil = Date.now() + this.failTimeout;
+    }
   }
 
   /** Whether a tag is revalidated on every pull, whatever its age. */
