@@ -36,7 +36,9 @@ before(async () => {
   cache = await startServer({
     dataDir: join(mnt, 'data'),
     logLevel: 'silent',
-    config: { storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: upstream.url }] } },
+    // The audit log (on by default) keeps its database in the data directory; on a full disk its
+    // failures would be mixed into these. It is not what this test is about.
+    config: { storage: { fsync: false }, audit: { enabled: false }, proxy: { upstreams: [{ namespace: 'up', url: upstream.url }] } } as Parameters<typeof startServer>[0]['config'],
   });
 });
 
@@ -77,7 +79,9 @@ test('a full disk fails the pull, leaves nothing behind, and the cache recovers'
 test('a manifest miss on a full disk is a 503 with the reason; space back, it is cached', async (t) => {
   if (skip) return t.skip(skip);
   const img = await makeImage(1, 100);
-  await pushImage(upstream.url, 'team/tiny', 'v1', img);
+  await pushImage(upstream.url, 'team/tiny', 'v1', img).catch((e: Error) => {
+    throw new Error(`push failed: ${e.message} ${String((e.cause as Error | undefined)?.message ?? '')}`);
+  });
   // Fill what is left of the tmpfs.
   const filler = join(mnt, 'filler');
   const fh = await open(filler, 'w');
@@ -88,12 +92,16 @@ test('a manifest miss on a full disk is a 503 with the reason; space back, it is
   } finally {
     await fh.close();
   }
-  const r = await fetch(`${cache.url}/v2/up/team/tiny/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  const r = await fetch(`${cache.url}/v2/up/team/tiny/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).catch((e: Error) => {
+    throw new Error(`fetch failed: ${String((e.cause as Error | undefined)?.message ?? e.cause)}`);
+  });
   const body = await r.text();
   assert.equal(r.status, 503, body);
   assert.match(body, /disk is full/);
   await rm(filler);
-  const ok = await fetch(`${cache.url}/v2/up/team/tiny/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  const ok = await fetch(`${cache.url}/v2/up/team/tiny/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).catch((e: Error) => {
+    throw new Error(`fetch (after) failed: ${String((e.cause as Error | undefined)?.message ?? e.cause)}`);
+  });
   assert.equal(ok.status, 200);
   assert.equal(ok.headers.get('docker-content-digest'), img.digest);
   await ok.arrayBuffer();
