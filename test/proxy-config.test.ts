@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { startServer, parseConfig, type RunningServer } from '../src/server/index.js';
 import { forward, relay } from './helpers/proxy.js';
+import { loadServeConfig } from '../src/cli/serve.js';
 import { missingPeer } from './helpers/distribution.js';
 import { makeImage, pushImage, type TestImage } from './helpers/proxy-images.js';
 
@@ -45,6 +46,17 @@ describe('config', () => {
     assert.throws(() => parseConfig({ proxy: { upstreams: [{ namespace: 'a', url: 'https://x', auth: { basic: { password: 'p' } } }] } }), /proxy\.upstreams\.0\.auth/);
     const ok = parseConfig({ proxy: { upstreams: [{ namespace: 'a', url: 'https://x', ttl: '2h', auth: 'anonymous' }] } });
     assert.equal(ok.proxy.upstreams[0]!.ttl, 7200e3);
+  });
+
+  test('serve --offline and --preload (repeatable) add to the config file', async () => {
+    const file = join(tmp, 'serve.yaml');
+    await writeFile(file, 'proxy:\n  preload: [from-file.tar]\n  upstreams: [{ namespace: a, url: "https://x" }]\n');
+    const cfg = await loadServeConfig({ config: file, offline: true, preload: ['one.tar', 'two-dir'] }, {});
+    assert.equal(cfg.proxy.offline, true);
+    assert.deepEqual(cfg.proxy.preload, ['from-file.tar', 'one.tar', 'two-dir']);
+    const single = await loadServeConfig({ preload: 'list.txt' }, {});
+    assert.deepEqual(single.proxy.preload, ['list.txt']);
+    assert.equal(single.proxy.offline, false);
   });
 
   test('a passwordEnv that is not set stops the start with its name', async () => {
