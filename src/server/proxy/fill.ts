@@ -21,7 +21,8 @@ export interface FillOptions {
   onBytes?: (n: number) => void;
 }
 
-const CHUNK = 1 << 20;
+/** Largest read from the staging file, and what a reader buffers ahead of its client. */
+const CHUNK = 256 << 10;
 /** Bytes of the latest writes kept in memory, so that readers keeping pace need no disk read (1 MiB per fill: memory stays flat). */
 const RECENT = 1 << 20;
 
