@@ -120,8 +120,14 @@ command, machine and date of its figures; \`npm run bench -- --only <section> --
 one section and keeps the others. Sizes: \`BENCH_SCALE=small\` (default, a few minutes) or
 \`full\` (the sizes of the goals in the issues; their figures go in blocks of their own).
 
+\`wharf serve\` runs with its defaults (fsync on every write, the audit log on, every whole-blob
+read verified against its digest) except \`log.level: warn\`; Distribution runs with its access log
+off. The CLI and server are compiled once per run (\`tsc\` into \`.bench/dist-<pid>\`), as
+\`npm start\` runs them.
+
 Caveat: the machine has 2 cores shared with other work, and the load generator runs on the same
-cores as the server it measures; compare ratios more than absolute figures.
+cores as the server it measures; compare ratios more than absolute figures, and see each block's
+load average.
 `;
 
 /** Blocks are keyed by section and scale: `server` (small) and `server-full` live side by side. */
