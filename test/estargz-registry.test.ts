@@ -198,3 +198,27 @@ for (const kind of KINDS) {
     });
   });
 }
+
+test('ranged reads carry credentials: an eStargz image behind htpasswd on Distribution', { skip: missingPeer(REGISTRY_BIN, 'Distribution (docker-registry)') }, async () => {
+  const { staticCredentials } = await import('../src/stores/remote/index.js');
+  const d = await startDistribution({ users: { alice: 's3cret' } });
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-estargz-auth-'));
+  try {
+    await mkdir(join(dir, 'src'));
+    await makeFixture(join(dir, 'src'));
+    const reg = new Registry(d.host, { plainHttp: true, credentials: staticCredentials({ username: 'alice', password: 's3cret' }) });
+    const repo = reg.repository('auth/es');
+    await pushEstargz(repo, { dir: join(dir, 'src'), chunkSize: 64 * 1024, tags: ['v1'] });
+    const art = await openArtifact(repo, 'v1');
+    assert.equal((await art.fs.readFile('hello.txt')).toString(), 'hello, eStargz\n');
+    await getFiles(art.fs, SMALL, { output: join(dir, 'out') });
+    await art.close();
+    await reg.close();
+    const anon = new Registry(d.host, { plainHttp: true });
+    await assert.rejects(openArtifact(anon.repository('auth/es'), 'v1'), /UNAUTHORIZED|401|auth/i);
+    await anon.close();
+  } finally {
+    await d.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
