@@ -77,3 +77,44 @@ test("parseMultipart reads back what wharf serve's multipart/byteranges writes",
     { numRuns: 50 },
   );
 });
+
+test('a layer with random bytes altered either reads back right or fails with an OciError', async () => {
+  const { mkdtemp, mkdir, rm, readFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { makeFixture } = await import('./helpers/estargz.js');
+  const { buildEstargzFile, openEstargz, BufferBlobSource } = await import('../src/estargz/index.js');
+  const { OciError } = await import('../src/spec/index.js');
+  const work = await mkdtemp(join(tmpdir(), 'wharf-estargz-fuzz-'));
+  try {
+    await mkdir(join(work, 'src'));
+    await makeFixture(join(work, 'src'), { big: 20_000 });
+    const res = await buildEstargzFile(join(work, 'src'), join(work, 'l.gz'), { chunkSize: 8192 });
+    const data = await readFile(join(work, 'l.gz'));
+    const good = await openEstargz(new BufferBlobSource(data), { tocDigest: res.tocDigest });
+    const files = good.list().filter((e) => e.type === 'file');
+    const want = new Map<string, Buffer>();
+    for (const f of files) want.set(f.path, await good.readFile(f.path));
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.nat(data.length - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 3 }), async (flips) => {
+        const bad = Buffer.from(data);
+        for (const [at, x] of flips) bad.writeUInt8(bad.readUInt8(at) ^ x, at);
+        try {
+          const fs = await openEstargz(new BufferBlobSource(bad), { tocDigest: res.tocDigest });
+          for (const f of files) {
+            try {
+              assert.deepEqual(await fs.readFile(f.path), want.get(f.path), f.path);
+            } catch (err) {
+              if (!(err instanceof OciError)) throw err;
+            }
+          }
+        } catch (err) {
+          if (!(err instanceof OciError)) throw err;
+        }
+      }),
+      { numRuns: 150 },
+    );
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});
