@@ -141,3 +141,19 @@ test('a plain tar.gz is read whole, once, and served the same way', async () => 
     await rm(work, { recursive: true, force: true });
   }
 });
+
+test('a plain tar.gz that unpacks past the limit stops with a clear error', async () => {
+  const work = await mkdtemp(join(tmpdir(), 'wharf-targz-bomb-'));
+  try {
+    const src = join(work, 'src');
+    await mkdir(src);
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(src, 'zeros'), Buffer.alloc(4 << 20));
+    const blob = join(work, 'bomb.tar.gz');
+    assert.equal(spawnSync('tar', ['-czf', blob, '-C', src, '.']).status, 0);
+    assert.ok((await readFile(blob)).length < 64 << 10);
+    await assert.rejects(openLayer(new FileBlobSource(blob), { maxUnpacked: 1 << 20 }), /unpacks to more than 1048576 bytes/);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});
