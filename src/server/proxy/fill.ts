@@ -188,7 +188,20 @@ export class BlobFill {
     if (r.length === 0 || pos < r[0]!.start) return undefined;
     for (let i = r.length - 1; i >= 0; i--) {
       const { start, buf } = r[i]!;
-      if (start <= pos) return pos < start + buf.length ? buf.subarray(pos - start, Math.min(buf.length, end - start)) : undefined;
+      if (start > pos) continue;
+      if (pos >= start + buf.length) return undefined;
+      const first = buf.subarray(pos - start, Math.min(buf.length, end - start));
+      // Several small chunks go out as one: fewer, larger writes to the client's socket.
+      if (i === r.length - 1 || first.length >= CHUNK || pos + first.length >= end) return first;
+      const parts = [first];
+      let n = first.length;
+      for (let j = i + 1; j < r.length && n < CHUNK && pos + n < end; j++) {
+        const b = r[j]!.buf;
+        const take = b.subarray(0, Math.min(b.length, end - pos - n));
+        parts.push(take);
+        n += take.length;
+      }
+      return Buffer.concat(parts, n);
     }
     return undefined;
   }
