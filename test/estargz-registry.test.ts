@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry, RemoteBlobSource, type RemoteRepository } from '../src/stores/remote/index.js';
-import { pushEstargz, openArtifact, getFiles, type EstargzPushResult } from '../src/client/index.js';
+import { pushEstargz, pushArtifact, openArtifact, getFiles, type EstargzPushResult } from '../src/client/index.js';
 import { EstargzCache } from '../src/estargz/index.js';
 import { startDistribution, missingPeer, REGISTRY_BIN } from './helpers/distribution.js';
 import { makeFixture, startCountingProxy, type FaultMode } from './helpers/estargz.js';
@@ -98,6 +98,28 @@ for (const kind of KINDS) {
         const again = await openArtifact(repo, 'v1', { cache });
         assert.equal((await again.fs.readFile('hello.txt')).toString(), 'hello, eStargz\n');
         assert.equal(proxy.blobGets.length, n, 'TOC and chunk come from the cache');
+        await again.close();
+      });
+    });
+
+    test('a plain tar.gz layer is read in one GET, then from the cache with no blob request', async () => {
+      const { repo: direct, close } = repoAt(reg.host);
+      const plain = await pushArtifact(direct, { files: [{ path: src }], tags: ['plain'] });
+      await close();
+      const cache = new EstargzCache(join(work, 'cache-plain'));
+      await withProxy({}, async (repo, proxy) => {
+        const said: string[] = [];
+        const art = await openArtifact(repo, 'plain', { cache, onMessage: (m) => said.push(m) });
+        assert.equal(art.fs.kind, 'tar.gz');
+        assert.equal((await art.fs.readFile('src/hello.txt')).toString(), 'hello, eStargz\n');
+        assert.deepEqual(proxy.blobGets.map((g) => g.range ?? 'whole'), [`bytes=${plain.layers[0]!.size - 51}-${plain.layers[0]!.size - 1}`, 'whole']);
+        assert.match(said.join('\n'), /not eStargz.*reading the whole layer once/);
+        await art.close();
+        const n = proxy.blobGets.length;
+        const again = await openArtifact(repo, 'plain', { cache, onMessage: (m) => said.push(m) });
+        assert.deepEqual(await again.fs.readFile('src/sub/big.bin'), await readFile(join(src, 'sub/big.bin')));
+        assert.equal(proxy.blobGets.length, n);
+        assert.match(said.at(-1)!, /from the local cache/);
         await again.close();
       });
     });

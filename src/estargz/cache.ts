@@ -20,6 +20,8 @@ export interface CacheInfo {
   dir: string;
   tocs: number;
   chunks: number;
+  /** Whole plain (not eStargz) layers. */
+  blobs: number;
   bytes: number;
   oldest?: Date;
   newest?: Date;
@@ -41,7 +43,7 @@ interface FileInfo {
 
 /**
  * A local cache of eStargz TOCs (by layer digest) and of uncompressed chunks (by chunk digest),
- * so that a second `ls` or `cat` needs no network. Content-addressed and immutable: a chunk
+ * and of whole plain tar.gz layers (by digest), so that a second `ls` or `cat` needs no network. Content-addressed and immutable: a chunk
  * shared by two layers is stored once. Every read is hashed again, and a damaged entry is
  * dropped and read as a miss. Writes are a temp file and a rename. The mtime of an entry is its
  * last use, for `prune`. A cache that cannot write is only slower: its errors never fail a read.
@@ -52,6 +54,56 @@ export class EstargzCache {
   private chunkPath(digest: string): string {
     const { algorithm, hex } = parseDigest(digest);
     return join(this.dir, 'chunks', algorithm, hex.slice(0, 2), hex);
+  }
+
+  private blobPath(digest: string): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return join(this.dir, 'blobs', algorithm, hex);
+  }
+
+  /**
+   * A whole plain tar.gz layer kept by digest, or undefined. Its reader checks the digest as it
+   * reads it; a damaged one is dropped with `dropBlob`.
+   */
+  async blobFile(digest: string, size?: number): Promise<string | undefined> {
+    const p = this.blobPath(digest);
+    try {
+      const st = await stat(p);
+      if (size !== undefined && st.size !== size) {
+        await rm(p, { force: true });
+        return undefined;
+      }
+      const now = new Date();
+      await utimes(p, now, now).catch(() => undefined);
+      return p;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A temp file name inside the cache, for `adoptBlob`. */
+  async tempFile(): Promise<string | undefined> {
+    try {
+      await mkdir(join(this.dir, 'tmp'), { recursive: true });
+      return join(this.dir, 'tmp', `${randomBytes(8).toString('hex')}.tmp`);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Moves a verified copy of a layer into the cache. */
+  async adoptBlob(digest: string, tmp: string): Promise<void> {
+    try {
+      const p = this.blobPath(digest);
+      await mkdir(dirname(p), { recursive: true });
+      await rename(tmp, p);
+    } catch {
+      // Only slower.
+    }
+  }
+
+  async dropBlob(digest: string): Promise<void> {
+    await rm(this.blobPath(digest), { force: true });
   }
 
   private tocPath(layerDigest: string): string {
@@ -121,9 +173,9 @@ export class EstargzCache {
     await this.put(this.tocPath(layerDigest), Buffer.concat([meta, toc.json]));
   }
 
-  private async files(): Promise<Array<FileInfo & { kind: 'toc' | 'chunk' }>> {
-    const out: Array<FileInfo & { kind: 'toc' | 'chunk' }> = [];
-    const walk = async (d: string, kind: 'toc' | 'chunk'): Promise<void> => {
+  private async files(): Promise<Array<FileInfo & { kind: 'toc' | 'chunk' | 'blob' }>> {
+    const out: Array<FileInfo & { kind: 'toc' | 'chunk' | 'blob' }> = [];
+    const walk = async (d: string, kind: 'toc' | 'chunk' | 'blob'): Promise<void> => {
       let names: string[];
       try {
         names = await readdir(d);
@@ -140,15 +192,17 @@ export class EstargzCache {
     };
     await walk(join(this.dir, 'tocs'), 'toc');
     await walk(join(this.dir, 'chunks'), 'chunk');
+    await walk(join(this.dir, 'blobs'), 'blob');
     return out;
   }
 
   async info(): Promise<CacheInfo> {
     const files = await this.files();
-    const info: CacheInfo = { dir: this.dir, tocs: 0, chunks: 0, bytes: 0 };
+    const info: CacheInfo = { dir: this.dir, tocs: 0, chunks: 0, blobs: 0, bytes: 0 };
     for (const f of files) {
       if (f.kind === 'toc') info.tocs++;
-      else info.chunks++;
+      else if (f.kind === 'chunk') info.chunks++;
+      else info.blobs++;
       info.bytes += f.size;
       if (!info.oldest || f.used < info.oldest.getTime()) info.oldest = new Date(f.used);
       if (!info.newest || f.used > info.newest.getTime()) info.newest = new Date(f.used);
@@ -179,6 +233,8 @@ export class EstargzCache {
     const files = await this.files();
     await rm(join(this.dir, 'tocs'), { recursive: true, force: true });
     await rm(join(this.dir, 'chunks'), { recursive: true, force: true });
+    await rm(join(this.dir, 'blobs'), { recursive: true, force: true });
+    await rm(join(this.dir, 'tmp'), { recursive: true, force: true });
     return { removed: files.length, freed: files.reduce((n, f) => n + f.size, 0) };
   }
 }

@@ -1,4 +1,7 @@
+import { rm } from 'node:fs/promises';
+import { isOciError } from '../spec/index.js';
 import { NotEstargzError, openEstargz, type EstargzOpenOptions } from './reader.js';
+import { FileBlobSource } from './source.js';
 import { openTarGz } from './targz.js';
 import type { LayerFS } from './fs.js';
 import type { RangedBlobSource } from './source.js';
@@ -33,11 +36,33 @@ export interface OpenLayerOptions extends EstargzOpenOptions {
 
 /** Opens a layer as eStargz, or, when it has no eStargz footer, as a plain tar.gz read once. */
 export async function openLayer(src: RangedBlobSource, opts: OpenLayerOptions = {}): Promise<LayerFS> {
+  const { cache, layerDigest } = opts;
+  const tarOpts = { ...opts, window: undefined };
+  // A plain layer read before is in the cache whole: no network at all.
+  const kept = cache && layerDigest ? await cache.blobFile(layerDigest) : undefined;
+  if (kept && layerDigest) {
+    try {
+      const fs = await openTarGz(new FileBlobSource(kept), tarOpts);
+      opts.onFallback?.(`${layerDigest} is not eStargz; reading the whole layer from the local cache`);
+      await src.close?.();
+      return fs;
+    } catch (err) {
+      if (!isOciError(err, 'DIGEST_INVALID') && !isOciError(err, 'SIZE_INVALID')) throw err;
+      await cache!.dropBlob(layerDigest);
+    }
+  }
   try {
     return await openEstargz(src, opts);
   } catch (err) {
     if (!(err instanceof NotEstargzError)) throw err;
-    opts.onFallback?.(`${opts.layerDigest ?? 'the layer'} is not eStargz (${err.message}); reading the whole layer once`);
-    return openTarGz(src, { ...opts, window: undefined });
+    opts.onFallback?.(`${layerDigest ?? 'the layer'} is not eStargz (${err.message}); reading the whole layer once`);
+    const tmp = cache && layerDigest ? await cache.tempFile() : undefined;
+    try {
+      const fs = await openTarGz(src, { ...tarOpts, copyTo: tmp });
+      if (tmp && layerDigest) await cache!.adoptBlob(layerDigest, tmp);
+      return fs;
+    } finally {
+      if (tmp) await rm(tmp, { force: true });
+    }
   }
 }

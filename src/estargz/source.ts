@@ -1,4 +1,6 @@
+import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { OciError, type ByteRange } from '../spec/index.js';
 import type { OpOptions } from '../content/index.js';
 
@@ -10,6 +12,8 @@ import type { OpOptions } from '../content/index.js';
 export interface RangedBlobSource {
   size(opts?: OpOptions): Promise<number>;
   read(ranges: ByteRange[], opts?: OpOptions): Promise<Buffer[]>;
+  /** The whole blob in one stream, start to end (the reader verifies it). */
+  stream?(opts?: OpOptions): Promise<Readable>;
   /** Frees what the source holds (a temp copy of the blob). */
   close?(): Promise<void>;
 }
@@ -20,6 +24,10 @@ export class FileBlobSource implements RangedBlobSource {
 
   async size(): Promise<number> {
     return (await stat(this.path)).size;
+  }
+
+  async stream(): Promise<Readable> {
+    return createReadStream(this.path, { highWaterMark: 1 << 20 });
   }
 
   async read(ranges: ByteRange[]): Promise<Buffer[]> {
@@ -49,6 +57,10 @@ export class BufferBlobSource implements RangedBlobSource {
 
   async size(): Promise<number> {
     return this.data.length;
+  }
+
+  async stream(): Promise<Readable> {
+    return Readable.from([this.data]);
   }
 
   async read(ranges: ByteRange[]): Promise<Buffer[]> {

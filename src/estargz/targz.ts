@@ -21,13 +21,15 @@ export interface TarGzOpenOptions extends OpOptions {
   tmpDir?: string;
   /** Stop when the unpacked data would exceed this many bytes. */
   maxUnpacked?: number;
+  /** Also write the blob's bytes to this file (for a cache; valid only if the open succeeds). */
+  copyTo?: string;
 }
 
 const TYPES: Record<string, FileType | undefined> = { file: 'file', 'contiguous-file': 'file', directory: 'dir', symlink: 'symlink', link: 'hardlink', 'character-device': 'char', 'block-device': 'block', fifo: 'fifo' };
 
 /**
- * A plain tar.gz layer as a read-only file system: the blob is read once, start to end (checked
- * against its digest), decompressed, and the files' bytes kept in one temp file, from which every
+ * A plain tar.gz layer as a read-only file system: the blob is read once, start to end, in one
+ * stream when the source offers one (checked against its digest), decompressed, and the files' bytes kept in one temp file, from which every
  * later read is served. `close()` removes it.
  */
 export async function openTarGz(src: RangedBlobSource, opts: TarGzOpenOptions = {}): Promise<TarGzReader> {
@@ -39,12 +41,26 @@ export async function openTarGz(src: RangedBlobSource, opts: TarGzOpenOptions = 
   try {
     fh = await open(dataPath, 'w+', 0o600);
     const hash = opts.layerDigest ? createDigester(parseDigest(opts.layerDigest).algorithm) : undefined;
+    const copy = opts.copyTo ? await open(opts.copyTo, 'w', 0o600) : undefined;
+    let copied = 0;
     async function* blob(): AsyncGenerator<Buffer> {
-      for (let at = 0; at < size; at += window) {
-        const [b] = await src.read([{ start: at, end: Math.min(size, at + window) - 1 }], opts);
-        hash?.update(b!);
-        yield b!;
+      const chunks: AsyncIterable<Buffer> = src.stream
+        ? ((await src.stream(opts)) as AsyncIterable<Buffer>)
+        : (async function* () {
+            for (let at = 0; at < size; at += window) yield (await src.read([{ start: at, end: Math.min(size, at + window) - 1 }], opts))[0]!;
+          })();
+      let n = 0;
+      for await (const b of chunks) {
+        n += b.length;
+        if (n > size) throw new OciError('SIZE_INVALID', `the layer is longer than its ${size} bytes`);
+        hash?.update(b);
+        if (copy) {
+          await copy.write(b, 0, b.length, copied);
+          copied += b.length;
+        }
+        yield b;
       }
+      if (n !== size) throw new OciError('SIZE_INVALID', `the layer is ${n} bytes, expected ${size}`);
     }
     const tree = new Tree();
     const offsets = new Map<string, { offset: number; size: number }>();
@@ -78,7 +94,11 @@ export async function openTarGz(src: RangedBlobSource, opts: TarGzOpenOptions = 
         tree.add(st);
       }
     })();
-    await Promise.all([pipeline(Readable.from(blob()), createGunzip({ chunkSize: 1 << 20 }), extract as unknown as Writable), consume]);
+    try {
+      await Promise.all([pipeline(Readable.from(blob()), createGunzip({ chunkSize: 1 << 20 }), extract as unknown as Writable), consume]);
+    } finally {
+      await copy?.close();
+    }
     if (hash && opts.layerDigest) {
       const got = `${parseDigest(opts.layerDigest).algorithm}:${hash.digest('hex')}`;
       if (got !== opts.layerDigest) throw new OciError('DIGEST_INVALID', `the layer is ${got}, the manifest says ${opts.layerDigest}: it was altered`);

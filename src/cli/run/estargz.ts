@@ -142,8 +142,8 @@ export async function runCache(action: string, flags: Flags): Promise<void> {
     case 'info': {
       const i = await cache.info();
       print(
-        [`Cache: ${i.dir}`, `TOCs: ${i.tocs}`, `Chunks: ${i.chunks}`, `Size: ${humanSize(i.bytes)}`, ...(i.oldest ? [`Least recently used: ${i.oldest.toISOString()}`] : [])].join('\n'),
-        { dir: i.dir, tocs: i.tocs, chunks: i.chunks, bytes: i.bytes, oldest: i.oldest?.toISOString(), newest: i.newest?.toISOString() },
+        [`Cache: ${i.dir}`, `TOCs: ${i.tocs}`, `Chunks: ${i.chunks}`, `Plain layers: ${i.blobs}`, `Size: ${humanSize(i.bytes)}`, ...(i.oldest ? [`Least recently used: ${i.oldest.toISOString()}`] : [])].join('\n'),
+        { dir: i.dir, tocs: i.tocs, chunks: i.chunks, blobs: i.blobs, bytes: i.bytes, oldest: i.oldest?.toISOString(), newest: i.newest?.toISOString() },
       );
       return;
     }

@@ -1,4 +1,5 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { Transform, type Readable } from 'node:stream';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -249,6 +250,21 @@ export class RemoteBlobSource {
     this.stats.multiRange = false;
     this.opts.onMessage?.(`the registry answered a multi-range request with ${res.status}${res.status === 206 ? ` (${ct || 'no content type'})` : ''}; reading one range per request`);
     return Promise.all(batch.map((r) => this.limit(() => this.readOne(r, opts))));
+  }
+
+  /** The whole blob in one GET (or from the local copy), unverified: the caller hashes it. */
+  async stream(opts: OpOptions = {}): Promise<Readable> {
+    if (this.local) return createReadStream(this.local.path, { highWaterMark: 1 << 20 });
+    const res = await this.send('GET', {}, opts);
+    if (res.status !== 200) throw await responseError(res, `fetch ${this.desc.digest}`);
+    const count = new Transform({
+      transform: (c: Buffer, _e, cb) => {
+        this.stats.bytes += c.length;
+        cb(null, c);
+      },
+    });
+    res.body.on('error', (err) => count.destroy(err));
+    return res.body.pipe(count);
   }
 
   async close(): Promise<void> {
