@@ -180,6 +180,19 @@ for (const kind of KINDS) {
       });
     });
 
+    test('parallel reads from a registry that ignores Range keep one whole copy', async () => {
+      await withProxy({ ignoreRange: true }, async (repo) => {
+        const s = new RemoteBlobSource(repo, pushed.layer);
+        const got = await Promise.all([0, 1000, 5000].map((at) => s.read([{ start: at, end: at + 99 }])));
+        assert.equal(s.stats.bytes, pushed.layer.size, 'one body read in full');
+        assert.ok(s.stats.wholeBlob);
+        const again = await s.read([{ start: 0, end: 99 }, { start: 1000, end: 1099 }]);
+        assert.deepEqual(again[0], got[0]![0]);
+        assert.deepEqual(again[1], got[1]![0]);
+        await s.close();
+      });
+    });
+
     test('the size comes from bytes=0-1 when HEAD fails', async () => {
       await withProxy({ failHead: true }, async (repo, proxy) => {
         const s = new RemoteBlobSource(repo, { digest: pushed.layer.digest });

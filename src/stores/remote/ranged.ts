@@ -99,6 +99,7 @@ export class RemoteBlobSource {
   readonly stats: TransferStats = { requests: 0, bytes: 0, wholeBlob: false };
   private knownSize: number | undefined;
   private local?: { dir: string; path: string };
+  private spilling?: Promise<void>;
   private readonly maxRanges: number;
   private readonly limit: <T>(fn: () => Promise<T>) => Promise<T>;
 
@@ -147,8 +148,21 @@ export class RemoteBlobSource {
     throw await responseError(res, `size of ${this.desc.digest}`);
   }
 
-  /** The registry sent the whole blob: keep it in a temp file, checked, and read from there. */
-  private async spill(res: SendResponse, opts: OpOptions): Promise<void> {
+  /**
+   * The registry sent the whole blob: keep it in a temp file, checked, and read from there. Of
+   * several such answers at once (parallel single-range reads), one is kept, the others dropped.
+   */
+  private spill(res: SendResponse, opts: OpOptions): Promise<void> {
+    if (this.spilling) {
+      res.body.destroy();
+      return this.spilling;
+    }
+    this.spilling = this.spillOnce(res, opts);
+    this.spilling.catch(() => (this.spilling = undefined));
+    return this.spilling;
+  }
+
+  private async spillOnce(res: SendResponse, opts: OpOptions): Promise<void> {
     this.opts.onMessage?.(`the registry ignored Range for ${this.desc.digest}; reading the whole blob once`);
     this.stats.wholeBlob = true;
     const dir = await mkdtemp(join(this.opts.tmpDir ?? tmpdir(), 'wharf-blob-'));
@@ -208,8 +222,8 @@ export class RemoteBlobSource {
       return b;
     }
     if (res.status === 200) {
-      if (!this.local) await this.spill(res, opts);
-      else await res.body.dump();
+      if (this.local) res.body.destroy();
+      else await this.spill(res, opts);
       return (await readFileRanges(this.local!.path, [r]))[0]!;
     }
     throw await responseError(res, `read bytes ${r.start}-${r.end} of ${this.desc.digest}`);
