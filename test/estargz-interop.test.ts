@@ -176,12 +176,16 @@ test('an image that ctr-remote converted to eStargz and pushed is listed and rea
   await pushPlainImage(src, 'plain');
   const dir = await mkdtemp(join(tmpdir(), 'wharf-ctrd-'));
   const sock = join(dir, 'c.sock');
-  await writeFile(join(dir, 'config.toml'), `version = 2\nroot = "${join(dir, 'root')}"\nstate = "${join(dir, 'state')}"\n[grpc]\n  address = "${sock}"\n`);
+  // Content store and image store only: no CRI, and the native snapshotter (no mounts).
+  await writeFile(
+    join(dir, 'config.toml'),
+    `version = 2\nroot = "${join(dir, 'root')}"\nstate = "${join(dir, 'state')}"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${sock}"\n`,
+  );
   const ctrd = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: 'ignore' });
   try {
     for (let i = 0; i < 200 && !existsSync(sock); i++) await sleep(50);
     const ctr = (args: string[]): Promise<string> => sh('ctr-remote', ['--address', sock, ...args]);
-    await ctr(['image', 'pull', '--plain-http', `${host}/interop/es:plain`]);
+    await ctr(['image', 'pull', '--plain-http', '--snapshotter', 'native', `${host}/interop/es:plain`]);
     await ctr(['image', 'convert', '--estargz', '--oci', '--estargz-chunk-size', String(64 * 1024), `${host}/interop/es:plain`, `${host}/interop/es:ctr`]);
     await ctr(['image', 'push', '--plain-http', `${host}/interop/es:ctr`]);
     const art = await openArtifact(repo, 'ctr');
