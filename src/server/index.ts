@@ -76,7 +76,16 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
 
   const i = config.listen.lastIndexOf(':');
   const host = config.listen.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0';
-  await app.listen({ host, port: Number(config.listen.slice(i + 1)) });
+  try {
+    await app.listen({ host, port: Number(config.listen.slice(i + 1)) });
+  } catch (err) {
+    // EADDRINUSE and the like: stop what started above, or its timers keep the process alive.
+    clearInterval(timer);
+    await app.close().catch(() => undefined);
+    await proxy?.close();
+    await guard.close();
+    throw err;
+  }
   const port = (app.server.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   return {
