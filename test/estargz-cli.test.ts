@@ -206,3 +206,15 @@ test('an image of two eStargz layers is read as a runtime stacks them: later fil
   await art.close();
   await reg.close();
 });
+
+test('get does not write through a symlink already in the output directory that leads out', async () => {
+  const out = join(work, 'trap');
+  const outside = join(work, 'outside');
+  await mkdir(out);
+  await mkdir(outside);
+  await symlink(outside, join(out, 'sub'));
+  const r = await run(['get', ref, 'sub/deeper/small.json', '-o', out]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /through a symbolic link out of the output directory/);
+  assert.deepEqual(await readdir(outside), [], 'nothing created outside');
+});

@@ -460,8 +460,9 @@ export async function getFiles(fs: LayerFS, patterns: string[], opts: GetOptions
       if (st.path === '') continue;
       throw new OciError('INVALID_ARGUMENT', `entry "${st.path}" would be written outside the output directory`);
     }
-    await mkdir(dirname(dest), { recursive: true });
+    // Checked before mkdir, which would otherwise follow a symlink out and create directories there.
     await checkParents(out, dest, allow);
+    await mkdir(dirname(dest), { recursive: true });
     const existing = await lstat(dest).catch(() => undefined);
     if (existing && st.type !== 'dir') {
       if (opts.keepOldFiles) throw new OciError('INVALID_ARGUMENT', `${dest} exists; not overwriting it (--keep-old-files)`);
