@@ -137,6 +137,7 @@ describe('wharf serve in process: health, metrics, logs', () => {
   });
 });
 
+// Timeouts below only stop a hung process (a server that never exits) from stalling the suite.
 describe('wharf serve as a process', () => {
   let dir: string;
   before(async () => {
@@ -144,7 +145,7 @@ describe('wharf serve as a process', () => {
   });
   after(async () => rm(dir, { recursive: true, force: true }));
 
-  test('SIGTERM finishes a blob download in flight, then exits 0', async () => {
+  test('SIGTERM finishes a blob download in flight, then exits 0', { timeout: 120_000 }, async () => {
     let p: Proc | undefined;
     try {
       const port = await freePort();
@@ -190,7 +191,7 @@ describe('wharf serve as a process', () => {
     }
   });
 
-  test('a port in use gives a one-line error and a non-zero exit', async () => {
+  test('a port in use gives a one-line error and a non-zero exit', { timeout: 60_000 }, async () => {
     const blocker: Server = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     try {
@@ -206,7 +207,7 @@ describe('wharf serve as a process', () => {
     }
   });
 
-  test('npm start: the built CLI listens on 127.0.0.1:5000 with ./wharf-data', async (t) => {
+  test('npm start: the built CLI listens on 127.0.0.1:5000 with ./wharf-data', { timeout: 180_000 }, async (t) => {
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
     assert.equal(pkg.scripts.start, 'node dist/cli/main.js serve');
     if (await portBusy(5000)) {
