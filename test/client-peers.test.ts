@@ -57,7 +57,7 @@ async function writeMultiPlatform(dir: string): Promise<{ index: Descriptor; arm
   return { index, arm64: manifests[1]! };
 }
 
-describe('wharf CLI with skopeo, Distribution and wharf serve', { skip }, () => {
+describe('wharf CLI with skopeo, Distribution and wharf serve', { skip, timeout: 300_000 }, () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   let dist: Distribution;

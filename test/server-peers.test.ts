@@ -73,7 +73,7 @@ async function layoutBlobs(dir: string): Promise<Map<string, Buffer>> {
   return out;
 }
 
-describe('wharf serve with real clients', () => {
+describe('wharf serve with real clients', { timeout: 300_000 }, () => {
   let dir: string;
   let server: RunningServer;
   let host: string;
