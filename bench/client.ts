@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
+import { BigBlob } from './http.js';
 import { median } from './lib.js';
 import type { BenchContext, BenchRegistry, BenchRow } from './types.js';
 
@@ -20,10 +21,12 @@ const LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
 interface Sizes {
   files: number;
   fileSize: number;
+  /** One large file, pushed and pulled once, for the client's RSS. */
+  huge: number;
 }
 const SIZES: Record<'small' | 'full', Sizes> = {
-  small: { files: 8, fileSize: 32 * MiB },
-  full: { files: 8, fileSize: 128 * MiB },
+  small: { files: 8, fileSize: 32 * MiB, huge: 512 * MiB },
+  full: { files: 8, fileSize: 128 * MiB, huge: 4096 * MiB },
 };
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -155,6 +158,25 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     await source.stop();
   }
 
+  // One large file: the client's memory must not grow with it.
+  const hugeName = sz.huge >= 1024 * MiB ? `${sz.huge / 1024 / MiB} GiB` : `${sz.huge / MiB} MiB`;
+  ctx.log(`writing a ${hugeName} file`);
+  const huge = await BigBlob.create(join(ctx.tmp, 'huge.bin'), sz.huge);
+  let hugePush = { seconds: 0, peakRss: 0 };
+  let hugePull = { seconds: 0, peakRss: 0 };
+  {
+    const reg = await fresh();
+    try {
+      hugePush = await wharf(['push', '--plain-http', '--no-tty', `${reg.host}/bench/huge:v1`, huge.file]);
+      const out = join(ctx.tmp, 'huge-out');
+      hugePull = await wharf(['pull', '--plain-http', '--no-tty', `${reg.host}/bench/huge:v1`, '-o', out]);
+      await rm(out, { recursive: true, force: true });
+    } finally {
+      await reg.stop();
+      await rm(huge.file, { force: true });
+    }
+  }
+
   // What starting each process costs, included in every figure above.
   const starts: number[] = [];
   const skStarts: number[] = [];
@@ -177,6 +199,8 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     row(`cp registry to registry, ${total}`, m(W.cp), m(S.cp), 's', `wharf cp vs skopeo copy docker:// docker://, two ${where} instances`),
     row('client peak RSS, push', m(W.pushRss), m(S.pushRss), 'MiB', 'sampled every 25 ms', { goalMax: 200 }),
     row('client peak RSS, pull', m(W.pullRss), m(S.pullRss), 'MiB', 'sampled every 25 ms', { goalMax: 200 }),
+    ctx.row({ metric: `client peak RSS, push of one ${hugeName} file`, wharf: hugePush.peakRss, peer: null, unit: 'MiB', lowerIsBetter: true, goalMax: 200, note: `wharf only, once, ${where}; ${(sz.huge / MiB / hugePush.seconds).toFixed(0)} MB/s` }),
+    ctx.row({ metric: `client peak RSS, pull of one ${hugeName} file`, wharf: hugePull.peakRss, peer: null, unit: 'MiB', lowerIsBetter: true, goalMax: 200, note: `wharf only, once, ${where}; ${(sz.huge / MiB / hugePull.seconds).toFixed(0)} MB/s` }),
     row('process start (version)', m(starts), m(skStarts), 's', 'included in every figure above'),
   ];
 }
