@@ -112,6 +112,13 @@ test('a wrong toc.digest, or a tampered chunk, is a clear error', async () => {
     bad.writeUInt8(bad.readUInt8(r!.start + 12) ^ 0xff, r!.start + 12);
     const fs2 = await openEstargz(new BufferBlobSource(bad), { tocDigest: res.tocDigest });
     await assert.rejects(fs2.readFile('hello.txt'), (err: Error) => /DIGEST_INVALID|altered|corrupt/.test(`${(err as { code?: string }).code} ${err.message}`));
+    // The data intact but the member's CRC-32 altered: caught by the trailer check.
+    const { inflateRawSync } = await import('node:zlib');
+    const trailer = r!.start + 10 + (inflateRawSync(data.subarray(r!.start + 10), { info: true }) as unknown as { engine: { bytesWritten: number } }).engine.bytesWritten;
+    const badCrc = Buffer.from(data);
+    badCrc.writeUInt8(badCrc.readUInt8(trailer) ^ 0x01, trailer);
+    const fs3 = await openEstargz(new BufferBlobSource(badCrc), { tocDigest: res.tocDigest });
+    await assert.rejects(fs3.readFile('hello.txt'), /CRC-32 mismatch.*altered/);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, crc32, inflateRaw, type ZlibOptions } from 'node:zlib';
 import { OciError, createDigester, type ByteRange } from '../spec/index.js';
 import type { OpOptions } from '../content/index.js';
 import type { EstargzCache } from './cache.js';
@@ -72,6 +72,63 @@ async function inflate(gz: Buffer, need: number): Promise<Buffer> {
     z.destroy();
   }
   return Buffer.concat(parts);
+}
+
+/** The length of a gzip member's header (RFC 1952), its optional header CRC checked. */
+function gzipHeaderLength(b: Buffer): number {
+  if (b.length < 10 || b[0] !== 0x1f || b[1] !== 0x8b || b[2] !== 8) throw new Error('not a gzip member');
+  const flg = b[3]!;
+  let at = 10;
+  if (flg & 4) {
+    if (b.length < at + 2) throw new Error('truncated gzip header');
+    at += 2 + b.readUInt16LE(at);
+  }
+  for (const bit of [8, 16]) {
+    if (flg & bit) {
+      const z = b.indexOf(0, at);
+      if (z < 0) throw new Error('truncated gzip header');
+      at = z + 1;
+    }
+  }
+  if (flg & 2) {
+    if (b.length < at + 2 || (crc32(b.subarray(0, at)) & 0xffff) !== b.readUInt16LE(at)) throw new Error('gzip header CRC mismatch');
+    at += 2;
+  }
+  if (at > b.length) throw new Error('truncated gzip header');
+  return at;
+}
+
+function inflateRawInfo(b: Buffer, opts: ZlibOptions): Promise<{ buffer: Buffer; consumed: number }> {
+  return new Promise((resolve, reject) => {
+    inflateRaw(b, { ...opts, info: true } as ZlibOptions, (err, res) => {
+      if (err) reject(err);
+      else {
+        const r = res as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+        resolve({ buffer: r.buffer, consumed: r.engine.bytesWritten });
+      }
+    });
+  });
+}
+
+/**
+ * Decompresses the gzip member at the start of `gz` and checks its trailer (CRC-32 and size), so
+ * that an altered trailer is caught too, not only altered data. A member that would expand far
+ * past `need` (several chunks in one member) is read as a stream up to `need` bytes instead.
+ */
+async function inflateMember(gz: Buffer, need: number): Promise<Buffer> {
+  const h = gzipHeaderLength(gz);
+  let out: { buffer: Buffer; consumed: number };
+  try {
+    out = await inflateRawInfo(gz.subarray(h), { chunkSize: Math.min(Math.max(need, 16 << 10), 1 << 20), maxOutputLength: need + (16 << 20) });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return inflate(gz, need);
+    throw err;
+  }
+  const t = h + out.consumed;
+  if (gz.length < t + 8) throw new Error('gzip member without its trailer');
+  if (gz.readUInt32LE(t) !== crc32(out.buffer) >>> 0) throw new Error('gzip CRC-32 mismatch');
+  if (gz.readUInt32LE(t + 4) !== out.buffer.length % 2 ** 32) throw new Error('gzip size mismatch');
+  return out.buffer;
 }
 
 function sha256(b: Buffer): string {
@@ -255,7 +312,7 @@ export class EstargzReader implements LayerFS {
           const gz = bufs[map[k]!]!.subarray(c.start - m.start, c.end - m.start);
           let raw: Buffer;
           try {
-            raw = await inflate(gz, c.innerOffset + c.size);
+            raw = await inflateMember(gz, c.innerOffset + c.size);
           } catch (err) {
             throw new OciError('DIGEST_INVALID', `chunk at bytes ${c.start}-${c.end - 1} of ${this.opts.layerDigest ?? 'the layer'} (holding "${name}") is corrupt: ${(err as Error).message}; the layer was altered`);
           }
