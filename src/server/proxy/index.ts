@@ -68,8 +68,9 @@ export async function startPullThrough(
   opts: Omit<PullThroughOptions, 'fsync' | 'pageSize' | 'onUpstream'> & { onUpstream?: PullThroughOptions['onUpstream'] | undefined },
 ): Promise<PullThrough | undefined> {
   if (config.proxy.upstreams.length === 0) return undefined;
-  const o: PullThroughOptions = { ...opts, fsync: config.storage.fsync, pageSize: config.pagination.pageSize } as PullThroughOptions;
-  if (!opts.onUpstream) delete o.onUpstream;
+  const { onUpstream, ...rest } = opts;
+  const o: PullThroughOptions = { ...rest, fsync: config.storage.fsync, pageSize: config.pagination.pageSize };
+  if (onUpstream) o.onUpstream = onUpstream;
   const p = createPullThrough(config.proxy, o);
   const loadOpts: LoadOptions = { store: opts.store, upstreams: p.upstreams, log: (line) => opts.log.info(line) };
   if (config.proxy.defaultNamespace !== undefined) loadOpts.defaultNamespace = config.proxy.defaultNamespace;
