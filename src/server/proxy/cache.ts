@@ -376,7 +376,7 @@ export class ProxyCache {
       return undefined;
     }
     const bytes = this.opts.metrics.upstreamBytes.labels(u.namespace);
-    const body = res.body as unknown as Readable;
+    const body: Readable = res.body;
     const counted = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         bytes.inc(chunk.length);
