@@ -162,6 +162,7 @@ export class BlobFill {
       const error = err instanceof OciError ? err : new OciError('UNAVAILABLE', `fetching ${digest} from upstream failed: ${(err as Error).message}`, { cause: err });
       const body = this.opts.body as Partial<Readable>;
       if (typeof body.destroy === 'function') body.destroy();
+      while (writing) await writing; // never rejects: its errors land in writeError
       // Gone before anyone hears of the failure: a retry never meets the broken file.
       await rm(this.tmpAbs, { force: true }).catch(() => undefined);
       this.error = error;
