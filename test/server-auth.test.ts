@@ -308,3 +308,18 @@ describe('htpasswd files from Apache', { skip: missingPeer('htpasswd', 'htpasswd
     }
   });
 });
+
+describe('basic challenge', () => {
+  test('auth.challenge basic: 401s ask for basic credentials, which then work', async () => {
+    const s = await startAuthServer({ auth: { challenge: 'basic' } });
+    try {
+      const r = await call(s.url, 'GET', '/v2/ml/model/tags/list');
+      assert.equal(r.status, 401);
+      assert.equal(r.headers.get('www-authenticate'), 'Basic realm="wharf"');
+      assert.equal((await call(s.url, 'GET', '/v2/', { headers: basic('bob') })).status, 200);
+    } finally {
+      await s.close();
+      await rm(s.dataDir, { recursive: true, force: true });
+    }
+  });
+});
