@@ -164,3 +164,21 @@ test('a plain tar.gz that unpacks past the limit stops with a clear error', asyn
     await rm(work, { recursive: true, force: true });
   }
 });
+
+test('a legacy stargz footer (47 bytes) is read too', async () => {
+  const { work, blob, res } = await built();
+  try {
+    const data = await readFile(blob);
+    const legacy = Buffer.alloc(47);
+    legacy.set([0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff], 0);
+    legacy.writeUInt16LE(22, 10);
+    legacy.write(`${res.tocOffset.toString(16).padStart(16, '0')}STARGZ`, 12, 'ascii');
+    legacy.set([1, 0, 0, 0xff, 0xff], 34);
+    const old = Buffer.concat([data.subarray(0, data.length - FOOTER_SIZE), legacy]);
+    assert.equal(gunzipSync(old).length, res.uncompressedSize, 'still a valid gzip stream');
+    const fs = await openEstargz(new BufferBlobSource(old), { tocDigest: res.tocDigest });
+    assert.equal((await fs.readFile('hello.txt')).toString(), 'hello, eStargz\n');
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});

@@ -15,6 +15,8 @@ export { Tree, type LayerFS, type FileStat, type FileType, type ReadRange } from
 export {
   TOC_TAR_NAME,
   FOOTER_SIZE,
+  LEGACY_FOOTER_SIZE,
+  parseLegacyFooter,
   TOC_DIGEST_ANNOTATION,
   UNCOMPRESSED_SIZE_ANNOTATION,
   DEFAULT_CHUNK_SIZE,

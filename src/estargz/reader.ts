@@ -6,7 +6,7 @@ import type { EstargzCache } from './cache.js';
 import { Tree, clampRange, readAll, type FileStat, type FileType, type LayerFS, type ReadRange } from './fs.js';
 import { mergeRanges, type RangedBlobSource } from './source.js';
 import { decodeHeader } from './tar.js';
-import { FOOTER_SIZE, TOC_TAR_NAME, cleanName, parseFooter, parseToc, type Toc, type TocEntry } from './toc.js';
+import { FOOTER_SIZE, LEGACY_FOOTER_SIZE, TOC_TAR_NAME, cleanName, parseFooter, parseLegacyFooter, parseToc, type Toc, type TocEntry } from './toc.js';
 
 /** Thrown by `openEstargz` when the blob has no eStargz footer: read it as a plain tar.gz. */
 export class NotEstargzError extends OciError {
@@ -150,14 +150,21 @@ export async function openEstargz(src: RangedBlobSource, opts: EstargzOpenOption
     ({ tocOffset, blobSize, json } = cached);
   } else {
     blobSize = await src.size(opts);
-    if (blobSize < FOOTER_SIZE) throw new NotEstargzError(`the layer is ${blobSize} bytes, too small to be eStargz`);
-    const [footer] = await src.read([{ start: blobSize - FOOTER_SIZE, end: blobSize - 1 }], opts);
-    const off = parseFooter(footer!);
+    if (blobSize < LEGACY_FOOTER_SIZE) throw new NotEstargzError(`the layer is ${blobSize} bytes, too small to be eStargz`);
+    const tailLen = Math.min(FOOTER_SIZE, blobSize);
+    const [tail] = await src.read([{ start: blobSize - tailLen, end: blobSize - 1 }], opts);
+    // eStargz's 51-byte footer, else the 47-byte one of legacy stargz (the same TOC).
+    let footerSize = FOOTER_SIZE;
+    let off = tailLen === FOOTER_SIZE ? parseFooter(tail!) : undefined;
+    if (off === undefined) {
+      footerSize = LEGACY_FOOTER_SIZE;
+      off = parseLegacyFooter(tail!.subarray(tail!.length - LEGACY_FOOTER_SIZE));
+    }
     if (off === undefined) throw new NotEstargzError('the layer has no eStargz footer');
-    if (off >= blobSize - FOOTER_SIZE) throw new OciError('MANIFEST_INVALID', `the eStargz footer points the TOC at byte ${off} of a ${blobSize}-byte layer`);
-    if (blobSize - FOOTER_SIZE - off > MAX_TOC_COMPRESSED) throw new OciError('MANIFEST_INVALID', `the eStargz TOC is ${blobSize - FOOTER_SIZE - off} bytes compressed, over the limit`);
+    if (off >= blobSize - footerSize) throw new OciError('MANIFEST_INVALID', `the eStargz footer points the TOC at byte ${off} of a ${blobSize}-byte layer`);
+    if (blobSize - footerSize - off > MAX_TOC_COMPRESSED) throw new OciError('MANIFEST_INVALID', `the eStargz TOC is ${blobSize - footerSize - off} bytes compressed, over the limit`);
     tocOffset = off;
-    const [gz] = await src.read([{ start: off, end: blobSize - FOOTER_SIZE - 1 }], opts);
+    const [gz] = await src.read([{ start: off, end: blobSize - footerSize - 1 }], opts);
     let tar: Buffer;
     try {
       tar = await inflate(gz!, MAX_TOC_JSON + 4096);

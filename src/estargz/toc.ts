@@ -68,6 +68,19 @@ export function parseFooter(b: Buffer): number | undefined {
   return Number.isSafeInteger(off) ? off : undefined;
 }
 
+/** The legacy stargz footer (CRFS): 47 bytes, the extra field is `%016xSTARGZ` with no subfield header. */
+export const LEGACY_FOOTER_SIZE = 47;
+
+/** The TOC offset from a legacy stargz footer, or undefined. */
+export function parseLegacyFooter(b: Buffer): number | undefined {
+  if (b.length !== LEGACY_FOOTER_SIZE) return undefined;
+  if (b[0] !== 0x1f || b[1] !== 0x8b || b[2] !== 8 || (b[3]! & 4) === 0 || b.readUInt16LE(10) !== 22) return undefined;
+  const s = b.toString('ascii', 12, 34);
+  if (!/^[0-9a-f]{16}STARGZ$/.test(s)) return undefined;
+  const off = parseInt(s.slice(0, 16), 16);
+  return Number.isSafeInteger(off) ? off : undefined;
+}
+
 /** `a/b/` and `./a/b` are both `a/b`, as the reference reader cleans names; the root is ``. */
 export function cleanName(name: string): string {
   const parts: string[] = [];
