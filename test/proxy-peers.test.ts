@@ -153,6 +153,27 @@ describe('pull-through cache with real upstreams and clients', { skip: noDistrib
     }
   });
 
+  test('podman with Wharf as a registries.conf mirror (a mirror location with a path: routed by path)', { skip: noPodman }, async () => {
+    const p = join(tmp, 'pm');
+    await mkdir(join(p, 'run'), { recursive: true });
+    const u = ups.find((x) => x.ns === 'wharf')!;
+    const conf = join(p, 'registries.conf');
+    await writeFile(
+      conf,
+      `[[registry]]\nlocation = "${u.fwd.host}"\ninsecure = true\n\n[[registry.mirror]]\nlocation = "${cacheHost}/wharf"\ninsecure = true\n`,
+    );
+    const env = { HOME: p, XDG_RUNTIME_DIR: join(p, 'run'), XDG_CONFIG_HOME: join(p, 'config'), REGISTRY_AUTH_FILE: join(p, 'auth.json'), CONTAINERS_REGISTRIES_CONF: conf };
+    await writeFile(env.REGISTRY_AUTH_FILE, '{"auths":{}}');
+    const podman = (args: string[]): Promise<string> =>
+      run('podman', ['--root', join(p, 'root'), '--runroot', join(p, 'runroot'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', ...args], { env });
+    const before = u.fwd.requests.length;
+    const ref = `${u.fwd.host}/team/app:v1`;
+    await podman(['pull', '--quiet', ref]);
+    assert.equal((await podman(['image', 'inspect', '--format', '{{.Digest}}', ref])).trim(), u.img.digest);
+    // podman asked the mirror, which answered: nothing reached the upstream but Wharf's own requests.
+    assert.deepEqual(u.fwd.requests.slice(before).filter((r) => r.headers['user-agent'] !== 'wharf-proxy'), []);
+  });
+
   test('containerd pulls with Wharf as its mirror (hosts.toml, ?ns=)', { skip: noCtr }, async () => {
     const u = ups.find((x) => x.ns === 'open')!;
     const d = join(tmp, 'containerd');
