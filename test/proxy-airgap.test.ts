@@ -246,3 +246,29 @@ describe('background pruning', () => {
     }
   });
 });
+
+describe('gc and the cache', () => {
+  test('wharf gc keeps what cached manifests reference and collects blobs pulled on their own', async () => {
+    const data = join(tmp, 'gc-data');
+    const s = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
+    try {
+      await pull(s.url, 'up/team/b', 'v1', b);
+      // A blob of another image, pulled by digest alone: no cached manifest references it.
+      const lone = shared.blobs[1]!.digest;
+      const r = await fetch(`${s.url}/v2/up/team/shared/blobs/${lone}`);
+      assert.equal(r.status, 200);
+      await r.arrayBuffer();
+      for (const d of [...b.blobs.map((x) => x.digest), lone]) await s.proxy!.cache.fillOf(d as `sha256:${string}`)?.done;
+      const { collectGarbage } = await import('../src/server/store/gc.js');
+      const report = await collectGarbage(s.store.driver, { graceMs: 0 });
+      assert.equal(report.blobs, 1, 'the lone blob');
+      await assert.rejects(stat(join(data, paths.blobData(lone as `sha256:${string}`))));
+      for (const bl of b.blobs) assert.ok(await stat(join(data, paths.blobData(bl.digest))));
+      assert.equal(await pull(s.url, 'up/team/b', 'v1', b), b.digest);
+      const ls = await wharf(['cache', 'ls', '--data', data, '--format', 'json']);
+      assert.deepEqual((JSON.parse(ls.stdout) as Array<{ repository: string }>).map((i) => i.repository), ['up/team/b']);
+    } finally {
+      await s.close();
+    }
+  });
+});
