@@ -149,6 +149,25 @@ describe('audit retention', () => {
 });
 
 describe('audit durability', () => {
+  test('a journal that cannot be written (a full disk, say) costs no response, and the records still reach SQLite', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-ebadf-'));
+    const s = await startServer({ dataDir: dir, logLevel: 'silent', config: { audit: { flushInterval: '1h' } } });
+    try {
+      // Point the journal at a descriptor that does not exist: every append fails.
+      (s.guard.audit as unknown as { fd: number }).fd = 1 << 20;
+      for (let i = 0; i < 3; i++) assert.equal((await call(s.url, 'GET', `/v2/x/tags/list?i=${i}`)).status, 404);
+      await s.guard.audit!.flush();
+      assert.equal(s.guard.audit!.db.query({ repo: 'x' }).length, 3);
+      // The next flush opens a new segment: the journal works again.
+      assert.notEqual((s.guard.audit as unknown as { fd: number }).fd, 1 << 20);
+      assert.equal((await call(s.url, 'GET', '/v2/x/tags/list')).status, 404);
+    } finally {
+      await s.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+
   test('a journal with a torn last line and a stray correction line is replayed, and the server starts', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-replay-'));
     try {

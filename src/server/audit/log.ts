@@ -123,8 +123,28 @@ export class AuditLog {
     this.fd = openSync(this.segPath, 'a', 0o600);
   }
 
-  private append(line: string): void {
-    writeSync(this.fd, line);
+  private lastWarn = 0;
+
+  /**
+   * Appends to the journal. A failure (a full disk, say) must not cost the client its response:
+   * it is logged, at most once a minute, and the record goes on to SQLite without the journal's
+   * guarantee. Returns whether the line was written.
+   */
+  private append(line: string): boolean {
+    try {
+      writeSync(this.fd, line);
+      return true;
+    } catch (err) {
+      this.warn(err, 'audit: cannot append to the journal; records are not crash-safe until it works again');
+      return false;
+    }
+  }
+
+  private warn(err: unknown, msg: string): void {
+    const now = Date.now();
+    if (now - this.lastWarn < 60_000) return;
+    this.lastWarn = now;
+    this.opts.log?.error({ err }, msg);
   }
 
   /** Called just before the final bytes go out: the durable promise of the record. */
@@ -154,9 +174,32 @@ export class AuditLog {
     const batch = this.queue;
     this.queue = [];
     const old = { fd: this.fd, path: this.segPath };
-    this.openSegment();
-    for (const line of this.inFlight.values()) this.append(line);
-    closeSync(old.fd);
+    // The old segment may go once the batch is committed only if every line still needed (those
+    // of responses in flight) made it into the new one.
+    let dropOld = true;
+    try {
+      this.openSegment();
+      for (const line of this.inFlight.values()) dropOld = this.append(line) && dropOld;
+    } catch (err) {
+      this.warn(err, 'audit: cannot start a new journal segment; keeping the old one');
+      if (this.fd !== old.fd) {
+        try {
+          closeSync(this.fd);
+        } catch {
+          // nothing more to do
+        }
+      }
+      this.fd = old.fd;
+      this.segPath = old.path;
+      dropOld = false;
+    }
+    if (this.fd !== old.fd) {
+      try {
+        closeSync(old.fd);
+      } catch {
+        // a descriptor that was already bad
+      }
+    }
     const { records, downloads } = this.group(batch);
     const now = Date.now();
     let prune: { maxAge?: number | undefined; maxRows?: number | undefined; now: number } | undefined;
@@ -165,7 +208,9 @@ export class AuditLog {
       prune = { ...this.opts.retention, now };
     }
     const p = this.writer.write({ records: records.map(recordParams), downloads: downloads.map(downloadParams), prune }).then(
-      () => unlinkSync(old.path),
+      () => {
+        if (dropOld) unlinkQuietly(old.path);
+      },
       // Keep the old segment: the next start replays it.
       (err: unknown) => this.opts.log?.error({ err }, 'audit: writing to the database failed; the journal keeps the records'),
     );
@@ -214,12 +259,24 @@ export class AuditLog {
     clearInterval(this.timer);
     await this.flush();
     this.closed = true;
-    closeSync(this.fd);
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already gone
+    }
     this.fd = -1;
     // Nothing is in flight any more: an empty last segment can go.
-    if (this.inFlight.size === 0) unlinkSync(this.segPath);
+    if (this.inFlight.size === 0) unlinkQuietly(this.segPath);
     await this.writer.close();
     this.db.close();
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // A segment left behind is replayed (idempotently) at the next start.
   }
 }
 

@@ -118,7 +118,14 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
       if (journaled) return;
       journaled = true;
       first = { ...build('completed'), id };
-      for (const s of sinks) s.journal?.(first);
+      for (const s of sinks) {
+        try {
+          s.journal?.(first);
+        } catch (err) {
+          // An audit or webhook store that fails (a full disk) never costs the client its response.
+          req.log.error({ err }, 'audit: a sink failed to take a record');
+        }
+      }
     };
     let expected = -1;
     const size = (chunk: unknown, enc?: unknown): number =>
@@ -145,7 +152,13 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
       const outcome: AuditRecord['outcome'] = res.writableFinished ? 'completed' : 'aborted';
       const durationMs = Math.round(Number(process.hrtime.bigint() - h0) / 1e4) / 100;
       const rec = first ? { ...first, outcome, bytes, durationMs } : { ...build(outcome), id };
-      for (const s of sinks) s.complete(rec, { kind: route?.kind ?? 'other', manifest });
+      for (const s of sinks) {
+        try {
+          s.complete(rec, { kind: route?.kind ?? 'other', manifest });
+        } catch (err) {
+          req.log.error({ err }, 'audit: a sink failed to take a record');
+        }
+      }
     });
   });
 }

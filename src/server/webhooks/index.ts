@@ -108,6 +108,14 @@ export class Webhooks {
   }
 
   private pump(): void {
+    try {
+      this.pumpOnce();
+    } catch (err) {
+      this.opts.log?.error({ err }, 'webhook queue read failed');
+    }
+  }
+
+  private pumpOnce(): void {
     if (this.closed) return;
     for (const e of this.endpoints) {
       if (e.busy) continue;
@@ -139,6 +147,15 @@ export class Webhooks {
       error = (err as Error).message;
     }
     if (this.closed) return;
+    try {
+      this.settle(e, rows, error);
+    } catch (err) {
+      // The queue could not be updated (a full disk): the rows stay and are sent again.
+      this.opts.log?.error({ err, endpoint: e.cfg.name }, 'webhook queue update failed');
+    }
+  }
+
+  private settle(e: Endpoint, rows: Array<{ seq: number; attempts: number }>, error: string | undefined): void {
     const seqs = rows.map((r) => r.seq);
     const inList = `(${seqs.map(() => '?').join(',')})`;
     if (error === undefined) {
