@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { join } from 'node:path';
 import { basic, startAuthServer } from './helpers/auth.js';
 import { makeCa, makeCert } from './helpers/certs.js';
@@ -35,9 +37,12 @@ describe('real clients through the token flow', () => {
   let s: Awaited<ReturnType<typeof startAuthServer>>;
   let host: string;
   let tmp: string;
+  const log: string[] = [];
+  /** Token requests the server answered 200, from its request log. */
+  const tokens = (): number => log.filter((l) => l.includes('"path":"/token') && l.includes('"status":200')).length;
   before(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'wharf-auth-clients-'));
-    s = await startAuthServer({}, join(tmp, 'data'));
+    s = await startAuthServer({}, join(tmp, 'data'), pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => (log.push(c.toString()), cb()) })));
     host = s.url.replace('http://', '');
     await pushImage(s.url, 'ml/base', 'v1', await makeImage(2, 2048, 'auth-clients'), basic('alice'));
   });
@@ -47,8 +52,10 @@ describe('real clients through the token flow', () => {
   });
 
   test('skopeo --creds: copy within the registry, inspect; the wrong user is refused', { skip: noSkopeo }, async () => {
+    const before = tokens();
     const copy = await run('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', '--src-creds', 'alice:alice-pw', '--dest-creds', 'alice:alice-pw', `docker://${host}/ml/base:v1`, `docker://${host}/ml/copied:v1`]);
     assert.equal(copy.code, 0, copy.err);
+    assert.ok(tokens() > before, 'skopeo fetched tokens from /token');
     const inspect = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', 'bob:bob-pw', `docker://${host}/ml/copied:v1`]);
     assert.equal(inspect.code, 0, inspect.err);
     assert.equal((JSON.parse(inspect.out) as { schemaVersion: number }).schemaVersion, 2);
@@ -65,6 +72,7 @@ describe('real clients through the token flow', () => {
     const p = ['--root', join(tmp, 'podman-root'), '--runroot', join(tmp, 'podman-run'), '--storage-driver', 'vfs'];
     const env = { REGISTRY_AUTH_FILE: join(tmp, 'podman-auth.json') };
     try {
+      const before = tokens();
       const login = await run('podman', [...p, 'login', '--tls-verify=false', '-u', 'alice', '--password-stdin', host], { env, input: 'alice-pw\n' });
       assert.equal(login.code, 0, login.err);
       const bad = await run('podman', [...p, 'login', '--tls-verify=false', '-u', 'alice', '--password-stdin', host], { env: { REGISTRY_AUTH_FILE: join(tmp, 'bad.json') }, input: 'wrong\n' });
@@ -74,6 +82,7 @@ describe('real clients through the token flow', () => {
       assert.equal((await run('podman', [...p, 'tag', `${host}/ml/base:v1`, `${host}/ml/podman:v2`], { env })).code, 0);
       const push = await run('podman', [...p, 'push', '--tls-verify=false', `${host}/ml/podman:v2`], { env });
       assert.equal(push.code, 0, push.err);
+      assert.ok(tokens() > before, 'podman fetched tokens from /token');
       const tags = await run('skopeo', ['list-tags', '--tls-verify=false', '--creds', 'bob:bob-pw', `docker://${host}/ml/podman`]);
       assert.deepEqual((JSON.parse(tags.out) as { Tags: string[] }).Tags, ['v2']);
     } finally {

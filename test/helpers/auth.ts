@@ -1,4 +1,5 @@
 import { mkdtemp } from 'node:fs/promises';
+import type { Logger } from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword, writeHtpasswd } from '../../src/server/auth/index.js';
@@ -31,12 +32,12 @@ export async function writeUsers(file: string, users: Record<string, string> = U
 }
 
 /** A server with USERS and RULES; `auth` and other settings override. */
-export async function startAuthServer(config: WharfConfigInput = {}, dataDir?: string): Promise<RunningServer & { dataDir: string }> {
+export async function startAuthServer(config: WharfConfigInput = {}, dataDir?: string, logger?: Logger): Promise<RunningServer & { dataDir: string }> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'wharf-auth-')));
   await writeUsers(join(dir, 'auth', 'htpasswd'));
   const server = await startServer({
     dataDir: dir,
-    logLevel: 'silent',
+    ...(logger ? { logger } : { logLevel: 'silent' }),
     config: { ...config, auth: { groups: { 'ml-team': ['alice'] }, rules: RULES, ...config.auth } },
   });
   return Object.assign(server, { dataDir: dir });
