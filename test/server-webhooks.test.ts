@@ -5,7 +5,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -98,6 +98,39 @@ describe('webhooks', () => {
       await s.close();
       await all.close();
       await some.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a download the client stops early is no pull event', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-hooks-abort-'));
+    const port = await freePort();
+    const s = await startServer({ dataDir: dir, logLevel: 'silent', config: { webhooks: [hook('pulls', `http://127.0.0.1:${port}/hook`, { actions: ['pull'] })] } });
+    try {
+      const big = await pushArtifact(s.url, 'big/blob', 'v1', {}, Buffer.alloc(32 << 20, 1));
+      const small = await pushArtifact(s.url, 'big/small', 'v1', {});
+      await new Promise<void>((resolve) => {
+        const u = new URL(s.url);
+        const req = request({ host: u.hostname, port: u.port, path: `/v2/big/blob/blobs/${big.layer}` }, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.end();
+      });
+      assert.equal((await call(s.url, 'GET', `/v2/big/small/blobs/${small.layer}`)).status, 200);
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await receiver(port);
+      try {
+        await until('the completed pull arrives', () => r.events.some((e) => e.target.repository === 'big/small'));
+        await new Promise((res) => setTimeout(res, 300));
+        assert.deepEqual(r.events.map((e) => `${e.action} ${e.target.repository}`), ['pull big/small']);
+      } finally {
+        await r.close();
+      }
+    } finally {
+      await s.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
