@@ -23,7 +23,7 @@ export interface FillOptions {
 
 /** Largest read from the staging file, and what a reader buffers ahead of its client. */
 const CHUNK = 256 << 10;
-/** Bytes of the latest writes kept in memory, so that readers keeping pace need no disk read (1 MiB per fill: memory stays flat). */
+/** Bytes last received kept in memory, so that readers keeping pace need no disk read and need not wait for one (1 MiB per fill: memory stays flat). */
 const RECENT = 1 << 20;
 
 /**
@@ -46,6 +46,8 @@ export class BlobFill {
   private error: Error | undefined;
   private readonly events = new EventEmitter();
   private refs = 1; // the fill's own
+  /** Bytes received from upstream (hashed; in memory or on disk). */
+  private received = 0;
   private readonly recent: Array<{ start: number; buf: Buffer }> = [];
   private recentBytes = 0;
   private closed = false;
@@ -90,7 +92,6 @@ export class BlobFill {
     // writev. Batching without waiting: the first bytes are written as soon as they come.
     const queue: Buffer[] = [];
     let queued = 0;
-    let received = 0;
     let writing: Promise<void> | undefined;
     let writeError: unknown;
     const drain = async (): Promise<void> => {
@@ -105,13 +106,6 @@ export class BlobFill {
           let off = 0;
           while (off < rest.length) off += (await this.fh.write(rest, off, rest.length - off, this.written + bytesWritten + off)).bytesWritten;
         }
-        let at = this.written;
-        for (const b of bufs) {
-          this.recent.push({ start: at, buf: b });
-          at += b.length;
-        }
-        this.recentBytes += n;
-        while (this.recentBytes > RECENT && this.recent.length > 1) this.recentBytes -= this.recent.shift()!.buf.length;
         this.written += n;
         this.events.emit('progress');
       }
@@ -131,11 +125,16 @@ export class BlobFill {
       for await (const chunk of this.opts.body) {
         if (writeError) throw writeError;
         this.opts.onBytes?.(chunk.length);
-        received += chunk.length;
-        if (size !== undefined && received > size) {
+        if (size !== undefined && this.received + chunk.length > size) {
           throw new OciError('SIZE_INVALID', `upstream sent more than the ${size} bytes it announced for ${digest}`);
         }
         hash.update(chunk);
+        // Readers get the bytes from memory as they arrive, not after the disk has them.
+        this.recent.push({ start: this.received, buf: chunk });
+        this.recentBytes += chunk.length;
+        this.received += chunk.length;
+        while (this.recentBytes > RECENT && this.recent.length > 1) this.recentBytes -= this.recent.shift()!.buf.length;
+        this.events.emit('progress');
         queue.push(chunk);
         queued += chunk.length;
         kick();
@@ -235,14 +234,16 @@ export class BlobFill {
           if (pos > end) break;
           // The last byte of every response is held back until the whole blob has been verified, so
           // no client (trusting Content-Length) ever holds a complete body of unverified content.
-          const avail = complete() ? Math.min(self.written, end + 1) : Math.min(self.written, end);
+          // Received bytes are served from memory while they are there, written ones from the file.
+          const limit = complete() ? end + 1 : end;
+          const mem = pos < Math.min(self.received, limit) ? self.fromMemory(pos, Math.min(self.received, limit)) : undefined;
+          if (mem) {
+            pos += mem.length;
+            yield mem;
+            continue;
+          }
+          const avail = Math.min(self.written, limit);
           if (pos < avail) {
-            const mem = self.fromMemory(pos, avail);
-            if (mem) {
-              pos += mem.length;
-              yield mem;
-              continue;
-            }
             const buf = Buffer.allocUnsafe(Math.min(avail - pos, CHUNK));
             const { bytesRead } = await self.fh.read(buf, 0, buf.length, pos);
             if (bytesRead === 0) throw new OciError('INTERNAL', `cache file of ${self.digest} is shorter than written`);
