@@ -28,8 +28,9 @@ const RECENT = 1 << 20;
 
 /**
  * One upstream download of a blob, written to a staging file that any number of readers follow
- * while it grows: the first byte reaches clients as soon as it is on disk, and every later request
- * for the same digest joins this fill instead of going upstream again. The content is hashed on
+ * while it grows: readers that keep pace take the bytes from memory as they arrive, the others from
+ * the file, and every later request for the same digest joins this fill instead of going upstream
+ * again. The content is hashed on
  * the way in; only a complete blob whose digest and size match is renamed into the blob store.
  * Readers never see their stream end before that check passed: on a mismatch or a broken upstream
  * they get an error instead, and nothing is cached.
