@@ -5,6 +5,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -262,6 +264,26 @@ describe('external token issuers', () => {
       await s.close();
       await rm(s.dataDir, { recursive: true, force: true });
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('external token issuers by JWKS URL', () => {
+  test('keys are fetched from the issuer URL', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'u1', alg: 'ES256', use: 'sig' }] });
+    const idp = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(jwks));
+    await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
+    const s = await startAuthServer({ auth: { external: { issuer: 'idp2', jwks: `http://127.0.0.1:${(idp.address() as AddressInfo).port}/jwks.json` } } });
+    try {
+      const tok = await new SignJWT({ access: [{ type: 'repository', name: 'ext/url', actions: ['push'] }], sub: 'henry' })
+        .setProtectedHeader({ alg: 'ES256', kid: 'u1' }).setIssuer('idp2').setAudience('wharf').setExpirationTime('5m').sign(privateKey);
+      assert.equal((await call(s.url, 'POST', '/v2/ext/url/blobs/uploads/', { headers: bearer(tok) })).status, 202);
+      assert.equal((await call(s.url, 'POST', '/v2/ext/other/blobs/uploads/', { headers: bearer(tok) })).status, 401);
+    } finally {
+      await s.close();
+      await new Promise<void>((resolve) => idp.close(() => resolve()));
+      await rm(s.dataDir, { recursive: true, force: true });
     }
   });
 });
