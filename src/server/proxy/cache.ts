@@ -247,6 +247,10 @@ export class ProxyCache {
 
   // ---- blobs
 
+  countHit(t: ProxyTarget, kind: 'blob' | 'manifest'): void {
+    this.opts.metrics.hits.labels(t.upstream.namespace, kind).inc();
+  }
+
   /** Whether the blob is cached; links a blob the store already holds (content is shared by digest). */
   async hasBlob(t: ProxyTarget, digest: Digest): Promise<boolean> {
     const [link, data] = await Promise.all([this.driver.stat(paths.blobLink(t.local, digest)), this.driver.stat(paths.blobData(digest))]);

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { OciError, MediaType, asDigest, assertName, parseRangeHeader, type ByteRange } from '../../spec/index.js';
+import { OciError, MediaType, asDigest, assertName, isOciError, parseRangeHeader, type ByteRange } from '../../spec/index.js';
 import { handleV2 } from '../http/v2.js';
 import { routeOf, type Route } from '../http/route.js';
 import type { ProxyCache, ProxyTarget } from './cache.js';
@@ -122,6 +122,14 @@ export class ProxyRouter implements V2Interceptor {
   private async blob(t: ProxyTarget, route: Extract<Route, { kind: 'blob' }>, req: FastifyRequest, reply: FastifyReply, local: (r: Route) => Promise<void>): Promise<void> {
     const digest = asDigest(route.digest);
     const cached = { kind: 'blob' as const, name: t.local, digest };
+    // The common case first: the cached repository serves it (nothing sent yet if it cannot).
+    try {
+      await local(cached);
+      this.cache.countHit(t, 'blob');
+      return;
+    } catch (err) {
+      if (!isOciError(err, 'BLOB_UNKNOWN')) throw err;
+    }
     if (await this.cache.hasBlob(t, digest)) return local(cached);
     const head = req.method === 'HEAD';
     const fill = this.cache.fillOf(digest) ?? (head ? undefined : await this.cache.fill(t, digest));
