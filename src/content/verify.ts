@@ -51,6 +51,9 @@ export class VerifyStream extends Transform {
 export function verifyReader(src: Readable, desc: Pick<Descriptor, 'digest' | 'size'>): Readable {
   const v = new VerifyStream(desc);
   src.on('error', (err) => v.destroy(err));
+  // pipe() does not destroy its source when the destination goes away (a client that hangs
+  // up): without this the source, and the file it holds open, would live until GC.
+  v.on('close', () => src.destroy());
   return src.pipe(v);
 }
 
