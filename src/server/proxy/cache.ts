@@ -247,6 +247,12 @@ export class ProxyCache {
 
   // ---- blobs
 
+  /** A manifest served by digest straight from the cached repository: a hit, and an access. */
+  async cachedManifestHit(t: ProxyTarget, digest: Digest): Promise<void> {
+    this.opts.metrics.hits.labels(t.upstream.namespace, 'manifest').inc();
+    await this.noteAccess(t.local, digest);
+  }
+
   countHit(t: ProxyTarget, kind: 'blob' | 'manifest'): void {
     this.opts.metrics.hits.labels(t.upstream.namespace, kind).inc();
   }

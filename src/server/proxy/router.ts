@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { OciError, MediaType, asDigest, assertName, isOciError, parseRangeHeader, type ByteRange } from '../../spec/index.js';
+import { OciError, MediaType, asDigest, assertName, isDigest, isOciError, parseRangeHeader, type ByteRange } from '../../spec/index.js';
 import { handleV2 } from '../http/v2.js';
 import { routeOf, type Route } from '../http/route.js';
 import type { ProxyCache, ProxyTarget } from './cache.js';
@@ -101,6 +101,16 @@ export class ProxyRouter implements V2Interceptor {
         return readOnly();
       case 'manifest': {
         if (req.method !== 'GET' && req.method !== 'HEAD') return readOnly();
+        if (isDigest(route.reference)) {
+          // By digest, what is cached is served as is: try the cached repository first.
+          try {
+            await local({ kind: 'manifest', name: t.local, reference: route.reference });
+            await this.cache.cachedManifestHit(t, route.reference);
+            return true;
+          } catch (err) {
+            if (!isOciError(err, 'MANIFEST_UNKNOWN')) throw err;
+          }
+        }
         const m = await this.cache.manifest(t, route.reference);
         if (m.warning) reply.header('warning', m.warning);
         await local({ kind: 'manifest', name: t.local, reference: m.digest });
