@@ -86,6 +86,7 @@ export async function wharfEntry(): Promise<{ argv: string[]; how: string }> {
   if (entry) return entry;
   // One build per bench process: another bench running beside this one must not replace it.
   const out = join(ROOT, '.bench', `dist-${process.pid}`);
+  await pruneBuilds();
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out, '--sourceMap', 'false', '--declaration', 'false'], { encoding: 'utf8' });
   if (r.status === 0) {
@@ -99,6 +100,27 @@ export async function wharfEntry(): Promise<{ argv: string[]; how: string }> {
     entry = { argv: ['--import', TSX, CLI_MAIN], how: 'through tsx (the build failed)' };
   }
   return entry;
+}
+
+/** Removes builds left by bench processes that are gone (killed by a timeout, say). */
+async function pruneBuilds(): Promise<void> {
+  const dir = join(ROOT, '.bench');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const n of names) {
+    const m = /^dist(?:-(\d+))?$/.exec(n);
+    if (!m) continue;
+    if (m[1] !== undefined && alive(Number(m[1]))) continue;
+    await rm(join(dir, n), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Removes this process's build of the CLI, if it made one. */
