@@ -3,7 +3,7 @@ import { OciError, MediaType, asDigest, assertName, isDigest, isOciError, parseR
 import { handleV2 } from '../http/v2.js';
 import { routeOf, type Route } from '../http/route.js';
 import type { ProxyCache, ProxyTarget } from './cache.js';
-import type { Upstream } from './upstream.js';
+import { MARKED_DOWN, type Upstream } from './upstream.js';
 
 /** A range starting this far past what a fill has written is fetched from the upstream on its own. */
 const RANGE_AHEAD = 4 << 20;
@@ -183,13 +183,16 @@ export class ProxyRouter implements V2Interceptor {
     if (req.method !== 'GET') throw new OciError('UNSUPPORTED', `method ${req.method} is not allowed here`);
     if (!t.upstream.offline) {
       try {
-        const opts: { n?: number; last?: string } = {};
+        t.upstream.assertAvailable();
+        const opts: { n?: number; last?: string; signal: AbortSignal } = { signal: AbortSignal.timeout(t.upstream.timeout) };
         if (q.n !== undefined && /^\d{1,9}$/.test(q.n)) opts.n = Math.min(Number(q.n), this.opts.pageSize);
         if (q.last !== undefined) opts.last = q.last;
         const tags = await t.upstream.repository(t.remote).tags(opts);
+        t.upstream.succeeded();
         return void reply.type('application/json').send(JSON.stringify({ name: route(req), tags }));
       } catch (err) {
         if (err instanceof OciError && err.code === 'NAME_UNKNOWN') throw err;
+        if (!(err instanceof OciError && err.detail === MARKED_DOWN)) t.upstream.failed();
         reply.header('warning', `111 - "upstream ${t.upstream.namespace} unavailable; listing cached tags only"`);
       }
     }
@@ -208,12 +211,15 @@ export class ProxyRouter implements V2Interceptor {
     const digest = asDigest(r.digest);
     if (!t.upstream.offline) {
       try {
-        const opts: { artifactType?: string } = {};
+        t.upstream.assertAvailable();
+        const opts: { artifactType?: string; signal: AbortSignal } = { signal: AbortSignal.timeout(t.upstream.timeout) };
         if (q.artifactType !== undefined) opts.artifactType = q.artifactType;
         const list = await t.upstream.repository(t.remote).referrers({ mediaType: MediaType.ImageManifest, digest, size: 0 }, opts);
+        t.upstream.succeeded();
         if (q.artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
         return void reply.type(MediaType.ImageIndex).send(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: list }));
-      } catch {
+      } catch (err) {
+        if (!(err instanceof OciError && err.detail === MARKED_DOWN)) t.upstream.failed();
         reply.header('warning', `111 - "upstream ${t.upstream.namespace} unavailable; listing cached referrers only"`);
       }
     }
