@@ -143,7 +143,8 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
     res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
       if (chunk !== undefined && typeof chunk !== 'function') {
         bytes += size(chunk, rest[0]);
-        if (wantBody && res.statusCode === 200) manifest = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
+        // Kept by reference (no copy): only read later, when the batch groups downloads.
+        if (wantBody && res.statusCode === 200) manifest = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
       }
       journal();
       return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
