@@ -118,6 +118,21 @@ describe('routing and caching', () => {
     assert.equal((await get('/v2/mine/app/manifests/v1')).status, 200);
   });
 
+  test('a blob of a local repository is not served through a cached namespace unless the upstream has it', async () => {
+    const secret = randomBytes(2048);
+    const d = await pushBlob(cache.url, 'private/model', secret);
+    const r = await get(`/v2/up/team/app/blobs/${d}`);
+    assert.equal(r.status, 404, 'a digest alone does not open a local repository through the cache');
+    assert.equal((await get(`/v2/up/team/app/blobs/${d}`, { range: 'bytes=0-9' })).status, 404);
+    // Once the upstream has the same content, the stored bytes are linked and served, not fetched again.
+    await pushBlob(upstream.url, 'team/app', secret);
+    const gets = blobGets(d);
+    const ok = await get(`/v2/up/team/app/blobs/${d}`);
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.body, secret);
+    assert.equal(blobGets(d), gets, 'the bytes came from the store');
+  });
+
   test('unknown content upstream is a 404 with the spec code, and nothing is cached', async () => {
     const r = await get('/v2/up/team/app/manifests/nope');
     assert.equal(r.status, 404);

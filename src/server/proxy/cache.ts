@@ -257,11 +257,25 @@ export class ProxyCache {
     this.opts.metrics.hits.labels(t.upstream.namespace, kind).inc();
   }
 
-  /** Whether the blob is cached; links a blob the store already holds (content is shared by digest). */
+  /**
+   * Whether the blob is cached for this repository. A blob the store holds for another repository
+   * is linked only once the upstream confirms that this repository has it: a digest alone must not
+   * open a private repository's content to whoever may read a cached namespace. The bytes are
+   * then not fetched again (content is shared by digest).
+   */
   async hasBlob(t: ProxyTarget, digest: Digest): Promise<boolean> {
     const [link, data] = await Promise.all([this.driver.stat(paths.blobLink(t.local, digest)), this.driver.stat(paths.blobData(digest))]);
     if (!data) return false;
-    if (!link) await this.store.linkBlob(t.local, digest);
+    if (!link) {
+      if (t.upstream.offline) return false;
+      try {
+        if ((await this.statUpstreamBlob(t, digest)) !== data.size) return false;
+      } catch (err) {
+        if (isOciError(err, 'BLOB_UNKNOWN')) return false;
+        throw err;
+      }
+      await this.store.linkBlob(t.local, digest);
+    }
     this.opts.metrics.hits.labels(t.upstream.namespace, 'blob').inc();
     return true;
   }
