@@ -7,9 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { digestOf, MediaType, EMPTY_JSON_DIGEST, EMPTY_JSON_BYTES, isOciError, type Descriptor } from '../src/spec/index.js';
 import { readAllVerified, copyGraph } from '../src/content/index.js';
 import { MemoryStore } from '../src/stores/memory/index.js';
-import { Registry, RemoteRepository, referrersTag, type RegistryOptions } from '../src/stores/remote/index.js';
+import { Registry, RemoteRepository, referrersTag } from '../src/stores/remote/index.js';
 import { startDistribution, missingPeer, REGISTRY_BIN, type Distribution } from './helpers/distribution.js';
-import { startProxy, forward, relay } from './helpers/proxy.js';
+import { startProxy, forward } from './helpers/proxy.js';
 import { startTokenServer, type TokenServer } from './helpers/token-server.js';
 
 const skip = missingPeer(REGISTRY_BIN, 'Distribution (docker-registry)');

@@ -23,6 +23,7 @@ import {
   openLayer,
   FileBlobSource,
   Tree,
+  TreeFS,
   TOC_DIGEST_ANNOTATION,
   UNCOMPRESSED_SIZE_ANNOTATION,
   type BuildResult,
@@ -165,12 +166,13 @@ class FetchedBlobSource implements RangedBlobSource {
 const LAYER_TYPES = new Set<string>([MediaType.ImageLayerGzip, MediaType.DockerLayerGzip, 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip']);
 
 /** Several layers seen as one file system, as a container runtime stacks them (whiteouts applied). */
-class OverlayFS implements LayerFS {
+class OverlayFS extends TreeFS {
   readonly kind: 'estargz' | 'tar.gz';
-  private readonly tree = new Tree();
+  protected readonly tree = new Tree();
   private readonly owner = new Map<string, LayerFS>();
 
   constructor(private readonly layers: LayerFS[]) {
+    super();
     this.kind = layers.every((l) => l.kind === 'estargz') ? 'estargz' : 'tar.gz';
     const merged = new Map<string, { st: FileStat; fs: LayerFS }>();
     // Whiteouts hide what lower layers hold, never what their own layer holds.
@@ -198,23 +200,6 @@ class OverlayFS implements LayerFS {
     }
   }
 
-  list(): FileStat[] {
-    return this.tree.list();
-  }
-  async readdir(path: string): Promise<string[]> {
-    return this.tree.readdir(path);
-  }
-  async lstat(path: string): Promise<FileStat> {
-    return this.tree.lstat(path);
-  }
-  async stat(path: string): Promise<FileStat> {
-    return this.tree.resolve(path);
-  }
-  async readFile(path: string): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    for await (const c of this.createReadStream(path) as AsyncIterable<Buffer>) parts.push(c);
-    return Buffer.concat(parts);
-  }
   createReadStream(path: string, range?: ReadRange): Readable {
     const st = this.tree.resolve(path);
     const fs = this.owner.get(st.path);

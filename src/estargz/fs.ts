@@ -146,3 +146,32 @@ export async function readAll(r: Readable): Promise<Buffer> {
   for await (const c of r as AsyncIterable<Buffer>) parts.push(c);
   return Buffer.concat(parts);
 }
+
+/** A LayerFS whose entries live in a Tree: only reading bytes differs between layer kinds. */
+export abstract class TreeFS implements LayerFS {
+  abstract readonly kind: 'estargz' | 'tar.gz';
+  protected abstract readonly tree: Tree;
+
+  abstract createReadStream(path: string, range?: ReadRange): Readable;
+  abstract close(): Promise<void>;
+
+  list(): FileStat[] {
+    return this.tree.list();
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    return this.tree.readdir(path);
+  }
+
+  async lstat(path: string): Promise<FileStat> {
+    return this.tree.lstat(path);
+  }
+
+  async stat(path: string): Promise<FileStat> {
+    return this.tree.resolve(path);
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    return readAll(this.createReadStream(path));
+  }
+}

@@ -3,7 +3,7 @@ import { createGunzip, crc32, inflateRaw, type ZlibOptions } from 'node:zlib';
 import { OciError, createDigester, type ByteRange } from '../spec/index.js';
 import type { OpOptions } from '../content/index.js';
 import type { EstargzCache } from './cache.js';
-import { Tree, clampRange, readAll, type FileStat, type FileType, type LayerFS, type ReadRange } from './fs.js';
+import { Tree, TreeFS, clampRange, type FileStat, type FileType, type ReadRange } from './fs.js';
 import { mergeRanges, type RangedBlobSource } from './source.js';
 import { decodeHeader } from './tar.js';
 import { FOOTER_SIZE, LEGACY_FOOTER_SIZE, TOC_TAR_NAME, cleanName, parseFooter, parseLegacyFooter, parseToc, type Toc, type TocEntry } from './toc.js';
@@ -186,11 +186,11 @@ export async function openEstargz(src: RangedBlobSource, opts: EstargzOpenOption
   return new EstargzReader(src, toc, tocOffset, got, opts);
 }
 
-export class EstargzReader implements LayerFS {
+export class EstargzReader extends TreeFS {
   readonly kind = 'estargz' as const;
   readonly tocDigest: string;
   readonly tocOffset: number;
-  private readonly tree = new Tree();
+  protected readonly tree = new Tree();
   private readonly data = new Map<string, FileData>();
   private readonly window: number;
   private readonly ahead: number;
@@ -203,6 +203,7 @@ export class EstargzReader implements LayerFS {
     tocDigest: string,
     private readonly opts: EstargzOpenOptions,
   ) {
+    super();
     this.tocOffset = tocOffset;
     this.tocDigest = tocDigest;
     this.window = opts.window ?? 16 << 20;
@@ -264,25 +265,6 @@ export class EstargzReader implements LayerFS {
     }
   }
 
-  list(): FileStat[] {
-    return this.tree.list();
-  }
-
-  async readdir(path: string): Promise<string[]> {
-    return this.tree.readdir(path);
-  }
-
-  async lstat(path: string): Promise<FileStat> {
-    return this.tree.lstat(path);
-  }
-
-  async stat(path: string): Promise<FileStat> {
-    return this.tree.resolve(path);
-  }
-
-  async readFile(path: string): Promise<Buffer> {
-    return readAll(this.createReadStream(path));
-  }
 
   /** The chunks a byte range of a file needs. */
   private plan(path: string, range?: ReadRange): { file: FileData; chunks: Chunk[]; start: number; end: number; name: string } {

@@ -8,7 +8,7 @@ import { createGunzip } from 'node:zlib';
 import * as tarStream from 'tar-stream';
 import { OciError, createDigester, parseDigest } from '../spec/index.js';
 import type { OpOptions } from '../content/index.js';
-import { Tree, clampRange, readAll, type FileStat, type FileType, type LayerFS, type ReadRange } from './fs.js';
+import { Tree, TreeFS, clampRange, type FileStat, type FileType, type ReadRange } from './fs.js';
 import type { RangedBlobSource } from './source.js';
 import { cleanName, TOC_TAR_NAME } from './toc.js';
 
@@ -114,35 +114,18 @@ export async function openTarGz(src: RangedBlobSource, opts: TarGzOpenOptions = 
   }
 }
 
-export class TarGzReader implements LayerFS {
+export class TarGzReader extends TreeFS {
   readonly kind = 'tar.gz' as const;
 
   constructor(
-    private readonly tree: Tree,
+    protected readonly tree: Tree,
     private readonly offsets: Map<string, { offset: number; size: number }>,
     private readonly dir: string,
     private readonly dataPath: string,
-  ) {}
-
-  list(): FileStat[] {
-    return this.tree.list();
+  ) {
+    super();
   }
 
-  async readdir(path: string): Promise<string[]> {
-    return this.tree.readdir(path);
-  }
-
-  async lstat(path: string): Promise<FileStat> {
-    return this.tree.lstat(path);
-  }
-
-  async stat(path: string): Promise<FileStat> {
-    return this.tree.resolve(path);
-  }
-
-  async readFile(path: string): Promise<Buffer> {
-    return readAll(this.createReadStream(path));
-  }
 
   createReadStream(path: string, range?: ReadRange): Readable {
     const st = this.tree.resolve(path);
