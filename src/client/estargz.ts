@@ -16,7 +16,7 @@ import {
   type ImageIndex,
   type ImageManifest,
 } from '../spec/index.js';
-import { copyGraph, fetchManifest, type OpOptions, type ReadOnlyTarget, type Target } from '../content/index.js';
+import { fetchManifest, type OpOptions, type ReadOnlyTarget, type Target } from '../content/index.js';
 import { RemoteRepository, RemoteBlobSource, type TransferStats } from '../stores/remote/index.js';
 import {
   buildEstargzFile,
@@ -33,7 +33,8 @@ import {
   type RangedBlobSource,
   type ReadRange,
 } from '../estargz/index.js';
-import { LocalSource, withProgress, type ProgressListener } from './source.js';
+import { LocalSource, type ProgressListener } from './source.js';
+import { pushManifest } from './push.js';
 import { parsePlatform, platformMatches } from './pull.js';
 
 export interface EstargzPushOptions {
@@ -97,22 +98,10 @@ export async function pushEstargz(dst: Target, opts: EstargzPushOptions): Promis
     const annotations = { ...opts.annotations };
     if (!opts.noCreated && !annotations[Annotation.Created]) annotations[Annotation.Created] = created;
     if (Object.keys(annotations).length) manifest.annotations = annotations;
-    const body = Buffer.from(JSON.stringify(manifest));
-    const desc: Descriptor = { mediaType: MediaType.ImageManifest, digest: digestOf(body), size: body.length };
-    if (opts.artifactType) desc.artifactType = opts.artifactType;
     const src = new LocalSource();
     src.addFile(layer, file);
     src.addBytes(config, cfgBody);
-    src.addBytes(desc, body);
-    const p = opts.progress;
-    await copyGraph(withProgress(src, p), dst, desc, {
-      concurrency: opts.concurrency,
-      signal: opts.signal,
-      preCopy: (d) => p?.start?.(d),
-      postCopy: (d) => p?.done?.(d),
-      onCopySkipped: (d) => p?.skipped?.(d),
-    });
-    for (const t of opts.tags ?? []) await dst.tag(desc, t, { signal: opts.signal });
+    const { desc, body } = await pushManifest(src, dst, manifest, opts);
     return { manifest: desc, body, layer, config, build };
   } finally {
     await rm(work, { recursive: true, force: true });

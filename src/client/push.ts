@@ -59,6 +59,32 @@ export interface PushResult {
   layers: Descriptor[];
 }
 
+/**
+ * Serializes an image manifest, copies it with everything `src` holds for it to `dst` (one
+ * copyGraph: present blobs skipped, transfers in parallel), and tags it.
+ */
+export async function pushManifest(
+  src: LocalSource,
+  dst: Target,
+  manifest: ImageManifest,
+  opts: Pick<PushOptions, 'artifactType' | 'tags' | 'concurrency' | 'progress' | 'signal'>,
+): Promise<{ desc: Descriptor; body: Buffer }> {
+  const body = Buffer.from(JSON.stringify(manifest));
+  const desc: Descriptor = { mediaType: MediaType.ImageManifest, digest: digestOf(body), size: body.length };
+  if (opts.artifactType) desc.artifactType = opts.artifactType;
+  src.addBytes(desc, body);
+  const p = opts.progress;
+  await copyGraph(withProgress(src, p), dst, desc, {
+    concurrency: opts.concurrency,
+    signal: opts.signal,
+    preCopy: (d) => p?.start?.(d),
+    postCopy: (d) => p?.done?.(d),
+    onCopySkipped: (d) => p?.skipped?.(d),
+  });
+  for (const t of opts.tags ?? []) await dst.tag(desc, t, { signal: opts.signal });
+  return { desc, body };
+}
+
 /** Hashes and measures a file in one streamed pass. */
 async function describeFile(path: string, mediaType: string): Promise<Descriptor> {
   const h = createDigester();
@@ -165,20 +191,7 @@ export async function pushArtifact(dst: Target, opts: PushOptions): Promise<Push
     const annotations = { ...opts.fileAnnotations?.$manifest, ...opts.annotations };
     if (!opts.noCreated && !annotations[Annotation.Created]) annotations[Annotation.Created] = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     if (Object.keys(annotations).length) manifest.annotations = annotations;
-    const body = Buffer.from(JSON.stringify(manifest));
-    const desc: Descriptor = { mediaType: MediaType.ImageManifest, digest: digestOf(body), size: body.length };
-    if (artifactType) desc.artifactType = artifactType;
-    src.addBytes(desc, body);
-
-    const p = opts.progress;
-    await copyGraph(withProgress(src, p), dst, desc, {
-      concurrency: opts.concurrency,
-      signal: opts.signal,
-      preCopy: (d) => p?.start?.(d),
-      postCopy: (d) => p?.done?.(d),
-      onCopySkipped: (d) => p?.skipped?.(d),
-    });
-    for (const t of opts.tags ?? []) await dst.tag(desc, t, { signal: opts.signal });
+    const { desc, body } = await pushManifest(src, dst, manifest, { ...opts, artifactType });
     return { manifest: desc, body, layers };
   } finally {
     await rm(work, { recursive: true, force: true });
