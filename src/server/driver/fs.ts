@@ -42,8 +42,15 @@ export class FsDriver implements StorageDriver {
     return p;
   }
 
+  private tmpReady: Promise<unknown> | undefined;
+
+  /** A fresh temp file name; `_tmp` is made once, not on every write (a syscall per request). */
   private async tempPath(): Promise<string> {
-    await mkdir(this.tmp, { recursive: true });
+    this.tmpReady ??= mkdir(this.tmp, { recursive: true }).catch((err: unknown) => {
+      this.tmpReady = undefined;
+      throw err;
+    });
+    await this.tmpReady;
     return join(this.tmp, `${Date.now()}-${randomBytes(8).toString('hex')}`);
   }
 
@@ -98,7 +105,8 @@ export class FsDriver implements StorageDriver {
       const fh = await open(tmp, 'w');
       try {
         await fh.writeFile(data);
-        if (this.fsync) await fh.sync();
+        // An empty file (a link) has no data to sync: the parent's fsync makes its name durable.
+        if (this.fsync && data.length > 0) await fh.sync();
       } finally {
         await fh.close();
       }
