@@ -5,12 +5,13 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadServeConfig } from '../src/cli/serve.js';
 import { parseConfig, ConfigError, startServer } from '../src/server/index.js';
 import { parseDuration, parseSize } from '../src/spec/index.js';
+import { paths } from '../src/server/store/paths.js';
 import { wharf } from './helpers/cli.js';
 
 const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -133,6 +134,30 @@ describe('serve configuration', () => {
       await r3.arrayBuffer();
     } finally {
       await s.close();
+    }
+  });
+
+  test('storage.verifyReads: a blob damaged on disk fails its GET when on (the default), and is served unhashed when off', async () => {
+    for (const verifyReads of [true, false]) {
+      const dataDir = join(dir, `verify-${verifyReads}`);
+      const s = await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage: { verifyReads } } });
+      try {
+        const blob = randomBytes(3 << 20);
+        const d = sha256(blob);
+        const r = await fetch(`${s.url}/v2/v/app/blobs/uploads/?digest=${d}`, { method: 'POST', body: bytes(blob), headers: { 'content-type': 'application/octet-stream' } });
+        assert.equal(r.status, 201);
+        // Bit rot: the same size, one byte flipped, behind the server's back.
+        const file = join(dataDir, paths.blobData(d as `sha256:${string}`));
+        const damaged = await readFile(file);
+        damaged[damaged.length - 10] = (damaged[damaged.length - 10] ?? 0) ^ 0xff;
+        await writeFile(file, damaged);
+        const got = await fetch(`${s.url}/v2/v/app/blobs/${d}`);
+        assert.equal(got.status, 200, 'the headers went out before the damage could be seen');
+        if (verifyReads) await assert.rejects(got.arrayBuffer(), 'the response is cut off before its last byte');
+        else assert.equal(sha256(new Uint8Array(await got.arrayBuffer())), sha256(damaged), 'served as stored; the client must verify');
+      } finally {
+        await s.close();
+      }
     }
   });
 });

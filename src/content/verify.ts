@@ -5,13 +5,15 @@ import { OciError, parseDigest, createDigester, type Descriptor, type Digest } f
 
 /**
  * A pass-through that hashes and counts what flows, and fails the stream the moment more bytes
- * than expected arrive, or at the end when the size or digest differ. Nothing downstream may
- * commit content before this stream has ended cleanly.
+ * than expected arrive, or at the end when the size or digest differ; the last chunk is passed on
+ * only once the digest matched. Nothing downstream may commit content before this stream has
+ * ended cleanly.
  */
 export class VerifyStream extends Transform {
   readonly expected: { digest: Digest; size: number };
   private readonly hash: Hash;
   private seen = 0;
+  private held: Buffer | undefined;
 
   constructor(expected: { digest: Digest; size: number }) {
     super();
@@ -30,7 +32,11 @@ export class VerifyStream extends Transform {
       return;
     }
     this.hash.update(chunk);
-    cb(null, chunk);
+    // The newest chunk is held back until the next one arrives, and the last one until the digest
+    // checks out: a reader (an HTTP response above all) never receives the whole of bad content.
+    const previous = this.held;
+    this.held = chunk;
+    cb(null, previous);
   }
 
   override _flush(cb: TransformCallback): void {
@@ -43,7 +49,7 @@ export class VerifyStream extends Transform {
       cb(new OciError('DIGEST_INVALID', `content digest ${got} does not match expected ${this.expected.digest}`));
       return;
     }
-    cb();
+    cb(null, this.held);
   }
 }
 

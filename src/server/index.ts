@@ -52,6 +52,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
   const storeOpts: ConstructorParameters<typeof RegistryStore>[1] = {
     deleteEnabled: config.delete.enabled,
     maxManifestSize: config.manifests.maxSize,
+    verifyReads: config.storage.verifyReads,
   };
   if (config.uploads.maxBlobSize !== undefined) storeOpts.maxBlobSize = config.uploads.maxBlobSize;
   const store = new RegistryStore(driver, storeOpts);
