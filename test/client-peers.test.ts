@@ -4,7 +4,6 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,23 +13,11 @@ import { LayoutStore } from '../src/stores/layout/index.js';
 import { startServer, type RunningServer } from '../src/server/index.js';
 import { missingPeer, REGISTRY_BIN, startDistribution, type Distribution } from './helpers/distribution.js';
 import { wharf as runWharf, type RunResult } from './helpers/cli.js';
+import { run } from './helpers/exec.js';
 
 const noDistribution = missingPeer(REGISTRY_BIN, 'Distribution (docker-registry)');
 const noSkopeo = missingPeer('skopeo');
 const skip = noDistribution ?? noSkopeo;
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
-    child.stdin.end(input);
-  });
-}
 
 function ok(r: RunResult): RunResult {
   assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
@@ -64,7 +51,7 @@ describe('wharf CLI with skopeo, Distribution and wharf serve', { skip, timeout:
   let server: RunningServer;
   let W: string;
   const wharf = (args: string[]): Promise<RunResult> => runWharf(args, { env });
-  const skopeo = (args: string[], input?: string): Promise<string> => run('skopeo', ['--insecure-policy', ...args], env, input);
+  const skopeo = (args: string[], input?: string): Promise<string> => run('skopeo', ['--insecure-policy', ...args], { env, input });
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'wharf-client-peers-'));

@@ -6,7 +6,6 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat, writeFile, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,21 +16,10 @@ import { missingPeer } from './helpers/distribution.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { wharf } from './helpers/cli.js';
 import { makeImage, pushImage, sha256, type TestImage } from './helpers/proxy-images.js';
+import { run } from './helpers/exec.js';
 
 const noSkopeo = missingPeer('skopeo');
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
-
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${err}`))));
-  });
-}
 
 let tmp: string;
 let upstream: RunningServer;

@@ -17,23 +17,12 @@ import { startDistribution, missingPeer, REGISTRY_BIN, type Distribution } from 
 import { startTokenServer, type TokenServer } from './helpers/token-server.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { makeImage, pushImage, basicAuth, fetchToken, type TestImage } from './helpers/proxy-images.js';
+import { run } from './helpers/exec.js';
 
 const noDistribution = missingPeer(REGISTRY_BIN, 'Distribution (docker-registry)');
 const noSkopeo = missingPeer('skopeo');
 const noPodman = missingPeer('podman');
 const noCtr = missingPeer('ctr', 'containerd (ctr)') ?? missingPeer('containerd');
-
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.slice(-2000)}`))));
-  });
-}
 
 interface Up {
   ns: string;

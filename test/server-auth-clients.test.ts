@@ -5,7 +5,6 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
@@ -16,19 +15,7 @@ import { makeCa, makeCert } from './helpers/certs.js';
 import { wharf } from './helpers/cli.js';
 import { missingPeer } from './helpers/distribution.js';
 import { makeImage, pushImage } from './helpers/proxy-images.js';
-
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, out, err }));
-    child.stdin.end(opts.input ?? '');
-  });
-}
+import { exec as run } from './helpers/exec.js';
 
 const noSkopeo = missingPeer('skopeo');
 const noPodman = missingPeer('podman');

@@ -4,7 +4,6 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,22 +14,11 @@ import { digestOf, MediaType, type Descriptor } from '../src/spec/index.js';
 import { LayoutStore } from '../src/stores/layout/index.js';
 import { startServer, type RunningServer } from '../src/server/index.js';
 import { missingPeer } from './helpers/distribution.js';
+import { run } from './helpers/exec.js';
 
 const noSkopeo = missingPeer('skopeo');
 const noPodman = missingPeer('podman');
 const noUmoci = missingPeer('umoci');
-
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`))));
-  });
-}
 
 async function tarOf(files: Record<string, string>): Promise<Buffer> {
   const pack = tarStream.pack();
