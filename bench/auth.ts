@@ -44,13 +44,18 @@ async function manifestGets(side: Side, seconds: number): Promise<number> {
   });
 }
 
-async function blobPull(side: Side, size: number): Promise<number> {
+/** MB/s of `times` pulls of the blob back to back: one pull of a fraction of a second is all noise here. */
+async function blobPull(side: Side, size: number, times = 4): Promise<number> {
   const t0 = process.hrtime.bigint();
-  const r = await side.v2.pool.request({ method: 'GET', path: `/v2/bench/app/blobs/${side.digest}`, headers: side.headers });
-  let n = 0;
-  for await (const c of r.body) n += (c as Buffer).length;
-  if (n !== size) throw new Error(`pulled ${n} of ${size} bytes`);
-  return n / MiB / (Number(process.hrtime.bigint() - t0) / 1e9);
+  let total = 0;
+  for (let i = 0; i < times; i++) {
+    const r = await side.v2.pool.request({ method: 'GET', path: `/v2/bench/app/blobs/${side.digest}`, headers: side.headers });
+    let n = 0;
+    for await (const c of r.body) n += (c as Buffer).length;
+    if (n !== size) throw new Error(`pulled ${n} of ${size} bytes`);
+    total += n;
+  }
+  return total / MiB / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
 export async function run(ctx: BenchContext): Promise<BenchRow[]> {
@@ -78,10 +83,10 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     await off_.v2.close();
     const withAuth = { get: median(gets.on), pull: median(pulls.on) };
     const without = { get: median(gets.off), pull: median(pulls.off) };
-    ctx.log(`auth+audit on: ${withAuth.get.toFixed(0)} GET/s, ${withAuth.pull.toFixed(0)} MB/s; off: ${without.get.toFixed(0)} GET/s, ${without.pull.toFixed(0)} MB/s`);
+    ctx.log(`auth+audit on: ${withAuth.get.toFixed(0)} GET/s, ${withAuth.pull.toFixed(0)} MiB/s; off: ${without.get.toFixed(0)} GET/s, ${without.pull.toFixed(0)} MiB/s`);
     return [
       ctx.row({ metric: 'manifest GET, bearer token + audit log', wharf: withAuth.get, peer: without.get, unit: 'req/s', note: `peer: wharf serve with auth and audit off; goal ≥ 0.80x; median of ${ctx.runs}, taken in turns` }),
-      ctx.row({ metric: `blob pull ${sz.big / MiB} MiB, bearer token + audit log`, wharf: withAuth.pull, peer: without.pull, unit: 'MB/s', note: `peer: wharf serve with auth and audit off; goal ≥ 0.95x; median of ${ctx.runs}, taken in turns` }),
+      ctx.row({ metric: `blob pull ${sz.big / MiB} MiB x 4, bearer token + audit log`, wharf: withAuth.pull, peer: without.pull, unit: 'MiB/s', note: `peer: wharf serve with auth and audit off; goal ≥ 0.95x; median of ${ctx.runs}, taken in turns` }),
     ];
   } finally {
     await on.stop();
