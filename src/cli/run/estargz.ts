@@ -5,7 +5,7 @@ import { parseDuration, parseSize } from '../../spec/index.js';
 import { ExitError } from '../errors.js';
 import { withContext, Context } from '../shared/context.js';
 import { humanSize } from '../shared/output.js';
-import { str, bool, type Flags } from '../shared/flags.js';
+import { str, strs, bool, type Flags } from '../shared/flags.js';
 
 function cacheFor(flags: Flags): EstargzCache | undefined {
   if (flags.cache === false) return undefined;
@@ -176,8 +176,7 @@ export async function runPushEstargz(ref: string, files: string[], flags: Flags)
   const chunkSize = intFlag(flags.estargzChunkSize, '--estargz-chunk-size');
   if (chunkSize === 0) throw new ExitError('--estargz-chunk-size must be more than 0', 2);
   const { pushEstargz } = await import('../../client/index.js');
-  const { parseAnnotations, describeResult } = await import('./push.js');
-  const { writeFile } = await import('node:fs/promises');
+  const { parseAnnotations, describeResult, reportPushed } = await import('./push.js');
   await withContext(flags, async (ctx) => {
     const t = await ctx.open(ref, { ociLayout: bool(flags.ociLayout) });
     if (!ctx.out.json) process.stderr.write(`Packing ${files[0]} as one eStargz layer\n`);
@@ -185,17 +184,13 @@ export async function runPushEstargz(ref: string, files: string[], flags: Flags)
       dir: files[0]!,
       chunkSize,
       artifactType: str(flags.artifactType),
-      annotations: parseAnnotations(Array.isArray(flags.annotation) ? flags.annotation.map(String) : flags.annotation === undefined ? [] : [String(flags.annotation)]),
+      annotations: parseAnnotations(strs(flags.annotation)),
       platform: str(flags.platform),
       tags: t.tags,
       concurrency: ctx.concurrency,
       progress: ctx.out.progress('Uploading', 'Uploaded '),
     });
-    ctx.out.stopProgress();
-    const exp = str(flags.exportManifest);
-    if (exp) await writeFile(exp, res.body);
-    const shown = t.tags.length ? `${t.display}:${t.tags.join(',')}` : `${t.display}@${res.manifest.digest}`;
-    ctx.out.line(`Pushed ${shown}`);
+    await reportPushed(ctx, t, res, flags);
     ctx.out.line(`Layer: ${res.layer.digest} (eStargz, ${res.build.entries} entries, ${humanSize(res.build.size)}; ${humanSize(res.build.uncompressedSize)} uncompressed)`);
     ctx.out.line(`TOC: ${res.build.tocDigest}`);
     ctx.out.line(`Digest: ${res.manifest.digest}`);

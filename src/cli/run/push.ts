@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
-import { pushArtifact, readAnnotationFile, type FileSpec } from '../../client/index.js';
+import { pushArtifact, readAnnotationFile, type FileSpec, type OpenedTarget } from '../../client/index.js';
 import type { Descriptor } from '../../spec/index.js';
 import { ExitError } from '../errors.js';
-import { withContext } from '../shared/context.js';
+import { withContext, type Context } from '../shared/context.js';
 import { str, strs, bool, type Flags } from '../shared/flags.js';
 
 /** `file[:mediaType]`: the part after the last colon is a media type when it has a slash. */
@@ -38,6 +38,14 @@ export function describeResult(display: string, desc: Descriptor, tags: string[]
   return { reference: `${display}@${desc.digest}`, mediaType: desc.mediaType, digest: desc.digest, size: desc.size, artifactType: desc.artifactType, tags };
 }
 
+/** After a push: ends the progress bars, writes --export-manifest, and says what was pushed where. */
+export async function reportPushed(ctx: Context, t: OpenedTarget, res: { manifest: Descriptor; body: Buffer }, flags: Flags): Promise<void> {
+  ctx.out.stopProgress();
+  const exp = str(flags.exportManifest);
+  if (exp) await writeFile(exp, res.body);
+  ctx.out.line(`Pushed ${t.tags.length ? `${t.display}:${t.tags.join(',')}` : `${t.display}@${res.manifest.digest}`}`);
+}
+
 export async function runPush(ref: string, files: string[], flags: Flags): Promise<void> {
   if (bool(flags.estargz)) {
     const { runPushEstargz } = await import('./estargz.js');
@@ -58,11 +66,7 @@ export async function runPush(ref: string, files: string[], flags: Flags): Promi
       concurrency: ctx.concurrency,
       progress: ctx.out.progress('Uploading', 'Uploaded '),
     });
-    ctx.out.stopProgress();
-    const exp = str(flags.exportManifest);
-    if (exp) await writeFile(exp, res.body);
-    const shown = t.tags.length ? `${t.display}:${t.tags.join(',')}` : `${t.display}@${res.manifest.digest}`;
-    ctx.out.line(`Pushed ${shown}`);
+    await reportPushed(ctx, t, res, flags);
     if (res.manifest.artifactType) ctx.out.line(`ArtifactType: ${res.manifest.artifactType}`);
     ctx.out.line(`Digest: ${res.manifest.digest}`);
     ctx.out.result(describeResult(t.display, res.manifest, t.tags));
