@@ -1,10 +1,10 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, startDistribution as startDist, REGISTRY_BIN } from '../test/helpers/distribution.js';
+import { freePort, startDistribution as startDist, stopChild, waitReady, REGISTRY_BIN, type DistributionOptions } from '../test/helpers/distribution.js';
 import type { BenchRegistry, ExecResult, StartWharfOptions } from './types.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -48,31 +48,6 @@ export function sampleRss(pid: number, ms = 50): { stop(): Promise<number> } {
       return max;
     },
   };
-}
-
-async function waitReady(url: string, child: ChildProcess, out: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${out()}`);
-    try {
-      const r = await fetch(`${url}/v2/`);
-      await r.body?.cancel();
-      if (r.status === 200 || r.status === 401) return;
-    } catch {
-      /* not listening yet */
-    }
-    await sleep(50);
-  }
-  throw new Error(`timed out: ${out()}`);
-}
-
-export async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await done;
-  clearTimeout(t);
 }
 
 let entry: { argv: string[]; how: string } | undefined;
@@ -146,7 +121,7 @@ export async function startWharfProcess(opts: StartWharfOptions = {}): Promise<B
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     const url = `http://127.0.0.1:${port}`;
     try {
-      await waitReady(url, child, () => stderr);
+      await waitReady(url, child, () => stderr, 30_000);
       return {
         name: 'wharf serve',
         host: `127.0.0.1:${port}`,
@@ -167,18 +142,13 @@ export async function startWharfProcess(opts: StartWharfOptions = {}): Promise<B
   throw new Error(`wharf serve did not start: ${(lastErr as Error).message}`);
 }
 
-/** Debian's docker-registry (through the tests' helper), with its pid found from its config path. */
-export async function startDistributionProcess(): Promise<BenchRegistry> {
-  const d = await startDist();
-  const cfg = join(dirname(d.dataDir), 'config.yml');
-  let pid: number | undefined;
-  for (const p of await readdir('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    const cmd = await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes(cfg)) pid = Number(p);
-  }
-  return { name: 'Distribution', host: d.host, url: d.url, pid, dataDir: d.dataDir, stop: d.stop };
+/** Debian's docker-registry (through the tests' helper); with `proxy`, in pull-through mode. */
+export async function startDistributionProcess(opts: DistributionOptions = {}): Promise<BenchRegistry> {
+  const d = await startDist(opts);
+  return { name: opts.proxy ? 'Distribution (proxy)' : 'Distribution', host: d.host, url: d.url, pid: d.pid, dataDir: d.dataDir, stop: d.stop };
 }
+
+export { stopChild };
 
 /** The version Debian's docker-registry reports, e.g. "2.8.2". */
 export function distributionVersion(): string {

@@ -7,14 +7,11 @@
  * - a cold pull of one large blob through the cache, beside pulling it straight from the upstream;
  * - RSS growth while 20 clients pull 20 different uncached blobs.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, REGISTRY_BIN } from '../test/helpers/distribution.js';
 import { BigBlob, V2, opsByCount, sha256 } from './http.js';
-import { distributionVersion, rssOf, sampleRss, stopChild } from './lib.js';
+import { distributionVersion, rssOf, sampleRss, startDistributionProcess } from './lib.js';
 import type { BenchContext, BenchRegistry, BenchRow } from './types.js';
 
 const LAYERS = 5;
@@ -24,50 +21,6 @@ interface Img {
   repo: string;
   digest: string;
   blobs: string[];
-}
-
-/** docker-registry in proxy mode: its own data, `proxy.remoteurl` = the upstream. */
-async function startDistributionProxy(dir: string, remote: string): Promise<BenchRegistry> {
-  await mkdir(join(dir, 'data'), { recursive: true });
-  let last: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
-    const cfg = join(dir, 'config.yml');
-    await writeFile(
-      cfg,
-      [
-        'version: 0.1',
-        'log:',
-        '  level: error',
-        '  accesslog:',
-        '    disabled: true',
-        'storage:',
-        '  filesystem:',
-        `    rootdirectory: ${join(dir, 'data')}`,
-        'http:',
-        `  addr: 127.0.0.1:${port}`,
-        'proxy:',
-        `  remoteurl: ${remote}`,
-        '',
-      ].join('\n'),
-    );
-    const child: ChildProcess = spawn(REGISTRY_BIN, ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 150 && child.exitCode === null; i++) {
-      try {
-        const r = await fetch(`${url}/v2/`);
-        await r.body?.cancel();
-        return { name: 'Distribution (proxy)', host: `127.0.0.1:${port}`, url, pid: child.pid, dataDir: join(dir, 'data'), stop: () => stopChild(child) };
-      } catch {
-        await sleep(100);
-      }
-    }
-    last = new Error(`docker-registry (proxy) did not start: ${stderr}`);
-    await stopChild(child);
-  }
-  throw last;
 }
 
 async function pushImages(v2: V2, count: number): Promise<Img[]> {
@@ -113,7 +66,7 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
   try {
     const images = await pushImages(up, count);
     wharf = await ctx.startWharf({ config: { log: { level: 'warn' }, proxy: { upstreams: [{ namespace: 'up', url: upstream.url, ttl: '1h' }] } } });
-    dist = await startDistributionProxy(join(ctx.tmp, 'dist-proxy'), upstream.url);
+    dist = await startDistributionProcess({ proxy: { remoteurl: upstream.url } });
     const sides = [
       { name: 'wharf', reg: wharf, prefix: 'up/' },
       { name: 'dist', reg: dist, prefix: '' },

@@ -38,6 +38,8 @@ export interface DistributionOptions {
   users?: Record<string, string>;
   /** Token auth: the realm the registry sends clients to, and the cert that signs tokens. */
   token?: { realm: string; service: string; issuer: string; certFile: string };
+  /** Proxy mode: a pull-through cache of this upstream URL. */
+  proxy?: { remoteurl: string };
 }
 
 export interface Distribution {
@@ -45,6 +47,7 @@ export interface Distribution {
   host: string;
   url: string;
   dataDir: string;
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -87,6 +90,7 @@ export async function startDistribution(opts: DistributionOptions = {}): Promise
       `  addr: 127.0.0.1:${port}`,
       '  secret: wharf-test-secret',
       auth,
+      opts.proxy ? `proxy:\n  remoteurl: ${opts.proxy.remoteurl}\n` : '',
     ].join('\n');
     const cfgFile = join(dir, 'config.yml');
     await writeFile(cfgFile, config);
@@ -100,6 +104,7 @@ export async function startDistribution(opts: DistributionOptions = {}): Promise
         host: `127.0.0.1:${port}`,
         url,
         dataDir,
+        pid: child.pid,
         stop: async () => {
           await stopChild(child);
           await rm(dir, { recursive: true, force: true });
@@ -114,10 +119,11 @@ export async function startDistribution(opts: DistributionOptions = {}): Promise
   throw lastErr;
 }
 
-async function waitReady(url: string, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 15_000;
+/** Waits until a registry child process answers `GET /v2/` (200, or 401 behind auth). */
+export async function waitReady(url: string, child: ChildProcess, output: () => string = () => '', timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}`);
+    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${output()}`);
     try {
       const r = await fetch(`${url}/v2/`);
       await r.body?.cancel();
@@ -127,10 +133,11 @@ async function waitReady(url: string, child: ChildProcess): Promise<void> {
     }
     await sleep(50);
   }
-  throw new Error('timed out');
+  throw new Error(`timed out: ${output()}`);
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL if the child has not exited after a few seconds. */
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
