@@ -7,13 +7,12 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { digestOf, MediaType, type Descriptor } from '../src/spec/index.js';
-import { LayoutStore } from '../src/stores/layout/index.js';
+import { digestOf } from '../src/spec/index.js';
 import { startServer, type RunningServer } from '../src/server/index.js';
 import { missingPeer, REGISTRY_BIN, startDistribution, type Distribution } from './helpers/distribution.js';
 import { wharf as runWharf, type RunResult } from './helpers/cli.js';
 import { run } from './helpers/exec.js';
+import { writeMultiPlatform } from './helpers/layouts.js';
 
 const noDistribution = missingPeer(REGISTRY_BIN, 'Distribution (docker-registry)');
 const noSkopeo = missingPeer('skopeo');
@@ -22,26 +21,6 @@ const skip = noDistribution ?? noSkopeo;
 function ok(r: RunResult): RunResult {
   assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   return r;
-}
-
-/** An OCI layout with an index of two tiny images, linux/amd64 and linux/arm64. */
-async function writeMultiPlatform(dir: string): Promise<{ index: Descriptor; arm64: Descriptor }> {
-  const store = await LayoutStore.open(dir);
-  const push = async (mediaType: string, bytes: Buffer, extra: Partial<Descriptor> = {}): Promise<Descriptor> => {
-    const d: Descriptor = { mediaType, digest: digestOf(bytes), size: bytes.length, ...extra };
-    await store.push(d, Readable.from([bytes]));
-    return d;
-  };
-  const manifests: Descriptor[] = [];
-  for (const architecture of ['amd64', 'arm64']) {
-    const layer = await push(MediaType.ImageLayerGzip, Buffer.from(`not really a layer for ${architecture}`));
-    const config = await push(MediaType.ImageConfig, Buffer.from(JSON.stringify({ architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] } })));
-    const m = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageManifest, config, layers: [layer] }));
-    manifests.push(await push(MediaType.ImageManifest, m, { platform: { architecture, os: 'linux' } }));
-  }
-  const index = await push(MediaType.ImageIndex, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests })));
-  await store.tag(index, 'v1');
-  return { index, arm64: manifests[1]! };
 }
 
 describe('wharf CLI with skopeo, Distribution and wharf serve', { skip, timeout: 300_000 }, () => {
@@ -83,7 +62,8 @@ describe('wharf CLI with skopeo, Distribution and wharf serve', { skip, timeout:
   });
 
   test('wharf cp from Distribution into wharf serve: skopeo sees the same digests; --platform picks one', async () => {
-    const { index, arm64 } = await writeMultiPlatform(join(dir, 'src'));
+    const { index, manifests } = await writeMultiPlatform(join(dir, 'src'));
+    const arm64 = manifests[1]!;
     ok(await runWharf(['login', '--plain-http', dist.host, '-u', 'alice', '--password-stdin'], { env, input: 'wonderland\n' }));
     await skopeo(['copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${join(dir, 'src')}:v1`, `docker://${dist.host}/peers/cp:v1`]);
 

@@ -7,52 +7,15 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { gzipSync } from 'node:zlib';
-import * as tarStream from 'tar-stream';
 import { digestOf, MediaType, type Descriptor } from '../src/spec/index.js';
-import { LayoutStore } from '../src/stores/layout/index.js';
 import { startServer, type RunningServer } from '../src/server/index.js';
 import { missingPeer } from './helpers/distribution.js';
 import { run } from './helpers/exec.js';
+import { tarOf, writeMultiPlatform } from './helpers/layouts.js';
 
 const noSkopeo = missingPeer('skopeo');
 const noPodman = missingPeer('podman');
 const noUmoci = missingPeer('umoci');
-
-async function tarOf(files: Record<string, string>): Promise<Buffer> {
-  const pack = tarStream.pack();
-  for (const [name, content] of Object.entries(files)) pack.entry({ name, mode: 0o644, mtime: new Date(0) }, content);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** An OCI layout holding an index of two single-layer images (linux/amd64, linux/arm64) at `tag`. */
-async function writeMultiPlatform(dir: string, tag: string): Promise<Descriptor> {
-  const store = await LayoutStore.open(dir);
-  const push = async (mediaType: string, bytes: Buffer, extra: Partial<Descriptor> = {}): Promise<Descriptor> => {
-    const d: Descriptor = { mediaType, digest: digestOf(bytes), size: bytes.length, ...extra };
-    await store.push(d, Readable.from([bytes]));
-    return d;
-  };
-  const manifests: Descriptor[] = [];
-  for (const architecture of ['amd64', 'arm64']) {
-    const tar = await tarOf({ 'hello.txt': `hello from ${architecture}\n`, 'etc/os-release': 'ID=wharf\n' });
-    const layer = await push(MediaType.ImageLayerGzip, gzipSync(tar));
-    const config = await push(
-      MediaType.ImageConfig,
-      Buffer.from(JSON.stringify({ architecture, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [digestOf(tar)] } })),
-    );
-    const m = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageManifest, config, layers: [layer] }));
-    manifests.push(await push(MediaType.ImageManifest, m, { platform: { architecture, os: 'linux' } }));
-  }
-  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests }));
-  const d = await push(MediaType.ImageIndex, index);
-  await store.tag(d, tag);
-  return d;
-}
 
 /** Every blob file of a layout directory: digest → bytes. */
 async function layoutBlobs(dir: string): Promise<Map<string, Buffer>> {
@@ -70,7 +33,7 @@ describe('wharf serve with real clients', { timeout: 300_000 }, () => {
     dir = await mkdtemp(join(tmpdir(), 'wharf-peers-'));
     server = await startServer({ dataDir: join(dir, 'data'), port: 0, logLevel: 'silent' });
     host = new URL(server.url).host;
-    index = await writeMultiPlatform(join(dir, 'src'), 'v1');
+    ({ index } = await writeMultiPlatform(join(dir, 'src'), 'v1'));
   });
   after(async () => {
     await server?.close();
