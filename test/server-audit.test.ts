@@ -5,20 +5,15 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AuditDb } from '../src/server/audit/index.js';
 import { startServer } from '../src/server/index.js';
 import { call } from '../src/testkit/http.js';
 import { basic, pushArtifact, startAuthServer } from './helpers/auth.js';
-import { MAIN, wharf } from './helpers/cli.js';
-import { freePort } from './helpers/distribution.js';
-
-const TSX = pathToFileURL(join(fileURLToPath(new URL('.', import.meta.url)), '..', 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+import { spawnServe, wharf } from './helpers/cli.js';
 
 describe('audit log', () => {
   let s: Awaited<ReturnType<typeof startAuthServer>>;
@@ -187,16 +182,9 @@ describe('audit durability', () => {
 
   test('kill -9 right after responses completed loses no record (the journal is replayed on start)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-kill-'));
-    const port = await freePort();
     // Nothing reaches SQLite by the timer before the kill: only the journal can keep the records.
-    await writeFile(join(dir, 'wharf.yaml'), `data: ${join(dir, 'data')}\nlisten: 127.0.0.1:${port}\nlog: { level: silent }\naudit: { flushInterval: 1h }\n`);
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--config', join(dir, 'wharf.yaml')], { stdio: 'ignore' });
-    const url = `http://127.0.0.1:${port}`;
+    const { child, url } = await spawnServe(dir, 'audit: { flushInterval: 1h }\n');
     try {
-      for (let i = 0; i < 100; i++) {
-        if (await call(url, 'GET', '/healthz').then((r) => r.status === 200, () => false)) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
       const pushed = await pushArtifact(url, 'k/model', 'v1', {});
       const ids: string[] = [];
       for (let i = 0; i < 30; i++) {

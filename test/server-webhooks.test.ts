@@ -15,12 +15,7 @@ import type { WebhookEvent } from '../src/server/webhooks/index.js';
 import { call } from '../src/testkit/http.js';
 import { pushArtifact } from './helpers/auth.js';
 import { freePort } from './helpers/distribution.js';
-import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { MAIN } from './helpers/cli.js';
-
-const TSX = pathToFileURL(join(fileURLToPath(new URL('.', import.meta.url)), '..', 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+import { spawnServe } from './helpers/cli.js';
 
 interface Receiver {
   url: string;
@@ -162,17 +157,9 @@ describe('webhooks', () => {
 
   test('kill -9 right after a push loses no event: it was queued before the response ended', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wharf-hooks-kill-'));
-    const port = await freePort();
     const hookPort = await freePort();
-    const yaml = `data: ${join(dir, 'data')}\nlisten: 127.0.0.1:${port}\nlog: { level: silent }\nwebhooks:\n  - { name: k, url: "http://127.0.0.1:${hookPort}/hook", actions: [push], backoff: 20ms, maxBackoff: 100ms }\n`;
-    await writeFile(join(dir, 'wharf.yaml'), yaml);
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--config', join(dir, 'wharf.yaml')], { stdio: 'ignore' });
-    const url = `http://127.0.0.1:${port}`;
+    const { child, url } = await spawnServe(dir, `webhooks:\n  - { name: k, url: "http://127.0.0.1:${hookPort}/hook", actions: [push], backoff: 20ms, maxBackoff: 100ms }\n`);
     try {
-      for (let i = 0; i < 100; i++) {
-        if (await call(url, 'GET', '/healthz').then((r) => r.status === 200, () => false)) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
       await pushArtifact(url, 'killed/repo', 'v1', {});
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));

@@ -1,6 +1,9 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
+import { freePort } from './distribution.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MAIN = join(root, 'src', 'cli', 'main.ts');
@@ -29,4 +32,26 @@ export function wharf(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: s
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/**
+ * `wharf serve --config <dir>/wharf.yaml` as a child process on a free port, for tests that kill it:
+ * the config holds the data directory (`<dir>/data`), the port, silent logs and `extraYaml`.
+ * Resolves once `/healthz` answers.
+ */
+export async function spawnServe(dir: string, extraYaml = ''): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  await writeFile(join(dir, 'wharf.yaml'), `data: ${join(dir, 'data')}\nlisten: 127.0.0.1:${port}\nlog: { level: silent }\n${extraYaml}`);
+  const child = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--config', join(dir, 'wharf.yaml')], { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    const up = await fetch(`${url}/healthz`).then(
+      async (r) => (await r.arrayBuffer(), r.status === 200),
+      () => false,
+    );
+    if (up) return { child, url };
+    await sleep(100);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`wharf serve did not answer on ${url}`);
 }
