@@ -1,16 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Registry } from '../src/stores/remote/index.js';
 import { fetchManifest } from '../src/content/index.js';
 import type { ImageManifest } from '../src/spec/index.js';
-import { makeFixture, snapshot } from './helpers/estargz.js';
+import { snapshot, startFixtureServer } from './helpers/estargz.js';
 import { wharf } from './helpers/cli.js';
-
-const serverEntry = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'src', 'server', 'index.ts');
 
 let host: string;
 let stop: () => Promise<void>;
@@ -20,14 +16,7 @@ let env: NodeJS.ProcessEnv;
 let ref: string;
 
 before(async () => {
-  const mod = (await import(serverEntry)) as { startServer(o: { dataDir: string; port: number; logLevel: string }): Promise<{ url: string; close(): Promise<void> }> };
-  work = await mkdtemp(join(tmpdir(), 'wharf-estargz-cli-'));
-  const s = await mod.startServer({ dataDir: join(work, 'data'), port: 0, logLevel: 'silent' });
-  host = new URL(s.url).host;
-  stop = () => s.close();
-  src = join(work, 'src');
-  await mkdir(src);
-  await makeFixture(src);
+  ({ work, host, src, stop } = await startFixtureServer('wharf-estargz-cli-'));
   env = { WHARF_ESTARGZ_CACHE: join(work, 'cache') };
   ref = `${host}/cli/es:v1`;
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,11 +15,10 @@ import { copyGraph } from '../src/content/index.js';
 import { MediaType, digestOf, type Descriptor } from '../src/spec/index.js';
 import { buildEstargzFile, openEstargz, FileBlobSource } from '../src/estargz/index.js';
 import { missingPeer } from './helpers/distribution.js';
-import { makeFixture, snapshot, type Snap } from './helpers/estargz.js';
+import { snapshot, startFixtureServer, type Snap } from './helpers/estargz.js';
 import { wharf } from './helpers/cli.js';
 
 const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..');
-const serverEntry = join(ROOT, 'src', 'server', 'index.ts');
 const GOCODE = '/usr/share/gocode';
 const STARGZ_GO = join(GOCODE, 'src', 'github.com', 'containerd', 'stargz-snapshotter', 'estargz');
 
@@ -33,14 +32,7 @@ let pushed: EstargzPushResult;
 let srcSnap: Record<string, Snap>;
 
 before(async () => {
-  const mod = (await import(serverEntry)) as { startServer(o: { dataDir: string; port: number; logLevel: string }): Promise<{ url: string; close(): Promise<void> }> };
-  work = await mkdtemp(join(tmpdir(), 'wharf-estargz-interop-'));
-  const s = await mod.startServer({ dataDir: join(work, 'data'), port: 0, logLevel: 'silent' });
-  host = new URL(s.url).host;
-  stop = () => s.close();
-  src = join(work, 'src');
-  await mkdir(src);
-  await makeFixture(src);
+  ({ work, host, src, stop } = await startFixtureServer('wharf-estargz-interop-'));
   srcSnap = await snapshot(src);
   reg = new Registry(host, { plainHttp: true });
   repo = reg.repository('interop/es');

@@ -2,6 +2,9 @@ import { startProxy, forward, type Proxy } from './proxy.js';
 import { chmod, link, lstat, mkdir, readdir, readFile, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { startServer } from '../../src/server/index.js';
 
 /**
  * A small tree with everything an eStargz layer must keep: nested and empty directories, a
@@ -34,6 +37,16 @@ export async function makeFixture(dir: string, opts: { big?: number } = {}): Pro
     if (!st.isSymbolicLink()) await utimes(p, t, t);
   };
   for (const c of await readdir(dir)) await walk(join(dir, c));
+}
+
+/** A work directory with a wharf serve on port 0 (data in `<work>/data`) and the fixture tree in `<work>/src`. */
+export async function startFixtureServer(prefix: string): Promise<{ work: string; host: string; src: string; stop(): Promise<void> }> {
+  const work = await mkdtemp(join(tmpdir(), prefix));
+  const s = await startServer({ dataDir: join(work, 'data'), port: 0, logLevel: 'silent' });
+  const src = join(work, 'src');
+  await mkdir(src);
+  await makeFixture(src);
+  return { work, host: new URL(s.url).host, src, stop: () => s.close() };
 }
 
 export interface Snap {
