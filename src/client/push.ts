@@ -1,8 +1,8 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type BigIntStats } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, isAbsolute, join, normalize, sep } from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import {
@@ -16,9 +16,10 @@ import {
   type Descriptor,
   type ImageManifest,
 } from '../spec/index.js';
-import { copyGraph, fileReader, type Target } from '../content/index.js';
+import { canIngest, copyGraph, fileReader, semaphore, type Storage, type Target } from '../content/index.js';
 import { LocalSource, withProgress, type ProgressListener } from './source.js';
 import { packTree } from './pack.js';
+import type { DigestMemo } from './memo.js';
 
 /** ORAS's defaults, so that artifacts pushed by either tool look alike. */
 export const DEFAULT_ARTIFACT_TYPE = 'application/vnd.unknown.artifact.v1';
@@ -51,6 +52,14 @@ export interface PushOptions {
   signal?: AbortSignal;
   /** Skip the `org.opencontainers.image.created` annotation (reproducible digests). */
   noCreated?: boolean;
+  /**
+   * Digests of files pushed before (`DigestMemo.open()`). A file unchanged since is not hashed
+   * again: its blob is checked with a HEAD and skipped when present. A file the memo does not know
+   * is uploaded as it is hashed, when the target can take content of unknown digest (a registry),
+   * so that it is read once. Without a memo, every file is hashed first and blobs the target
+   * already has are skipped.
+   */
+  digestMemo?: DigestMemo;
 }
 
 export interface PushResult {
@@ -67,19 +76,24 @@ export async function pushManifest(
   src: LocalSource,
   dst: Target,
   manifest: ImageManifest,
-  opts: Pick<PushOptions, 'artifactType' | 'tags' | 'concurrency' | 'progress' | 'signal'>,
+  opts: Pick<PushOptions, 'artifactType' | 'tags' | 'concurrency' | 'progress' | 'signal'> & { uploaded?: Set<string> },
 ): Promise<{ desc: Descriptor; body: Buffer }> {
   const body = Buffer.from(JSON.stringify(manifest));
   const desc: Descriptor = { mediaType: MediaType.ImageManifest, digest: digestOf(body), size: body.length };
   if (opts.artifactType) desc.artifactType = opts.artifactType;
   src.addBytes(desc, body);
   const p = opts.progress;
-  await copyGraph(withProgress(src, p), dst, desc, {
+  const uploaded = opts.uploaded;
+  // Blobs uploaded as they were hashed are known to be there: no HEAD, no "exists" line.
+  const to: Storage = uploaded?.size
+    ? { exists: (d, o) => (uploaded.has(d.digest) ? Promise.resolve(true) : dst.exists(d, o)), fetch: (d, o) => dst.fetch(d, o), push: (d, c, o) => dst.push(d, c, o) }
+    : dst;
+  await copyGraph(withProgress(src, p), to, desc, {
     concurrency: opts.concurrency,
     signal: opts.signal,
     preCopy: (d) => p?.start?.(d),
     postCopy: (d) => p?.done?.(d),
-    onCopySkipped: (d) => p?.skipped?.(d),
+    onCopySkipped: (d) => (uploaded?.has(d.digest) ? undefined : p?.skipped?.(d)),
   });
   for (const t of opts.tags ?? []) await dst.tag(desc, t, { signal: opts.signal });
   return { desc, body };
@@ -94,6 +108,72 @@ async function describeFile(path: string, mediaType: string): Promise<Descriptor
     size += c.length;
   }
   return { mediaType, digest: `sha256:${h.digest('hex')}`, size };
+}
+
+/** Passes `src` through, reporting the length of every chunk. */
+function counting(src: Readable, onBytes: (n: number) => void): Readable {
+  const t = new Transform({
+    transform(c: Buffer, _e, cb) {
+      onBytes(c.length);
+      cb(null, c);
+    },
+  });
+  src.on('error', (err) => t.destroy(err));
+  t.on('close', () => src.destroy());
+  return src.pipe(t);
+}
+
+/** Whether a file's stat still says what it said before it was read. */
+function sameFile(a: BigIntStats, b: BigIntStats): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
+/**
+ * The descriptor of a file to push, read as few times as can be: from the memo when the file is
+ * unchanged since it was last pushed; uploaded while it is hashed when the memo has not seen it
+ * and the target can ingest (then it is added to `uploaded`); else hashed first, for copyGraph to
+ * upload when the target lacks it. What was hashed is recorded in the memo.
+ */
+async function describeForPush(
+  dst: Target,
+  path: string,
+  st: BigIntStats,
+  desc: Pick<Descriptor, 'mediaType' | 'annotations'>,
+  opts: { memo?: DigestMemo; uploaded: Set<string>; progress?: ProgressListener; signal?: AbortSignal },
+): Promise<Descriptor> {
+  const { memo, progress: p } = opts;
+  const hit = memo?.lookup(path, st);
+  const size = Number(st.size);
+  if (hit?.trusted) return { mediaType: desc.mediaType, digest: hit.digest, size };
+  const hashedAt = Date.now();
+  let out: Descriptor;
+  if (memo && !hit && canIngest(dst)) {
+    // Progress is keyed by digest, which is not known yet: a stand-in until the upload is done.
+    const pending = { ...desc, digest: `pending:${path}`, size } as unknown as Descriptor;
+    p?.start?.(pending);
+    out = await dst.ingest(
+      desc.mediaType,
+      {
+        size,
+        name: path,
+        open: () => (p?.bytes ? counting(fileReader(path), (n) => p.bytes!(pending, n)) : fileReader(path)),
+        check: async () => {
+          if (!sameFile(st, await stat(path, { bigint: true }))) throw new OciError('DIGEST_INVALID', `${path} changed while it was pushed; nothing was stored, push again`);
+        },
+      },
+      { signal: opts.signal },
+    );
+    opts.uploaded.add(out.digest);
+    const done = { ...desc, ...out };
+    p?.identified?.(pending, done);
+    p?.done?.(done);
+  } else {
+    out = await describeFile(path, desc.mediaType);
+    // Changed while it was hashed: not remembered (the upload's verification catches the rest).
+    if (!sameFile(st, await stat(path, { bigint: true }))) return out;
+  }
+  memo?.record(path, st, out.digest, hashedAt);
+  return out;
 }
 
 /** Packs a directory as tar+gzip into `out`, returning the blob's digest and size and the tar's digest. */
@@ -138,33 +218,53 @@ export async function pushArtifact(dst: Target, opts: PushOptions): Promise<Push
   const spec = opts.imageSpec ?? 'v1.1';
   const src = new LocalSource();
   const work = await mkdtemp(join(tmpdir(), 'wharf-push-'));
+  const uploaded = new Set<string>();
+  // One file that fails stops the others.
+  const stop = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
   try {
     const layers: Descriptor[] = [];
     const titles = new Set<string>();
+    const limit = semaphore(opts.concurrency ?? 3);
+    const jobs: Array<Promise<void>> = [];
     for (const [i, f] of opts.files.entries()) {
-      const st = await stat(f.path).catch(() => {
+      const st = await stat(f.path, { bigint: true }).catch(() => {
         throw new OciError('INVALID_ARGUMENT', `${f.path}: no such file or directory`);
       });
       const title = titleFor(f.path);
       if (titles.has(title)) throw new OciError('INVALID_ARGUMENT', `two files would both be named "${title}" in the artifact`);
       titles.add(title);
-      let desc: Descriptor;
       const annotations: Record<string, string> = { [Annotation.Title]: title };
+      const extra = (): void => void Object.assign(annotations, opts.fileAnnotations?.[title], opts.fileAnnotations?.[f.path]);
       if (st.isDirectory()) {
         const out = join(work, `dir-${i}.tar.gz`);
         const packed = await packDirectory(f.path, out);
-        desc = { mediaType: f.mediaType ?? MediaType.ImageLayerGzip, digest: packed.digest as Descriptor['digest'], size: packed.size };
+        const desc: Descriptor = { mediaType: f.mediaType ?? MediaType.ImageLayerGzip, digest: packed.digest as Descriptor['digest'], size: packed.size };
         annotations[Annotation.Unpack] = 'true';
         annotations[Annotation.Digest] = packed.tarDigest;
         src.addFile(desc, out);
+        extra();
+        layers[i] = { ...desc, annotations };
       } else if (st.isFile()) {
-        desc = await describeFile(f.path, f.mediaType ?? MediaType.ImageLayer);
-        annotations[MODE_ANNOTATION] = (st.mode & 0o7777).toString(8).padStart(4, '0');
-        src.addFile(desc, f.path);
+        annotations[MODE_ANNOTATION] = Number(st.mode & 0o7777n).toString(8).padStart(4, '0');
+        extra();
+        const mediaType = f.mediaType ?? MediaType.ImageLayer;
+        jobs.push(
+          limit(async () => {
+            signal.throwIfAborted();
+            const desc = await describeForPush(dst, f.path, st, { mediaType, annotations }, { memo: opts.digestMemo, uploaded, progress: opts.progress, signal });
+            src.addFile(desc, f.path);
+            layers[i] = { ...desc, annotations };
+          }).catch((err: unknown) => {
+            stop.abort(err);
+            throw err;
+          }),
+        );
       } else throw new OciError('INVALID_ARGUMENT', `${f.path} is neither a file nor a directory`);
-      Object.assign(annotations, opts.fileAnnotations?.[title], opts.fileAnnotations?.[f.path]);
-      layers.push({ ...desc, annotations });
     }
+    const settled = await Promise.allSettled(jobs);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
 
     const artifactType = opts.artifactType ?? (spec === 'v1.1' ? DEFAULT_ARTIFACT_TYPE : undefined);
     let config: Descriptor;
@@ -191,9 +291,10 @@ export async function pushArtifact(dst: Target, opts: PushOptions): Promise<Push
     const annotations = { ...opts.fileAnnotations?.$manifest, ...opts.annotations };
     if (!opts.noCreated && !annotations[Annotation.Created]) annotations[Annotation.Created] = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     if (Object.keys(annotations).length) manifest.annotations = annotations;
-    const { desc, body } = await pushManifest(src, dst, manifest, { ...opts, artifactType });
+    const { desc, body } = await pushManifest(src, dst, manifest, { ...opts, artifactType, uploaded });
     return { manifest: desc, body, layers };
   } finally {
+    await opts.digestMemo?.save();
     await rm(work, { recursive: true, force: true });
   }
 }

@@ -45,6 +45,11 @@ export interface ProgressListener {
   done?(desc: Descriptor): void;
   /** Already present at the destination (or mounted): nothing was sent. */
   skipped?(desc: Descriptor): void;
+  /**
+   * A transfer started under a stand-in descriptor (a file uploaded as it is hashed) now has its
+   * digest: calls after this one name `desc`.
+   */
+  identified?(pending: Descriptor, desc: Descriptor): void;
 }
 
 /** Wraps a source so that the bytes read from it are reported to `listener`. */

@@ -45,6 +45,26 @@ export interface TagLister {
   tags(opts?: OpOptions & { last?: string; n?: number }): Promise<string[]>;
 }
 
+/** Content whose digest is not known yet, readable again from any offset (a file). */
+export interface IngestSource {
+  size: number;
+  /** What it is, for messages (a file's path). */
+  name?: string;
+  /** A fresh stream of the whole content (read again when an upload starts over). */
+  open(): Readable;
+  /** Called once the content has been read, before it is committed: throws if it changed meanwhile. */
+  check?(): Promise<void>;
+}
+
+/**
+ * Stores content whose digest is not known yet, hashing it on its way in, so that it is read once
+ * (a file pushed for the first time). The store checks the size, commits only under the digest
+ * it computed, and returns the descriptor; a failure leaves nothing behind.
+ */
+export interface Ingester {
+  ingest(mediaType: string, src: IngestSource, opts?: OpOptions): Promise<Descriptor>;
+}
+
 export interface Deleter {
   delete(desc: Descriptor, opts?: OpOptions): Promise<void>;
 }
@@ -55,6 +75,10 @@ export function hasReferrers(t: object): t is ReferrerLister {
 
 export function hasTags(t: object): t is TagLister {
   return typeof (t as Partial<TagLister>).tags === 'function';
+}
+
+export function canIngest(t: object): t is Ingester {
+  return typeof (t as Partial<Ingester>).ingest === 'function';
 }
 
 export function isDeleter(t: object): t is Deleter {

@@ -53,6 +53,52 @@ export class VerifyStream extends Transform {
   }
 }
 
+/**
+ * A pass-through that hashes and counts content whose digest is not known yet, and fails when it
+ * is longer or shorter than `size` (a file that changed while it was read). `digest` is set once
+ * the stream has ended cleanly.
+ */
+export class DigestingStream extends Transform {
+  readonly size: number;
+  /** What the content is, for error messages (a file name). */
+  readonly what: string;
+  private readonly hash: Hash;
+  private seen = 0;
+  private result: Digest | undefined;
+
+  constructor(size: number, what: string) {
+    super();
+    this.size = size;
+    this.what = what;
+    this.hash = createDigester();
+  }
+
+  /** The content's digest; throws before the stream has ended cleanly. */
+  get digest(): Digest {
+    if (!this.result) throw new OciError('SIZE_INVALID', `${this.what}: read ${this.seen} of ${this.size} bytes; it was not read to the end`);
+    return this.result;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.size) {
+      cb(new OciError('SIZE_INVALID', `${this.what} grew while it was read (more than ${this.size} bytes); nothing was stored, try again`));
+      return;
+    }
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.seen !== this.size) {
+      cb(new OciError('SIZE_INVALID', `${this.what} shrank while it was read (${this.seen} of ${this.size} bytes); nothing was stored, try again`));
+      return;
+    }
+    this.result = `sha256:${this.hash.digest('hex')}`;
+    cb();
+  }
+}
+
 /** Wraps `src` so that reading it verifies `desc`. */
 export function verifyReader(src: Readable, desc: Pick<Descriptor, 'digest' | 'size'>): Readable {
   const v = new VerifyStream(desc);

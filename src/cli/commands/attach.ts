@@ -12,6 +12,7 @@ export function registerAttach(cli: CAC): void {
       .option('--image-spec <v>', 'v1.1 (default) or v1.0')
       .option('--distribution-spec <mode>', 'v1.1-referrers-api, or v1.1-referrers-tag to maintain the sha256-<hex> tag (default: detect)')
       .option('--oci-layout', 'The target is an OCI image layout')
+      .option('--no-digest-memo', 'Hash every file before uploading it, not trusting the digests remembered from earlier pushes (also WHARF_DIGEST_MEMO=off)')
       .example('wharf attach localhost:5000/app:v1 --artifact-type application/vnd.example.sbom sbom.json'),
   ).action(async (ref: string, files: string[], opts: Record<string, unknown>) => {
     const { runAttach } = await import('../run/attach.js');

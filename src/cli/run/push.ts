@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import { pushArtifact, readAnnotationFile, type FileSpec, type OpenedTarget } from '../../client/index.js';
+import { DigestMemo, pushArtifact, readAnnotationFile, type FileSpec, type OpenedTarget } from '../../client/index.js';
 import type { Descriptor } from '../../spec/index.js';
 import { ExitError } from '../errors.js';
 import { withContext, type Context } from '../shared/context.js';
@@ -38,6 +38,17 @@ export function describeResult(display: string, desc: Descriptor, tags: string[]
   return { reference: `${display}@${desc.digest}`, mediaType: desc.mediaType, digest: desc.digest, size: desc.size, artifactType: desc.artifactType, tags };
 }
 
+/**
+ * The digest memo of pushed files (DigestMemo.defaultPath()), unless `--no-digest-memo` or
+ * `WHARF_DIGEST_MEMO=off` (also 0, false, no) turns it off.
+ */
+export async function digestMemo(flags: Flags): Promise<DigestMemo | undefined> {
+  if (flags.digestMemo === false) return undefined;
+  const env = process.env.WHARF_DIGEST_MEMO?.trim().toLowerCase();
+  if (env && ['off', '0', 'false', 'no'].includes(env)) return undefined;
+  return DigestMemo.open();
+}
+
 /** After a push: ends the progress bars, writes --export-manifest, and says what was pushed where. */
 export async function reportPushed(ctx: Context, t: OpenedTarget, res: { manifest: Descriptor; body: Buffer }, flags: Flags): Promise<void> {
   ctx.out.stopProgress();
@@ -65,6 +76,7 @@ export async function runPush(ref: string, files: string[], flags: Flags): Promi
       tags: t.tags,
       concurrency: ctx.concurrency,
       progress: ctx.out.progress('Uploading', 'Uploaded '),
+      digestMemo: await digestMemo(flags),
     });
     await reportPushed(ctx, t, res, flags);
     if (res.manifest.artifactType) ctx.out.line(`ArtifactType: ${res.manifest.artifactType}`);

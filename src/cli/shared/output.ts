@@ -1,9 +1,11 @@
 import cliProgress from 'cli-progress';
-import { Annotation, type Descriptor } from '../../spec/index.js';
+import { Annotation, isDigest, type Descriptor } from '../../spec/index.js';
 import type { ProgressListener } from '../../client/index.js';
 import { ExitError } from '../errors.js';
 
 export function shortDigest(d: string): string {
+  // A file uploaded as it is hashed has no digest until it is done (its progress key is not one).
+  if (!isDigest(d)) return 'sha256:…'.padEnd(19);
   const [alg, hex] = d.split(':');
   return `${alg}:${(hex ?? '').slice(0, 12)}`;
 }
@@ -102,6 +104,11 @@ export class Output {
         }
         totalDone += n;
         total.update(totalDone, payload(totalDone, totalSize, started));
+      },
+      identified: (pending, d) => {
+        const p = per.get(pending.digest);
+        if (p) per.set(d.digest, p);
+        per.delete(pending.digest);
       },
       done: (d) => {
         const p = per.get(d.digest);

@@ -16,6 +16,7 @@ import {
 } from '../../spec/index.js';
 import {
   VerifyStream,
+  DigestingStream,
   readAllVerified,
   MAX_MANIFEST_SIZE,
   type ContentCache,
@@ -24,6 +25,8 @@ import {
   type ReferrerLister,
   type TagLister,
   type Deleter,
+  type Ingester,
+  type IngestSource,
 } from '../../content/index.js';
 import { Transport, responseError, isTransientNetworkError, backoff, type SendResponse, type Method } from './http.js';
 
@@ -55,7 +58,7 @@ export function referrersTag(digest: string): string {
  * blob downloads that break resume with a Range request; uploads are one streamed PUT or
  * chunked PATCHes that resume from the registry's reported offset.
  */
-export class RemoteRepository implements Target, ReferrerLister, TagLister, Deleter {
+export class RemoteRepository implements Target, ReferrerLister, TagLister, Deleter, Ingester {
   readonly host: string;
   readonly name: string;
   readonly transport: Transport;
@@ -314,8 +317,78 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
     const verified = new VerifyStream(desc);
     content.on('error', (err) => verified.destroy(err));
     content.pipe(verified);
-    if (this.opts.chunkSize && this.opts.chunkSize > 0) await this.uploadChunked(location, desc, verified, this.opts.chunkSize, opts);
-    else await this.uploadMonolithic(location, desc, verified, opts);
+    if (this.opts.chunkSize && this.opts.chunkSize > 0) {
+      const loc = await this.uploadChunks(location, verified, this.opts.chunkSize, desc.digest, opts);
+      await this.finishUpload(loc, desc.digest, Buffer.alloc(0), opts);
+    } else {
+      await this.finishUpload(location, desc.digest, verified, opts, desc.size);
+    }
+  }
+
+  /**
+   * Uploads content whose digest is not known yet, as the Docker client does: a session is
+   * opened, the content is PATCHed while it is hashed, and the final PUT names the digest computed
+   * on the way (the registry checks it against what it received). So a file is read once. With
+   * `chunkSize`, the PATCHes are chunks that resume from the registry's Range; a streamed PATCH
+   * that fails starts over in a new session, reading and hashing the content again from its
+   * start. The session of a failed attempt is cancelled.
+   */
+  async ingest(mediaType: string, src: IngestSource, opts: OpOptions = {}): Promise<Descriptor> {
+    const { attempts, baseDelayMs, maxDelayMs } = this.transport.retryOptions;
+    const what = src.name ?? 'content';
+    const chunkSize = this.opts.chunkSize && this.opts.chunkSize > 0 ? this.opts.chunkSize : 0;
+    for (let failures = 0; ; ) {
+      let loc = await this.startUpload(opts);
+      const counted = new DigestingStream(src.size, what);
+      const body = src.open();
+      body.on('error', (err) => counted.destroy(err));
+      body.pipe(counted);
+      try {
+        if (chunkSize) loc = await this.uploadChunks(loc, counted, chunkSize, what, opts);
+        else if (src.size > 0) loc = await this.patchStream(loc, counted, src.size, what, opts);
+        else await drain(counted);
+        const digest = counted.digest;
+        await src.check?.();
+        await this.finishUpload(loc, digest, Buffer.alloc(0), opts);
+        return { mediaType, digest, size: src.size };
+      } catch (err) {
+        body.destroy();
+        counted.destroy();
+        await this.cancelUpload(loc);
+        // A changed file is not retried: its next read would be another file.
+        const changed = isOciError(err, 'SIZE_INVALID') || isOciError(err, 'DIGEST_INVALID');
+        if (chunkSize || changed || !isRetryableUploadError(err) || ++failures >= attempts) throw err;
+        this.transport.debug(`upload ${what}: ${(err as Error).message}; starting over`);
+        await sleep(backoff(failures, baseDelayMs, maxDelayMs), undefined, { signal: opts.signal });
+      }
+    }
+  }
+
+  /** One PATCH that streams the whole content; returns the session's next location. */
+  private async patchStream(loc: URL, body: Readable, size: number, what: string, opts: OpOptions): Promise<URL> {
+    let failure: unknown;
+    body.once('error', (err) => (failure = err));
+    let res: SendResponse;
+    try {
+      res = await this.send('PATCH', loc, 'pull,push', {
+        ...opts,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size), 'content-range': `0-${size - 1}` },
+        body,
+      });
+    } catch (err) {
+      // The body's own error (a file that changed) says more than the aborted request.
+      throw failure ?? err;
+    }
+    if (res.status !== 202) throw await responseError(res, `upload ${what}`);
+    await res.body.dump();
+    return res.headers.location ? new URL(res.headers.location, res.url) : loc;
+  }
+
+  /** Cancels an upload session, best effort: a failed upload leaves nothing behind. */
+  private async cancelUpload(loc: URL): Promise<void> {
+    // Not under the caller's signal: an aborted push must still clean up its session.
+    const res = await this.send('DELETE', loc, 'pull,push', { retry: false }).catch(() => undefined);
+    await res?.body.dump().catch(() => undefined);
   }
 
   private async postUpload(opts: OpOptions, query?: Record<string, string>, scopes?: string[]): Promise<SendResponse> {
@@ -330,24 +403,23 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
     return new URL(loc, res.url);
   }
 
-  private async uploadMonolithic(location: URL, desc: Descriptor, body: Readable, opts: OpOptions): Promise<void> {
+  /** The final PUT of an upload, naming its digest; with the whole content (monolithic) or none. */
+  private async finishUpload(location: URL, digest: string, body: Buffer | Readable, opts: OpOptions, size = 0): Promise<void> {
     const url = new URL(location);
-    url.searchParams.set('digest', desc.digest);
-    const res = await this.send('PUT', url, 'pull,push', {
-      ...opts,
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
-      body,
-    });
-    if (res.status !== 201) throw await responseError(res, `upload ${desc.digest}`);
+    url.searchParams.set('digest', digest);
+    const headers: Record<string, string> = { 'content-length': String(Buffer.isBuffer(body) ? body.length : size) };
+    if (!Buffer.isBuffer(body)) headers['content-type'] = 'application/octet-stream';
+    const res = await this.send('PUT', url, 'pull,push', { ...opts, headers, body });
+    if (res.status !== 201) throw await responseError(res, Buffer.isBuffer(body) ? `finish upload of ${digest}` : `upload ${digest}`);
     await res.body.dump();
   }
 
   /**
-   * PATCHes `chunkSize` pieces. One chunk is held in memory until the registry acknowledges it, so
-   * that after a failure we can ask the registry how far it got (GET on the upload URL, `Range`)
-   * and resend from there.
+   * PATCHes `chunkSize` pieces and returns the session's location for the final PUT. One chunk is
+   * held in memory until the registry acknowledges it, so that after a failure we can ask the
+   * registry how far it got (GET on the upload URL, `Range`) and resend from there.
    */
-  private async uploadChunked(location: URL, desc: Descriptor, body: Readable, chunkSize: number, opts: OpOptions): Promise<void> {
+  private async uploadChunks(location: URL, body: Readable, chunkSize: number, what: string, opts: OpOptions): Promise<URL> {
     const { attempts, baseDelayMs, maxDelayMs } = this.transport.retryOptions;
     let loc = location;
     let offset = 0; // bytes the registry has acknowledged
@@ -368,33 +440,29 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
             // Not blindly re-sent: the registry may have kept part of it; we ask it below.
             retry: false,
           });
-          if (res.status !== 202) throw await responseError(res, `upload chunk of ${desc.digest}`);
+          if (res.status !== 202) throw await responseError(res, `upload chunk of ${what}`);
           await res.body.dump();
           if (res.headers.location) loc = new URL(res.headers.location, res.url);
           offset += part.length;
         } catch (err) {
-          if (++failures >= attempts || !(isTransientNetworkError((err as Error).cause ?? err) || (isOciError(err) && err.status >= 500))) throw err;
+          if (++failures >= attempts || !isRetryableUploadError(err)) throw err;
           await sleep(backoff(failures, baseDelayMs, maxDelayMs), undefined, { signal: opts.signal });
           // Ask the registry what it kept, then continue from there.
           const st = await this.send('GET', loc, 'pull,push', opts);
-          if (st.status !== 204) throw await responseError(st, `upload status of ${desc.digest}`);
+          if (st.status !== 204) throw await responseError(st, `upload status of ${what}`);
           await st.body.dump();
           if (st.headers.location) loc = new URL(st.headers.location, st.url);
           const range = st.headers.range;
           const got = range ? parseContentRange(range).end + 1 : 0;
           if (got < chunkStart || got > chunkStart + chunk.length) {
-            throw new OciError('BLOB_UPLOAD_INVALID', `registry reports ${got} bytes of ${desc.digest}, outside the chunk we hold (${chunkStart}-${chunkStart + chunk.length})`);
+            throw new OciError('BLOB_UPLOAD_INVALID', `registry reports ${got} bytes of ${what}, outside the chunk we hold (${chunkStart}-${chunkStart + chunk.length})`);
           }
-          this.transport.debug(`upload ${desc.digest}: resuming at byte ${got}`);
+          this.transport.debug(`upload ${what}: resuming at byte ${got}`);
           offset = got;
         }
       }
     }
-    const url = new URL(loc);
-    url.searchParams.set('digest', desc.digest);
-    const res = await this.send('PUT', url, 'pull,push', { ...opts, headers: { 'content-length': '0' }, body: Buffer.alloc(0) });
-    if (res.status !== 201) throw await responseError(res, `finish upload of ${desc.digest}`);
-    await res.body.dump();
+    return loc;
   }
 
   /**
@@ -527,6 +595,16 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
       await this.delete(old.desc, opts).catch(() => undefined);
     }
   }
+}
+
+/** A dropped connection, or a 5xx (a proxy's 502 too): worth another try. */
+function isRetryableUploadError(err: unknown): boolean {
+  return isTransientNetworkError((err as Error).cause ?? err) || (isOciError(err) && err.status >= 500);
+}
+
+/** Reads a stream to its end, discarding what it yields. */
+async function drain(src: Readable): Promise<void> {
+  for await (const _ of src) void _;
 }
 
 /** Splits a stream into Buffers of exactly `size` bytes (the last one shorter). */
