@@ -27,13 +27,13 @@ CREATE INDEX IF NOT EXISTS downloads_time ON downloads(time);
 
 type Row = Record<string, unknown>;
 
-export const INSERT_RECORD_SQL = `INSERT OR IGNORE INTO requests (id, time, user, ip, user_agent, method, action, repo, reference, digest, media_type, artifact_type, status, bytes, duration_ms, outcome, download_id)
+const INSERT_RECORD_SQL = `INSERT OR IGNORE INTO requests (id, time, user, ip, user_agent, method, action, repo, reference, digest, media_type, artifact_type, status, bytes, duration_ms, outcome, download_id)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
-export const UPSERT_DOWNLOAD_SQL = `INSERT INTO downloads (id, time, last_time, user, ip, repo, reference, digest, artifact_type, blobs_total, blobs_done, bytes, completed)
+const UPSERT_DOWNLOAD_SQL = `INSERT INTO downloads (id, time, last_time, user, ip, repo, reference, digest, artifact_type, blobs_total, blobs_done, bytes, completed)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT(id) DO UPDATE SET last_time = excluded.last_time, blobs_done = excluded.blobs_done, bytes = excluded.bytes, completed = excluded.completed`;
 /** Retention: [sql, which bound value] in order; see AuditDb.prune. */
-export const PRUNE_SQL = {
+const PRUNE_SQL = {
   ageRequests: 'DELETE FROM requests WHERE time < ?',
   ageDownloads: 'DELETE FROM downloads WHERE last_time < ?',
   rowsRequests: 'DELETE FROM requests WHERE id <= (SELECT id FROM requests ORDER BY id DESC LIMIT 1 OFFSET ?)',
@@ -115,6 +115,7 @@ export class AuditDb {
   readonly db: Database.Database;
   private readonly insert: Database.Statement;
   private upsertDownload: Database.Statement | undefined;
+  private correct: Database.Statement | undefined;
 
   constructor(readonly path: string, opts: { readonly?: boolean } = {}) {
     if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
@@ -136,16 +137,18 @@ export class AuditDb {
     this.insert = this.db.prepare(opts.readonly ? 'SELECT 1' : INSERT_RECORD_SQL);
   }
 
-  /** Inserts records and download rows in one transaction; a record already there is kept. */
-  write(records: Array<AuditRecord & { downloadId?: number | null }>, downloads: DownloadRow[] = []): void {
-    this.writeParams(records.map(recordParams), downloads.map(downloadParams));
-  }
-
-  writeParams(records: RecordParams[], downloads: DownloadParams[]): void {
+  /**
+   * One transaction: inserts records (a record already there is kept), upserts download rows,
+   * applies corrections (a client that left after its record was written) and the retention pass.
+   */
+  commit(records: RecordParams[], downloads: DownloadParams[] = [], corrections: Array<{ id: number; bytes: number }> = [], prune?: { maxAge?: number | undefined; maxRows?: number | undefined; now: number }): void {
     const up = (this.upsertDownload ??= this.db.prepare(UPSERT_DOWNLOAD_SQL));
+    const fix = (this.correct ??= this.db.prepare("UPDATE requests SET outcome = 'aborted', bytes = ? WHERE id = ?"));
     this.db.transaction(() => {
       for (const r of records) this.insert.run(...r);
       for (const d of downloads) up.run(...d);
+      for (const c of corrections) fix.run(c.bytes, c.id);
+      if (prune) this.prune(prune, prune.now);
     })();
   }
 

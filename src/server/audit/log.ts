@@ -1,9 +1,10 @@
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { AuditDb, downloadParams, recordParams } from './db.js';
-import { inlineWriter, workerWriter, type BatchWriter } from './writer.js';
-import type { AuditRecord, DownloadRow } from './types.js';
+import { AuditDb } from './db.js';
+import { JournalApplier, manifestLine, type Retention } from './journal.js';
+import { applyBatch, inlineWriter, workerWriter, type BatchWriter } from './writer.js';
+import type { AuditRecord } from './types.js';
 
 /** What the HTTP layer knows beyond the record: the route kind and a pulled manifest's bytes. */
 export interface RecordExtra {
@@ -23,34 +24,32 @@ export interface AuditLogOptions {
   worker?: boolean;
 }
 
-interface Group {
-  row: DownloadRow;
-  /** Blob digest → media type, from the manifest. */
-  blobs: Map<string, string | null>;
-  done: Set<string>;
-}
-
 const SEGMENT = /^journal-(\d+)\.log$/;
 
 /**
- * The audit log. A record reaches SQLite in batches, off the request path; what makes it durable
- * before that is the journal: one JSON line appended with a synchronous write() before the last
- * byte of the response is handed to the socket. A client that has its whole response therefore
- * implies a journal line, which the kernel keeps even if the process is killed (-9) the next
- * instant; on start the journal is replayed into SQLite (idempotently, by record id).
+ * The audit log. What makes a record durable is the journal: one JSON line appended with a
+ * synchronous write() before the last byte of the response is handed to the socket. A client that
+ * has its whole response therefore implies a journal line, which the kernel keeps even if the
+ * process is killed (-9) the next instant; on start the journal is replayed into SQLite.
  *
- * Each flush rotates to a new journal segment, re-appends the lines of responses still in flight,
- * commits the batch and only then deletes the old segment.
+ * That line is all the request thread does. Each flush closes the current segment and hands its
+ * name to the writer thread, which parses it, groups blob pulls into artifact downloads, commits
+ * it to SQLite and deletes it. A client that leaves after its record was written adds a correction
+ * line, applied in whichever batch it lands.
  */
 export class AuditLog {
   readonly db: AuditDb;
   private fd = -1;
   private seg = 0;
   private segPath = '';
-  private queue: Array<{ rec: AuditRecord; extra: RecordExtra }> = [];
-  /** Records journaled as complete whose response has not closed yet. */
-  private readonly inFlight = new Map<number, string>();
-  private readonly groups = new Map<string, Group>();
+  /** Lines in the current segment. */
+  private pending = 0;
+  /** Lines the journal could not take (a full disk): they go to the writer with the next batch. */
+  private unjournaled: string[] = [];
+  /** Records journaled whose response has not closed yet. */
+  private readonly inFlight = new Set<number>();
+  /** Manifests whose blobs the journal has described since the start. */
+  private readonly described = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private lastPrune = 0;
   private closed = false;
@@ -60,7 +59,7 @@ export class AuditLog {
 
   private constructor(private readonly opts: AuditLogOptions) {
     this.db = new AuditDb(opts.dbPath);
-    this.writer = inlineWriter(this.db);
+    this.writer = inlineWriter(new JournalApplier(this.db, opts.groupWindow));
   }
 
   static open(opts: AuditLogOptions): AuditLog {
@@ -70,11 +69,11 @@ export class AuditLog {
     if (n > 0) opts.log?.info({ records: n }, 'audit: replayed journal records into the database');
     if (opts.worker !== false) {
       try {
-        a.writer = workerWriter(opts.dbPath, (err) => {
+        a.writer = workerWriter(opts.dbPath, opts.groupWindow, (err) => {
           // Batches in its hands stay in their journal segments (replayed at the next start); later
           // ones are written on this thread.
           opts.log?.error({ err }, 'audit: the writer thread failed; writing on the main thread from now on');
-          a.writer = inlineWriter(a.db);
+          a.writer = inlineWriter(new JournalApplier(a.db, opts.groupWindow));
         });
       } catch (err) {
         opts.log?.warn({ err }, 'audit: no worker thread; writing on the main thread');
@@ -98,46 +97,69 @@ export class AuditLog {
   private replay(): number {
     const segs = this.segments();
     this.seg = segs.length ? segs[segs.length - 1]!.n : 0;
-    const byId = new Map<number, AuditRecord>();
-    for (const s of segs) {
-      for (const line of readFileSync(s.path, 'utf8').split('\n')) {
-        if (line === '') continue;
-        try {
-          const r = JSON.parse(line) as AuditRecord;
-          if (typeof r.id === 'number') byId.set(r.id, { ...byId.get(r.id), ...r });
-        } catch {
-          // A line torn by the crash was never complete: its response had not ended.
-        }
-      }
-    }
-    // A correction line whose record is gone (it was committed) is nothing to insert.
-    const complete = [...byId.values()].filter((r) => typeof r.time === 'number' && typeof r.method === 'string');
-    if (complete.length > 0) this.db.write(complete);
-    for (const s of segs) unlinkSync(s.path);
-    return complete.length;
+    const applier = new JournalApplier(this.db, this.opts.groupWindow);
+    let n = 0;
+    for (const s of segs) n += applyBatch(applier, { segment: s.path, lines: '' });
+    return n;
   }
 
   private openSegment(): void {
     this.seg++;
     this.segPath = join(this.opts.journalDir, `journal-${this.seg}.log`);
     this.fd = openSync(this.segPath, 'a', 0o600);
+    this.pending = 0;
   }
 
   private lastWarn = 0;
 
+  /** Lines waiting for the next write, and what waits for them to be written. */
+  private buffered: string[] = [];
+  private settling: Array<() => void> = [];
+  private scheduled = false;
+
   /**
-   * Appends to the journal. A failure (a full disk, say) must not cost the client its response:
-   * it is logged, at most once a minute, and the record goes on to SQLite without the journal's
-   * guarantee. Returns whether the line was written.
+   * Queues a line. Lines are written together once per turn of the event loop (setImmediate):
+   * with many responses ending at once, one write() carries all their lines.
    */
-  private append(line: string): boolean {
+  private append(line: string): void {
+    this.buffered.push(line);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.release());
+    }
+  }
+
+  private release(): void {
+    this.scheduled = false;
+    this.sync();
+    const waiting = this.settling;
+    this.settling = [];
+    for (const fn of waiting) fn();
+  }
+
+  /**
+   * Writes the queued lines now. A failure (a full disk, say) must not cost the client its
+   * response: it is logged, at most once a minute, and the lines go to the writer with the next
+   * batch, without the journal's guarantee.
+   */
+  sync(): void {
+    if (this.buffered.length === 0) return;
+    const text = this.buffered.length === 1 ? this.buffered[0]! : this.buffered.join('');
+    const n = this.buffered.length;
+    this.buffered = [];
     try {
-      writeSync(this.fd, line);
-      return true;
+      writeSync(this.fd, text);
+      this.pending += n;
     } catch (err) {
       this.warn(err, 'audit: cannot append to the journal; records are not crash-safe until it works again');
-      return false;
+      this.unjournaled.push(text);
     }
+  }
+
+  /** Runs `then` once every line queued so far is written: the final bytes of a response wait for it. */
+  settle(then: () => void): void {
+    if (this.buffered.length === 0) return then();
+    this.settling.push(then);
   }
 
   private warn(err: unknown, msg: string): void {
@@ -147,111 +169,76 @@ export class AuditLog {
     this.opts.log?.error({ err }, msg);
   }
 
-  /** Called just before the final bytes go out: the durable promise of the record. */
-  journal(rec: AuditRecord): void {
+  /** The record's line, preceded by its manifest's blobs the first time that manifest is pulled. */
+  private line(rec: AuditRecord, extra: RecordExtra): string {
+    const json = JSON.stringify(rec);
+    const line = `{"kind":${JSON.stringify(extra.kind)},${json.slice(1)}\n`;
+    if (extra.kind !== 'manifest' || !extra.manifest || rec.action !== 'pull' || rec.status >= 300 || !rec.digest || this.described.has(rec.digest)) return line;
+    if (this.described.size >= 10_000) this.described.clear();
+    this.described.add(rec.digest);
+    const m = manifestLine(rec.digest, extra.manifest);
+    return m ? `${JSON.stringify(m)}\n${line}` : line;
+  }
+
+  /** Called just before the final bytes go out: the durable promise of the record, once settled (settle, sync). */
+  journal(rec: AuditRecord, extra: RecordExtra): void {
     if (this.closed) return;
-    const line = `${JSON.stringify(rec)}\n`;
-    this.append(line);
-    this.inFlight.set(rec.id, line);
+    this.append(this.line(rec, extra));
+    this.inFlight.add(rec.id);
   }
 
   /** Called when the response closed, with the final figures. */
   complete(rec: AuditRecord, extra: RecordExtra): void {
     if (this.closed) return;
-    const journaled = this.inFlight.get(rec.id);
-    this.inFlight.delete(rec.id);
+    if (!this.inFlight.delete(rec.id)) this.append(this.line(rec, extra));
     // The journal said completed; a client that left before the end corrects it.
-    if (journaled !== undefined && rec.outcome === 'aborted') this.append(`${JSON.stringify({ id: rec.id, outcome: 'aborted', bytes: rec.bytes })}\n`);
-    this.queue.push({ rec, extra });
+    else if (rec.outcome === 'aborted') this.append(`${JSON.stringify({ id: rec.id, outcome: 'aborted', bytes: rec.bytes })}\n`);
   }
 
   /**
-   * Hands the queued records to the writer as one transaction; runs on a timer, and resolves once
-   * everything completed so far is committed. The old journal segment is deleted only then.
+   * Closes the current segment and hands it to the writer; runs on a timer, and resolves once
+   * everything journaled so far is committed.
    */
   flush(): Promise<void> {
-    if (this.fd < 0 || this.queue.length === 0) return this.last;
-    const batch = this.queue;
-    this.queue = [];
-    const old = { fd: this.fd, path: this.segPath };
-    // The old segment may go once the batch is committed only if every line still needed (those
-    // of responses in flight) made it into the new one.
-    let dropOld = true;
-    try {
-      this.openSegment();
-      for (const line of this.inFlight.values()) dropOld = this.append(line) && dropOld;
-    } catch (err) {
-      this.warn(err, 'audit: cannot start a new journal segment; keeping the old one');
-      if (this.fd !== old.fd) {
-        try {
-          closeSync(this.fd);
-        } catch {
-          // nothing more to do
-        }
-      }
-      this.fd = old.fd;
-      this.segPath = old.path;
-      dropOld = false;
-    }
-    if (this.fd !== old.fd) {
+    this.sync();
+    if (this.fd < 0 || (this.pending === 0 && this.unjournaled.length === 0)) return this.last;
+    const lines = this.unjournaled.join('');
+    this.unjournaled = [];
+    let segment: string | undefined;
+    if (this.pending > 0) {
+      const old = { fd: this.fd, path: this.segPath };
       try {
-        closeSync(old.fd);
+        this.openSegment();
+        segment = old.path;
+        closeQuietly(old.fd);
+      } catch (err) {
+        // Keep appending to the old segment; it goes with a later flush (or the next start).
+        this.warn(err, 'audit: cannot start a new journal segment; keeping the old one');
+        this.fd = old.fd;
+        this.segPath = old.path;
+      }
+    } else {
+      // Appends failed: the descriptor may be bad. A fresh segment lets the journal work again.
+      const old = this.fd;
+      try {
+        this.openSegment();
+        closeQuietly(old);
       } catch {
-        // a descriptor that was already bad
+        this.fd = old;
       }
     }
-    const { records, downloads } = this.group(batch);
     const now = Date.now();
-    let prune: { maxAge?: number | undefined; maxRows?: number | undefined; now: number } | undefined;
+    let prune: Retention | undefined;
     if ((this.opts.retention.maxAge !== undefined || this.opts.retention.maxRows !== undefined) && now - this.lastPrune > 60_000) {
       this.lastPrune = now;
       prune = { ...this.opts.retention, now };
     }
-    const p = this.writer.write({ records: records.map(recordParams), downloads: downloads.map(downloadParams), prune }).then(
-      () => {
-        if (dropOld) unlinkQuietly(old.path);
-      },
-      // Keep the old segment: the next start replays it.
+    const p = this.writer.write({ segment, lines, prune }).catch(
+      // The segment stays: the next start replays it.
       (err: unknown) => this.opts.log?.error({ err }, 'audit: writing to the database failed; the journal keeps the records'),
     );
     this.last = p;
     return p;
-  }
-
-  /** Joins blob pulls to the manifest pull they follow: one "artifact download" row. */
-  private group(batch: Array<{ rec: AuditRecord; extra: RecordExtra }>): { records: Array<AuditRecord & { downloadId?: number | null }>; downloads: DownloadRow[] } {
-    const touched = new Map<number, DownloadRow>();
-    const records = batch.map(({ rec, extra }) => {
-      const out: AuditRecord & { downloadId?: number | null } = { ...rec };
-      if (rec.action !== 'pull' || rec.repo === null || rec.status >= 300) return out;
-      const key = `${rec.user ?? ''}|${rec.ip}|${rec.repo}`;
-      if (extra.kind === 'manifest' && extra.manifest && rec.digest) {
-        const g = startGroup(rec, extra.manifest);
-        if (g) {
-          this.groups.set(key, g);
-          touched.set(g.row.id, g.row);
-          out.downloadId = g.row.id;
-          out.artifactType = g.row.artifactType;
-          if (this.groups.size > 10_000) this.groups.delete(this.groups.keys().next().value!);
-        }
-        return out;
-      }
-      if (extra.kind === 'blob' && rec.digest) {
-        const g = this.groups.get(key);
-        if (!g || !g.blobs.has(rec.digest) || rec.time - g.row.lastTime > this.opts.groupWindow) return out;
-        out.downloadId = g.row.id;
-        out.mediaType = g.blobs.get(rec.digest) ?? rec.mediaType;
-        out.artifactType = g.row.artifactType;
-        g.row.bytes += rec.bytes;
-        g.row.lastTime = rec.time;
-        if (rec.outcome === 'completed') g.done.add(rec.digest);
-        g.row.blobsDone = g.done.size;
-        g.row.completed = g.row.blobsTotal === 0 || g.row.blobsDone >= g.row.blobsTotal;
-        touched.set(g.row.id, { ...g.row });
-      }
-      return out;
-    });
-    return { records, downloads: [...touched.values()] };
   }
 
   async close(): Promise<void> {
@@ -259,16 +246,21 @@ export class AuditLog {
     clearInterval(this.timer);
     await this.flush();
     this.closed = true;
-    try {
-      closeSync(this.fd);
-    } catch {
-      // already gone
-    }
+    this.release();
+    closeQuietly(this.fd);
     this.fd = -1;
-    // Nothing is in flight any more: an empty last segment can go.
-    if (this.inFlight.size === 0) unlinkQuietly(this.segPath);
+    // The last segment is empty: everything went with the flush.
+    if (this.pending === 0) unlinkQuietly(this.segPath);
     await this.writer.close();
     this.db.close();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // a descriptor that was already bad
   }
 }
 
@@ -278,44 +270,4 @@ function unlinkQuietly(path: string): void {
   } catch {
     // A segment left behind is replayed (idempotently) at the next start.
   }
-}
-
-interface Desc {
-  digest?: unknown;
-  mediaType?: unknown;
-  size?: unknown;
-}
-
-function startGroup(rec: AuditRecord, body: Buffer): Group | undefined {
-  let m: { mediaType?: unknown; artifactType?: unknown; config?: Desc; layers?: Desc[]; manifests?: Desc[] };
-  try {
-    m = JSON.parse(body.toString('utf8')) as typeof m;
-  } catch {
-    return undefined;
-  }
-  const blobs = new Map<string, string | null>();
-  const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-  // Blobs a puller fetches: the layers, and the config unless it is the empty descriptor.
-  for (const l of Array.isArray(m.layers) ? m.layers : []) if (typeof l?.digest === 'string') blobs.set(l.digest, str(l.mediaType));
-  if (typeof m.config?.digest === 'string' && m.config.size !== 2) blobs.set(m.config.digest, str(m.config.mediaType));
-  const artifactType = str(m.artifactType) ?? (m.config ? str(m.config.mediaType) : null);
-  return {
-    row: {
-      id: rec.id,
-      time: rec.time,
-      lastTime: rec.time,
-      user: rec.user,
-      ip: rec.ip,
-      repo: rec.repo!,
-      reference: rec.reference,
-      digest: rec.digest!,
-      artifactType,
-      blobsTotal: blobs.size,
-      blobsDone: 0,
-      bytes: rec.bytes,
-      completed: blobs.size === 0,
-    },
-    blobs,
-    done: new Set(),
-  };
 }

@@ -1,12 +1,12 @@
-import { createRequire } from 'node:module';
+import { readFileSync, unlinkSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { AuditDb, INSERT_RECORD_SQL, PRUNE_SQL, UPSERT_DOWNLOAD_SQL, type DownloadParams, type RecordParams } from './db.js';
+import type { JournalApplier, Retention } from './journal.js';
 
-/** One batch for the database: rows to insert, download rows to upsert, or a retention pass. */
+/** One batch for the database: a closed journal segment, lines that never reached one, retention. */
 export interface Batch {
-  records: RecordParams[];
-  downloads: DownloadParams[];
-  prune?: { maxAge?: number | undefined; maxRows?: number | undefined; now: number } | undefined;
+  segment?: string | undefined;
+  lines: string;
+  prune?: Retention | undefined;
 }
 
 /** Commits batches in order; each promise settles once its batch is committed (or failed). */
@@ -15,41 +15,36 @@ export interface BatchWriter {
   close(): Promise<void>;
 }
 
-// Plain JavaScript, run as an eval worker, so that it needs no TypeScript loader under tsx.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.sqlite);
-const db = new Database(workerData.path);
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = NORMAL');
-db.pragma('busy_timeout = 5000');
-const ins = db.prepare(workerData.sql.insert);
-const up = db.prepare(workerData.sql.upsert);
-const P = workerData.sql.prune;
-const tx = db.transaction((b) => {
-  for (const r of b.records) ins.run(...r);
-  for (const d of b.downloads) up.run(...d);
-  if (b.prune) {
-    if (b.prune.maxAge != null) { db.prepare(P.ageRequests).run(b.prune.now - b.prune.maxAge); db.prepare(P.ageDownloads).run(b.prune.now - b.prune.maxAge); }
-    if (b.prune.maxRows != null) { db.prepare(P.rowsRequests).run(b.prune.maxRows); db.prepare(P.rowsDownloads).run(b.prune.maxRows); }
+/** Applies a batch and then deletes its segment (a crash in between replays it, harmlessly, at start); returns its records. */
+export function applyBatch(applier: JournalApplier, b: Batch): number {
+  const text = (b.segment !== undefined ? readFileSync(b.segment, 'utf8') : '') + b.lines;
+  const n = applier.apply(text, b.prune);
+  if (b.segment === undefined) return n;
+  try {
+    unlinkSync(b.segment);
+  } catch {
+    // A segment left behind is replayed (idempotently) at the next start.
   }
-});
-parentPort.on('message', (m) => {
-  if (m.close) { db.close(); parentPort.postMessage({ closed: true }); return; }
-  try { tx(m.batch); parentPort.postMessage({ seq: m.seq }); }
-  catch (e) { parentPort.postMessage({ seq: m.seq, error: String((e && e.message) || e) }); }
-});
-`;
+  return n;
+}
+
+/** The worker's entry module; from TypeScript sources (tests, tsx) it is loaded through tsx. */
+function spawnWorker(workerData: unknown): Worker {
+  const js = new URL('./worker.js', import.meta.url);
+  if (!import.meta.url.endsWith('.ts')) return new Worker(js, { workerData });
+  const ts = new URL('./worker.ts', import.meta.url).href;
+  const api = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(ts)}); })`;
+  return new Worker(boot, { eval: true, workerData });
+}
 
 /**
- * SQLite writes on a worker thread: the request thread only appends journal lines and hands over
- * batches. The worker has its own connection; readers on the main thread see each commit (WAL).
+ * The database work on a worker thread: the request thread only appends journal lines and, on
+ * each flush, hands over the name of the segment it closed. The worker has its own connection;
+ * readers on the main thread see each commit (WAL).
  */
-export function workerWriter(path: string, onError: (err: Error) => void): BatchWriter {
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: { path, sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), sql: { insert: INSERT_RECORD_SQL, upsert: UPSERT_DOWNLOAD_SQL, prune: PRUNE_SQL } },
-  });
+export function workerWriter(dbPath: string, groupWindow: number, onError: (err: Error) => void): BatchWriter {
+  const worker = spawnWorker({ dbPath, groupWindow });
   worker.unref();
   let seq = 0;
   const waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
@@ -93,13 +88,10 @@ export function workerWriter(path: string, onError: (err: Error) => void): Batch
   };
 }
 
-/** The same on the calling thread (a fallback, and for tools). */
-export function inlineWriter(db: AuditDb): BatchWriter {
+/** The same on the calling thread (the fallback when the worker fails). */
+export function inlineWriter(applier: JournalApplier): BatchWriter {
   return {
-    write: async (b) => {
-      db.writeParams(b.records, b.downloads);
-      if (b.prune) db.prune(b.prune, b.prune.now);
-    },
+    write: async (b) => void applyBatch(applier, b),
     close: async () => undefined,
   };
 }

@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, utimes, type FileHandle } from 'node:fs/promises';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, truncate, utimes, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
@@ -81,7 +81,7 @@ export class FsDriver implements StorageDriver {
 
   async stat(path: string): Promise<FileInfo | undefined> {
     try {
-      const s = await stat(this.abs(path));
+      const s = statSync(this.abs(path));
       return { size: s.size, mtimeMs: s.mtimeMs, isDir: s.isDirectory() };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -91,7 +91,7 @@ export class FsDriver implements StorageDriver {
 
   async get(path: string): Promise<Buffer | undefined> {
     try {
-      return await readFile(this.abs(path));
+      return readFileSync(this.abs(path));
     } catch (err) {
       if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'EISDIR') return undefined;
       throw err;

@@ -8,8 +8,12 @@ import { routeOf, type Route } from './route.js';
 
 /** Receives every finished content request: the audit log, webhooks. */
 export interface RequestSink {
-  /** Before the final bytes leave (synchronous). */
-  journal?(rec: AuditRecord): void;
+  /** Before the final bytes leave. */
+  journal?(rec: AuditRecord, extra: RecordExtra): void;
+  /** For a sink whose journal() only queues: `then` runs once the queued lines are durable. */
+  settle?(then: () => void): void;
+  /** Makes the queued lines durable at once (before a write that cannot wait). */
+  sync?(): void;
   complete(rec: AuditRecord, extra: RecordExtra): void;
 }
 
@@ -58,11 +62,19 @@ const header = (reply: FastifyReply, name: string): string | null => {
  * goes to the socket; when the response closes the final record goes to every sink.
  */
 export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
-  app.addHook('onRequest', async (req, reply) => {
+  // Sinks whose journal() only queues (the audit log): a response's final end() waits until their
+  // lines are written, once per turn of the event loop for every response that ended in it.
+  const queued = sinks.filter((s): s is RequestSink & Required<Pick<RequestSink, 'settle' | 'sync'>> => s.settle !== undefined && s.sync !== undefined);
+  const settle = (then: () => void): void => {
+    let left = queued.length;
+    for (const s of queued) s.settle(() => --left === 0 && then());
+  };
+  // A callback hook, not an async one: it never waits, and a promise per request costs.
+  app.addHook('onRequest', (req, reply, done) => {
     const raw = req.raw.url ?? '/';
     const qi = raw.indexOf('?');
     const path = qi < 0 ? raw : raw.slice(0, qi);
-    if (!path.startsWith('/v2/') || path === '/v2/') return;
+    if (!path.startsWith('/v2/') || path === '/v2/') return done();
     let route: Route | undefined;
     try {
       route = routeOf(path);
@@ -120,7 +132,7 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
       first = { ...build('completed'), id };
       for (const s of sinks) {
         try {
-          s.journal?.(first);
+          s.journal?.(first, { kind: route?.kind ?? 'other', manifest });
         } catch (err) {
           // An audit or webhook store that fails (a full disk) never costs the client its response.
           req.log.error({ err }, 'audit: a sink failed to take a record');
@@ -137,7 +149,10 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
       bytes += size(chunk, rest[0]);
       // Headers are out by the first write: read the length once.
       if (expected === -1) expected = Number(header(reply, 'content-length') ?? NaN);
-      if (bytes >= expected) journal();
+      if (bytes >= expected) {
+        journal();
+        for (const s of queued) s.sync();
+      }
       return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
     } as ServerResponse['write'];
     res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
@@ -147,7 +162,9 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
         if (wantBody && res.statusCode === 200) manifest = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
       }
       journal();
-      return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+      if (queued.length === 0) return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+      settle(() => (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest));
+      return this;
     } as ServerResponse['end'];
     res.once('close', () => {
       const outcome: AuditRecord['outcome'] = res.writableFinished ? 'completed' : 'aborted';
@@ -161,6 +178,7 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
         }
       }
     });
+    done();
   });
 }
 

@@ -1,0 +1,148 @@
+import { recordParams, downloadParams, type AuditDb, type DownloadParams, type RecordParams } from './db.js';
+import type { AuditRecord, DownloadRow } from './types.js';
+
+/**
+ * The journal's lines, one JSON object each:
+ * - a record, with the route `kind` it came from (a record line is final unless corrected);
+ * - a correction `{id, outcome: 'aborted', bytes}`: the client left after the record was written;
+ * - a manifest's blobs `{manifest, blobs, artifactType}`, written once per digest before the first
+ *   record that pulls it, so that blob pulls can be grouped into one artifact download.
+ */
+export type JournalRecord = AuditRecord & { kind?: string };
+export interface ManifestLine {
+  manifest: string;
+  blobs: Array<[string, string | null]>;
+  artifactType: string | null;
+}
+
+/** The blobs a puller of this manifest fetches: its layers, and its config unless it is the empty one. */
+export function manifestLine(digest: string, body: Buffer): ManifestLine | undefined {
+  interface Desc {
+    digest?: unknown;
+    mediaType?: unknown;
+    size?: unknown;
+  }
+  let m: { artifactType?: unknown; config?: Desc; layers?: Desc[] };
+  try {
+    m = JSON.parse(body.toString('utf8')) as typeof m;
+  } catch {
+    return undefined;
+  }
+  const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  const blobs: Array<[string, string | null]> = [];
+  for (const l of Array.isArray(m.layers) ? m.layers : []) if (typeof l?.digest === 'string') blobs.push([l.digest, str(l.mediaType)]);
+  if (typeof m.config?.digest === 'string' && m.config.size !== 2) blobs.push([m.config.digest, str(m.config.mediaType)]);
+  return { manifest: digest, blobs, artifactType: str(m.artifactType) ?? (m.config ? str(m.config.mediaType) : null) };
+}
+
+interface Group {
+  row: DownloadRow;
+  blobs: Map<string, string | null>;
+  done: Set<string>;
+}
+
+export interface Retention {
+  maxAge?: number | undefined;
+  maxRows?: number | undefined;
+  now: number;
+}
+
+/**
+ * Turns journal text into database rows: parses the lines, joins blob pulls to the manifest pull
+ * they follow (one "artifact download" row), and commits everything in one transaction. It runs on
+ * the audit writer thread, and on the main thread when a journal is replayed at start; applying
+ * the same text twice changes nothing (records by id, downloads by upsert).
+ */
+export class JournalApplier {
+  private readonly manifests = new Map<string, ManifestLine>();
+  private readonly groups = new Map<string, Group>();
+
+  constructor(
+    private readonly db: AuditDb,
+    private readonly groupWindow: number,
+  ) {}
+
+  /** Returns how many records the text held. */
+  apply(text: string, prune?: Retention): number {
+    const records = new Map<number, JournalRecord>();
+    const corrections: Array<{ id: number; bytes: number }> = [];
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      let v: Partial<JournalRecord & ManifestLine>;
+      try {
+        v = JSON.parse(line) as typeof v;
+      } catch {
+        // A line torn by a crash was never complete: its response had not ended.
+        continue;
+      }
+      if (typeof v.manifest === 'string' && Array.isArray(v.blobs)) {
+        this.manifests.set(v.manifest, v as ManifestLine);
+        if (this.manifests.size > 10_000) this.manifests.delete(this.manifests.keys().next().value!);
+      } else if (typeof v.id === 'number' && typeof v.time === 'number' && typeof v.method === 'string') {
+        records.set(v.id, v as JournalRecord);
+      } else if (typeof v.id === 'number' && v.outcome === 'aborted') {
+        const r = records.get(v.id);
+        if (r) {
+          r.outcome = 'aborted';
+          r.bytes = typeof v.bytes === 'number' ? v.bytes : r.bytes;
+        } else corrections.push({ id: v.id, bytes: typeof v.bytes === 'number' ? v.bytes : 0 });
+      }
+    }
+    const touched = new Map<number, DownloadRow>();
+    const rows: RecordParams[] = [];
+    for (const r of records.values()) rows.push(recordParams(this.group(r, touched)));
+    const downloads: DownloadParams[] = [...touched.values()].map(downloadParams);
+    this.db.commit(rows, downloads, corrections, prune);
+    return records.size;
+  }
+
+  private group(rec: JournalRecord, touched: Map<number, DownloadRow>): AuditRecord & { downloadId?: number | null } {
+    const { kind, ...out } = rec as JournalRecord & { downloadId?: number | null };
+    if (rec.action !== 'pull' || rec.repo === null || rec.status >= 300 || !rec.digest) return out;
+    const key = `${rec.user ?? ''}|${rec.ip}|${rec.repo}`;
+    if (kind === 'manifest') {
+      const m = this.manifests.get(rec.digest);
+      if (!m) return out;
+      const g: Group = {
+        row: {
+          id: rec.id,
+          time: rec.time,
+          lastTime: rec.time,
+          user: rec.user,
+          ip: rec.ip,
+          repo: rec.repo,
+          reference: rec.reference,
+          digest: rec.digest,
+          artifactType: m.artifactType,
+          blobsTotal: m.blobs.length,
+          blobsDone: 0,
+          bytes: rec.bytes,
+          completed: m.blobs.length === 0,
+        },
+        blobs: new Map(m.blobs),
+        done: new Set(),
+      };
+      this.groups.delete(key);
+      this.groups.set(key, g);
+      if (this.groups.size > 10_000) this.groups.delete(this.groups.keys().next().value!);
+      touched.set(g.row.id, g.row);
+      out.downloadId = g.row.id;
+      out.artifactType = g.row.artifactType;
+      return out;
+    }
+    if (kind === 'blob') {
+      const g = this.groups.get(key);
+      if (!g || !g.blobs.has(rec.digest) || rec.time - g.row.lastTime > this.groupWindow) return out;
+      out.downloadId = g.row.id;
+      out.mediaType = g.blobs.get(rec.digest) ?? rec.mediaType;
+      out.artifactType = g.row.artifactType;
+      g.row.bytes += rec.bytes;
+      g.row.lastTime = rec.time;
+      if (rec.outcome === 'completed') g.done.add(rec.digest);
+      g.row.blobsDone = g.done.size;
+      g.row.completed = g.row.blobsTotal === 0 || g.row.blobsDone >= g.row.blobsTotal;
+      touched.set(g.row.id, { ...g.row });
+    }
+    return out;
+  }
+}
