@@ -79,6 +79,9 @@ export class FsDriver implements StorageDriver {
     await this.syncDir(dirname(dst));
   }
 
+  // stat() and get() are synchronous inside: on a local disk a stat or a small read costs a few
+  // microseconds, while the thread pool's round trips (open, fstat, read, close) cost far more than
+  // the rest of a manifest GET. Large content goes through reader() and writer(), which stream.
   async stat(path: string): Promise<FileInfo | undefined> {
     try {
       const s = statSync(this.abs(path));
