@@ -53,6 +53,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
     deleteEnabled: config.delete.enabled,
     maxManifestSize: config.manifests.maxSize,
     verifyReads: config.storage.verifyReads,
+    reverifyAfter: config.storage.reverifyAfter,
   };
   if (config.uploads.maxBlobSize !== undefined) storeOpts.maxBlobSize = config.uploads.maxBlobSize;
   const store = new RegistryStore(driver, storeOpts);

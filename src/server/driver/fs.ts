@@ -3,7 +3,7 @@ import { mkdir, open, readdir, rename, rm, truncate, utimes, type FileHandle } f
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
-import type { DriverWriter, FileInfo, StorageDriver } from './types.js';
+import type { DriverWriter, FileInfo, FileReader, StorageDriver } from './types.js';
 
 export interface FsDriverOptions {
   /** fsync files and their directories on commit (default true): acknowledged means on disk. */
@@ -84,8 +84,8 @@ export class FsDriver implements StorageDriver {
   // the rest of a manifest GET. Large content goes through reader() and writer(), which stream.
   async stat(path: string): Promise<FileInfo | undefined> {
     try {
-      const s = statSync(this.abs(path));
-      return { size: s.size, mtimeMs: s.mtimeMs, isDir: s.isDirectory() };
+      const s = statSync(this.abs(path), { bigint: true });
+      return { size: Number(s.size), mtimeMs: Number(s.mtimeMs), isDir: s.isDirectory(), version: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -118,6 +118,14 @@ export class FsDriver implements StorageDriver {
       await rm(tmp, { force: true });
       throw err;
     }
+  }
+
+  async open(path: string): Promise<FileReader> {
+    const fh = await open(this.abs(path), 'r');
+    return {
+      read: async (into, position) => (await fh.read(into, 0, into.length, position)).bytesRead,
+      close: () => fh.close(),
+    };
   }
 
   async reader(path: string, range?: { start: number; end: number }): Promise<Readable> {

@@ -1,2 +1,2 @@
-export type { StorageDriver, DriverWriter, FileInfo } from './types.js';
+export type { StorageDriver, DriverWriter, FileInfo, FileReader } from './types.js';
 export { FsDriver, checkPath, type FsDriverOptions } from './fs.js';

@@ -4,6 +4,12 @@ export interface FileInfo {
   size: number;
   mtimeMs: number;
   isDir: boolean;
+  /**
+   * Changes whenever the file's content may have changed (a local file: device, inode, size,
+   * mtime and ctime in ns; ctime moves on every write and cannot be set back). Absent when the
+   * driver cannot tell: then nothing is taken as unchanged.
+   */
+  version?: string;
 }
 
 /**
@@ -13,6 +19,13 @@ export interface FileInfo {
 export interface DriverWriter extends Writable {
   commit(): Promise<void>;
   cancel(): Promise<void>;
+}
+
+/** A file open for reads at any position: large content is sent through a few reused buffers. */
+export interface FileReader {
+  /** Reads up to `into.length` bytes at `position`; 0 at the end of the file. */
+  read(into: Uint8Array, position: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 /**
@@ -27,6 +40,8 @@ export interface StorageDriver {
   get(path: string): Promise<Buffer | undefined>;
   /** Atomically replaces `path` with `data` (temp, fsync, rename). */
   put(path: string, data: Uint8Array | string): Promise<void>;
+  /** Opens a file for positional reads; fails when it does not exist. */
+  open(path: string): Promise<FileReader>;
   /** Streams a file, or the inclusive byte range [start, end] of it. */
   reader(path: string, range?: { start: number; end: number }): Promise<Readable>;
   /**

@@ -16,6 +16,7 @@ import { readAllLimited } from '../../content/index.js';
 import type { RegistryStore } from '../store/index.js';
 import type { Route } from './route.js';
 import { multipartByteranges } from './ranges.js';
+import { sendFile } from './send.js';
 
 export interface V2Options {
   /** Largest page the tags, catalog and referrers lists return (default 1000). */
@@ -142,15 +143,18 @@ async function blob(store: RegistryStore, route: Extract<Route, { kind: 'blob' }
   const head = req.method === 'HEAD';
   if (!ranges) {
     reply.headers({ 'content-type': MediaType.OctetStream, 'content-length': size });
-    return void reply.send(head ? undefined : await store.openBlob(name, digest, size));
+    if (head) return void reply.send();
+    const { file, check } = await store.openBlobFile(name, digest);
+    return sendFile(reply, file, 0, size - 1, check);
   }
   reply.code(206);
   if (ranges.length === 1) {
     const r = ranges[0]!;
     reply.headers({ 'content-type': MediaType.OctetStream, 'content-length': r.end - r.start + 1, 'content-range': `bytes ${r.start}-${r.end}/${size}` });
-    return void reply.send(head ? undefined : await store.openBlob(name, digest, size, r));
+    if (head) return void reply.send();
+    return sendFile(reply, (await store.openBlobFile(name, digest, false)).file, r.start, r.end);
   }
-  const mp = multipartByteranges(ranges, size, MediaType.OctetStream, (r) => store.openBlob(name, digest, size, r));
+  const mp = multipartByteranges(ranges, size, MediaType.OctetStream, (r) => store.openBlob(name, digest, r));
   reply.headers({ 'content-type': `multipart/byteranges; boundary=${mp.boundary}`, 'content-length': mp.length });
   if (head) mp.body.destroy();
   return void reply.send(head ? undefined : mp.body);

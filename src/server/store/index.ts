@@ -1,3 +1,3 @@
-export { RegistryStore, type RegistryStoreOptions, type StoredManifest, type PutManifestResult } from './registry.js';
+export { RegistryStore, type BlobCheck, type RegistryStoreOptions, type StoredManifest, type PutManifestResult } from './registry.js';
 export { Uploads, type UploadStatus, type AppendOptions } from './uploads.js';
 export { paths } from './paths.js';

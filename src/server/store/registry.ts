@@ -13,8 +13,7 @@ import {
   type Descriptor,
   type Digest,
 } from '../../spec/index.js';
-import { verifyReader } from '../../content/index.js';
-import type { StorageDriver } from '../driver/index.js';
+import type { FileReader, StorageDriver } from '../driver/index.js';
 import { KeyedMutex } from './locks.js';
 import { paths } from './paths.js';
 import { Uploads, type AppendOptions } from './uploads.js';
@@ -29,11 +28,20 @@ export interface RegistryStoreOptions {
   /** Bytes of manifests kept in memory (default 64 MiB). Manifests are immutable by digest. */
   manifestCacheBytes?: number;
   /**
-   * Hash every whole blob read against its digest as it streams (default true), so a blob damaged
-   * on disk fails its response. Off, a pull costs no hashing (about twice the throughput); blobs
-   * are still verified when written, and clients verify what they receive.
+   * Hash whole blob reads against their digest as they stream (default true), so a blob damaged
+   * on disk fails its response. A file that was hashed whole and has not changed since (same
+   * driver version: inode, size, mtime, ctime) is served without hashing again until
+   * `reverifyAfter` ms have passed (default 24 h); blobs are hashed as they are written, so they
+   * start verified. Off, nothing is hashed on reads; clients verify what they receive.
    */
   verifyReads?: boolean;
+  reverifyAfter?: number;
+}
+
+/** The digest a whole blob read must match; `verified` is called once it did. */
+export interface BlobCheck {
+  digest: Digest;
+  verified(): void;
 }
 
 export interface StoredManifest {
@@ -60,6 +68,7 @@ export class RegistryStore {
   readonly verifyReads: boolean;
   private readonly repoLocks = new KeyedMutex();
   private readonly cache: ManifestCache;
+  private readonly verified: VerifiedFiles;
 
   constructor(
     readonly driver: StorageDriver,
@@ -68,8 +77,9 @@ export class RegistryStore {
     this.deleteEnabled = opts.deleteEnabled ?? true;
     this.maxManifestSize = opts.maxManifestSize ?? 4 << 20;
     this.verifyReads = opts.verifyReads ?? true;
-    this.uploads = new Uploads(driver, opts.maxBlobSize);
+    this.uploads = new Uploads(driver, opts.maxBlobSize, (d) => this.touchBlob(d));
     this.cache = new ManifestCache(opts.manifestCacheBytes ?? 64 << 20);
+    this.verified = new VerifiedFiles(opts.reverifyAfter ?? 24 * 3600e3);
   }
 
   // ---- repositories
@@ -109,13 +119,23 @@ export class RegistryStore {
     return data.size;
   }
 
+  /** A byte range of a blob's content, as a stream (a range cannot be verified). */
+  async openBlob(name: string, digest: Digest, range: ByteRange): Promise<Readable> {
+    return this.driver.reader(paths.blobData(digest), range);
+  }
+
   /**
-   * A blob's content. A whole read is verified against the digest as it streams: a blob damaged
-   * on disk fails the response instead of being served as valid. A range cannot be verified.
+   * A blob's file, to send. For a whole read (`whole`), also the check to make on the way, unless
+   * verifyReads is off or the file was verified and has not changed since: a blob damaged on disk
+   * then fails the response instead of being served as valid. A range cannot be verified.
    */
-  async openBlob(name: string, digest: Digest, size: number, range?: ByteRange): Promise<Readable> {
-    const r = await this.driver.reader(paths.blobData(digest), range);
-    return range || !this.verifyReads ? r : verifyReader(r, { digest, size });
+  async openBlobFile(name: string, digest: Digest, whole = true): Promise<{ file: FileReader; check?: BlobCheck }> {
+    const path = paths.blobData(digest);
+    const file = await this.driver.open(path);
+    if (!whole || !this.verifyReads) return { file };
+    const version = (await this.driver.stat(path))?.version;
+    if (this.verified.has(digest, version)) return { file };
+    return { file, check: { digest, verified: () => this.verified.add(digest, version) } };
   }
 
   async linkBlob(name: string, digest: Digest): Promise<void> {
@@ -127,7 +147,13 @@ export class RegistryStore {
    * is gone (or being collected right now): the caller must then treat it as unknown.
    */
   async touchBlob(digest: Digest): Promise<boolean> {
-    return this.driver.touch(paths.blobData(digest));
+    const path = paths.blobData(digest);
+    if (!this.verified.known(digest)) return this.driver.touch(path);
+    // Touching moves the file's ctime: a verified file that was unchanged until now stays verified.
+    const before = (await this.driver.stat(path))?.version;
+    if (!(await this.driver.touch(path))) return false;
+    if (this.verified.has(digest, before)) this.verified.add(digest, (await this.driver.stat(path))?.version, false);
+    return true;
   }
 
   async deleteBlob(name: string, digest: Digest): Promise<void> {
@@ -154,7 +180,9 @@ export class RegistryStore {
   }
 
   async finishUpload(name: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<number> {
-    const size = await this.uploads.finish(name, id, digest, body, opts);
+    const { size, stored } = await this.uploads.finish(name, id, digest, body, opts);
+    // These bytes were hashed on their way in, and the rename kept the file.
+    if (stored) this.verified.add(digest, (await this.driver.stat(paths.blobData(digest)))?.version);
     await this.linkBlob(name, digest);
     return size;
   }
@@ -322,5 +350,29 @@ class ManifestCache {
       this.map.delete(k);
       this.bytes -= v.length;
     }
+  }
+}
+
+/**
+ * Blob files hashed whole with a matching digest, by the driver's version of the file then; each
+ * entry is good for `maxAge` ms, after which the next read hashes the file again (bit rot).
+ */
+class VerifiedFiles {
+  private readonly map = new Map<string, { version: string; at: number }>();
+  constructor(private readonly maxAge: number) {}
+  has(digest: string, version: string | undefined): boolean {
+    const e = this.map.get(digest);
+    return version !== undefined && e !== undefined && e.version === version && Date.now() - e.at < this.maxAge;
+  }
+  known(digest: string): boolean {
+    return this.map.has(digest);
+  }
+  /** `fresh: false` keeps the time of the last hashing (a touch is no new verification). */
+  add(digest: string, version: string | undefined, fresh = true): void {
+    if (version === undefined) return;
+    const at = fresh ? Date.now() : (this.map.get(digest)?.at ?? 0);
+    this.map.delete(digest);
+    this.map.set(digest, { version, at });
+    if (this.map.size > 100_000) this.map.delete(this.map.keys().next().value!);
   }
 }

@@ -59,6 +59,8 @@ export class Uploads {
   constructor(
     private readonly driver: StorageDriver,
     private readonly maxBlobSize: number = Number.MAX_SAFE_INTEGER,
+    /** Refreshes a stored blob's mtime for a concurrent gc; false when it is not stored. */
+    private readonly touch: (digest: Digest) => Promise<boolean> = (d) => driver.touch(paths.blobData(d)),
   ) {}
 
   async start(repo: string): Promise<UploadStatus> {
@@ -147,9 +149,10 @@ export class Uploads {
 
   /**
    * Appends the last chunk (if any), checks the whole upload against `digest`, and moves it into
-   * the blob store. Returns the blob's size. A digest mismatch ends the session, as Distribution does.
+   * the blob store. Returns the blob's size, and whether these bytes became the stored blob (false
+   * when it was stored already). A digest mismatch ends the session, as Distribution does.
    */
-  async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<number> {
+  async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<{ size: number; stored: boolean }> {
     return this.mutex.run(id, async () => {
       const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts, false);
       const { algorithm } = parseDigest(digest);
@@ -164,9 +167,10 @@ export class Uploads {
       }
       const dst = paths.blobData(digest);
       // Same content already stored: keep it, and refresh its mtime for a concurrent gc.
-      if (!(await this.driver.touch(dst))) await this.driver.move(paths.uploadData(repo, id), dst);
+      const stored = !(await this.touch(digest));
+      if (stored) await this.driver.move(paths.uploadData(repo, id), dst);
       await this.driver.delete(paths.upload(repo, id));
-      return offset;
+      return { size: offset, stored };
     });
   }
 
