@@ -352,6 +352,7 @@ export class ProxyCache {
         body: res.body as AsyncIterable<Buffer>,
         fsync: this.opts.fsync,
         onBytes: (n) => metrics.upstreamBytes.labels(ns).inc(n),
+        onStored: () => this.store.storedVerified(digest),
       });
     } catch (err) {
       res.body.destroy();

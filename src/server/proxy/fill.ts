@@ -19,6 +19,8 @@ export interface FillOptions {
   fsync?: boolean;
   /** Called with every chunk's length as it arrives from upstream. */
   onBytes?: (n: number) => void;
+  /** Called once the verified content became the stored blob. */
+  onStored?: () => Promise<void>;
 }
 
 /** Largest read from the staging file, and what a reader buffers ahead of its client. */
@@ -156,7 +158,10 @@ export class BlobFill {
       if (this.opts.fsync !== false) await this.fh.sync();
       // Someone else stored the same content meanwhile: keep theirs.
       if (await driver.touch(paths.blobData(digest))) await rm(this.tmpAbs, { force: true });
-      else await driver.move(this.tmpRel, paths.blobData(digest));
+      else {
+        await driver.move(this.tmpRel, paths.blobData(digest));
+        await this.opts.onStored?.();
+      }
       this.state = 'done';
     } catch (err) {
       const error = err instanceof OciError ? err : new OciError('UNAVAILABLE', `fetching ${digest} from upstream failed: ${(err as Error).message}`, { cause: err });

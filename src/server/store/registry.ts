@@ -138,6 +138,11 @@ export class RegistryStore {
     return { file, check: { digest, verified: () => this.verified.add(digest, version) } };
   }
 
+  /** A blob file just stored from bytes hashed on their way in (an upload, a cache fill): it starts verified. */
+  async storedVerified(digest: Digest): Promise<void> {
+    this.verified.add(digest, (await this.driver.stat(paths.blobData(digest)))?.version);
+  }
+
   async linkBlob(name: string, digest: Digest): Promise<void> {
     await this.driver.put(paths.blobLink(name, digest), '');
   }
@@ -181,8 +186,7 @@ export class RegistryStore {
 
   async finishUpload(name: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<number> {
     const { size, stored } = await this.uploads.finish(name, id, digest, body, opts);
-    // These bytes were hashed on their way in, and the rename kept the file.
-    if (stored) this.verified.add(digest, (await this.driver.stat(paths.blobData(digest)))?.version);
+    if (stored) await this.storedVerified(digest);
     await this.linkBlob(name, digest);
     return size;
   }
