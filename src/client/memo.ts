@@ -13,7 +13,12 @@ export const DIGEST_MEMO_MAX_ENTRIES = 2000;
  * same timestamp tick, unseen (git's "racy clean" problem): its entry says the file was pushed,
  * but its digest is checked again before it is trusted.
  */
-const RACY_MS = 2000;
+export const DIGEST_MEMO_RACY_MS = 2000;
+
+export interface DigestMemoOptions {
+  /** How long before its hashing a file must have last changed for its digest to be trusted (default 2 s). */
+  racyMs?: number;
+}
 
 interface Entry {
   dev: string;
@@ -45,11 +50,13 @@ export interface MemoHit {
 export class DigestMemo {
   readonly path: string;
   private readonly entries: Map<string, Entry>;
+  private readonly racyMs: number;
   private changed = false;
 
-  private constructor(path: string, entries: Map<string, Entry>) {
+  private constructor(path: string, entries: Map<string, Entry>, opts: DigestMemoOptions) {
     this.path = path;
     this.entries = entries;
+    this.racyMs = opts.racyMs ?? DIGEST_MEMO_RACY_MS;
   }
 
   /** `$XDG_CACHE_HOME/wharf/digests.json`, or `~/.cache/wharf/digests.json`. */
@@ -58,8 +65,8 @@ export class DigestMemo {
     return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.cache'), 'wharf', 'digests.json');
   }
 
-  static async open(path: string = DigestMemo.defaultPath()): Promise<DigestMemo> {
-    return new DigestMemo(path, await readEntries(path));
+  static async open(path: string = DigestMemo.defaultPath(), opts: DigestMemoOptions = {}): Promise<DigestMemo> {
+    return new DigestMemo(path, await readEntries(path), opts);
   }
 
   /** What is known of the file at `path` whose stat is `st`; undefined when anything changed. */
@@ -76,7 +83,7 @@ export class DigestMemo {
    * starting at `hashedAtMs`, and found unchanged after.
    */
   record(path: string, st: BigIntStats, digest: Digest, hashedAtMs: number): void {
-    const racy = st.ctimeNs >= BigInt(Math.floor(hashedAtMs - RACY_MS)) * 1_000_000n;
+    const racy = st.ctimeNs >= BigInt(Math.floor(hashedAtMs - this.racyMs)) * 1_000_000n;
     const e: Entry = { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), digest, racy, used: Date.now() };
     this.entries.set(resolve(path), e);
     this.changed = true;

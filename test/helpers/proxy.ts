@@ -14,7 +14,11 @@ export function forward(req: IncomingMessage, target: string, body?: AsyncIterab
       (async () => {
         for await (const c of body) up.write(c);
         up.end();
-      })().catch(reject);
+      })().catch((e: Error) => {
+        // A client that gave up mid-body must not leave the registry waiting for the rest.
+        up.destroy(e);
+        reject(e);
+      });
     } else req.pipe(up);
   });
 }
