@@ -12,12 +12,13 @@ const CHUNK = 1 << 20;
  */
 const pool: Buffer[] = [];
 const POOL_MAX = 16;
-const take = (): Buffer => pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
-const give = (b: Buffer): void => {
+export const takeBuffer = (): Buffer => pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+export const giveBuffer = (b: Buffer): void => {
   if (pool.length < POOL_MAX) pool.push(b);
 };
 
-function drained(res: ServerResponse): Promise<void> {
+/** Resolves when the response can take more, or is gone. */
+export function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       res.off('drain', done);
@@ -30,59 +31,69 @@ function drained(res: ServerResponse): Promise<void> {
 }
 
 /**
+ * Takes the response over from fastify (status and headers as set on the reply) and lets `body`
+ * write it; the response ends when `body` resolves and is cut short when it throws.
+ */
+export async function sendBody(reply: FastifyReply, body: (res: ServerResponse) => Promise<void>): Promise<void> {
+  reply.hijack();
+  const res = reply.raw;
+  try {
+    res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+    await body(res);
+    if (!res.destroyed) res.end();
+  } catch (err) {
+    reply.log.error({ err }, 'sending a response body failed');
+    res.destroy(err as Error);
+  }
+}
+
+/**
  * Sends bytes [start, end] of a file as the reply's body (with the status and headers set on the
  * reply), reading the next chunk while the last one is written. With a check, the bytes are hashed
  * on the way and the last chunk goes out only if the digest matches: otherwise the response is cut
  * short, so a client never takes damaged content for whole. The file is closed in every case.
  */
 export async function sendFile(reply: FastifyReply, file: FileReader, start: number, end: number, check?: BlobCheck): Promise<void> {
-  reply.hijack();
-  const res = reply.raw;
-  let closed = false;
-  res.once('close', () => (closed = true));
   const hash = check ? createDigester(parseDigest(check.digest).algorithm) : undefined;
   const read = async (pos: number): Promise<{ buf: Buffer; n: number }> => {
-    const buf = take();
+    const buf = takeBuffer();
     try {
       return { buf, n: await file.read(end - pos + 1 < buf.length ? buf.subarray(0, end - pos + 1) : buf, pos) };
     } catch (err) {
-      give(buf);
+      giveBuffer(buf);
       throw err;
     }
   };
   let next: Promise<{ buf: Buffer; n: number }> | undefined;
   try {
-    res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
-    let pos = start;
-    next = pos <= end ? read(pos) : undefined;
-    while (next) {
-      const { buf, n } = await next;
-      next = undefined;
-      if (n <= 0) throw new Error(`the file ended after ${pos} bytes, short of ${end + 1}`);
-      const chunk = buf.subarray(0, n);
-      pos += n;
-      if (hash) {
-        hash.update(chunk);
-        if (pos > end && `${parseDigest(check!.digest).algorithm}:${hash.digest('hex')}` !== check!.digest) {
-          give(buf);
-          throw new Error(`stored content of ${check!.digest} does not match its digest: the response is cut short`);
+    await sendBody(reply, async (res) => {
+      let pos = start;
+      next = pos <= end ? read(pos) : undefined;
+      while (next) {
+        const { buf, n } = await next;
+        next = undefined;
+        if (n <= 0) throw new Error(`the file ended after ${pos} bytes, short of ${end + 1}`);
+        const chunk = buf.subarray(0, n);
+        pos += n;
+        if (hash) {
+          hash.update(chunk);
+          if (pos > end && `${parseDigest(check!.digest).algorithm}:${hash.digest('hex')}` !== check!.digest) {
+            giveBuffer(buf);
+            throw new Error(`stored content of ${check!.digest} does not match its digest: the response is cut short`);
+          }
         }
+        if (res.destroyed) {
+          giveBuffer(buf);
+          return;
+        }
+        if (pos <= end) next = read(pos);
+        if (!res.write(chunk, () => giveBuffer(buf))) await drained(res);
       }
-      if (closed) {
-        give(buf);
-        break;
-      }
-      if (pos <= end) next = read(pos);
-      if (!res.write(chunk, () => give(buf)) && !closed) await drained(res);
-    }
-    if (check && pos > end) check.verified();
-    if (!closed) res.end();
-  } catch (err) {
-    reply.log.error({ err }, 'sending a file failed');
-    res.destroy(err as Error);
+      if (check && pos > end) check.verified();
+    });
   } finally {
-    next?.then(
-      (r) => give(r.buf),
+    void next?.then(
+      (r) => giveBuffer(r.buf),
       () => undefined,
     );
     await file.close().catch(() => undefined);

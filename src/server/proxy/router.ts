@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OciError, MediaType, asDigest, assertName, isDigest, isOciError, parseRangeHeader, type ByteRange } from '../../spec/index.js';
 import { handleV2 } from '../http/v2.js';
 import { routeOf, type Route } from '../http/route.js';
+import { sendBody } from '../http/send.js';
 import type { ProxyCache, ProxyTarget } from './cache.js';
 import { MARKED_DOWN, type Upstream } from './upstream.js';
 
@@ -170,13 +171,13 @@ export class ProxyRouter implements V2Interceptor {
     }
     if (!ranges) {
       reply.headers({ 'content-type': MediaType.OctetStream, 'content-length': size });
-      return void reply.send(fill!.reader());
+      return sendBody(reply, (res) => fill!.sendTo(res));
     }
     const r = ranges[0]!;
     // Far ahead of the fill: ask the upstream for just that range rather than wait for the prefix.
     const direct = r.start > fill!.bytesWritten + RANGE_AHEAD ? await this.cache.upstreamRange(t, digest, r) : undefined;
     reply.code(206).headers({ 'content-type': MediaType.OctetStream, 'content-length': r.end - r.start + 1, 'content-range': `bytes ${r.start}-${r.end}/${size}` });
-    return void reply.send(direct ?? fill!.reader(r));
+    return direct ? void reply.send(direct) : sendBody(reply, (res) => fill!.sendTo(res, r));
   }
 
   private async tags(t: ProxyTarget, req: FastifyRequest, reply: FastifyReply, q: Record<string, string | undefined>, local: (r: Route) => Promise<void>): Promise<void> {
