@@ -17,6 +17,10 @@ test('parses the challenges registries send', () => {
   assert.deepEqual(parseChallenges('Bearer realm="a\\"b\\\\c"'), [{ scheme: 'bearer', params: { realm: 'a"b\\c' } }]);
   assert.deepEqual(parseChallenges(''), []);
   assert.deepEqual(parseChallenges('realm=x'), []);
+  // Found by the property below: a param named __proto__ was dropped (assigned as a prototype).
+  const [c] = parseChallenges('Bearer __proto__="x", realm=r');
+  assert.deepEqual(Object.entries(c!.params), [['__proto__', 'x'], ['realm', 'r']]);
+  assert.equal(Object.getPrototypeOf(c!.params), Object.prototype);
 });
 
 const token = fc.stringMatching(/^[!#$%&'*+.^_`|~0-9a-z-]{1,12}$/);

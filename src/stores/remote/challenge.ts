@@ -67,6 +67,11 @@ function parseParam(s: string): [string, string] | undefined {
   return [m[0].toLowerCase(), t[0]];
 }
 
+/** Defined, not assigned: a param named `__proto__` is an entry like any other, not a prototype. */
+function setParam(c: Challenge, [name, value]: [string, string]): void {
+  Object.defineProperty(c.params, name, { value, enumerable: true, writable: true, configurable: true });
+}
+
 export function parseChallenges(header: string): Challenge[] {
   const out: Challenge[] = [];
   let current: Challenge | undefined;
@@ -74,7 +79,7 @@ export function parseChallenges(header: string): Challenge[] {
     const param = parseParam(item);
     if (param) {
       // A param item; `a=b` before any scheme belongs to nothing and is dropped.
-      if (current && current.token68 === undefined) current.params[param[0]] = param[1];
+      if (current && current.token68 === undefined) setParam(current, param);
       continue;
     }
     const m = TOKEN.exec(item);
@@ -86,7 +91,7 @@ export function parseChallenges(header: string): Challenge[] {
     const tail = rest.trim();
     if (tail === '') continue;
     const p = parseParam(tail);
-    if (p) current.params[p[0]] = p[1];
+    if (p) setParam(current, p);
     else if (TOKEN68.test(tail)) current.token68 = tail;
   }
   return out;
