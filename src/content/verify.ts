@@ -56,7 +56,7 @@ export class VerifyStream extends Transform {
 /**
  * A pass-through that hashes and counts content whose digest is not known yet, and fails when it
  * is longer or shorter than `size` (a file that changed while it was read). `digest` is set once
- * the stream has ended cleanly.
+ * `size` bytes have passed.
  */
 export class DigestingStream extends Transform {
   readonly size: number;
@@ -73,7 +73,7 @@ export class DigestingStream extends Transform {
     this.hash = createDigester();
   }
 
-  /** The content's digest; throws before the stream has ended cleanly. */
+  /** The content's digest; throws before `size` bytes have passed. */
   get digest(): Digest {
     if (!this.result) throw new OciError('SIZE_INVALID', `${this.what}: read ${this.seen} of ${this.size} bytes; it was not read to the end`);
     return this.result;
@@ -86,6 +86,10 @@ export class DigestingStream extends Transform {
       return;
     }
     this.hash.update(chunk);
+    // Known as soon as `size` bytes went by, not at the source's end: a consumer that stops after
+    // `size` bytes (an HTTP request with that Content-Length) may be answered before a file stream
+    // reports its end, which takes one more read. Growth after that is the source's check to find.
+    if (this.seen === this.size) this.result = `sha256:${this.hash.digest('hex')}`;
     cb(null, chunk);
   }
 
@@ -94,7 +98,7 @@ export class DigestingStream extends Transform {
       cb(new OciError('SIZE_INVALID', `${this.what} shrank while it was read (${this.seen} of ${this.size} bytes); nothing was stored, try again`));
       return;
     }
-    this.result = `sha256:${this.hash.digest('hex')}`;
+    this.result ??= `sha256:${this.hash.digest('hex')}`;
     cb();
   }
 }
