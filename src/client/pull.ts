@@ -17,7 +17,7 @@ import {
   type ImageManifest,
   type Platform,
 } from '../spec/index.js';
-import { fetchManifest, fileReader, semaphore, type ReadOnlyTarget } from '../content/index.js';
+import { fetchManifest, fileReader, semaphore, writeChunksToFile, type ReadOnlyTarget } from '../content/index.js';
 import { MODE_ANNOTATION } from './push.js';
 import type { ProgressListener } from './source.js';
 
@@ -182,26 +182,7 @@ export async function pullArtifact(src: ReadOnlyTarget, reference: string, opts:
         opts.progress?.start?.(l);
         try {
           const body = await src.fetch(l, opts);
-          // Network chunks are small (16-64 KiB); writing each one costs a syscall round trip
-          // through the thread pool, so they are gathered into 1 MiB writes.
-          let pending: Buffer[] = [];
-          let pendingBytes = 0;
-          const counter = new Transform({
-            transform(c: Buffer, _e, cb) {
-              opts.progress?.bytes?.(l, c.length);
-              pending.push(c);
-              pendingBytes += c.length;
-              if (pendingBytes < 1 << 20) return cb();
-              const out = Buffer.concat(pending, pendingBytes);
-              pending = [];
-              pendingBytes = 0;
-              cb(null, out);
-            },
-            flush(cb) {
-              cb(null, pendingBytes > 0 ? Buffer.concat(pending, pendingBytes) : undefined);
-            },
-          });
-          await pipeline(body, counter, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }), { signal: opts.signal });
+          await writeChunksToFile(body, tmp, { onBytes: (n) => opts.progress?.bytes?.(l, n), signal: opts.signal });
           await mkdir(dirname(dest), { recursive: true });
           if (l.annotations?.[Annotation.Unpack] === 'true') {
             await unpackInto(tmp, out, title, l.annotations[Annotation.Digest], opts);

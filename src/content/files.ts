@@ -1,4 +1,5 @@
 import { createReadStream, type ReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 
 /**
  * Reads a file in 1 MiB chunks. Node's 64 KiB default makes hashing a large file five times slower
@@ -6,4 +7,47 @@ import { createReadStream, type ReadStream } from 'node:fs';
  */
 export function fileReader(path: string, range?: { start: number; end: number }): ReadStream {
   return createReadStream(path, { highWaterMark: 1 << 20, ...range });
+}
+
+/**
+ * Writes `src` to a new file at `path` (failing if it exists). Network chunks are small (16-64
+ * KiB), and a write per chunk costs a round trip through the thread pool, so chunks are gathered
+ * into writes of 1 MiB or more, one in flight while the next gathers. `onBytes` hears of every
+ * chunk as it arrives.
+ */
+export async function writeChunksToFile(src: AsyncIterable<Buffer>, path: string, opts: { mode?: number; onBytes?: (n: number) => void; signal?: AbortSignal } = {}): Promise<number> {
+  const fh = await open(path, 'wx', opts.mode ?? 0o600);
+  let pos = 0;
+  let inFlight: Promise<void> | undefined;
+  const write = async (bufs: Buffer[], at: number, n: number): Promise<void> => {
+    let done = (await fh.writev(bufs, at)).bytesWritten;
+    if (done < n) {
+      const rest = Buffer.concat(bufs, n);
+      while (done < n) done += (await fh.write(rest, done, n - done, at + done)).bytesWritten;
+    }
+  };
+  try {
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    for await (const c of src) {
+      opts.signal?.throwIfAborted();
+      opts.onBytes?.(c.length);
+      pending.push(c);
+      pendingBytes += c.length;
+      if (pendingBytes < 1 << 20) continue;
+      await inFlight;
+      inFlight = write(pending, pos, pendingBytes);
+      // Seen before the write settles, so a failed write is not left unobserved.
+      inFlight.catch(() => undefined);
+      pos += pendingBytes;
+      pending = [];
+      pendingBytes = 0;
+    }
+    await inFlight;
+    if (pendingBytes > 0) await write(pending, pos, pendingBytes);
+    return pos + pendingBytes;
+  } finally {
+    await inFlight?.catch(() => undefined);
+    await fh.close();
+  }
 }

@@ -4,6 +4,33 @@ import type { Hash } from 'node:crypto';
 import { OciError, parseDigest, createDigester, type Descriptor, type Digest } from '../spec/index.js';
 
 /**
+ * Hashes and counts content on its way, for VerifyStream and verifyChunks: `update` fails the moment
+ * more bytes than expected arrive, `finish` when the size or digest differ at the end.
+ */
+class Verifier {
+  private readonly hash: Hash;
+  seen = 0;
+
+  constructor(readonly expected: { digest: Digest; size: number }) {
+    this.hash = createDigester(parseDigest(expected.digest).algorithm);
+  }
+
+  update(chunk: Buffer): OciError | undefined {
+    this.seen += chunk.length;
+    if (this.seen > this.expected.size) return new OciError('SIZE_INVALID', `content of ${this.expected.digest} is longer than the expected ${this.expected.size} bytes`);
+    this.hash.update(chunk);
+    return undefined;
+  }
+
+  finish(): OciError | undefined {
+    if (this.seen !== this.expected.size) return new OciError('SIZE_INVALID', `content of ${this.expected.digest} is ${this.seen} bytes, expected ${this.expected.size}`);
+    const got = `${parseDigest(this.expected.digest).algorithm}:${this.hash.digest('hex')}`;
+    if (got !== this.expected.digest) return new OciError('DIGEST_INVALID', `content digest ${got} does not match expected ${this.expected.digest}`);
+    return undefined;
+  }
+}
+
+/**
  * A pass-through that hashes and counts what flows, and fails the stream the moment more bytes
  * than expected arrive, or at the end when the size or digest differ; the last chunk is passed on
  * only once the digest matched. Nothing downstream may commit content before this stream has
@@ -11,27 +38,22 @@ import { OciError, parseDigest, createDigester, type Descriptor, type Digest } f
  */
 export class VerifyStream extends Transform {
   readonly expected: { digest: Digest; size: number };
-  private readonly hash: Hash;
-  private seen = 0;
+  private readonly verifier: Verifier;
   private held: Buffer | undefined;
 
   constructor(expected: { digest: Digest; size: number }) {
     super();
     this.expected = expected;
-    this.hash = createDigester(parseDigest(expected.digest).algorithm);
+    this.verifier = new Verifier(expected);
   }
 
   get bytes(): number {
-    return this.seen;
+    return this.verifier.seen;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.seen += chunk.length;
-    if (this.seen > this.expected.size) {
-      cb(new OciError('SIZE_INVALID', `content of ${this.expected.digest} is longer than the expected ${this.expected.size} bytes`));
-      return;
-    }
-    this.hash.update(chunk);
+    const err = this.verifier.update(chunk);
+    if (err) return cb(err);
     // The newest chunk is held back until the next one arrives, and the last one until the digest
     // checks out: a reader (an HTTP response above all) never receives the whole of bad content.
     const previous = this.held;
@@ -40,17 +62,28 @@ export class VerifyStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.seen !== this.expected.size) {
-      cb(new OciError('SIZE_INVALID', `content of ${this.expected.digest} is ${this.seen} bytes, expected ${this.expected.size}`));
-      return;
-    }
-    const got = `${parseDigest(this.expected.digest).algorithm}:${this.hash.digest('hex')}`;
-    if (got !== this.expected.digest) {
-      cb(new OciError('DIGEST_INVALID', `content digest ${got} does not match expected ${this.expected.digest}`));
-      return;
-    }
-    cb(null, this.held);
+    const err = this.verifier.finish();
+    cb(err ?? null, err ? undefined : this.held);
   }
+}
+
+/**
+ * The chunks of `src`, checked as VerifyStream checks them (the last one held back until the
+ * digest matched), as a generator: one step per chunk where a Transform adds a stream between
+ * source and consumer, which costs a download of many 64 KiB chunks about a tenth of its CPU.
+ */
+export async function* verifyChunks(src: AsyncIterable<Buffer>, expected: { digest: Digest; size: number }): AsyncGenerator<Buffer> {
+  const v = new Verifier(expected);
+  let held: Buffer | undefined;
+  for await (const chunk of src) {
+    const err = v.update(chunk);
+    if (err) throw err;
+    if (held) yield held;
+    held = chunk;
+  }
+  const err = v.finish();
+  if (err) throw err;
+  if (held) yield held;
 }
 
 /**

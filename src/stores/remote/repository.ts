@@ -16,6 +16,7 @@ import {
 } from '../../spec/index.js';
 import {
   VerifyStream,
+  verifyChunks,
   DigestingStream,
   readAllVerified,
   MAX_MANIFEST_SIZE,
@@ -216,10 +217,7 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
       throw new OciError(kind === 'manifests' ? 'MANIFEST_UNKNOWN' : 'BLOB_UNKNOWN', `${desc.digest} not found in ${this.host}/${this.name}`);
     }
     if (first.status !== 200) throw await responseError(first, `fetch ${desc.digest}`);
-    const verify = new VerifyStream(desc);
-    const source = Readable.from(this.resumingBody(first, url, headers, desc, opts));
-    source.on('error', (err) => verify.destroy(err));
-    return source.pipe(verify);
+    return Readable.from(verifyChunks(this.resumingBody(first, url, headers, desc, opts), desc));
   }
 
   private async *resumingBody(first: SendResponse, url: URL, headers: Record<string, string>, desc: Descriptor, opts: OpOptions): AsyncGenerator<Buffer> {
