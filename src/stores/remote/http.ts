@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent } from './undici.js';
 import { OciError, isErrorCode, type ErrorCode } from '../../spec/index.js';
 import { parseChallenges } from './challenge.js';
 import type { Credential, CredentialProvider } from './credentials.js';
