@@ -195,7 +195,7 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
   return [
     row(`push ${total} layers`, m(W.push), m(S.push), 's', `to a fresh ${where}; wharf ${mbps(W.push)}; skopeo from an OCI layout, ${mbps(S.push)}`, { goalRatio: 1 }),
     row(`pull ${total} layers`, m(W.pull), m(S.pull), 's', `wharf pull -o dir; skopeo to an OCI layout`, { goalRatio: 1 }),
-    row('push again, content present', m(W.repush), m(S.repush), 's', 'new tag, same layers: no blob bytes should move; wharf hashes the files first, skopeo reads the digests from the layout'),
+    row('push again, content present', m(W.repush), m(S.repush), 's', 'new tag, same layers: no blob bytes should move; wharf takes digests from its memo of files pushed before (hashing again those written within 2 s of their first hashing), skopeo from the layout'),
     row(`cp registry to registry, ${total}`, m(W.cp), m(S.cp), 's', `wharf cp vs skopeo copy docker:// docker://, two ${where} instances`),
     row('client peak RSS, push', m(W.pushRss), m(S.pushRss), 'MiB', 'sampled every 25 ms', { goalMax: 200 }),
     row('client peak RSS, pull', m(W.pullRss), m(S.pullRss), 'MiB', 'sampled every 25 ms', { goalMax: 200 }),
