@@ -2,7 +2,8 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as tarStream from 'tar-stream';
+import { createRequire } from 'node:module';
+import type * as TarStream from 'tar-stream';
 import { fileReader } from '../content/index.js';
 
 /**
@@ -13,6 +14,8 @@ import { fileReader } from '../content/index.js';
  * would rewrite modes to 0644-style and drop directory mtimes.)
  */
 export function packTree(dir: string): Readable {
+  // Loaded when used, not at every command's start (it is synchronous here: packTree returns a stream).
+  const tarStream = createRequire(import.meta.url)('tar-stream') as typeof TarStream;
   const pack = tarStream.pack();
   const root = basename(dir);
   void (async () => {

@@ -5,7 +5,6 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import * as tarStream from 'tar-stream';
 import {
   OciError,
   Annotation,
@@ -217,6 +216,8 @@ async function unpackInto(archive: string, out: string, title: string, tarDigest
   const dirModes: Array<[string, number, Date | undefined]> = [];
   const hash = tarDigest ? createDigester() : undefined;
   try {
+    // Loaded when used: it costs every command's start, and only directory layers need it.
+    const tarStream = await import('tar-stream');
     const extract = tarStream.extract();
     const consume = (async () => {
       for await (const entry of extract) {

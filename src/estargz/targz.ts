@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import * as tarStream from 'tar-stream';
 import { OciError, createDigester, parseDigest } from '../spec/index.js';
 import type { OpOptions } from '../content/index.js';
 import { Tree, TreeFS, clampRange, type FileStat, type FileType, type ReadRange } from './fs.js';
@@ -65,6 +64,7 @@ export async function openTarGz(src: RangedBlobSource, opts: TarGzOpenOptions = 
     const tree = new Tree();
     const offsets = new Map<string, { offset: number; size: number }>();
     let written = 0;
+    const tarStream = await import('tar-stream'); // loaded when used, not at every command's start
     const extract = tarStream.extract();
     const handle = fh;
     const consume = (async () => {

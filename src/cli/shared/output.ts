@@ -1,4 +1,5 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
 import { Annotation, isDigest, type Descriptor } from '../../spec/index.js';
 import type { ProgressListener } from '../../client/index.js';
 import { ExitError } from '../errors.js';
@@ -34,7 +35,7 @@ export class Output {
   readonly format: 'text' | 'json';
   private readonly tty: boolean;
   readonly debug: boolean;
-  private bars?: cliProgress.MultiBar;
+  private bars?: CliProgress.MultiBar;
 
   constructor(format: string, allowTty: boolean, debug: boolean) {
     if (format !== 'text' && format !== 'json') throw new ExitError(`--format must be text or json, not "${format}"`, 2);
@@ -67,6 +68,8 @@ export class Output {
         skipped: (d) => process.stderr.write(`Exists    ${shortDigest(d.digest)} ${label(d)}\n`),
       };
     }
+    // Loaded for a terminal only: scripts and CI never draw bars and need not pay for loading it.
+    const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
     const bars = new cliProgress.MultiBar(
       {
         format: ' {name} |{bar}| {percentage}% {done}/{total_h} {speed} ETA {eta_formatted}',
@@ -83,7 +86,7 @@ export class Output {
     let totalSize = 0;
     let totalDone = 0;
     const started = Date.now();
-    const per = new Map<string, { bar: cliProgress.SingleBar; n: number; t0: number }>();
+    const per = new Map<string, { bar: CliProgress.SingleBar; n: number; t0: number }>();
     const payload = (n: number, size: number, t0: number): Record<string, string> => ({
       done: humanSize(n),
       total_h: humanSize(size),

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import * as tar from 'tar';
 import { OciError, type Descriptor } from '../../spec/index.js';
 import type { OpOptions, Target, ReferrerLister, TagLister, Deleter } from '../../content/index.js';
 import { LayoutStore, LAYOUT_FILE, INDEX_FILE } from './dir.js';
@@ -38,6 +37,7 @@ export class LayoutTarStore implements Target, ReferrerLister, TagLister, Delete
     try {
       // node-tar refuses absolute and `..` paths by default, so an archive cannot write outside `work`.
       if (exists) {
+        const tar = await import('tar'); // loaded when used: most commands that import this never open a tar
         await tar.x({ file, cwd: work, strict: true }).catch((err: unknown) => {
           throw new OciError('INVALID_ARGUMENT', `${file} is not a readable tar archive: ${err instanceof Error ? err.message.replace(/^TAR_\w+: /, '') : String(err)}`);
         });
@@ -94,6 +94,7 @@ export class LayoutTarStore implements Target, ReferrerLister, TagLister, Delete
       if (this.dirty && !opts.discard) {
         const tmp = join(dirname(this.file), `.${basename(this.file)}.${randomUUID()}.tmp`);
         try {
+          const tar = await import('tar');
           await tar.c({ file: tmp, cwd: this.work, portable: true, noDirRecurse: false, filter: (p) => !/(^|\/)\.tmp-|\.tmp$/.test(p) }, [LAYOUT_FILE, INDEX_FILE, 'blobs']);
           await rename(tmp, this.file);
         } catch (err) {
