@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startDistribution, missingPeer, REGISTRY_BIN, type Distribution } from './helpers/distribution.js';
-import { wharf as run, type RunResult } from './helpers/cli.js';
+import { wharf as run, MAIN, TSX, type RunResult } from './helpers/cli.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 const skip = missingPeer(REGISTRY_BIN, 'Distribution (docker-registry)');
 
@@ -97,6 +99,21 @@ describe('cli against Distribution', { skip }, () => {
     assert.match(r.stderr, /^Uploaded  sha256:[0-9a-f]{12} prog\.bin/m);
     const again = ok(await wharf(['push', '--plain-http', `${R}/cli/progress:v1`, f, '--format', 'json']));
     assert.equal(again.stderr, '', 'json mode keeps stderr quiet');
+  });
+
+  test('progress bars on a terminal: a total and one bar per blob, ending at 100%', { skip: missingPeer('script', 'script (util-linux)') }, async () => {
+    const f = join(work, 'tty.bin');
+    const data = randomBytes(300_000);
+    await writeFile(f, data);
+    ok(await wharf(['push', '--plain-http', `${R}/cli/tty:v1`, f]));
+    const out = join(work, 'tty-out');
+    // script(1) gives the command a pseudo-terminal, as a user's shell would.
+    const cmd = [process.execPath, '--import', TSX, MAIN, 'pull', '--plain-http', `${R}/cli/tty:v1`, '-o', out].map((a) => `'${a}'`).join(' ');
+    const { stdout } = await promisify(execFile)('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...env() } });
+    assert.match(stdout, / total +\|[^|]*\| 100% /);
+    // All of it fits the pseudo-terminal's 80 columns: the bar gives way.
+    assert.match(stdout, /Downloaded +tty\.bin +\|[^|]*\| 100% 293\.0 KiB\/293\.0 KiB \S+ \S+\/s ETA +0s/);
+    assert.deepEqual(await readFile(join(out, 'tty.bin')), data);
   });
 
   test('attach and discover (tree, table, json)', async () => {

@@ -8,7 +8,7 @@ import { freePort } from './distribution.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MAIN = join(root, 'src', 'cli', 'main.ts');
 /** tsx by path, so that the CLI can run from any working directory. */
-const TSX = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+export const TSX = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 
 export interface RunResult {
   code: number;

@@ -31,6 +31,9 @@ function label(d: Descriptor): string {
  * --format json), progress to stderr: bars on a terminal, plain lines otherwise, nothing in JSON
  * mode so that stdout stays parseable and stderr quiet.
  */
+/** Columns for a bar's name (verb and file name). */
+const NAME_WIDTH = 20;
+
 export class Output {
   readonly format: 'text' | 'json';
   private readonly tty: boolean;
@@ -78,11 +81,14 @@ export class Output {
         stream: process.stderr,
         autopadding: true,
         etaBuffer: 20,
+        // The name, sizes, speed and ETA take about 67 columns: the bar gets what is left, so that
+        // nothing is cut off on an 80-column terminal.
+        barsize: Math.max(6, Math.min(40, (process.stderr.columns || 80) - 70)),
       },
       cliProgress.Presets.shades_classic,
     );
     this.bars = bars;
-    const total = bars.create(0, 0, { name: 'total'.padEnd(24), done: '0 B', total_h: '0 B', speed: '' });
+    const total = bars.create(0, 0, { name: 'total'.padEnd(NAME_WIDTH), done: '0 B', total_h: '0 B', speed: '' });
     let totalSize = 0;
     let totalDone = 0;
     const started = Date.now();
@@ -96,7 +102,7 @@ export class Output {
       start: (d) => {
         totalSize += d.size;
         total.setTotal(totalSize);
-        const bar = bars.create(d.size, 0, { name: `${verb} ${label(d)}`.slice(0, 24).padEnd(24), ...payload(0, d.size, Date.now()) });
+        const bar = bars.create(d.size, 0, { name: `${verb} ${label(d)}`.slice(0, NAME_WIDTH).padEnd(NAME_WIDTH), ...payload(0, d.size, Date.now()) });
         per.set(d.digest, { bar, n: 0, t0: Date.now() });
       },
       bytes: (d, n) => {
@@ -115,10 +121,10 @@ export class Output {
       },
       done: (d) => {
         const p = per.get(d.digest);
-        p?.bar.update(d.size, { name: `${doneVerb} ${label(d)}`.slice(0, 24).padEnd(24), ...payload(d.size, d.size, p.t0) });
+        p?.bar.update(d.size, { name: `${doneVerb} ${label(d)}`.slice(0, NAME_WIDTH).padEnd(NAME_WIDTH), ...payload(d.size, d.size, p.t0) });
       },
       skipped: (d) => {
-        const bar = bars.create(d.size, d.size, { name: `Exists ${label(d)}`.slice(0, 24).padEnd(24), done: humanSize(d.size), total_h: humanSize(d.size), speed: '' });
+        const bar = bars.create(d.size, d.size, { name: `Exists ${label(d)}`.slice(0, NAME_WIDTH).padEnd(NAME_WIDTH), done: humanSize(d.size), total_h: humanSize(d.size), speed: '' });
         bar.stop();
       },
     };
