@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import './v8flags.js';
 import { cac } from 'cac';
 import { COMMANDS } from './commands.js';
 import { describeError } from './errors.js';

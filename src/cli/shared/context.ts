@@ -6,6 +6,7 @@ import { ContentCache } from '../../content/index.js';
 import { ExitError } from '../errors.js';
 import { str, strs, bool, type Flags } from './flags.js';
 import { Output } from './output.js';
+import { keepBaselineWasm } from '../v8flags.js';
 
 /** Parses `64M` (binary), `5MiB`, `10MB` (decimal), `1048576` for a flag. */
 export function parseSizeFlag(v: string): number {
@@ -62,6 +63,7 @@ export class Context {
   }
 
   async registryOptions(): Promise<RegistryOptions> {
+    keepBaselineWasm();
     const read = async (flag: string): Promise<Buffer | undefined> => {
       const f = str(this.flags[flag]);
       if (!f) return undefined;
