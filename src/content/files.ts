@@ -1,5 +1,5 @@
 import { createReadStream, type ReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
 /**
  * Reads a file in 1 MiB chunks. Node's 64 KiB default makes hashing a large file five times slower
@@ -7,6 +7,15 @@ import { open } from 'node:fs/promises';
  */
 export function fileReader(path: string, range?: { start: number; end: number }): ReadStream {
   return createReadStream(path, { highWaterMark: 1 << 20, ...range });
+}
+
+/** Writes `bufs` (`n` bytes in all) at `position`, going on where a short writev stopped. */
+export async function writevAll(fh: FileHandle, bufs: Buffer[], position: number, n: number): Promise<void> {
+  let done = (await fh.writev(bufs, position)).bytesWritten;
+  if (done < n) {
+    const rest = Buffer.concat(bufs, n);
+    while (done < n) done += (await fh.write(rest, done, n - done, position + done)).bytesWritten;
+  }
 }
 
 /**
@@ -19,13 +28,6 @@ export async function writeChunksToFile(src: AsyncIterable<Buffer>, path: string
   const fh = await open(path, 'wx', opts.mode ?? 0o600);
   let pos = 0;
   let inFlight: Promise<void> | undefined;
-  const write = async (bufs: Buffer[], at: number, n: number): Promise<void> => {
-    let done = (await fh.writev(bufs, at)).bytesWritten;
-    if (done < n) {
-      const rest = Buffer.concat(bufs, n);
-      while (done < n) done += (await fh.write(rest, done, n - done, at + done)).bytesWritten;
-    }
-  };
   try {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
@@ -36,7 +38,7 @@ export async function writeChunksToFile(src: AsyncIterable<Buffer>, path: string
       pendingBytes += c.length;
       if (pendingBytes < 1 << 20) continue;
       await inFlight;
-      inFlight = write(pending, pos, pendingBytes);
+      inFlight = writevAll(fh, pending, pos, pendingBytes);
       // Seen before the write settles, so a failed write is not left unobserved.
       inFlight.catch(() => undefined);
       pos += pendingBytes;
@@ -44,7 +46,7 @@ export async function writeChunksToFile(src: AsyncIterable<Buffer>, path: string
       pendingBytes = 0;
     }
     await inFlight;
-    if (pendingBytes > 0) await write(pending, pos, pendingBytes);
+    if (pendingBytes > 0) await writevAll(fh, pending, pos, pendingBytes);
     return pos + pendingBytes;
   } finally {
     await inFlight?.catch(() => undefined);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { OciError, createDigester, parseDigest, type Digest } from '../../spec/index.js';
+import { writevAll } from '../../content/index.js';
 import type { StorageDriver } from '../driver/index.js';
 import { paths } from '../store/index.js';
 import { drained, giveBuffer, takeBuffer } from '../http/send.js';
@@ -109,12 +110,7 @@ export class BlobFill {
         let n = 0;
         for (const b of bufs) n += b.length;
         queued -= n;
-        const { bytesWritten } = await this.fh.writev(bufs, this.written);
-        if (bytesWritten < n) {
-          const rest = Buffer.concat(bufs).subarray(bytesWritten);
-          let off = 0;
-          while (off < rest.length) off += (await this.fh.write(rest, off, rest.length - off, this.written + bytesWritten + off)).bytesWritten;
-        }
+        await writevAll(this.fh, bufs, this.written, n);
         this.written += n;
         this.events.emit('progress');
       }
