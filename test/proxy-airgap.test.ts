@@ -224,9 +224,14 @@ describe('background pruning', () => {
     try {
       await pull(s.url, 'up/team/b', 'v1', b);
       for (const bl of b.blobs) await s.proxy!.cache.fillOf(bl.digest)?.done;
-      // Wait (bounded) for the timer: the image goes, and its blobs with it.
+      // Wait (bounded) for the timer: the image goes, and its blobs with it (the tag first, so
+      // wait for all of them: a pass is not atomic to an observer).
       const tag = join(data, paths.tag('up/team/b', 'v1'));
-      for (let i = 0; i < 100 && (await stat(tag).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+      const present = async (): Promise<boolean> => {
+        for (const p of [tag, ...b.blobs.map((bl) => join(data, paths.blobData(bl.digest)))]) if (await stat(p).then(() => true, () => false)) return true;
+        return false;
+      };
+      for (let i = 0; i < 100 && (await present()); i++) await new Promise((r) => setTimeout(r, 100));
       await assert.rejects(stat(tag), 'the tag was pruned');
       for (const bl of b.blobs) await assert.rejects(stat(join(data, paths.blobData(bl.digest))));
     } finally {

@@ -181,7 +181,12 @@ export async function pullArtifact(src: ReadOnlyTarget, reference: string, opts:
         opts.progress?.start?.(l);
         try {
           const body = await src.fetch(l, opts);
-          await writeChunksToFile(body, tmp, { onBytes: (n) => opts.progress?.bytes?.(l, n), signal: opts.signal });
+          // Destroyed on failure, also when the file could not even be opened: the connection it
+          // holds must not wait for the garbage collector.
+          await writeChunksToFile(body, tmp, { onBytes: (n) => opts.progress?.bytes?.(l, n), signal: opts.signal }).catch((err: unknown) => {
+            body.destroy();
+            throw err;
+          });
           await mkdir(dirname(dest), { recursive: true });
           if (l.annotations?.[Annotation.Unpack] === 'true') {
             await unpackInto(tmp, out, title, l.annotations[Annotation.Digest], opts);

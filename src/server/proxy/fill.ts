@@ -31,9 +31,11 @@ const RECENT = 2 << 20;
 /**
  * A reader keeping pace waits until this much is ready before it writes again (after its first
  * write, which goes at once): one corked write of many upstream chunks costs the loopback a
- * fraction of what a write per 16-64 KiB chunk does.
+ * fraction of what a write per 16-64 KiB chunk does. A slow upstream does not hold bytes back
+ * longer than BATCH_MS, so its clients still see the body move.
  */
 const BATCH = 512 << 10;
+const BATCH_MS = 50;
 
 /**
  * One upstream download of a blob, written to a staging file that any number of readers follow
@@ -226,7 +228,7 @@ export class BlobFill {
     res.once('close', () => (closed = true));
     try {
       let pos = range?.start ?? 0;
-      let sent = false;
+      let lastWrite: number | undefined;
       for (;;) {
         if (closed) return;
         const whole = this.verified ? this.written - 1 : this.size !== undefined ? this.size - 1 : Number.MAX_SAFE_INTEGER;
@@ -236,13 +238,13 @@ export class BlobFill {
         // no client (trusting Content-Length) ever holds a complete body of unverified content.
         const limit = this.verified ? end + 1 : end;
         const ready = Math.min(this.received, limit);
-        if (sent && this.state === 'running' && pos < ready && ready - pos < BATCH && ready < end) {
+        if (lastWrite !== undefined && this.state === 'running' && pos < ready && ready - pos < BATCH && ready < end && Date.now() - lastWrite < BATCH_MS) {
           await this.progress();
           continue;
         }
         const mem = pos < ready ? this.fromMemory(pos, ready) : [];
         if (mem.length > 0) {
-          sent = true;
+          lastWrite = Date.now();
           res.cork();
           let ok = true;
           for (const b of mem) {
