@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startDistribution, missingPeer, REGISTRY_BIN, type Distribution } from './helpers/distribution.js';
 import { wharf as run, MAIN, TSX, type RunResult } from './helpers/cli.js';
+import { parseAnnotations } from '../src/cli/run/push.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -32,6 +33,12 @@ before(async () => {
   home = await mkdtemp(join(tmpdir(), 'wharf-cli-home-'));
 });
 after(async () => rm(home, { recursive: true, force: true }));
+
+test('-a keys are kept as given, __proto__ included (an assignment would have set the prototype)', () => {
+  const a = parseAnnotations(['__proto__=x', 'k=v=w', 'k2=']);
+  assert.deepEqual(Object.entries(a), [['__proto__', 'x'], ['k', 'v=w'], ['k2', '']]);
+  assert.throws(() => parseAnnotations(['=v']), /key=value/);
+});
 
 test('version, help, unknown command', async () => {
   const v = ok(await wharf(['version', '--format', 'json']));

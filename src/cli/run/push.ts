@@ -13,13 +13,14 @@ export function parseFileArg(arg: string): FileSpec {
 }
 
 export function parseAnnotations(values: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const a of values) {
-    const i = a.indexOf('=');
-    if (i <= 0) throw new ExitError(`invalid annotation "${a}"; write it as key=value`, 2);
-    out[a.slice(0, i)] = a.slice(i + 1);
-  }
-  return out;
+  // fromEntries defines keys: `-a __proto__=x` is an annotation like any other, not a prototype.
+  return Object.fromEntries(
+    values.map((a) => {
+      const i = a.indexOf('=');
+      if (i <= 0) throw new ExitError(`invalid annotation "${a}"; write it as key=value`, 2);
+      return [a.slice(0, i), a.slice(i + 1)];
+    }),
+  );
 }
 
 /** Shared by push and attach: the artifact-building flags. */

@@ -16,13 +16,13 @@ export function parseSizeFlag(v: string): number {
 }
 
 function headerMap(values: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const h of values) {
-    const i = h.indexOf(':');
-    if (i <= 0) throw new ExitError(`invalid header "${h}"; write it as "Name: value"`, 2);
-    out[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
-  }
-  return out;
+  return Object.fromEntries(
+    values.map((h) => {
+      const i = h.indexOf(':');
+      if (i <= 0) throw new ExitError(`invalid header "${h}"; write it as "Name: value"`, 2);
+      return [h.slice(0, i).trim().toLowerCase(), h.slice(i + 1).trim()];
+    }),
+  );
 }
 
 /**
