@@ -13,7 +13,7 @@ export const DIGEST_MEMO_MAX_ENTRIES = 2000;
  * same timestamp tick, unseen (git's "racy clean" problem): its entry says the file was pushed,
  * but its digest is checked again before it is trusted.
  */
-export const DIGEST_MEMO_RACY_MS = 2000;
+const DIGEST_MEMO_RACY_MS = 2000;
 
 export interface DigestMemoOptions {
   /** How long before its hashing a file must have last changed for its digest to be trusted (default 2 s). */
