@@ -8,8 +8,8 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { call, assertSpecError, assertStatus, nextLink, json, type Reply } from './http.js';
-import { pushBlob, pushManifest, startUpload, withQuery, blobExists, manifestExists, allPages, listTags } from './steps.js';
+import { call, assertSpecError, assertStatus, type Reply } from './http.js';
+import { pushBlob, pushManifest, startUpload, withQuery, blobExists, manifestExists, listTags, header, smallImage, pushSmallImage, referrer, OCTET } from './steps.js';
 import {
   MediaTypes,
   EMPTY_JSON,
@@ -21,10 +21,10 @@ import {
   imageManifest,
   randomBlob,
   uniqueRepo,
-  type Built,
   type Descriptor,
 } from './fixtures.js';
 import { byteRangesBoundary, parseByteRanges } from './multipart.js';
+import { discoverySections, type SuiteTest } from './registry-suite-discovery.js';
 
 /** A running registry the suite talks to over plain HTTP. */
 export interface RegistryUnderTest {
@@ -73,36 +73,6 @@ const DEFAULTS: SuiteFeatures = {
   catalog: true,
 };
 
-const OCTET = { 'content-type': 'application/octet-stream' };
-
-function header(r: Reply, name: string): string {
-  const v = r.headers.get(name);
-  assert.ok(v !== null, `${r.what} → ${r.status} has no ${name} header`);
-  return v;
-}
-
-/** A small image: a config, one layer, and the manifest that names them. */
-function smallImage(label: string): { config: Buffer; layer: Buffer; manifest: Built } {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, label, nonce: randomBytes(8).toString('hex') }));
-  const layer = randomBlob(300, label);
-  const manifest = imageManifest({ config: descriptorOf(MediaTypes.config, config), layers: [descriptorOf(MediaTypes.layer, layer)] });
-  return { config, layer, manifest };
-}
-
-async function pushSmallImage(url: string, repo: string, label: string, tags: string[]): Promise<Built> {
-  const img = smallImage(label);
-  await pushBlob(url, repo, img.config);
-  await pushBlob(url, repo, img.layer);
-  if (tags.length === 0) await pushManifest(url, repo, img.manifest.digest, img.manifest);
-  for (const t of tags) await pushManifest(url, repo, t, img.manifest);
-  return img.manifest;
-}
-
-/** An artifact manifest (empty config) that refers to `subject`. */
-function referrer(subject: Descriptor, artifactType: string, annotations: Record<string, string>): Built {
-  return imageManifest({ artifactType, config: EMPTY_DESCRIPTOR, layers: [EMPTY_DESCRIPTOR], subject, annotations });
-}
-
 export interface SuiteOptions {
   /** Why the whole suite cannot run here (e.g. a peer binary is missing). */
   skip?: string | undefined;
@@ -113,8 +83,6 @@ export interface SuiteOptions {
   knownFailures?: readonly string[];
 }
 
-type IndexBody = { schemaVersion: number; mediaType: string; manifests: Descriptor[] };
-
 /**
  * Registers the suite with node:test under `name`. `start` is called once, before the first test;
  * the registry must start empty or hold only repositories of other names.
@@ -124,7 +92,7 @@ export function registrySuite(name: string, start: () => Promise<RegistryUnderTe
   const known = new Set(opts.knownFailures ?? []);
   const used = new Set<string>();
   /** node:test's test(), with the registry's known failures run as `todo`: reported, not fatal. */
-  const it = (title: string, a: { skip?: string | false } | (() => Promise<void>), b?: () => Promise<void>): void => {
+  const it: SuiteTest = (title, a, b) => {
     const fn = typeof a === 'function' ? a : b!;
     const skip = typeof a === 'function' ? false : (a.skip ?? false);
     if (known.has(title)) used.add(title);
@@ -535,154 +503,14 @@ export function registrySuite(name: string, start: () => Promise<RegistryUnderTe
       });
     });
 
-    describe('referrers', { skip: !f.referrers && 'referrers is off' }, () => {
-      const repo = uniqueRepo(ns, 'referrers');
-      let subject: Built;
-      const refs: Built[] = [];
-      before(async () => {
-        subject = await pushSmallImage(url, repo, 'subject', ['subject']);
-        await pushBlob(url, repo, EMPTY_JSON);
-        const types = ['application/vnd.example.sig', 'application/vnd.example.sig', 'application/vnd.example.sbom'];
-        for (const [i, t] of types.entries()) {
-          const m = referrer(subject.descriptor, t, { 'org.example.n': String(i), 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' });
-          await pushManifest(url, repo, m.digest, m);
-          refs.push(m);
-        }
-      });
-      const get = async (query = '', subjectDigest = subject.digest): Promise<Reply> =>
-        call(url, 'GET', `/v2/${repo}/referrers/${subjectDigest}${query}`);
-
-      it('lists every referrer as a descriptor with artifactType and annotations, in an image index', async () => {
-        const r = await get();
-        assertStatus(r, 200);
-        assert.equal(header(r, 'content-type'), MediaTypes.index);
-        const body = json<IndexBody>(r);
-        assert.equal(body.schemaVersion, 2);
-        assert.equal(body.mediaType, MediaTypes.index);
-        const byDigest = new Map(body.manifests.map((d) => [d.digest, d]));
-        assert.equal(byDigest.size, 3);
-        for (const [i, m] of refs.entries()) {
-          const d = byDigest.get(m.digest);
-          assert.ok(d, `referrer ${m.digest} missing`);
-          assert.equal(d.mediaType, MediaTypes.manifest);
-          assert.equal(d.size, m.body.length);
-          assert.equal(d.artifactType, m.descriptor.artifactType);
-          assert.equal(d.annotations?.['org.example.n'], String(i));
-        }
-      });
-      it('?artifactType= filters, and OCI-Filters-Applied says so', async () => {
-        const r = await get('?artifactType=application/vnd.example.sig');
-        assertStatus(r, 200);
-        assert.equal(header(r, 'oci-filters-applied'), 'artifactType');
-        const body = json<IndexBody>(r);
-        assert.deepEqual(body.manifests.map((d) => d.digest).sort(), refs.slice(0, 2).map((m) => m.digest).sort());
-      });
-      it('artifactType: an image manifest without one is listed under its config media type; an index without one, with none', async () => {
-        const s2 = await pushSmallImage(url, repo, 'subject2', []);
-        const img = smallImage('signedimage');
-        await pushBlob(url, repo, img.config);
-        await pushBlob(url, repo, img.layer);
-        const doc = JSON.parse(img.manifest.body.toString('utf8')) as Record<string, unknown>;
-        const plain = built(MediaTypes.manifest, JSON.stringify({ ...doc, subject: s2.descriptor }));
-        await pushManifest(url, repo, plain.digest, plain);
-        const idx = imageIndex({ manifests: [], subject: s2.descriptor, annotations: { kind: 'index' } });
-        await pushManifest(url, repo, idx.digest, idx);
-        const list = json<IndexBody>(await get('', s2.digest)).manifests;
-        const p = list.find((d) => d.digest === plain.digest);
-        const i = list.find((d) => d.digest === idx.digest);
-        assert.ok(p && i, `both referrers listed: ${JSON.stringify(list)}`);
-        assert.equal(p.artifactType, MediaTypes.config);
-        assert.equal(i.mediaType, MediaTypes.index);
-        assert.equal(i.artifactType, undefined);
-        assert.deepEqual(i.annotations, { kind: 'index' });
-      });
-      it('a subject with no referrers answers 200 and an empty index', async () => {
-        const r = await get('', digestOf(randomBytes(8)));
-        assertStatus(r, 200);
-        assert.equal(header(r, 'content-type'), MediaTypes.index);
-        assert.deepEqual(json<IndexBody>(r).manifests, []);
-      });
-      it('a malformed digest is 400 DIGEST_INVALID', async () => {
-        assertSpecError(await get('', 'sha256:nothex'), 400, ['DIGEST_INVALID']);
-      });
-      it('?n= pages with Link: rel="next", and the pages add up to the list', { skip: !f.referrersPagination && 'referrersPagination is off' }, async () => {
-        const pages = await allPages(url, `/v2/${repo}/referrers/${subject.digest}?n=1`);
-        assert.equal(pages.length, 3);
-        const seen = pages.flatMap((p) => json<IndexBody>(p).manifests.map((d) => d.digest));
-        assert.deepEqual(seen.sort(), refs.map((m) => m.digest).sort());
-        const filtered = await allPages(url, `/v2/${repo}/referrers/${subject.digest}?n=1&artifactType=application/vnd.example.sig`);
-        assert.equal(filtered.length, 2);
-        for (const p of filtered) assert.equal(header(p, 'oci-filters-applied'), 'artifactType');
-      });
-      it('deleting a referrer by digest removes it from the list', { skip: !f.delete && 'delete is off' }, async () => {
-        const extra = referrer(subject.descriptor, 'application/vnd.example.tmp', {});
-        await pushManifest(url, repo, extra.digest, extra);
-        assert.ok(json<IndexBody>(await get()).manifests.some((d) => d.digest === extra.digest));
-        assertStatus(await call(url, 'DELETE', `/v2/${repo}/manifests/${extra.digest}`), 202);
-        assert.ok(!json<IndexBody>(await get()).manifests.some((d) => d.digest === extra.digest));
-      });
-      it('a referrer also recorded under the tag schema (<alg>-<hex> holding an index) is listed once', { skip: !f.referrersFromTagSchema && 'referrersFromTagSchema is off' }, async () => {
-        const other = await pushSmallImage(url, repo, 'tagschema', []);
-        // A client that did not trust the API also keeps the index under the tag schema.
-        const sig = referrer(other.descriptor, 'application/vnd.example.legacy', { k: 'v' });
-        await pushManifest(url, repo, sig.digest, sig);
-        const idx = imageIndex({ manifests: [{ ...sig.descriptor, artifactType: 'application/vnd.example.legacy', annotations: { k: 'v' } }] });
-        await pushManifest(url, repo, other.digest.replace(':', '-'), idx);
-        const list = json<IndexBody>(await get('', other.digest)).manifests;
-        assert.equal(list.length, 1, JSON.stringify(list));
-        assert.equal(list[0]!.digest, sig.digest);
-        assert.equal(list[0]!.artifactType, 'application/vnd.example.legacy');
-        assert.equal(list[0]!.annotations?.k, 'v');
-      });
-    });
-
-    describe('tags and catalog', () => {
-      const repo = uniqueRepo(ns, 'tags');
-      const tags = ['b', 'a', 'c', 'v10', 'v9', 'A-upper', '_under'];
-      const sorted = [...tags].sort();
-      before(async () => {
-        await pushSmallImage(url, repo, 'tags', tags);
-      });
-      it('tags/list names every tag, in lexical order', async () => {
-        const r = await call(url, 'GET', `/v2/${repo}/tags/list`);
-        assertStatus(r, 200);
-        const body = json<{ name: string; tags: string[] }>(r);
-        assert.equal(body.name, repo);
-        assert.deepEqual(body.tags, sorted);
-      });
-      it('?n= limits the page and Link points to the next; ?last= starts after a tag', async () => {
-        const r = await call(url, 'GET', `/v2/${repo}/tags/list?n=2`);
-        assertStatus(r, 200);
-        assert.deepEqual(json<{ tags: string[] }>(r).tags, sorted.slice(0, 2));
-        assert.ok(nextLink(r, url), 'no Link: rel="next"');
-        const pages = await allPages(url, `/v2/${repo}/tags/list?n=2`);
-        assert.deepEqual(pages.flatMap((p) => json<{ tags: string[] }>(p).tags), sorted);
-        assert.equal(nextLink(pages[pages.length - 1]!, url), undefined);
-        const after = await call(url, 'GET', `/v2/${repo}/tags/list?n=3&last=b`);
-        assert.deepEqual(json<{ tags: string[] }>(after).tags, sorted.filter((t) => t > 'b').slice(0, 3));
-      });
-      it('n=0 answers an empty list and no Link', async () => {
-        const r = await call(url, 'GET', `/v2/${repo}/tags/list?n=0`);
-        assertStatus(r, 200);
-        assert.deepEqual(json<{ tags: string[] | null }>(r).tags ?? [], []);
-        assert.equal(r.headers.get('link'), null);
-      });
-      it('a repository that does not exist is 404 NAME_UNKNOWN', async () => {
-        assertSpecError(await call(url, 'GET', `/v2/${uniqueRepo(ns, 'absent')}/tags/list`), 404, ['NAME_UNKNOWN']);
-      });
-      it('_catalog lists repositories in order, and pages with n, last and Link', { skip: !f.catalog && 'catalog is off' }, async () => {
-        const mine = [uniqueRepo(ns, 'cat'), uniqueRepo(ns, 'cat'), uniqueRepo(ns, 'cat')];
-        for (const r of mine) await pushSmallImage(url, r, 'cat', ['x']);
-        const all = (await allPages(url, '/v2/_catalog?n=2')).flatMap((p) => json<{ repositories: string[] }>(p).repositories);
-        assert.deepEqual(all, [...all].sort(), 'catalog is not in lexical order');
-        for (const r of mine) assert.ok(all.includes(r), `${r} missing from the catalog`);
-        const first = [...mine].sort()[0]!;
-        const after = await call(url, 'GET', `/v2/_catalog?n=1&last=${encodeURIComponent(first)}`);
-        assertStatus(after, 200);
-        const page = json<{ repositories: string[] }>(after).repositories;
-        assert.equal(page.length, 1);
-        assert.ok(page[0]! > first);
-      });
+    discoverySections({
+      f,
+      it,
+      ns,
+      // Read when a test runs: the registry's URL is known only once before() has started it.
+      get url() {
+        return url;
+      },
     });
 
     describe('errors', () => {

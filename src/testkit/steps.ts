@@ -3,8 +3,9 @@
  * worked, list all pages, probe state. Each one asserts the spec's success answer.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { call, assertStatus, assertNo5xx, nextLink, json, type Reply } from './http.js';
-import { digestOf, MediaTypes, type Built, type DigestAlgorithm } from './fixtures.js';
+import { EMPTY_DESCRIPTOR, descriptorOf, digestOf, imageManifest, randomBlob, MediaTypes, type Built, type Descriptor, type DigestAlgorithm } from './fixtures.js';
 
 /** POST then PUT: the push method every registry must support. */
 export async function pushBlob(baseUrl: string, repo: string, data: Buffer, alg: DigestAlgorithm = 'sha256'): Promise<string> {
@@ -105,4 +106,35 @@ export async function allPages(baseUrl: string, first: string, limit = 1000): Pr
 export async function assertHealthy(baseUrl: string): Promise<void> {
   const r = await call(baseUrl, 'GET', '/v2/');
   assertStatus(r, 200);
+}
+
+/** Content type of blob bodies. */
+export const OCTET = { 'content-type': 'application/octet-stream' };
+
+export function header(r: Reply, name: string): string {
+  const v = r.headers.get(name);
+  assert.ok(v !== null, `${r.what} → ${r.status} has no ${name} header`);
+  return v;
+}
+
+/** A small image: a config, one layer, and the manifest that names them. */
+export function smallImage(label: string): { config: Buffer; layer: Buffer; manifest: Built } {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, label, nonce: randomBytes(8).toString('hex') }));
+  const layer = randomBlob(300, label);
+  const manifest = imageManifest({ config: descriptorOf(MediaTypes.config, config), layers: [descriptorOf(MediaTypes.layer, layer)] });
+  return { config, layer, manifest };
+}
+
+export async function pushSmallImage(url: string, repo: string, label: string, tags: string[]): Promise<Built> {
+  const img = smallImage(label);
+  await pushBlob(url, repo, img.config);
+  await pushBlob(url, repo, img.layer);
+  if (tags.length === 0) await pushManifest(url, repo, img.manifest.digest, img.manifest);
+  for (const t of tags) await pushManifest(url, repo, t, img.manifest);
+  return img.manifest;
+}
+
+/** An artifact manifest (empty config) that refers to `subject`. */
+export function referrer(subject: Descriptor, artifactType: string, annotations: Record<string, string>): Built {
+  return imageManifest({ artifactType, config: EMPTY_DESCRIPTOR, layers: [EMPTY_DESCRIPTOR], subject, annotations });
 }
