@@ -12,10 +12,21 @@ const CHUNK = 1 << 20;
  */
 const pool: Buffer[] = [];
 const POOL_MAX = 16;
-export const takeBuffer = (): Buffer => pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+const takeBuffer = (): Buffer => pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
 export const giveBuffer = (b: Buffer): void => {
   if (pool.length < POOL_MAX) pool.push(b);
 };
+
+/** Reads at most `max` bytes into a pooled buffer; the buffer goes back to the pool if the read fails. */
+export async function readPooled(read: (into: Buffer) => Promise<number>, max: number): Promise<{ buf: Buffer; n: number }> {
+  const buf = takeBuffer();
+  try {
+    return { buf, n: await read(max < buf.length ? buf.subarray(0, max) : buf) };
+  } catch (err) {
+    giveBuffer(buf);
+    throw err;
+  }
+}
 
 /** Resolves when the response can take more, or is gone. */
 export function drained(res: ServerResponse): Promise<void> {
@@ -55,15 +66,7 @@ export async function sendBody(reply: FastifyReply, body: (res: ServerResponse) 
  */
 export async function sendFile(reply: FastifyReply, file: FileReader, start: number, end: number, check?: BlobCheck): Promise<void> {
   const hash = check ? createDigester(parseDigest(check.digest).algorithm) : undefined;
-  const read = async (pos: number): Promise<{ buf: Buffer; n: number }> => {
-    const buf = takeBuffer();
-    try {
-      return { buf, n: await file.read(end - pos + 1 < buf.length ? buf.subarray(0, end - pos + 1) : buf, pos) };
-    } catch (err) {
-      giveBuffer(buf);
-      throw err;
-    }
-  };
+  const read = (pos: number): Promise<{ buf: Buffer; n: number }> => readPooled((into) => file.read(into, pos), end - pos + 1);
   let next: Promise<{ buf: Buffer; n: number }> | undefined;
   try {
     await sendBody(reply, async (res) => {

@@ -8,7 +8,7 @@ import { OciError, createDigester, parseDigest, type Digest } from '../../spec/i
 import { writevAll } from '../../content/index.js';
 import type { StorageDriver } from '../driver/index.js';
 import { paths } from '../store/index.js';
-import { drained, giveBuffer, takeBuffer } from '../http/send.js';
+import { drained, giveBuffer, readPooled } from '../http/send.js';
 
 export interface FillOptions {
   /** The data directory of the FsDriver: fills are staged in its `_tmp/`, then renamed into `blobs/`. */
@@ -257,15 +257,8 @@ export class BlobFill {
         }
         const avail = Math.min(this.written, limit);
         if (pos < avail) {
-          const buf = takeBuffer();
-          const want = Math.min(avail - pos, buf.length);
-          let n: number;
-          try {
-            ({ bytesRead: n } = await this.fh.read(buf, 0, want, pos));
-          } catch (err) {
-            giveBuffer(buf);
-            throw err;
-          }
+          const at = pos;
+          const { buf, n } = await readPooled(async (into) => (await this.fh.read(into, 0, into.length, at)).bytesRead, avail - pos);
           if (n === 0) {
             giveBuffer(buf);
             throw new OciError('INTERNAL', `cache file of ${this.digest} is shorter than written`);
