@@ -55,14 +55,12 @@ export const paths = {
   uploads(name: string): string {
     return `repositories/${name}/_uploads`;
   },
+  /** A session is its data file, and (once a chunk was acknowledged) `<id>.info` beside it. */
   uploadData(name: string, id: string): string {
-    return `repositories/${name}/_uploads/${id}/data`;
+    return `repositories/${name}/_uploads/${id}`;
   },
   uploadInfo(name: string, id: string): string {
-    return `repositories/${name}/_uploads/${id}/info`;
-  },
-  upload(name: string, id: string): string {
-    return `repositories/${name}/_uploads/${id}`;
+    return `repositories/${name}/_uploads/${id}.info`;
   },
 };
 

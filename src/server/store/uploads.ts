@@ -12,12 +12,6 @@ export interface UploadStatus {
   offset: number;
 }
 
-interface SessionInfo {
-  startedAt: string;
-  /** Bytes acknowledged so far. The data file may be longer after a crash; the rest is garbage. */
-  offset: number;
-}
-
 export interface AppendOptions {
   /** The chunk's declared position; it must start at the current offset. */
   contentRange?: ByteRange;
@@ -45,12 +39,14 @@ class ChunkMeter extends Transform {
 }
 
 /**
- * Resumable upload sessions. A session is its data file plus an `info` record of the offset that
- * was last acknowledged, written atomically after the chunk's bytes are synced. So the offset only
- * ever moves by whole accepted chunks: a chunk cut short by the client, a length lie, or a
- * `kill -9` leaves bytes past the offset that the next write overwrites and cuts off. A session
- * survives a restart with nothing else to recover. The running sha256 is kept in memory as an
- * optimisation; after a restart it is rebuilt from the file when the upload is finished.
+ * Resumable upload sessions. A session is its data file plus, once a chunk was acknowledged, an
+ * `info` record of that offset, written atomically after the chunk's bytes are synced (no record:
+ * offset 0). So the offset only ever moves by whole accepted chunks: a chunk cut short by the
+ * client, a length lie, or a `kill -9` leaves bytes past the offset that the next write overwrites
+ * and cuts off. A session survives a restart with nothing else to recover. The running sha256 is
+ * kept in memory as an optimisation; after a restart it is rebuilt from the file at the end.
+ * A POST then PUT of a small blob thus makes one file, which becomes the blob: on some file systems
+ * each new inode costs more than everything else the request does.
  */
 export class Uploads {
   private readonly hashes = new Map<string, { hash: Hash; offset: number }>();
@@ -66,32 +62,36 @@ export class Uploads {
   async start(repo: string): Promise<UploadStatus> {
     const id = randomUUID();
     await this.driver.put(paths.uploadData(repo, id), '');
-    await this.writeInfo(repo, id, { startedAt: new Date().toISOString(), offset: 0 });
     this.hashes.set(id, { hash: createDigester('sha256'), offset: 0 });
     return { id, offset: 0 };
   }
 
   async status(repo: string, id: string): Promise<UploadStatus> {
     if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
-    const info = await this.readInfo(repo, id);
-    if (!info) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
-    return { id, offset: info.offset };
+    return { id, offset: await this.offsetOf(repo, id) };
   }
 
-  private async readInfo(repo: string, id: string): Promise<SessionInfo | undefined> {
+  /** The acknowledged offset of a session; BLOB_UPLOAD_UNKNOWN when there is none. */
+  private async offsetOf(repo: string, id: string): Promise<number> {
     const raw = await this.driver.get(paths.uploadInfo(repo, id));
-    if (!raw) return undefined;
-    try {
-      const v = JSON.parse(raw.toString('utf8')) as Partial<SessionInfo>;
-      if (typeof v.offset === 'number' && Number.isSafeInteger(v.offset) && v.offset >= 0 && typeof v.startedAt === 'string') return { startedAt: v.startedAt, offset: v.offset };
-    } catch {
-      // A record that does not parse was never written by us: treat the session as gone.
+    if (raw) {
+      try {
+        const v = JSON.parse(raw.toString('utf8')) as { offset?: unknown };
+        if (typeof v.offset === 'number' && Number.isSafeInteger(v.offset) && v.offset >= 0) return v.offset;
+      } catch {
+        // A record that does not parse was never written by us: treat the session as gone.
+      }
+    } else if ((await this.driver.stat(paths.uploadData(repo, id)))?.isDir === false) {
+      return 0;
     }
-    return undefined;
+    throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
   }
 
-  private async writeInfo(repo: string, id: string, info: SessionInfo): Promise<void> {
-    await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify(info));
+  /** Ends a session: the record goes first, so a crash in between leaves a session at offset 0. */
+  private async end(repo: string, id: string, keepData = false): Promise<void> {
+    this.hashes.delete(id);
+    await this.driver.delete(paths.uploadInfo(repo, id));
+    if (!keepData) await this.driver.delete(paths.uploadData(repo, id));
   }
 
   async append(repo: string, id: string, body: Readable, opts: AppendOptions = {}): Promise<UploadStatus> {
@@ -105,9 +105,7 @@ export class Uploads {
    */
   private async appendLocked(repo: string, id: string, body: Readable, opts: AppendOptions, record = true): Promise<UploadStatus> {
     if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
-    const info = await this.readInfo(repo, id);
-    if (!info) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
-    const { offset } = info;
+    const offset = await this.offsetOf(repo, id);
     const cr = opts.contentRange;
     if (cr && cr.start !== offset) {
       body.resume();
@@ -136,7 +134,7 @@ export class Uploads {
       }
       // Bytes first, then the record that acknowledges them.
       await w.commit();
-      if (record) await this.writeInfo(repo, id, { startedAt: info.startedAt, offset: offset + meter.bytes });
+      if (record) await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify({ offset: offset + meter.bytes }));
     } catch (err) {
       await w.cancel();
       if (before && state) state.hash = before;
@@ -160,26 +158,21 @@ export class Uploads {
       let got: string;
       if (state && state.offset === offset && algorithm === 'sha256') got = `sha256:${state.hash.digest('hex')}`;
       else got = await this.hashFile(paths.uploadData(repo, id), algorithm);
-      this.hashes.delete(id);
       if (got !== digest) {
-        await this.driver.delete(paths.upload(repo, id));
+        await this.end(repo, id);
         throw new OciError('DIGEST_INVALID', `uploaded content has digest ${got}, not ${digest}`, { detail: { digest } });
       }
-      const dst = paths.blobData(digest);
       // Same content already stored: keep it, and refresh its mtime for a concurrent gc.
       const stored = !(await this.touch(digest));
-      if (stored) await this.driver.move(paths.uploadData(repo, id), dst);
-      await this.driver.delete(paths.upload(repo, id));
+      await this.end(repo, id, stored);
+      if (stored) await this.driver.move(paths.uploadData(repo, id), paths.blobData(digest));
       return { size: offset, stored };
     });
   }
 
   async cancel(repo: string, id: string): Promise<void> {
     await this.status(repo, id);
-    await this.mutex.run(id, async () => {
-      this.hashes.delete(id);
-      await this.driver.delete(paths.upload(repo, id));
-    });
+    await this.mutex.run(id, () => this.end(repo, id));
   }
 
   private async hashFile(path: string, algorithm: 'sha256' | 'sha512'): Promise<string> {
@@ -192,14 +185,13 @@ export class Uploads {
   async purge(repos: string[], maxAgeMs: number, now = Date.now()): Promise<number> {
     let n = 0;
     for (const repo of repos) {
-      for (const id of await this.driver.list(paths.uploads(repo))) {
-        if (!UPLOAD_ID.test(id)) continue;
+      const names = await this.driver.list(paths.uploads(repo));
+      // A record whose data file is gone (a crash while a session ended) goes with its session.
+      const ids = new Set(names.map((f) => f.replace(/\.info$/, '')).filter((id) => UPLOAD_ID.test(id)));
+      for (const id of ids) {
         const st = await this.driver.stat(paths.uploadData(repo, id));
         if (!st || now - st.mtimeMs > maxAgeMs) {
-          await this.mutex.run(id, async () => {
-            this.hashes.delete(id);
-            await this.driver.delete(paths.upload(repo, id));
-          });
+          await this.mutex.run(id, () => this.end(repo, id));
           n++;
         }
       }
