@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, fsync as fsyncCb, open as openCb, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeSync, writev as writevCb } from 'node:fs';
+import { closeSync, createReadStream, fdatasync as fdatasyncCb, fsync as fsyncCb, open as openCb, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeSync, writev as writevCb } from 'node:fs';
 import { open, readdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -7,8 +7,12 @@ import { promisify } from 'node:util';
 import type { DriverWriter, FileInfo, FileReader, StorageDriver } from './types.js';
 
 const fsync = promisify(fsyncCb);
+const fdatasync = promisify(fdatasyncCb);
 const writev = promisify(writevCb);
 const openFd = promisify(openCb);
+
+/** How often a writer starts a background writeback (see FileWriter.writeAll). */
+const FLUSH_EVERY = 4 << 20;
 
 export interface FsDriverOptions {
   /** fsync files and their directories on commit (default true): acknowledged means on disk. */
@@ -65,6 +69,11 @@ export class FsDriver implements StorageDriver {
       this.tmpReady = true;
     }
     return join(this.tmp, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+  }
+
+  /** Writers start writing back every this many bytes while they go (see FileWriter). */
+  private get flushEvery(): number {
+    return this.fsync ? FLUSH_EVERY : Infinity;
   }
 
   /** fsyncs an open file, unless syncing is off. */
@@ -182,7 +191,7 @@ export class FsDriver implements StorageDriver {
     if (opts.appendAt !== undefined) {
       const at = opts.appendAt;
       const fd = openSync(dst, 'r+');
-      return new FileWriter(fd, at, {
+      return new FileWriter(fd, at, this.flushEvery, {
         // The file ends where this write ends: bytes a crashed earlier write left past `at` go.
         commit: async (end) => {
           ftruncateSync(fd, end);
@@ -193,7 +202,7 @@ export class FsDriver implements StorageDriver {
     }
     const tmp = this.tempPath();
     const fd = await openFd(tmp, 'w');
-    return new FileWriter(fd, 0, {
+    return new FileWriter(fd, 0, this.flushEvery, {
       commit: async () => {
         await this.syncFd(fd);
         await this.install(tmp, dst);
@@ -259,13 +268,18 @@ export class FsDriver implements StorageDriver {
  */
 class FileWriter extends Writable implements DriverWriter {
   private settled = false;
+  /** A background fdatasync, and where the bytes it covers end. */
+  private flushing: Promise<unknown> | undefined;
+  private flushedTo: number;
 
   constructor(
     private readonly fd: number,
     private position: number,
+    private readonly flushEvery: number,
     private readonly ops: { commit(end: number): Promise<void>; cancel(): Promise<void> },
   ) {
     super({ highWaterMark: 1 << 20 });
+    this.flushedTo = position;
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -287,6 +301,15 @@ class FileWriter extends Writable implements DriverWriter {
     const { bytesWritten } = await w;
     if (bytesWritten !== total) throw new Error(`short write: ${bytesWritten} of ${total} bytes`);
     this.position += total;
+    // The commit's fsync would otherwise start writing everything back only at the end, and the
+    // client would wait for all of it: a background fdatasync every few MiB keeps the disk busy
+    // while bytes still arrive, and leaves the commit only the tail to wait for.
+    if (!this.flushing && this.position - this.flushedTo >= this.flushEvery) {
+      this.flushedTo = this.position;
+      this.flushing = fdatasync(this.fd)
+        .catch(() => undefined)
+        .finally(() => (this.flushing = undefined));
+    }
   }
 
   async commit(): Promise<void> {
@@ -297,6 +320,7 @@ class FileWriter extends Writable implements DriverWriter {
       await this.ops.commit(this.position);
     } finally {
       await this.inflight;
+      await this.flushing;
       this.closeFd();
     }
   }
@@ -306,6 +330,7 @@ class FileWriter extends Writable implements DriverWriter {
     this.settled = true;
     this.destroy();
     await this.inflight;
+    await this.flushing;
     try {
       await this.ops.cancel();
     } finally {
