@@ -200,11 +200,12 @@ async function upload(store: RegistryStore, route: Extract<Route, { kind: 'uploa
   const { name, id } = route;
   if (id === '') {
     allow(req.method, ['POST']);
-    if (q.mount !== undefined && isDigest(q.mount)) {
-      // Without `from`, the only repository searched is the target itself: a blob it already
-      // links needs no upload (201), and no content of a repository the client did not name leaks.
-      if (q.from !== undefined) assertName(q.from);
-      if ((await store.mountBlob(name, q.from ?? name, q.mount)) !== undefined) return created(reply, name, q.mount);
+    if (q.mount !== undefined && isDigest(q.mount) && q.from !== undefined) {
+      // Without `from` a mount is not tried at all (no automatic content discovery: the OCI
+      // conformance suite's OCI_AUTOMATIC_CROSSMOUNT=0, as Distribution): the client gets an
+      // upload session, and no content of a repository it did not name can leak.
+      assertName(q.from);
+      if ((await store.mountBlob(name, q.from, q.mount)) !== undefined) return created(reply, name, q.mount);
     }
     if (q.digest !== undefined) {
       const digest = asDigest(q.digest);
