@@ -152,6 +152,21 @@ describe('wharf gc', () => {
     assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(layer)}`), 200);
   });
 
+  test('a link whose content is gone goes once it is older than the grace period; a fresh one (a push in flight) stays', async () => {
+    const repo = 'gc/links';
+    const driver = new FsDriver(dataDir);
+    const [oldBlob, newBlob, oldManifest] = [randomBytes(10), randomBytes(11), randomBytes(12)].map(sha256) as [Digest, Digest, Digest];
+    await driver.put(paths.blobLink(repo, oldBlob), '');
+    await driver.put(paths.manifestLink(repo, oldManifest), 'application/vnd.oci.image.manifest.v1+json');
+    await ageAll(join(dataDir, 'repositories', 'gc', 'links'));
+    // Written side by side with a blob that is being renamed into place right now.
+    await driver.put(paths.blobLink(repo, newBlob), '');
+    await collectGarbage(driver, { graceMs: 3600e3 });
+    assert.equal(await driver.stat(paths.blobLink(repo, oldBlob)), undefined);
+    assert.equal(await driver.stat(paths.manifestLink(repo, oldManifest)), undefined);
+    assert.ok(await driver.stat(paths.blobLink(repo, newBlob)), 'a fresh link stays');
+  });
+
   test('the CLI prints what it would free and what it freed', async () => {
     const repo = 'gc/cli';
     await putBlob(s.url, repo, randomBytes(10_000));

@@ -95,9 +95,9 @@ export class FsDriver implements StorageDriver {
   }
 
   /** Runs `op` on a path; if its parent is missing, makes the parent and runs it again. */
-  private withParent<T>(dst: string, op: () => T): T {
+  private async withParent<T>(dst: string, op: () => T | Promise<T>): Promise<T> {
     try {
-      return op();
+      return await op();
     } catch (err) {
       if (!isNotFound(err)) throw err;
       mkdirSync(dirname(dst), { recursive: true });
@@ -107,13 +107,11 @@ export class FsDriver implements StorageDriver {
 
   /** Renames into place, creating parents; fsyncs the parent so the rename survives a crash. */
   private async install(tmp: string, dst: string): Promise<void> {
-    this.withParent(dst, () => renameSync(tmp, dst));
+    await this.withParent(dst, () => renameSync(tmp, dst));
     await this.syncDir(dirname(dst));
   }
 
-  // stat() and get() are synchronous inside: on a local disk a stat or a small read costs a few
-  // microseconds, while the thread pool's round trips (open, fstat, read, close) cost far more than
-  // the rest of a manifest GET. Large content goes through reader() and writer(), which stream.
+  // A small read is synchronous too (see above): a manifest GET is a stat and a read or two.
   async stat(path: string): Promise<FileInfo | undefined> {
     try {
       const s = statSync(this.abs(path), { bigint: true });
@@ -159,15 +157,7 @@ export class FsDriver implements StorageDriver {
    * of a small push. The parent's fsync makes the name durable.
    */
   private async putEmpty(dst: string): Promise<void> {
-    let fd: number;
-    try {
-      fd = await openFd(dst, 'w');
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      mkdirSync(dirname(dst), { recursive: true });
-      fd = await openFd(dst, 'w');
-    }
-    closeSync(fd);
+    closeSync(await this.withParent(dst, () => openFd(dst, 'w')));
     await this.syncDir(dirname(dst));
   }
 

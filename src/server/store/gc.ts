@@ -153,11 +153,16 @@ export async function collectGarbage(driver: StorageDriver, opts: GcOptions = {}
     }
   }
 
-  // Links to content that is gone would answer HEAD with a blob that GET cannot serve.
+  // Links to content that is gone would answer HEAD with a blob that GET cannot serve. A link made
+  // within the grace period may belong to a push whose bytes are being renamed into place right
+  // now (the two are written side by side): it stays.
   if (!opts.dryRun) {
     for (const repo of await store.catalog()) {
-      for (const { digest, path } of await linkedDigests(driver, paths.blobLinks(repo))) {
-        if (!(await driver.stat(paths.blobData(digest)))) await driver.delete(path);
+      const links = [...(await linkedDigests(driver, paths.blobLinks(repo))), ...(await linkedDigests(driver, paths.manifestLinks(repo)))];
+      for (const { digest, path } of links) {
+        if (await driver.stat(paths.blobData(digest))) continue;
+        const st = await driver.stat(path);
+        if (st && st.mtimeMs < cutoff) await driver.delete(path);
       }
     }
   }

@@ -16,7 +16,7 @@ import {
 import type { FileReader, StorageDriver } from '../driver/index.js';
 import { KeyedMutex } from './locks.js';
 import { paths } from './paths.js';
-import { Uploads, type AppendOptions } from './uploads.js';
+import { Uploads, allDone, type AppendOptions } from './uploads.js';
 
 export interface RegistryStoreOptions {
   /** Allow DELETE of manifests, tags and blobs (default true). */
@@ -185,9 +185,8 @@ export class RegistryStore {
   }
 
   async finishUpload(name: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<number> {
-    const { size, stored } = await this.uploads.finish(name, id, digest, body, opts);
+    const { size, stored } = await this.uploads.finish(name, id, digest, body, opts, () => this.linkBlob(name, digest));
     if (stored) await this.storedVerified(digest);
-    await this.linkBlob(name, digest);
     return size;
   }
 
@@ -241,8 +240,10 @@ export class RegistryStore {
           throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${m.digest} is unknown to repository ${name}; push it before the index`, { detail: { digest: m.digest } });
         }
       }
-      if (!(await this.touchBlob(digest))) await this.driver.put(paths.blobData(digest), body);
-      await this.driver.put(paths.manifestLink(name, digest), info.mediaType);
+      // Bytes and link wait on the disk together: a link whose bytes a crash lost reads as an
+      // unknown manifest. The referrer entry and the tag, which name it, come after both.
+      const fresh = !(await this.touchBlob(digest));
+      await allDone([fresh ? this.driver.put(paths.blobData(digest), body) : undefined, this.driver.put(paths.manifestLink(name, digest), info.mediaType)]);
       this.cache.set(digest, body);
       if (info.subject) {
         const d: Descriptor = { mediaType: info.mediaType, digest, size: body.length };

@@ -20,6 +20,15 @@ export interface AppendOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Waits for every write, then throws the first failure: nothing may still be writing when the
+ * request answers (Promise.all would answer at the first failure).
+ */
+export async function allDone(writes: Array<Promise<unknown> | undefined>): Promise<void> {
+  const failed = (await Promise.allSettled(writes)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 /** Counts and hashes a chunk on its way to disk, and stops it at the first byte over a limit. */
 class ChunkMeter extends Transform {
   bytes = 0;
@@ -147,10 +156,11 @@ export class Uploads {
 
   /**
    * Appends the last chunk (if any), checks the whole upload against `digest`, and moves it into
-   * the blob store. Returns the blob's size, and whether these bytes became the stored blob (false
+   * the blob store, while `onVerified` runs (the repository's link: the two writes wait on the
+   * disk together; a link whose blob a crash lost reads as an unknown blob). Returns the blob's size, and whether these bytes became the stored blob (false
    * when it was stored already). A digest mismatch ends the session, as Distribution does.
    */
-  async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<{ size: number; stored: boolean }> {
+  async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
     return this.mutex.run(id, async () => {
       const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts, false);
       const { algorithm } = parseDigest(digest);
@@ -165,7 +175,8 @@ export class Uploads {
       // Same content already stored: keep it, and refresh its mtime for a concurrent gc.
       const stored = !(await this.touch(digest));
       await this.end(repo, id, stored);
-      if (stored) await this.driver.move(paths.uploadData(repo, id), paths.blobData(digest));
+      const move = async (): Promise<void> => (stored ? this.driver.move(paths.uploadData(repo, id), paths.blobData(digest)) : undefined);
+      await allDone([move(), onVerified?.()]);
       return { size: offset, stored };
     });
   }
