@@ -156,9 +156,10 @@ export class Uploads {
 
   /**
    * Appends the last chunk (if any), checks the whole upload against `digest`, and moves it into
-   * the blob store, while `onVerified` runs (the repository's link: the two writes wait on the
-   * disk together; a link whose blob a crash lost reads as an unknown blob). Returns the blob's size, and whether these bytes became the stored blob (false
-   * when it was stored already). A digest mismatch ends the session, as Distribution does.
+   * the blob store while `onVerified` runs (the repository's link: the two writes wait on the disk
+   * together; a link whose blob a crash lost reads as an unknown blob). Returns the blob's size,
+   * and whether these bytes became the stored blob (false when it was stored already). A digest
+   * mismatch ends the session, as Distribution does.
    */
   async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
     return this.mutex.run(id, async () => {
@@ -168,6 +169,8 @@ export class Uploads {
       let got: string;
       if (state && state.offset === offset && algorithm === 'sha256') got = `sha256:${state.hash.digest('hex')}`;
       else got = await this.hashFile(paths.uploadData(repo, id), algorithm);
+      // The running hash is spent: a retry after a failure below hashes the file.
+      this.hashes.delete(id);
       if (got !== digest) {
         await this.end(repo, id);
         throw new OciError('DIGEST_INVALID', `uploaded content has digest ${got}, not ${digest}`, { detail: { digest } });
