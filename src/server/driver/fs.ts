@@ -309,8 +309,7 @@ class FileWriter extends Writable implements DriverWriter {
       if (!this.writableFinished) await new Promise<void>((res, rej) => this.end((err?: Error | null) => (err ? rej(err) : res())));
       await this.ops.commit(this.position);
     } finally {
-      await this.inflight;
-      await this.flushing;
+      await this.idle();
       this.closeFd();
     }
   }
@@ -319,8 +318,7 @@ class FileWriter extends Writable implements DriverWriter {
     if (this.settled) return;
     this.settled = true;
     this.destroy();
-    await this.inflight;
-    await this.flushing;
+    await this.idle();
     try {
       await this.ops.cancel();
     } finally {
@@ -328,10 +326,14 @@ class FileWriter extends Writable implements DriverWriter {
     }
   }
 
-  private fdClosed = false;
+  /** Waits for the write and the background fdatasync in flight, if any. */
+  private async idle(): Promise<void> {
+    await this.inflight;
+    await this.flushing;
+  }
+
+  /** Runs once: commit() and cancel() each return early once the writer is settled. */
   private closeFd(): void {
-    if (this.fdClosed) return;
-    this.fdClosed = true;
     try {
       closeSync(this.fd);
     } catch {
