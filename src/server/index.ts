@@ -48,7 +48,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
   const log = logger ?? pino({ level: config.log.level, redact: REDACT_PATHS });
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true });
-  const driver = new FsDriver(dataDir, { fsync: config.storage.fsync });
+  const driver = new FsDriver(dataDir, { fsync: config.storage.fsync, directIO: config.storage.directIO });
   const storeOpts: ConstructorParameters<typeof RegistryStore>[1] = {
     deleteEnabled: config.delete.enabled,
     maxManifestSize: config.manifests.maxSize,

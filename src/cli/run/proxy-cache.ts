@@ -39,7 +39,7 @@ export async function runRegistryCache(action: string, rest: string[], flags: Fl
   const config = await configOf(flags);
   const data = resolve(config.data);
   if (action !== 'load' && !existsSync(data)) throw new ExitError(`data directory ${data} does not exist; pass --data or --config`, 2);
-  const driver = new FsDriver(data, { fsync: config.storage.fsync });
+  const driver = new FsDriver(data, { fsync: config.storage.fsync, directIO: config.storage.directIO });
   const json = str(flags.format) === 'json';
   const out = (text: string, obj: unknown): void => void process.stdout.write(json ? `${JSON.stringify(obj, null, 2)}\n` : `${text}\n`);
   const namespaces = strs(flags.namespace);

@@ -1,22 +1,23 @@
-import { closeSync, createReadStream, fdatasync as fdatasyncCb, fsync as fsyncCb, open as openCb, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeSync, writev as writevCb } from 'node:fs';
+import { closeSync, createReadStream, fsync as fsyncCb, open as openCb, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { open, readdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
+import { DIRECT_MIN, createAppender, directWritesWork, type Appender, type AppenderOptions } from './append.js';
 import type { DriverWriter, FileInfo, FileReader, StorageDriver } from './types.js';
 
 const fsync = promisify(fsyncCb);
-const fdatasync = promisify(fdatasyncCb);
-const writev = promisify(writevCb);
 const openFd = promisify(openCb);
 
-/** How often a writer starts a background writeback (see FileWriter.writeAll). */
+/** How often a buffered writer starts a background writeback (see append.ts). */
 const FLUSH_EVERY = 4 << 20;
 
 export interface FsDriverOptions {
   /** fsync files and their directories on commit (default true): acknowledged means on disk. */
   fsync?: boolean;
+  /** Write large files with O_DIRECT where the file system takes it (default true; see append.ts). */
+  directIO?: boolean;
 }
 
 /** Paths are built from validated names, but a driver is the last line: nothing leaves the root. */
@@ -46,11 +47,13 @@ function isNotFound(err: unknown): boolean {
 export class FsDriver implements StorageDriver {
   readonly root: string;
   private readonly fsync: boolean;
+  private readonly directIO: boolean;
   private readonly tmp: string;
 
   constructor(root: string, opts: FsDriverOptions = {}) {
     this.root = resolve(root);
     this.fsync = opts.fsync ?? true;
+    this.directIO = opts.directIO ?? true;
     this.tmp = join(this.root, '_tmp');
   }
 
@@ -74,6 +77,22 @@ export class FsDriver implements StorageDriver {
   /** Writers start writing back every this many bytes while they go (see FileWriter). */
   private get flushEvery(): number {
     return this.fsync ? FLUSH_EVERY : Infinity;
+  }
+
+  /** Whether this data directory's file system takes direct writes (probed once, in `_tmp`). */
+  private directWorks(): boolean {
+    this.tempPath();
+    return directWritesWork(this.tmp);
+  }
+
+  /** An appender for `fd`; the fd is closed if making one fails. */
+  private appender(path: string, fd: number, at: number, how: AppenderOptions): Appender {
+    try {
+      return createAppender(path, fd, at, how);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
   }
 
   /** fsyncs an open file, unless syncing is off. */
@@ -176,12 +195,13 @@ export class FsDriver implements StorageDriver {
     return createReadStream('', { fd: fh, highWaterMark: 1 << 20, ...(range ?? {}) });
   }
 
-  async writer(path: string, opts: { appendAt?: number } = {}): Promise<DriverWriter> {
+  async writer(path: string, opts: { appendAt?: number; size?: number } = {}): Promise<DriverWriter> {
     const dst = this.abs(path);
+    const how = { direct: this.directIO && (opts.size === undefined || opts.size >= DIRECT_MIN) && this.directWorks(), flushEvery: this.flushEvery };
     if (opts.appendAt !== undefined) {
       const at = opts.appendAt;
       const fd = openSync(dst, 'r+');
-      return new FileWriter(fd, at, this.flushEvery, {
+      return new FileWriter(fd, this.appender(dst, fd, at, how), {
         // The file ends where this write ends: bytes a crashed earlier write left past `at` go.
         commit: async (end) => {
           ftruncateSync(fd, end);
@@ -191,8 +211,8 @@ export class FsDriver implements StorageDriver {
       });
     }
     const tmp = this.tempPath();
-    const fd = await openFd(tmp, 'w');
-    return new FileWriter(fd, 0, this.flushEvery, {
+    const fd = await openFd(tmp, 'w+');
+    return new FileWriter(fd, this.appender(tmp, fd, 0, how), {
       commit: async () => {
         await this.syncFd(fd);
         await this.install(tmp, dst);
@@ -252,54 +272,31 @@ export class FsDriver implements StorageDriver {
 }
 
 /**
- * Writes at explicit positions through a file descriptor it owns, and closes it when settled. (An
- * fs.WriteStream over a FileHandle with autoClose off keeps a reference that makes a later close()
- * or sync() hang; a raw fd also spares a thread-pool round trip to open and to close.)
+ * Writes through an Appender at explicit positions of a file descriptor it owns, and closes it when
+ * settled. (An fs.WriteStream over a FileHandle with autoClose off keeps a reference that makes a
+ * later close() or sync() hang; a raw fd also spares a thread-pool round trip to open and to close.)
  */
 class FileWriter extends Writable implements DriverWriter {
   private settled = false;
-  /** A background fdatasync, and where the bytes it covers end. */
-  private flushing: Promise<unknown> | undefined;
-  private flushedTo: number;
 
   constructor(
     private readonly fd: number,
-    private position: number,
-    private readonly flushEvery: number,
+    private readonly appender: Appender,
     private readonly ops: { commit(end: number): Promise<void>; cancel(): Promise<void> },
   ) {
     super({ highWaterMark: 1 << 20 });
-    this.flushedTo = position;
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.writeAll([chunk]).then(() => cb(), cb);
+    this.appender.push([chunk]).then(() => cb(), cb);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    this.writeAll(chunks.map((c) => c.chunk)).then(() => cb(), cb);
+    this.appender.push(chunks.map((c) => c.chunk)).then(() => cb(), cb);
   }
 
-  /** The write in flight: the fd is closed only after it, or its number could be reused under it. */
-  private inflight: Promise<unknown> = Promise.resolve();
-
-  private async writeAll(bufs: Buffer[]): Promise<void> {
-    let total = 0;
-    for (const b of bufs) total += b.length;
-    const w = writev(this.fd, bufs, this.position);
-    this.inflight = w.catch(() => undefined);
-    const { bytesWritten } = await w;
-    if (bytesWritten !== total) throw new Error(`short write: ${bytesWritten} of ${total} bytes`);
-    this.position += total;
-    // The commit's fsync would otherwise start writing everything back only at the end, and the
-    // client would wait for all of it: a background fdatasync every few MiB keeps the disk busy
-    // while bytes still arrive, and leaves the commit only the tail to wait for.
-    if (!this.flushing && this.position - this.flushedTo >= this.flushEvery) {
-      this.flushedTo = this.position;
-      this.flushing = fdatasync(this.fd)
-        .catch(() => undefined)
-        .finally(() => (this.flushing = undefined));
-    }
+  override _final(cb: (err?: Error | null) => void): void {
+    this.appender.flush().then(() => cb(), cb);
   }
 
   async commit(): Promise<void> {
@@ -307,9 +304,10 @@ class FileWriter extends Writable implements DriverWriter {
     this.settled = true;
     try {
       if (!this.writableFinished) await new Promise<void>((res, rej) => this.end((err?: Error | null) => (err ? rej(err) : res())));
-      await this.ops.commit(this.position);
+      await this.ops.commit(this.appender.end);
     } finally {
-      await this.idle();
+      // The fd is closed only after the writes in flight, or its number could be reused under them.
+      await this.appender.abort();
       this.closeFd();
     }
   }
@@ -318,18 +316,12 @@ class FileWriter extends Writable implements DriverWriter {
     if (this.settled) return;
     this.settled = true;
     this.destroy();
-    await this.idle();
+    await this.appender.abort();
     try {
       await this.ops.cancel();
     } finally {
       this.closeFd();
     }
-  }
-
-  /** Waits for the write and the background fdatasync in flight, if any. */
-  private async idle(): Promise<void> {
-    await this.inflight;
-    await this.flushing;
   }
 
   /** Runs once: commit() and cancel() each return early once the writer is settled. */

@@ -46,9 +46,10 @@ export interface StorageDriver {
   reader(path: string, range?: { start: number; end: number }): Promise<Readable>;
   /**
    * A writer for a new file, or one that writes an existing file from `appendAt` on: on commit the
-   * file ends where the written bytes end; on cancel it is cut back to `appendAt`.
+   * file ends where the written bytes end; on cancel it is cut back to `appendAt`. `size`, the
+   * bytes the caller expects to write, lets a driver pick how to write them.
    */
-  writer(path: string, opts?: { appendAt?: number }): Promise<DriverWriter>;
+  writer(path: string, opts?: { appendAt?: number; size?: number }): Promise<DriverWriter>;
   /** Names of the entries of a directory; [] when it does not exist. */
   list(path: string): Promise<string[]>;
   /** Atomic rename; creates the destination's parents. Fails if `from` does not exist. */

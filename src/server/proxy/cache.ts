@@ -36,6 +36,7 @@ export interface ProxyCacheOptions {
   /** The FsDriver's root: blob fills are staged in its `_tmp/`. */
   root: string;
   fsync: boolean;
+  directIO: boolean;
   metrics: ProxyMetrics;
   log: Logger;
   /** Every blob and manifest request that reaches an upstream (tests count them). */
@@ -351,6 +352,7 @@ export class ProxyCache {
         size,
         body: res.body as AsyncIterable<Buffer>,
         fsync: this.opts.fsync,
+        directIO: this.opts.directIO,
         onBytes: (n) => metrics.upstreamBytes.labels(ns).inc(n),
         onStored: () => this.store.storedVerified(digest),
       });

@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { OciError, createDigester, parseDigest, type Digest } from '../../spec/index.js';
-import { writevAll } from '../../content/index.js';
-import type { StorageDriver } from '../driver/index.js';
+import { DIRECT_MIN, createAppender, directWritesWork, type Appender, type StorageDriver } from '../driver/index.js';
 import { paths } from '../store/index.js';
 import { drained, giveBuffer, readPooled } from '../http/send.js';
 
@@ -20,14 +19,19 @@ export interface FillOptions {
   /** The upstream body. */
   body: AsyncIterable<Buffer>;
   fsync?: boolean;
+  /** Write with O_DIRECT where the file system takes it (default true; see driver/append.ts). */
+  directIO?: boolean;
   /** Called with every chunk's length as it arrives from upstream. */
   onBytes?: (n: number) => void;
   /** Called once the verified content became the stored blob. */
   onStored?: () => Promise<void>;
 }
 
-/** Bytes last received kept in memory, so that readers keeping pace need no disk read and need not wait for one (2 MiB per fill: memory stays flat). */
-const RECENT = 2 << 20;
+/**
+ * Bytes last received kept in memory, so that readers keeping pace need no disk read and need not
+ * wait for one (4 MiB per fill: memory stays flat). It covers what the appender holds unwritten.
+ */
+const RECENT = 4 << 20;
 /**
  * A reader keeping pace waits until this much is ready before it writes again (after its first
  * write, which goes at once): one corked write of many upstream chunks costs the loopback a
@@ -51,7 +55,7 @@ export class BlobFill {
   readonly size: number | undefined;
   /** Resolves once the blob is verified and in the store; rejects when the fill failed. */
   readonly done: Promise<void>;
-  private written = 0;
+  private readonly app: Appender;
   private state: 'running' | 'verified' | 'done' | 'failed' = 'running';
   /** Set once the whole content matched its digest: from then on readers may end. */
   private verified = false;
@@ -69,10 +73,12 @@ export class BlobFill {
     private readonly tmpAbs: string,
     private readonly tmpRel: string,
     private readonly opts: FillOptions,
+    direct: boolean,
   ) {
     this.digest = opts.digest;
     this.size = opts.size;
     this.events.setMaxListeners(0);
+    this.app = createAppender(tmpAbs, fh.fd, 0, { direct, flushEvery: Infinity, onWritten: () => this.events.emit('progress') });
     this.done = this.run();
     // Readers observe failures through their streams; nobody may be awaiting `done`.
     this.done.catch(() => undefined);
@@ -84,8 +90,15 @@ export class BlobFill {
     // The leading timestamp lets the server's temp sweep remove what a crash left behind.
     const name = `${Date.now()}-proxy-${parseDigest(opts.digest).hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`;
     const abs = join(dir, name);
+    const direct = opts.directIO !== false && (opts.size === undefined || opts.size >= DIRECT_MIN) && directWritesWork(dir);
     const fh = await open(abs, 'w+');
-    return new BlobFill(fh, abs, `_tmp/${name}`, opts);
+    try {
+      return new BlobFill(fh, abs, `_tmp/${name}`, opts, direct);
+    } catch (err) {
+      await fh.close();
+      await rm(abs, { force: true });
+      throw err;
+    }
   }
 
   /** True once the fill has ended, well or not: new readers must not join it any more. */
@@ -94,43 +107,14 @@ export class BlobFill {
   }
 
   get bytesWritten(): number {
-    return this.written;
+    return this.app.written;
   }
 
   private async run(): Promise<void> {
     const { digest, size, driver } = this.opts;
     const hash = createDigester(parseDigest(digest).algorithm);
-    // One write in flight at a time; chunks that arrive meanwhile go out together in the next
-    // writev. Batching without waiting: the first bytes are written as soon as they come.
-    const queue: Buffer[] = [];
-    let queued = 0;
-    let writing: Promise<void> | undefined;
-    let writeError: unknown;
-    const drain = async (): Promise<void> => {
-      while (queue.length > 0) {
-        const bufs = queue.splice(0);
-        let n = 0;
-        for (const b of bufs) n += b.length;
-        queued -= n;
-        await writevAll(this.fh, bufs, this.written, n);
-        this.written += n;
-        this.events.emit('progress');
-      }
-    };
-    const kick = (): void => {
-      if (writing) return;
-      writing = drain()
-        .catch((err: unknown) => {
-          writeError ??= err;
-          queue.length = 0;
-        })
-        .finally(() => {
-          writing = undefined;
-        });
-    };
     try {
       for await (const chunk of this.opts.body) {
-        if (writeError) throw writeError;
         this.opts.onBytes?.(chunk.length);
         if (size !== undefined && this.received + chunk.length > size) {
           throw new OciError('SIZE_INVALID', `upstream sent more than the ${size} bytes it announced for ${digest}`);
@@ -142,16 +126,12 @@ export class BlobFill {
         this.received += chunk.length;
         while (this.recentBytes > RECENT && this.recent.length > 1) this.recentBytes -= this.recent.shift()!.buf.length;
         this.events.emit('progress');
-        queue.push(chunk);
-        queued += chunk.length;
-        kick();
         // Backpressure: the upstream waits while the disk is behind.
-        if (queued >= 8 << 20) await writing;
+        await this.app.push([chunk]);
       }
-      while (writing) await writing;
-      if (writeError) throw writeError;
-      if (size !== undefined && this.written !== size) {
-        throw new OciError('SIZE_INVALID', `upstream sent ${this.written} of the ${size} bytes of ${digest}`);
+      await this.app.flush();
+      if (size !== undefined && this.received !== size) {
+        throw new OciError('SIZE_INVALID', `upstream sent ${this.received} of the ${size} bytes of ${digest}`);
       }
       const got = `${parseDigest(digest).algorithm}:${hash.digest('hex')}`;
       if (got !== digest) throw new OciError('DIGEST_INVALID', `upstream content of ${digest} has digest ${got}; not cached`);
@@ -171,7 +151,7 @@ export class BlobFill {
       const error = err instanceof OciError ? err : new OciError('UNAVAILABLE', `fetching ${digest} from upstream failed: ${(err as Error).message}`, { cause: err });
       const body = this.opts.body as Partial<Readable>;
       if (typeof body.destroy === 'function') body.destroy();
-      while (writing) await writing; // never rejects: its errors land in writeError
+      await this.app.abort();
       // Gone before anyone hears of the failure: a retry never meets the broken file.
       await rm(this.tmpAbs, { force: true }).catch(() => undefined);
       this.error = error;
@@ -231,7 +211,7 @@ export class BlobFill {
       let lastWrite: number | undefined;
       for (;;) {
         if (closed) return;
-        const whole = this.verified ? this.written - 1 : this.size !== undefined ? this.size - 1 : Number.MAX_SAFE_INTEGER;
+        const whole = this.verified ? this.received - 1 : this.size !== undefined ? this.size - 1 : Number.MAX_SAFE_INTEGER;
         const end = range ? range.end : whole;
         if (pos > end) break;
         // The last byte of every response is held back until the whole blob has been verified, so
@@ -255,7 +235,7 @@ export class BlobFill {
           if (!ok) await drained(res);
           continue;
         }
-        const avail = Math.min(this.written, limit);
+        const avail = Math.min(this.app.written, limit);
         if (pos < avail) {
           const at = pos;
           const { buf, n } = await readPooled(async (into) => (await this.fh.read(into, 0, into.length, at)).bytesRead, avail - pos);
@@ -268,7 +248,7 @@ export class BlobFill {
           continue;
         }
         if (this.state === 'failed' && !this.verified) throw this.error!;
-        if (this.verified) throw new OciError('RANGE_INVALID', `range ends past the ${this.written} bytes of ${this.digest}`);
+        if (this.verified) throw new OciError('RANGE_INVALID', `range ends past the ${this.received} bytes of ${this.digest}`);
         await this.progress();
       }
       // The last byte is only released as valid once the whole blob has been checked.

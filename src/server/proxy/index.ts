@@ -31,6 +31,8 @@ export interface PullThroughOptions {
   /** The FsDriver's root (the data directory). */
   root: string;
   fsync: boolean;
+  /** Write large fills with O_DIRECT where the file system takes it (storage.directIO). */
+  directIO: boolean;
   log: Logger;
   metrics: Registry;
   pageSize: number;
@@ -42,7 +44,7 @@ export interface PullThroughOptions {
 export function createPullThrough(config: ProxyConfig, opts: PullThroughOptions): PullThrough {
   const upstreams = config.upstreams.map((u) => new Upstream(u, { offline: config.offline }));
   const metrics = createProxyMetrics(opts.metrics);
-  const cacheOpts: ConstructorParameters<typeof ProxyCache>[1] = { root: opts.root, fsync: opts.fsync, metrics, log: opts.log };
+  const cacheOpts: ConstructorParameters<typeof ProxyCache>[1] = { root: opts.root, fsync: opts.fsync, directIO: opts.directIO, metrics, log: opts.log };
   if (opts.onUpstream) cacheOpts.onUpstream = opts.onUpstream;
   const cache = new ProxyCache(opts.store, cacheOpts);
   const routerOpts: ConstructorParameters<typeof ProxyRouter>[2] = { pageSize: opts.pageSize };
@@ -64,12 +66,12 @@ export function createPullThrough(config: ProxyConfig, opts: PullThroughOptions)
  * Preloads `proxy.preload` sources and starts background pruning when configured.
  */
 export async function startPullThrough(
-  config: { proxy: ProxyConfig; storage: { fsync: boolean }; pagination: { pageSize: number } },
-  opts: Omit<PullThroughOptions, 'fsync' | 'pageSize' | 'onUpstream'> & { onUpstream?: PullThroughOptions['onUpstream'] | undefined },
+  config: { proxy: ProxyConfig; storage: { fsync: boolean; directIO: boolean }; pagination: { pageSize: number } },
+  opts: Omit<PullThroughOptions, 'fsync' | 'directIO' | 'pageSize' | 'onUpstream'> & { onUpstream?: PullThroughOptions['onUpstream'] | undefined },
 ): Promise<PullThrough | undefined> {
   if (config.proxy.upstreams.length === 0) return undefined;
   const { onUpstream, ...rest } = opts;
-  const o: PullThroughOptions = { ...rest, fsync: config.storage.fsync, pageSize: config.pagination.pageSize };
+  const o: PullThroughOptions = { ...rest, fsync: config.storage.fsync, directIO: config.storage.directIO, pageSize: config.pagination.pageSize };
   if (onUpstream) o.onUpstream = onUpstream;
   const p = createPullThrough(config.proxy, o);
   const loadOpts: LoadOptions = { store: opts.store, upstreams: p.upstreams, log: (line) => opts.log.info(line) };

@@ -135,7 +135,7 @@ export class Uploads {
         ? new OciError('SIZE_INVALID', `chunk is longer than the declared ${expected} bytes`)
         : new OciError('SIZE_INVALID', `blob exceeds the limit of ${this.maxBlobSize} bytes`, { status: 413 }),
     );
-    const w = await this.driver.writer(paths.uploadData(repo, id), { appendAt: offset });
+    const w = await this.driver.writer(paths.uploadData(repo, id), { appendAt: offset, size: expected });
     try {
       await pipeline(body, meter, w, opts.signal ? { signal: opts.signal } : {});
       if (expected !== undefined && meter.bytes !== expected) {

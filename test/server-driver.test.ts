@@ -1,0 +1,101 @@
+/**
+ * The filesystem driver's writers, through the page cache and with O_DIRECT: whatever the sizes
+ * and the chunking, a committed file holds exactly the bytes written (no padding of the last
+ * direct block), an append continues an unaligned file, and a cancelled append leaves the file as
+ * it was.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { FsDriver, directWritesWork, type DriverWriter } from '../src/server/driver/index.js';
+
+/** Writes `data` in chunks of irregular sizes, as a socket delivers them. */
+async function writeChunked(w: DriverWriter, data: Buffer): Promise<void> {
+  let off = 0;
+  let i = 0;
+  while (off < data.length) {
+    const n = Math.min(data.length - off, [1, 4095, 65536, 7, 300_000, 4096][i++ % 6]!);
+    if (!w.write(data.subarray(off, off + n))) await new Promise((r) => w.once('drain', r));
+    off += n;
+  }
+}
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wharf-driver-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('the probe tells whether the data directory takes direct writes', () => {
+  // Either answer is fine (tmpfs and some others refuse); the writers below work both ways.
+  assert.equal(typeof directWritesWork(dir), 'boolean');
+});
+
+for (const directIO of [true, false]) {
+  describe(directIO ? 'direct writes (where the file system takes them)' : 'writes through the page cache', () => {
+    let driver: FsDriver;
+    before(() => {
+      driver = new FsDriver(join(dir, directIO ? 'direct' : 'buffered'), { directIO });
+    });
+
+    for (const size of [0, 1, 4095, 4096, 1 << 20, (1 << 20) + 1, (7 << 19) + 333]) {
+      test(`a new file of ${size} bytes is committed exactly`, async () => {
+        const data = randomBytes(size);
+        const w = await driver.writer(`new/${size}`, { size });
+        await writeChunked(w, data);
+        await w.commit();
+        const got = await readFile(join(driver.root, 'new', String(size)));
+        assert.equal(got.length, size);
+        assert.ok(got.equals(data));
+      });
+    }
+
+    test('appends continue a file that ends off a block boundary', async () => {
+      const first = randomBytes(5000);
+      const second = randomBytes((2 << 20) + 123);
+      await driver.put('up/a', Buffer.alloc(0));
+      let w = await driver.writer('up/a', { appendAt: 0, size: first.length });
+      await writeChunked(w, first);
+      await w.commit();
+      w = await driver.writer('up/a', { appendAt: first.length, size: second.length });
+      await writeChunked(w, second);
+      await w.commit();
+      const got = await readFile(join(driver.root, 'up/a'));
+      assert.ok(got.equals(Buffer.concat([first, second])));
+    });
+
+    test('a cancelled append leaves the file as it was', async () => {
+      const first = randomBytes(10_000);
+      await driver.put('up/b', first);
+      const w = await driver.writer('up/b', { appendAt: first.length, size: 4 << 20 });
+      await writeChunked(w, randomBytes(3 << 20));
+      await w.cancel();
+      const got = await readFile(join(driver.root, 'up/b'));
+      assert.ok(got.equals(first));
+    });
+
+    test('a cancelled new file leaves nothing behind', async () => {
+      const w = await driver.writer('new/cancelled', { size: 2 << 20 });
+      await writeChunked(w, randomBytes(2 << 20));
+      await w.cancel();
+      await assert.rejects(stat(join(driver.root, 'new/cancelled')), { code: 'ENOENT' });
+    });
+
+    test('40 writers at once, more than the aligned blocks there are, all commit their bytes', async () => {
+      const datas = Array.from({ length: 40 }, (_, i) => randomBytes((3 << 20) + i * 777));
+      await Promise.all(
+        datas.map(async (d, i) => {
+          const w = await driver.writer(`many/${i}`, { size: d.length });
+          await writeChunked(w, d);
+          await w.commit();
+        }),
+      );
+      for (const [i, d] of datas.entries()) assert.ok((await readFile(join(driver.root, 'many', String(i)))).equals(d), `file ${i}`);
+    });
+  });
+}
