@@ -3,3 +3,4 @@ export * from './target.js';
 export * from './verify.js';
 export * from './graph.js';
 export * from './files.js';
+export { createHasher, type Hasher } from './hasher.js';
