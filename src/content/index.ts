@@ -3,4 +3,3 @@ export * from './target.js';
 export * from './verify.js';
 export * from './graph.js';
 export * from './files.js';
-export { createHasher, type Hasher } from './hasher.js';

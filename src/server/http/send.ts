@@ -1,7 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import { parseDigest } from '../../spec/index.js';
-import { createHasher } from '../../content/index.js';
+import { createDigester, parseDigest } from '../../spec/index.js';
 import type { FileReader } from '../driver/index.js';
 import type { BlobCheck } from '../store/index.js';
 
@@ -66,7 +65,7 @@ export async function sendBody(reply: FastifyReply, body: (res: ServerResponse) 
  * short, so a client never takes damaged content for whole. The file is closed in every case.
  */
 export async function sendFile(reply: FastifyReply, file: FileReader, start: number, end: number, check?: BlobCheck): Promise<void> {
-  const hash = check ? createHasher(parseDigest(check.digest).algorithm) : undefined;
+  const hash = check ? createDigester(parseDigest(check.digest).algorithm) : undefined;
   const read = (pos: number): Promise<{ buf: Buffer; n: number }> => readPooled((into) => file.read(into, pos), end - pos + 1);
   let next: Promise<{ buf: Buffer; n: number }> | undefined;
   try {
@@ -80,9 +79,8 @@ export async function sendFile(reply: FastifyReply, file: FileReader, start: num
         const chunk = buf.subarray(0, n);
         pos += n;
         if (hash) {
-          const behind = hash.update(chunk);
-          if (behind) await behind;
-          if (pos > end && `${parseDigest(check!.digest).algorithm}:${await hash.digest()}` !== check!.digest) {
+          hash.update(chunk);
+          if (pos > end && `${parseDigest(check!.digest).algorithm}:${hash.digest('hex')}` !== check!.digest) {
             giveBuffer(buf);
             throw new Error(`stored content of ${check!.digest} does not match its digest: the response is cut short`);
           }
@@ -97,7 +95,6 @@ export async function sendFile(reply: FastifyReply, file: FileReader, start: num
       if (check && pos > end) check.verified();
     });
   } finally {
-    hash?.dispose();
     void next?.then(
       (r) => giveBuffer(r.buf),
       () => undefined,

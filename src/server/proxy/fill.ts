@@ -4,8 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { OciError, parseDigest, type Digest } from '../../spec/index.js';
-import { createHasher } from '../../content/index.js';
+import { OciError, createDigester, parseDigest, type Digest } from '../../spec/index.js';
 import { DIRECT_MIN, createAppender, directWritesWork, type Appender, type StorageDriver } from '../driver/index.js';
 import { paths } from '../store/index.js';
 import { drained, giveBuffer, readPooled } from '../http/send.js';
@@ -113,15 +112,14 @@ export class BlobFill {
 
   private async run(): Promise<void> {
     const { digest, size, driver } = this.opts;
-    const hash = createHasher(parseDigest(digest).algorithm);
+    const hash = createDigester(parseDigest(digest).algorithm);
     try {
       for await (const chunk of this.opts.body) {
         this.opts.onBytes?.(chunk.length);
         if (size !== undefined && this.received + chunk.length > size) {
           throw new OciError('SIZE_INVALID', `upstream sent more than the ${size} bytes it announced for ${digest}`);
         }
-        const behind = hash.update(chunk);
-        if (behind) await behind;
+        hash.update(chunk);
         // Readers get the bytes from memory as they arrive, not after the disk has them.
         this.recent.push({ start: this.received, buf: chunk });
         this.recentBytes += chunk.length;
@@ -135,7 +133,7 @@ export class BlobFill {
       if (size !== undefined && this.received !== size) {
         throw new OciError('SIZE_INVALID', `upstream sent ${this.received} of the ${size} bytes of ${digest}`);
       }
-      const got = `${parseDigest(digest).algorithm}:${await hash.digest()}`;
+      const got = `${parseDigest(digest).algorithm}:${hash.digest('hex')}`;
       if (got !== digest) throw new OciError('DIGEST_INVALID', `upstream content of ${digest} has digest ${got}; not cached`);
       // Verified: readers may end now. Making it durable and visible in the store follows.
       this.state = 'verified';
@@ -150,7 +148,6 @@ export class BlobFill {
       }
       this.state = 'done';
     } catch (err) {
-      hash.dispose();
       const error = err instanceof OciError ? err : new OciError('UNAVAILABLE', `fetching ${digest} from upstream failed: ${(err as Error).message}`, { cause: err });
       const body = this.opts.body as Partial<Readable>;
       if (typeof body.destroy === 'function') body.destroy();

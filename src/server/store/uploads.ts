@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OciError, parseDigest, type ByteRange, type Digest } from '../../spec/index.js';
-import { createHasher, type Hasher } from '../../content/index.js';
+import { OciError, parseDigest, createDigester, type ByteRange, type Digest } from '../../spec/index.js';
 import type { StorageDriver } from '../driver/index.js';
 import { KeyedMutex } from './locks.js';
 import { paths, UPLOAD_ID } from './paths.js';
@@ -34,7 +33,7 @@ export async function allDone(writes: Array<Promise<unknown> | undefined>): Prom
 class ChunkMeter extends Transform {
   bytes = 0;
   constructor(
-    private readonly hash: Hasher | undefined,
+    private readonly hash: Hash | undefined,
     private readonly limit: number,
     private readonly onOver: () => OciError,
   ) {
@@ -43,9 +42,8 @@ class ChunkMeter extends Transform {
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.limit) return cb(this.onOver());
-    const behind = this.hash?.update(chunk);
-    if (behind) behind.then(() => cb(null, chunk), cb);
-    else cb(null, chunk);
+    this.hash?.update(chunk);
+    cb(null, chunk);
   }
 }
 
@@ -60,7 +58,7 @@ class ChunkMeter extends Transform {
  * each new inode costs more than everything else the request does.
  */
 export class Uploads {
-  private readonly hashes = new Map<string, { hash: Hasher; offset: number }>();
+  private readonly hashes = new Map<string, { hash: Hash; offset: number }>();
   private readonly mutex = new KeyedMutex();
 
   constructor(
@@ -73,7 +71,7 @@ export class Uploads {
   async start(repo: string): Promise<UploadStatus> {
     const id = randomUUID();
     await this.driver.put(paths.uploadData(repo, id), '');
-    this.hashes.set(id, { hash: createHasher('sha256'), offset: 0 });
+    this.hashes.set(id, { hash: createDigester('sha256'), offset: 0 });
     return { id, offset: 0 };
   }
 
@@ -100,7 +98,7 @@ export class Uploads {
 
   /** Ends a session: the record goes first, so a crash in between leaves a session at offset 0. */
   private async end(repo: string, id: string, keepData = false): Promise<void> {
-    this.dropHash(id);
+    this.hashes.delete(id);
     await this.driver.delete(paths.uploadInfo(repo, id));
     if (!keepData) await this.driver.delete(paths.uploadData(repo, id));
   }
@@ -148,13 +146,10 @@ export class Uploads {
       if (record) await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify({ offset: offset + meter.bytes }));
     } catch (err) {
       await w.cancel();
-      if (before && state) {
-        state.hash.dispose();
-        state.hash = before;
-      } else this.dropHash(id);
+      if (before && state) state.hash = before;
+      else this.hashes.delete(id);
       throw err;
     }
-    before?.dispose();
     if (inStep) state.offset = offset + meter.bytes;
     return { id, offset: offset + meter.bytes };
   }
@@ -172,13 +167,10 @@ export class Uploads {
       const { algorithm } = parseDigest(digest);
       const state = this.hashes.get(id);
       let got: string;
-      // The running hash is spent either way: a retry after a failure below hashes the file.
+      if (state && state.offset === offset && algorithm === 'sha256') got = `sha256:${state.hash.digest('hex')}`;
+      else got = await this.hashFile(paths.uploadData(repo, id), algorithm);
+      // The running hash is spent: a retry after a failure below hashes the file.
       this.hashes.delete(id);
-      if (state && state.offset === offset && algorithm === 'sha256') got = `sha256:${await state.hash.digest()}`;
-      else {
-        state?.hash.dispose();
-        got = await this.hashFile(paths.uploadData(repo, id), algorithm);
-      }
       if (got !== digest) {
         await this.end(repo, id);
         throw new OciError('DIGEST_INVALID', `uploaded content has digest ${got}, not ${digest}`, { detail: { digest } });
@@ -198,18 +190,9 @@ export class Uploads {
   }
 
   private async hashFile(path: string, algorithm: 'sha256' | 'sha512'): Promise<string> {
-    const h = createHasher(algorithm);
-    try {
-      for await (const chunk of await this.driver.reader(path)) await h.update(chunk as Buffer);
-      return `${algorithm}:${await h.digest()}`;
-    } finally {
-      h.dispose();
-    }
-  }
-
-  private dropHash(id: string): void {
-    this.hashes.get(id)?.hash.dispose();
-    this.hashes.delete(id);
+    const h = createDigester(algorithm);
+    for await (const chunk of await this.driver.reader(path)) h.update(chunk as Buffer);
+    return `${algorithm}:${h.digest('hex')}`;
   }
 
   /** Removes sessions untouched for `maxAgeMs` in `repos`. Returns how many went. */
