@@ -16,8 +16,9 @@ const ALIGN = 4096;
 const BLOCK = 1 << 20;
 /** Writes expected to be smaller than this go through the page cache: one padded block gains nothing. */
 export const DIRECT_MIN = BLOCK;
-/** Blocks per WebAssembly.Memory, and the most that ever exist (memory stays flat: 16 MiB). */
+/** Blocks per WebAssembly.Memory (each reserves address space far beyond its size: few, not many). */
 const PER_MEMORY = 4;
+/** The most blocks that ever exist, for all files together: memory stays flat (16 MiB). */
 const MAX_BLOCKS = 16;
 /** Direct writes in flight per file: one on the disk while the next one fills. */
 const IN_FLIGHT = 2;
@@ -81,9 +82,11 @@ const directByDir = new Map<string, boolean>();
 export function directWritesWork(dir: string): boolean {
   let ok = directByDir.get(dir);
   if (ok !== undefined) return ok;
-  const probe = join(dir, `.direct-${randomBytes(6).toString('hex')}`);
+  // Named like a temporary file, so that the temp sweep removes one a crash left behind.
+  const probe = join(dir, `${Date.now()}-direct-probe-${randomBytes(6).toString('hex')}`);
   ok = false;
-  const block = freeBlocks.pop() ?? (takeBlock() as Buffer);
+  // Its own aligned page: the shared blocks may all be in use by writers meanwhile.
+  const block = Buffer.from(new WebAssembly.Memory({ initial: 1, maximum: 1 }).buffer, 0, ALIGN);
   try {
     const fd = openSync(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o600);
     try {
@@ -94,7 +97,6 @@ export function directWritesWork(dir: string): boolean {
   } catch {
     ok = false;
   } finally {
-    giveBlock(block);
     try {
       unlinkSync(probe);
     } catch {
