@@ -15,7 +15,7 @@ const ALIGN = 4096;
 /** Bytes per direct write: large enough that the disk, not the per-request cost, sets the pace. */
 const BLOCK = 1 << 20;
 /** Writes expected to be smaller than this go through the page cache: one padded block gains nothing. */
-export const DIRECT_MIN = BLOCK;
+const DIRECT_MIN = BLOCK;
 /** Blocks per WebAssembly.Memory (each reserves address space far beyond its size: few, not many). */
 const PER_MEMORY = 4;
 /** The most blocks that ever exist, for all files together: memory stays flat (16 MiB). */
@@ -79,7 +79,7 @@ const directByDir = new Map<string, boolean>();
  * per directory. Where they do not (some file systems refuse O_DIRECT, or refuse it only on
  * write), writes go through the page cache as usual.
  */
-export function directWritesWork(dir: string): boolean {
+function directWritesWork(dir: string): boolean {
   let ok = directByDir.get(dir);
   if (ok !== undefined) return ok;
   // Named like a temporary file, so that the temp sweep removes one a crash left behind.
@@ -105,6 +105,14 @@ export function directWritesWork(dir: string): boolean {
   }
   directByDir.set(dir, ok);
   return ok;
+}
+
+/**
+ * Whether to write `size` bytes (undefined: not known) to a file in `dir` with O_DIRECT: when they
+ * are many and the file system takes it.
+ */
+export function writeDirect(dir: string, size: number | undefined): boolean {
+  return (size === undefined || size >= DIRECT_MIN) && directWritesWork(dir);
 }
 
 /**

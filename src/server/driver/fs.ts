@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { DIRECT_MIN, createAppender, directWritesWork, type Appender, type AppenderOptions } from './append.js';
+import { createAppender, writeDirect, type Appender, type AppenderOptions } from './append.js';
 import type { DriverWriter, FileInfo, FileReader, StorageDriver } from './types.js';
 
 const fsync = promisify(fsyncCb);
@@ -65,24 +65,23 @@ export class FsDriver implements StorageDriver {
 
   private tmpReady = false;
 
-  /** A fresh temp file name; `_tmp` is made once, not on every write (a syscall per request). */
-  private tempPath(): string {
+  /** `_tmp`, made once, not on every write (a syscall per request). */
+  private tmpDir(): string {
     if (!this.tmpReady) {
       mkdirSync(this.tmp, { recursive: true });
       this.tmpReady = true;
     }
-    return join(this.tmp, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    return this.tmp;
+  }
+
+  /** A fresh temp file name. */
+  private tempPath(): string {
+    return join(this.tmpDir(), `${Date.now()}-${randomBytes(8).toString('hex')}`);
   }
 
   /** Writers start writing back every this many bytes while they go (see FileWriter). */
   private get flushEvery(): number {
     return this.fsync ? FLUSH_EVERY : Infinity;
-  }
-
-  /** Whether this data directory's file system takes direct writes (probed once, in `_tmp`). */
-  private directWorks(): boolean {
-    this.tempPath();
-    return directWritesWork(this.tmp);
   }
 
   /** An appender for `fd`; the fd is closed if making one fails. */
@@ -197,7 +196,7 @@ export class FsDriver implements StorageDriver {
 
   async writer(path: string, opts: { appendAt?: number; size?: number } = {}): Promise<DriverWriter> {
     const dst = this.abs(path);
-    const how = { direct: this.directIO && (opts.size === undefined || opts.size >= DIRECT_MIN) && this.directWorks(), flushEvery: this.flushEvery };
+    const how = { direct: this.directIO && writeDirect(this.tmpDir(), opts.size), flushEvery: this.flushEvery };
     if (opts.appendAt !== undefined) {
       const at = opts.appendAt;
       const fd = openSync(dst, 'r+');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { OciError, createDigester, parseDigest, type Digest } from '../../spec/index.js';
-import { DIRECT_MIN, createAppender, directWritesWork, type Appender, type StorageDriver } from '../driver/index.js';
+import { createAppender, writeDirect, type Appender, type StorageDriver } from '../driver/index.js';
 import { paths } from '../store/index.js';
 import { drained, giveBuffer, readPooled } from '../http/send.js';
 
@@ -91,7 +91,7 @@ export class BlobFill {
     // The leading timestamp lets the server's temp sweep remove what a crash left behind.
     const name = `${Date.now()}-proxy-${parseDigest(opts.digest).hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`;
     const abs = join(dir, name);
-    const direct = opts.directIO !== false && (opts.size === undefined || opts.size >= DIRECT_MIN) && directWritesWork(dir);
+    const direct = opts.directIO !== false && writeDirect(dir, opts.size);
     const fh = await open(abs, 'w+');
     try {
       return new BlobFill(fh, abs, `_tmp/${name}`, opts, direct);
