@@ -131,7 +131,9 @@ class DirectAppender implements Appender {
   private readonly inflight: Array<{ at: number; done: Promise<void> }> = [];
   private error: unknown;
   private finished = false;
+  private closed = false;
 
+  /** Owns `fd` (opened O_DIRECT): it is closed once flush() or abort() has waited for the writes. */
   constructor(
     private readonly fd: number,
     start: number,
@@ -200,18 +202,30 @@ class DirectAppender implements Appender {
 
   async flush(): Promise<void> {
     if (this.finished) return;
-    while (this.pendingBytes > 0) await this.writeBlock(Math.min(this.pendingBytes, BLOCK));
-    this.finished = true;
-    await this.idle();
-    if (this.error) throw this.error;
-    if (this.pos % ALIGN !== 0) ftruncateSync(this.fd, this.pos);
+    try {
+      while (this.pendingBytes > 0) await this.writeBlock(Math.min(this.pendingBytes, BLOCK));
+      this.finished = true;
+      await this.idle();
+      if (this.error) throw this.error;
+      if (this.pos % ALIGN !== 0) ftruncateSync(this.fd, this.pos);
+    } finally {
+      await this.close();
+    }
   }
 
   async abort(): Promise<void> {
     this.finished = true;
     this.pending.length = 0;
     this.pendingBytes = 0;
+    await this.close();
+  }
+
+  /** Once only, after the writes in flight: a descriptor number closed twice may by then belong to another file. */
+  private async close(): Promise<void> {
     await this.idle();
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
   }
 
   private async idle(): Promise<void> {
@@ -336,24 +350,5 @@ export function createAppender(path: string, fd: number, start: number, opts: Ap
     if (n === 0) throw new Error(`${path} ends before ${start}`);
     got += n;
   }
-  const dfd = openSync(path, constants.O_WRONLY | constants.O_DIRECT);
-  const inner = new DirectAppender(dfd, start, prefix, onWritten);
-  let open = true;
-  // Once only: a descriptor number closed twice may by then belong to another file.
-  const close = (): void => {
-    if (!open) return;
-    open = false;
-    closeSync(dfd);
-  };
-  return {
-    push: (bufs) => inner.push(bufs),
-    get written() {
-      return inner.written;
-    },
-    get end() {
-      return inner.end;
-    },
-    flush: () => inner.flush().finally(close),
-    abort: () => inner.abort().finally(close),
-  };
+  return new DirectAppender(openSync(path, constants.O_WRONLY | constants.O_DIRECT), start, prefix, onWritten);
 }
