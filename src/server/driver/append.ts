@@ -245,6 +245,8 @@ class BufferedAppender implements Appender {
   private flushing: Promise<unknown> | undefined;
   private flushedTo: number;
   private error: unknown;
+  /** Bytes of the writev in flight. */
+  private writingBytes = 0;
   written: number;
 
   constructor(
@@ -260,8 +262,6 @@ class BufferedAppender implements Appender {
   get end(): number {
     return this.written + this.queued + this.writingBytes;
   }
-
-  private writingBytes = 0;
 
   async push(bufs: Buffer[]): Promise<void> {
     if (this.error) throw this.error;
@@ -284,7 +284,7 @@ class BufferedAppender implements Appender {
       })
       .finally(() => {
         this.writing = undefined;
-        this.writingBytes = 0;
+        this.writingBytes = 0; // also when the writev failed
       });
   }
 
@@ -328,7 +328,7 @@ class BufferedAppender implements Appender {
 }
 
 export interface AppenderOptions {
-  /** Write with O_DIRECT (when the file system takes it: see directWritesWork). */
+  /** Write with O_DIRECT (decide with writeDirect). */
   direct: boolean;
   /** For buffered writes: start a background fdatasync every this many bytes (Infinity: never). */
   flushEvery: number;
