@@ -51,7 +51,7 @@ describe('real clients through the token flow', () => {
     const anon = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--no-creds', `docker://${host}/ml/base:v1`]);
     assert.notEqual(anon.code, 0);
     // The token service was used: the audit log shows bearer-authenticated pulls by alice.
-    await s.guard.audit!.flush();
+    s.guard.audit!.flush();
     assert.ok(s.guard.audit!.db.query({ repo: 'ml/copied', user: 'alice', action: 'push' }).length > 0);
   });
 
@@ -117,7 +117,7 @@ describe('skopeo with a client certificate (mTLS)', { skip: noSkopeo ?? missingP
       assert.equal(ok.code, 0, ok.err);
       const no = await run('skopeo', ['inspect', '--raw', '--cert-dir', caOnly, '--no-creds', `docker://${host}/ml/mtls:v1`]);
       assert.notEqual(no.code, 0);
-      await s.guard.audit!.flush();
+      s.guard.audit!.flush();
       assert.ok(s.guard.audit!.db.query({ repo: 'ml/mtls', user: 'bob', action: 'pull' }).some((r) => r.status === 200));
     } finally {
       await s.close();

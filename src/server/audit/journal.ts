@@ -1,3 +1,4 @@
+import { readFileSync, unlinkSync } from 'node:fs';
 import { recordParams, downloadParams, type AuditDb, type DownloadParams, type RecordParams } from './db.js';
 import type { AuditRecord, DownloadRow } from './types.js';
 
@@ -49,9 +50,9 @@ export interface Retention {
 
 /**
  * Turns journal text into database rows: parses the lines, joins blob pulls to the manifest pull
- * they follow (one "artifact download" row), and commits everything in one transaction. It runs on
- * the audit writer thread, and on the main thread when a journal is replayed at start; applying
- * the same text twice changes nothing (records by id, downloads by upsert).
+ * they follow (one "artifact download" row), and commits everything in one transaction. Applying
+ * the same text twice changes nothing (records by id, downloads by upsert), so a journal replayed
+ * at start after a crash between commit and unlink does no harm.
  */
 export class JournalApplier {
   private readonly manifests = new Map<string, ManifestLine>();
@@ -145,4 +146,24 @@ export class JournalApplier {
     }
     return out;
   }
+}
+
+/** One batch for the database: a closed journal segment, lines that never reached one, retention. */
+export interface Batch {
+  segment?: string | undefined;
+  lines: string;
+  prune?: Retention | undefined;
+}
+
+/** Applies a batch and then deletes its segment (a crash in between replays it, harmlessly, at start); returns its records. */
+export function applyBatch(applier: JournalApplier, b: Batch): number {
+  const text = (b.segment !== undefined ? readFileSync(b.segment, 'utf8') : '') + b.lines;
+  const n = applier.apply(text, b.prune);
+  if (b.segment === undefined) return n;
+  try {
+    unlinkSync(b.segment);
+  } catch {
+    // A segment left behind is replayed (idempotently) at the next start.
+  }
+  return n;
 }

@@ -1,11 +1,13 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { open, readFile, rename, stat, unlink, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import bcrypt from 'bcryptjs';
 import { OciError } from '../../spec/index.js';
 
 /** Users and bcrypt hashes, in the order of the file. */
 export type HtpasswdEntries = Map<string, string>;
+
+/** bcryptjs is loaded on first use: a server without htpasswd users never needs it. */
+const bcrypt = async (): Promise<typeof import('bcryptjs').default> => (await import('bcryptjs')).default;
 
 const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
 const USER = /^[^:\s]{1,128}$/;
@@ -38,7 +40,7 @@ export function assertUserName(user: string): string {
 
 export async function hashPassword(password: string, cost = 10): Promise<string> {
   if (password.length === 0) throw new OciError('INVALID_ARGUMENT', 'the password must not be empty');
-  return bcrypt.hash(password, cost);
+  return (await bcrypt()).hash(password, cost);
 }
 
 export async function readHtpasswd(path: string): Promise<HtpasswdEntries> {
@@ -85,10 +87,10 @@ export class HtpasswdFile {
   private checkedAt = 0;
   private readonly salt = randomBytes(16).toString('hex');
   private readonly ok = new Map<string, { proof: Buffer; hash: string; until: number }>();
-  private static dummyHash: string | undefined;
+  private static dummyHash: Promise<string> | undefined;
   /** Made on first use: importing this module costs no bcrypt round. */
-  private static get dummy(): string {
-    return (HtpasswdFile.dummyHash ??= bcrypt.hashSync('wharf-dummy-password', 10));
+  private static dummy(): Promise<string> {
+    return (HtpasswdFile.dummyHash ??= bcrypt().then((b) => b.hash('wharf-dummy-password', 10)));
   }
 
   constructor(readonly path: string, private readonly cacheMs = 60_000) {}
@@ -115,7 +117,7 @@ export class HtpasswdFile {
     const proof = sha(`${this.salt}\0${user}\0${password}`);
     const hit = this.ok.get(user);
     if (hit && hash === hit.hash && hit.until > Date.now() && timingSafeEqual(hit.proof, proof)) return true;
-    const good = await bcrypt.compare(password, hash ?? HtpasswdFile.dummy);
+    const good = await (await bcrypt()).compare(password, hash ?? (await HtpasswdFile.dummy()));
     if (good && hash !== undefined) {
       this.ok.set(user, { proof, hash, until: Date.now() + this.cacheMs });
       return true;

@@ -1,11 +1,11 @@
 import { randomUUID, X509Certificate } from 'node:crypto';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import {
-  SignJWT, createLocalJWKSet, createRemoteJWKSet, exportJWK, generateKeyPair, importJWK, importX509, jwtVerify,
-  type JWK, type JWTPayload, type JWTVerifyGetKey, type CryptoKey, type KeyObject,
-} from 'jose';
+import type { JWK, JWTPayload, JWTVerifyGetKey, CryptoKey, KeyObject } from 'jose';
 import { OciError } from '../../spec/index.js';
+
+/** jose is loaded on first use: a server without token auth never needs it (it is ~4 MiB of RSS). */
+const jose = (): Promise<typeof import('jose')> => import('jose');
 
 /** One entry of a token's `access` claim (Docker registry token spec). */
 export interface AccessEntry {
@@ -46,6 +46,7 @@ async function loadOrCreateKey(path: string): Promise<{ priv: Key; pub: Key; kid
     jwk = JSON.parse(await readFile(path, 'utf8')) as JWK;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const { generateKeyPair, exportJWK } = await jose();
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });
     jwk = { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'ES256' };
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
@@ -61,6 +62,7 @@ async function loadOrCreateKey(path: string): Promise<{ priv: Key; pub: Key; kid
     }
   }
   const { d: _d, ...pubJwk } = jwk;
+  const { importJWK } = await jose();
   return { priv: (await importJWK(jwk, 'ES256')) as Key, pub: (await importJWK(pubJwk, 'ES256')) as Key, kid: jwk.kid ?? 'wharf' };
 }
 
@@ -90,8 +92,9 @@ export class TokenIssuer {
     return this.opts.expiresIn;
   }
 
-  private sign(payload: JWTPayload, seconds: number): Promise<string> {
+  private async sign(payload: JWTPayload, seconds: number): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
+    const { SignJWT } = await jose();
     return new SignJWT(payload)
       .setProtectedHeader({ alg: 'ES256', kid: this.key.kid, typ: 'JWT' })
       .setIssuer(this.opts.issuer)
@@ -114,6 +117,7 @@ export class TokenIssuer {
   /** The subject of a valid refresh token, else undefined. */
   async verifyRefresh(token: string): Promise<string | undefined> {
     try {
+      const { jwtVerify } = await jose();
       const { payload } = await jwtVerify(token, this.key.pub, { algorithms: ['ES256'], issuer: this.opts.issuer, audience: this.opts.service });
       return payload.use === 'refresh' && typeof payload.sub === 'string' && payload.sub !== '' ? payload.sub : undefined;
     } catch {
@@ -144,6 +148,7 @@ export class TokenVerifier {
     const opts = { algorithms: ALGS, issuer: this.opts.issuer, audience: this.opts.audience };
     // A certificate bundle has no key ids: each of its keys is tried in turn.
     const candidates = Array.isArray(this.opts.keys) ? this.opts.keys : [this.opts.keys];
+    const { jwtVerify } = await jose();
     for (const k of candidates) {
       try {
         ({ payload } = await jwtVerify(token, k as JWTVerifyGetKey, opts));
@@ -165,6 +170,7 @@ export class TokenVerifier {
 
 /** Trust for tokens from another issuer: a JWKS (URL or file) or a PEM certificate bundle. */
 export async function externalVerifier(opts: { issuer: string; audience: string; jwks?: string; certs?: string }): Promise<TokenVerifier> {
+  const { createLocalJWKSet, createRemoteJWKSet, importX509 } = await jose();
   if (opts.jwks !== undefined) {
     const keys = /^https?:\/\//.test(opts.jwks)
       ? createRemoteJWKSet(new URL(opts.jwks))

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar';
 import { OciError, MediaType, isDigest, isManifestMediaType, parseManifest, assertName, type Descriptor, type Digest } from '../../spec/index.js';
 import { copyGraph, readAllVerified, verifyReader, VerifyStream, MAX_MANIFEST_SIZE, type Storage } from '../../content/index.js';
 import { LayoutStore, LayoutTarStore } from '../../stores/layout/index.js';
@@ -146,7 +145,8 @@ export async function loadCache(source: string, opts: LoadOptions): Promise<Load
   if (/\.(tar|tar\.gz|tgz)$/.test(source) || (await isTar(source))) {
     const work = await mkdtemp(join(tmpdir(), 'wharf-load-'));
     try {
-      await tar.x({ file: source, cwd: work, strict: true });
+      // tar is loaded only here: a server that never loads a tarball does not carry it.
+      await (await import('tar')).x({ file: source, cwd: work, strict: true });
       const names = await readdir(work);
       if (names.includes('oci-layout')) {
         const t = await LayoutTarStore.open(source, { create: false });
