@@ -101,3 +101,19 @@ for (const directIO of [true, false]) {
     });
   });
 }
+
+describe('puts', () => {
+  test('200 puts into one directory at once (their directory fsyncs shared) all land, and so do puts without syncs', async () => {
+    const driver = new FsDriver(join(dir, 'puts'));
+    const n = 200;
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        i % 3 === 0 ? driver.put(`links/${i}`, '') : driver.put(`links/${i}`, `value ${i}`, { durable: i % 3 === 1 }),
+      ),
+    );
+    for (let i = 0; i < n; i++) assert.equal((await driver.get(`links/${i}`))?.toString(), i % 3 === 0 ? '' : `value ${i}`, `file ${i}`);
+    // A later put waits for a fsync of its own, not one that started before its rename.
+    await driver.put('links/late', 'x');
+    assert.equal((await driver.get('links/late'))?.toString(), 'x');
+  });
+});

@@ -99,17 +99,28 @@ export class FsDriver implements StorageDriver {
     if (this.fsync) await fsync(fd);
   }
 
-  private async syncDir(dir: string): Promise<void> {
-    if (!this.fsync) return;
-    let fd: number | undefined;
-    try {
-      fd = openSync(dir, 'r');
-      await fsync(fd);
-    } catch {
-      // Some filesystems refuse fsync on directories; the rename itself is still atomic.
-    } finally {
-      if (fd !== undefined) closeSync(fd);
-    }
+  /** Per directory: the fsync running now, and the one queued behind it. */
+  private readonly dirSyncs = new Map<string, { done: Promise<void>; queued?: Promise<void> }>();
+
+  /**
+   * fsyncs a directory, so that the names just made in it survive a crash. Concurrent callers
+   * share the work: a fsync already running may have started before the caller's rename, so the
+   * caller waits for the next one, which starts when the running one ends and serves everyone
+   * who asked meanwhile (concurrent pushes to a repository link blobs into the same directories).
+   */
+  private syncDir(dir: string): Promise<void> {
+    if (!this.fsync) return Promise.resolve();
+    const running = this.dirSyncs.get(dir);
+    if (running) return (running.queued ??= running.done.then(() => this.startDirSync(dir)));
+    return this.startDirSync(dir);
+  }
+
+  private startDirSync(dir: string): Promise<void> {
+    const entry: { done: Promise<void>; queued?: Promise<void> } = { done: fsyncDir(dir) };
+    this.dirSyncs.set(dir, entry);
+    return entry.done.finally(() => {
+      if (this.dirSyncs.get(dir) === entry && entry.queued === undefined) this.dirSyncs.delete(dir);
+    });
   }
 
   /** Runs `op` on a path; if its parent is missing, makes the parent and runs it again. */
@@ -124,9 +135,9 @@ export class FsDriver implements StorageDriver {
   }
 
   /** Renames into place, creating parents; fsyncs the parent so the rename survives a crash. */
-  private async install(tmp: string, dst: string): Promise<void> {
+  private async install(tmp: string, dst: string, durable = true): Promise<void> {
     await this.withParent(dst, () => renameSync(tmp, dst));
-    await this.syncDir(dirname(dst));
+    if (durable) await this.syncDir(dirname(dst));
   }
 
   // A small read is synchronous too (see above): a manifest GET is a stat and a read or two.
@@ -149,20 +160,21 @@ export class FsDriver implements StorageDriver {
     }
   }
 
-  async put(path: string, data: Uint8Array | string): Promise<void> {
+  async put(path: string, data: Uint8Array | string, opts: { durable?: boolean } = {}): Promise<void> {
     const dst = this.abs(path);
-    if (data.length === 0) return this.putEmpty(dst);
+    const durable = opts.durable ?? true;
+    if (data.length === 0) return this.putEmpty(dst, durable);
     const tmp = this.tempPath();
     try {
       const fd = await openFd(tmp, 'w');
       try {
         const buf = typeof data === 'string' ? Buffer.from(data) : data;
         for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
-        await this.syncFd(fd);
+        if (durable) await this.syncFd(fd);
       } finally {
         closeSync(fd);
       }
-      await this.install(tmp, dst);
+      await this.install(tmp, dst, durable);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
@@ -174,9 +186,9 @@ export class FsDriver implements StorageDriver {
    * and a temporary file would cost a second inode, which on some file systems is the dearest part
    * of a small push. The parent's fsync makes the name durable.
    */
-  private async putEmpty(dst: string): Promise<void> {
+  private async putEmpty(dst: string, durable: boolean): Promise<void> {
     closeSync(await this.withParent(dst, () => openFd(dst, 'w')));
-    await this.syncDir(dirname(dst));
+    if (durable) await this.syncDir(dirname(dst));
   }
 
   async open(path: string): Promise<FileReader> {
@@ -267,6 +279,19 @@ export class FsDriver implements StorageDriver {
       }
     }
     return n;
+  }
+}
+
+/** fsyncs a directory; errors are ignored: some file systems refuse it, and the rename is atomic anyway. */
+async function fsyncDir(dir: string): Promise<void> {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    await fsync(fd);
+  } catch {
+    // see above
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -38,8 +38,12 @@ export interface StorageDriver {
   stat(path: string): Promise<FileInfo | undefined>;
   /** A small file, whole. Undefined when it does not exist. */
   get(path: string): Promise<Buffer | undefined>;
-  /** Atomically replaces `path` with `data` (temp, fsync, rename). */
-  put(path: string, data: Uint8Array | string): Promise<void>;
+  /**
+   * Atomically replaces `path` with `data` (temp, fsync, rename). `durable: false` skips the
+   * syncs: the file still survives the process, but not a power cut (an upload session that holds
+   * no bytes yet, which a client that finds it gone simply starts again).
+   */
+  put(path: string, data: Uint8Array | string, opts?: { durable?: boolean }): Promise<void>;
   /** Opens a file for positional reads; fails when it does not exist. */
   open(path: string): Promise<FileReader>;
   /** Streams a file, or the inclusive byte range [start, end] of it. */

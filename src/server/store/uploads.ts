@@ -70,7 +70,9 @@ export class Uploads {
 
   async start(repo: string): Promise<UploadStatus> {
     const id = randomUUID();
-    await this.driver.put(paths.uploadData(repo, id), '');
+    // Not synced: a session that holds no bytes is cheap to lose to a power cut (the client starts
+    // again); every chunk acknowledged later syncs its bytes and this directory (the offset record).
+    await this.driver.put(paths.uploadData(repo, id), '', { durable: false });
     this.hashes.set(id, { hash: createDigester('sha256'), offset: 0 });
     return { id, offset: 0 };
   }
