@@ -128,6 +128,23 @@ off. The CLI and server are compiled once per run (\`tsc\` into \`.bench/dist-<p
 Caveat: the machine has 2 cores shared with other work, and the load generator runs on the same
 cores as the server it measures; compare ratios more than absolute figures, and see each block's
 load average.
+
+Caveat on large blobs: this machine is a VM whose kernel reports freed memory back to the host,
+so a page the kernel has not used for a while is faulted in by the hypervisor on first touch
+(measured: a buffered 256 MiB write into fresh page cache 260-335 MiB/s, into just-freed pages
+2.7-4.1 GB/s; \`dd oflag=direct\` 1.1-1.6 GB/s; a buffered read of an uncached file 377 MB/s,
+\`iflag=direct\` 1.9-2.1 GB/s). Wharf writes large blobs with O_DIRECT (docs/STORAGE.md), so they
+are not in the page cache afterwards: the first pull after a push reads them through fresh pages
+(256-300 MB/s in direct tests, with 3.65 s of server CPU for 1 GiB, mostly page faults), the next
+ones from the cache (755-946 MB/s, Distribution 645-917 in the same run). Distribution writes
+through the page cache, without fsync, and its first pull is a cache hit.
+
+Caveat on small files: the root file system (where \`/tmp\`, and so both registries' data, lives)
+is ext4 without a journal, and there creating a file scans past every inode of its block group
+freed in the last minutes (\`recently_deleted\` in the kernel; 28% of the server's CPU in a perf
+profile of the small-artifact pushes). Creating 1,000 empty files took 470-940 us each under
+\`/tmp\`, 35 us each in a quiet directory elsewhere. Each registry's deletions slow the other's
+creations; both sides pay, and the figures move with what ran before.
 `;
 
 /** Blocks are keyed by section and scale: `server` (small) and `server-full` live side by side. */
