@@ -100,7 +100,7 @@ export class FsDriver implements StorageDriver {
   }
 
   /** Per directory: the fsync running now, and the one queued behind it. */
-  private readonly dirSyncs = new Map<string, { done: Promise<void>; queued?: Promise<void> }>();
+  private readonly dirSyncs = new Map<string, DirSync>();
 
   /**
    * fsyncs a directory, so that the names just made in it survive a crash. Concurrent callers
@@ -116,7 +116,7 @@ export class FsDriver implements StorageDriver {
   }
 
   private startDirSync(dir: string): Promise<void> {
-    const entry: { done: Promise<void>; queued?: Promise<void> } = { done: fsyncDir(dir) };
+    const entry: DirSync = { done: fsyncDir(dir) };
     this.dirSyncs.set(dir, entry);
     return entry.done.finally(() => {
       if (this.dirSyncs.get(dir) === entry && entry.queued === undefined) this.dirSyncs.delete(dir);
@@ -280,6 +280,11 @@ export class FsDriver implements StorageDriver {
     }
     return n;
   }
+}
+
+interface DirSync {
+  done: Promise<void>;
+  queued?: Promise<void>;
 }
 
 /** fsyncs a directory; errors are ignored: some file systems refuse it, and the rename is atomic anyway. */
