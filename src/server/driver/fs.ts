@@ -287,14 +287,14 @@ interface DirSync {
   queued?: Promise<void>;
 }
 
-/** fsyncs a directory; errors are ignored: some file systems refuse it, and the rename is atomic anyway. */
+/** fsyncs a directory. */
 async function fsyncDir(dir: string): Promise<void> {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');
     await fsync(fd);
   } catch {
-    // see above
+    // Some file systems refuse fsync on directories; the rename itself is still atomic.
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
