@@ -73,7 +73,7 @@ export async function readConfigFile(path: string): Promise<unknown> {
     throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
   try {
-    // yaml is loaded only for a YAML file: it is ~8 MiB of RSS a JSON-configured server never needs.
+    // yaml is loaded only for a YAML file: a server configured in JSON, or not at all, never needs it.
     return path.endsWith('.json') ? JSON.parse(text) : (await import('yaml')).parse(text);
   } catch (err) {
     throw new ConfigError(`config file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);

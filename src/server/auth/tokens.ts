@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { JWK, JWTPayload, JWTVerifyGetKey, CryptoKey, KeyObject } from 'jose';
 import { OciError } from '../../spec/index.js';
 
-/** jose is loaded on first use: a server without token auth never needs it (it is ~4 MiB of RSS). */
+/** jose is loaded on first use: a server without token auth never needs it, and idle RSS is part of the goals. */
 const jose = (): Promise<typeof import('jose')> => import('jose');
 
 /** One entry of a token's `access` claim (Docker registry token spec). */
