@@ -5,22 +5,11 @@
  */
 import { describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import type { SuiteFeatures } from './registry-suite.js';
+import type { SuiteContext } from './registry-suite.js';
 import { randomBytes } from 'node:crypto';
 import { call, assertSpecError, assertStatus, nextLink, json, type Reply } from './http.js';
 import { pushBlob, pushManifest, allPages, header, smallImage, pushSmallImage, referrer } from './steps.js';
 import { MediaTypes, EMPTY_JSON, built, digestOf, imageIndex, uniqueRepo, type Built, type Descriptor } from './fixtures.js';
-
-/** node:test's test(), with a registry's known failures run as `todo`. */
-export type SuiteTest = (title: string, a: { skip?: string | false } | (() => Promise<void>), b?: () => Promise<void>) => void;
-
-/** What the sections share with the suite: its features, its test(), its namespace and the registry's URL (known once the suite's before() ran). */
-export interface SuiteContext {
-  readonly f: SuiteFeatures;
-  readonly it: SuiteTest;
-  readonly ns: string;
-  readonly url: string;
-}
 
 type IndexBody = { schemaVersion: number; mediaType: string; manifests: Descriptor[] };
 
