@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { FsDriver, writeDirect, type DriverWriter } from '../src/server/driver/index.js';
+import { FsDriver, checkPath, writeDirect, type DriverWriter } from '../src/server/driver/index.js';
 
 /** Writes `data` in chunks of irregular sizes, as a socket delivers them. */
 async function writeChunked(w: DriverWriter, data: Buffer): Promise<void> {
@@ -115,5 +115,20 @@ describe('puts', () => {
     // A later put waits for a fsync of its own, not one that started before its rename.
     await driver.put('links/late', 'x');
     assert.equal((await driver.get('links/late'))?.toString(), 'x');
+  });
+});
+
+describe('paths', () => {
+  test('only plain relative paths reach the file system', async () => {
+    const driver = new FsDriver(join(dir, 'paths'));
+    for (const bad of ['', '/etc/passwd', 'a//b', 'a/', 'a\\b', 'a\0b', '.', '..', 'a/./b', 'a/..', './a', '../x', 'a/../../b']) {
+      assert.throws(() => checkPath(bad), /not a plain relative path/, JSON.stringify(bad));
+      await assert.rejects(driver.put(bad, 'x'), /not a plain relative path/, JSON.stringify(bad));
+    }
+    for (const good of ['a', 'a.b', '.hidden', 'd/.x/b', 'd/..b', 'd/b..', '...']) {
+      assert.equal(checkPath(good), good);
+      await driver.put(good, good);
+      assert.equal((await driver.get(good))?.toString(), good);
+    }
   });
 });

@@ -45,6 +45,8 @@ export type Manifest = ImageManifest | ImageIndex;
 /** What a store needs to know about a manifest it is asked to keep. */
 export interface ManifestInfo {
   mediaType: string;
+  /** The body's own `mediaType` field holds `mediaType` (so the body alone tells it again). */
+  selfDescribed: boolean;
   artifactType?: string;
   annotations?: Record<string, string>;
   subject?: Descriptor;
@@ -99,7 +101,7 @@ export function parseManifest(body: Uint8Array, contentType: string | undefined)
   if (doc.schemaVersion !== 2) throw invalid('schemaVersion must be 2');
   if (doc.annotations !== undefined && !isStringMap(doc.annotations)) throw invalid('annotations must map strings to strings');
   if (doc.artifactType !== undefined && typeof doc.artifactType !== 'string') throw invalid('artifactType must be a string');
-  const info: ManifestInfo = { mediaType, blobs: [], manifests: [] };
+  const info: ManifestInfo = { mediaType, selfDescribed: declared !== undefined, blobs: [], manifests: [] };
   if (typeof doc.artifactType === 'string') info.artifactType = doc.artifactType;
   if (doc.annotations !== undefined) info.annotations = doc.annotations as Record<string, string>;
   if (doc.subject !== undefined) info.subject = checkDescriptor(doc.subject, 'subject');
@@ -117,6 +119,15 @@ export function parseManifest(body: Uint8Array, contentType: string | undefined)
     }
   }
   return info;
+}
+
+/**
+ * The media type a stored manifest names in its own `mediaType` field, else the one its shape
+ * implies (`manifests`: an index; `config`: an image manifest). For bodies already checked.
+ */
+export function bodyMediaType(body: Uint8Array): string {
+  const doc = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')) as Record<string, unknown>;
+  return typeof doc.mediaType === 'string' ? doc.mediaType : inferMediaType(doc);
 }
 
 function inferMediaType(doc: Record<string, unknown>): string {

@@ -196,6 +196,22 @@ export function registrySuite(name: string, start: () => Promise<RegistryUnderTe
           assert.ok(r.body.equals(m.body));
         }
       });
+      it('a manifest and an index without a mediaType field come back with the Content-Type they were pushed with', async () => {
+        const oci = await pushSmallImage(url, repo, 'typed', []);
+        const doc = JSON.parse(oci.body.toString('utf8')) as Record<string, unknown>;
+        delete doc.mediaType;
+        const bare = built(MediaTypes.manifest, JSON.stringify(doc));
+        const bareIndex = built(MediaTypes.index, JSON.stringify({ schemaVersion: 2, manifests: [oci.descriptor] }));
+        for (const [tag, m] of [['bare', bare], ['bare-index', bareIndex]] as const) {
+          await pushManifest(url, repo, tag, m);
+          for (const ref of [tag, m.digest]) {
+            const r = await call(url, 'GET', `/v2/${repo}/manifests/${ref}`, { headers: { accept: m.mediaType } });
+            assertStatus(r, 200);
+            assert.equal(header(r, 'content-type'), m.mediaType, `${ref}`);
+            assert.ok(r.body.equals(m.body));
+          }
+        }
+      });
       it('HEAD answers the same status and headers as GET, for blobs and manifests, without a body', async () => {
         const m = await pushSmallImage(url, repo, 'parity', ['parity']);
         const layer = (JSON.parse(m.body.toString('utf8')) as { layers: Descriptor[] }).layers[0]!;

@@ -5,7 +5,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { createAppender, writeDirect, type Appender, type AppenderOptions } from './append.js';
-import type { DriverWriter, FileInfo, FileReader, StorageDriver } from './types.js';
+import type { DriverWriter, FileInfo, FileReader, PutOptions, StorageDriver } from './types.js';
 
 const fsync = promisify(fsyncCb);
 const openFd = promisify(openCb);
@@ -22,12 +22,12 @@ export interface FsDriverOptions {
 
 /** Paths are built from validated names, but a driver is the last line: nothing leaves the root. */
 export function checkPath(path: string): string {
-  if (path === '' || path.startsWith('/') || path.includes('\\') || path.includes('\0')) throw new Error(`storage path "${path}" is not relative`);
-  for (const seg of path.split('/')) {
-    if (seg === '' || seg === '.' || seg === '..') throw new Error(`storage path "${path}" has an illegal segment`);
-  }
+  if (UNSAFE_PATH.test(path)) throw new Error(`storage path "${path}" is not a plain relative path`);
   return path;
 }
+
+/** Empty, absolute, a backslash or NUL, an empty segment, or a `.` or `..` segment. */
+const UNSAFE_PATH = /^$|^\/|\/\/|\/$|[\\\0]|(?:^|\/)\.\.?(?:\/|$)/;
 
 function isNotFound(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
@@ -58,9 +58,8 @@ export class FsDriver implements StorageDriver {
   }
 
   private abs(path: string): string {
-    const p = join(this.root, checkPath(path));
-    if (!p.startsWith(this.root + sep)) throw new Error(`storage path "${path}" escapes the root`);
-    return p;
+    // A checked path has nothing for join() to normalise.
+    return this.root + sep + checkPath(path);
   }
 
   private tmpReady = false;
@@ -74,9 +73,13 @@ export class FsDriver implements StorageDriver {
     return this.tmp;
   }
 
-  /** A fresh temp file name. */
+  /** This driver's part of temp file names: another process writing into the same root has another. */
+  private readonly tmpTag = randomBytes(6).toString('hex');
+  private tmpSeq = 0;
+
+  /** A fresh temp file name: its creation time (for sweepTemp), this driver's tag, a counter. */
   private tempPath(): string {
-    return join(this.tmpDir(), `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    return `${this.tmpDir()}${sep}${Date.now()}-${this.tmpTag}${(this.tmpSeq++).toString(36)}`;
   }
 
   /** Writers start writing back every this many bytes while they go (see FileWriter). */
@@ -143,7 +146,9 @@ export class FsDriver implements StorageDriver {
   // A small read is synchronous too (see above): a manifest GET is a stat and a read or two.
   async stat(path: string): Promise<FileInfo | undefined> {
     try {
-      const s = statSync(this.abs(path), { bigint: true });
+      // A missing file is common (is this blob stored yet?): undefined, not an exception.
+      const s = statSync(this.abs(path), { bigint: true, throwIfNoEntry: false });
+      if (!s) return undefined;
       return { size: Number(s.size), mtimeMs: Number(s.mtimeMs), isDir: s.isDirectory(), version: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -160,10 +165,13 @@ export class FsDriver implements StorageDriver {
     }
   }
 
-  async put(path: string, data: Uint8Array | string, opts: { durable?: boolean } = {}): Promise<void> {
+  async put(path: string, data: Uint8Array | string, opts: PutOptions = {}): Promise<void> {
     const dst = this.abs(path);
     const durable = opts.durable ?? true;
-    if (data.length === 0) return this.putEmpty(dst, durable);
+    if (data.length === 0) {
+      await opts.after;
+      return this.putEmpty(dst, durable);
+    }
     const tmp = this.tempPath();
     try {
       const fd = await openFd(tmp, 'w');
@@ -174,6 +182,7 @@ export class FsDriver implements StorageDriver {
       } finally {
         closeSync(fd);
       }
+      await opts.after;
       await this.install(tmp, dst, durable);
     } catch (err) {
       await rm(tmp, { force: true });

@@ -28,6 +28,16 @@ export interface FileReader {
   close(): Promise<void>;
 }
 
+export interface PutOptions {
+  durable?: boolean;
+  /**
+   * Writes this put must not overtake: the bytes are written and synced meanwhile, but the file
+   * takes its name only once `after` has resolved (a tag once its manifest is on disk). When it
+   * rejects, nothing is written and put rejects with its reason.
+   */
+  after?: Promise<unknown>;
+}
+
 /**
  * The storage driver: a dumb, path-keyed store of bytes, as Distribution's StorageDriver. Paths
  * are relative, '/'-separated, and built only by the registry store from validated names; drivers
@@ -43,7 +53,7 @@ export interface StorageDriver {
    * syncs: the file still survives the process, but not a power cut (an upload session that holds
    * no bytes yet, which a client that finds it gone simply starts again).
    */
-  put(path: string, data: Uint8Array | string, opts?: { durable?: boolean }): Promise<void>;
+  put(path: string, data: Uint8Array | string, opts?: PutOptions): Promise<void>;
   /** Opens a file for positional reads; fails when it does not exist. */
   open(path: string): Promise<FileReader>;
   /** Streams a file, or the inclusive byte range [start, end] of it. */

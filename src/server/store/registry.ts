@@ -4,6 +4,7 @@ import {
   digestOf,
   isDigest,
   parseDigest,
+  bodyMediaType,
   parseManifest,
   parseManifestRef,
   assertTag,
@@ -153,11 +154,12 @@ export class RegistryStore {
    */
   async touchBlob(digest: Digest): Promise<boolean> {
     const path = paths.blobData(digest);
-    if (!this.verified.known(digest)) return this.driver.touch(path);
+    // Most blobs a push asks about are not stored yet: a stat tells without the cost of a failed
+    // touch (an exception with its stack).
+    const before = await this.driver.stat(path);
+    if (!before || !(await this.driver.touch(path))) return false;
     // Touching moves the file's ctime: a verified file that was unchanged until now stays verified.
-    const before = (await this.driver.stat(path))?.version;
-    if (!(await this.driver.touch(path))) return false;
-    if (this.verified.has(digest, before)) this.verified.add(digest, (await this.driver.stat(path))?.version, false);
+    if (this.verified.has(digest, before.version)) this.verified.add(digest, (await this.driver.stat(path))?.version, false);
     return true;
   }
 
@@ -202,17 +204,18 @@ export class RegistryStore {
 
   async getManifest(name: string, reference: string): Promise<StoredManifest> {
     const digest = await this.resolveRef(name, reference);
-    const mediaType = (await this.driver.get(paths.manifestLink(name, digest)))?.toString('utf8');
-    if (mediaType === undefined) throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is unknown to repository ${name}`, { detail: { reference } });
-    let body = this.cache.get(digest);
-    if (!body) {
-      const raw = await this.driver.get(paths.blobData(digest));
-      if (!raw) throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} has no content`, { detail: { digest } });
-      if (digestOf(raw, parseDigest(digest).algorithm) !== digest) throw new OciError('INTERNAL', `stored manifest ${digest} is damaged`);
-      body = raw;
-      this.cache.set(digest, body);
+    const link = await this.driver.get(paths.manifestLink(name, digest));
+    if (link === undefined) throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} is unknown to repository ${name}`, { detail: { reference } });
+    let m = this.cache.get(digest);
+    if (!m) {
+      const body = await this.driver.get(paths.blobData(digest));
+      if (!body) throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} has no content`, { detail: { digest } });
+      if (digestOf(body, parseDigest(digest).algorithm) !== digest) throw new OciError('INTERNAL', `stored manifest ${digest} is damaged`);
+      m = { body, mediaType: bodyMediaType(body) };
+      this.cache.set(digest, m);
     }
-    return { digest, mediaType, body };
+    // An empty link: the manifest names its own media type (see putManifest).
+    return { digest, mediaType: link.length > 0 ? link.toString('utf8') : m.mediaType, body: m.body };
   }
 
   async putManifest(name: string, reference: string, body: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
@@ -241,10 +244,16 @@ export class RegistryStore {
         }
       }
       // Bytes and link wait on the disk together: a link whose bytes a crash lost reads as an
-      // unknown manifest. The referrer entry and the tag, which name it, come after both.
+      // unknown manifest. The referrer entry and the tag, which name it, are written meanwhile
+      // but take their names only after both. The link keeps the media type, unless the
+      // manifest's own mediaType field says it: then it is empty, made in place (no temporary
+      // file to write and sync), and a GET reads the type from the body.
       const fresh = !(await this.touchBlob(digest));
-      await allDone([fresh ? this.driver.put(paths.blobData(digest), body) : undefined, this.driver.put(paths.manifestLink(name, digest), info.mediaType)]);
-      this.cache.set(digest, body);
+      const stored = allDone([
+        fresh ? this.driver.put(paths.blobData(digest), body) : undefined,
+        this.driver.put(paths.manifestLink(name, digest), info.selfDescribed ? '' : info.mediaType),
+      ]);
+      const naming: Array<Promise<void>> = [stored];
       if (info.subject) {
         const d: Descriptor = { mediaType: info.mediaType, digest, size: body.length };
         // distribution-spec "Listing Referrers": an image manifest without artifactType is listed
@@ -252,19 +261,20 @@ export class RegistryStore {
         const artifactType = info.artifactType ?? (isIndexMediaType(info.mediaType) ? undefined : info.blobs[0]?.mediaType);
         if (artifactType !== undefined) d.artifactType = artifactType;
         if (info.annotations !== undefined) d.annotations = info.annotations;
-        await this.driver.put(paths.referrer(name, info.subject.digest, digest), JSON.stringify(d));
+        naming.push(this.driver.put(paths.referrer(name, info.subject.digest, digest), JSON.stringify(d), { after: stored }));
       }
-      if (ref.tag) await this.driver.put(paths.tag(name, ref.tag), digest);
+      if (ref.tag) naming.push(this.driver.put(paths.tag(name, ref.tag), digest, { after: stored }));
+      await allDone(naming);
+      this.cache.set(digest, { body, mediaType: info.selfDescribed ? info.mediaType : bodyMediaType(body) });
       const res: PutManifestResult = { digest };
       if (info.subject) res.subject = info.subject.digest;
       return res;
     });
   }
 
+  /** Whether `name` links to the blob and its data exists; if so it is touched (see touchBlob). */
   private async hasBlob(name: string, digest: Digest): Promise<boolean> {
-    const [link, data] = await Promise.all([this.driver.stat(paths.blobLink(name, digest)), this.driver.stat(paths.blobData(digest))]);
-    if (!link || !data) return false;
-    return this.touchBlob(digest);
+    return (await this.driver.stat(paths.blobLink(name, digest))) !== undefined && this.touchBlob(digest);
   }
 
   /** DELETE by tag removes the tag; by digest, the manifest, its tags and its referrer entry. */
@@ -333,27 +343,33 @@ export class RegistryStore {
   }
 }
 
-/** A byte-bounded LRU of manifest bodies by digest. */
+/** A verified manifest body and the media type it names (or its shape implies). */
+interface CachedManifest {
+  body: Buffer;
+  mediaType: string;
+}
+
+/** A byte-bounded LRU of manifests by digest. */
 class ManifestCache {
-  private readonly map = new Map<string, Buffer>();
+  private readonly map = new Map<string, CachedManifest>();
   private bytes = 0;
   constructor(private readonly max: number) {}
-  get(digest: string): Buffer | undefined {
-    const b = this.map.get(digest);
-    if (b) {
+  get(digest: string): CachedManifest | undefined {
+    const m = this.map.get(digest);
+    if (m) {
       this.map.delete(digest);
-      this.map.set(digest, b);
+      this.map.set(digest, m);
     }
-    return b;
+    return m;
   }
-  set(digest: string, body: Buffer): void {
-    if (body.length > this.max || this.map.has(digest)) return;
-    this.map.set(digest, body);
-    this.bytes += body.length;
+  set(digest: string, m: CachedManifest): void {
+    if (m.body.length > this.max || this.map.has(digest)) return;
+    this.map.set(digest, m);
+    this.bytes += m.body.length;
     for (const [k, v] of this.map) {
       if (this.bytes <= this.max) break;
       this.map.delete(k);
-      this.bytes -= v.length;
+      this.bytes -= v.body.length;
     }
   }
 }
@@ -368,9 +384,6 @@ class VerifiedFiles {
   has(digest: string, version: string | undefined): boolean {
     const e = this.map.get(digest);
     return version !== undefined && e !== undefined && e.version === version && Date.now() - e.at < this.maxAge;
-  }
-  known(digest: string): boolean {
-    return this.map.has(digest);
   }
   /** `fresh: false` keeps the time of the last hashing (a touch is no new verification). */
   add(digest: string, version: string | undefined, fresh = true): void {

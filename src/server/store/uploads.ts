@@ -58,7 +58,8 @@ class ChunkMeter extends Transform {
  * each new inode costs more than everything else the request does.
  */
 export class Uploads {
-  private readonly hashes = new Map<string, { hash: Hash; offset: number }>();
+  /** Sessions this process started: their acknowledged offset and running hash. */
+  private readonly live = new Map<string, { repo: string; hash: Hash; offset: number; recorded: boolean }>();
   private readonly mutex = new KeyedMutex();
 
   constructor(
@@ -73,7 +74,7 @@ export class Uploads {
     // Not synced: a session that holds no bytes is cheap to lose to a power cut (the client starts
     // again); every chunk acknowledged later syncs its bytes and this directory (the offset record).
     await this.driver.put(paths.uploadData(repo, id), '', { durable: false });
-    this.hashes.set(id, { hash: createDigester('sha256'), offset: 0 });
+    this.live.set(id, { repo, hash: createDigester('sha256'), offset: 0, recorded: false });
     return { id, offset: 0 };
   }
 
@@ -84,6 +85,9 @@ export class Uploads {
 
   /** The acknowledged offset of a session; BLOB_UPLOAD_UNKNOWN when there is none. */
   private async offsetOf(repo: string, id: string): Promise<number> {
+    // A session this process holds has the offset its record says: no need to read the record.
+    const live = this.live.get(id);
+    if (live?.repo === repo) return live.offset;
     const raw = await this.driver.get(paths.uploadInfo(repo, id));
     if (raw) {
       try {
@@ -98,10 +102,16 @@ export class Uploads {
     throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
   }
 
+  /** Whether a session may have an offset record: not if this process started it and wrote none. */
+  private hasRecord(repo: string, id: string): boolean {
+    const live = this.live.get(id);
+    return live?.repo !== repo || live.recorded;
+  }
+
   /** Ends a session: the record goes first, so a crash in between leaves a session at offset 0. */
-  private async end(repo: string, id: string, keepData = false): Promise<void> {
-    this.hashes.delete(id);
-    await this.driver.delete(paths.uploadInfo(repo, id));
+  private async end(repo: string, id: string, keepData = false, hasRecord = this.hasRecord(repo, id)): Promise<void> {
+    this.live.delete(id);
+    if (hasRecord) await this.driver.delete(paths.uploadInfo(repo, id));
     if (!keepData) await this.driver.delete(paths.uploadData(repo, id));
   }
 
@@ -127,8 +137,8 @@ export class Uploads {
       body.resume();
       throw new OciError('SIZE_INVALID', `Content-Range covers ${expected} bytes but Content-Length is ${opts.contentLength}`);
     }
-    const state = this.hashes.get(id);
-    const inStep = state && state.offset === offset;
+    const state = this.live.get(id);
+    const inStep = state !== undefined && state.repo === repo && state.offset === offset;
     // hash.copy() lets a failed chunk roll the running digest back with the file.
     const before = inStep ? state.hash.copy() : undefined;
     const limit = Math.min(expected ?? Number.MAX_SAFE_INTEGER, this.maxBlobSize - offset);
@@ -138,6 +148,7 @@ export class Uploads {
         : new OciError('SIZE_INVALID', `blob exceeds the limit of ${this.maxBlobSize} bytes`, { status: 413 }),
     );
     const w = await this.driver.writer(paths.uploadData(repo, id), { appendAt: offset, size: expected });
+    let recording = false;
     try {
       await pipeline(body, meter, w, opts.signal ? { signal: opts.signal } : {});
       if (expected !== undefined && meter.bytes !== expected) {
@@ -145,11 +156,18 @@ export class Uploads {
       }
       // Bytes first, then the record that acknowledges them.
       await w.commit();
-      if (record) await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify({ offset: offset + meter.bytes }));
+      recording = record;
+      if (record) {
+        if (state) state.recorded = true;
+        await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify({ offset: offset + meter.bytes }));
+      }
     } catch (err) {
       await w.cancel();
-      if (before && state) state.hash = before;
-      else this.hashes.delete(id);
+      // Until the record is written the session's offset stays where it was, so the running hash
+      // rolls back with the file; a record that failed may have landed all the same, and then
+      // the session is forgotten here and read from its record next time.
+      if (before && state && !recording) state.hash = before;
+      else this.live.delete(id);
       throw err;
     }
     if (inStep) state.offset = offset + meter.bytes;
@@ -166,20 +184,22 @@ export class Uploads {
   async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
     return this.mutex.run(id, async () => {
       const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts, false);
+      const state = this.live.get(id);
+      const hasRecord = this.hasRecord(repo, id);
+      // The running hash is spent and the last offset was not recorded: a retry after a failure
+      // below reads the record and hashes the file.
+      this.live.delete(id);
       const { algorithm } = parseDigest(digest);
-      const state = this.hashes.get(id);
       let got: string;
-      if (state && state.offset === offset && algorithm === 'sha256') got = `sha256:${state.hash.digest('hex')}`;
+      if (state?.repo === repo && state.offset === offset && algorithm === 'sha256') got = `sha256:${state.hash.digest('hex')}`;
       else got = await this.hashFile(paths.uploadData(repo, id), algorithm);
-      // The running hash is spent: a retry after a failure below hashes the file.
-      this.hashes.delete(id);
       if (got !== digest) {
-        await this.end(repo, id);
+        await this.end(repo, id, false, hasRecord);
         throw new OciError('DIGEST_INVALID', `uploaded content has digest ${got}, not ${digest}`, { detail: { digest } });
       }
       // Same content already stored: keep it, and refresh its mtime for a concurrent gc.
       const stored = !(await this.touch(digest));
-      await this.end(repo, id, stored);
+      await this.end(repo, id, stored, hasRecord);
       const move = async (): Promise<void> => (stored ? this.driver.move(paths.uploadData(repo, id), paths.blobData(digest)) : undefined);
       await allDone([move(), onVerified?.()]);
       return { size: offset, stored };

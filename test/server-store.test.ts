@@ -1,0 +1,81 @@
+/**
+ * The registry store over the filesystem driver, below HTTP: what a manifest PUT leaves on disk,
+ * and that stores written by earlier versions read the same.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { FsDriver } from '../src/server/driver/index.js';
+import { RegistryStore } from '../src/server/store/registry.js';
+import { paths } from '../src/server/store/paths.js';
+import { asDigest, type Digest } from '../src/spec/index.js';
+
+const sha256 = (b: Uint8Array): Digest => asDigest(`sha256:${createHash('sha256').update(b).digest('hex')}`);
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const EMPTY = Buffer.from('{}');
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wharf-store-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A store with the empty config pushed to `repo`. */
+async function storeWithConfig(name: string, repo: string): Promise<{ driver: FsDriver; store: RegistryStore }> {
+  const driver = new FsDriver(join(dir, name));
+  const store = new RegistryStore(driver);
+  const { id } = await store.uploads.start(repo);
+  await store.finishUpload(repo, id, sha256(EMPTY), Readable.from([EMPTY]));
+  return { driver, store };
+}
+
+function manifest(withMediaType: boolean): Buffer {
+  const m: Record<string, unknown> = { schemaVersion: 2 };
+  if (withMediaType) m.mediaType = OCI_MANIFEST;
+  m.config = { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(EMPTY), size: 2 };
+  m.layers = [];
+  return Buffer.from(JSON.stringify(m));
+}
+
+describe('manifest links', () => {
+  test('a manifest that names its media type gets an empty link; one that does not keeps the type in its link', async () => {
+    const { driver, store } = await storeWithConfig('links', 'r');
+    const named = manifest(true);
+    const bare = manifest(false);
+    await store.putManifest('r', 'named', named, OCI_MANIFEST);
+    await store.putManifest('r', 'bare', bare, `${OCI_MANIFEST}; charset=utf-8`);
+    assert.equal((await readFile(join(driver.root, paths.manifestLink('r', sha256(named))))).length, 0);
+    assert.equal((await readFile(join(driver.root, paths.manifestLink('r', sha256(bare))), 'utf8')), OCI_MANIFEST);
+    // A fresh store (no cache) reads both back from disk.
+    const fresh = new RegistryStore(driver);
+    for (const [ref, body] of [['named', named], ['bare', bare]] as const) {
+      const m = await fresh.getManifest('r', ref);
+      assert.equal(m.mediaType, OCI_MANIFEST);
+      assert.ok(m.body.equals(body));
+    }
+  });
+
+  test('a link written by an earlier version (the media type as its content) still decides the type', async () => {
+    const { driver, store } = await storeWithConfig('legacy', 'r');
+    const body = manifest(true);
+    await store.putManifest('r', 'latest', body, OCI_MANIFEST);
+    const link = join(driver.root, paths.manifestLink('r', sha256(body)));
+    await writeFile(link, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.equal((await new RegistryStore(driver).getManifest('r', 'latest')).mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  });
+
+  test('a tag takes its name only after the manifest it names is on disk; when the manifest fails, no tag appears', async () => {
+    const { driver, store } = await storeWithConfig('order', 'r');
+    const body = manifest(true);
+    // The manifest's link cannot be written: its directory's place is taken by a file.
+    await writeFile(join(driver.root, 'repositories', 'r', '_manifests'), 'in the way');
+    await assert.rejects(store.putManifest('r', 'latest', body, OCI_MANIFEST));
+    await assert.rejects(stat(join(driver.root, paths.tag('r', 'latest'))), { code: 'ENOENT' });
+  });
+});
