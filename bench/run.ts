@@ -125,6 +125,11 @@ read verified against its digest) except \`log.level: warn\`; Distribution runs 
 off. The CLI and server are compiled once per run (\`tsc\` into \`.bench/dist-<pid>\`), as
 \`npm start\` runs them.
 
+Figures made of many small requests (range GETs, small blobs, small artifacts, manifest GET and
+HEAD) follow one untimed round of the same work on every registry: a server runs for days, and a
+JIT runtime's first few thousand requests are slower (a fresh \`wharf serve\`: 65 small artifacts/s
+in its first 400, 190/s from its fourth 400). Large pushes and pulls have no such round.
+
 Caveat: the machine has 2 cores shared with other work, and the load generator runs on the same
 cores as the server it measures; compare ratios more than absolute figures, and see each block's
 load average.
@@ -137,7 +142,8 @@ so a page the kernel has not used for a while is faulted in by the hypervisor on
 are not in the page cache afterwards: the first pull after a push reads them through fresh pages
 (256-300 MB/s in direct tests, with 3.65 s of server CPU for 1 GiB, mostly page faults), the next
 ones from the cache (755-946 MB/s, Distribution 645-917 in the same run). Distribution writes
-through the page cache, without fsync, and its first pull is a cache hit.
+through the page cache (and fsyncs each file it writes, 30 times per small artifact under
+\`strace -f -c\`, Wharf 11), so its first pull is a cache hit.
 
 Caveat on small files: the root file system (where \`/tmp\`, and so both registries' data, lives)
 is ext4 without a journal, and there creating a file scans past every inode of its block group
