@@ -137,8 +137,9 @@ export class Uploads {
       body.resume();
       throw new OciError('SIZE_INVALID', `Content-Range covers ${expected} bytes but Content-Length is ${opts.contentLength}`);
     }
-    const state = this.live.get(id);
-    const inStep = state !== undefined && state.repo === repo && state.offset === offset;
+    const live = this.live.get(id);
+    const state = live?.repo === repo ? live : undefined;
+    const inStep = state !== undefined && state.offset === offset;
     // hash.copy() lets a failed chunk roll the running digest back with the file.
     const before = inStep ? state.hash.copy() : undefined;
     const limit = Math.min(expected ?? Number.MAX_SAFE_INTEGER, this.maxBlobSize - offset);
