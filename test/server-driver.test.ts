@@ -132,3 +132,33 @@ describe('paths', () => {
     }
   });
 });
+
+describe('reads', () => {
+  test('a sequential read of a large file (direct where the file system takes it) returns its bytes exactly, and so do unaligned reads', async () => {
+    const driver = new FsDriver(join(dir, 'reads'));
+    const data = randomBytes(3 * (1 << 20) + 123);
+    await driver.put('big', data);
+    const file = await driver.open('big', { sequential: true });
+    try {
+      const chunks: Buffer[] = [];
+      for (let pos = 0; pos < data.length; ) {
+        const into = Buffer.alloc(Math.min(1 << 20, data.length - pos));
+        const n = await file.read(into, pos);
+        assert.ok(n > 0, `read at ${pos}`);
+        chunks.push(into.subarray(0, n));
+        pos += n;
+      }
+      assert.ok(Buffer.concat(chunks).equals(data));
+      // Past the end, an unaligned position, and a buffer that is not one block.
+      assert.equal(await file.read(Buffer.alloc(4096), data.length), 0);
+      const odd = Buffer.alloc(5000);
+      assert.equal(await file.read(odd, 1001), 5000);
+      assert.ok(odd.equals(data.subarray(1001, 6001)));
+      const big = Buffer.alloc((1 << 20) + 1);
+      assert.equal(await file.read(big, 0), big.length);
+      assert.ok(big.equals(data.subarray(0, big.length)));
+    } finally {
+      await file.close();
+    }
+  });
+});

@@ -1,10 +1,10 @@
-import { closeSync, createReadStream, fsync as fsyncCb, open as openCb, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, fsync as fsyncCb, open as openCb, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { open, readdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { createAppender, writeDirect, type Appender, type AppenderOptions } from './append.js';
+import { createAppender, fitsDirectRead, preadDirect, readDirect, writeDirect, type Appender, type AppenderOptions } from './append.js';
 import type { DriverWriter, FileInfo, FileReader, PutOptions, StorageDriver } from './types.js';
 
 const fsync = promisify(fsyncCb);
@@ -200,12 +200,32 @@ export class FsDriver implements StorageDriver {
     if (durable) await this.syncDir(dirname(dst));
   }
 
-  async open(path: string): Promise<FileReader> {
-    const fh = await open(this.abs(path), 'r');
+  async open(path: string, opts: { sequential?: boolean } = {}): Promise<FileReader> {
+    const p = this.abs(path);
+    const fh = await open(p, 'r');
+    const direct = opts.sequential && this.directIO ? this.openDirect(p, fh.fd) : undefined;
     return {
-      read: async (into, position) => (await fh.read(into, 0, into.length, position)).bytesRead,
-      close: () => fh.close(),
+      // Whole blocks at block offsets go direct; anything else (never, for a sequential read of
+      // whole chunks) through the page cache.
+      read: async (into, position) =>
+        direct !== undefined && fitsDirectRead(position, into.length)
+          ? preadDirect(direct, into, position)
+          : (await fh.read(into, 0, into.length, position)).bytesRead,
+      close: async () => {
+        if (direct !== undefined) closeSync(direct);
+        await fh.close();
+      },
     };
+  }
+
+  /** A second, O_DIRECT descriptor for a large file read start to end (see readDirect), if wanted. */
+  private openDirect(path: string, fd: number): number | undefined {
+    if (!readDirect(this.tmpDir(), fstatSync(fd).size)) return undefined;
+    try {
+      return openSync(path, constants.O_RDONLY | constants.O_DIRECT);
+    } catch {
+      return undefined;
+    }
   }
 
   async reader(path: string, range?: { start: number; end: number }): Promise<Readable> {

@@ -54,8 +54,12 @@ export interface StorageDriver {
    * no bytes yet, which a client that finds it gone simply starts again).
    */
   put(path: string, data: Uint8Array | string, opts?: PutOptions): Promise<void>;
-  /** Opens a file for positional reads; fails when it does not exist. */
-  open(path: string): Promise<FileReader>;
+  /**
+   * Opens a file for positional reads; fails when it does not exist. `sequential`: the whole file
+   * will be read once, start to end, in chunks of up to 1 MiB, so the driver may read around its
+   * cache.
+   */
+  open(path: string, opts?: { sequential?: boolean }): Promise<FileReader>;
   /** Streams a file, or the inclusive byte range [start, end] of it. */
   reader(path: string, range?: { start: number; end: number }): Promise<Readable>;
   /**

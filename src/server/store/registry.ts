@@ -132,7 +132,7 @@ export class RegistryStore {
    */
   async openBlobFile(name: string, digest: Digest, whole = true): Promise<{ file: FileReader; check?: BlobCheck }> {
     const path = paths.blobData(digest);
-    const file = await this.driver.open(path);
+    const file = await this.driver.open(path, { sequential: whole });
     if (!whole || !this.verifyReads) return { file };
     const version = (await this.driver.stat(path))?.version;
     if (this.verified.has(digest, version)) return { file };
