@@ -138,10 +138,9 @@ Caveat on large blobs: this machine is a VM whose kernel reports freed memory ba
 so a page the kernel has not used for a while is faulted in by the hypervisor on first touch
 (measured: a buffered 256 MiB write into fresh page cache 260-335 MiB/s, into just-freed pages
 2.7-4.1 GB/s; \`dd oflag=direct\` 1.1-1.6 GB/s; a buffered read of an uncached file 377 MB/s,
-\`iflag=direct\` 1.9-2.1 GB/s). Wharf writes large blobs with O_DIRECT (docs/STORAGE.md), so they
-are not in the page cache afterwards: the first pull after a push reads them through fresh pages
-(256-300 MB/s in direct tests, with 3.65 s of server CPU for 1 GiB, mostly page faults), the next
-ones from the cache (755-946 MB/s, Distribution 645-917 in the same run). Distribution writes
+\`iflag=direct\` 1.9-2.1 GB/s). Wharf writes and reads large blobs with O_DIRECT (docs/STORAGE.md),
+so none of its pulls pays for fresh pages (a 1 GiB blob pulled 4 times in turns with Distribution:
+750-845 MB/s with 0.65-0.70 s of server CPU each, where a buffered first read took 3.2 s at 290 MB/s). Distribution writes
 through the page cache (and fsyncs each file it writes, 30 times per small artifact under
 \`strace -f -c\`, Wharf 11), so its first pull is a cache hit.
 
