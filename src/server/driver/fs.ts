@@ -204,15 +204,22 @@ export class FsDriver implements StorageDriver {
     const p = this.abs(path);
     const fh = await open(p, 'r');
     const direct = opts.sequential && this.directIO ? this.openDirect(p, fh.fd) : undefined;
+    // A raw descriptor, unlike the FileHandle, is not kept open for reads still queued on it.
+    const reading = new Set<Promise<number>>();
     return {
       // Whole blocks at block offsets go direct; anything else (never, for a sequential read of
       // whole chunks) through the page cache.
-      read: async (into, position) =>
-        direct !== undefined && fitsDirectRead(position, into.length)
-          ? preadDirect(direct, into, position)
-          : (await fh.read(into, 0, into.length, position)).bytesRead,
+      read: async (into, position) => {
+        if (direct === undefined || !fitsDirectRead(position, into.length)) return (await fh.read(into, 0, into.length, position)).bytesRead;
+        const r = preadDirect(direct, into, position);
+        reading.add(r);
+        return r.finally(() => reading.delete(r));
+      },
       close: async () => {
-        if (direct !== undefined) closeSync(direct);
+        if (direct !== undefined) {
+          await Promise.allSettled(reading);
+          closeSync(direct);
+        }
         await fh.close();
       },
     };
