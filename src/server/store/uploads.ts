@@ -47,6 +47,15 @@ class ChunkMeter extends Transform {
   }
 }
 
+/** An upload session this process started: its repository, acknowledged offset and running hash. */
+interface LiveSession {
+  repo: string;
+  hash: Hash;
+  offset: number;
+  /** An offset record was written (so ending the session must remove it). */
+  recorded: boolean;
+}
+
 /**
  * Resumable upload sessions. A session is its data file plus, once a chunk was acknowledged, an
  * `info` record of that offset, written atomically after the chunk's bytes are synced (no record:
@@ -58,8 +67,8 @@ class ChunkMeter extends Transform {
  * each new inode costs more than everything else the request does.
  */
 export class Uploads {
-  /** Sessions this process started: their acknowledged offset and running hash. */
-  private readonly live = new Map<string, { repo: string; hash: Hash; offset: number; recorded: boolean }>();
+  /** Sessions this process started, by id. */
+  private readonly live = new Map<string, LiveSession>();
   private readonly mutex = new KeyedMutex();
 
   constructor(
@@ -86,8 +95,8 @@ export class Uploads {
   /** The acknowledged offset of a session; BLOB_UPLOAD_UNKNOWN when there is none. */
   private async offsetOf(repo: string, id: string): Promise<number> {
     // A session this process holds has the offset its record says: no need to read the record.
-    const live = this.live.get(id);
-    if (live?.repo === repo) return live.offset;
+    const live = this.held(repo, id);
+    if (live) return live.offset;
     const raw = await this.driver.get(paths.uploadInfo(repo, id));
     if (raw) {
       try {
@@ -102,10 +111,15 @@ export class Uploads {
     throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
   }
 
+  /** The state of a session of `repo` that this process started; undefined for any other. */
+  private held(repo: string, id: string): LiveSession | undefined {
+    const live = this.live.get(id);
+    return live?.repo === repo ? live : undefined;
+  }
+
   /** Whether a session may have an offset record: not if this process started it and wrote none. */
   private hasRecord(repo: string, id: string): boolean {
-    const live = this.live.get(id);
-    return live?.repo !== repo || live.recorded;
+    return this.held(repo, id)?.recorded ?? true;
   }
 
   /** Ends a session: the record goes first, so a crash in between leaves a session at offset 0. */
@@ -137,8 +151,7 @@ export class Uploads {
       body.resume();
       throw new OciError('SIZE_INVALID', `Content-Range covers ${expected} bytes but Content-Length is ${opts.contentLength}`);
     }
-    const live = this.live.get(id);
-    const state = live?.repo === repo ? live : undefined;
+    const state = this.held(repo, id);
     const inStep = state !== undefined && state.offset === offset;
     // hash.copy() lets a failed chunk roll the running digest back with the file.
     const before = inStep ? state.hash.copy() : undefined;
@@ -185,14 +198,14 @@ export class Uploads {
   async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
     return this.mutex.run(id, async () => {
       const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts, false);
-      const state = this.live.get(id);
+      const state = this.held(repo, id);
       const hasRecord = this.hasRecord(repo, id);
       // The running hash is spent and the last offset was not recorded: a retry after a failure
       // below reads the record and hashes the file.
       this.live.delete(id);
       const { algorithm } = parseDigest(digest);
       let got: string;
-      if (state?.repo === repo && state.offset === offset && algorithm === 'sha256') got = `sha256:${state.hash.digest('hex')}`;
+      if (state && state.offset === offset && algorithm === 'sha256') got = `sha256:${state.hash.digest('hex')}`;
       else got = await this.hashFile(paths.uploadData(repo, id), algorithm);
       if (got !== digest) {
         await this.end(repo, id, false, hasRecord);
