@@ -79,12 +79,19 @@ export class Authenticator {
    * 429 without running bcrypt, so a flood of wrong passwords costs the server next to nothing.
    */
   async login(user: string, password: string, ip: string): Promise<boolean> {
+    this.assertNotBlocked(user, ip);
+    if (await this.htpasswd.verify(user, password)) return true;
+    // Attempts that passed the check together while bcrypt ran are counted now: those past the
+    // limit are answered as if they had come after it.
+    const withinClient = this.perClient.fail(ip);
+    const withinUser = this.perUser.fail(user);
+    if (!withinClient || !withinUser) this.assertNotBlocked(user, ip);
+    return false;
+  }
+
+  private assertNotBlocked(user: string, ip: string): void {
     const wait = Math.max(this.perClient.blockedFor(ip), this.perUser.blockedFor(user));
     if (wait > 0) throw new OciError('TOOMANYREQUESTS', 'too many failed logins; try again later', { detail: { retryAfter: Math.ceil(wait / 1000) } });
-    if (await this.htpasswd.verify(user, password)) return true;
-    this.perClient.fail(ip);
-    this.perUser.fail(user);
-    return false;
   }
 
   /** Who sent the request. Bad credentials are a 401, never a silent fall back to anonymous. */

@@ -11,7 +11,8 @@ export class FailureLimiter {
     return h.n >= this.max ? h.reset - now : 0;
   }
 
-  fail(key: string, now = Date.now()): void {
+  /** Counts a failure; false when it is past the limit (one that raced the check before it). */
+  fail(key: string, now = Date.now()): boolean {
     let h = this.hits.get(key);
     if (!h || h.reset <= now) {
       h = { n: 0, reset: now + this.windowMs };
@@ -19,5 +20,6 @@ export class FailureLimiter {
     }
     h.n++;
     if (this.hits.size > 100_000) for (const [k, v] of this.hits) if (v.reset <= now) this.hits.delete(k);
+    return h.n <= this.max;
   }
 }
