@@ -244,23 +244,26 @@ export function badInputSuite(name: string, start: () => Promise<InspectableRegi
         assertStatus(put, 201);
         assert.ok((await call(url, 'GET', `/v2/${repo}/blobs/${digestOf(b)}`)).body.equals(b));
       });
-      it('a client that disconnects mid-chunk leaves the acknowledged chunks, and the upload resumes', async () => {
-        const b = randomBlob(4000, 'gone');
-        const loc0 = await startUpload(url, repo);
-        const first = await call(url, 'PATCH', loc0, { headers: { ...OCTET, 'content-range': '0-999' }, body: b.subarray(0, 1000) });
-        assertStatus(first, 202);
-        const loc = new URL(first.headers.get('location')!, url);
-        const head = [`PATCH ${loc.pathname}${loc.search} HTTP/1.1`, `Host: ${loc.host}`, 'Content-Type: application/octet-stream', 'Content-Range: 1000-3999', 'Content-Length: 3000'].join('\r\n');
-        await rawExchange(url, head, b.subarray(1000, 2000), { end: 'destroy', afterMs: 30 });
-        const status = await call(url, 'GET', loc.href);
-        assertStatus(status, 204);
-        assert.equal(status.headers.get('range'), '0-999');
-        const rest = await call(url, 'PATCH', loc.href, { headers: { ...OCTET, 'content-range': '1000-3999' }, body: b.subarray(1000) });
-        assertStatus(rest, 202);
-        const put = await call(url, 'PUT', withQuery(rest.headers.get('location')!, { digest: digestOf(b) }), { headers: OCTET });
-        assertStatus(put, 201);
-        assert.ok((await call(url, 'GET', `/v2/${repo}/blobs/${digestOf(b)}`)).body.equals(b));
-      });
+      // Small chunks, and chunks of a few MiB (which a registry may hash apart from the request).
+      for (const [what, unit] of [['small', 1000], ['large', 1 << 20]] as const) {
+        it(`a client that disconnects mid-chunk leaves the acknowledged chunks, and the upload resumes (${what} chunks)`, async () => {
+          const b = randomBlob(4 * unit, `gone-${what}`);
+          const loc0 = await startUpload(url, repo);
+          const first = await call(url, 'PATCH', loc0, { headers: { ...OCTET, 'content-range': `0-${unit - 1}` }, body: b.subarray(0, unit) });
+          assertStatus(first, 202);
+          const loc = new URL(first.headers.get('location')!, url);
+          const head = [`PATCH ${loc.pathname}${loc.search} HTTP/1.1`, `Host: ${loc.host}`, 'Content-Type: application/octet-stream', `Content-Range: ${unit}-${4 * unit - 1}`, `Content-Length: ${3 * unit}`].join('\r\n');
+          await rawExchange(url, head, b.subarray(unit, 2 * unit), { end: 'destroy', afterMs: 30 });
+          const status = await call(url, 'GET', loc.href);
+          assertStatus(status, 204);
+          assert.equal(status.headers.get('range'), `0-${unit - 1}`);
+          const rest = await call(url, 'PATCH', loc.href, { headers: { ...OCTET, 'content-range': `${unit}-${4 * unit - 1}` }, body: b.subarray(unit) });
+          assertStatus(rest, 202);
+          const put = await call(url, 'PUT', withQuery(rest.headers.get('location')!, { digest: digestOf(b) }), { headers: OCTET });
+          assertStatus(put, 201);
+          assert.ok((await call(url, 'GET', `/v2/${repo}/blobs/${digestOf(b)}`)).body.equals(b));
+        });
+      }
       it('an upload id that is no session (or a path) is 404 BLOB_UPLOAD_UNKNOWN (or 400)', async () => {
         for (const id of ['nope', '..', '%2e%2e', '00000000-0000-0000-0000-000000000000', `${'a'.repeat(300)}`]) {
           for (const method of ['GET', 'PATCH', 'PUT', 'DELETE']) {

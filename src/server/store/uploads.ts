@@ -1,7 +1,8 @@
-import { randomUUID, type Hash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OciError, parseDigest, createDigester, type ByteRange, type Digest } from '../../spec/index.js';
+import { runningDigest, type RunningDigest } from '../../content/index.js';
 import type { StorageDriver } from '../driver/index.js';
 import { KeyedMutex } from './locks.js';
 import { paths, UPLOAD_ID } from './paths.js';
@@ -33,7 +34,7 @@ export async function allDone(writes: Array<Promise<unknown> | undefined>): Prom
 class ChunkMeter extends Transform {
   bytes = 0;
   constructor(
-    private readonly hash: Hash | undefined,
+    private readonly hash: RunningDigest | undefined,
     private readonly limit: number,
     private readonly onOver: () => OciError,
   ) {
@@ -42,15 +43,17 @@ class ChunkMeter extends Transform {
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.limit) return cb(this.onOver());
-    this.hash?.update(chunk);
-    cb(null, chunk);
+    const room = this.hash?.update(chunk);
+    if (room) room.then(() => cb(null, chunk), cb);
+    else cb(null, chunk);
   }
 }
 
 /** An upload session this process started: its repository, acknowledged offset and running hash. */
 interface LiveSession {
   repo: string;
-  hash: Hash;
+  /** Made by the first chunk, whose length decides where it is computed. */
+  hash?: RunningDigest;
   offset: number;
   /** An offset record was written (so ending the session must remove it). */
   recorded: boolean;
@@ -83,7 +86,7 @@ export class Uploads {
     // Not synced: a session that holds no bytes is cheap to lose to a power cut (the client starts
     // again); every chunk acknowledged later syncs its bytes and this directory (the offset record).
     await this.driver.put(paths.uploadData(repo, id), '', { durable: false });
-    this.live.set(id, { repo, hash: createDigester('sha256'), offset: 0, recorded: false });
+    this.live.set(id, { repo, offset: 0, recorded: false });
     return { id, offset: 0 };
   }
 
@@ -153,8 +156,9 @@ export class Uploads {
     }
     const state = this.held(repo, id);
     const inStep = state !== undefined && state.offset === offset;
+    if (inStep) state.hash ??= runningDigest('sha256', expected);
     // hash.copy() lets a failed chunk roll the running digest back with the file.
-    const before = inStep ? state.hash.copy() : undefined;
+    const before = inStep ? state.hash?.copy() : undefined;
     const limit = Math.min(expected ?? Number.MAX_SAFE_INTEGER, this.maxBlobSize - offset);
     const meter = new ChunkMeter(inStep ? state.hash : undefined, limit, () =>
       expected !== undefined && expected <= this.maxBlobSize - offset
@@ -205,7 +209,7 @@ export class Uploads {
       this.live.delete(id);
       const { algorithm } = parseDigest(digest);
       let got: string;
-      if (state && state.offset === offset && algorithm === 'sha256') got = `sha256:${state.hash.digest('hex')}`;
+      if (state?.hash && state.offset === offset && algorithm === 'sha256') got = await state.hash.digest();
       else got = await this.hashFile(paths.uploadData(repo, id), algorithm);
       if (got !== digest) {
         await this.end(repo, id, false, hasRecord);
