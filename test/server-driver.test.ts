@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { FsDriver, checkPath, writeDirect, type DriverWriter } from '../src/server/driver/index.js';
+import { FsDriver, alignedBuffer, checkPath, writeDirect, type DriverWriter } from '../src/server/driver/index.js';
 
 /** Writes `data` in chunks of irregular sizes, as a socket delivers them. */
 async function writeChunked(w: DriverWriter, data: Buffer): Promise<void> {
@@ -140,15 +140,18 @@ describe('reads', () => {
     await driver.put('big', data);
     const file = await driver.open('big', { sequential: true });
     try {
-      const chunks: Buffer[] = [];
-      for (let pos = 0; pos < data.length; ) {
-        const into = Buffer.alloc(Math.min(1 << 20, data.length - pos));
-        const n = await file.read(into, pos);
-        assert.ok(n > 0, `read at ${pos}`);
-        chunks.push(into.subarray(0, n));
-        pos += n;
+      // Into buffers of any kind, and into page-aligned ones (read into without a copy).
+      for (const make of [(n: number) => Buffer.alloc(n), (n: number) => alignedBuffer().subarray(0, n)]) {
+        const chunks: Buffer[] = [];
+        for (let pos = 0; pos < data.length; ) {
+          const into = make(Math.min(1 << 20, data.length - pos));
+          const n = await file.read(into, pos);
+          assert.ok(n > 0, `read at ${pos}`);
+          chunks.push(Buffer.from(into.subarray(0, n)));
+          pos += n;
+        }
+        assert.ok(Buffer.concat(chunks).equals(data));
       }
-      assert.ok(Buffer.concat(chunks).equals(data));
       // Past the end, an unaligned position, and a buffer that is not one block.
       assert.equal(await file.read(Buffer.alloc(4096), data.length), 0);
       const odd = Buffer.alloc(5000);

@@ -79,6 +79,23 @@ function giveBlock(b: Buffer): void {
   else freeBlocks.push(b);
 }
 
+/** Memory that starts on a page boundary: direct reads go straight into its aligned parts. */
+const alignedMemory = new WeakSet<ArrayBufferLike>();
+const spareAligned: Buffer[] = [];
+
+/**
+ * A page-aligned buffer of 1 MiB, for a caller that reads large files: a direct read into it
+ * (preadDirect) needs no block and no copy. Made PER_MEMORY at a time, like the blocks.
+ */
+export function alignedBuffer(): Buffer {
+  const spare = spareAligned.pop();
+  if (spare) return spare;
+  const mem = new WebAssembly.Memory({ initial: (PER_MEMORY * BLOCK) >> 16, maximum: (PER_MEMORY * BLOCK) >> 16 });
+  alignedMemory.add(mem.buffer);
+  for (let i = 1; i < PER_MEMORY; i++) spareAligned.push(Buffer.from(mem.buffer, i * BLOCK, BLOCK));
+  return Buffer.from(mem.buffer, 0, BLOCK);
+}
+
 const directByDir = new Map<string, boolean>();
 
 /**
@@ -139,11 +156,15 @@ export function fitsDirectRead(position: number, length: number): boolean {
 
 /**
  * Reads up to `into.length` bytes (at most one block) at `position` of `fd`, a descriptor opened
- * with O_DIRECT, through an aligned block, and copies them into `into`: callers keep their own
- * buffers. `position` must be a multiple of ALIGN; returns the bytes read (fewer at the end).
+ * with O_DIRECT. Whole aligned pages of an alignedBuffer are read into directly; anything else
+ * goes through an aligned block and is copied into `into`, so callers may bring any buffer.
+ * `position` must be a multiple of ALIGN; returns the bytes read (fewer at the end).
  */
 export async function preadDirect(fd: number, into: Uint8Array, position: number): Promise<number> {
   if (!fitsDirectRead(position, into.length)) throw new Error(`a direct read of ${into.length} bytes at ${position} does not fit a block`);
+  if (alignedMemory.has(into.buffer) && into.byteOffset % ALIGN === 0 && into.length % ALIGN === 0) {
+    return (await pread(fd, into, 0, into.length, position)).bytesRead;
+  }
   const block = await takeBlock();
   try {
     const { bytesRead } = await pread(fd, block, 0, Math.ceil(into.length / ALIGN) * ALIGN, position);
