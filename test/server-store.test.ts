@@ -9,9 +9,11 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { PerformanceObserver, constants as perf } from 'node:perf_hooks';
 import { FsDriver } from '../src/server/driver/index.js';
 import { RegistryStore } from '../src/server/store/registry.js';
 import { paths } from '../src/server/store/paths.js';
+import { bodyBytesConsumed } from '../src/server/store/collect.js';
 import { asDigest, type Digest } from '../src/spec/index.js';
 
 const sha256 = (b: Uint8Array): Digest => asDigest(`sha256:${createHash('sha256').update(b).digest('hex')}`);
@@ -78,4 +80,20 @@ describe('manifest links', () => {
     await assert.rejects(store.putManifest('r', 'latest', body, OCI_MANIFEST));
     await assert.rejects(stat(join(driver.root, paths.tag('r', 'latest'))), { code: 'ENOENT' });
   });
+});
+
+test('every 8 MiB of request body consumed, the young generation is collected (so dead chunks leave the malloc heap)', async () => {
+  const minor: number[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if ((e.detail as { kind?: number } | undefined)?.kind === perf.NODE_PERFORMANCE_GC_MINOR) minor.push(e.startTime);
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  try {
+    const t0 = performance.now();
+    for (let i = 0; i < 3 * 128; i++) bodyBytesConsumed(64 << 10);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(minor.filter((t) => t >= t0).length >= 3, `minor collections seen: ${minor.length}`);
+  } finally {
+    obs.disconnect();
+  }
 });

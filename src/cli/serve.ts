@@ -3,7 +3,6 @@ import { parseConfig, readConfigFile, ConfigError, setPath, type WharfConfig } f
 import { startFromConfig } from '../server/index.js';
 import { REDACT_PATHS } from '../server/auth/index.js';
 import { ExitError } from './errors.js';
-import { markOnMainThread } from './v8flags.js';
 
 /** Flags beat environment variables, which beat the config file, which beats the defaults. */
 export async function loadServeConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<WharfConfig> {
@@ -55,7 +54,6 @@ export async function runServe(flags: Record<string, unknown>): Promise<void> {
     if (code === 'EACCES') throw new ExitError(`cannot listen on ${config.listen} or write ${config.data}: permission denied`);
     throw err;
   }
-  markOnMainThread();
   logger.info({ url: server.url, data: config.data }, `wharf registry listening on ${server.url}, data in ${config.data}`);
   let closing = false;
   const stop = (signal: string): void => {

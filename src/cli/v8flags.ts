@@ -15,14 +15,3 @@ export function keepBaselineWasm(): void {
   set = true;
   setFlagsFromString('--liftoff-only');
 }
-
-/**
- * Called by `serve` once it listens. V8 marks the heap on helper threads while JavaScript runs,
- * by default; a large push makes a full collection every ~30 MiB (each body chunk is a new
- * buffer, counted as external memory), and on 2 cores those helper threads took 0.9 s of CPU per
- * GiB pushed, against 0.1 s more on the main thread without them (the heap is ~15 MiB): 1 GiB
- * monolithic pushes went from 310-380 MB/s to 415-476 MB/s. Called late for the reason above.
- */
-export function markOnMainThread(): void {
-  setFlagsFromString('--no-concurrent-marking');
-}

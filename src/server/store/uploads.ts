@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { OciError, parseDigest, createDigester, type ByteRange, type Digest } from '../../spec/index.js';
 import { runningDigest, type RunningDigest } from '../../content/index.js';
 import type { StorageDriver } from '../driver/index.js';
+import { bodyBytesConsumed } from './collect.js';
 import { KeyedMutex } from './locks.js';
 import { paths, UPLOAD_ID } from './paths.js';
 
@@ -43,6 +44,7 @@ class ChunkMeter extends Transform {
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.limit) return cb(this.onOver());
+    bodyBytesConsumed(chunk.length);
     const room = this.hash?.update(chunk);
     if (room) room.then(() => cb(null, chunk), cb);
     else cb(null, chunk);
