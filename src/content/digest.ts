@@ -42,8 +42,8 @@ class LocalDigest implements RunningDigest {
 }
 
 /** Bytes are handed to the thread in buffers of this size, moved (not copied) both ways. */
-const STAGE = 1 << 20;
-/** Buffers on their way to or in the thread; past this, updates wait (memory stays flat). */
+const STAGE = 256 << 10;
+/** Buffers on their way to or in the thread; past this, updates wait (memory stays flat: 1 MiB). */
 const IN_FLIGHT = 4;
 
 type ToThread =

@@ -13,15 +13,17 @@ const AHEAD = 2;
  * CPU time of a pull. They are page-aligned, so a direct read fills them without a copy.
  */
 const pool: Buffer[] = [];
-const POOL_MAX = 16;
+const POOL_MAX = 8;
 const takeBuffer = (): Buffer => pool.pop() ?? alignedBuffer();
+/** A read this small (a range, a small blob) gets a buffer of its own size, not a pooled MiB. */
+const SMALL_READ = 64 << 10;
 export const giveBuffer = (b: Buffer): void => {
-  if (pool.length < POOL_MAX) pool.push(b);
+  if (b.length === CHUNK && pool.length < POOL_MAX) pool.push(b);
 };
 
 /** Reads at most `max` bytes into a pooled buffer; the buffer goes back to the pool if the read fails. */
 export async function readPooled(read: (into: Buffer) => Promise<number>, max: number): Promise<{ buf: Buffer; n: number }> {
-  const buf = takeBuffer();
+  const buf = max <= SMALL_READ ? Buffer.allocUnsafe(max) : takeBuffer();
   try {
     return { buf, n: await read(max < buf.length ? buf.subarray(0, max) : buf) };
   } catch (err) {
