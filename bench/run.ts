@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { exec, hasBin, median, removeBuild, ROOT, startDistributionProcess, startWharfProcess, wharfCli, wharfEntry } from './lib.js';
 import type { BenchContext, BenchRow, BenchScale, BenchSection, RowInput } from './types.js';
 
@@ -132,7 +133,10 @@ in its first 400, 190/s from its fourth 400). Large pushes and pulls have no suc
 
 Caveat: the machine has 2 cores shared with other work, and the load generator runs on the same
 cores as the server it measures; compare ratios more than absolute figures, and see each block's
-load average.
+load average. The load generator, like \`wharf serve\`, has V8 mark its heap on the main thread
+(\`--no-concurrent-marking\`): the marking threads cost up to a second of CPU per GiB moved, taken
+from the cores the servers share. A 1 GiB pull with this client is still bound by the client
+(its CPU time about equals the pull's wall time).
 
 Caveat on large blobs: this machine is a VM whose kernel reports freed memory back to the host,
 so a page the kernel has not used for a while is faulted in by the hypervisor on first touch
@@ -170,6 +174,9 @@ async function writeDoc(blocks: Map<string, string>): Promise<void> {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  // The load generator must not be what is measured: V8's concurrent marking threads took up to
+  // a second of CPU per GiB it received, on the 2 cores the servers run on (see the intro).
+  setFlagsFromString('--no-concurrent-marking');
   const scaleEnv = process.env.BENCH_SCALE ?? 'small';
   if (scaleEnv !== 'small' && scaleEnv !== 'full') throw new Error(`BENCH_SCALE must be small or full, not ${scaleEnv}`);
   const scale: BenchScale = scaleEnv;
