@@ -1,6 +1,8 @@
 /**
- * The cache's disk fills up: a blob larger than the free space fails cleanly (the client gets an
- * error, the partial file is removed), and the cache serves and caches again at once afterwards.
+ * The disk fills up. In the cache, a blob larger than the free space fails cleanly (the client gets
+ * an error, the partial file is removed), and the cache serves and caches again at once
+ * afterwards. A push gets 507 with the spec's JSON error body, keeps its acknowledged chunks, and
+ * goes on once there is room.
  * The data directory is a small tmpfs; mounting one needs root, so elsewhere the test skips (and
  * fails on CI, where it must run).
  */
@@ -111,4 +113,37 @@ test('a manifest miss on a full disk is a 503 with the reason; space back, it is
   assert.equal(ok.status, 200);
   assert.equal(ok.headers.get('docker-content-digest'), img.digest);
   await ok.arrayBuffer();
+});
+
+test('a push to a full disk is a 507 with a JSON error; acknowledged chunks stay, and the push resumes once there is room', async (t) => {
+  if (skip) return t.skip(skip);
+  const url = cache.url;
+  const big = randomBytes(12 << 20);
+  const mono = await fetch(`${url}/v2/local/big/blobs/uploads/?digest=${sha256(big)}`, { method: 'POST', body: big, headers: { 'content-type': 'application/octet-stream' } });
+  const monoBody = await mono.text();
+  assert.equal(mono.status, 507, monoBody);
+  assert.match(JSON.parse(monoBody).errors[0].message, /storage is full/);
+  assert.equal((await fetch(`${url}/v2/local/big/blobs/${sha256(big)}`, { method: 'HEAD' })).status, 404);
+
+  // In chunks: the first fits, the second does not.
+  const start = await fetch(`${url}/v2/local/big/blobs/uploads/`, { method: 'POST' });
+  let at = new URL(start.headers.get('location')!, url).href;
+  const first = await fetch(at, { method: 'PATCH', body: big.subarray(0, 2 << 20), headers: { 'content-type': 'application/octet-stream', 'content-range': `0-${(2 << 20) - 1}` } });
+  assert.equal(first.status, 202);
+  at = new URL(first.headers.get('location')!, url).href;
+  const second = await fetch(at, { method: 'PATCH', body: big.subarray(2 << 20), headers: { 'content-type': 'application/octet-stream', 'content-range': `${2 << 20}-${big.length - 1}` } });
+  assert.equal(second.status, 507, await second.text());
+  const status = await fetch(at);
+  assert.equal(status.status, 204);
+  assert.equal(status.headers.get('range'), `0-${(2 << 20) - 1}`, 'the acknowledged chunk stays');
+
+  // Room again (the first push's bytes are gone): the upload resumes where it stood.
+  const rest = big.subarray(2 << 20, 4 << 20);
+  const resumed = await fetch(at, { method: 'PATCH', body: rest, headers: { 'content-type': 'application/octet-stream', 'content-range': `${2 << 20}-${(4 << 20) - 1}` } });
+  assert.equal(resumed.status, 202, await resumed.text());
+  const done = new URL(resumed.headers.get('location')!, url);
+  done.searchParams.set('digest', sha256(big.subarray(0, 4 << 20)));
+  assert.equal((await fetch(done, { method: 'PUT' })).status, 201);
+  const got = await fetch(`${url}/v2/local/big/blobs/${sha256(big.subarray(0, 4 << 20))}`);
+  assert.equal(sha256(Buffer.from(await got.arrayBuffer())), sha256(big.subarray(0, 4 << 20)));
 });

@@ -246,10 +246,16 @@ class DirectAppender implements Appender {
     this.pos += n;
     this.pendingBytes -= n;
     const entry = { at, done: Promise.resolve() };
-    entry.done = pwrite(this.fd, block, 0, len, at)
-      .then(({ bytesWritten }) => {
-        if (bytesWritten < n) throw new Error(`short write: ${bytesWritten} of ${n} bytes`);
-      })
+    // A write cut short (a disk that just filled up takes what fits) goes on from where it
+    // stopped, so that the next one reports why: ENOSPC, which the client is told.
+    const writeAll = async (): Promise<void> => {
+      for (let done = 0; done < n; ) {
+        const { bytesWritten } = await pwrite(this.fd, block, done, len - done, at + done);
+        if (bytesWritten === 0) throw Object.assign(new Error(`a write at ${at + done} took no bytes`), { code: 'ENOSPC' });
+        done += bytesWritten;
+      }
+    };
+    entry.done = writeAll()
       .catch((err: unknown) => {
         this.error ??= err;
       })

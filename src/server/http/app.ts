@@ -23,6 +23,8 @@ export interface AppOptions extends Partial<V2Options> {
 }
 
 const ABORTED = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);
+/** Out of disk space, or over the user's disk quota: 507 Insufficient Storage. */
+const STORAGE_FULL = new Set(['ENOSPC', 'EDQUOT']);
 
 /**
  * distribution-spec "Error Codes": the code of a 4xx JSON body on /v2 must be one of its fourteen
@@ -52,7 +54,11 @@ function onTheWire(e: OciError, req: FastifyRequest): OciError {
 function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
   let e: OciError;
   if (err instanceof OciError) e = err;
-  else if (ABORTED.has((err as NodeJS.ErrnoException).code ?? '') || req.raw.destroyed) {
+  else if (STORAGE_FULL.has((err as NodeJS.ErrnoException).code ?? '')) {
+    // Checked first: a failed write also ends the request body's stream, which would read as a
+    // client that went away. What was acknowledged before stays; this request's bytes do not.
+    e = new OciError('UNAVAILABLE', `the registry's storage is full (${(err as NodeJS.ErrnoException).code}); nothing of this request was kept`, { status: 507 });
+  } else if (ABORTED.has((err as NodeJS.ErrnoException).code ?? '') || req.raw.destroyed) {
     // The client went away mid-body; nothing was committed and nobody is listening.
     e = new OciError('BLOB_UPLOAD_INVALID', 'the client closed the connection before the body was complete');
   } else if (typeof (err as { statusCode?: unknown }).statusCode === 'number' && (err as { statusCode: number }).statusCode < 500) {

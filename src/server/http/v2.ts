@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { PassThrough, Readable } from 'node:stream';
 import {
   OciError,
   asDigest,
@@ -165,9 +166,34 @@ async function blob(store: RegistryStore, route: Extract<Route, { kind: 'blob' }
 /** The request body as a stream when there is one, else undefined. */
 function bodyOf(req: FastifyRequest): Readable | undefined {
   const len = req.headers['content-length'];
-  if (len !== undefined && Number(len) > 0) return req.raw;
-  if (req.headers['transfer-encoding'] !== undefined) return req.raw;
+  if ((len !== undefined && Number(len) > 0) || req.headers['transfer-encoding'] !== undefined) return detached(req.raw);
   return undefined;
+}
+
+/**
+ * The request body as a stream of its own. Storing it may fail midway (a full disk, a blob over
+ * the size limit), and the pipeline then destroys its source: were that the request, Node would
+ * destroy the connection with it, and the client would see a reset instead of the error. Here
+ * the rest of the body is read and dropped, so the error is answered on a connection that stays
+ * usable. A client that goes away still fails the stream.
+ */
+function detached(raw: IncomingMessage): Readable {
+  const body = new PassThrough();
+  // Whoever reads the body hears of its errors; one nobody reads (refused before its bytes) must
+  // not make an abort an uncaught exception.
+  body.on('error', () => undefined);
+  raw.pipe(body);
+  // Kept for the request's life: the dropped rest of a body can still end in an abort.
+  raw.on('error', (err) => body.destroy(err));
+  raw.once('close', () => {
+    if (!raw.complete) body.destroy(Object.assign(new Error('the client closed the connection before the body was complete'), { code: 'ECONNRESET' }));
+  });
+  body.once('close', () => {
+    if (raw.complete) return;
+    raw.unpipe(body);
+    raw.resume();
+  });
+  return body;
 }
 
 function appendOptions(req: FastifyRequest): { contentRange?: ByteRange; contentLength?: number } {
