@@ -85,7 +85,7 @@ describe('manifest links', () => {
 test('every 8 MiB of request body consumed, the young generation is collected (so dead chunks leave the malloc heap)', async () => {
   const minor: number[] = [];
   const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) if ((e.detail as { kind?: number } | undefined)?.kind === perf.NODE_PERFORMANCE_GC_MINOR) minor.push(e.startTime);
+    for (const e of list.getEntries()) if (((e as PerformanceEntry & { detail?: { kind?: number } }).detail)?.kind === perf.NODE_PERFORMANCE_GC_MINOR) minor.push(e.startTime);
   });
   obs.observe({ entryTypes: ['gc'] });
   try {
