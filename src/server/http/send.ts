@@ -21,7 +21,7 @@ export const giveBuffer = (b: Buffer): void => {
   if (b.length === CHUNK && pool.length < POOL_MAX) pool.push(b);
 };
 
-/** Reads at most `max` bytes into a pooled buffer; the buffer goes back to the pool if the read fails. */
+/** Reads at most `max` bytes into a pooled buffer (or, for a small read, one of its own); a pooled buffer goes back if the read fails. */
 export async function readPooled(read: (into: Buffer) => Promise<number>, max: number): Promise<{ buf: Buffer; n: number }> {
   const buf = max <= SMALL_READ ? Buffer.allocUnsafe(max) : takeBuffer();
   try {

@@ -12,7 +12,7 @@ let minorGc: ((opts: { type: 'minor' }) => void) | null | undefined;
  * JavaScript heap (with malloc), and freed only when a collection finds it dead; V8 starts one
  * only after tens of MiB of such memory, and that memory then stays in the malloc heap as RSS.
  * A minor collection (0.6-0.7 ms with our ~15 MiB heap) frees the chunks while they are young.
- * Measured, six 256 MiB pushes and three chunked ones: peak RSS 150-163 MiB, 125-127 with this;
+ * Measured, six 256 MiB pushes and three chunked ones: peak RSS 150-163 MiB, 116-127 with this;
  * and the full collections that external memory started stop (36 per GiB pushed, whose marking
  * threads took 0.9 s of CPU on a 2-core machine).
  */
