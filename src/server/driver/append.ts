@@ -52,23 +52,35 @@ export interface Appender {
 
 // ---- aligned blocks ----
 
+/** Memory that starts on a page boundary: direct reads go straight into its aligned parts. */
+const alignedMemory = new WeakSet<ArrayBufferLike>();
+
+/**
+ * PER_MEMORY page-aligned buffers of BLOCK bytes, from one WebAssembly memory: the one allocation
+ * JavaScript can make that is page-aligned (Buffer memory comes from malloc, which puts it 16
+ * bytes past a page at best).
+ */
+function alignedBlocks(): Buffer[] {
+  const mem = new WebAssembly.Memory({ initial: (PER_MEMORY * BLOCK) >> 16, maximum: (PER_MEMORY * BLOCK) >> 16 });
+  alignedMemory.add(mem.buffer);
+  return Array.from({ length: PER_MEMORY }, (_, i) => Buffer.from(mem.buffer, i * BLOCK, BLOCK));
+}
+
 const freeBlocks: Buffer[] = [];
 const blockWaiters: Array<(b: Buffer) => void> = [];
 let blocksMade = 0;
 
 /**
- * A page-aligned block of BLOCK bytes. WebAssembly memory is the one allocation JavaScript can make
- * that is page-aligned: Buffer memory comes from malloc, which puts it 16 bytes past a page at best.
- * Blocks are only held for the length of one write, so a writer waiting for one never waits long.
+ * A page-aligned block of BLOCK bytes, from a shared set of at most MAX_BLOCKS. Blocks are only
+ * held for the length of one write, so a writer waiting for one never waits long.
  */
 function takeBlock(): Buffer | Promise<Buffer> {
   const b = freeBlocks.pop();
   if (b) return b;
   if (blocksMade < MAX_BLOCKS) {
-    const mem = new WebAssembly.Memory({ initial: (PER_MEMORY * BLOCK) >> 16, maximum: (PER_MEMORY * BLOCK) >> 16 });
-    for (let i = 1; i < PER_MEMORY; i++) freeBlocks.push(Buffer.from(mem.buffer, i * BLOCK, BLOCK));
+    freeBlocks.push(...alignedBlocks());
     blocksMade += PER_MEMORY;
-    return Buffer.from(mem.buffer, 0, BLOCK);
+    return freeBlocks.pop()!;
   }
   return new Promise((resolve) => blockWaiters.push(resolve));
 }
@@ -79,21 +91,15 @@ function giveBlock(b: Buffer): void {
   else freeBlocks.push(b);
 }
 
-/** Memory that starts on a page boundary: direct reads go straight into its aligned parts. */
-const alignedMemory = new WeakSet<ArrayBufferLike>();
 const spareAligned: Buffer[] = [];
 
 /**
  * A page-aligned buffer of 1 MiB, for a caller that reads large files: a direct read into it
- * (preadDirect) needs no block and no copy. Made PER_MEMORY at a time, like the blocks.
+ * (preadDirect) needs no block and no copy. Apart from the write blocks, and not counted in them.
  */
 export function alignedBuffer(): Buffer {
-  const spare = spareAligned.pop();
-  if (spare) return spare;
-  const mem = new WebAssembly.Memory({ initial: (PER_MEMORY * BLOCK) >> 16, maximum: (PER_MEMORY * BLOCK) >> 16 });
-  alignedMemory.add(mem.buffer);
-  for (let i = 1; i < PER_MEMORY; i++) spareAligned.push(Buffer.from(mem.buffer, i * BLOCK, BLOCK));
-  return Buffer.from(mem.buffer, 0, BLOCK);
+  if (spareAligned.length === 0) spareAligned.push(...alignedBlocks());
+  return spareAligned.pop()!;
 }
 
 const directByDir = new Map<string, boolean>();
