@@ -91,15 +91,21 @@ class DigestThread {
   private readonly forgotten = new FinalizationRegistry<number>((id) => this.worker?.postMessage({ op: 'drop', id } satisfies ToThread));
 
   start(algorithm: DigestAlgorithm): RunningDigest {
-    return this.track(new ThreadDigest(this, algorithm, this.post({ op: 'start', id: this.nextId++, algorithm })));
+    const id = this.nextId++;
+    this.thread().postMessage({ op: 'start', id, algorithm } satisfies ToThread);
+    return this.track(algorithm, id);
   }
 
-  fork(algorithm: DigestAlgorithm, id: number): RunningDigest {
-    return this.track(new ThreadDigest(this, algorithm, this.post({ op: 'copy', id, to: this.nextId++ })));
+  /** A new digest in the thread, a copy of digest `from`. */
+  fork(algorithm: DigestAlgorithm, from: number): RunningDigest {
+    const id = this.nextId++;
+    this.thread().postMessage({ op: 'copy', id: from, to: id } satisfies ToThread);
+    return this.track(algorithm, id);
   }
 
-  private track(d: ThreadDigest): ThreadDigest {
-    this.forgotten.register(d, d.id, d);
+  private track(algorithm: DigestAlgorithm, id: number): ThreadDigest {
+    const d = new ThreadDigest(this, algorithm, id);
+    this.forgotten.register(d, id, d);
     return d;
   }
 
@@ -121,14 +127,8 @@ class DigestThread {
     return new Promise((resolve, reject) => {
       this.pending.set(d.id, { resolve, reject });
       this.busy();
-      this.post({ op: 'digest', id: d.id });
+      this.thread().postMessage({ op: 'digest', id: d.id } satisfies ToThread);
     });
-  }
-
-  /** Posts a message that names a new digest; returns that digest's id. */
-  private post(m: ToThread): number {
-    this.thread().postMessage(m);
-    return m.op === 'copy' ? m.to : m.id;
   }
 
   /** Work in the thread keeps the process alive; an idle thread does not. */
