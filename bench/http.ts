@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 
@@ -80,6 +81,51 @@ export class V2 {
     let n = 0;
     for await (const c of r.body) n += (c as Buffer).length;
     return n;
+  }
+
+  /**
+   * GETs a whole blob over a socket of its own that reads into one reused 1 MiB buffer, and counts
+   * its bytes. Through undici a 1 GiB pull cost this process 0.8-1.3 s of CPU, about the pull's
+   * wall time, so the figure measured the client; this way it costs 0.17-0.39 s. The response must
+   * be 200 with a Content-Length, as both registries send for a stored blob.
+   */
+  pullWhole(repo: string, digest: string): Promise<number> {
+    const u = new URL(this.url);
+    return new Promise((resolve, reject) => {
+      let head: Buffer | undefined = Buffer.alloc(0);
+      let want = 0;
+      let got = 0;
+      const fail = (e: Error): void => {
+        sock.destroy();
+        reject(e);
+      };
+      const onread = (n: number, buf: Uint8Array): boolean => {
+        if (head) {
+          head = Buffer.concat([head, buf.subarray(0, n)]);
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) return true;
+          const text = head.subarray(0, end).toString('latin1');
+          const length = /\r\ncontent-length:[ \t]*(\d+)/i.exec(text);
+          if (!text.startsWith('HTTP/1.1 200 ') || !length) {
+            fail(new Error(`GET ${repo} ${digest}: ${text.split('\r\n')[0]}${length ? '' : ', no Content-Length'}`));
+            return false;
+          }
+          want = Number(length[1]);
+          got = head.length - end - 4;
+          head = undefined;
+        } else got += n;
+        if (got >= want) {
+          sock.destroy();
+          resolve(got);
+        }
+        return true;
+      };
+      const sock = connect({ host: u.hostname, port: Number(u.port), onread: { buffer: Buffer.allocUnsafe(1 << 20), callback: onread } });
+      sock.once('error', reject);
+      sock.once('end', () => fail(new Error(`GET ${repo} ${digest}: the connection closed after ${got} bytes`)));
+      // write, not end: a half-closed connection reads to Go's server as a client that went away.
+      sock.write(`GET /v2/${repo}/blobs/${digest} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`);
+    });
   }
 
   async putManifest(repo: string, ref: string, mediaType: string, bytes: Buffer): Promise<void> {
