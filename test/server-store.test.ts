@@ -14,6 +14,7 @@ import { FsDriver } from '../src/server/driver/index.js';
 import { RegistryStore } from '../src/server/store/registry.js';
 import { paths } from '../src/server/store/paths.js';
 import { bodyBytesConsumed } from '../src/server/store/collect.js';
+import { KeyedRwLock } from '../src/server/store/locks.js';
 import { asDigest, type Digest } from '../src/spec/index.js';
 
 const sha256 = (b: Uint8Array): Digest => asDigest(`sha256:${createHash('sha256').update(b).digest('hex')}`);
@@ -96,4 +97,53 @@ test('every 8 MiB of request body consumed, the young generation is collected (s
   } finally {
     obs.disconnect();
   }
+});
+
+describe('repository lock', () => {
+  /** Runs `fn` under the lock and logs when it starts and ends; it ends when `release` is called. */
+  function holder(lock: KeyedRwLock, log: string[], name: string, exclusive: boolean): { done: Promise<void>; release: () => void } {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const fn = async (): Promise<void> => {
+      log.push(`${name}+`);
+      await gate;
+      log.push(`${name}-`);
+    };
+    return { done: exclusive ? lock.exclusive('repo', fn) : lock.shared('repo', fn), release };
+  }
+  const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  test('manifest PUTs (shared) run together; a DELETE (exclusive) waits for them, and later PUTs wait for it', async () => {
+    const lock = new KeyedRwLock();
+    const log: string[] = [];
+    const a = holder(lock, log, 'a', false);
+    const b = holder(lock, log, 'b', false);
+    const x = holder(lock, log, 'x', true);
+    const c = holder(lock, log, 'c', false);
+    await tick();
+    assert.deepEqual(log, ['a+', 'b+'], 'two shared holders at once; the exclusive one and the shared one behind it wait');
+    a.release();
+    await tick();
+    assert.deepEqual(log, ['a+', 'b+', 'a-']);
+    b.release();
+    await tick();
+    assert.deepEqual(log, ['a+', 'b+', 'a-', 'b-', 'x+']);
+    x.release();
+    await tick();
+    assert.deepEqual(log, ['a+', 'b+', 'a-', 'b-', 'x+', 'x-', 'c+']);
+    c.release();
+    await Promise.all([a.done, b.done, x.done, c.done]);
+  });
+
+  test('a holder that throws releases the lock; other keys never wait', async () => {
+    const lock = new KeyedRwLock();
+    await assert.rejects(lock.exclusive('repo', async () => Promise.reject(new Error('boom'))), /boom/);
+    const log: string[] = [];
+    const x = holder(lock, log, 'x', true);
+    await tick();
+    assert.deepEqual(log, ['x+'], 'the failed holder left the lock free');
+    assert.equal(await lock.exclusive('other', async () => 'free'), 'free');
+    x.release();
+    await x.done;
+  });
 });

@@ -1,7 +1,4 @@
-/**
- * Per-key async mutex. Serialises the mutations that must not interleave in one process: the
- * chunks of one upload, and a manifest PUT against a DELETE of one of its blobs.
- */
+/** Per-key async mutex: the chunks of one upload must not interleave. */
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<void>>();
 
@@ -18,5 +15,61 @@ export class KeyedMutex {
       release();
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
+  }
+}
+
+interface RwState {
+  readers: number;
+  writer: boolean;
+  waiting: Array<{ exclusive: boolean; go: () => void }>;
+}
+
+/**
+ * Per-key reader-writer lock, first come first served. Shared holders run together; an exclusive
+ * holder runs alone, and once one waits, later shared requests queue behind it (no starvation).
+ * A repository's manifest PUTs share it (each only adds names), while a DELETE, which removes
+ * what a PUT checked, takes it alone: with one mutex, 8 clients pushing to one repository waited
+ * for each other's fsyncs (manifest PUT p50 17 ms against 5 ms for a blob PUT).
+ */
+export class KeyedRwLock {
+  private readonly states = new Map<string, RwState>();
+
+  shared<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.hold(key, false, fn);
+  }
+
+  exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.hold(key, true, fn);
+  }
+
+  private async hold<T>(key: string, exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    let s = this.states.get(key);
+    if (!s) this.states.set(key, (s = { readers: 0, writer: false, waiting: [] }));
+    const state = s;
+    if (state.writer || state.waiting.length > 0 || (exclusive && state.readers > 0)) {
+      await new Promise<void>((go) => state.waiting.push({ exclusive, go }));
+    } else if (exclusive) state.writer = true;
+    else state.readers++;
+    try {
+      return await fn();
+    } finally {
+      if (exclusive) state.writer = false;
+      else state.readers--;
+      this.grant(key, state);
+    }
+  }
+
+  /** Admits the next in line: one exclusive holder, or every shared one up to the next exclusive. */
+  private grant(key: string, s: RwState): void {
+    while (s.waiting.length > 0 && !s.writer) {
+      const next = s.waiting[0]!;
+      if (next.exclusive) {
+        if (s.readers > 0) return;
+        s.writer = true;
+      } else s.readers++;
+      s.waiting.shift();
+      next.go();
+    }
+    if (!s.writer && s.readers === 0 && s.waiting.length === 0) this.states.delete(key);
   }
 }

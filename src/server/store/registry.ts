@@ -15,7 +15,7 @@ import {
   type Digest,
 } from '../../spec/index.js';
 import type { FileReader, StorageDriver } from '../driver/index.js';
-import { KeyedMutex } from './locks.js';
+import { KeyedRwLock } from './locks.js';
 import { paths } from './paths.js';
 import { Uploads, allDone, type AppendOptions } from './uploads.js';
 
@@ -67,7 +67,7 @@ export class RegistryStore {
   readonly deleteEnabled: boolean;
   readonly maxManifestSize: number;
   readonly verifyReads: boolean;
-  private readonly repoLocks = new KeyedMutex();
+  private readonly repoLocks = new KeyedRwLock();
   private readonly cache: ManifestCache;
   private readonly verified: VerifiedFiles;
 
@@ -165,7 +165,7 @@ export class RegistryStore {
 
   async deleteBlob(name: string, digest: Digest): Promise<void> {
     this.assertDeleteEnabled();
-    await this.repoLocks.run(name, async () => {
+    await this.repoLocks.exclusive(name, async () => {
       if (!(await this.driver.stat(paths.blobLink(name, digest)))) {
         throw new OciError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${name}`, { detail: { digest } });
       }
@@ -228,7 +228,7 @@ export class RegistryStore {
     if (ref.digest && ref.digest !== digest) {
       throw new OciError('DIGEST_INVALID', `manifest digest is ${digest}, not ${ref.digest}`, { detail: { digest: ref.digest } });
     }
-    return this.repoLocks.run(name, async () => {
+    return this.repoLocks.shared(name, async () => {
       for (const b of info.blobs) {
         // The empty config of artifacts is often not pushed by clients that know registries have it.
         if (!(await this.hasBlob(name, b.digest))) {
@@ -281,7 +281,7 @@ export class RegistryStore {
   async deleteManifest(name: string, reference: string): Promise<void> {
     this.assertDeleteEnabled();
     const ref = parseManifestRef(reference);
-    await this.repoLocks.run(name, async () => {
+    await this.repoLocks.exclusive(name, async () => {
       if (ref.tag !== undefined) {
         if (!(await this.driver.stat(paths.tag(name, ref.tag)))) throw new OciError('MANIFEST_UNKNOWN', `tag ${ref.tag} is unknown to repository ${name}`);
         await this.driver.delete(paths.tag(name, ref.tag));
@@ -304,7 +304,7 @@ export class RegistryStore {
 
   async tag(name: string, digest: Digest, tag: string): Promise<void> {
     assertTag(tag);
-    await this.repoLocks.run(name, async () => {
+    await this.repoLocks.shared(name, async () => {
       if (!(await this.driver.stat(paths.manifestLink(name, digest)))) throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} is unknown to repository ${name}`);
       await this.driver.put(paths.tag(name, tag), digest);
     });
