@@ -135,18 +135,20 @@ Caveat: the machine has 2 cores shared with other work, and the load generator r
 cores as the server it measures; compare ratios more than absolute figures, and see each block's
 load average. The load generator, like \`wharf serve\`, has V8 mark its heap on the main thread
 (\`--no-concurrent-marking\`): the marking threads cost up to a second of CPU per GiB moved, taken
-from the cores the servers share. A 1 GiB pull with this client is still bound by the client
-(its CPU time about equals the pull's wall time).
+from the cores the servers share. A large blob is pulled over a plain socket that reads into one
+reused buffer: through undici the client spent 0.8-1.3 s of CPU per GiB, about the pull's wall
+time, and the figure measured the client (now 0.17-0.39 s). Small artifacts are pushed 300 per
+run at the small scale (500 at full): a run of 150 lasted about half a second for Wharf, and its
+figure moved with the last few requests.
 
 Caveat on large blobs: this machine is a VM whose kernel reports freed memory back to the host,
 so a page the kernel has not used for a while is faulted in by the hypervisor on first touch
 (measured: a buffered 256 MiB write into fresh page cache 260-335 MiB/s, into just-freed pages
 2.7-4.1 GB/s; \`dd oflag=direct\` 1.1-1.6 GB/s; a buffered read of an uncached file 377 MB/s,
 \`iflag=direct\` 1.9-2.1 GB/s). Wharf writes and reads large blobs with O_DIRECT (docs/STORAGE.md),
-so none of its pulls pays for fresh pages (a 1 GiB blob pulled 4 times in turns with Distribution:
-750-845 MB/s with 0.65-0.70 s of server CPU each, where a buffered first read took 3.2 s at 290 MB/s;
-pulled with curl, a client that does not hold the pull back, 5 times in turns: 1,384-2,240 MB/s,
-Distribution 1,535-1,957). Distribution writes
+so none of its pulls pays for fresh pages (a buffered first read of a 1 GiB blob took 3.2 s of
+server CPU at 290 MB/s; read direct, 0.41-0.68 s per GiB; a 1 GiB blob pulled 4 times over the
+plain socket in turns with Distribution: 1,595-2,479 MB/s, Distribution 1,316-2,253). Distribution writes
 through the page cache (and fsyncs each file it writes, 30 times per small artifact under
 \`strace -f -c\`, Wharf 11), so its first pull is a cache hit.
 

@@ -21,7 +21,7 @@ interface Sizes {
 }
 
 const SIZES: Record<'small' | 'full', Sizes> = {
-  small: { big: 256 * MiB, chunk: 8 * MiB, smallBlobs: 400, artifacts: 150, seconds: 3 },
+  small: { big: 256 * MiB, chunk: 8 * MiB, smallBlobs: 400, artifacts: 300, seconds: 3 },
   full: { big: 1024 * MiB, chunk: 8 * MiB, smallBlobs: 2000, artifacts: 500, seconds: 10 },
 };
 
