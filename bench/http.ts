@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 
@@ -83,54 +83,151 @@ export class V2 {
     return n;
   }
 
-  /**
-   * GETs a whole blob over a socket of its own that reads into one reused 1 MiB buffer, and counts
-   * its bytes. Through undici a 1 GiB pull cost this process 0.8-1.3 s of CPU, about the pull's
-   * wall time, so the figure measured the client; this way it costs 0.17-0.39 s. The response must
-   * be 200 with a Content-Length, as both registries send for a stored blob.
-   */
-  pullWhole(repo: string, digest: string): Promise<number> {
-    const u = new URL(this.url);
-    return new Promise((resolve, reject) => {
-      let head: Buffer | undefined = Buffer.alloc(0);
-      let want = 0;
-      let got = 0;
-      const fail = (e: Error): void => {
-        sock.destroy();
-        reject(e);
-      };
-      const onread = (n: number, buf: Uint8Array): boolean => {
-        if (head) {
-          head = Buffer.concat([head, buf.subarray(0, n)]);
-          const end = head.indexOf('\r\n\r\n');
-          if (end < 0) return true;
-          const text = head.subarray(0, end).toString('latin1');
-          const length = /\r\ncontent-length:[ \t]*(\d+)/i.exec(text);
-          if (!text.startsWith('HTTP/1.1 200 ') || !length) {
-            fail(new Error(`GET ${repo} ${digest}: ${text.split('\r\n')[0]}${length ? '' : ', no Content-Length'}`));
-            return false;
-          }
-          want = Number(length[1]);
-          got = head.length - end - 4;
-          head = undefined;
-        } else got += n;
-        if (got >= want) {
-          sock.destroy();
-          resolve(got);
-        }
-        return true;
-      };
-      const sock = connect({ host: u.hostname, port: Number(u.port), onread: { buffer: Buffer.allocUnsafe(1 << 20), callback: onread } });
-      sock.once('error', reject);
-      sock.once('end', () => fail(new Error(`GET ${repo} ${digest}: the connection closed after ${got} bytes`)));
-      // write, not end: a half-closed connection reads to Go's server as a client that went away.
-      sock.write(`GET /v2/${repo}/blobs/${digest} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`);
-    });
+  /** GETs a whole blob over a plain connection (see plainRequest) and counts its bytes. */
+  async pullWhole(repo: string, digest: string): Promise<number> {
+    const r = await plainRequest(this.url, 'GET', `/v2/${repo}/blobs/${digest}`, {});
+    if (r.status !== 200) throw new Error(`GET ${repo} ${digest}: ${r.status}`);
+    return r.bytes;
+  }
+
+  /** A PUT or PATCH of a large body over a plain connection; returns the Location it answers. */
+  private async sendLarge(method: 'PUT' | 'PATCH', at: string, expect: number, body: PlainBody, headers: Record<string, string> = {}): Promise<string | undefined> {
+    const r = await plainRequest(this.url, method, at, { 'content-type': 'application/octet-stream', ...headers }, body);
+    if (r.status !== expect) throw new Error(`${method} ${at}: ${r.status}`);
+    return r.headers.get('location');
+  }
+
+  /** POST, then one PUT of the whole body over a plain connection (see plainRequest). */
+  async pushLarge(repo: string, digest: string, body: PlainBody): Promise<void> {
+    const at = await this.startUpload(repo);
+    await this.sendLarge('PUT', `${at}${at.includes('?') ? '&' : '?'}digest=${digest}`, 201, body);
+  }
+
+  /** POST, a PATCH per chunk over plain connections, then an empty PUT. */
+  async pushLargeChunked(repo: string, digest: string, size: number, chunk: number, body: (start: number, end: number) => PlainBody): Promise<void> {
+    let at = await this.startUpload(repo);
+    for (let start = 0; start < size; start += chunk) {
+      const end = Math.min(size, start + chunk);
+      const next = await this.sendLarge('PATCH', at, 202, body(start, end), { 'content-range': `${start}-${end - 1}` });
+      if (!next) throw new Error('PATCH answered without a Location');
+      const u = new URL(next, this.url);
+      at = u.pathname + u.search;
+    }
+    const r = await this.req({ method: 'PUT', path: `${at}${at.includes('?') ? '&' : '?'}digest=${digest}`, headers: { 'content-length': '0' } }, [201]);
+    await r.body.dump();
   }
 
   async putManifest(repo: string, ref: string, mediaType: string, bytes: Buffer): Promise<void> {
     const r = await this.req({ method: 'PUT', path: `/v2/${repo}/manifests/${ref}`, headers: { 'content-type': mediaType, 'content-length': String(bytes.length) }, body: bytes }, [201]);
     await r.body.dump();
+  }
+}
+
+/** A request body that plainRequest reads, chunk by chunk, into buffers of its own. */
+export interface PlainBody {
+  readonly length: number;
+  /** Reads bytes from `position` (0 is the body's first byte) into `into`; returns how many. */
+  read(into: Buffer, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+interface PlainResponse {
+  status: number;
+  /** Header names in lower case. */
+  headers: Map<string, string>;
+  /** Bytes of the response body, counted, not kept. */
+  bytes: number;
+}
+
+const PLAIN_CHUNK = 1 << 20;
+/** Buffers of finished plain requests, for the next: fresh memory costs page faults on every chunk. */
+const plainBuffers: Buffer[] = [];
+const takePlain = (): Buffer => plainBuffers.pop() ?? Buffer.allocUnsafe(PLAIN_CHUNK);
+
+/**
+ * One HTTP/1.1 request on a connection of its own, for the large blobs: the body goes out from
+ * two reused 1 MiB buffers (one read while the other is written) and the response is read into
+ * one. Through undici a 1 GiB push cost the load generator 1.2-1.3 s of CPU and a 1 GiB pull
+ * 0.8-1.3 s, as much as the server's own share of the 2 cores they both run on, so the figures
+ * measured the client; this way a pull costs it 0.17-0.39 s. The response must carry a
+ * Content-Length, as both registries send on these routes.
+ */
+export function plainRequest(base: string, method: string, path: string, headers: Record<string, string>, body?: PlainBody): Promise<PlainResponse> {
+  const u = new URL(base);
+  return new Promise<PlainResponse>((resolve, reject) => {
+    let head: Buffer | undefined = Buffer.alloc(0);
+    let res: PlainResponse | undefined;
+    let want = 0;
+    let settled = false;
+    const readBuffer = takePlain();
+    const settle = (err: Error | undefined): void => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      // Nothing reads into it after destroy().
+      plainBuffers.push(readBuffer);
+      if (err) reject(err);
+      else resolve(res!);
+    };
+    const onread = (n: number, buf: Uint8Array): boolean => {
+      if (head) {
+        head = Buffer.concat([head, buf.subarray(0, n)]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return true;
+        const [status, ...lines] = head.subarray(0, end).toString('latin1').split('\r\n');
+        const map = new Map<string, string>();
+        for (const l of lines) {
+          const i = l.indexOf(':');
+          if (i > 0) map.set(l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim());
+        }
+        const length = map.get('content-length');
+        if (!/^HTTP\/1\.[01] \d{3}/.test(status ?? '') || length === undefined) {
+          settle(new Error(`${method} ${path}: ${status}${length === undefined ? ', no Content-Length' : ''}`));
+          return false;
+        }
+        res = { status: Number(status!.slice(9, 12)), headers: map, bytes: head.length - end - 4 };
+        want = Number(length);
+        head = undefined;
+      } else res!.bytes += n;
+      if (res!.bytes >= want) settle(undefined);
+      return true;
+    };
+    const sock = connect({ host: u.hostname, port: Number(u.port), onread: { buffer: readBuffer, callback: onread } });
+    sock.once('error', (err) => settle(err));
+    sock.once('end', () => settle(new Error(`${method} ${path}: the connection closed ${res ? `after ${res.bytes} bytes of the response` : 'before a response'}`)));
+    const all = { ...headers, host: u.host, connection: 'close', ...(body ? { 'content-length': String(body.length) } : {}) };
+    // write, not end: a half-closed connection reads to Go's server as a client that went away.
+    sock.write(`${method} ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+    if (body) {
+      sendPlain(sock, body, () => settled).catch((err: Error) => settle(err));
+    }
+  });
+}
+
+/** Writes `body` to the socket; a buffer is read into again only once its write has completed. */
+async function sendPlain(sock: Socket, body: PlainBody, stop: () => boolean): Promise<void> {
+  const bufs = [takePlain(), takePlain()];
+  const write = (chunk: Buffer): Promise<void> => new Promise((resolve, reject) => sock.write(chunk, (err) => (err ? reject(err) : resolve())));
+  try {
+    let writing = Promise.resolve();
+    let k = 0;
+    let pos = 0;
+    let reading = body.read(bufs[0]!, 0);
+    while (pos < body.length && !stop()) {
+      const n = await reading;
+      if (n <= 0) throw new Error(`the body ended after ${pos} of ${body.length} bytes`);
+      pos += n;
+      const previous = writing;
+      writing = write(bufs[k]!.subarray(0, n));
+      await previous;
+      k ^= 1;
+      if (pos < body.length) reading = body.read(bufs[k]!, pos);
+    }
+    await writing;
+    // Only once both writes completed: a buffer still queued on the socket is not given back.
+    plainBuffers.push(...bufs);
+  } finally {
+    await body.close();
   }
 }
 
@@ -196,6 +293,28 @@ export class BigBlob {
     const h = createHash('sha256').update(BigBlob.prefix(variant));
     for await (const c of createReadStream(this.file, { start: 16, highWaterMark: 1 << 20 })) h.update(c as Buffer);
     return `sha256:${h.digest('hex')}`;
+  }
+
+  /** Bytes [start, end) of a variant, as a body for plainRequest (the file is opened on first read). */
+  body(variant: string, start = 0, end = this.size): PlainBody {
+    const prefix = BigBlob.prefix(variant);
+    let fh: Promise<FileHandle> | undefined;
+    return {
+      length: end - start,
+      read: async (into, position) => {
+        const at = start + position;
+        const n = Math.min(into.length, end - at);
+        let done = at < 16 ? prefix.copy(into, 0, at, Math.min(16, at + n)) : 0;
+        const file = await (fh ??= open(this.file, 'r'));
+        while (done < n) {
+          const { bytesRead } = await file.read(into, done, n - done, at + done);
+          if (bytesRead === 0) break;
+          done += bytesRead;
+        }
+        return done;
+      },
+      close: async () => void (await (await fh)?.close()),
+    };
   }
 
   /** Bytes [start, end) of a variant. */

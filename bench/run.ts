@@ -135,9 +135,12 @@ Caveat: the machine has 2 cores shared with other work, and the load generator r
 cores as the server it measures; compare ratios more than absolute figures, and see each block's
 load average. The load generator, like \`wharf serve\`, has V8 mark its heap on the main thread
 (\`--no-concurrent-marking\`): the marking threads cost up to a second of CPU per GiB moved, taken
-from the cores the servers share. A large blob is pulled over a plain socket that reads into one
-reused buffer: through undici the client spent 0.8-1.3 s of CPU per GiB, about the pull's wall
-time, and the figure measured the client (now 0.17-0.39 s). Small artifacts are pushed 300 per
+from the cores the servers share. The large blob is pushed and pulled over plain HTTP/1.1
+connections that send from and read into a few reused 1 MiB buffers: through undici the client
+spent 1.1-1.4 s of CPU per GiB pushed and 0.8-1.3 s per GiB pulled, as much as Wharf's own main
+thread, on the cores both share (plain: 0.44-0.63 s per GiB pushed in one request, 0.75-0.87 s in
+8 MiB chunks, 0.17-0.39 s pulled). Distribution's figures did not move with the client (1 GiB
+monolithic: 122-208 MB/s through undici, 126-201 plain). Small artifacts are pushed 300 per
 run at the small scale (500 at full): a run of 150 lasted about half a second for Wharf, and its
 figure moved with the last few requests.
 
