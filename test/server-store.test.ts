@@ -14,7 +14,7 @@ import { FsDriver } from '../src/server/driver/index.js';
 import { RegistryStore } from '../src/server/store/registry.js';
 import { paths } from '../src/server/store/paths.js';
 import { bodyBytesConsumed } from '../src/server/store/collect.js';
-import { KeyedRwLock } from '../src/server/store/locks.js';
+import { KeyedLock } from '../src/server/store/locks.js';
 import { asDigest, type Digest } from '../src/spec/index.js';
 
 const sha256 = (b: Uint8Array): Digest => asDigest(`sha256:${createHash('sha256').update(b).digest('hex')}`);
@@ -101,7 +101,7 @@ test('every 8 MiB of request body consumed, the young generation is collected (s
 
 describe('repository lock', () => {
   /** Runs `fn` under the lock and logs when it starts and ends; it ends when `release` is called. */
-  function holder(lock: KeyedRwLock, log: string[], name: string, exclusive: boolean): { done: Promise<void>; release: () => void } {
+  function holder(lock: KeyedLock, log: string[], name: string, exclusive: boolean): { done: Promise<void>; release: () => void } {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const fn = async (): Promise<void> => {
@@ -114,7 +114,7 @@ describe('repository lock', () => {
   const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
   test('manifest PUTs (shared) run together; a DELETE (exclusive) waits for them, and later PUTs wait for it', async () => {
-    const lock = new KeyedRwLock();
+    const lock = new KeyedLock();
     const log: string[] = [];
     const a = holder(lock, log, 'a', false);
     const b = holder(lock, log, 'b', false);
@@ -136,7 +136,7 @@ describe('repository lock', () => {
   });
 
   test('a holder that throws releases the lock; other keys never wait', async () => {
-    const lock = new KeyedRwLock();
+    const lock = new KeyedLock();
     await assert.rejects(lock.exclusive('repo', async () => Promise.reject(new Error('boom'))), /boom/);
     const log: string[] = [];
     const x = holder(lock, log, 'x', true);

@@ -15,7 +15,7 @@ import {
   type Digest,
 } from '../../spec/index.js';
 import type { FileReader, StorageDriver } from '../driver/index.js';
-import { KeyedRwLock } from './locks.js';
+import { KeyedLock } from './locks.js';
 import { paths } from './paths.js';
 import { Uploads, allDone, type AppendOptions } from './uploads.js';
 
@@ -67,7 +67,7 @@ export class RegistryStore {
   readonly deleteEnabled: boolean;
   readonly maxManifestSize: number;
   readonly verifyReads: boolean;
-  private readonly repoLocks = new KeyedRwLock();
+  private readonly repoLocks = new KeyedLock();
   private readonly cache: ManifestCache;
   private readonly verified: VerifiedFiles;
 

@@ -5,7 +5,7 @@ import { OciError, parseDigest, createDigester, type ByteRange, type Digest } fr
 import { runningDigest, type RunningDigest } from '../../content/index.js';
 import type { StorageDriver } from '../driver/index.js';
 import { bodyBytesConsumed } from './collect.js';
-import { KeyedMutex } from './locks.js';
+import { KeyedLock } from './locks.js';
 import { paths, UPLOAD_ID } from './paths.js';
 
 export interface UploadStatus {
@@ -74,7 +74,8 @@ interface LiveSession {
 export class Uploads {
   /** Sessions this process started, by id. */
   private readonly live = new Map<string, LiveSession>();
-  private readonly mutex = new KeyedMutex();
+  /** The chunks of one upload must not interleave. */
+  private readonly mutex = new KeyedLock();
 
   constructor(
     private readonly driver: StorageDriver,
@@ -135,7 +136,7 @@ export class Uploads {
   }
 
   async append(repo: string, id: string, body: Readable, opts: AppendOptions = {}): Promise<UploadStatus> {
-    return this.mutex.run(id, () => this.appendLocked(repo, id, body, opts));
+    return this.mutex.exclusive(id, () => this.appendLocked(repo, id, body, opts));
   }
 
   /**
@@ -202,7 +203,7 @@ export class Uploads {
    * mismatch ends the session, as Distribution does.
    */
   async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
-    return this.mutex.run(id, async () => {
+    return this.mutex.exclusive(id, async () => {
       const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts, false);
       const state = this.held(repo, id);
       const hasRecord = this.hasRecord(repo, id);
@@ -228,7 +229,7 @@ export class Uploads {
 
   async cancel(repo: string, id: string): Promise<void> {
     await this.status(repo, id);
-    await this.mutex.run(id, () => this.end(repo, id));
+    await this.mutex.exclusive(id, () => this.end(repo, id));
   }
 
   private async hashFile(path: string, algorithm: 'sha256' | 'sha512'): Promise<string> {
@@ -247,7 +248,7 @@ export class Uploads {
       for (const id of ids) {
         const st = await this.driver.stat(paths.uploadData(repo, id));
         if (!st || now - st.mtimeMs > maxAgeMs) {
-          await this.mutex.run(id, () => this.end(repo, id));
+          await this.mutex.exclusive(id, () => this.end(repo, id));
           n++;
         }
       }
