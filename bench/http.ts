@@ -27,26 +27,29 @@ export class V2 {
   }
 
   /** Path and query of an upload Location, absolute or relative. */
-  private loc(r: Dispatcher.ResponseData): string {
-    const l = r.headers.location;
-    const s = Array.isArray(l) ? l[0] : l;
+  private loc(location: string | string[] | undefined): string {
+    const s = Array.isArray(location) ? location[0] : location;
     if (!s) throw new Error('upload answered without a Location');
     const u = new URL(s, this.url);
     return u.pathname + u.search;
   }
 
+  /** The upload path `at` with the final PUT's digest parameter. */
+  private static withDigest(at: string, digest: string): string {
+    return `${at}${at.includes('?') ? '&' : '?'}digest=${digest}`;
+  }
+
   async startUpload(repo: string): Promise<string> {
     const r = await this.req({ method: 'POST', path: `/v2/${repo}/blobs/uploads/`, headers: { 'content-length': '0' } }, [202]);
     await r.body.dump();
-    return this.loc(r);
+    return this.loc(r.headers.location);
   }
 
   /** POST then one PUT with the whole body: the monolithic upload every client and registry knows. */
   async pushMonolithic(repo: string, digest: string, size: number, body: () => AsyncIterable<Buffer> | Buffer): Promise<void> {
     const at = await this.startUpload(repo);
-    const sep = at.includes('?') ? '&' : '?';
     const r = await this.req(
-      { method: 'PUT', path: `${at}${sep}digest=${digest}`, headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) }, body: bodyOf(body()) },
+      { method: 'PUT', path: V2.withDigest(at, digest), headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) }, body: bodyOf(body()) },
       [201],
     );
     await r.body.dump();
@@ -78,7 +81,7 @@ export class V2 {
   /** POST, then one PUT of the whole body over a plain connection (see plainRequest). */
   async pushLarge(repo: string, digest: string, body: PlainBody): Promise<void> {
     const at = await this.startUpload(repo);
-    await this.sendLarge('PUT', `${at}${at.includes('?') ? '&' : '?'}digest=${digest}`, 201, body);
+    await this.sendLarge('PUT', V2.withDigest(at, digest), 201, body);
   }
 
   /** POST, a PATCH per chunk over plain connections, then an empty PUT. */
@@ -86,12 +89,9 @@ export class V2 {
     let at = await this.startUpload(repo);
     for (let start = 0; start < size; start += chunk) {
       const end = Math.min(size, start + chunk);
-      const next = await this.sendLarge('PATCH', at, 202, body(start, end), { 'content-range': `${start}-${end - 1}` });
-      if (!next) throw new Error('PATCH answered without a Location');
-      const u = new URL(next, this.url);
-      at = u.pathname + u.search;
+      at = this.loc(await this.sendLarge('PATCH', at, 202, body(start, end), { 'content-range': `${start}-${end - 1}` }));
     }
-    const r = await this.req({ method: 'PUT', path: `${at}${at.includes('?') ? '&' : '?'}digest=${digest}`, headers: { 'content-length': '0' } }, [201]);
+    const r = await this.req({ method: 'PUT', path: V2.withDigest(at, digest), headers: { 'content-length': '0' } }, [201]);
     await r.body.dump();
   }
 
