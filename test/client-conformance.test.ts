@@ -11,7 +11,7 @@ import { Registry, referrersTag } from '../src/stores/remote/index.js';
 import { LayoutStore } from '../src/stores/layout/index.js';
 import { pushArtifact, pullArtifact, copyArtifact, discoverReferrers } from '../src/client/index.js';
 import { DISTRIBUTION, WHARF_SERVER, type RegistryKind, type TestRegistry } from './helpers/registries.js';
-import { startProxy, forward } from './helpers/proxy.js';
+import { startProxy, forward, relayCut, loseAnswer } from './helpers/proxy.js';
 
 const FAST = { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 };
 
@@ -109,18 +109,7 @@ function suite(kind: RegistryKind): void {
       const proxy = await startProxy(reg.url, async (req, res, target) => {
         if (req.method !== 'GET' || !req.url?.includes('/blobs/sha256') || req.headers.range || dropped) return false;
         dropped = true;
-        const up = await forward(req, target);
-        res.writeHead(up.statusCode ?? 500, up.headers);
-        let sent = 0;
-        up.on('data', (c: Buffer) => {
-          if (sent >= data.length / 3) return;
-          res.write(c);
-          sent += c.length;
-          if (sent >= data.length / 3) {
-            up.destroy();
-            res.socket?.destroy();
-          }
-        });
+        relayCut(await forward(req, target), res, data.length / 3);
         return true;
       });
       const r = new Registry(proxy.host, { plainHttp: true, retry: FAST });
@@ -150,10 +139,7 @@ test('wharf serve: a chunk whose answer was lost is not sent again (the upload r
   let patches = 0;
   const proxy = await startProxy(reg.url, async (req, res, target) => {
     if (req.method === 'PATCH' && ++patches === 2) {
-      const up = await forward(req, target);
-      up.resume();
-      await new Promise((r) => up.on('end', r));
-      res.socket?.destroy();
+      await loseAnswer(req, res, target);
       return true;
     }
     return false;

@@ -9,7 +9,7 @@ import { readAllVerified, copyGraph } from '../src/content/index.js';
 import { MemoryStore } from '../src/stores/memory/index.js';
 import { Registry, RemoteRepository, referrersTag } from '../src/stores/remote/index.js';
 import { startDistribution, missingPeer, REGISTRY_BIN, type Distribution } from './helpers/distribution.js';
-import { startProxy, forward } from './helpers/proxy.js';
+import { startProxy, forward, relayCut, loseAnswer } from './helpers/proxy.js';
 import { startTokenServer, type TokenServer } from './helpers/token-server.js';
 
 const skip = missingPeer(REGISTRY_BIN, 'Distribution (docker-registry)');
@@ -303,18 +303,7 @@ describe('remote: faults injected by a proxy in front of Distribution', { skip }
         return false;
       }
       if (dropped++ > 0) return false;
-      const up = await forward(req, target);
-      res.writeHead(up.statusCode ?? 500, up.headers);
-      let sent = 0;
-      up.on('data', (c: Buffer) => {
-        if (sent >= data.length / 2) return;
-        res.write(c);
-        sent += c.length;
-        if (sent >= data.length / 2) {
-          up.destroy();
-          res.socket?.destroy();
-        }
-      });
+      relayCut(await forward(req, target), res, data.length / 2);
       return true;
     });
     const reg = new Registry(proxy.host, { plainHttp: true, retry: FAST_RETRY });
@@ -433,10 +422,7 @@ describe('remote: faults injected by a proxy in front of Distribution', { skip }
     let patches = 0;
     const proxy = await startProxy(dist.url, async (req, res, target) => {
       if (req.method === 'PATCH' && ++patches === 2) {
-        const up = await forward(req, target);
-        up.resume();
-        await new Promise((r) => up.on('end', r));
-        res.socket?.destroy();
+        await loseAnswer(req, res, target);
         return true;
       }
       return false;

@@ -29,6 +29,29 @@ export function relay(up: IncomingMessage, res: ServerResponse): void {
   up.pipe(res);
 }
 
+/** Relays an upstream response until `limit` body bytes have gone, then cuts the connection. */
+export function relayCut(up: IncomingMessage, res: ServerResponse, limit: number): void {
+  res.writeHead(up.statusCode ?? 502, up.headers);
+  let sent = 0;
+  up.on('data', (c: Buffer) => {
+    if (sent >= limit) return;
+    res.write(c);
+    sent += c.length;
+    if (sent >= limit) {
+      up.destroy();
+      res.socket?.destroy();
+    }
+  });
+}
+
+/** Forwards `req`, lets the registry answer in full, and drops the connection: the answer is lost. */
+export async function loseAnswer(req: IncomingMessage, res: ServerResponse, target: string): Promise<void> {
+  const up = await forward(req, target);
+  up.resume();
+  await new Promise((r) => up.on('end', r));
+  res.socket?.destroy();
+}
+
 export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, target: string) => Promise<boolean | void> | boolean | void;
 
 export interface Proxy {
