@@ -111,6 +111,17 @@ describe('layout directory', () => {
     await s.push(ref, Readable.from([body]));
     const got = await (await LayoutStore.open(root)).referrers(subject);
     assert.deepEqual(got.map((d) => [d.digest, d.artifactType]), [[ref.digest, 'application/vnd.wharf.sig']]);
+    // An image manifest without artifactType is listed under its config's media type, as the
+    // registry lists it, and the filter sees that type.
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+    const configDesc: Descriptor = { mediaType: MediaType.ImageConfig, digest: digestOf(config), size: config.length };
+    await s.push(configDesc, Readable.from([config]));
+    const image = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageManifest, config: configDesc, layers: [], subject }));
+    const imageRef: Descriptor = { mediaType: MediaType.ImageManifest, digest: digestOf(image), size: image.length };
+    await s.push(imageRef, Readable.from([image]));
+    const reopened = await LayoutStore.open(root);
+    assert.deepEqual((await reopened.referrers(subject, { artifactType: MediaType.ImageConfig })).map((d) => [d.digest, d.artifactType]), [[imageRef.digest, MediaType.ImageConfig]]);
+    assert.equal((await reopened.referrers(subject)).length, 2);
   });
 
   test('a missing layout is an error when create is false', async () => {

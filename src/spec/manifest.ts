@@ -122,6 +122,19 @@ export function parseManifest(body: Uint8Array, contentType: string | undefined)
 }
 
 /**
+ * A manifest's entry in a referrers list (distribution-spec "Listing Referrers"): its
+ * artifactType, which for an image manifest without one is its config's media type (even an
+ * image config's; an index without one has none), and its annotations.
+ */
+export function referrerDescriptor(info: ManifestInfo, digest: Digest, size: number): Descriptor {
+  const d: Descriptor = { mediaType: info.mediaType, digest, size };
+  const artifactType = info.artifactType ?? (isIndexMediaType(info.mediaType) ? undefined : info.blobs[0]?.mediaType);
+  if (artifactType !== undefined) d.artifactType = artifactType;
+  if (info.annotations !== undefined) d.annotations = info.annotations;
+  return d;
+}
+
+/**
  * The media type a stored manifest names in its own `mediaType` field, else the one its shape
  * implies (`manifests`: an index; `config`: an image manifest). For bodies already checked.
  */

@@ -6,6 +6,7 @@ import {
   parseDigest,
   bodyMediaType,
   parseManifest,
+  referrerDescriptor,
   parseManifestRef,
   assertTag,
   isIndexMediaType,
@@ -255,12 +256,7 @@ export class RegistryStore {
       ]);
       const naming: Array<Promise<void>> = [stored];
       if (info.subject) {
-        const d: Descriptor = { mediaType: info.mediaType, digest, size: body.length };
-        // distribution-spec "Listing Referrers": an image manifest without artifactType is listed
-        // under its config's media type (even an image config); an index without one has none.
-        const artifactType = info.artifactType ?? (isIndexMediaType(info.mediaType) ? undefined : info.blobs[0]?.mediaType);
-        if (artifactType !== undefined) d.artifactType = artifactType;
-        if (info.annotations !== undefined) d.annotations = info.annotations;
+        const d = referrerDescriptor(info, digest, body.length);
         naming.push(this.driver.put(paths.referrer(name, info.subject.digest, digest), JSON.stringify(d), { after: stored }));
       }
       if (ref.tag) naming.push(this.driver.put(paths.tag(name, ref.tag), digest, { after: stored }));

@@ -11,6 +11,7 @@ import {
   isDigest,
   parseDigest,
   parseManifest,
+  referrerDescriptor,
   isManifestMediaType,
   type Descriptor,
   type ImageIndex,
@@ -248,11 +249,8 @@ export class LayoutStore implements Target, ReferrerLister, TagLister, Deleter {
         continue; // an index entry whose blob is missing is not a referrer we can report
       }
       if (info.subject?.digest !== subject.digest) continue;
-      if (opts.artifactType && info.artifactType !== opts.artifactType) continue;
-      const r: Descriptor = { mediaType: info.mediaType, digest: m.digest, size: m.size };
-      if (info.artifactType) r.artifactType = info.artifactType;
-      if (info.annotations) r.annotations = info.annotations;
-      out.push(r);
+      const r = referrerDescriptor(info, m.digest, m.size);
+      if (!opts.artifactType || r.artifactType === opts.artifactType) out.push(r);
     }
     return out;
   }

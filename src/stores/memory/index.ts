@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Readable as R } from 'node:stream';
-import { OciError, isDigest, type Descriptor, parseManifest, isManifestMediaType } from '../../spec/index.js';
+import { OciError, isDigest, type Descriptor, parseManifest, isManifestMediaType, referrerDescriptor } from '../../spec/index.js';
 import { readAllVerified, type OpOptions, type Target, type ReferrerLister, type TagLister, type Deleter } from '../../content/index.js';
 
 /** A Map-backed Target: the reference implementation of the content interfaces, and a test double. */
@@ -46,11 +46,8 @@ export class MemoryStore implements Target, ReferrerLister, TagLister, Deleter {
       if (!isManifestMediaType(desc.mediaType)) continue;
       const info = parseManifest(data, desc.mediaType);
       if (info.subject?.digest !== subject.digest) continue;
-      if (opts.artifactType && info.artifactType !== opts.artifactType) continue;
-      const r: Descriptor = { mediaType: info.mediaType, digest: desc.digest, size: desc.size };
-      if (info.artifactType) r.artifactType = info.artifactType;
-      if (info.annotations) r.annotations = info.annotations;
-      out.push(r);
+      const r = referrerDescriptor(info, desc.digest, desc.size);
+      if (!opts.artifactType || r.artifactType === opts.artifactType) out.push(r);
     }
     return out;
   }
