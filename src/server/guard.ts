@@ -54,7 +54,7 @@ export async function startGuard(config: WharfConfig, deps: { dataDir: string; s
     webhooks,
     extensions,
     close: async () => {
-      await audit?.close();
+      audit?.close();
       await webhooks?.close();
     },
   };
