@@ -156,6 +156,13 @@ plain socket in turns with Distribution: 1,595-2,479 MB/s, Distribution 1,316-2,
 through the page cache (and fsyncs each file it writes, 30 times per small artifact under
 \`strace -f -c\`, Wharf 11), so its first pull is a cache hit.
 
+Server RSS: the peak rows are taken during the large transfers, which come first (at full scale a
+2 GiB blob is pushed and pulled once right after the 1 GiB ones). The small-request rounds that
+follow leave a Node server's heap larger for a while (garbage V8 collects when it needs to, and
+malloc's arenas): "server RSS at the end" read 124-249 MiB in full runs. A server given 3,000
+artifacts and two 10 s manifest GET loads sat at 149-157 MiB; after three more loads its heap's
+used part was back at 28-43 MiB, so the growth is garbage, not a leak.
+
 Caveat on small files: the root file system is ext4 without a journal, and there creating a file
 scans past every inode of its block group freed in the last minutes (\`recently_deleted\` in the
 kernel; 28% of the server's CPU in a perf profile of the small-artifact pushes). Creating empty

@@ -2,7 +2,8 @@
  * wharf serve beside Distribution (Debian's docker-registry), both in their own processes on
  * 127.0.0.1, driven by the same undici load loops: large blob push (monolithic and in 8 MiB
  * chunks) and pull, small blobs and small artifacts at concurrency, manifest GET/HEAD at 50
- * connections, 4 KiB range GETs, and the servers' RSS around the large-blob transfers.
+ * connections, 4 KiB range GETs, and the servers' RSS around the large-blob transfers (at full
+ * scale also around one push and one pull of a 2 GiB blob).
  */
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,8 @@ const MiB = 1 << 20;
 
 interface Sizes {
   big: number;
+  /** A blob pushed and pulled once per registry for the servers' RSS only (none at small scale). */
+  huge?: number;
   chunk: number;
   smallBlobs: number;
   artifacts: number;
@@ -22,7 +25,7 @@ interface Sizes {
 
 const SIZES: Record<'small' | 'full', Sizes> = {
   small: { big: 256 * MiB, chunk: 8 * MiB, smallBlobs: 400, artifacts: 300, seconds: 3 },
-  full: { big: 1024 * MiB, chunk: 8 * MiB, smallBlobs: 2000, artifacts: 500, seconds: 10 },
+  full: { big: 1024 * MiB, huge: 2048 * MiB, chunk: 8 * MiB, smallBlobs: 2000, artifacts: 500, seconds: 10 },
 };
 
 interface Figures {
@@ -38,6 +41,8 @@ interface Figures {
   rssPush: number | null;
   rssPull: number | null;
   rssAfter: number | null;
+  rssHugePush: number | null;
+  rssHugePull: number | null;
 }
 
 interface Side {
@@ -47,7 +52,7 @@ interface Side {
   /** The last large-blob variant pushed, which the pulls and range reads use. */
   big: string;
   xs: Record<'pushMono' | 'pushChunked' | 'pull' | 'smallBlobs' | 'artifacts' | 'manifestGet' | 'manifestHead' | 'rangeGet', number[]>;
-  rss: { before?: number; push?: number; pull?: number; after?: number };
+  rss: { before?: number; push?: number; pull?: number; after?: number; hugePush?: number; hugePull?: number };
 }
 
 const timed = async (fn: () => Promise<void>): Promise<number> => {
@@ -73,7 +78,7 @@ async function peakRss(sides: Side[], fn: () => Promise<void>): Promise<(number 
  * Every figure is taken run by run, each run on every registry in turn, so that load from
  * elsewhere on the machine falls on both sides alike.
  */
-async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Sizes): Promise<void> {
+async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Sizes, huge: BigBlob | undefined): Promise<void> {
   const runs = ctx.runs;
   const each = async (fn: (side: Side, i: number) => Promise<void>): Promise<void> => {
     for (let i = 0; i < runs; i++) for (const side of sides) await fn(side, i);
@@ -118,6 +123,8 @@ async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Size
     side.rss.pull = pullPeaks[k];
     ctx.log(`${side.reg.name}: push ${median(side.xs.pushMono).toFixed(0)} MB/s monolithic, ${median(side.xs.pushChunked).toFixed(0)} MB/s chunked, pull ${median(side.xs.pull).toFixed(0)} MB/s`);
   });
+  // Before the small requests, whose garbage raises the heap for a while (see docs/BENCHMARKS.md).
+  if (huge) await measureHuge(sides, huge);
 
   // Range GETs of 4 KiB at random offsets of the large blob.
   await warmed(async (side) => {
@@ -178,6 +185,20 @@ async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Size
   for (const side of sides) side.rss.after = side.reg.pid ? (await rssOf(side.reg.pid))?.rss : undefined;
 }
 
+/** Pushes `blob` once to each registry, then pulls it once, each alone, for the peak RSS of each. */
+async function measureHuge(sides: Side[], blob: BigBlob): Promise<void> {
+  for (const side of sides) {
+    const d = await blob.digest(`${side.tag}-huge`);
+    side.rss.hugePush = (await peakRss([side], () => side.v2.pushLarge('bench/huge', d, blob.body(`${side.tag}-huge`))))[0];
+    side.rss.hugePull = (
+      await peakRss([side], async () => {
+        const n = await side.v2.pullWhole('bench/huge', d);
+        if (n !== blob.size) throw new Error(`${side.reg.name}: pulled ${n} bytes of ${blob.size}`);
+      })
+    )[0];
+  }
+}
+
 function figuresOf(side: Side): Figures {
   const m = (xs: number[]): number => median(xs);
   return {
@@ -193,6 +214,8 @@ function figuresOf(side: Side): Figures {
     rssPush: side.rss.push ?? null,
     rssPull: side.rss.pull ?? null,
     rssAfter: side.rss.after ?? null,
+    rssHugePush: side.rss.hugePush ?? null,
+    rssHugePull: side.rss.hugePull ?? null,
   };
 }
 
@@ -212,6 +235,8 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
   const big = `${sz.big / MiB} MiB`;
   ctx.log(`writing a ${big} blob`);
   const blob = await BigBlob.create(join(ctx.tmp, 'big.bin'), sz.big);
+  if (sz.huge) ctx.log(`writing a ${sz.huge / MiB} MiB blob`);
+  const huge = sz.huge ? await BigBlob.create(join(ctx.tmp, 'huge.bin'), sz.huge) : undefined;
 
   const w = await ctx.startWharf();
   const d = await ctx.startDistribution().catch(async (err: unknown) => {
@@ -220,7 +245,7 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
   });
   const sides = [sideOf(w), ...(d ? [sideOf(d)] : [])];
   try {
-    await measure(ctx, sides, blob, sz);
+    await measure(ctx, sides, blob, sz, huge);
   } finally {
     for (const side of sides) {
       await side.v2.close();
@@ -245,6 +270,12 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     r('server RSS at start', 'rssBefore', 'MiB', 'idle', { lowerIsBetter: true }),
     r(`server peak RSS, pushing the ${big} blob ${ctx.runs * 2} times`, 'rssPush', 'MiB', 'sampled every 50 ms', rss),
     r(`server peak RSS, pulling the ${big} blob ${ctx.runs} times`, 'rssPull', 'MiB', 'sampled every 50 ms', rss),
+    ...(sz.huge
+      ? [
+          r(`server peak RSS, pushing a ${sz.huge / MiB} MiB blob once`, 'rssHugePush', 'MiB', `sampled every 50 ms, one registry at a time, after the ${big} transfers`, rss),
+          r(`server peak RSS, pulling the ${sz.huge / MiB} MiB blob once`, 'rssHugePull', 'MiB', `sampled every 50 ms, one registry at a time, after the ${big} transfers`, rss),
+        ]
+      : []),
     r('server RSS at the end', 'rssAfter', 'MiB', 'after all of the above', { lowerIsBetter: true }),
   ];
 }
