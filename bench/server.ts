@@ -63,6 +63,12 @@ const timed = async (fn: () => Promise<void>): Promise<number> => {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 };
 
+/** Pulls a whole blob and checks that it was all there. */
+async function pullWhole(side: Side, repo: string, digest: string, size: number): Promise<void> {
+  const n = await side.v2.pullWhole(repo, digest);
+  if (n !== size) throw new Error(`${side.reg.name}: pulled ${n} bytes of ${size}`);
+}
+
 /** Samples the RSS of every side's server while `fn` runs; returns each side's peak. */
 async function peakRss(sides: Side[], fn: () => Promise<void>): Promise<(number | undefined)[]> {
   const samplers = sides.map((s) => (s.reg.pid ? sampleRss(s.reg.pid) : undefined));
@@ -117,10 +123,7 @@ async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Size
   const pullPeaks = await peakRss(sides, () =>
     each(async (side) => {
       const secs = await timed(async () => {
-        for (let k = 0; k < PULLS_PER_RUN; k++) {
-          const n = await side.v2.pullWhole('bench/big', side.big);
-          if (n !== blob.size) throw new Error(`${side.reg.name}: pulled ${n} bytes of ${blob.size}`);
-        }
+        for (let k = 0; k < PULLS_PER_RUN; k++) await pullWhole(side, 'bench/big', side.big, blob.size);
       });
       side.xs.pull.push((PULLS_PER_RUN * blob.size) / MiB / secs);
     }),
@@ -197,12 +200,7 @@ async function measureHuge(sides: Side[], blob: BigBlob): Promise<void> {
   for (const side of sides) {
     const d = await blob.digest(`${side.tag}-huge`);
     side.rss.hugePush = (await peakRss([side], () => side.v2.pushLarge('bench/huge', d, blob.body(`${side.tag}-huge`))))[0];
-    side.rss.hugePull = (
-      await peakRss([side], async () => {
-        const n = await side.v2.pullWhole('bench/huge', d);
-        if (n !== blob.size) throw new Error(`${side.reg.name}: pulled ${n} bytes of ${blob.size}`);
-      })
-    )[0];
+    side.rss.hugePull = (await peakRss([side], () => pullWhole(side, 'bench/huge', d, blob.size)))[0];
   }
 }
 
