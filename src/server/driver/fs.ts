@@ -5,7 +5,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { createAppender, fitsDirectRead, preadDirect, readDirect, writeDirect, type Appender, type AppenderOptions } from './append.js';
-import type { DriverWriter, FileInfo, FileReader, PutOptions, StorageDriver } from './types.js';
+import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
 
 const fsync = promisify(fsyncCb);
 const openFd = promisify(openCb);
@@ -301,6 +301,56 @@ export class FsDriver implements StorageDriver {
       if (!isNotFound(err)) throw err;
       return false;
     }
+  }
+
+  /**
+   * A temp file that grows as bytes are appended and is read through its own descriptor while it
+   * does; commit syncs it and renames it into place. Fills are written without the periodic
+   * writeback of other writers: readers follow them, and a fill's pages are read back at once.
+   */
+  async stage(opts: StageOptions = {}): Promise<Staged> {
+    const tmp = this.tempPath();
+    const fh = await open(tmp, 'w+');
+    let app: Appender;
+    try {
+      app = createAppender(tmp, fh.fd, 0, { direct: this.directIO && writeDirect(this.tmpDir(), opts.size), flushEvery: Infinity, ...(opts.onWritten ? { onWritten: opts.onWritten } : {}) });
+    } catch (err) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    let settled = false;
+    return {
+      append: (bufs) => app.push(bufs),
+      get written() {
+        return app.written;
+      },
+      read: async (into, position) => (await fh.read(into, 0, into.length, position)).bytesRead,
+      commit: async (path) => {
+        if (settled) throw new Error('staged bytes were already committed or cancelled');
+        settled = true;
+        try {
+          const dst = this.abs(path);
+          await app.flush();
+          await this.syncFd(fh.fd);
+          await this.install(tmp, dst);
+        } catch (err) {
+          await app.abort();
+          await rm(tmp, { force: true });
+          throw err;
+        }
+      },
+      cancel: async () => {
+        if (settled) return;
+        settled = true;
+        await app.abort();
+        await rm(tmp, { force: true });
+      },
+      close: async () => {
+        await app.abort();
+        await fh.close().catch(() => undefined);
+      },
+    };
   }
 
   /** Removes temporary files older than `maxAgeMs`, left by a crash mid-write. */

@@ -28,6 +28,33 @@ export interface FileReader {
   close(): Promise<void>;
 }
 
+/**
+ * Bytes on their way into the store under no name yet (a pull-through cache fill): appended as
+ * they arrive, readable while they grow, then renamed into place whole or dropped. Reads keep
+ * working after commit() or cancel() until close(), so readers that follow a fill can finish.
+ */
+export interface Staged {
+  /** Takes bytes to append (the caller hands its buffers over); resolves when it may append more. */
+  append(bufs: Buffer[]): Promise<void>;
+  /** Bytes from the start that read() sees. */
+  readonly written: number;
+  /** Reads up to `into.length` bytes at `position` of what was written; 0 past its end. */
+  read(into: Uint8Array, position: number): Promise<number>;
+  /** Writes out all that was appended, makes it durable and atomically names it `path`. */
+  commit(path: string): Promise<void>;
+  /** Drops the bytes: nothing is left under any name. */
+  cancel(): Promise<void>;
+  /** Releases what reads hold; call once after commit() or cancel() when no reader needs it. */
+  close(): Promise<void>;
+}
+
+export interface StageOptions {
+  /** The bytes the caller expects (a Content-Length), so the driver can pick how to write them. */
+  size?: number;
+  /** Called whenever `written` has grown. */
+  onWritten?: () => void;
+}
+
 export interface PutOptions {
   durable?: boolean;
   /**
@@ -41,8 +68,9 @@ export interface PutOptions {
 /**
  * The storage driver: a dumb, path-keyed store of bytes, as Distribution's StorageDriver. Paths
  * are relative, '/'-separated, and built only by the registry store from validated names; drivers
- * still refuse any path that could leave their root. The registry logic makes no filesystem calls
- * of its own, so an S3 driver only has to implement this.
+ * still refuse any path that could leave their root. Nothing outside src/server/driver touches
+ * stored content any other way, so a new backend (memory, S3) only has to implement this; one
+ * contract suite (src/testkit/driver-suite.ts) runs against every driver.
  */
 export interface StorageDriver {
   stat(path: string): Promise<FileInfo | undefined>;
@@ -76,4 +104,11 @@ export interface StorageDriver {
   delete(path: string): Promise<void>;
   /** Marks a file as recently used (garbage collection's grace period). False when it is gone. */
   touch(path: string): Promise<boolean>;
+  /** Starts bytes that take a name only when complete (see Staged). */
+  stage(opts?: StageOptions): Promise<Staged>;
+  /**
+   * Removes what writes a crash interrupted left behind (temporary files, staged bytes) once
+   * older than `maxAgeMs`; returns how many went.
+   */
+  sweepTemp(maxAgeMs: number): Promise<number>;
 }
