@@ -1,8 +1,9 @@
 /**
- * The filesystem driver's writers, through the page cache and with O_DIRECT: whatever the sizes
- * and the chunking, a committed file holds exactly the bytes written (no padding of the last
- * direct block), an append continues an unaligned file, and a cancelled append leaves the file as
- * it was.
+ * The driver contract suite (src/testkit/driver-suite.ts) against FsDriver, with and without
+ * direct I/O, and against MemoryDriver. Then what only FsDriver has: its writers, through the page
+ * cache and with O_DIRECT. Whatever the sizes and the chunking, a committed file holds exactly the
+ * bytes written (no padding of the last direct block), an append continues an unaligned file, and
+ * a cancelled append leaves the file as it was.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,16 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { FsDriver, alignedBuffer, checkPath, writeDirect, type DriverWriter } from '../src/server/driver/index.js';
+import { FsDriver, MemoryDriver, alignedBuffer, checkPath, writeDirect, type DriverWriter } from '../src/server/driver/index.js';
+import { driverSuite } from '../src/testkit/driver-suite.js';
+
+for (const directIO of [true, false]) {
+  driverSuite(`FsDriver (fsync, ${directIO ? 'direct I/O' : 'page cache'})`, async () => {
+    const root = await mkdtemp(join(tmpdir(), 'wharf-driver-suite-'));
+    return { driver: new FsDriver(root, { fsync: true, directIO }), cleanup: () => rm(root, { recursive: true, force: true }) };
+  });
+}
+driverSuite('MemoryDriver', async () => ({ driver: new MemoryDriver(), cleanup: async () => undefined }));
 
 /** Writes `data` in chunks of irregular sizes, as a socket delivers them. */
 async function writeChunked(w: DriverWriter, data: Buffer): Promise<void> {

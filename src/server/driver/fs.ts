@@ -5,6 +5,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { createAppender, fitsDirectRead, preadDirect, readDirect, writeDirect, type Appender, type AppenderOptions } from './append.js';
+import { checkPath } from './paths.js';
 import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
 
 const fsync = promisify(fsyncCb);
@@ -19,15 +20,6 @@ export interface FsDriverOptions {
   /** Write large files with O_DIRECT where the file system takes it (default true; see append.ts). */
   directIO?: boolean;
 }
-
-/** Paths are built from validated names, but a driver is the last line: nothing leaves the root. */
-export function checkPath(path: string): string {
-  if (UNSAFE_PATH.test(path)) throw new Error(`storage path "${path}" is not a plain relative path`);
-  return path;
-}
-
-/** Empty, absolute, a backslash or NUL, an empty segment, or a `.` or `..` segment. */
-const UNSAFE_PATH = /^$|^\/|\/\/|\/$|[\\\0]|(?:^|\/)\.\.?(?:\/|$)/;
 
 function isNotFound(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;

@@ -1,3 +1,5 @@
 export type { StorageDriver, DriverWriter, FileInfo, FileReader, PutOptions, Staged, StageOptions } from './types.js';
-export { FsDriver, checkPath, type FsDriverOptions } from './fs.js';
+export { checkPath } from './paths.js';
+export { FsDriver, type FsDriverOptions } from './fs.js';
+export { MemoryDriver } from './memory.js';
 export { alignedBuffer, createAppender, writeDirect, type Appender, type AppenderOptions } from './append.js';

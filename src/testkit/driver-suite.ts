@@ -1,0 +1,725 @@
+/**
+ * The StorageDriver contract (src/server/driver/types.ts), run against every driver: each test
+ * gets a fresh, empty driver from `make`. Only what the interface promises is checked, so that
+ * drivers may differ in the rest (a directory's size, the order of a listing, whether a directory
+ * outlives its last file).
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { DriverWriter, StorageDriver } from '../server/driver/types.js';
+
+export interface DriverUnderTest {
+  driver: StorageDriver;
+  cleanup(): Promise<void>;
+}
+
+const MiB = 1 << 20;
+
+const UNSAFE = ['', '../x', '/abs', 'a//b', 'a/./b', 'a\\b', 'a\0b', 'a/', '.', '..', 'a/..', './a', 'a/../../b'];
+const REFUSED = /not a plain relative path/;
+
+/** Irregular chunk sizes, as a socket delivers them: odd, one byte, page-sized, over 1 MiB. */
+const CHUNKS = [1, 4095, 65536, 7, 300_000, 4096, MiB + 3];
+
+/** Writes `data` in chunks of irregular sizes, minding backpressure. */
+async function writeChunked(w: DriverWriter, data: Buffer): Promise<void> {
+  for (let off = 0, i = 0; off < data.length; i++) {
+    const n = Math.min(data.length - off, CHUNKS[i % CHUNKS.length]!);
+    if (!w.write(data.subarray(off, off + n))) await new Promise((r) => w.once('drain', r));
+    off += n;
+  }
+}
+
+async function writeFile(d: StorageDriver, path: string, data: Buffer, opts: { appendAt?: number; size?: number } = {}): Promise<void> {
+  const w = await d.writer(path, opts);
+  await writeChunked(w, data);
+  await w.commit();
+}
+
+async function drain(r: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const sorted = async (names: Promise<string[]>): Promise<string[]> => (await names).sort();
+const text = async (b: Promise<Buffer | undefined>): Promise<string | undefined> => (await b)?.toString();
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A promise to settle later, with nobody told of a rejection before the code under test listens. */
+function gate(): { promise: Promise<void>; open(): void; fail(err: Error): void } {
+  let open!: () => void;
+  let fail!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    open = res;
+    fail = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, open, fail };
+}
+
+export function driverSuite(name: string, make: () => Promise<DriverUnderTest>): void {
+  /** A test on a fresh driver, cleaned up whatever happens. */
+  const it = (title: string, fn: (d: StorageDriver) => Promise<void>): void => {
+    test(title, async () => {
+      const { driver, cleanup } = await make();
+      try {
+        await fn(driver);
+      } finally {
+        await cleanup();
+      }
+    });
+  };
+
+  describe(`storage driver: ${name}`, () => {
+    describe('stat, get, put', () => {
+      it('a missing file: stat and get give undefined; open, reader and an append writer fail with ENOENT', async (d) => {
+        assert.equal(await d.stat('no/such'), undefined);
+        assert.equal(await d.get('no/such'), undefined);
+        await assert.rejects(d.open('no/such'), { code: 'ENOENT' });
+        await assert.rejects(d.reader('no/such'), { code: 'ENOENT' });
+        await assert.rejects(d.reader('no/such', { start: 0, end: 0 }), { code: 'ENOENT' });
+        await assert.rejects(d.writer('no/such', { appendAt: 0 }), { code: 'ENOENT' });
+      });
+
+      it('put then get gives the bytes back; stat gives their size, a file, and a version', async (d) => {
+        const data = randomBytes(70_001);
+        await d.put('a/b/c', data);
+        assert.ok((await d.get('a/b/c'))?.equals(data));
+        const st = await d.stat('a/b/c');
+        assert.equal(st?.size, data.length);
+        assert.equal(st?.isDir, false);
+        assert.equal(typeof st?.mtimeMs, 'number');
+        assert.ok(Math.abs(st!.mtimeMs - Date.now()) < 60_000, 'mtime is about now');
+        await d.put('s', 'a string, héllo');
+        assert.equal(await text(d.get('s')), 'a string, héllo');
+      });
+
+      it('empty files: put of no bytes, of an empty string, stat size 0', async (d) => {
+        await d.put('e/bytes', Buffer.alloc(0));
+        await d.put('e/string', '');
+        for (const p of ['e/bytes', 'e/string']) {
+          assert.equal((await d.get(p))?.length, 0);
+          assert.deepEqual({ ...(await d.stat(p)), mtimeMs: 0, version: '' }, { size: 0, isDir: false, mtimeMs: 0, version: '' });
+        }
+        assert.deepEqual(await sorted(d.list('e')), ['bytes', 'string']);
+      });
+
+      it('put keeps its own copy: the caller may reuse its buffer once put resolved, and so may a reader of get', async (d) => {
+        // Only after: FsDriver reads the caller's buffer after an await, so a change made while
+        // put runs may be what is stored.
+        const data = Buffer.from('original');
+        await d.put('copy', data);
+        data.fill(0x78);
+        assert.equal(await text(d.get('copy')), 'original');
+        const got = (await d.get('copy'))!;
+        got.fill(0x79);
+        assert.equal(await text(d.get('copy')), 'original');
+      });
+
+      it('put replaces a file whole, also with fewer bytes and with none; durable: false too', async (d) => {
+        await d.put('r', randomBytes(10_000));
+        await d.put('r', 'short');
+        assert.equal(await text(d.get('r')), 'short');
+        assert.equal((await d.stat('r'))?.size, 5);
+        await d.put('r', '', { durable: false });
+        assert.equal((await d.stat('r'))?.size, 0);
+        await d.put('r', 'again', { durable: false });
+        assert.equal(await text(d.get('r')), 'again');
+      });
+
+      it('directories are implicit: put makes the parents; stat of one says isDir; get of one is undefined', async (d) => {
+        await d.put('x/y/z/file', 'f');
+        for (const dir of ['x', 'x/y', 'x/y/z']) {
+          assert.equal((await d.stat(dir))?.isDir, true, dir);
+          assert.equal(await d.get(dir), undefined, dir);
+        }
+      });
+
+      it('a file cannot be put beneath a file, nor where a directory is', async (d) => {
+        await d.put('f', 'file');
+        await d.put('dir/inner', 'x');
+        await assert.rejects(d.put('f/under', 'x'));
+        await assert.rejects(d.put('dir', 'x'));
+        assert.equal(await text(d.get('f')), 'file');
+        assert.equal(await text(d.get('dir/inner')), 'x');
+      });
+
+      it('put with `after` writes meanwhile but names the file only once `after` resolves', async (d) => {
+        await d.put('tags/old', 'v1');
+        const g = gate();
+        const fresh = d.put('tags/new', 'v2', { after: g.promise });
+        const replaced = d.put('tags/old', 'v2', { after: g.promise });
+        const empty = d.put('tags/empty', '', { after: g.promise });
+        let done = false;
+        void Promise.all([fresh, replaced, empty]).then(() => (done = true));
+        await pause(30);
+        assert.equal(done, false);
+        assert.equal(await d.stat('tags/new'), undefined);
+        assert.equal(await d.stat('tags/empty'), undefined);
+        assert.equal(await text(d.get('tags/old')), 'v1');
+        assert.deepEqual(await d.list('tags'), ['old']);
+        g.open();
+        await Promise.all([fresh, replaced, empty]);
+        assert.equal(await text(d.get('tags/new')), 'v2');
+        assert.equal(await text(d.get('tags/old')), 'v2');
+        assert.equal((await d.stat('tags/empty'))?.size, 0);
+      });
+
+      it('put whose `after` rejects writes nothing and rejects with its reason', async (d) => {
+        await d.put('tags/old', 'v1');
+        const g = gate();
+        const puts = [d.put('tags/new', 'v2', { after: g.promise }), d.put('tags/old', 'v2', { after: g.promise }), d.put('tags/empty', '', { after: g.promise })];
+        await pause(20);
+        const reason = new Error('the manifest did not make it');
+        g.fail(reason);
+        await Promise.all(puts.map((p) => assert.rejects(p, (err) => err === reason)));
+        assert.deepEqual(await d.list('tags'), ['old']);
+        assert.equal(await text(d.get('tags/old')), 'v1');
+        assert.equal(await d.sweepTemp(0), 0, 'no temporary bytes are left');
+      });
+
+      it('200 concurrent puts into one directory all land', async (d) => {
+        const n = 200;
+        await Promise.all(Array.from({ length: n }, (_, i) => d.put(`links/${i}`, i % 4 === 0 ? '' : `value ${i}`, { durable: i % 2 === 0 })));
+        assert.deepEqual(await sorted(d.list('links')), Array.from({ length: n }, (_, i) => String(i)).sort());
+        for (let i = 0; i < n; i++) assert.equal(await text(d.get(`links/${i}`)), i % 4 === 0 ? '' : `value ${i}`, `file ${i}`);
+      });
+    });
+
+    describe('open', () => {
+      it('reads at any position, fewer bytes at the end, 0 at and past the end', async (d) => {
+        const data = randomBytes(3 * MiB + 123);
+        await d.put('big', data);
+        for (const sequential of [true, false]) {
+          const f = await d.open('big', { sequential });
+          try {
+            const chunks: Buffer[] = [];
+            for (let pos = 0; pos < data.length; ) {
+              const into = Buffer.alloc(MiB);
+              const n = await f.read(into, pos);
+              assert.ok(n > 0, `read at ${pos}`);
+              chunks.push(into.subarray(0, n));
+              pos += n;
+            }
+            assert.ok(Buffer.concat(chunks).equals(data));
+            assert.equal(await f.read(Buffer.alloc(4096), data.length), 0);
+            assert.equal(await f.read(Buffer.alloc(10), data.length + 5000), 0);
+            const odd = Buffer.alloc(5000);
+            assert.equal(await f.read(odd, 1001), 5000);
+            assert.ok(odd.equals(data.subarray(1001, 6001)));
+            const tail = Buffer.alloc(100);
+            assert.equal(await f.read(tail, data.length - 7), 7);
+            assert.ok(tail.subarray(0, 7).equals(data.subarray(-7)));
+          } finally {
+            await f.close();
+          }
+        }
+      });
+
+      it('an empty file opens and reads 0', async (d) => {
+        await d.put('empty', '');
+        const f = await d.open('empty');
+        assert.equal(await f.read(Buffer.alloc(16), 0), 0);
+        await f.close();
+      });
+
+      it('an open file keeps its bytes when its name is replaced, and follows it through a move', async (d) => {
+        await d.put('o/a', 'first');
+        const f = await d.open('o/a');
+        await d.put('o/a', 'second, longer');
+        const into = Buffer.alloc(64);
+        assert.equal(into.subarray(0, await f.read(into, 0)).toString(), 'first');
+        await f.close();
+        const g = await d.open('o/a');
+        await d.move('o/a', 'o/b');
+        assert.equal(into.subarray(0, await g.read(into, 0)).toString(), 'second, longer');
+        await g.close();
+      });
+    });
+
+    describe('reader', () => {
+      it('streams a multi-MiB file exactly, and an empty one as no bytes', async (d) => {
+        const data = randomBytes(5 * MiB + 77);
+        await d.put('big', data);
+        assert.ok((await drain(await d.reader('big'))).equals(data));
+        await d.put('empty', '');
+        assert.equal((await drain(await d.reader('empty'))).length, 0);
+      });
+
+      it('ranges are inclusive and give exactly their bytes', async (d) => {
+        const data = randomBytes(2 * MiB + 5);
+        await d.put('r', data);
+        const last = data.length - 1;
+        for (const [start, end] of [
+          [0, 0],
+          [5, 9],
+          [last, last],
+          [0, last],
+          [4095, MiB + 4096],
+          [MiB, 2 * MiB - 1],
+        ] as const) {
+          const got = await drain(await d.reader('r', { start, end }));
+          assert.equal(got.length, end - start + 1, `${start}-${end}`);
+          assert.ok(got.equals(data.subarray(start, end + 1)), `${start}-${end}`);
+        }
+        // A range past the end stops at the end.
+        assert.ok((await drain(await d.reader('r', { start: last - 2, end: last + 100 }))).equals(data.subarray(-3)));
+      });
+
+      it('a stream already made keeps the bytes it was made for when the file is replaced', async (d) => {
+        await d.put('s', 'old bytes');
+        const r = await d.reader('s');
+        await d.put('s', 'new');
+        assert.equal((await drain(r)).toString(), 'old bytes');
+      });
+    });
+
+    describe('writer', () => {
+      for (const size of [0, 1, 4095, 4096, MiB, MiB + 1, 5 * MiB + 333]) {
+        it(`a new file of ${size} bytes, written in irregular chunks, is committed exactly`, async (d) => {
+          const data = randomBytes(size);
+          await writeFile(d, `new/${size}`, data, { size });
+          const got = await d.get(`new/${size}`);
+          assert.equal(got?.length, size);
+          assert.ok(got?.equals(data));
+          assert.equal((await d.stat(`new/${size}`))?.size, size);
+        });
+      }
+
+      it('a new file whose size was not announced, or announced wrong, is committed exactly', async (d) => {
+        const data = randomBytes(2 * MiB + 9);
+        await writeFile(d, 'unsized', data);
+        assert.ok((await d.get('unsized'))?.equals(data));
+        await writeFile(d, 'undersold', data, { size: 100 });
+        assert.ok((await d.get('undersold'))?.equals(data));
+        await writeFile(d, 'oversold', data.subarray(0, 1000), { size: 8 * MiB });
+        assert.ok((await d.get('oversold'))?.equals(data.subarray(0, 1000)));
+      });
+
+      it('a new file is invisible until commit, then there whole; it replaces a file there only then', async (d) => {
+        await d.put('w/old', 'old');
+        const data = randomBytes(3 * MiB);
+        const fresh = await d.writer('w/new', { size: data.length });
+        const over = await d.writer('w/old', { size: data.length });
+        await writeChunked(fresh, data);
+        await writeChunked(over, data);
+        assert.equal(await d.stat('w/new'), undefined);
+        assert.deepEqual(await d.list('w'), ['old']);
+        assert.equal(await text(d.get('w/old')), 'old');
+        await fresh.commit();
+        await over.commit();
+        assert.ok((await d.get('w/new'))?.equals(data));
+        assert.ok((await d.get('w/old'))?.equals(data));
+      });
+
+      it('a writer commits after end(), and through pipeline() as the upload path uses it', async (d) => {
+        const w = await d.writer('ended');
+        w.end(Buffer.from('all of it'));
+        await new Promise((r) => w.once('finish', r));
+        await w.commit();
+        assert.equal(await text(d.get('ended')), 'all of it');
+        const { pipeline } = await import('node:stream/promises');
+        const { Readable } = await import('node:stream');
+        const data = randomBytes(MiB + 17);
+        const p = await d.writer('piped', { size: data.length });
+        await pipeline(Readable.from([data.subarray(0, 10), data.subarray(10, 70_000), data.subarray(70_000)]), p);
+        await p.commit();
+        assert.ok((await d.get('piped'))?.equals(data));
+      });
+
+      it('a cancelled new file leaves nothing listed, and nothing to sweep', async (d) => {
+        const w = await d.writer('c/gone', { size: 2 * MiB });
+        await writeChunked(w, randomBytes(2 * MiB));
+        await w.cancel();
+        assert.equal(await d.stat('c/gone'), undefined);
+        assert.deepEqual(await d.list('c'), []);
+        assert.equal(await d.sweepTemp(0), 0);
+        const empty = await d.writer('c/none');
+        await empty.cancel();
+        assert.deepEqual(await d.list('c'), []);
+      });
+
+      it('appends at unaligned offsets continue the file', async (d) => {
+        const parts = [randomBytes(5000), randomBytes(2 * MiB + 123), randomBytes(1), randomBytes(4096), randomBytes(MiB - 3)];
+        await d.put('up/a', '');
+        let at = 0;
+        for (const part of parts) {
+          await writeFile(d, 'up/a', part, { appendAt: at, size: part.length });
+          at += part.length;
+          const got = await d.get('up/a');
+          assert.equal(got?.length, at);
+          assert.ok(got?.equals(Buffer.concat(parts).subarray(0, at)), `after ${at} bytes`);
+        }
+      });
+
+      it('an append of no bytes commits the file unchanged', async (d) => {
+        await d.put('up/n', 'abc');
+        const w = await d.writer('up/n', { appendAt: 3 });
+        await w.commit();
+        assert.equal(await text(d.get('up/n')), 'abc');
+      });
+
+      it('committing an append cuts off what lay past where the write ended', async (d) => {
+        await d.put('up/t', 'abcdefgh');
+        await writeFile(d, 'up/t', Buffer.from('XY'), { appendAt: 3 });
+        assert.equal(await text(d.get('up/t')), 'abcXY');
+        const big = randomBytes(MiB + 5);
+        await d.put('up/big', randomBytes(3 * MiB));
+        const head = (await d.get('up/big'))!.subarray(0, 4097);
+        await writeFile(d, 'up/big', big, { appendAt: 4097, size: big.length });
+        assert.ok((await d.get('up/big'))?.equals(Buffer.concat([head, big])));
+      });
+
+      it('a cancelled append leaves the file as it was', async (d) => {
+        for (const [size, append] of [
+          [10_000, 3 * MiB],
+          [0, 100],
+          [4096, MiB],
+          [7, 5],
+        ] as const) {
+          const first = randomBytes(size);
+          await d.put('up/b', first);
+          const w = await d.writer('up/b', { appendAt: size, size: append + MiB });
+          await writeChunked(w, randomBytes(append));
+          await w.cancel();
+          assert.ok((await d.get('up/b'))?.equals(first), `${size} + ${append}`);
+          assert.equal((await d.stat('up/b'))?.size, size);
+        }
+      });
+
+      it('cancel after commit changes nothing; commit after cancel writes nothing', async (d) => {
+        const w = await d.writer('s/a');
+        w.write(Buffer.from('kept'));
+        await w.commit();
+        await w.cancel();
+        assert.equal(await text(d.get('s/a')), 'kept');
+        await d.put('s/b', 'abc');
+        const a = await d.writer('s/b', { appendAt: 3 });
+        a.write(Buffer.from('def'));
+        await a.commit();
+        await a.cancel();
+        assert.equal(await text(d.get('s/b')), 'abcdef');
+        const c = await d.writer('s/c');
+        c.write(Buffer.from('dropped'));
+        await c.cancel();
+        await c.commit();
+        assert.equal(await d.stat('s/c'), undefined);
+      });
+
+      it('12 writers at once each commit their own bytes', async (d) => {
+        const datas = Array.from({ length: 12 }, (_, i) => randomBytes(MiB + i * 7777));
+        await Promise.all(datas.map((data, i) => writeFile(d, `many/${i}`, data, { size: data.length })));
+        for (const [i, data] of datas.entries()) assert.ok((await d.get(`many/${i}`))?.equals(data), `file ${i}`);
+      });
+    });
+
+    describe('list', () => {
+      it('gives the direct children, files and directories; [] for a missing directory and for a file', async (d) => {
+        for (const p of ['a/b/c', 'a/b/d/e', 'a/f', 'a/b/d/g/h', 'top']) await d.put(p, p);
+        assert.deepEqual(await sorted(d.list('a')), ['b', 'f']);
+        assert.deepEqual(await sorted(d.list('a/b')), ['c', 'd']);
+        assert.deepEqual(await sorted(d.list('a/b/d')), ['e', 'g']);
+        assert.deepEqual(await d.list('a/b/d/g'), ['h']);
+        assert.deepEqual(await d.list('nope'), []);
+        assert.deepEqual(await d.list('a/nope/deeper'), []);
+        assert.deepEqual(await d.list('a/f'), []);
+        assert.deepEqual(await d.list('top/under'), []);
+      });
+    });
+
+    describe('move', () => {
+      it('renames a file, making the destination parents; the source is gone', async (d) => {
+        await d.put('m/from', 'bytes');
+        await d.move('m/from', 'n/e/w/to');
+        assert.equal(await d.stat('m/from'), undefined);
+        assert.equal(await text(d.get('n/e/w/to')), 'bytes');
+        assert.ok(!(await d.list('m')).includes('from'));
+        assert.deepEqual(await d.list('n/e/w'), ['to']);
+      });
+
+      it('a move onto an existing file replaces it', async (d) => {
+        await d.put('m/a', 'a');
+        await d.put('m/b', 'b, longer');
+        await d.move('m/a', 'm/b');
+        assert.equal(await text(d.get('m/b')), 'a');
+        assert.deepEqual(await d.list('m'), ['b']);
+        assert.equal((await d.stat('m/b'))?.size, 1);
+      });
+
+      it('a move of a missing file fails with ENOENT and names nothing', async (d) => {
+        await assert.rejects(d.move('m/missing', 'm/to'), { code: 'ENOENT' });
+        assert.equal(await d.stat('m/to'), undefined);
+      });
+
+      it('a move there and back keeps the bytes (garbage collection trashes and restores blobs so)', async (d) => {
+        const data = randomBytes(MiB + 1);
+        await d.put('blobs/sha256/ab/abcd', data);
+        await d.move('blobs/sha256/ab/abcd', '_trash/sha256-abcd');
+        assert.equal(await d.stat('blobs/sha256/ab/abcd'), undefined);
+        await d.move('_trash/sha256-abcd', 'blobs/sha256/ab/abcd');
+        assert.ok((await d.get('blobs/sha256/ab/abcd'))?.equals(data));
+        assert.deepEqual(await d.list('_trash'), []);
+      });
+
+      it('a move of a directory moves everything beneath it', async (d) => {
+        for (const p of ['d/x', 'd/sub/y', 'd/sub/deep/z']) await d.put(p, p);
+        await d.put('keep', 'k');
+        await d.move('d', 'moved/here');
+        assert.equal(await d.stat('d/x'), undefined);
+        assert.deepEqual(await d.list('d'), []);
+        for (const p of ['d/x', 'd/sub/y', 'd/sub/deep/z']) assert.equal(await text(d.get(`moved/here/${p.slice(2)}`)), p);
+        assert.deepEqual(await sorted(d.list('moved/here')), ['sub', 'x']);
+        assert.equal(await text(d.get('keep')), 'k');
+      });
+    });
+
+    describe('delete', () => {
+      it('removes a file; deleting it again, or anything missing, is no error', async (d) => {
+        await d.put('del/a', 'a');
+        await d.put('del/b', 'b');
+        await d.delete('del/a');
+        assert.equal(await d.stat('del/a'), undefined);
+        assert.deepEqual(await d.list('del'), ['b']);
+        await d.delete('del/a');
+        await d.delete('never/was');
+        await d.delete('del/b/beneath-a-file');
+        assert.equal(await text(d.get('del/b')), 'b');
+      });
+
+      it('removes a whole directory and all beneath it, and nothing beside it', async (d) => {
+        for (const p of ['repo/_tags/a', 'repo/_tags/b', 'repo/_uploads/u/data', 'repo/x', 'repo2/_tags/a', 'repox']) await d.put(p, p);
+        await d.delete('repo');
+        assert.equal(await d.stat('repo'), undefined);
+        assert.deepEqual(await d.list('repo'), []);
+        assert.deepEqual(await d.list('repo/_tags'), []);
+        assert.equal(await d.get('repo/_uploads/u/data'), undefined);
+        assert.equal(await text(d.get('repo2/_tags/a')), 'repo2/_tags/a');
+        assert.equal(await text(d.get('repox')), 'repox');
+      });
+    });
+
+    describe('touch and versions', () => {
+      it('touch moves the mtime and the version, not the bytes; false when the file is gone', async (d) => {
+        await d.put('t', 'bytes');
+        const before = (await d.stat('t'))!;
+        await pause(20);
+        assert.equal(await d.touch('t'), true);
+        const after = (await d.stat('t'))!;
+        assert.ok(after.mtimeMs > before.mtimeMs, `${after.mtimeMs} > ${before.mtimeMs}`);
+        assert.notEqual(after.version, before.version);
+        assert.equal(await text(d.get('t')), 'bytes');
+        assert.equal(await d.touch('gone'), false);
+        assert.equal(await d.touch('t/beneath-a-file'), false);
+        assert.equal(await d.stat('gone'), undefined);
+      });
+
+      it('the version changes with every write: put, a new file, an append, a cancelled append that cut bytes, a touch', async (d) => {
+        const seen = new Set<string | undefined>();
+        const record = async (what: string): Promise<void> => {
+          const v = (await d.stat('v'))?.version;
+          if (v === undefined) return; // A driver that cannot tell promises nothing here.
+          assert.ok(!seen.has(v), `the version after ${what} is new`);
+          seen.add(v);
+        };
+        await d.put('v', 'one');
+        await record('a put');
+        await d.put('v', 'two');
+        await record('a put of as many bytes');
+        await writeFile(d, 'v', Buffer.from('three'));
+        await record('a new file');
+        await writeFile(d, 'v', Buffer.from('!!'), { appendAt: 5 });
+        await record('an append');
+        await writeFile(d, 'v', Buffer.from('...'), { appendAt: 2 });
+        await record('an append that cut the file');
+        const w = await d.writer('v', { appendAt: 1 });
+        w.write(Buffer.from('dropped'));
+        await w.cancel();
+        await record('a cancelled append that cut bytes');
+        assert.equal(await text(d.get('v')), 't');
+        await d.touch('v');
+        await record('a touch');
+        await d.move('v', 'w');
+        await d.put('v', 'one');
+        await record('a put after the file moved away');
+        assert.equal(await text(d.get('v')), 'one');
+      });
+
+      it('the version stays while nothing is written', async (d) => {
+        await d.put('still', 'x');
+        const v = (await d.stat('still'))?.version;
+        await d.get('still');
+        await drain(await d.reader('still'));
+        const f = await d.open('still');
+        await f.read(Buffer.alloc(4), 0);
+        await f.close();
+        assert.equal((await d.stat('still'))?.version, v);
+      });
+    });
+
+    describe('stage', () => {
+      it('staged bytes are readable while they grow, under no name', async (d) => {
+        let calls = 0;
+        const data = randomBytes(4 * MiB + 4321);
+        const s = await d.stage({ size: data.length, onWritten: () => calls++ });
+        try {
+          let appended = 0;
+          let last = 0;
+          for (let i = 0; appended < data.length; i++) {
+            const n = Math.min(data.length - appended, CHUNKS[i % CHUNKS.length]!);
+            // A copy: the driver may keep what it is handed.
+            await s.append([Buffer.from(data.subarray(appended, appended + n))]);
+            appended += n;
+            assert.ok(s.written >= last && s.written <= appended, `written ${s.written} of ${appended}`);
+            last = s.written;
+            if (s.written > 0 && i % 5 === 0) {
+              const into = Buffer.alloc(Math.min(s.written, 70_000));
+              const at = s.written - into.length;
+              assert.equal(await s.read(into, at), into.length);
+              assert.ok(into.equals(data.subarray(at, at + into.length)), `read at ${at}`);
+            }
+          }
+          // The bytes get written while the caller waits for more to arrive.
+          const deadline = Date.now() + 5000;
+          while (s.written < MiB && Date.now() < deadline) await pause(5);
+          assert.ok(s.written >= MiB, `written ${s.written} before commit`);
+          assert.ok(calls > 0, 'onWritten was called');
+          const head = Buffer.alloc(s.written);
+          assert.equal(await s.read(head, 0), head.length);
+          assert.ok(head.equals(data.subarray(0, head.length)));
+          assert.deepEqual(await d.list('fill'), []);
+          await s.commit('fill/blob');
+          assert.equal(s.written, data.length);
+          assert.ok((await d.get('fill/blob'))?.equals(data));
+        } finally {
+          await s.close();
+        }
+      });
+
+      it('commit names the bytes atomically, making parents and replacing a file there; reads go on until close', async (d) => {
+        await d.put('b/sha256/ab/x', 'stale');
+        const data = randomBytes(MiB + 999);
+        const s = await d.stage({ size: data.length });
+        await s.append([data.subarray(0, 1000), data.subarray(1000, 5000)]);
+        await s.append([]);
+        await s.append([data.subarray(5000)]);
+        assert.equal(await text(d.get('b/sha256/ab/x')), 'stale');
+        await s.commit('b/sha256/ab/x');
+        assert.ok((await d.get('b/sha256/ab/x'))?.equals(data));
+        assert.equal(s.written, data.length);
+        const into = Buffer.alloc(data.length + 10);
+        let n = 0;
+        while (n < data.length) {
+          const got = await s.read(into.subarray(n, n + MiB), n);
+          assert.ok(got > 0);
+          n += got;
+        }
+        assert.ok(into.subarray(0, n).equals(data));
+        assert.equal(await s.read(Buffer.alloc(8), data.length), 0);
+        await s.close();
+        const fresh = await d.stage();
+        await fresh.append([Buffer.from('new dirs')]);
+        await fresh.commit('n/e/w');
+        await fresh.close();
+        assert.equal(await text(d.get('n/e/w')), 'new dirs');
+        assert.equal(await d.sweepTemp(0), 0, 'nothing is left to sweep');
+      });
+
+      it('an empty stage commits an empty file', async (d) => {
+        const s = await d.stage();
+        assert.equal(s.written, 0);
+        assert.equal(await s.read(Buffer.alloc(4), 0), 0);
+        await s.commit('empty');
+        await s.close();
+        assert.equal((await d.stat('empty'))?.size, 0);
+      });
+
+      it('cancel leaves nothing anywhere, reads go on until close, and a commit after it fails', async (d) => {
+        const data = randomBytes(2 * MiB + 1);
+        const s = await d.stage({ size: data.length });
+        await s.append([data]);
+        await s.cancel();
+        await s.cancel();
+        await assert.rejects(s.commit('c/x'));
+        assert.equal(await d.stat('c/x'), undefined);
+        assert.deepEqual(await d.list('c'), []);
+        const into = Buffer.alloc(4096);
+        const n = await s.read(into, 0);
+        assert.ok(into.subarray(0, n).equals(data.subarray(0, n)));
+        await s.close();
+        assert.equal(await d.sweepTemp(0), 0);
+      });
+
+      it('a second commit fails and leaves the first', async (d) => {
+        const s = await d.stage();
+        await s.append([Buffer.from('once')]);
+        await s.commit('once');
+        await assert.rejects(s.commit('twice'));
+        await s.cancel();
+        await s.close();
+        assert.equal(await text(d.get('once')), 'once');
+        assert.equal(await d.stat('twice'), undefined);
+      });
+    });
+
+    describe('sweepTemp', () => {
+      it('removes abandoned writes once older than maxAgeMs, and those can then not commit', async (d) => {
+        assert.equal(await d.sweepTemp(0), 0);
+        const s = await d.stage();
+        await s.append([Buffer.from('abandoned fill')]);
+        const w = await d.writer('sw/file');
+        w.write(Buffer.from('abandoned upload'));
+        await pause(10);
+        assert.equal(await d.sweepTemp(60_000), 0, 'young writes stay');
+        const n = await d.sweepTemp(0);
+        assert.ok(n >= 2, `swept ${n}`);
+        await assert.rejects(s.commit('sw/fill'));
+        await assert.rejects(w.commit());
+        await s.close();
+        assert.deepEqual(await d.list('sw'), []);
+        assert.equal(await d.sweepTemp(0), 0);
+      });
+    });
+
+    describe('paths', () => {
+      it('every method refuses unsafe paths before touching anything', async (d) => {
+        await d.put('ok', 'ok');
+        const s = await d.stage();
+        // The root's listing (where FsDriver also shows its `_tmp/`) must not change.
+        const before = await sorted(d.list(''));
+        await s.append([Buffer.from('x')]);
+        for (const bad of UNSAFE) {
+          const why = JSON.stringify(bad);
+          await assert.rejects(d.stat(bad), REFUSED, why);
+          await assert.rejects(d.get(bad), REFUSED, why);
+          await assert.rejects(d.put(bad, 'x'), REFUSED, why);
+          await assert.rejects(d.open(bad), REFUSED, why);
+          await assert.rejects(d.reader(bad), REFUSED, why);
+          await assert.rejects(d.writer(bad), REFUSED, why);
+          await assert.rejects(d.writer(bad, { appendAt: 0 }), REFUSED, why);
+          if (bad !== '') await assert.rejects(d.list(bad), REFUSED, why);
+          await assert.rejects(d.move('ok', bad), REFUSED, why);
+          await assert.rejects(d.move(bad, 'ok2'), REFUSED, why);
+          await assert.rejects(d.delete(bad), REFUSED, why);
+          await assert.rejects(d.touch(bad), REFUSED, why);
+        }
+        await assert.rejects(s.commit('../escaped'), REFUSED);
+        await s.close();
+        assert.equal(await text(d.get('ok')), 'ok');
+        assert.equal(await d.stat('ok2'), undefined);
+        assert.deepEqual(await sorted(d.list('')), before);
+        assert.equal(await d.sweepTemp(0), 0, 'the refused writes left nothing');
+      });
+
+      it('names with dots that stay inside are fine', async (d) => {
+        for (const good of ['a.b', '.hidden', 'd/.x/b', 'd/..b', 'd/b..', '...']) {
+          await d.put(good, good);
+          assert.equal(await text(d.get(good)), good);
+        }
+        assert.deepEqual(await sorted(d.list('d')), ['..b', '.x', 'b..']);
+      });
+    });
+  });
+}
