@@ -161,7 +161,7 @@ describe('wharf cache prune', () => {
     data = join(tmp, 'prune-data');
     cache = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
     for (const [repo, img] of [['team/a', a], ['team/b', b], ['team/shared', shared], ['team/a-too', a]] as const) await pull(cache.url, `up/${repo}`, 'v1', img);
-    for (const img of [a, b, shared]) for (const bl of img.blobs) await cache.proxy!.cache.fillOf(bl.digest)?.done;
+    for (const img of [a, b, shared]) for (const bl of img.blobs) await cache.proxy!.backend.fillDone(bl.digest);
     // Access order, oldest first: a, b, shared, a-too.
     let t = Date.now() - 10 * 3600e3;
     for (const repo of ['team/a', 'team/b', 'team/shared', 'team/a-too']) {
@@ -223,7 +223,7 @@ describe('background pruning', () => {
     });
     try {
       await pull(s.url, 'up/team/b', 'v1', b);
-      for (const bl of b.blobs) await s.proxy!.cache.fillOf(bl.digest)?.done;
+      for (const bl of b.blobs) await s.proxy!.backend.fillDone(bl.digest);
       // Wait (bounded) for the timer: the image goes, and its blobs with it (the tag first, so
       // wait for all of them: a pass is not atomic to an observer).
       const tag = join(data, paths.tag('up/team/b', 'v1'));
@@ -251,9 +251,9 @@ describe('gc and the cache', () => {
       const r = await fetch(`${s.url}/v2/up/team/shared/blobs/${lone}`);
       assert.equal(r.status, 200);
       await r.arrayBuffer();
-      for (const d of [...b.blobs.map((x) => x.digest), lone]) await s.proxy!.cache.fillOf(d as `sha256:${string}`)?.done;
+      for (const d of [...b.blobs.map((x) => x.digest), lone]) await s.proxy!.backend.fillDone(d as `sha256:${string}`);
       const { collectGarbage } = await import('../src/server/store/gc.js');
-      const report = await collectGarbage(s.store.driver, { graceMs: 0 });
+      const report = await collectGarbage(s.store, { graceMs: 0 });
       assert.equal(report.blobs, 1, 'the lone blob');
       await assert.rejects(stat(join(data, paths.blobData(lone as `sha256:${string}`))));
       for (const bl of b.blobs) assert.ok(await stat(join(data, paths.blobData(bl.digest))));

@@ -29,7 +29,7 @@ const blobGets = (digest: string): number => upstreamHits((r) => r.method === 'G
 const ago = (ms: number): Date => new Date(Date.now() - ms);
 /** Waits until a blob's fill (if one is under way) has made it durable in the store. */
 const settled = async (digest: string): Promise<void> => {
-  await cache.proxy!.cache.fillOf(digest as `sha256:${string}`)?.done.catch(() => undefined);
+  await cache.proxy!.backend.fillDone(digest as `sha256:${string}`);
 };
 
 before(async () => {

@@ -80,7 +80,7 @@ test('a full disk fails the pull, leaves nothing behind, and the cache recovers'
   const r = await fetch(`${cache.url}/v2/up/team/small/blobs/${smallDigest}`);
   assert.equal(r.status, 200);
   assert.equal(sha256(Buffer.from(await r.arrayBuffer())), smallDigest);
-  await cache.proxy!.cache.fillOf(smallDigest)?.done;
+  await cache.proxy!.backend.fillDone(smallDigest);
   assert.ok(await stat(join(mnt, 'data', paths.blobData(smallDigest))), 'cached again');
 });
 

@@ -11,7 +11,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { FsDriver, MemoryDriver, alignedBuffer, checkPath, writeDirect, type DriverWriter } from '../src/server/driver/index.js';
+import { FsDriver, MemoryDriver, checkPath, writeDirect, type DriverWriter } from '../src/server/driver/index.js';
+import { alignedBuffer } from '../src/server/io/index.js';
 import { driverSuite } from '../src/testkit/driver-suite.js';
 
 for (const directIO of [true, false]) {

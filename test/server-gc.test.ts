@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../src/server/index.js';
 import { FsDriver, type StorageDriver } from '../src/server/driver/index.js';
-import { collectGarbage } from '../src/server/store/gc.js';
+import { RegistryStore, collectGarbage } from '../src/server/store/index.js';
 import { paths } from '../src/server/store/paths.js';
 import { asDigest, type Digest } from '../src/spec/index.js';
 import { wharf } from './helpers/cli.js';
@@ -86,22 +86,22 @@ describe('wharf gc', () => {
     const driver = new FsDriver(dataDir);
 
     // Within the grace period nothing goes, whatever the mark says.
-    const fresh = await collectGarbage(driver, { graceMs: 100 * 24 * 3600e3 });
+    const fresh = await collectGarbage(new RegistryStore(driver), { graceMs: 100 * 24 * 3600e3 });
     assert.equal(fresh.blobs, 0);
 
-    const dry = await collectGarbage(driver, { graceMs: 3600e3, dryRun: true, deleteUntagged: true });
+    const dry = await collectGarbage(new RegistryStore(driver), { graceMs: 3600e3, dryRun: true, deleteUntagged: true });
     assert.equal(dry.blobs, 3, 'the dry run previews the real outcome: the orphan, the untagged manifest and its own layer');
     assert.equal(dry.manifests, 1);
     assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(orphan)}`), 200, 'a dry run frees nothing');
     assert.equal(await status(s.url, `/v2/${repo}/manifests/${sha256(untagged)}`), 200);
 
-    const plain = await collectGarbage(driver, { graceMs: 3600e3 });
+    const plain = await collectGarbage(new RegistryStore(driver), { graceMs: 3600e3 });
     assert.equal(plain.blobs, 1);
     assert.equal(plain.bytes, orphan.length);
     assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(orphan)}`), 404, 'the orphan and its link are gone');
     assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(onlyUntagged)}`), 200, 'an untagged manifest still holds its blobs');
 
-    const untaggedToo = await collectGarbage(driver, { graceMs: 3600e3, deleteUntagged: true });
+    const untaggedToo = await collectGarbage(new RegistryStore(driver), { graceMs: 3600e3, deleteUntagged: true });
     assert.equal(untaggedToo.manifests, 1);
     assert.equal(await status(s.url, `/v2/${repo}/manifests/${sha256(untagged)}`), 404);
     assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(onlyUntagged)}`), 404);
@@ -133,7 +133,7 @@ describe('wharf gc', () => {
         return st;
       },
     });
-    await collectGarbage(racing, { graceMs: 3600e3 });
+    await collectGarbage(new RegistryStore(racing), { graceMs: 3600e3 });
     assert.ok(fired);
     const r = await fetch(`${s.url}/v2/${repo}/blobs/${sha256(layer)}`);
     assert.equal(r.status, 200, 'the blob the new manifest references survived');
@@ -149,7 +149,7 @@ describe('wharf gc', () => {
     const driver = new FsDriver(dataDir);
     await driver.move(paths.blobData(sha256(layer)), paths.trash(sha256(layer)));
     assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(layer)}`), 404);
-    await collectGarbage(driver, { graceMs: 3600e3 });
+    await collectGarbage(new RegistryStore(driver), { graceMs: 3600e3 });
     assert.equal(await status(s.url, `/v2/${repo}/blobs/${sha256(layer)}`), 200);
   });
 
@@ -162,7 +162,7 @@ describe('wharf gc', () => {
     await ageAll(join(dataDir, 'repositories', 'gc', 'links'));
     // Written side by side with a blob that is being renamed into place right now.
     await driver.put(paths.blobLink(repo, newBlob), '');
-    await collectGarbage(driver, { graceMs: 3600e3 });
+    await collectGarbage(new RegistryStore(driver), { graceMs: 3600e3 });
     assert.equal(await driver.stat(paths.blobLink(repo, oldBlob)), undefined);
     assert.equal(await driver.stat(paths.manifestLink(repo, oldManifest)), undefined);
     assert.ok(await driver.stat(paths.blobLink(repo, newBlob)), 'a fresh link stays');

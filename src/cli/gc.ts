@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { FsDriver } from '../server/driver/index.js';
-import { collectGarbage } from '../server/store/gc.js';
+import { openAdmin, parseConfig } from '../server/admin.js';
 import { parseDuration } from '../spec/index.js';
 import { ExitError } from './errors.js';
 
@@ -11,7 +10,8 @@ export async function runGc(flags: Record<string, unknown>): Promise<void> {
   const grace = flags.grace === undefined ? 3600e3 : parseDuration(String(flags.grace));
   if (grace === undefined) throw new ExitError(`--grace: "${String(flags.grace)}" is not a duration (e.g. 30s, 1h, 7d)`, 2);
   if (!existsSync(data)) throw new ExitError(`data directory ${data} does not exist; pass --data or set WHARF_DATA`, 2);
-  const report = await collectGarbage(new FsDriver(data), {
+  const admin = await openAdmin(parseConfig({ data }));
+  const report = await admin.gc({
     dryRun,
     graceMs: grace,
     deleteUntagged: Boolean(flags.deleteUntagged),

@@ -23,7 +23,7 @@ export const ConfigSchema = z
     listen: listen.default('127.0.0.1:5000'),
     data: z.string().min(1).default('./wharf-data'),
     log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).strict().prefault({}),
-    storage: z.object({ fsync: z.boolean().default(true), directIO: z.boolean().default(true), verifyReads: z.boolean().default(true), reverifyAfter: duration.default(24 * 3600e3) }).strict().prefault({}),
+    storage: z.object({ driver: z.enum(['fs', 'memory']).default('fs'), fsync: z.boolean().default(true), directIO: z.boolean().default(true), verifyReads: z.boolean().default(true), reverifyAfter: duration.default(24 * 3600e3) }).strict().prefault({}),
     delete: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
     uploads: z
       .object({

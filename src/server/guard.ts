@@ -6,7 +6,6 @@ import { Authenticator } from './auth/index.js';
 import type { WharfConfig } from './config.js';
 import { installAccess } from './http/access.js';
 import { installAudit, installAuditApi, type RequestSink } from './http/audit.js';
-import type { RegistryStore } from './store/index.js';
 import { Webhooks } from './webhooks/index.js';
 
 export interface Guard {
@@ -20,7 +19,7 @@ export interface Guard {
 }
 
 /** Access control, the audit log and webhooks, wired onto the app as fastify hooks. */
-export async function startGuard(config: WharfConfig, deps: { dataDir: string; store: RegistryStore; log: Logger }): Promise<Guard> {
+export async function startGuard(config: WharfConfig, deps: { dataDir: string; log: Logger }): Promise<Guard> {
   const extensions: Guard['extensions'] = [];
   const auth = config.auth ? await Authenticator.create(config.auth, deps.dataDir) : undefined;
   let audit: AuditLog | undefined;
@@ -47,7 +46,7 @@ export async function startGuard(config: WharfConfig, deps: { dataDir: string; s
   }
   // The audit hook first: it must see the requests that access control refuses.
   if (sinks.length > 0) extensions.push((app) => installAudit(app, sinks));
-  if (auth) extensions.push((app) => installAccess(app, { auth, store: deps.store, pageSize: config.pagination.pageSize }));
+  if (auth) extensions.push((app) => installAccess(app, { auth }));
   return {
     auth,
     audit,

@@ -3,8 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { FsDriver } from './driver/index.js';
-import { RegistryStore } from './store/index.js';
+import type { RegistryStore } from './store/index.js';
+import { openStore } from './storage.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
 import { Registry as MetricsRegistry } from 'prom-client';
@@ -12,7 +12,7 @@ import { startGuard, type Guard } from './guard.js';
 import { REDACT_PATHS } from './auth/index.js';
 import { reloadTls, tlsOptions } from './tls.js';
 import type { Server as TlsServer } from 'node:tls';
-import { startPullThrough, type PullThrough, type ProxyTarget } from './proxy/index.js';
+import { startPullThrough, type PullThroughHandle, type ProxyTarget } from './proxy/index.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -34,7 +34,7 @@ export interface RunningServer {
   store: RegistryStore;
   app: FastifyInstance;
   /** The pull-through cache, when upstreams are configured. */
-  proxy: PullThrough | undefined;
+  proxy: PullThroughHandle | undefined;
   /** Access control and the audit log (src/server/guard.ts). */
   guard: Guard;
   /** Re-reads the TLS certificate, key and client CA (SIGHUP); open connections are kept. */
@@ -48,26 +48,17 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
   const log = logger ?? pino({ level: config.log.level, redact: REDACT_PATHS });
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true });
-  const driver = new FsDriver(dataDir, { fsync: config.storage.fsync, directIO: config.storage.directIO });
-  const storeOpts: ConstructorParameters<typeof RegistryStore>[1] = {
-    deleteEnabled: config.delete.enabled,
-    maxManifestSize: config.manifests.maxSize,
-    verifyReads: config.storage.verifyReads,
-    reverifyAfter: config.storage.reverifyAfter,
-  };
-  if (config.uploads.maxBlobSize !== undefined) storeOpts.maxBlobSize = config.uploads.maxBlobSize;
-  const store = new RegistryStore(driver, storeOpts);
+  const store = await openStore(config);
   const metrics = new MetricsRegistry();
-  const proxy = await startPullThrough(config, { store, root: dataDir, log, metrics, onUpstream: hooks.onUpstream });
-  const guard = await startGuard(config, { dataDir, store, log });
-  const app = createApp({ store, logger: log, pageSize: config.pagination.pageSize, metrics, ...(proxy ? { proxy: proxy.router } : {}), extensions: [...(proxy ? [(a: FastifyInstance) => proxy.router.install(a)] : []), ...guard.extensions], ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
+  const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: hooks.onUpstream });
+  const guard = await startGuard(config, { dataDir, log });
+  const app = createApp({ backend: proxy?.backend ?? store, logger: log, pageSize: config.pagination.pageSize, metrics, extensions: guard.extensions, ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
 
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {
     try {
-      const n = await store.uploads.purge(await store.catalogWithUploads(), config.uploads.purgeAfter);
-      const t = await driver.sweepTemp(Math.max(config.uploads.purgeAfter, 3600e3));
-      if (n + t > 0) log.info({ uploads: n, temp: t }, 'purged abandoned uploads');
+      const n = await store.purgeUploads(config.uploads.purgeAfter);
+      if (n.uploads + n.temp > 0) log.info(n, 'purged abandoned uploads');
     } catch (err) {
       log.warn({ err }, 'upload purge failed');
     }

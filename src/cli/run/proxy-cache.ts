@@ -1,10 +1,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseDuration, parseSize } from '../../spec/index.js';
-import { FsDriver } from '../../server/driver/index.js';
-import { RegistryStore } from '../../server/store/index.js';
 import { parseConfig, readConfigFile, ConfigError, type WharfConfig } from '../../server/config.js';
-import { Upstream, listCache, loadCache, pruneCache, type LoadOptions, type PruneOptions } from '../../server/proxy/index.js';
+import { openAdmin, type CachePruneOptions } from '../../server/admin.js';
 import { ExitError } from '../errors.js';
 import { humanSize, shortDigest } from '../shared/output.js';
 import { str, strs, bool, type Flags } from '../shared/flags.js';
@@ -39,14 +37,13 @@ export async function runRegistryCache(action: string, rest: string[], flags: Fl
   const config = await configOf(flags);
   const data = resolve(config.data);
   if (action !== 'load' && !existsSync(data)) throw new ExitError(`data directory ${data} does not exist; pass --data or --config`, 2);
-  const driver = new FsDriver(data, { fsync: config.storage.fsync, directIO: config.storage.directIO });
+  const admin = await openAdmin(config);
   const json = str(flags.format) === 'json';
   const out = (text: string, obj: unknown): void => void process.stdout.write(json ? `${JSON.stringify(obj, null, 2)}\n` : `${text}\n`);
   const namespaces = strs(flags.namespace);
-  const nsOpt = namespaces.length ? { namespaces } : {};
   switch (action) {
     case 'ls': {
-      const images = await listCache(driver, nsOpt);
+      const images = await admin.cacheList(namespaces);
       const rows = images.map((i) => `${i.repository}${i.tags.length ? `:${i.tags.join(',')}` : ''}  ${shortDigest(i.digest)}  ${humanSize(i.size)}  cached ${i.cachedAt.toISOString()}  pulled ${i.lastAccess.toISOString()}`);
       out(rows.length ? rows.join('\n') : 'The cache is empty.', images.map(({ content: _c, ...i }) => ({ ...i, cachedAt: i.cachedAt.toISOString(), lastAccess: i.lastAccess.toISOString() })));
       return;
@@ -54,24 +51,14 @@ export async function runRegistryCache(action: string, rest: string[], flags: Fl
     case 'load': {
       const sources = [...rest, ...strs(flags.from)];
       if (sources.length === 0) throw new ExitError('wharf cache load needs a source: an image-list file, a docker save tarball, or an OCI layout directory or .tar', 2);
-      const upstreams = config.proxy.upstreams.map((u) => new Upstream(u, { offline: config.proxy.offline }));
-      const store = new RegistryStore(driver);
-      const opts: LoadOptions = { store, upstreams, log: json ? () => undefined : (line) => process.stdout.write(`${line}\n`) };
-      if (config.proxy.defaultNamespace !== undefined) opts.defaultNamespace = config.proxy.defaultNamespace;
       const repo = str(flags.repo);
-      if (repo !== undefined) opts.repo = repo;
-      const loaded = [];
-      try {
-        for (const s of sources) loaded.push(...(await loadCache(s, opts)).images);
-      } finally {
-        await Promise.all(upstreams.map((u) => u.close()));
-      }
+      const loaded = await admin.cacheLoad(sources, { log: json ? () => undefined : (line) => process.stdout.write(`${line}\n`), ...(repo !== undefined ? { repo } : {}) });
       if (json) out('', loaded);
       else process.stdout.write(`Loaded ${loaded.length} image(s)\n`);
       return;
     }
     case 'prune': {
-      const opts: PruneOptions = { ...nsOpt, dryRun: bool(flags.dryRun), log: json ? () => undefined : (line) => process.stdout.write(`${line}\n`) };
+      const opts: CachePruneOptions = { namespaces, dryRun: bool(flags.dryRun), log: json ? () => undefined : (line) => process.stdout.write(`${line}\n`) };
       const idle = durationFlag(flags, 'maxIdle', '--max-idle');
       const age = durationFlag(flags, 'maxAge', '--max-age');
       if (idle !== undefined) opts.maxIdle = idle;
@@ -87,7 +74,7 @@ export async function runRegistryCache(action: string, rest: string[], flags: Fl
       if (idle === undefined && age === undefined && opts.maxSize === undefined && !patterns.length) {
         throw new ExitError('wharf cache prune: say what to drop with --max-idle, --max-age, --pattern or --max-size', 2);
       }
-      const r = await pruneCache(driver, opts);
+      const r = await admin.cachePrune(opts);
       const verb = opts.dryRun ? 'would free' : 'freed';
       out(`${opts.dryRun ? 'would remove' : 'removed'} ${r.images.length} image(s); ${verb} ${r.blobs} blob(s), ${humanSize(r.bytes)}; the cache holds ${humanSize(r.remaining)}`, {
         dryRun: Boolean(opts.dryRun),

@@ -2,6 +2,7 @@ import { closeSync, constants, fdatasync as fdatasyncCb, ftruncateSync, openSync
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { alignedBlocks, isPageAligned } from '../io/aligned.js';
 
 const pwrite = promisify(writeCb);
 const pread = promisify(readCb);
@@ -17,7 +18,7 @@ const ALIGN = 4096;
 const BLOCK = 1 << 20;
 /** Writes expected to be smaller than this go through the page cache: one padded block gains nothing. */
 const DIRECT_MIN = BLOCK;
-/** Blocks per WebAssembly.Memory (each reserves address space far beyond its size: few, not many). */
+/** Blocks made at a time (see alignedBlocks). */
 const PER_MEMORY = 4;
 /** The most blocks that ever exist, for all files together: memory stays flat (16 MiB). */
 const MAX_BLOCKS = 16;
@@ -52,20 +53,6 @@ export interface Appender {
 
 // ---- aligned blocks ----
 
-/** Memory that starts on a page boundary: direct reads go straight into its aligned parts. */
-const alignedMemory = new WeakSet<ArrayBufferLike>();
-
-/**
- * PER_MEMORY page-aligned buffers of BLOCK bytes, from one WebAssembly memory: the one allocation
- * JavaScript can make that is page-aligned (Buffer memory comes from malloc, which puts it 16
- * bytes past a page at best).
- */
-function alignedBlocks(): Buffer[] {
-  const mem = new WebAssembly.Memory({ initial: (PER_MEMORY * BLOCK) >> 16, maximum: (PER_MEMORY * BLOCK) >> 16 });
-  alignedMemory.add(mem.buffer);
-  return Array.from({ length: PER_MEMORY }, (_, i) => Buffer.from(mem.buffer, i * BLOCK, BLOCK));
-}
-
 const freeBlocks: Buffer[] = [];
 const blockWaiters: Array<(b: Buffer) => void> = [];
 let blocksMade = 0;
@@ -78,7 +65,7 @@ function takeBlock(): Buffer | Promise<Buffer> {
   const b = freeBlocks.pop();
   if (b) return b;
   if (blocksMade < MAX_BLOCKS) {
-    freeBlocks.push(...alignedBlocks());
+    freeBlocks.push(...alignedBlocks(PER_MEMORY, BLOCK));
     blocksMade += PER_MEMORY;
     return freeBlocks.pop()!;
   }
@@ -89,17 +76,6 @@ function giveBlock(b: Buffer): void {
   const waiter = blockWaiters.shift();
   if (waiter) waiter(b);
   else freeBlocks.push(b);
-}
-
-const spareAligned: Buffer[] = [];
-
-/**
- * A page-aligned buffer of 1 MiB, for a caller that reads large files: a direct read into it
- * (preadDirect) needs no block and no copy. Apart from the write blocks, and not counted in them.
- */
-export function alignedBuffer(): Buffer {
-  if (spareAligned.length === 0) spareAligned.push(...alignedBlocks());
-  return spareAligned.pop()!;
 }
 
 const directByDir = new Map<string, boolean>();
@@ -168,7 +144,7 @@ export function fitsDirectRead(position: number, length: number): boolean {
  */
 export async function preadDirect(fd: number, into: Uint8Array, position: number): Promise<number> {
   if (!fitsDirectRead(position, into.length)) throw new Error(`a direct read of ${into.length} bytes at ${position} does not fit a block`);
-  if (alignedMemory.has(into.buffer) && into.byteOffset % ALIGN === 0 && into.length % ALIGN === 0) {
+  if (isPageAligned(into) && into.length % ALIGN === 0) {
     return (await pread(fd, into, 0, into.length, position)).bytesRead;
   }
   const block = await takeBlock();

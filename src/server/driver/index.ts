@@ -2,4 +2,4 @@ export type { StorageDriver, DriverWriter, FileInfo, FileReader, PutOptions, Sta
 export { checkPath } from './paths.js';
 export { FsDriver, type FsDriverOptions } from './fs.js';
 export { MemoryDriver } from './memory.js';
-export { alignedBuffer, createAppender, writeDirect, type Appender, type AppenderOptions } from './append.js';
+export { createAppender, writeDirect, type Appender, type AppenderOptions } from './append.js';

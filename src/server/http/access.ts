@@ -2,8 +2,8 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OciError } from '../../spec/index.js';
 import { parseScope, userOf, type AccessEntry, type Action, type Authenticator, type Identity } from '../auth/index.js';
-import type { RegistryStore } from '../store/index.js';
-import { routeOf, type Route } from './route.js';
+import { contextOf, splitUrl } from './context.js';
+import type { Route } from './route.js';
 
 const identities = new WeakMap<FastifyRequest, Identity>();
 
@@ -67,7 +67,10 @@ async function identify(auth: Authenticator, req: FastifyRequest, reply: Fastify
   }
 }
 
-/** Whether the catalog shows `repo` to `id`. */
+/**
+ * Whether `id` may read `repo` (what the catalog shows it, and whether a mount may take from it).
+ * A token from this registry with catalog access lists what its user may read.
+ */
 function readable(auth: Authenticator, id: Identity, repo: string): boolean {
   if (id.kind === 'token' && id.local && id.access.some((a) => a.type === 'registry' && a.name === 'catalog')) {
     return auth.policy.allowed(id.user, repo, 'pull') || auth.can(id, repo, 'pull');
@@ -78,31 +81,14 @@ function readable(auth: Authenticator, id: Identity, repo: string): boolean {
 type Query = Record<string, string | string[] | undefined>;
 const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
-/** The catalog, filtered to what the caller may read, paginated like the unfiltered one. */
-async function catalog(auth: Authenticator, store: RegistryStore, id: Identity, req: FastifyRequest, reply: FastifyReply, pageSize: number): Promise<void> {
-  if (req.method !== 'GET') throw new OciError('UNSUPPORTED', `method ${req.method} is not allowed here`);
-  const q = req.query as Query;
-  const nRaw = one(q.n);
-  if (nRaw !== undefined && !/^\d{1,9}$/.test(nRaw)) throw new OciError('PAGINATION_NUMBER_INVALID', 'n must be a non-negative integer');
-  const n = nRaw === undefined ? pageSize : Math.min(Number(nRaw), pageSize);
-  const last = one(q.last);
-  const all = (await store.catalog()).filter((r) => readable(auth, id, r));
-  const after = last === undefined ? all : all.filter((x) => x > last);
-  const page = after.slice(0, n);
-  if (after.length > n && page.length > 0) reply.header('link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(page[page.length - 1]!)}>; rel="next"`);
-  reply.header('docker-distribution-api-version', 'registry/2.0');
-  reply.type('application/json').send(JSON.stringify({ repositories: page }));
-}
-
 export interface AccessOptions {
   auth: Authenticator;
-  store: RegistryStore;
-  pageSize: number;
 }
 
 /**
- * Guards /v2 before any handler runs. The route is taken from the raw path exactly as the handler
- * takes it, so no spelling of a path can be checked as one repository and served as another.
+ * Guards /v2 before any handler runs, on the route the request was given when it arrived (see
+ * context.ts), so no spelling of a path can be checked as one repository and served as another.
+ * The catalog and a mount's source are filtered through the caller's read rights by the handler.
  * Anonymous callers who lack a right get 401 with a challenge; authenticated users get 403 whether
  * or not the repository exists; a token without the scope gets 401 insufficient_scope, so that a
  * client fetches a wider token.
@@ -110,23 +96,14 @@ export interface AccessOptions {
 export function installAccess(app: FastifyInstance, opts: AccessOptions): void {
   const { auth } = opts;
   app.addHook('onRequest', async (req, reply) => {
-    const raw = req.raw.url ?? '/';
-    const qi = raw.indexOf('?');
-    const path = qi < 0 ? raw : raw.slice(0, qi);
+    const { path } = splitUrl(req.raw.url ?? '/');
     if (path !== '/v2' && !path.startsWith('/v2/')) return;
     const id = await identify(auth, req, reply);
     identities.set(req, id);
-    let route: Route | undefined;
-    try {
-      route = routeOf(path);
-    } catch {
-      route = undefined;
-    }
-    if (route?.kind === 'catalog') {
-      // Answered here; returning the reply ends the request's lifecycle.
-      await catalog(auth, opts.store, id, req, reply, opts.pageSize);
-      return reply;
-    }
+    const ctx = contextOf(req);
+    ctx.canRead = (repo) => readable(auth, id, repo);
+    const route = ctx.route;
+    if (route?.kind === 'catalog') return;
     const need = route ? needOf(route, req.method) : undefined;
     if (!need) {
       // /v2/ and paths that are no endpoint: anyone who authenticated gets the handler's answer.
@@ -138,16 +115,6 @@ export function installAccess(app: FastifyInstance, opts: AccessOptions): void {
       if (id.kind === 'anonymous') throw unauthorized(auth, req, reply, 'authentication required', need.scope);
       if (id.kind === 'token') throw unauthorized(auth, req, reply, 'the token does not grant this access', need.scope, 'insufficient_scope');
       throw new OciError('DENIED', `requested access to the resource is denied`);
-    }
-    // A cross-repository mount needs pull on `from`; without it the mount quietly becomes an
-    // ordinary upload, as the spec allows, and says nothing about the other repository.
-    const q = req.query as Query;
-    if (route?.kind === 'upload' && q.from !== undefined) {
-      const from = one(q.from)!;
-      if (!auth.can(id, from, 'pull')) {
-        delete q.mount;
-        delete q.from;
-      }
     }
   });
 

@@ -5,15 +5,14 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { OciError, type ErrorCode } from '../../spec/index.js';
-import type { RegistryStore } from '../store/index.js';
-import { routeOf, type Route } from './route.js';
+import type { RegistryBackend } from '../store/index.js';
+import { contextOf, installRouting } from './context.js';
 import { handleV2, type V2Options } from './v2.js';
 
 export interface AppOptions extends Partial<V2Options> {
-  store: RegistryStore;
+  /** What /v2 serves: the registry store, or the pull-through cache over it. */
+  backend: RegistryBackend;
   logger: Logger;
-  /** Answers the /v2 requests it claims (the pull-through cache, src/server/proxy) before the store does. */
-  proxy?: { handle(route: Route, req: FastifyRequest, reply: FastifyReply): Promise<boolean> };
   /** The registry /metrics serves; a new one by default. */
   metrics?: Registry;
   /** Hooks and routes of other parts (access control, audit), added before the /v2 routes. */
@@ -166,6 +165,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     req.log.info({ method: req.method, path: req.url, status: reply.statusCode, bytes, ms: Math.round(ms * 10) / 10, ip: req.ip }, 'request');
   });
 
+  installRouting(app, opts.backend);
   app.setErrorHandler((err, req, reply) => sendError(err, req, reply));
   app.setNotFoundHandler((req, reply) => sendError(new OciError('NOT_FOUND', `no endpoint at ${req.url.slice(0, 100)}`), req, reply));
 
@@ -178,14 +178,12 @@ export function createApp(opts: AppOptions): FastifyInstance {
   // stream is still being sent.
   const dispatch = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
-    const raw = req.raw.url ?? '/';
-    const q = raw.indexOf('?');
-    const route = routeOf(q < 0 ? raw : raw.slice(0, q));
-    if (!route) throw new OciError('NOT_FOUND', `no endpoint at ${raw.slice(0, 100)}`);
+    const ctx = contextOf(req);
+    if (ctx.invalid !== undefined) throw ctx.invalid;
+    if (!ctx.route) throw new OciError('NOT_FOUND', `no endpoint at ${(req.raw.url ?? '/').slice(0, 100)}`);
     const s = started.get(req);
-    if (s) s.endpoint = route.kind;
-    if (opts.proxy && (await opts.proxy.handle(route, req, reply))) return reply;
-    await handleV2(opts.store, route, req, reply, v2);
+    if (s) s.endpoint = ctx.route.kind;
+    await handleV2(opts.backend, ctx, req, reply, v2);
     return reply;
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler: dispatch });

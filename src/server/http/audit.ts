@@ -4,7 +4,8 @@ import { OciError, isDigest } from '../../spec/index.js';
 import type { Authenticator } from '../auth/index.js';
 import { nextAuditId, recordsToCsv, type AuditAction, type AuditFilter, type AuditLog, type AuditRecord, type RecordExtra } from '../audit/index.js';
 import { identityOf } from './access.js';
-import { routeOf, type Route } from './route.js';
+import { contextOf, splitUrl } from './context.js';
+import type { Route } from './route.js';
 
 /** Receives every finished content request: the audit log, webhooks. */
 export interface RequestSink {
@@ -71,16 +72,9 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
   };
   // A callback hook, not an async one: it never waits, and a promise per request costs.
   app.addHook('onRequest', (req, reply, done) => {
-    const raw = req.raw.url ?? '/';
-    const qi = raw.indexOf('?');
-    const path = qi < 0 ? raw : raw.slice(0, qi);
+    const { path } = splitUrl(req.raw.url ?? '/');
     if (!path.startsWith('/v2/') || path === '/v2/') return done();
-    let route: Route | undefined;
-    try {
-      route = routeOf(path);
-    } catch {
-      route = undefined;
-    }
+    const route = contextOf(req).route;
     const t0 = Date.now();
     const h0 = process.hrtime.bigint();
     const res = reply.raw;

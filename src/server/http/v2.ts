@@ -14,10 +14,11 @@ import {
   type ByteRange,
 } from '../../spec/index.js';
 import { readAllLimited } from '../../content/index.js';
-import type { RegistryStore } from '../store/index.js';
+import type { Listed, Page, RegistryBackend } from '../store/index.js';
+import type { RequestContext } from './context.js';
 import type { Route } from './route.js';
 import { multipartByteranges } from './ranges.js';
-import { sendFile } from './send.js';
+import { sendBody } from './send.js';
 
 export interface V2Options {
   /** Largest page the tags, catalog and referrers lists return (default 1000). */
@@ -25,30 +26,49 @@ export interface V2Options {
 }
 
 type Query = Record<string, string | undefined>;
+type Of<K extends Route['kind']> = Extract<Route, { kind: K }>;
 
 /** Dispatches one /v2 request. Every failure is thrown as an OciError and rendered by the app. */
-export async function handleV2(store: RegistryStore, route: Route, req: FastifyRequest, reply: FastifyReply, opts: V2Options): Promise<void> {
+export async function handleV2(backend: RegistryBackend, ctx: RequestContext, req: FastifyRequest, reply: FastifyReply, opts: V2Options): Promise<void> {
+  const route = ctx.route!;
   const method = req.method;
   const q = req.query as Query;
+  if ('name' in route) {
+    const ns = backend.namespaceOf(route.name);
+    if (ns !== undefined) reply.header('oci-namespace', ns);
+  }
   switch (route.kind) {
     case 'base':
       allow(method, ['GET', 'HEAD']);
       return void reply.type('application/json').send('{}');
-    case 'catalog':
+    case 'catalog': {
       allow(method, ['GET']);
-      return listPage(reply, '/v2/_catalog', 'repositories', await store.catalog(), q, opts, {});
-    case 'tags':
+      const page = pageOf(q, opts);
+      const listed = await backend.listRepositories(page, (r) => ctx.canRead(r));
+      return sendList(reply, '/v2/_catalog', page, listed, (r) => r, q, (items) => ({ repositories: items }));
+    }
+    case 'tags': {
       allow(method, ['GET']);
-      return listPage(reply, `/v2/${route.name}/tags/list`, 'tags', await store.tags(route.name), q, opts, { name: route.name });
+      const page = pageOf(q, opts);
+      const listed = await backend.listTags(route.name, page);
+      // The name as the client asked for it (a `?ns=` request names the upstream's repository).
+      const name = ctx.asked ?? route.name;
+      return sendList(reply, `/v2/${name}/tags/list`, page, listed, (t) => t, q, (items) => ({ name, tags: items }));
+    }
     case 'manifest':
-      return manifest(store, route, req, reply);
+      return manifest(backend, route, req, reply);
     case 'blob':
-      return blob(store, route, req, reply);
+      return blob(backend, route, req, reply);
     case 'upload':
-      return upload(store, route, req, reply, q);
-    case 'referrers':
+      return upload(backend, ctx, route, req, reply, q);
+    case 'referrers': {
       allow(method, ['GET']);
-      return referrers(store, route, reply, q, opts);
+      const digest = asDigest(route.digest);
+      const page = pageOf(q, opts);
+      const listed = await backend.listReferrers(route.name, digest, page, q.artifactType);
+      if (q.artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
+      return sendList(reply, `/v2/${route.name}/referrers/${digest}`, page, listed, (d) => d.digest, q, (items) => ({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: items }), MediaType.ImageIndex);
+    }
   }
 }
 
@@ -57,54 +77,65 @@ function allow(method: string, methods: string[]): true {
   return true;
 }
 
-function pageSize(q: Query, opts: V2Options): number {
-  if (q.n === undefined) return opts.pageSize;
-  if (!/^\d+$/.test(q.n)) throw new OciError('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, got "${q.n.slice(0, 20)}"`);
-  // An n past the page size (even one too large for a number) gets a full page and a Link, as
-  // distribution-spec lets a registry return fewer results when it says where the rest are.
-  return Math.min(Number(q.n), opts.pageSize);
+/** The page a list request asks for: `n` (at most the page size) items after `last`. */
+function pageOf(q: Query, opts: V2Options): Page {
+  let n = opts.pageSize;
+  if (q.n !== undefined) {
+    if (!/^\d+$/.test(q.n)) throw new OciError('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, got "${q.n.slice(0, 20)}"`);
+    // An n past the page size (even one too large for a number) gets a full page and a Link, as
+    // distribution-spec lets a registry return fewer results when it says where the rest are.
+    n = Math.min(Number(q.n), opts.pageSize);
+  }
+  return q.last === undefined ? { n } : { n, last: q.last };
 }
 
-function listPage(reply: FastifyReply, path: string, key: string, all: string[], q: Query, opts: V2Options, extra: Record<string, string>): void {
-  const n = pageSize(q, opts);
-  const after = q.last === undefined ? all : all.filter((x) => x > q.last!);
-  const page = after.slice(0, n);
-  if (after.length > n && page.length > 0) {
-    reply.header('Link', `<${path}?n=${n}&last=${encodeURIComponent(page[page.length - 1]!)}>; rel="next"`);
+/** A list answer: the page, a Link to the next one when there is more, a cache's Warning. */
+function sendList<T>(reply: FastifyReply, path: string, page: Page, listed: Listed<T>, key: (item: T) => string, q: Query, body: (items: T[]) => object, type?: string): void {
+  const items = listed.items;
+  if (listed.more && items.length > 0) {
+    const params = new URLSearchParams({ n: String(page.n), last: key(items[items.length - 1]!) });
+    if (q.artifactType !== undefined) params.set('artifactType', q.artifactType);
+    reply.header('link', `<${path}?${params}>; rel="next"`);
   }
-  reply.type('application/json').send(JSON.stringify({ ...extra, [key]: page }));
+  if (listed.warning) reply.header('warning', listed.warning);
+  const text = JSON.stringify(body(items));
+  // An exact media type goes out as given: reply.type() would append "; charset=utf-8" to a string body.
+  if (type === undefined) return void reply.type('application/json').send(text);
+  const bytes = Buffer.from(text);
+  reply.headers({ 'content-type': type, 'content-length': bytes.length }).send(bytes);
 }
 
 // ---- manifests
 
-async function manifest(store: RegistryStore, route: Extract<Route, { kind: 'manifest' }>, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function manifest(backend: RegistryBackend, route: Of<'manifest'>, req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const { name, reference } = route;
   switch (req.method) {
     case 'GET':
     case 'HEAD': {
       assertCanExist(name, reference);
-      const m = await store.getManifest(name, reference);
+      const m = await backend.getManifest(name, reference);
       reply.headers({
         'content-type': m.mediaType,
         'content-length': m.body.length,
         'docker-content-digest': m.digest,
         etag: `"${m.digest}"`,
       });
+      if (m.warning) reply.header('warning', m.warning);
       return void reply.send(req.method === 'HEAD' ? undefined : m.body);
     }
     case 'PUT': {
-      const limit = store.maxManifestSize;
+      const limit = backend.maxManifestSize;
       const declared = Number(req.headers['content-length']);
       if (declared > limit) throw new OciError('SIZE_INVALID', `manifest is ${declared} bytes, over the limit of ${limit}`, { status: 413 });
       const body = await readAllLimited(req.raw, limit, () => new OciError('SIZE_INVALID', `manifest is over the limit of ${limit} bytes`, { status: 413 }));
-      const res = await store.putManifest(name, reference, body, req.headers['content-type']);
+      const res = await backend.putManifest(name, reference, body, req.headers['content-type']);
       reply.code(201).headers({ location: `/v2/${name}/manifests/${res.digest}`, 'docker-content-digest': res.digest, 'content-length': 0 });
       if (res.subject) reply.header('oci-subject', res.subject);
       return void reply.send();
     }
     case 'DELETE':
       assertCanExist(name, reference);
-      await store.deleteManifest(name, reference);
+      await backend.deleteManifest(name, reference);
       return void reply.code(202).header('content-length', 0).send();
     default:
       allow(req.method, ['GET', 'HEAD', 'PUT', 'DELETE']);
@@ -124,15 +155,17 @@ function assertCanExist(name: string, reference: string): void {
 
 // ---- blobs
 
-async function blob(store: RegistryStore, route: Extract<Route, { kind: 'blob' }>, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function blob(backend: RegistryBackend, route: Of<'blob'>, req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const { name } = route;
   const digest = asDigest(route.digest);
   if (req.method === 'DELETE') {
-    await store.deleteBlob(name, digest);
+    await backend.deleteBlob(name, digest);
     return void reply.code(202).headers({ 'docker-content-digest': digest, 'content-length': 0 }).send();
   }
   allow(req.method, ['GET', 'HEAD', 'DELETE']);
-  const size = await store.statBlob(name, digest);
+  const head = req.method === 'HEAD';
+  const content = await backend.openBlob(name, digest, !head);
+  const size = content.size;
   reply.headers({ 'docker-content-digest': digest, 'accept-ranges': 'bytes', etag: `"${digest}"`, 'cache-control': 'max-age=31536000' });
   let ranges: ByteRange[] | undefined;
   try {
@@ -141,24 +174,18 @@ async function blob(store: RegistryStore, route: Extract<Route, { kind: 'blob' }
     if (err instanceof OciError) reply.header('content-range', `bytes */${size}`);
     throw err;
   }
-  const head = req.method === 'HEAD';
-  if (!ranges) {
-    reply.headers({ 'content-type': MediaType.OctetStream, 'content-length': size });
-    if (head) return void reply.send();
-    const { file, check } = await store.openBlobFile(name, digest);
-    return sendFile(reply, file, 0, size - 1, check);
+  if (ranges && ranges.length > 1) {
+    const mp = multipartByteranges(ranges, size, MediaType.OctetStream, (r) => content.stream(r));
+    reply.code(206).headers({ 'content-type': `multipart/byteranges; boundary=${mp.boundary}`, 'content-length': mp.length });
+    if (head) mp.body.destroy();
+    return void reply.send(head ? undefined : mp.body);
   }
-  reply.code(206);
-  if (ranges.length === 1) {
-    const r = ranges[0]!;
-    reply.headers({ 'content-type': MediaType.OctetStream, 'content-length': r.end - r.start + 1, 'content-range': `bytes ${r.start}-${r.end}/${size}` });
-    if (head) return void reply.send();
-    return sendFile(reply, (await store.openBlobFile(name, digest, false)).file, r.start, r.end);
-  }
-  const mp = multipartByteranges(ranges, size, MediaType.OctetStream, (r) => store.openBlob(name, digest, r));
-  reply.headers({ 'content-type': `multipart/byteranges; boundary=${mp.boundary}`, 'content-length': mp.length });
-  if (head) mp.body.destroy();
-  return void reply.send(head ? undefined : mp.body);
+  // One send path for stored content and a fill under way, whole or one range.
+  const r = ranges?.[0] ?? { start: 0, end: size - 1 };
+  if (ranges) reply.code(206).header('content-range', `bytes ${r.start}-${r.end}/${size}`);
+  reply.headers({ 'content-type': MediaType.OctetStream, 'content-length': r.end - r.start + 1 });
+  if (head || size === 0) return void reply.send();
+  return sendBody(reply, (res) => content.send(res, r.start, r.end));
 }
 
 // ---- uploads
@@ -222,50 +249,52 @@ function created(reply: FastifyReply, name: string, digest: string): void {
   reply.code(201).headers({ location: `/v2/${name}/blobs/${digest}`, 'docker-content-digest': digest, 'content-length': 0 }).send();
 }
 
-async function upload(store: RegistryStore, route: Extract<Route, { kind: 'upload' }>, req: FastifyRequest, reply: FastifyReply, q: Query): Promise<void> {
+async function upload(backend: RegistryBackend, ctx: RequestContext, route: Of<'upload'>, req: FastifyRequest, reply: FastifyReply, q: Query): Promise<void> {
   const { name, id } = route;
   if (id === '') {
     allow(req.method, ['POST']);
     if (q.mount !== undefined && isDigest(q.mount) && q.from !== undefined) {
       // Without `from` a mount is not tried at all (no automatic content discovery: the OCI
       // conformance suite's OCI_AUTOMATIC_CROSSMOUNT=0, as Distribution): the client gets an
-      // upload session, and no content of a repository it did not name can leak.
+      // upload session, and no content of a repository it did not name can leak. A caller who
+      // may not read `from` gets an ordinary upload too, as the spec allows, which says nothing
+      // about the other repository.
       assertName(q.from);
-      if ((await store.mountBlob(name, q.from, q.mount)) !== undefined) return created(reply, name, q.mount);
+      if (ctx.canRead(q.from) && (await backend.mountBlob(name, q.from, q.mount)) !== undefined) return created(reply, name, q.mount);
     }
     if (q.digest !== undefined) {
       const digest = asDigest(q.digest);
       const opts = appendOptions(req);
-      const s = await store.uploads.start(name);
+      const s = await backend.startUpload(name);
       try {
-        await store.finishUpload(name, s.id, digest, bodyOf(req) ?? emptyBody(), opts);
+        await backend.finishUpload(name, s.id, digest, bodyOf(req) ?? emptyBody(), opts);
       } catch (err) {
-        await store.uploads.cancel(name, s.id).catch(() => undefined);
+        await backend.cancelUpload(name, s.id).catch(() => undefined);
         throw err;
       }
       return created(reply, name, digest);
     }
-    const s = await store.uploads.start(name);
+    const s = await backend.startUpload(name);
     return void uploadHeaders(reply.code(202), name, s.id, 0).send();
   }
   try {
     switch (req.method) {
       case 'GET': {
-        const s = await store.uploads.status(name, id);
+        const s = await backend.uploadStatus(name, id);
         return void uploadHeaders(reply.code(204), name, id, s.offset).send();
       }
       case 'PATCH': {
-        const s = await store.uploads.append(name, id, bodyOf(req) ?? emptyBody(), appendOptions(req));
+        const s = await backend.appendUpload(name, id, bodyOf(req) ?? emptyBody(), appendOptions(req));
         return void uploadHeaders(reply.code(202), name, id, s.offset).send();
       }
       case 'PUT': {
         if (q.digest === undefined) throw new OciError('DIGEST_INVALID', 'the final PUT of an upload needs ?digest=');
         const digest = asDigest(q.digest);
-        await store.finishUpload(name, id, digest, bodyOf(req), appendOptions(req));
+        await backend.finishUpload(name, id, digest, bodyOf(req), appendOptions(req));
         return created(reply, name, digest);
       }
       case 'DELETE':
-        await store.uploads.cancel(name, id);
+        await backend.cancelUpload(name, id);
         return void reply.code(204).header('content-length', 0).send();
       default:
         allow(req.method, ['GET', 'PATCH', 'PUT', 'DELETE']);
@@ -273,7 +302,7 @@ async function upload(store: RegistryStore, route: Extract<Route, { kind: 'uploa
   } catch (err) {
     // A refused chunk tells the client where to resume (distribution-spec "Resuming an upload").
     if (err instanceof OciError && err.status === 416) {
-      const s = await store.uploads.status(name, id).catch(() => undefined);
+      const s = await backend.uploadStatus(name, id).catch(() => undefined);
       if (s) uploadHeaders(reply, name, id, s.offset);
     }
     throw err;
@@ -282,23 +311,4 @@ async function upload(store: RegistryStore, route: Extract<Route, { kind: 'uploa
 
 function emptyBody(): Readable {
   return Readable.from([]);
-}
-
-// ---- referrers
-
-async function referrers(store: RegistryStore, route: Extract<Route, { kind: 'referrers' }>, reply: FastifyReply, q: Query, opts: V2Options): Promise<void> {
-  const digest = asDigest(route.digest);
-  const all = await store.referrers(route.name, digest, q.artifactType);
-  const n = pageSize(q, opts);
-  const after = q.last === undefined ? all : all.filter((d) => d.digest > q.last!);
-  const page = after.slice(0, n);
-  if (q.artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
-  if (after.length > n && page.length > 0) {
-    const params = new URLSearchParams({ n: String(n), last: page[page.length - 1]!.digest });
-    if (q.artifactType !== undefined) params.set('artifactType', q.artifactType);
-    reply.header('link', `</v2/${route.name}/referrers/${digest}?${params}>; rel="next"`);
-  }
-  // Exactly the index media type: reply.type() would append "; charset=utf-8" to a string body.
-  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageIndex, manifests: page }));
-  reply.headers({ 'content-type': MediaType.ImageIndex, 'content-length': body.length }).send(body);
 }

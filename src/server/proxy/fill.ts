@@ -1,30 +1,21 @@
 import { EventEmitter } from 'node:events';
-import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { OciError, createDigester, parseDigest, type Digest } from '../../spec/index.js';
-import { createAppender, writeDirect, type Appender, type StorageDriver } from '../driver/index.js';
-import { paths } from '../store/index.js';
-import { drained, giveBuffer, readPooled } from '../http/send.js';
+import type { RegistryStore } from '../store/index.js';
+import type { Staged } from '../driver/index.js';
+import { drained, giveBuffer, readPooled } from '../io/index.js';
 
 export interface FillOptions {
-  /** The data directory of the FsDriver: fills are staged in its `_tmp/`, then renamed into `blobs/`. */
-  root: string;
-  driver: StorageDriver;
+  /** Where the verified blob goes: staged while it arrives, then committed as the stored blob. */
+  store: RegistryStore;
   digest: Digest;
   /** The size the upstream announced (Content-Length); undefined when it did not. */
   size: number | undefined;
   /** The upstream body. */
   body: AsyncIterable<Buffer>;
-  fsync?: boolean;
-  /** Write with O_DIRECT where the file system takes it (default true; see driver/append.ts). */
-  directIO?: boolean;
   /** Called with every chunk's length as it arrives from upstream. */
   onBytes?: (n: number) => void;
-  /** Called once the verified content became the stored blob. */
-  onStored?: () => Promise<void>;
 }
 
 /**
@@ -56,12 +47,10 @@ export class BlobFill {
   readonly size: number | undefined;
   /** Resolves once the blob is verified and in the store; rejects when the fill failed. */
   readonly done: Promise<void>;
-  private readonly app: Appender;
   private state: 'running' | 'verified' | 'done' | 'failed' = 'running';
   /** Set once the whole content matched its digest: from then on readers may end. */
   private verified = false;
   private error: Error | undefined;
-  private readonly events = new EventEmitter();
   private refs = 1; // the fill's own
   /** Bytes received from upstream (hashed; in memory or on disk). */
   private received = 0;
@@ -70,36 +59,22 @@ export class BlobFill {
   private closed = false;
 
   private constructor(
-    private readonly fh: FileHandle,
-    private readonly tmpAbs: string,
-    private readonly tmpRel: string,
     private readonly opts: FillOptions,
-    direct: boolean,
+    private readonly staged: Staged,
+    private readonly events: EventEmitter,
   ) {
     this.digest = opts.digest;
     this.size = opts.size;
-    this.events.setMaxListeners(0);
-    this.app = createAppender(tmpAbs, fh.fd, 0, { direct, flushEvery: Infinity, onWritten: () => this.events.emit('progress') });
     this.done = this.run();
     // Readers observe failures through their streams; nobody may be awaiting `done`.
     this.done.catch(() => undefined);
   }
 
   static async start(opts: FillOptions): Promise<BlobFill> {
-    const dir = join(opts.root, '_tmp');
-    await mkdir(dir, { recursive: true });
-    // The leading timestamp lets the server's temp sweep remove what a crash left behind.
-    const name = `${Date.now()}-proxy-${parseDigest(opts.digest).hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`;
-    const abs = join(dir, name);
-    const direct = opts.directIO !== false && writeDirect(dir, opts.size);
-    const fh = await open(abs, 'w+');
-    try {
-      return new BlobFill(fh, abs, `_tmp/${name}`, opts, direct);
-    } catch (err) {
-      await fh.close();
-      await rm(abs, { force: true });
-      throw err;
-    }
+    // Readers wait on 'progress': new bytes in memory or on disk, or the end.
+    const events = new EventEmitter().setMaxListeners(0);
+    const staged = await opts.store.stageBlob({ ...(opts.size !== undefined ? { size: opts.size } : {}), onWritten: () => events.emit('progress') });
+    return new BlobFill(opts, staged, events);
   }
 
   /** True once the fill has ended, well or not: new readers must not join it any more. */
@@ -108,11 +83,11 @@ export class BlobFill {
   }
 
   get bytesWritten(): number {
-    return this.app.written;
+    return this.staged.written;
   }
 
   private async run(): Promise<void> {
-    const { digest, size, driver } = this.opts;
+    const { digest, size, store } = this.opts;
     const hash = createDigester(parseDigest(digest).algorithm);
     try {
       for await (const chunk of this.opts.body) {
@@ -128,9 +103,8 @@ export class BlobFill {
         while (this.recentBytes > RECENT && this.recent.length > 1) this.recentBytes -= this.recent.shift()!.buf.length;
         this.events.emit('progress');
         // Backpressure: the upstream waits while the disk is behind.
-        await this.app.push([chunk]);
+        await this.staged.append([chunk]);
       }
-      await this.app.flush();
       if (size !== undefined && this.received !== size) {
         throw new OciError('SIZE_INVALID', `upstream sent ${this.received} of the ${size} bytes of ${digest}`);
       }
@@ -140,21 +114,14 @@ export class BlobFill {
       this.state = 'verified';
       this.verified = true;
       this.events.emit('progress');
-      if (this.opts.fsync !== false) await this.fh.sync();
-      // Someone else stored the same content meanwhile: keep theirs.
-      if (await driver.touch(paths.blobData(digest))) await rm(this.tmpAbs, { force: true });
-      else {
-        await driver.move(this.tmpRel, paths.blobData(digest));
-        await this.opts.onStored?.();
-      }
+      await store.commitBlob(this.staged, digest);
       this.state = 'done';
     } catch (err) {
       const error = err instanceof OciError ? err : new OciError('UNAVAILABLE', `fetching ${digest} from upstream failed: ${(err as Error).message}`, { cause: err });
       const body = this.opts.body as Partial<Readable>;
       if (typeof body.destroy === 'function') body.destroy();
-      await this.app.abort();
-      // Gone before anyone hears of the failure: a retry never meets the broken file.
-      await rm(this.tmpAbs, { force: true }).catch(() => undefined);
+      // Gone before anyone hears of the failure: a retry never meets the broken bytes.
+      await this.staged.cancel().catch(() => undefined);
       this.error = error;
       this.state = 'failed';
       throw error;
@@ -169,7 +136,7 @@ export class BlobFill {
   private async release(): Promise<void> {
     if (--this.refs === 0 && !this.closed) {
       this.closed = true;
-      await this.fh.close().catch(() => undefined);
+      await this.staged.close().catch(() => undefined);
     }
   }
 
@@ -236,13 +203,13 @@ export class BlobFill {
           if (!ok) await drained(res);
           continue;
         }
-        const avail = Math.min(this.app.written, limit);
+        const avail = Math.min(this.staged.written, limit);
         if (pos < avail) {
           const at = pos;
-          const { buf, n } = await readPooled(async (into) => (await this.fh.read(into, 0, into.length, at)).bytesRead, avail - pos);
+          const { buf, n } = await readPooled((into) => this.staged.read(into, at), avail - pos);
           if (n === 0) {
             giveBuffer(buf);
-            throw new OciError('INTERNAL', `cache file of ${this.digest} is shorter than written`);
+            throw new OciError('INTERNAL', `staged bytes of ${this.digest} are shorter than written`);
           }
           pos += n;
           if (!res.write(buf.subarray(0, n), () => giveBuffer(buf))) await drained(res);

@@ -4,12 +4,10 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { OciError, MediaType, isDigest, isManifestMediaType, parseManifest, assertName, type Descriptor, type Digest } from '../../spec/index.js';
-import { copyGraph, readAllVerified, verifyReader, VerifyStream, MAX_MANIFEST_SIZE, type Storage } from '../../content/index.js';
+import { OciError, MediaType, isDigest, isManifestMediaType, assertName, type Descriptor, type Digest } from '../../spec/index.js';
+import { copyGraph, readAllVerified, MAX_MANIFEST_SIZE, type Storage } from '../../content/index.js';
 import { LayoutStore, LayoutTarStore } from '../../stores/layout/index.js';
-import { paths, type RegistryStore } from '../store/index.js';
-import { UPSTREAM_MARKER, cachedAtPath } from './prune.js';
+import type { RegistryStore } from '../store/index.js';
 import type { Upstream } from './upstream.js';
 
 /**
@@ -22,57 +20,24 @@ export class CacheTarget implements Storage {
     readonly local: string,
   ) {}
 
-  private get driver(): RegistryStore['driver'] {
-    return this.store.driver;
-  }
-
   async exists(desc: Descriptor): Promise<boolean> {
-    if (isManifestMediaType(desc.mediaType)) return (await this.driver.stat(paths.manifestLink(this.local, desc.digest))) !== undefined;
-    if (!(await this.driver.touch(paths.blobData(desc.digest)))) return false;
+    if (isManifestMediaType(desc.mediaType)) return this.store.hasManifest(this.local, desc.digest);
+    if (!(await this.store.touchBlob(desc.digest))) return false;
     await this.store.linkBlob(this.local, desc.digest);
     return true;
   }
 
   async fetch(desc: Descriptor): Promise<Readable> {
-    return verifyReader(await this.driver.reader(paths.blobData(desc.digest)), desc);
+    return this.store.fetchBlob(desc);
   }
 
   async push(desc: Descriptor, content: Readable): Promise<void> {
-    if (isManifestMediaType(desc.mediaType)) {
-      await saveCachedManifest(this.driver, this.local, desc, await readAllVerified(content, desc, MAX_MANIFEST_SIZE));
-      return;
-    }
-    if (await this.driver.touch(paths.blobData(desc.digest))) {
-      content.destroy();
-    } else {
-      const w = await this.driver.writer(paths.blobData(desc.digest));
-      try {
-        await pipeline(content, new VerifyStream(desc), w);
-        await w.commit();
-      } catch (err) {
-        await w.cancel();
-        throw err;
-      }
-    }
-    await this.store.linkBlob(this.local, desc.digest);
+    if (isManifestMediaType(desc.mediaType)) await this.store.saveCachedManifest(this.local, desc, await readAllVerified(content, desc, MAX_MANIFEST_SIZE));
+    else await this.store.putBlob(this.local, desc, content);
   }
 
   async tag(desc: Descriptor, tag: string): Promise<void> {
-    await this.driver.put(paths.tag(this.local, tag), desc.digest);
-  }
-}
-
-/** Stores a manifest in a cached repository: bytes, link (its media type), entry time, referrer entry. */
-export async function saveCachedManifest(driver: RegistryStore['driver'], local: string, desc: Descriptor, body: Buffer): Promise<void> {
-  const info = parseManifest(body, desc.mediaType);
-  if (!(await driver.touch(paths.blobData(desc.digest)))) await driver.put(paths.blobData(desc.digest), body);
-  if (!(await driver.stat(cachedAtPath(local, desc.digest)))) await driver.put(cachedAtPath(local, desc.digest), new Date().toISOString());
-  await driver.put(paths.manifestLink(local, desc.digest), info.mediaType);
-  if (info.subject) {
-    const d: Descriptor = { mediaType: info.mediaType, digest: desc.digest, size: body.length };
-    if (info.artifactType !== undefined) d.artifactType = info.artifactType;
-    if (info.annotations !== undefined) d.annotations = info.annotations;
-    await driver.put(paths.referrer(local, info.subject.digest, desc.digest), JSON.stringify(d));
+    await this.store.tag(this.local, desc.digest, tag);
   }
 }
 
@@ -127,7 +92,7 @@ function placeOf(name: string, opts: LoadOptions): { upstream: Upstream; local: 
 async function mark(store: RegistryStore, local: string, upstreams: Upstream[]): Promise<void> {
   const ns = local.split('/')[0]!;
   const u = upstreams.find((x) => x.namespace === ns);
-  await store.driver.put(`${paths.repo(ns)}/${UPSTREAM_MARKER}`, `${u?.url.origin ?? 'loaded'}\n`);
+  await store.markCacheNamespace(ns, u?.url.origin ?? 'loaded');
 }
 
 /**

@@ -3,8 +3,15 @@ import { OciError } from '../../spec/index.js';
 import { Transport, RemoteRepository, type Credential, type TransportOptions } from '../../stores/remote/index.js';
 import type { UpstreamConfig } from './config.js';
 
-/** The detail of the error an upstream that is marked down answers with. */
-export const MARKED_DOWN = { upstream: 'marked down' } as const;
+/**
+ * What a request to an upstream that is marked down fails with, before anything is sent: not a
+ * new failure of the upstream, so it does not count towards marking it down again.
+ */
+export class UpstreamDown extends OciError {
+  constructor(message: string) {
+    super('UNAVAILABLE', message);
+  }
+}
 
 /** `*` and `?` globs, anchored: `latest`, `v*`, `*-rc?`. */
 export function globToRegExp(glob: string): RegExp {
@@ -100,7 +107,7 @@ export class Upstream {
    */
   assertAvailable(): void {
     const wait = this.downUntil - Date.now();
-    if (wait > 0) throw new OciError('UNAVAILABLE', `upstream ${this.namespace} (${this.host}) failed ${this.maxFails} times in a row; next try in ${Math.ceil(wait / 1000)} s`, { detail: MARKED_DOWN });
+    if (wait > 0) throw new UpstreamDown(`upstream ${this.namespace} (${this.host}) failed ${this.maxFails} times in a row; next try in ${Math.ceil(wait / 1000)} s`);
   }
 
   succeeded(): void {

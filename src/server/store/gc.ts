@@ -1,7 +1,7 @@
 import { isDigest, parseManifest, type Digest } from '../../spec/index.js';
 import type { StorageDriver } from '../driver/index.js';
 import { paths } from './paths.js';
-import { RegistryStore } from './registry.js';
+import type { RegistryStore } from './registry.js';
 
 export interface GcOptions {
   dryRun?: boolean;
@@ -62,7 +62,8 @@ async function sweep(driver: StorageDriver, digest: Digest, cutoff: number): Pro
  * after moving the blob aside (see sweep()), so content that a push in progress relies on is never
  * removed.
  */
-export async function collectGarbage(driver: StorageDriver, opts: GcOptions = {}): Promise<GcReport> {
+export async function collectGarbage(store: RegistryStore, opts: GcOptions = {}): Promise<GcReport> {
+  const driver = store.driver;
   const start = Date.now();
   // A collection that crashed between moving a blob aside and deleting it may have caught one in
   // use: put every such blob back, and let this run judge it again.
@@ -72,7 +73,6 @@ export async function collectGarbage(driver: StorageDriver, opts: GcOptions = {}
   }
   const cutoff = start - (opts.graceMs ?? 3600e3);
   const log = opts.log ?? (() => undefined);
-  const store = new RegistryStore(driver);
   const marked = new Set<string>();
   const report: GcReport = { blobs: 0, bytes: 0, manifests: 0, kept: 0 };
 

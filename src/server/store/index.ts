@@ -1,3 +1,5 @@
-export { RegistryStore, type BlobCheck, type RegistryStoreOptions, type StoredManifest, type PutManifestResult } from './registry.js';
-export { Uploads, type UploadStatus, type AppendOptions } from './uploads.js';
-export { paths } from './paths.js';
+export { RegistryStore, type RegistryStoreOptions } from './registry.js';
+export { paginate, type BlobHandle, type Listed, type Page, type PutManifestResult, type RegistryBackend, type StoredManifest } from './backend.js';
+export { type UploadStatus, type AppendOptions } from './uploads.js';
+export { collectGarbage, type GcOptions, type GcReport } from './gc.js';
+export { cachedNamespaces, listCache, pruneCache, type CachedImage, type PruneOptions, type PruneReport } from './cached.js';

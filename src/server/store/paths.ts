@@ -52,6 +52,15 @@ export const paths = {
     const { algorithm, hex } = parseDigest(referrer);
     return `${paths.referrers(name, subject)}/${algorithm}-${hex}`;
   },
+  /** `<namespace>/_upstream`: this namespace caches an upstream (its origin), so tools find cached repositories without the config. */
+  upstreamMarker(namespace: string): string {
+    return `repositories/${namespace}/_upstream`;
+  },
+  /** When a manifest entered the pull-through cache (ISO time). */
+  cachedAt(name: string, digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return `repositories/${name}/_cached/${algorithm}/${hex}`;
+  },
   uploads(name: string): string {
     return `repositories/${name}/_uploads`;
   },

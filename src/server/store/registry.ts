@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   OciError,
   digestOf,
@@ -11,14 +12,17 @@ import {
   assertTag,
   isIndexMediaType,
   MediaType,
-  type ByteRange,
   type Descriptor,
   type Digest,
+  type ManifestInfo,
 } from '../../spec/index.js';
-import type { FileReader, StorageDriver } from '../driver/index.js';
+import { VerifyStream, verifyReader } from '../../content/index.js';
+import type { StageOptions, Staged, StorageDriver } from '../driver/index.js';
+import { sendFileRange, type ReadCheck } from '../io/index.js';
+import { paginate, type BlobHandle, type Listed, type Page, type PutManifestResult, type RegistryBackend, type StoredManifest } from './backend.js';
 import { KeyedLock } from './locks.js';
 import { paths } from './paths.js';
-import { Uploads, allDone, type AppendOptions } from './uploads.js';
+import { Uploads, allDone, type AppendOptions, type UploadStatus } from './uploads.js';
 
 export interface RegistryStoreOptions {
   /** Allow DELETE of manifests, tags and blobs (default true). */
@@ -40,30 +44,13 @@ export interface RegistryStoreOptions {
   reverifyAfter?: number;
 }
 
-/** The digest a whole blob read must match; `verified` is called once it did. */
-export interface BlobCheck {
-  digest: Digest;
-  verified(): void;
-}
-
-export interface StoredManifest {
-  digest: Digest;
-  mediaType: string;
-  body: Buffer;
-}
-
-export interface PutManifestResult {
-  digest: Digest;
-  subject?: Digest;
-}
-
 /**
  * The registry's logic over a StorageDriver: repositories link to content-addressed blobs,
  * manifests and tags; referrers are indexed at PUT. It makes no filesystem call of its own.
  * Ordering makes every step crash-safe: content is written before the link that makes it
  * visible, and a link before the tag that names it.
  */
-export class RegistryStore {
+export class RegistryStore implements RegistryBackend {
   readonly uploads: Uploads;
   readonly deleteEnabled: boolean;
   readonly maxManifestSize: number;
@@ -96,9 +83,24 @@ export class RegistryStore {
     return this.walkRepos(['_manifests', '_blobs']);
   }
 
-  /** Repositories with upload sessions, for the purge. */
-  async catalogWithUploads(): Promise<string[]> {
-    return this.walkRepos(['_uploads']);
+  async listRepositories(page: Page, visible: (name: string) => boolean = () => true): Promise<Listed<string>> {
+    return paginate((await this.catalog()).filter(visible), page, (r) => r);
+  }
+
+  async listTags(name: string, page: Page): Promise<Listed<string>> {
+    return paginate(await this.tags(name), page, (t) => t);
+  }
+
+  async listReferrers(name: string, subject: Digest, page: Page, artifactType?: string): Promise<Listed<Descriptor>> {
+    return paginate(await this.referrers(name, subject, artifactType), page, (d) => d.digest);
+  }
+
+  async mapName(name: string): Promise<string> {
+    return name;
+  }
+
+  namespaceOf(): string | undefined {
+    return undefined;
   }
 
   private async walkRepos(markers: string[]): Promise<string[]> {
@@ -116,28 +118,83 @@ export class RegistryStore {
 
   /** The blob's size, if `name` links to it and its data exists. */
   async statBlob(name: string, digest: Digest): Promise<number> {
-    const [link, data] = await Promise.all([this.driver.stat(paths.blobLink(name, digest)), this.driver.stat(paths.blobData(digest))]);
-    if (!link || !data) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${name}`, { detail: { digest } });
-    return data.size;
+    const { linked, size } = await this.blobState(name, digest);
+    if (!linked || size === undefined) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is unknown to repository ${name}`, { detail: { digest } });
+    return size;
   }
 
-  /** A byte range of a blob's content, as a stream (a range cannot be verified). */
-  async openBlob(name: string, digest: Digest, range: ByteRange): Promise<Readable> {
-    return this.driver.reader(paths.blobData(digest), range);
+  /** Whether `name` links the blob, and the stored blob's size (whoever links it). */
+  async blobState(name: string, digest: Digest): Promise<{ linked: boolean; size: number | undefined }> {
+    const [link, data] = await Promise.all([this.driver.stat(paths.blobLink(name, digest)), this.driver.stat(paths.blobData(digest))]);
+    return { linked: link !== undefined, size: data?.size };
+  }
+
+  async openBlob(name: string, digest: Digest, _withBody = true): Promise<BlobHandle> {
+    return this.storedBlob(digest, await this.statBlob(name, digest));
   }
 
   /**
-   * A blob's file, to send. For a whole read (`whole`), also the check to make on the way, unless
-   * verifyReads is off or the file was verified and has not changed since: a blob damaged on disk
-   * then fails the response instead of being served as valid. A range cannot be verified.
+   * A stored blob as a BlobHandle. A whole read is checked on the way, unless verifyReads is off
+   * or the file was verified and has not changed since: a blob damaged on disk then fails the
+   * response instead of being served as valid. A range cannot be verified.
    */
-  async openBlobFile(name: string, digest: Digest, whole = true): Promise<{ file: FileReader; check?: BlobCheck }> {
+  storedBlob(digest: Digest, size: number): BlobHandle {
     const path = paths.blobData(digest);
-    const file = await this.driver.open(path, { sequential: whole });
-    if (!whole || !this.verifyReads) return { file };
-    const version = (await this.driver.stat(path))?.version;
-    if (this.verified.has(digest, version)) return { file };
-    return { file, check: { digest, verified: () => this.verified.add(digest, version) } };
+    return {
+      size,
+      send: async (res, start, end) => {
+        const whole = start === 0 && end === size - 1;
+        const file = await this.driver.open(path, { sequential: whole });
+        try {
+          let check: ReadCheck | undefined;
+          if (whole && this.verifyReads) {
+            const version = (await this.driver.stat(path))?.version;
+            if (!this.verified.has(digest, version)) check = { digest, verified: () => this.verified.add(digest, version) };
+          }
+          await sendFileRange(res, file, start, end, check);
+        } finally {
+          await file.close().catch(() => undefined);
+        }
+      },
+      stream: (range) => this.driver.reader(path, range),
+    };
+  }
+
+  /** A whole stored blob as a stream, verified against `desc` as it is read. */
+  async fetchBlob(desc: Descriptor): Promise<Readable> {
+    return verifyReader(await this.driver.reader(paths.blobData(desc.digest)), desc);
+  }
+
+  /** Stores a blob from a stream, verified against `desc` (unless stored already), and links it into `name`. */
+  async putBlob(name: string, desc: Descriptor, content: Readable): Promise<void> {
+    if (await this.touchBlob(desc.digest)) content.destroy();
+    else {
+      const w = await this.driver.writer(paths.blobData(desc.digest), { size: desc.size });
+      try {
+        await pipeline(content, new VerifyStream(desc), w);
+        await w.commit();
+      } catch (err) {
+        await w.cancel();
+        throw err;
+      }
+      await this.storedVerified(desc.digest);
+    }
+    await this.linkBlob(name, desc.digest);
+  }
+
+  /** Bytes on their way to becoming a blob (a cache fill): see commitBlob. */
+  stageBlob(opts: StageOptions = {}): Promise<Staged> {
+    return this.driver.stage(opts);
+  }
+
+  /**
+   * Makes staged bytes, already verified against `digest`, the stored blob; when the blob was
+   * stored meanwhile, keeps that one and drops these.
+   */
+  async commitBlob(staged: Staged, digest: Digest): Promise<void> {
+    if (await this.touchBlob(digest)) return staged.cancel();
+    await staged.commit(paths.blobData(digest));
+    await this.storedVerified(digest);
   }
 
   /** A blob file just stored from bytes hashed on their way in (an upload, a cache fill): it starts verified. */
@@ -187,10 +244,33 @@ export class RegistryStore {
     }
   }
 
+  startUpload(name: string): Promise<UploadStatus> {
+    return this.uploads.start(name);
+  }
+
+  uploadStatus(name: string, id: string): Promise<UploadStatus> {
+    return this.uploads.status(name, id);
+  }
+
+  appendUpload(name: string, id: string, body: Readable, opts: AppendOptions = {}): Promise<UploadStatus> {
+    return this.uploads.append(name, id, body, opts);
+  }
+
   async finishUpload(name: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<number> {
     const { size, stored } = await this.uploads.finish(name, id, digest, body, opts, () => this.linkBlob(name, digest));
     if (stored) await this.storedVerified(digest);
     return size;
+  }
+
+  cancelUpload(name: string, id: string): Promise<void> {
+    return this.uploads.cancel(name, id);
+  }
+
+  /** Removes upload sessions untouched for `maxAgeMs`, and temp files a crash left; returns how many went. */
+  async purgeUploads(maxAgeMs: number): Promise<{ uploads: number; temp: number }> {
+    const uploads = await this.uploads.purge(await this.walkRepos(['_uploads']), maxAgeMs);
+    const temp = await this.driver.sweepTemp(Math.max(maxAgeMs, 3600e3));
+    return { uploads, temp };
   }
 
   // ---- manifests
@@ -244,24 +324,7 @@ export class RegistryStore {
           throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${m.digest} is unknown to repository ${name}; push it before the index`, { detail: { digest: m.digest } });
         }
       }
-      // Bytes and link wait on the disk together: a link whose bytes a crash lost reads as an
-      // unknown manifest. The referrer entry and the tag, which name it, are written meanwhile
-      // but take their names only after both. The link keeps the media type, unless the
-      // manifest's own mediaType field says it: then it is empty, made in place (no temporary
-      // file to write and sync), and a GET reads the type from the body.
-      const fresh = !(await this.touchBlob(digest));
-      const stored = allDone([
-        fresh ? this.driver.put(paths.blobData(digest), body) : undefined,
-        this.driver.put(paths.manifestLink(name, digest), info.selfDescribed ? '' : info.mediaType),
-      ]);
-      const naming: Array<Promise<void>> = [stored];
-      if (info.subject) {
-        const d = referrerDescriptor(info, digest, body.length);
-        naming.push(this.driver.put(paths.referrer(name, info.subject.digest, digest), JSON.stringify(d), { after: stored }));
-      }
-      if (ref.tag) naming.push(this.driver.put(paths.tag(name, ref.tag), digest, { after: stored }));
-      await allDone(naming);
-      this.cache.set(digest, { body, mediaType: info.selfDescribed ? info.mediaType : bodyMediaType(body) });
+      await this.writeManifest(name, digest, body, info, ref.tag);
       const res: PutManifestResult = { digest };
       if (info.subject) res.subject = info.subject.digest;
       return res;
@@ -271,6 +334,29 @@ export class RegistryStore {
   /** Whether `name` links to the blob and its data exists; if so it is touched (see touchBlob). */
   private async hasBlob(name: string, digest: Digest): Promise<boolean> {
     return (await this.driver.stat(paths.blobLink(name, digest))) !== undefined && this.touchBlob(digest);
+  }
+
+  /**
+   * Writes a checked manifest in crash-safe order. Bytes and link wait on the disk together: a
+   * link whose bytes a crash lost reads as an unknown manifest. The referrer entry and the tag,
+   * which name it, are written meanwhile but take their names only after both. The link keeps
+   * the media type, unless the manifest's own mediaType field says it: then it is empty, made in
+   * place (no temporary file to write and sync), and a GET reads the type from the body.
+   */
+  private async writeManifest(name: string, digest: Digest, body: Buffer, info: ManifestInfo, tag: string | undefined): Promise<void> {
+    const fresh = !(await this.touchBlob(digest));
+    const stored = allDone([
+      fresh ? this.driver.put(paths.blobData(digest), body) : undefined,
+      this.driver.put(paths.manifestLink(name, digest), info.selfDescribed ? '' : info.mediaType),
+    ]);
+    const naming: Array<Promise<void>> = [stored];
+    if (info.subject) {
+      const d = referrerDescriptor(info, digest, body.length);
+      naming.push(this.driver.put(paths.referrer(name, info.subject.digest, digest), JSON.stringify(d), { after: stored }));
+    }
+    if (tag !== undefined) naming.push(this.driver.put(paths.tag(name, tag), digest, { after: stored }));
+    await allDone(naming);
+    this.cache.set(digest, { body, mediaType: info.selfDescribed ? info.mediaType : bodyMediaType(body) });
   }
 
   /** DELETE by tag removes the tag; by digest, the manifest, its tags and its referrer entry. */
@@ -332,6 +418,50 @@ export class RegistryStore {
     let out = [...byDigest.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1));
     if (artifactType !== undefined) out = out.filter((d) => d.artifactType === artifactType);
     return out.map((d) => ({ ...d, mediaType: d.mediaType || MediaType.ImageManifest }));
+  }
+
+  // ---- what the pull-through cache keeps (src/server/proxy)
+
+  async hasManifest(name: string, digest: Digest): Promise<boolean> {
+    return (await this.driver.stat(paths.manifestLink(name, digest))) !== undefined;
+  }
+
+  /**
+   * Stores a manifest fetched from an upstream, already verified against its digest, in the same
+   * crash-safe order as a PUT, and tags it if asked. Its blobs need not be here: the cache fetches
+   * them when they are asked for. Records when it entered the cache, for pruning by age.
+   */
+  async saveCachedManifest(name: string, desc: Descriptor, body: Buffer, tag?: string): Promise<void> {
+    const info = parseManifest(body, desc.mediaType);
+    await this.repoLocks.shared(name, async () => {
+      await this.writeManifest(name, desc.digest, body, info, tag);
+      const at = paths.cachedAt(name, desc.digest);
+      if (!(await this.driver.stat(at))) await this.driver.put(at, new Date().toISOString(), { durable: false });
+    });
+  }
+
+  /** The manifest a cached tag names, and when the tag was last checked against its upstream. */
+  async tagState(name: string, tag: string): Promise<{ digest: Digest; checkedAt: number } | undefined> {
+    const path = paths.tag(name, tag);
+    const [st, raw] = await Promise.all([this.driver.stat(path), this.driver.get(path)]);
+    const d = raw?.toString('utf8');
+    if (st === undefined || d === undefined || !isDigest(d) || !(await this.hasManifest(name, d))) return undefined;
+    return { digest: d, checkedAt: st.mtimeMs };
+  }
+
+  /** Records that a cached tag was checked just now and still names `digest`. */
+  async refreshTag(name: string, tag: string, digest: Digest): Promise<void> {
+    if (!(await this.driver.touch(paths.tag(name, tag)))) await this.tag(name, digest, tag);
+  }
+
+  /** Records a pull of a cached manifest (its link's mtime), for pruning by last access. */
+  async noteAccess(name: string, digest: Digest): Promise<void> {
+    await this.driver.touch(paths.manifestLink(name, digest));
+  }
+
+  /** Marks a namespace as a cache of `origin`, so that `wharf cache` finds it without the config. */
+  async markCacheNamespace(namespace: string, origin: string): Promise<void> {
+    await this.driver.put(paths.upstreamMarker(namespace), `${origin}\n`);
   }
 
   private assertDeleteEnabled(): void {

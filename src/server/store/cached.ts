@@ -1,15 +1,7 @@
-import { isDigest, parseDigest, parseManifest, type Digest } from '../../spec/index.js';
+import { isDigest, parseManifest, type Digest } from '../../spec/index.js';
 import type { StorageDriver } from '../driver/index.js';
-import { RegistryStore, paths } from '../store/index.js';
-import { globToRegExp } from './upstream.js';
-
-/** Marks a namespace directory as a cache of an upstream, so tools find cached repositories without the config. */
-export const UPSTREAM_MARKER = '_upstream';
-/** `repositories/<repo>/_cached/<alg>/<hex>`: when a manifest entered the cache (ISO time). */
-export function cachedAtPath(local: string, digest: Digest): string {
-  const { algorithm, hex } = parseDigest(digest);
-  return `${paths.repo(local)}/_cached/${algorithm}/${hex}`;
-}
+import { paths } from './paths.js';
+import type { RegistryStore } from './registry.js';
 
 /** One cached image: a manifest (or index) that no other manifest of its repository lists. */
 export interface CachedImage {
@@ -33,17 +25,18 @@ async function linked(driver: StorageDriver, dir: string): Promise<Digest[]> {
   return out;
 }
 
-/** Namespaces that hold cached content (marked when the proxy first wrote to them). */
-export async function cachedNamespaces(driver: StorageDriver): Promise<string[]> {
+/** Namespaces that hold cached content (marked when the cache first wrote to them). */
+export async function cachedNamespaces(store: RegistryStore): Promise<string[]> {
+  const driver = store.driver;
   const out: string[] = [];
-  for (const ns of await driver.list(paths.reposRoot)) if (!ns.startsWith('_') && (await driver.stat(`${paths.repo(ns)}/${UPSTREAM_MARKER}`))) out.push(ns);
+  for (const ns of await driver.list(paths.reposRoot)) if (!ns.startsWith('_') && (await driver.stat(paths.upstreamMarker(ns)))) out.push(ns);
   return out.sort();
 }
 
 /** Every image the pull-through cache holds, oldest access first. */
-export async function listCache(driver: StorageDriver, opts: { namespaces?: string[] } = {}): Promise<CachedImage[]> {
-  const store = new RegistryStore(driver);
-  const namespaces = new Set(opts.namespaces ?? (await cachedNamespaces(driver)));
+export async function listCache(store: RegistryStore, opts: { namespaces?: string[] } = {}): Promise<CachedImage[]> {
+  const driver = store.driver;
+  const namespaces = new Set(opts.namespaces ?? (await cachedNamespaces(store)));
   const repos = (await store.catalog()).filter((r) => namespaces.has(r.split('/')[0]!));
   const images: CachedImage[] = [];
   const sizeOf = new Map<string, number>();
@@ -94,7 +87,7 @@ export async function listCache(driver: StorageDriver, opts: { namespaces?: stri
         }
       }
       const link = await driver.stat(paths.manifestLink(repo, root));
-      const at = (await driver.get(cachedAtPath(repo, root)))?.toString('utf8');
+      const at = (await driver.get(paths.cachedAt(repo, root)))?.toString('utf8');
       const lastAccess = new Date(link?.mtimeMs ?? 0);
       const cachedAt = at && !Number.isNaN(Date.parse(at)) ? new Date(at) : lastAccess;
       images.push({ namespace: repo.split('/')[0]!, repository: repo, digest: root, mediaType: types.get(root) ?? '', tags: (tagsOf.get(root) ?? []).sort(), size, content: held, cachedAt, lastAccess });
@@ -109,8 +102,8 @@ export interface PruneOptions {
   maxIdle?: number;
   /** Images cached longer ago than this (ms). */
   maxAge?: number;
-  /** Images whose `repo`, `repo:tag` or `repo@digest` matches one of these globs. */
-  patterns?: string[];
+  /** Images whose `repo`, `repo:tag` or `repo@digest` matches one of these. */
+  patterns?: RegExp[];
   /** Then the least recently pulled, until the cached content takes at most this many bytes. */
   maxSize?: number;
   dryRun?: boolean;
@@ -133,11 +126,12 @@ export interface PruneReport {
  * another image, cached or pushed, stays. Freed blobs are moved aside first and put back if a
  * request used them meanwhile (as gc does).
  */
-export async function pruneCache(driver: StorageDriver, opts: PruneOptions = {}): Promise<PruneReport> {
+export async function pruneCache(store: RegistryStore, opts: PruneOptions = {}): Promise<PruneReport> {
+  const driver = store.driver;
   const now = opts.now ?? Date.now();
   const log = opts.log ?? (() => undefined);
-  const all = await listCache(driver, opts.namespaces ? { namespaces: opts.namespaces } : {});
-  const pats = (opts.patterns ?? []).map(globToRegExp);
+  const all = await listCache(store, opts.namespaces ? { namespaces: opts.namespaces } : {});
+  const pats = opts.patterns ?? [];
   const chosen = new Set<CachedImage>();
   for (const img of all) {
     const names = [img.repository, `${img.repository}@${img.digest}`, ...img.tags.map((t) => `${img.repository}:${t}`)];
@@ -188,12 +182,11 @@ export async function pruneCache(driver: StorageDriver, opts: PruneOptions = {})
       // Child manifests go with their index unless another remaining image of the repo lists them.
       if (d !== img.digest && refs.has(d)) continue;
       await driver.delete(paths.manifestLink(img.repository, d));
-      await driver.delete(cachedAtPath(img.repository, d));
+      await driver.delete(paths.cachedAt(img.repository, d));
       await driver.delete(paths.blobLink(img.repository, d));
     }
   }
   // Mark everything any manifest of any repository still references, then free the rest.
-  const store = new RegistryStore(driver);
   const marked = new Set<string>();
   for (const repo of await store.catalog()) {
     for (const d of await linked(driver, paths.manifestLinks(repo))) {
