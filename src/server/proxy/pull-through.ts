@@ -1,4 +1,4 @@
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import {
@@ -16,7 +16,7 @@ import {
 import type { AppendOptions, BlobHandle, Listed, Page, PutManifestResult, RegistryBackend, RegistryStore, StoredManifest, UploadStatus } from '../store/index.js';
 import { BlobFill } from './fill.js';
 import type { ProxyMetrics } from './metrics.js';
-import { UpstreamDown, type Upstream } from './upstream.js';
+import { UpstreamDown, isUpstreamDown, staleWarning, type Upstream } from './upstream.js';
 
 /** A proxied repository: the upstream, the name there, and the repository that caches it here. */
 export interface ProxyTarget {
@@ -41,17 +41,6 @@ const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 const ACCESS_RESOLUTION_MS = 60_000;
 /** A range starting this far past what a fill has written is fetched from the upstream on its own. */
 const RANGE_AHEAD = 4 << 20;
-
-function staleWarning(t: ProxyTarget, err: unknown): string {
-  const why = ((err as Error)?.message ?? String(err)).replace(/["\\]/g, "'").slice(0, 200);
-  return `111 - "Revalidation failed: upstream ${t.upstream.namespace} (${t.upstream.host}) unavailable; serving cached content: ${why}"`;
-}
-
-/** Failures that mean "the upstream did not answer", as opposed to an answer we must relay. */
-function isUpstreamDown(err: unknown): boolean {
-  if (!isOciError(err)) return true;
-  return err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS' || err.code === 'INTERNAL' || err.code === 'UNAUTHORIZED' || err.code === 'DENIED' || err.status >= 500;
-}
 
 /** Answers of an upstream that are no failure of it: the content is simply not there. */
 const NOT_THERE = new Set(['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'NOT_FOUND']);
@@ -249,17 +238,7 @@ export class PullThrough implements RegistryBackend {
     let digest: string | undefined;
     try {
       this.upstreamCall(t, 'revalidate');
-      const res = await u.transport.send({
-        signal: AbortSignal.timeout(u.timeout),
-        method: 'HEAD',
-        url: new URL(`${u.transport.origin(u.host)}/v2/${t.remote}/manifests/${tag}`),
-        host: u.host,
-        scopes: [`repository:${t.remote}:pull`],
-        headers: { accept: MANIFEST_ACCEPT, 'if-none-match': `"${have}"` },
-      });
-      await res.body.dump();
-      status = res.status;
-      digest = res.headers['docker-content-digest'];
+      ({ status, digest } = await u.headTag(t.remote, tag, have, MANIFEST_ACCEPT));
       if (status !== 200 && status !== 304 && status !== 404) throw new OciError(status === 401 ? 'UNAUTHORIZED' : 'UNAVAILABLE', `HEAD ${tag}: HTTP ${status}`);
       u.succeeded();
     } catch (err) {
@@ -297,15 +276,11 @@ export class PullThrough implements RegistryBackend {
   }
 
   async putManifest(name: string, reference: string, body: Buffer, contentType: string | undefined): Promise<PutManifestResult> {
-    const t = this.target(name);
-    if (t) this.readOnly(t);
-    return this.store.putManifest(name, reference, body, contentType);
+    return this.local(name).putManifest(name, reference, body, contentType);
   }
 
   async deleteManifest(name: string, reference: string): Promise<void> {
-    const t = this.target(name);
-    if (t) this.readOnly(t);
-    return this.store.deleteManifest(name, reference);
+    return this.local(name).deleteManifest(name, reference);
   }
 
   // ---- blobs
@@ -345,11 +320,12 @@ export class PullThrough implements RegistryBackend {
     };
   }
 
+  /** For a HEAD: the size, and no body to send. */
   private sizeOnly(size: number): BlobHandle {
-    const none = (): never => {
+    const none = async (): Promise<never> => {
       throw new OciError('INTERNAL', 'a HEAD answer has no body');
     };
-    return { size, send: async () => none(), stream: async () => none() };
+    return { size, send: none, stream: none };
   }
 
   /**
@@ -417,7 +393,7 @@ export class PullThrough implements RegistryBackend {
     this.upstreamCall(t, 'blob');
     let res;
     try {
-      res = await u.transport.send({ method: 'GET', url: new URL(`${u.transport.origin(u.host)}/v2/${t.remote}/blobs/${digest}`), host: u.host, scopes: [`repository:${t.remote}:pull`] });
+      res = await u.getBlob(t.remote, digest);
     } catch (err) {
       u.failed();
       this.fail(t, 'blob', err);
@@ -459,43 +435,15 @@ export class PullThrough implements RegistryBackend {
     return f;
   }
 
-  /**
-   * A byte range straight from the upstream, for a Range request far ahead of what the fill has
-   * written (a lazy puller reading a TOC at the end of a large blob must not wait for the whole
-   * prefix). Not cached, and, like any range, not verifiable; undefined when the upstream does not
-   * answer that exact range.
-   */
+  /** A range straight from the upstream (see Upstream.getRange); counted, never cached. */
   private async upstreamRange(t: ProxyTarget, digest: Digest, range: ByteRange): Promise<Readable | undefined> {
-    const u = t.upstream;
-    let res;
     try {
       this.upstreamCall(t, 'blob-range');
-      res = await u.transport.send({
-        method: 'GET',
-        url: new URL(`${u.transport.origin(u.host)}/v2/${t.remote}/blobs/${digest}`),
-        host: u.host,
-        scopes: [`repository:${t.remote}:pull`],
-        headers: { range: `bytes=${range.start}-${range.end}` },
-      });
     } catch {
       return undefined;
     }
-    const cr = res.headers['content-range'];
-    if (res.status !== 206 || cr === undefined || !cr.startsWith(`bytes ${range.start}-${range.end}/`)) {
-      res.body.destroy();
-      return undefined;
-    }
-    const bytes = this.opts.metrics.upstreamBytes.labels(u.namespace);
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        bytes.inc(chunk.length);
-        cb(null, chunk);
-      },
-    });
-    const body: Readable = res.body;
-    body.on('error', (err) => counted.destroy(err));
-    counted.on('close', () => body.destroy());
-    return body.pipe(counted);
+    const bytes = this.opts.metrics.upstreamBytes.labels(t.upstream.namespace);
+    return t.upstream.getRange(t.remote, digest, range, (n) => bytes.inc(n));
   }
 
   /** A blob's size from the upstream (HEAD on a miss); nothing is cached. */
@@ -513,42 +461,33 @@ export class PullThrough implements RegistryBackend {
   }
 
   async deleteBlob(name: string, digest: Digest): Promise<void> {
-    const t = this.target(name);
-    if (t) this.readOnly(t);
-    return this.store.deleteBlob(name, digest);
+    return this.local(name).deleteBlob(name, digest);
   }
 
   async mountBlob(to: string, from: string, digest: Digest): Promise<number | undefined> {
-    const t = this.target(to);
-    if (t) this.readOnly(t);
-    return this.store.mountBlob(to, from, digest);
+    return this.local(to).mountBlob(to, from, digest);
   }
 
   // ---- uploads: only outside the cached namespaces
 
   private local(name: string): RegistryStore {
     const t = this.target(name);
-    if (t) this.readOnly(t);
-    return this.store;
+    return t ? this.readOnly(t) : this.store;
   }
 
-  async startUpload(name: string): Promise<UploadStatus> {
+  startUpload(name: string): Promise<UploadStatus> {
     return this.local(name).startUpload(name);
   }
-
-  async uploadStatus(name: string, id: string): Promise<UploadStatus> {
+  uploadStatus(name: string, id: string): Promise<UploadStatus> {
     return this.local(name).uploadStatus(name, id);
   }
-
-  async appendUpload(name: string, id: string, body: Readable, opts: AppendOptions): Promise<UploadStatus> {
+  appendUpload(name: string, id: string, body: Readable, opts: AppendOptions): Promise<UploadStatus> {
     return this.local(name).appendUpload(name, id, body, opts);
   }
-
-  async finishUpload(name: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions): Promise<number> {
+  finishUpload(name: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions): Promise<number> {
     return this.local(name).finishUpload(name, id, digest, body, opts);
   }
-
-  async cancelUpload(name: string, id: string): Promise<void> {
+  cancelUpload(name: string, id: string): Promise<void> {
     return this.local(name).cancelUpload(name, id);
   }
 

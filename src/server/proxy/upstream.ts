@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Transform, type Readable } from 'node:stream';
 import { OciError } from '../../spec/index.js';
 import { Transport, RemoteRepository, type Credential, type TransportOptions } from '../../stores/remote/index.js';
 import type { UpstreamConfig } from './config.js';
@@ -121,6 +122,60 @@ export class Upstream {
     }
   }
 
+  /** `GET /v2/<remote>/blobs/<digest>`, optionally of one range; the caller reads or dumps the body. */
+  getBlob(remote: string, digest: string, range?: { start: number; end: number }): ReturnType<Transport['send']> {
+    return this.transport.send({
+      method: 'GET',
+      url: new URL(`${this.transport.origin(this.host)}/v2/${remote}/blobs/${digest}`),
+      host: this.host,
+      scopes: [`repository:${remote}:pull`],
+      ...(range ? { headers: { range: `bytes=${range.start}-${range.end}` } } : {}),
+    });
+  }
+
+  /**
+   * A byte range of a blob, for a Range request far ahead of what a fill has written (a lazy
+   * puller reading a TOC at the end of a large blob must not wait for the whole prefix). Like any
+   * range, not verifiable; undefined when the upstream does not answer that exact range.
+   */
+  async getRange(remote: string, digest: string, range: { start: number; end: number }, onBytes: (n: number) => void): Promise<Readable | undefined> {
+    let res;
+    try {
+      res = await this.getBlob(remote, digest, range);
+    } catch {
+      return undefined;
+    }
+    const cr = res.headers['content-range'];
+    if (res.status !== 206 || cr === undefined || !cr.startsWith(`bytes ${range.start}-${range.end}/`)) {
+      res.body.destroy();
+      return undefined;
+    }
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        onBytes(chunk.length);
+        cb(null, chunk);
+      },
+    });
+    const body: Readable = res.body;
+    body.on('error', (err) => counted.destroy(err));
+    counted.on('close', () => body.destroy());
+    return body.pipe(counted);
+  }
+
+  /** A conditional `HEAD` of a tag: its status and the digest the upstream names now. */
+  async headTag(remote: string, tag: string, have: string, accept: string): Promise<{ status: number; digest: string | undefined }> {
+    const res = await this.transport.send({
+      signal: AbortSignal.timeout(this.timeout),
+      method: 'HEAD',
+      url: new URL(`${this.transport.origin(this.host)}/v2/${remote}/manifests/${tag}`),
+      host: this.host,
+      scopes: [`repository:${remote}:pull`],
+      headers: { accept, 'if-none-match': `"${have}"` },
+    });
+    await res.body.dump();
+    return { status: res.status, digest: res.headers['docker-content-digest'] };
+  }
+
   /** Whether a tag is revalidated on every pull, whatever its age. */
   alwaysRevalidates(tag: string): boolean {
     return this.always.some((re) => re.test(tag));
@@ -129,4 +184,16 @@ export class Upstream {
   async close(): Promise<void> {
     await this.transport.close();
   }
+}
+
+/** The `Warning` of an answer from the cache because its upstream could not give one. */
+export function staleWarning(t: { upstream: Upstream }, err: unknown): string {
+  const why = ((err as Error)?.message ?? String(err)).replace(/["\\]/g, "'").slice(0, 200);
+  return `111 - "Revalidation failed: upstream ${t.upstream.namespace} (${t.upstream.host}) unavailable; serving cached content: ${why}"`;
+}
+
+/** Failures that mean "the upstream did not answer", as opposed to an answer we must relay. */
+export function isUpstreamDown(err: unknown): boolean {
+  if (!(err instanceof OciError)) return true;
+  return err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS' || err.code === 'INTERNAL' || err.code === 'UNAUTHORIZED' || err.code === 'DENIED' || err.status >= 500;
 }
