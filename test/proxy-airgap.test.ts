@@ -3,20 +3,27 @@
  * docker save tarball and an OCI layout (directory and .tar); an offline server that never
  * contacts its upstream and serves what was loaded; `serve --preload`; `wharf cache ls` and
  * `wharf cache prune` by pattern and by LRU size quota, where blobs shared with other images stay.
+ * The cache registry runs over each storage driver (fs, memory); the upstream stays on fs. On
+ * memory no other process reaches the store, so what the CLI does to a data directory is done by
+ * the same functions on the running server's store (see cacheAdmin); what needs a store to outlive
+ * its server is fs only.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, writeFile, utimes } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startServer, type RunningServer } from '../src/server/index.js';
+import { parseConfig, startServer, type RunningServer } from '../src/server/index.js';
+import { listCache, pruneCache } from '../src/server/store/index.js';
+import { globToRegExp, loadCache, upstreamsOf } from '../src/server/proxy/index.js';
 import { paths } from '../src/server/store/paths.js';
 import { missingPeer } from './helpers/distribution.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { wharf } from './helpers/cli.js';
 import { makeImage, pushImage, sha256, type TestImage } from './helpers/proxy-images.js';
 import { run } from './helpers/exec.js';
+import { DRIVERS, setMtime, storageConfig, type DriverName } from './helpers/drivers.js';
 
 const noSkopeo = missingPeer('skopeo');
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
@@ -43,6 +50,59 @@ async function pull(url: string, repo: string, ref: string, img: TestImage): Pro
   return sha256(body);
 }
 
+interface CachedRow {
+  repository: string;
+  digest: string;
+  tags: string[];
+  size: number;
+}
+
+interface Pruned {
+  images: string[];
+  blobs: number;
+  remaining: number;
+}
+
+/**
+ * `wharf cache ls` and `wharf cache prune` on a cache. On fs, the CLI on its data directory, beside
+ * the running server. On memory nothing outside the process reaches the store: the functions the
+ * CLI runs (listCache, pruneCache, as in src/server/admin.ts) on the server's own store.
+ */
+function cacheAdmin(driver: DriverName, data: string, server: RunningServer): { ls(): Promise<CachedRow[]>; prune(o: { pattern?: string; maxSize?: number; dryRun?: boolean }): Promise<Pruned> } {
+  if (driver === 'fs') {
+    return {
+      async ls() {
+        const r = await wharf(['cache', 'ls', '--data', data, '--format', 'json']);
+        assert.equal(r.code, 0, r.stderr);
+        return JSON.parse(r.stdout) as CachedRow[];
+      },
+      async prune(o) {
+        const args = ['cache', 'prune', '--data', data, '--format', 'json'];
+        if (o.pattern !== undefined) args.push('--pattern', o.pattern);
+        if (o.maxSize !== undefined) args.push('--max-size', String(o.maxSize));
+        if (o.dryRun) args.push('--dry-run');
+        const r = await wharf(args);
+        assert.equal(r.code, 0, r.stderr);
+        const rep = JSON.parse(r.stdout) as { images: Array<{ repository: string }>; blobs: number; remaining: number };
+        return { images: rep.images.map((i) => i.repository), blobs: rep.blobs, remaining: rep.remaining };
+      },
+    };
+  }
+  return {
+    async ls() {
+      return (await listCache(server.store)).map((i) => ({ repository: i.repository, digest: i.digest, tags: i.tags, size: i.size }));
+    },
+    async prune(o) {
+      const r = await pruneCache(server.store, {
+        ...(o.pattern !== undefined ? { patterns: [globToRegExp(o.pattern)] } : {}),
+        ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}),
+        ...(o.dryRun ? { dryRun: true } : {}),
+      });
+      return { images: r.images.map((i) => i.repository), blobs: r.blobs, remaining: r.remaining };
+    },
+  };
+}
+
 before(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'wharf-proxy-airgap-'));
   upstream = await startServer({ dataDir: join(tmp, 'up'), logLevel: 'silent', config: { storage: { fsync: false } } });
@@ -63,205 +123,228 @@ after(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-describe('air-gapped', () => {
-  test('cache load from an image list, then an offline server serves it without contacting the upstream', async () => {
-    const data = join(tmp, 'offline-data');
-    const cfgFile = join(tmp, 'offline.yaml');
-    await writeFile(cfgFile, stringify({ data, storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } }));
-    const list = join(tmp, 'images.txt');
-    await writeFile(list, `# images for the air gap\nup/team/a:v1\nup/team/b@${b.digest}\n`);
-    const load = await wharf(['cache', 'load', '--config', cfgFile, list]);
-    assert.equal(load.code, 0, load.stderr);
-    assert.match(load.stdout, /Loaded 2 image\(s\)/);
-
-    const before = fwd.requests.length;
-    const s = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: { offline: true, upstreams: [{ namespace: 'up', url: fwd.url }] } } });
-    try {
-      assert.equal(await pull(s.url, 'up/team/a', 'v1', a), a.digest);
-      assert.equal(await pull(s.url, 'up/team/b', b.digest, b), b.digest);
-      const missing = await fetch(`${s.url}/v2/up/team/shared/manifests/v1`, { headers: { accept: ACCEPT } });
-      assert.equal(missing.status, 404);
-      await missing.arrayBuffer();
-      const blob = await fetch(`${s.url}/v2/up/team/shared/blobs/${shared.blobs[1]!.digest}`);
-      assert.equal(blob.status, 404);
-      await blob.arrayBuffer();
-      assert.equal(fwd.requests.length, before, 'offline: no request reached the upstream');
-      const ls = await wharf(['cache', 'ls', '--data', data, '--format', 'json']);
-      assert.equal(ls.code, 0, ls.stderr);
-      const images = JSON.parse(ls.stdout) as Array<{ repository: string; digest: string; tags: string[] }>;
-      assert.deepEqual(images.map((i) => i.repository).sort(), ['up/team/a', 'up/team/b']);
-    } finally {
-      await s.close();
-    }
-  });
-
-  test('docker save tarball and OCI layout (dir and tar) load additively', { skip: noSkopeo }, async () => {
-    const src = `docker://${fwd.host}`;
-    const sk = (args: string[]): Promise<string> => run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', ...args]);
-    const dockerTar = join(tmp, 'saved.tar');
-    await sk([`${src}/team/shared:v1`, `docker-archive:${dockerTar}:up/team/shared:v1`]);
-    const layoutDir = join(tmp, 'layout');
-    await sk([`${src}/team/b:v1`, `oci:${layoutDir}:v1`]);
-    const layoutTar = join(tmp, 'layout.tar');
-    await sk([`${src}/team/a:v1`, `oci-archive:${layoutTar}:v7`]);
-
-    const data = join(tmp, 'preload-data');
-    const cfg = { data, storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: 'http://127.0.0.1:9', offline: true }] } };
-    const cfgFile = join(tmp, 'preload.yaml');
-    await writeFile(cfgFile, stringify(cfg));
-    const r1 = await wharf(['cache', 'load', '--config', cfgFile, dockerTar]);
-    assert.equal(r1.code, 0, r1.stderr + r1.stdout);
-    const r2 = await wharf(['cache', 'load', '--config', cfgFile, '--repo', 'up/team/b', layoutDir]);
-    assert.equal(r2.code, 0, r2.stderr);
-
-    // A preload that cannot be placed stops the start, with the reason.
-    const withPreload = await startServer({
-      dataDir: data,
-      logLevel: 'silent',
-      config: { storage: { fsync: false }, proxy: { ...cfg.proxy, defaultNamespace: 'up', preload: [layoutTar] } },
-    }).catch((err: unknown) => err as Error);
-    assert.ok(withPreload instanceof Error, 'a layout image without a repository name cannot be placed');
-    assert.match(withPreload.message, /--repo|repository name/);
-
-    const r3 = await wharf(['cache', 'load', '--config', cfgFile, '--repo', 'up/team/a', layoutTar]);
-    assert.equal(r3.code, 0, r3.stderr);
-    const srv = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: cfg.proxy } });
-    try {
-      // docker save stores layers uncompressed under a new manifest: the image is there by tag.
-      await pull(srv.url, 'up/team/shared', 'v1', shared);
-      assert.equal(await pull(srv.url, 'up/team/b', 'v1', b), b.digest);
-      assert.equal(await pull(srv.url, 'up/team/a', 'v7', a), a.digest);
-    } finally {
-      await srv.close();
-    }
-  });
-
-  test('serve --preload loads before serving, offline', { skip: noSkopeo }, async () => {
-    const layoutDir = join(tmp, 'layout-named');
-    await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${fwd.host}/team/b:v1`, `oci:${layoutDir}:up/team/b:v1`]);
-    const data = join(tmp, 'preload-start');
-    const s = await startServer({
-      dataDir: data,
-      logLevel: 'silent',
-      config: { storage: { fsync: false }, proxy: { offline: true, preload: [layoutDir], upstreams: [{ namespace: 'up', url: 'http://127.0.0.1:9' }] } },
+for (const driver of DRIVERS) {
+  describe(`air-gapped (${driver})`, () => {
+    test('cache load from an image list, then an offline server serves it without contacting the upstream', async () => {
+      const data = join(tmp, `offline-data-${driver}`);
+      const cfgFile = join(tmp, `offline-${driver}.yaml`);
+      const online = { data, storage: storageConfig(driver), proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } };
+      await writeFile(cfgFile, stringify(online));
+      const list = join(tmp, `images-${driver}.txt`);
+      await writeFile(list, `# images for the air gap\nup/team/a:v1\nup/team/b@${b.digest}\n`);
+      const offline = { storage: storageConfig(driver), proxy: { offline: true, upstreams: [{ namespace: 'up', url: fwd.url }] } };
+      let before: number;
+      let s: RunningServer;
+      if (driver === 'fs') {
+        const load = await wharf(['cache', 'load', '--config', cfgFile, list]);
+        assert.equal(load.code, 0, load.stderr);
+        assert.match(load.stdout, /Loaded 2 image\(s\)/);
+        before = fwd.requests.length;
+        s = await startServer({ dataDir: data, logLevel: 'silent', config: offline });
+      } else {
+        // A memory store lives and dies with its server: the offline server starts first, and the
+        // images are loaded into its store as `wharf cache load` does (loadCache, the upstreams of
+        // the online config).
+        s = await startServer({ dataDir: data, logLevel: 'silent', config: offline });
+        const upstreams = upstreamsOf(parseConfig(online).proxy);
+        try {
+          assert.equal((await loadCache(list, { store: s.store, upstreams })).images.length, 2);
+        } finally {
+          await Promise.all(upstreams.map((u) => u.close()));
+        }
+        before = fwd.requests.length;
+      }
+      try {
+        assert.equal(await pull(s.url, 'up/team/a', 'v1', a), a.digest);
+        assert.equal(await pull(s.url, 'up/team/b', b.digest, b), b.digest);
+        const missing = await fetch(`${s.url}/v2/up/team/shared/manifests/v1`, { headers: { accept: ACCEPT } });
+        assert.equal(missing.status, 404);
+        await missing.arrayBuffer();
+        const blob = await fetch(`${s.url}/v2/up/team/shared/blobs/${shared.blobs[1]!.digest}`);
+        assert.equal(blob.status, 404);
+        await blob.arrayBuffer();
+        assert.equal(fwd.requests.length, before, 'offline: no request reached the upstream');
+        const images = await cacheAdmin(driver, data, s).ls();
+        assert.deepEqual(images.map((i) => i.repository).sort(), ['up/team/a', 'up/team/b']);
+      } finally {
+        await s.close();
+      }
     });
-    try {
-      assert.equal(await pull(s.url, 'up/team/b', 'v1', b), b.digest);
-    } finally {
-      await s.close();
-    }
-  });
-});
 
-describe('wharf cache prune', () => {
-  let data: string;
-  let cache: RunningServer;
+    // fs only: the CLI loads into a data directory, then servers start on it.
+    test('docker save tarball and OCI layout (dir and tar) load additively', { skip: noSkopeo || (driver === 'memory' && 'loads into a data directory that servers then start on: a memory store does not outlive its server') }, async () => {
+      const src = `docker://${fwd.host}`;
+      const sk = (args: string[]): Promise<string> => run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', ...args]);
+      const dockerTar = join(tmp, 'saved.tar');
+      await sk([`${src}/team/shared:v1`, `docker-archive:${dockerTar}:up/team/shared:v1`]);
+      const layoutDir = join(tmp, 'layout');
+      await sk([`${src}/team/b:v1`, `oci:${layoutDir}:v1`]);
+      const layoutTar = join(tmp, 'layout.tar');
+      await sk([`${src}/team/a:v1`, `oci-archive:${layoutTar}:v7`]);
 
-  before(async () => {
-    data = join(tmp, 'prune-data');
-    cache = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
-    for (const [repo, img] of [['team/a', a], ['team/b', b], ['team/shared', shared], ['team/a-too', a]] as const) await pull(cache.url, `up/${repo}`, 'v1', img);
-    for (const img of [a, b, shared]) for (const bl of img.blobs) await cache.proxy!.backend.fillDone(bl.digest);
-    // Access order, oldest first: a, b, shared, a-too.
-    let t = Date.now() - 10 * 3600e3;
-    for (const repo of ['team/a', 'team/b', 'team/shared', 'team/a-too']) {
-      const when = new Date((t += 3600e3));
-      await utimes(join(data, paths.manifestLink(`up/${repo}`, repo === 'team/b' ? b.digest : repo === 'team/shared' ? shared.digest : a.digest)), when, when);
-    }
-  });
+      const data = join(tmp, 'preload-data');
+      const cfg = { data, storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: 'http://127.0.0.1:9', offline: true }] } };
+      const cfgFile = join(tmp, 'preload.yaml');
+      await writeFile(cfgFile, stringify(cfg));
+      const r1 = await wharf(['cache', 'load', '--config', cfgFile, dockerTar]);
+      assert.equal(r1.code, 0, r1.stderr + r1.stdout);
+      const r2 = await wharf(['cache', 'load', '--config', cfgFile, '--repo', 'up/team/b', layoutDir]);
+      assert.equal(r2.code, 0, r2.stderr);
 
-  after(async () => {
-    await cache?.close();
-  });
+      // A preload that cannot be placed stops the start, with the reason.
+      const withPreload = await startServer({
+        dataDir: data,
+        logLevel: 'silent',
+        config: { storage: { fsync: false }, proxy: { ...cfg.proxy, defaultNamespace: 'up', preload: [layoutTar] } },
+      }).catch((err: unknown) => err as Error);
+      assert.ok(withPreload instanceof Error, 'a layout image without a repository name cannot be placed');
+      assert.match(withPreload.message, /--repo|repository name/);
 
-  const exists = (d: string): Promise<boolean> => stat(join(data, paths.blobData(d as `sha256:${string}`))).then(() => true, () => false);
-
-  test('ls lists each cached image with its size, least recently pulled first', async () => {
-    const r = await wharf(['cache', 'ls', '--data', data, '--format', 'json']);
-    assert.equal(r.code, 0, r.stderr);
-    const images = JSON.parse(r.stdout) as Array<{ repository: string; tags: string[]; size: number }>;
-    assert.deepEqual(images.map((i) => i.repository), ['up/team/a', 'up/team/b', 'up/team/shared', 'up/team/a-too']);
-    assert.ok(images.every((i) => i.size > 0 && i.tags[0] === 'v1'));
-  });
-
-  test('--dry-run removes nothing; a pattern removes the image but not the layers another image shares', async () => {
-    const dry = await wharf(['cache', 'prune', '--data', data, '--pattern', 'up/team/a:*', '--dry-run']);
-    assert.equal(dry.code, 0, dry.stderr);
-    assert.match(dry.stdout, /would remove up\/team\/a@/);
-    assert.ok(await stat(join(data, paths.tag('up/team/a', 'v1'))));
-    const r = await wharf(['cache', 'prune', '--data', data, '--pattern', 'up/team/a:*']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /removed 1 image\(s\); freed 0 blob/);
-    await assert.rejects(stat(join(data, paths.tag('up/team/a', 'v1'))));
-    for (const bl of a.blobs) assert.ok(await exists(bl.digest), 'still used by up/team/a-too');
-  });
-
-  test('--max-size drops the least recently pulled until the quota holds; unreferenced blobs are freed', async () => {
-    const total = (b.blobs.concat(shared.blobs, a.blobs)).reduce((n, x) => n + x.data.length, 0) + b.manifest.length + shared.manifest.length + a.manifest.length;
-    // Room for a little more than the last-pulled image (a-too): b and shared must go.
-    const keep = a.blobs.reduce((n, x) => n + x.data.length, 0) + a.manifest.length;
-    assert.ok(total > keep);
-    const r = await wharf(['cache', 'prune', '--data', data, '--max-size', String(keep + 100), '--format', 'json']);
-    assert.equal(r.code, 0, r.stderr);
-    const rep = JSON.parse(r.stdout) as { images: Array<{ repository: string }>; blobs: number; remaining: number };
-    assert.deepEqual(rep.images.map((i) => i.repository), ['up/team/b', 'up/team/shared']);
-    assert.ok(rep.remaining <= keep + 100);
-    for (const bl of [...b.blobs, ...shared.blobs]) assert.equal(await exists(bl.digest), false, 'freed');
-    for (const bl of a.blobs) assert.ok(await exists(bl.digest));
-    // Pulled again, it comes back from the upstream.
-    assert.equal(await pull(cache.url, 'up/team/b', 'v1', b), b.digest);
-  });
-});
-
-describe('background pruning', () => {
-  test('proxy.prune in the config drops images down to the quota while the server runs', async () => {
-    const data = join(tmp, 'bg-prune');
-    const s = await startServer({
-      dataDir: data,
-      logLevel: 'silent',
-      config: { storage: { fsync: false }, proxy: { prune: { interval: '1s', maxSize: 1 }, upstreams: [{ namespace: 'up', url: fwd.url }] } },
+      const r3 = await wharf(['cache', 'load', '--config', cfgFile, '--repo', 'up/team/a', layoutTar]);
+      assert.equal(r3.code, 0, r3.stderr);
+      const srv = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: cfg.proxy } });
+      try {
+        // docker save stores layers uncompressed under a new manifest: the image is there by tag.
+        await pull(srv.url, 'up/team/shared', 'v1', shared);
+        assert.equal(await pull(srv.url, 'up/team/b', 'v1', b), b.digest);
+        assert.equal(await pull(srv.url, 'up/team/a', 'v7', a), a.digest);
+      } finally {
+        await srv.close();
+      }
     });
-    try {
-      await pull(s.url, 'up/team/b', 'v1', b);
-      for (const bl of b.blobs) await s.proxy!.backend.fillDone(bl.digest);
-      // Wait (bounded) for the timer: the image goes, and its blobs with it (the tag first, so
-      // wait for all of them: a pass is not atomic to an observer).
-      const tag = join(data, paths.tag('up/team/b', 'v1'));
-      const present = async (): Promise<boolean> => {
-        for (const p of [tag, ...b.blobs.map((bl) => join(data, paths.blobData(bl.digest)))]) if (await stat(p).then(() => true, () => false)) return true;
-        return false;
-      };
-      for (let i = 0; i < 100 && (await present()); i++) await new Promise((r) => setTimeout(r, 100));
-      await assert.rejects(stat(tag), 'the tag was pruned');
-      for (const bl of b.blobs) await assert.rejects(stat(join(data, paths.blobData(bl.digest))));
-    } finally {
-      await s.close();
-    }
-  });
-});
 
-describe('gc and the cache', () => {
-  test('wharf gc keeps what cached manifests reference and collects blobs pulled on their own', async () => {
-    const data = join(tmp, 'gc-data');
-    const s = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
-    try {
-      await pull(s.url, 'up/team/b', 'v1', b);
-      // A blob of another image, pulled by digest alone: no cached manifest references it.
-      const lone = shared.blobs[1]!.digest;
-      const r = await fetch(`${s.url}/v2/up/team/shared/blobs/${lone}`);
-      assert.equal(r.status, 200);
-      await r.arrayBuffer();
-      for (const d of [...b.blobs.map((x) => x.digest), lone]) await s.proxy!.backend.fillDone(d as `sha256:${string}`);
-      const { collectGarbage } = await import('../src/server/store/gc.js');
-      const report = await collectGarbage(s.store, { graceMs: 0 });
-      assert.equal(report.blobs, 1, 'the lone blob');
-      await assert.rejects(stat(join(data, paths.blobData(lone as `sha256:${string}`))));
-      for (const bl of b.blobs) assert.ok(await stat(join(data, paths.blobData(bl.digest))));
-      assert.equal(await pull(s.url, 'up/team/b', 'v1', b), b.digest);
-      const ls = await wharf(['cache', 'ls', '--data', data, '--format', 'json']);
-      assert.deepEqual((JSON.parse(ls.stdout) as Array<{ repository: string }>).map((i) => i.repository), ['up/team/b']);
-    } finally {
-      await s.close();
-    }
+    test('serve --preload loads before serving, offline', { skip: noSkopeo }, async () => {
+      const layoutDir = join(tmp, `layout-named-${driver}`);
+      await run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', `docker://${fwd.host}/team/b:v1`, `oci:${layoutDir}:up/team/b:v1`]);
+      const data = join(tmp, `preload-start-${driver}`);
+      const s = await startServer({
+        dataDir: data,
+        logLevel: 'silent',
+        config: { storage: storageConfig(driver), proxy: { offline: true, preload: [layoutDir], upstreams: [{ namespace: 'up', url: 'http://127.0.0.1:9' }] } },
+      });
+      try {
+        assert.equal(await pull(s.url, 'up/team/b', 'v1', b), b.digest);
+      } finally {
+        await s.close();
+      }
+    });
   });
-});
+
+  describe(`wharf cache prune (${driver})`, () => {
+    let data: string;
+    let cache: RunningServer;
+    let admin: ReturnType<typeof cacheAdmin>;
+
+    before(async () => {
+      data = join(tmp, `prune-data-${driver}`);
+      cache = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: storageConfig(driver), proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
+      for (const [repo, img] of [['team/a', a], ['team/b', b], ['team/shared', shared], ['team/a-too', a]] as const) await pull(cache.url, `up/${repo}`, 'v1', img);
+      for (const img of [a, b, shared]) for (const bl of img.blobs) await cache.proxy!.backend.fillDone(bl.digest);
+      // Access order, oldest first: a, b, shared, a-too.
+      let t = Date.now() - 10 * 3600e3;
+      for (const repo of ['team/a', 'team/b', 'team/shared', 'team/a-too']) {
+        const when = new Date((t += 3600e3));
+        await setMtime(cache.store.driver, paths.manifestLink(`up/${repo}`, repo === 'team/b' ? b.digest : repo === 'team/shared' ? shared.digest : a.digest), when);
+      }
+      admin = cacheAdmin(driver, data, cache);
+    });
+
+    after(async () => {
+      await cache?.close();
+    });
+
+    const stored = async (path: string): Promise<boolean> => (await cache.store.driver.stat(path)) !== undefined;
+    const exists = (d: string): Promise<boolean> => stored(paths.blobData(d as `sha256:${string}`));
+
+    test('ls lists each cached image with its size, least recently pulled first', async () => {
+      const images = await admin.ls();
+      assert.deepEqual(images.map((i) => i.repository), ['up/team/a', 'up/team/b', 'up/team/shared', 'up/team/a-too']);
+      assert.ok(images.every((i) => i.size > 0 && i.tags[0] === 'v1'));
+    });
+
+    test('--dry-run removes nothing; a pattern removes the image but not the layers another image shares', async () => {
+      const dry = await admin.prune({ pattern: 'up/team/a:*', dryRun: true });
+      assert.deepEqual(dry.images, ['up/team/a']);
+      if (driver === 'fs') {
+        // The CLI's text report (on memory there is no CLI to run).
+        const text = await wharf(['cache', 'prune', '--data', data, '--pattern', 'up/team/a:*', '--dry-run']);
+        assert.equal(text.code, 0, text.stderr);
+        assert.match(text.stdout, /would remove up\/team\/a@/);
+        assert.match(text.stdout, /would remove 1 image\(s\); would free 0 blob/);
+      }
+      assert.ok(await stored(paths.tag('up/team/a', 'v1')));
+      const r = await admin.prune({ pattern: 'up/team/a:*' });
+      assert.deepEqual(r.images, ['up/team/a']);
+      assert.equal(r.blobs, 0);
+      assert.equal(await stored(paths.tag('up/team/a', 'v1')), false);
+      for (const bl of a.blobs) assert.ok(await exists(bl.digest), 'still used by up/team/a-too');
+    });
+
+    test('--max-size drops the least recently pulled until the quota holds; unreferenced blobs are freed', async () => {
+      const total = (b.blobs.concat(shared.blobs, a.blobs)).reduce((n, x) => n + x.data.length, 0) + b.manifest.length + shared.manifest.length + a.manifest.length;
+      // Room for a little more than the last-pulled image (a-too): b and shared must go.
+      const keep = a.blobs.reduce((n, x) => n + x.data.length, 0) + a.manifest.length;
+      assert.ok(total > keep);
+      const rep = await admin.prune({ maxSize: keep + 100 });
+      assert.deepEqual(rep.images, ['up/team/b', 'up/team/shared']);
+      assert.ok(rep.remaining <= keep + 100);
+      for (const bl of [...b.blobs, ...shared.blobs]) assert.equal(await exists(bl.digest), false, 'freed');
+      for (const bl of a.blobs) assert.ok(await exists(bl.digest));
+      // Pulled again, it comes back from the upstream.
+      assert.equal(await pull(cache.url, 'up/team/b', 'v1', b), b.digest);
+    });
+  });
+
+  describe(`background pruning (${driver})`, () => {
+    test('proxy.prune in the config drops images down to the quota while the server runs', async () => {
+      const data = join(tmp, `bg-prune-${driver}`);
+      const s = await startServer({
+        dataDir: data,
+        logLevel: 'silent',
+        config: { storage: storageConfig(driver), proxy: { prune: { interval: '1s', maxSize: 1 }, upstreams: [{ namespace: 'up', url: fwd.url }] } },
+      });
+      try {
+        await pull(s.url, 'up/team/b', 'v1', b);
+        for (const bl of b.blobs) await s.proxy!.backend.fillDone(bl.digest);
+        // Wait (bounded) for the timer: the image goes, and its blobs with it (the tag first, so
+        // wait for all of them: a pass is not atomic to an observer).
+        const stored = async (path: string): Promise<boolean> => (await s.store.driver.stat(path)) !== undefined;
+        const tag = paths.tag('up/team/b', 'v1');
+        const present = async (): Promise<boolean> => {
+          for (const p of [tag, ...b.blobs.map((bl) => paths.blobData(bl.digest))]) if (await stored(p)) return true;
+          return false;
+        };
+        for (let i = 0; i < 100 && (await present()); i++) await new Promise((r) => setTimeout(r, 100));
+        assert.equal(await stored(tag), false, 'the tag was pruned');
+        for (const bl of b.blobs) assert.equal(await stored(paths.blobData(bl.digest)), false);
+      } finally {
+        await s.close();
+      }
+    });
+  });
+
+  describe(`gc and the cache (${driver})`, () => {
+    test('wharf gc keeps what cached manifests reference and collects blobs pulled on their own', async () => {
+      const data = join(tmp, `gc-data-${driver}`);
+      const s = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: storageConfig(driver), proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
+      try {
+        await pull(s.url, 'up/team/b', 'v1', b);
+        // A blob of another image, pulled by digest alone: no cached manifest references it.
+        const lone = shared.blobs[1]!.digest;
+        const r = await fetch(`${s.url}/v2/up/team/shared/blobs/${lone}`);
+        assert.equal(r.status, 200);
+        await r.arrayBuffer();
+        for (const d of [...b.blobs.map((x) => x.digest), lone]) await s.proxy!.backend.fillDone(d as `sha256:${string}`);
+        const { collectGarbage } = await import('../src/server/store/gc.js');
+        const report = await collectGarbage(s.store, { graceMs: 0 });
+        assert.equal(report.blobs, 1, 'the lone blob');
+        assert.equal(await s.store.driver.stat(paths.blobData(lone as `sha256:${string}`)), undefined);
+        for (const bl of b.blobs) assert.ok(await s.store.driver.stat(paths.blobData(bl.digest)));
+        assert.equal(await pull(s.url, 'up/team/b', 'v1', b), b.digest);
+        assert.deepEqual((await cacheAdmin(driver, data, s).ls()).map((i) => i.repository), ['up/team/b']);
+      } finally {
+        await s.close();
+      }
+    });
+  });
+}
