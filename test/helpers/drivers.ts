@@ -31,14 +31,15 @@ export async function storedFiles(driver: StorageDriver, roots: string[]): Promi
   return out.sort();
 }
 
-/** mtimes set by setMtime on drivers with no utimes: path -> the version it was set on, and the time. */
-const overrides = new WeakMap<StorageDriver, Map<string, { version: string | undefined; mtimeMs: number }>>();
+/** mtimes set by setMtime on drivers with no utimes, by the version of the file they were set on. */
+const overrides = new WeakMap<StorageDriver, Map<string, number>>();
 
 /**
  * Makes a stored file report `when` as its mtime, as utimes(2) does, until the file is next
  * written or touched. On FsDriver it is utimes. Other drivers (the in-memory one) have no way to
- * set it: their `stat` is wrapped, on that instance only, to report the time for as long as the
- * file keeps the version it had.
+ * set it: their `stat` is wrapped, on that instance only, to report the time for the file's
+ * current version. The time follows the file when it is renamed (gc moves blobs aside and back),
+ * and is gone once it is written or touched, since that gives it a new version.
  */
 export async function setMtime(driver: StorageDriver, path: string, when: Date): Promise<void> {
   if (driver instanceof FsDriver) {
@@ -47,25 +48,20 @@ export async function setMtime(driver: StorageDriver, path: string, when: Date):
   }
   let map = overrides.get(driver);
   if (!map) {
-    const m = new Map<string, { version: string | undefined; mtimeMs: number }>();
+    const m = new Map<string, number>();
     map = m;
     overrides.set(driver, m);
     const stat = driver.stat.bind(driver);
     driver.stat = async (p: string): Promise<FileInfo | undefined> => {
       const st = await stat(p);
-      const o = m.get(p);
-      if (!st || !o) return st;
-      if (st.version === undefined || st.version !== o.version) {
-        m.delete(p);
-        return st;
-      }
-      return { ...st, mtimeMs: o.mtimeMs };
+      const mtimeMs = st?.version === undefined ? undefined : m.get(st.version);
+      return st && mtimeMs !== undefined ? { ...st, mtimeMs } : st;
     };
   }
   const st = await driver.stat(path);
   if (!st || st.isDir) throw new Error(`setMtime: no file ${path}`);
   if (st.version === undefined) throw new Error(`setMtime: the driver reports no version for ${path}`);
-  map.set(path, { version: st.version, mtimeMs: when.getTime() });
+  map.set(st.version, when.getTime());
 }
 
 /** Sets the mtime of every file under `under` (all of the store by default). */
