@@ -1,12 +1,7 @@
-import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { OciError, MediaType, isDigest, isManifestMediaType, assertName, type Descriptor, type Digest } from '../../spec/index.js';
+import type { Readable } from 'node:stream';
+import { OciError, isDigest, isManifestMediaType, assertName, type Descriptor, type Digest } from '../../spec/index.js';
 import { copyGraph, readAllVerified, MAX_MANIFEST_SIZE, type Storage } from '../../content/index.js';
-import { LayoutStore, LayoutTarStore } from '../../stores/layout/index.js';
+import { openImageArchive, type DockerArchive, type LayoutStore, type LayoutTarStore } from '../../stores/layout/index.js';
 import type { RegistryStore } from '../store/index.js';
 import type { Upstream } from './upstream.js';
 
@@ -101,43 +96,12 @@ async function mark(store: RegistryStore, local: string, upstreams: Upstream[]):
  * (a directory or a .tar). Loaded images are served exactly as pulled ones, also offline.
  */
 export async function loadCache(source: string, opts: LoadOptions): Promise<LoadReport> {
-  const st = await stat(source).catch(() => undefined);
-  if (!st) throw new OciError('INVALID_ARGUMENT', `${source} does not exist`);
-  if (st.isDirectory()) {
-    const layout = await LayoutStore.open(source, { create: false });
-    return loadLayout(layout, source, opts);
-  }
-  if (/\.(tar|tar\.gz|tgz)$/.test(source) || (await isTar(source))) {
-    const work = await mkdtemp(join(tmpdir(), 'wharf-load-'));
-    try {
-      // tar is loaded only here: a server that never loads a tarball does not carry it.
-      await (await import('tar')).x({ file: source, cwd: work, strict: true });
-      const names = await readdir(work);
-      if (names.includes('oci-layout')) {
-        const t = await LayoutTarStore.open(source, { create: false });
-        try {
-          return await loadLayout(t, source, opts);
-        } finally {
-          await t.close({ discard: true });
-        }
-      }
-      if (names.includes('manifest.json')) return await loadDockerArchive(work, opts);
-      throw new OciError('INVALID_ARGUMENT', `${source} is neither an OCI layout archive nor a docker save tarball`);
-    } finally {
-      await rm(work, { recursive: true, force: true });
-    }
-  }
-  return loadList(await readFile(source, 'utf8'), opts);
-}
-
-async function isTar(file: string): Promise<boolean> {
-  const fh = await import('node:fs/promises').then((m) => m.open(file, 'r'));
+  const archive = await openImageArchive(source);
   try {
-    const buf = Buffer.alloc(262);
-    await fh.read(buf, 0, 262, 0);
-    return buf.subarray(257, 262).toString('latin1') === 'ustar';
+    if (archive.kind === 'text') return await loadList(archive.text, opts);
+    return archive.kind === 'layout' ? await loadLayout(archive.layout, source, opts) : await loadDockerArchive(archive.archive, opts);
   } finally {
-    await fh.close();
+    await archive.close();
   }
 }
 
@@ -189,41 +153,11 @@ async function loadLayout(layout: LayoutStore | LayoutTarStore, source: string, 
   return report;
 }
 
-async function fileDesc(file: string, mediaType: string): Promise<Descriptor> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const c of createReadStream(file)) {
-    h.update(c as Buffer);
-    size += (c as Buffer).length;
-  }
-  return { mediaType, digest: `sha256:${h.digest('hex')}`, size };
-}
-
-/** The `docker save` format (manifest.json, a config JSON, layer tars), stored as OCI images. */
-async function loadDockerArchive(dir: string, opts: LoadOptions): Promise<LoadReport> {
+/** The images of a `docker save` tarball, under their RepoTags (or --repo). */
+async function loadDockerArchive(archive: DockerArchive, opts: LoadOptions): Promise<LoadReport> {
   const report: LoadReport = { images: [] };
-  const entries = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Array<{ Config: string; RepoTags?: string[] | null; Layers: string[] }>;
-  const inside = (p: string): string => {
-    const abs = join(dir, p);
-    if (!abs.startsWith(dir + '/')) throw new OciError('INVALID_ARGUMENT', `docker archive path "${p}" leaves the archive`);
-    return abs;
-  };
-  for (const e of entries) {
-    const config = await fileDesc(inside(e.Config), MediaType.ImageConfig);
-    const layers: Descriptor[] = [];
-    const files = new Map<string, string>([[config.digest, inside(e.Config)]]);
-    for (const l of e.Layers) {
-      const head = Buffer.alloc(2);
-      const fh = await import('node:fs/promises').then((m) => m.open(inside(l), 'r'));
-      await fh.read(head, 0, 2, 0).finally(() => fh.close());
-      const d = await fileDesc(inside(l), head[0] === 0x1f && head[1] === 0x8b ? MediaType.ImageLayerGzip : MediaType.ImageLayer);
-      layers.push(d);
-      files.set(d.digest, inside(l));
-    }
-    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ImageManifest, config, layers }));
-    const mdesc: Descriptor = { mediaType: MediaType.ImageManifest, digest: `sha256:${createHash('sha256').update(body).digest('hex')}`, size: body.length };
-    const tags = e.RepoTags ?? [];
-    const targets = opts.repo !== undefined ? [{ local: assertName(opts.repo), tag: tags[0] ? splitRef(tags[0]).tag ?? 'latest' : 'latest' }] : tags.map((t) => {
+  for (const { repoTags, root } of archive.images) {
+    const targets = opts.repo !== undefined ? [{ local: assertName(opts.repo), tag: repoTags[0] ? splitRef(repoTags[0]).tag ?? 'latest' : 'latest' }] : repoTags.map((t) => {
       const r = splitRef(t);
       return { local: placeOf(r.name, opts).local, tag: r.tag ?? 'latest' };
     });
@@ -231,11 +165,10 @@ async function loadDockerArchive(dir: string, opts: LoadOptions): Promise<LoadRe
     for (const { local, tag } of targets) {
       const dst = new CacheTarget(opts.store, local);
       await mark(opts.store, local, opts.upstreams);
-      for (const d of [config, ...layers]) if (!(await dst.exists(d))) await dst.push(d, createReadStream(files.get(d.digest)!));
-      await dst.push(mdesc, Readable.from([body]));
-      await dst.tag(mdesc, tag);
-      opts.log?.(`loaded ${local}:${tag}@${mdesc.digest}`);
-      report.images.push({ repository: local, tag, digest: mdesc.digest });
+      await copyGraph(archive, dst, root);
+      await dst.tag(root, tag);
+      opts.log?.(`loaded ${local}:${tag}@${root.digest}`);
+      report.images.push({ repository: local, tag, digest: root.digest });
     }
   }
   return report;
