@@ -186,6 +186,14 @@ for (const driver of DRIVERS) describe(`pull-through cache (${driver})`, () => {
       assert.equal(r.status, 200);
       assert.deepEqual((JSON.parse(r.body.toString()) as { tags: string[] }).tags, ['latest', 'v1']);
     });
+
+    test('a proxied tags list checks n as every list does (it was ignored there before)', async () => {
+      const bad = await get('/v2/up/team/app/tags/list?n=x');
+      assert.equal(bad.status, 400);
+      assert.equal((JSON.parse(bad.body.toString()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'UNSUPPORTED');
+      const one = await get('/v2/up/team/app/tags/list?n=1');
+      assert.deepEqual((JSON.parse(one.body.toString()) as { tags: string[] }).tags, ['latest']);
+    });
   });
 
   describe('TTL and revalidation', () => {
