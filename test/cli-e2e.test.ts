@@ -184,7 +184,7 @@ describe('cli against Distribution', { skip }, () => {
     assert.equal(idx.manifests.length, 1);
     const upd = JSON.parse(ok(await wharf(['manifest', 'index', 'update', '--plain-http', `${R}/cli/raw:all`, '--add', 'm2', '--remove', 'm1', '--format', 'json'])).stdout);
     assert.deepEqual(upd.manifests.map((m: { artifactType: string }) => m.artifactType), ['application/y']);
-    ok(await wharf(['manifest', 'delete', '--plain-http', `${R}/cli/raw@${mp.digest}`]));
+    ok(await wharf(['manifest', 'delete', '--force', '--plain-http', `${R}/cli/raw@${mp.digest}`]));
     const gone = await wharf(['resolve', '--plain-http', `${R}/cli/raw@${mp.digest}`]);
     failsWithOneLine(gone, /MANIFEST_UNKNOWN/);
     ok(await wharf(['blob', 'delete', '--plain-http', `${R}/cli/raw@${b.digest}`]));

@@ -362,6 +362,25 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
     await res.body.dump();
   }
 
+  /**
+   * Removes one tag with the spec's DELETE of a manifest by tag. A registry that does not offer it
+   * (it answers 400, 405 or UNSUPPORTED) gets an UNSUPPORTED error that says so: deleting the
+   * manifest instead would take every other tag of it too.
+   */
+  async untag(tag: string, opts: OpOptions = {}): Promise<void> {
+    const res = await this.send('DELETE', this.url(`manifests/${tag}`), 'delete', opts);
+    if (res.status === 202 || res.status === 200) return void (await res.body.dump());
+    if (res.status === 404) {
+      await res.body.dump();
+      throw new OciError('MANIFEST_UNKNOWN', `tag ${tag} not found in ${this.host}/${this.name}`);
+    }
+    const err = await responseError(res, `untag ${this.name}:${tag}`);
+    if (res.status === 400 || res.status === 405 || (err instanceof OciError && err.code === 'UNSUPPORTED')) {
+      throw new OciError('UNSUPPORTED', `${this.host} does not delete a tag alone (it answered ${res.status}: ${err.message}); retag elsewhere, or delete the whole manifest with wharf manifest delete`);
+    }
+    throw err;
+  }
+
   // ---------------------------------------------------------------- listings
 
   /** One page of tags (`n`, `last`), or all of them following `Link` when `n` is absent. */
