@@ -114,7 +114,11 @@ export async function runLogin(host: string, flags: Flags): Promise<void> {
     } finally {
       await reg.close();
     }
-    await ctx.credentials.store(host, cred);
+    const where = await ctx.credentials.store(host, cred);
+    if (where.storedIn === 'file') {
+      // As docker login warns: the secret sits base64-encoded in a file anyone with the account reads.
+      process.stderr.write(`wharf: warning: no credential helper is configured; the ${identityToken ? 'token' : 'password'} is stored unencrypted in ${ctx.credentials.configPath}. Configure "credsStore" there (e.g. "pass" or "secretservice") to keep it in a credential store.\n`);
+    }
     ctx.out.line('Login Succeeded');
     ctx.out.result({ registry: host, loggedIn: true, configPath: ctx.credentials.configPath });
   });

@@ -125,7 +125,8 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
     const res = await this.send('HEAD', url, 'pull', { ...opts, headers: { accept: MANIFEST_ACCEPT } });
     await res.body.dump();
     if (res.status === 404) throw new OciError('MANIFEST_UNKNOWN', `${this.host}/${this.name}:${reference} not found`);
-    if (res.status !== 200) throw await responseError(res, `resolve ${this.name}:${reference}`);
+    // A HEAD answer has no body to explain a failure: a GET asks again, and its error body says why.
+    if (res.status !== 200) return this.resolveByGet(reference, opts);
     const mediaType = res.headers['content-type']?.split(';')[0]?.trim();
     const size = Number(res.headers['content-length']);
     const digest = res.headers['docker-content-digest'];
