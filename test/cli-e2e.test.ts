@@ -191,6 +191,15 @@ describe('cli against Distribution', { skip }, () => {
     failsWithOneLine(await wharf(['blob', 'fetch', '--plain-http', `${R}/cli/raw@${b.digest}`, '-o', got]), /BLOB_UNKNOWN/);
   });
 
+  test('tag rm on Distribution, which does not delete a tag alone: one line that says so, and every tag stays', async () => {
+    await writeFile(join(work, 'untag.txt'), 'untag');
+    ok(await wharf(['push', '--plain-http', `${R}/cli/untag:v1,v2`, 'untag.txt'], { cwd: work }));
+    const r = await wharf(['tag', 'rm', '--plain-http', `${R}/cli/untag:v2`]);
+    failsWithOneLine(r, /does not delete a tag alone/);
+    assert.match(r.stderr, /wharf manifest delete/);
+    assert.deepEqual(ok(await wharf(['repo', 'tags', '--plain-http', `${R}/cli/untag`])).stdout.trim().split('\n'), ['v1', 'v2']);
+  });
+
   test('errors are one line: no tag, bad reference, unreachable registry, TLS to a plain registry', async () => {
     failsWithOneLine(await wharf(['pull', '--plain-http', `${R}/cli/files`]), /names no tag or digest/);
     failsWithOneLine(await wharf(['pull', 'files:v1']), /needs a registry host/);
