@@ -13,8 +13,9 @@ for (const d of ['.cache', '.config', '.docker']) mkdirSync(join(home, d));
 process.env.HOME = home;
 process.env.XDG_CACHE_HOME = join(home, '.cache');
 process.env.XDG_CONFIG_HOME = join(home, '.config');
-process.env.DOCKER_CONFIG = join(home, '.docker');
-// Left set, the user's own variables would send the tests back to the real files.
+// Left set, the user's own variables would send the tests back to the real files. DOCKER_CONFIG
+// goes rather than pointing into the home: podman then insists that its config.json exists.
+delete process.env.DOCKER_CONFIG;
 delete process.env.WHARF_ESTARGZ_CACHE;
 delete process.env.WHARF_CACHE;
 delete process.env.REGISTRY_AUTH_FILE;

@@ -1,8 +1,6 @@
-import type { Command } from 'cac';
-import { registryFlags } from '../shared/flags.js';
+import { layoutFlag as layout, registryFlags } from '../shared/flags.js';
 import type { Action, Group } from '../shared/group.js';
 
-const layout = (cmd: Command): Command => cmd.option('--oci-layout', 'The target is an OCI image layout');
 const run = (action: string) => async (args: string[], flags: Record<string, unknown>): Promise<void> => {
   const { runBlob } = await import('../run/blob.js');
   await runBlob(action, args, flags);

@@ -1,12 +1,10 @@
 import type { CAC } from 'cac';
-import { registryFlags } from '../shared/flags.js';
+import { layoutFlag, registryFlags } from '../shared/flags.js';
 import type { Group } from '../shared/group.js';
 
 export function registerTag(cli: CAC): void {
   registryFlags(
-    cli
-      .command('tag <ref> [...tags]', 'Give a manifest more tags; `wharf tag rm <ref>` removes one')
-      .option('--oci-layout', 'The target is an OCI image layout')
+    layoutFlag(cli.command('tag <ref> [...tags]', 'Give a manifest more tags; `wharf tag rm <ref>` removes one'))
       .example('wharf tag localhost:5000/app:v1 stable latest')
       .example('wharf tag rm localhost:5000/app:old'),
   ).action(async (ref: string, tags: string[], opts: Record<string, unknown>) => {
@@ -24,7 +22,7 @@ async function untag(args: string[], opts: Record<string, unknown>): Promise<voi
 
 /** `wharf untag <ref>...`: the same as `wharf tag rm`, as a command of its own. */
 export function registerUntag(cli: CAC): void {
-  registryFlags(cli.command('untag [...refs]', untagHelp).option('--oci-layout', 'The target is an OCI image layout').example('wharf untag localhost:5000/app:old')).action(
+  registryFlags(layoutFlag(cli.command('untag [...refs]', untagHelp)).example('wharf untag localhost:5000/app:old')).action(
     async (refs: string[], opts: Record<string, unknown>) => untag(refs.map(String), opts),
   );
 }
@@ -38,7 +36,7 @@ export const TAG: Group = {
       usage: 'rm [...refs]',
       description: untagHelp,
       define: (c) =>
-        registryFlags(c.option('--oci-layout', 'The target is an OCI image layout'))
+        registryFlags(layoutFlag(c))
           .example('wharf tag rm localhost:5000/app:old')
           .example('wharf tag rm localhost:5000/app:rc1 localhost:5000/app:rc2'),
       run: untag,

@@ -125,8 +125,13 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
     const res = await this.send('HEAD', url, 'pull', { ...opts, headers: { accept: MANIFEST_ACCEPT } });
     await res.body.dump();
     if (res.status === 404) throw new OciError('MANIFEST_UNKNOWN', `${this.host}/${this.name}:${reference} not found`);
-    // A HEAD answer has no body to explain a failure: a GET asks again, and its error body says why.
-    if (res.status !== 200) return this.resolveByGet(reference, opts);
+    if (res.status !== 200) {
+      // A HEAD answer has no body to explain a failure: one GET, not retried (HEAD was), asks
+      // again so that the registry's error body can say why.
+      const get = await this.send('GET', url, 'pull', { ...opts, headers: { accept: MANIFEST_ACCEPT }, retry: false });
+      if (get.status === 200) await get.body.dump();
+      throw await responseError(get.status === 200 ? res : get, `resolve ${this.name}:${reference}`);
+    }
     const mediaType = res.headers['content-type']?.split(';')[0]?.trim();
     const size = Number(res.headers['content-length']);
     const digest = res.headers['docker-content-digest'];
