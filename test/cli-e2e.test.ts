@@ -184,11 +184,20 @@ describe('cli against Distribution', { skip }, () => {
     assert.equal(idx.manifests.length, 1);
     const upd = JSON.parse(ok(await wharf(['manifest', 'index', 'update', '--plain-http', `${R}/cli/raw:all`, '--add', 'm2', '--remove', 'm1', '--format', 'json'])).stdout);
     assert.deepEqual(upd.manifests.map((m: { artifactType: string }) => m.artifactType), ['application/y']);
-    ok(await wharf(['manifest', 'delete', '--plain-http', `${R}/cli/raw@${mp.digest}`]));
+    ok(await wharf(['manifest', 'delete', '--force', '--plain-http', `${R}/cli/raw@${mp.digest}`]));
     const gone = await wharf(['resolve', '--plain-http', `${R}/cli/raw@${mp.digest}`]);
     failsWithOneLine(gone, /MANIFEST_UNKNOWN/);
     ok(await wharf(['blob', 'delete', '--plain-http', `${R}/cli/raw@${b.digest}`]));
     failsWithOneLine(await wharf(['blob', 'fetch', '--plain-http', `${R}/cli/raw@${b.digest}`, '-o', got]), /BLOB_UNKNOWN/);
+  });
+
+  test('tag rm on Distribution, which does not delete a tag alone: one line that says so, and every tag stays', async () => {
+    await writeFile(join(work, 'untag.txt'), 'untag');
+    ok(await wharf(['push', '--plain-http', `${R}/cli/untag:v1,v2`, 'untag.txt'], { cwd: work }));
+    const r = await wharf(['tag', 'rm', '--plain-http', `${R}/cli/untag:v2`]);
+    failsWithOneLine(r, /does not delete a tag alone/);
+    assert.match(r.stderr, /wharf manifest delete/);
+    assert.deepEqual(ok(await wharf(['repo', 'tags', '--plain-http', `${R}/cli/untag`])).stdout.trim().split('\n'), ['v1', 'v2']);
   });
 
   test('errors are one line: no tag, bad reference, unreachable registry, TLS to a plain registry', async () => {

@@ -1,5 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile, lstat, readlink, link, utimes } from 'node:fs/promises';
@@ -173,7 +174,7 @@ describe('client: push, pull, copy, attach, discover, backup against Distributio
       await assert.rejects(pullArtifact(repo, tag, { output: out }), (e) => isOciError(e, 'INVALID_ARGUMENT'), tag);
     }
     assert.deepEqual(await readdir(outside), []);
-    assert.deepEqual(await readdir(out), [], 'nothing left behind');
+    assert.equal(existsSync(out), false, 'nothing left behind, not even the output directory the pull made');
     await pullArtifact(repo, 'fine', { output: out });
     assert.equal(await readFile(join(out, 'd', 'inner'), 'utf8'), 'fine');
   });
@@ -215,6 +216,10 @@ describe('client: push, pull, copy, attach, discover, backup against Distributio
     const r = new Registry(proxy.host, { plainHttp: true, retry: { attempts: 1 } });
     const out = join(work, 'corrupt-out');
     try {
+      await assert.rejects(pullArtifact(r.repository('client/corrupt'), 'v1', { output: out }), (e) => isOciError(e, 'DIGEST_INVALID'));
+      assert.equal(existsSync(out), false, 'the output directory the pull made is gone');
+      // An output directory that was there before stays, empty.
+      await mkdir(out);
       await assert.rejects(pullArtifact(r.repository('client/corrupt'), 'v1', { output: out }), (e) => isOciError(e, 'DIGEST_INVALID'));
       assert.deepEqual(await readdir(out), []);
     } finally {

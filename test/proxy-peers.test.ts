@@ -7,13 +7,13 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type RunningServer } from '../src/server/index.js';
-import { startDistribution, missingPeer, REGISTRY_BIN, type Distribution } from './helpers/distribution.js';
+import { startDistribution, htpasswdLine, missingPeer, REGISTRY_BIN, type Distribution } from './helpers/distribution.js';
 import { startTokenServer, type TokenServer } from './helpers/token-server.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { makeImage, pushImage, basicAuth, fetchToken, type TestImage } from './helpers/proxy-images.js';
@@ -66,9 +66,7 @@ describe('pull-through cache with real upstreams and clients', { skip: noDistrib
 
     // wharf serve with its own token service (src/server/auth): bearer challenges, htpasswd users.
     const htpasswd = join(tmp, 'wharf-htpasswd');
-    const hp = spawnSync('htpasswd', ['-Bbn', 'carol', 'c4rol'], { encoding: 'utf8' });
-    if (hp.status !== 0) throw new Error(`htpasswd: ${hp.stderr}`);
-    await writeFile(htpasswd, hp.stdout);
+    await writeFile(htpasswd, `${await htpasswdLine('carol', 'c4rol')}\n`);
     const wharfUp = await startServer({
       dataDir: join(tmp, 'wharf-upstream'),
       logLevel: 'silent',

@@ -77,7 +77,7 @@ for (const driver of DRIVERS) {
 }
 
 // The same suite against Distribution (Debian's docker-registry), to show that it tests the spec
-// and not Wharf: its departures run as todo.
+// and not Wharf: its departures are reported as skipped, with the assertion each one fails.
 badInputSuite(
   'Distribution',
   async () => {

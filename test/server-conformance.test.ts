@@ -179,7 +179,7 @@ registrySuite(
   },
   {
     skip: missingPeer(REGISTRY_BIN, 'Distribution (docker-registry)'),
-    // Where Distribution 2.8.2 departs from the spec; they run and are reported as todo.
+    // Where Distribution 2.8.2 departs from the spec; they run, and each is reported as skipped with the assertion it fails.
     knownFailures: [
       'an unsatisfiable range answers 416 with Content-Range: bytes */size',
       'monolithic POST ?digest= answers 201 with Location',

@@ -6,7 +6,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, statSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { get, type IncomingMessage } from 'node:http';
 import { createServer, connect, type Server } from 'node:net';
@@ -239,12 +239,18 @@ function portBusy(port: number): Promise<boolean> {
   });
 }
 
-/** `npm run build`, unless dist/cli/main.js is newer than every file under src/. */
+/**
+ * What `npm start` runs first (prestart): scripts/build.mjs, which builds only when dist/ is stale.
+ * Run twice: the second run must find dist/ fresh and not start tsc, as npm start after npm
+ * install does.
+ */
 function buildIfStale(): void {
-  const main = join(ROOT, 'dist', 'cli', 'main.js');
-  const newest = (d: string): number =>
-    Math.max(0, ...readdirSync(d, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(d, e.name)) : statSync(join(d, e.name)).mtimeMs)));
-  if (existsSync(main) && statSync(main).mtimeMs >= newest(join(ROOT, 'src'))) return;
-  const r = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(r.status, 0, `npm run build failed: ${r.stdout}${r.stderr}`);
+  const build = (): { status: number | null; stderr: string } => spawnSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, encoding: 'utf8' });
+  const first = build();
+  assert.equal(first.status, 0, `the build failed: ${first.stderr}`);
+  const t0 = Date.now();
+  const again = build();
+  assert.equal(again.status, 0, again.stderr);
+  assert.doesNotMatch(again.stderr, /building/, 'a fresh dist/ is not built again');
+  assert.ok(Date.now() - t0 < 5000, `the freshness check took ${Date.now() - t0} ms`);
 }

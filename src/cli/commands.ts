@@ -8,22 +8,24 @@ import { registerDiscover } from './commands/discover.js';
 import { registerCp } from './commands/cp.js';
 import { registerBackup } from './commands/backup.js';
 import { registerRestore } from './commands/restore.js';
-import { registerTag } from './commands/tag.js';
+import { registerTag, registerUntag, TAG } from './commands/tag.js';
+import { registerCompletion } from './commands/completion.js';
+import type { Group } from './shared/group.js';
 import { registerResolve } from './commands/resolve.js';
-import { registerManifest } from './commands/manifest.js';
-import { registerBlob } from './commands/blob.js';
-import { registerRepo } from './commands/repo.js';
+import { MANIFEST } from './commands/manifest.js';
+import { BLOB } from './commands/blob.js';
+import { REPO } from './commands/repo.js';
 import { registerLogin } from './commands/login.js';
 import { registerLogout } from './commands/logout.js';
 import { registerVersion } from './commands/version.js';
 import { registerLs } from './commands/ls.js';
 import { registerCat } from './commands/cat.js';
 import { registerGet } from './commands/get.js';
-import { registerCache } from './commands/cache.js';
-import { registerUser } from './commands/user.js';
-import { registerAudit } from './commands/audit.js';
+import { CACHE } from './commands/cache.js';
+import { USER } from './commands/user.js';
+import { AUDIT } from './commands/audit.js';
 
-/** Every CLI command, each declared in its own file under commands/. */
+/** Every CLI command of one action, each declared in its own file under commands/. */
 export const COMMANDS: Array<(cli: CAC) => void> = [
   registerServe,
   registerGc,
@@ -35,17 +37,16 @@ export const COMMANDS: Array<(cli: CAC) => void> = [
   registerBackup,
   registerRestore,
   registerTag,
+  registerUntag,
   registerResolve,
-  registerManifest,
-  registerBlob,
-  registerRepo,
   registerLogin,
   registerLogout,
   registerVersion,
   registerLs,
   registerCat,
   registerGet,
-  registerCache,
-  registerUser,
-  registerAudit,
+  registerCompletion,
 ];
+
+/** The commands made of actions (`wharf manifest delete`), each with a cac instance of its own. */
+export const GROUPS: Group[] = [MANIFEST, BLOB, REPO, CACHE, USER, AUDIT, TAG];

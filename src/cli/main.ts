@@ -1,27 +1,23 @@
 #!/usr/bin/env node
-import { cac } from 'cac';
-import { COMMANDS } from './commands.js';
 import { describeError } from './errors.js';
-import { VERSION } from './version.js';
+import { joinDashValues, programFor } from './program.js';
 
 /**
  * The one place that exits. Commands are declared in commands.ts and import their implementation
  * lazily, so `wharf version` does not load the registry server.
  */
 async function main(argv: string[]): Promise<number> {
-  const cli = cac('wharf');
-  cli.option('-d, --debug', 'Print debug output and stack traces');
-  for (const register of COMMANDS) register(cli);
-  // cac prints "(default: true)" after every --no-* flag, which reads as if the flag were on.
-  cli.help((sections) => sections.map((s) => ({ ...s, body: s.body.replace(/^(\s+--no-.*?)\s*\(default: true\)$/gm, '$1') })));
-  cli.version(VERSION);
-  cli.parse(argv, { run: false });
+  const { cli, args, group } = programFor(argv.slice(2));
+  cli.parse([argv[0]!, argv[1]!, ...joinDashValues(cli, args)], { run: false });
+  // cac has printed the help or version (and forgotten the command it matched).
+  if (cli.options.help || cli.options.version) return 0;
   if (!cli.matchedCommand) {
     if (cli.args.length > 0) {
-      process.stderr.write(`wharf: unknown command "${cli.args[0]}"; run "wharf --help" for the list\n`);
+      const what = group ? `action "${cli.args[0]}" of wharf ${group.name}` : `command "${cli.args[0]}"`;
+      process.stderr.write(`wharf: unknown ${what}; run "wharf ${group ? `${group.name} ` : ''}--help" for the list\n`);
       return 2;
     }
-    if (!cli.options.help && !cli.options.version) cli.outputHelp();
+    cli.outputHelp();
     return 0;
   }
   try {

@@ -24,6 +24,7 @@ import {
   FileBlobSource,
   Tree,
   TreeFS,
+  clampRange,
   TOC_DIGEST_ANNOTATION,
   UNCOMPRESSED_SIZE_ANNOTATION,
   type BuildResult,
@@ -36,6 +37,7 @@ import {
 import { LocalSource, type ProgressListener } from './source.js';
 import { pushManifest } from './push.js';
 import { parsePlatform, platformMatches } from './pull.js';
+import { MODE_ANNOTATION } from './push.js';
 
 export interface EstargzPushOptions {
   /** The directory that becomes the layer's root. */
@@ -152,17 +154,60 @@ class FetchedBlobSource implements RangedBlobSource {
   }
 }
 
+/**
+ * A layer that is one file, named by its title (ORAS's `push README.md`): listed at that path and
+ * read by fetching the blob, which the target verifies against its digest as it streams.
+ */
+class FileLayerFS extends TreeFS {
+  readonly kind = 'file' as const;
+  protected readonly tree = new Tree();
+
+  constructor(
+    private readonly target: ReadOnlyTarget,
+    private readonly desc: Descriptor,
+    title: string,
+  ) {
+    super();
+    const mode = desc.annotations?.[MODE_ANNOTATION];
+    this.tree.add({ path: title, type: 'file', size: desc.size, mode: mode && /^[0-7]{1,4}$/.test(mode) ? parseInt(mode, 8) : 0o644, digest: desc.digest });
+  }
+
+  createReadStream(path: string, range?: ReadRange): Readable {
+    const st = this.tree.resolve(path);
+    if (st.type !== 'file') throw new OciError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
+    const { start, end } = clampRange(st.size, range, path);
+    let pos = 0;
+    // Bytes outside the range are read and dropped: the digest covers the whole blob.
+    const slice = new Transform({
+      transform(c: Buffer, _e, cb) {
+        const from = Math.max(0, start - pos);
+        const to = Math.min(c.length, end + 1 - pos);
+        pos += c.length;
+        cb(null, to > from ? c.subarray(from, to) : undefined);
+      },
+    });
+    void this.target.fetch(this.desc).then(
+      (body) => pipeline(body, slice).catch((err: unknown) => slice.destroy(err as Error)),
+      (err: unknown) => slice.destroy(err as Error),
+    );
+    return slice;
+  }
+
+  async close(): Promise<void> {}
+}
+
 const LAYER_TYPES = new Set<string>([MediaType.ImageLayerGzip, MediaType.DockerLayerGzip, 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip']);
 
 /** Several layers seen as one file system, as a container runtime stacks them (whiteouts applied). */
 class OverlayFS extends TreeFS {
-  readonly kind: 'estargz' | 'tar.gz';
+  readonly kind: LayerFS['kind'];
   protected readonly tree = new Tree();
   private readonly owner = new Map<string, LayerFS>();
 
   constructor(private readonly layers: LayerFS[]) {
     super();
-    this.kind = layers.every((l) => l.kind === 'estargz') ? 'estargz' : 'tar.gz';
+    const archives = layers.filter((l) => l.kind !== 'file');
+    this.kind = archives.length === 0 ? 'file' : archives.every((l) => l.kind === 'estargz') ? 'estargz' : 'tar.gz';
     const merged = new Map<string, { st: FileStat; fs: LayerFS }>();
     // Whiteouts hide what lower layers hold, never what their own layer holds.
     let current: LayerFS | undefined;
@@ -210,7 +255,8 @@ export interface OpenArtifactOptions extends OpOptions {
   maxUnpacked?: number;
 }
 
-export interface OpenedArtifact {
+/** The artifact's files: `fs`, and its read methods on the artifact itself, as the README shows them. */
+export interface OpenedArtifact extends Pick<LayerFS, 'readdir' | 'stat' | 'lstat' | 'readFile' | 'createReadStream'> {
   fs: LayerFS;
   root: Descriptor;
   manifest: Descriptor;
@@ -222,7 +268,9 @@ export interface OpenedArtifact {
 
 /**
  * Opens the layers of an image or artifact as one read-only file system: eStargz layers by their
- * TOC (only footer and TOC are fetched), other tar.gz layers by reading them whole once.
+ * TOC (only footer and TOC are fetched), other tar.gz layers by reading them whole once, and a
+ * layer that is one file with a title (ORAS's files) as that file. A titled tar.gz that is not
+ * marked to unpack is a file too: it was pushed as one.
  */
 export async function openArtifact(target: ReadOnlyTarget, reference: string, opts: OpenArtifactOptions = {}): Promise<OpenedArtifact> {
   const root = await target.resolve(reference, opts);
@@ -237,15 +285,21 @@ export async function openArtifact(target: ReadOnlyTarget, reference: string, op
     doc = JSON.parse((await fetchManifest(target, desc, opts)).toString('utf8')) as ImageManifest;
   }
   const manifest = doc as ImageManifest;
-  const layers = (manifest.layers ?? []).filter((l) => LAYER_TYPES.has(l.mediaType));
+  const title = (l: Descriptor): string | undefined => l.annotations?.[Annotation.Title];
+  const isArchive = (l: Descriptor): boolean => LAYER_TYPES.has(l.mediaType) && (!title(l) || l.annotations?.[Annotation.Unpack] === 'true');
+  const layers = (manifest.layers ?? []).filter((l) => isArchive(l) || title(l));
   if (layers.length === 0) {
     const kinds = [...new Set((manifest.layers ?? []).map((l) => l.mediaType))].join(', ') || 'none';
-    throw new OciError('UNSUPPORTED', `${desc.digest} has no tar+gzip layer to read files from (layers: ${kinds})`);
+    throw new OciError('UNSUPPORTED', `${desc.digest} has no tar+gzip layer and no titled file to read (layers: ${kinds})`);
   }
   const sources: Array<RangedBlobSource & { stats: TransferStats }> = [];
   const opened: LayerFS[] = [];
   try {
     for (const l of layers) {
+      if (!isArchive(l)) {
+        opened.push(new FileLayerFS(target, l, title(l)!));
+        continue;
+      }
       const src =
         target instanceof RemoteRepository ? new RemoteBlobSource(target, l, { onMessage: opts.onMessage }) : new FetchedBlobSource(target, l);
       sources.push(src);
@@ -269,6 +323,11 @@ export async function openArtifact(target: ReadOnlyTarget, reference: string, op
   const fs = opened.length === 1 ? opened[0]! : new OverlayFS(opened);
   return {
     fs,
+    readdir: (path) => fs.readdir(path),
+    stat: (path) => fs.stat(path),
+    lstat: (path) => fs.lstat(path),
+    readFile: (path) => fs.readFile(path),
+    createReadStream: (path, range) => fs.createReadStream(path, range),
     root,
     manifest: desc,
     layers,

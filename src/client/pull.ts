@@ -148,7 +148,6 @@ async function selectManifests(src: ReadOnlyTarget, root: Descriptor, opts: Pull
  */
 export async function pullArtifact(src: ReadOnlyTarget, reference: string, opts: PullOptions = {}): Promise<PullResult> {
   const out = resolve(opts.output ?? '.');
-  await mkdir(out, { recursive: true });
   const root = await src.resolve(reference, opts);
   const manifests = await selectManifests(src, root, opts);
   const layers: Descriptor[] = [];
@@ -162,6 +161,26 @@ export async function pullArtifact(src: ReadOnlyTarget, reference: string, opts:
       layers.push(l);
     }
   }
+  const layerCount = manifests.reduce((n, m) => n + (m.manifest.layers?.length ?? 0), 0);
+  if (layers.length === 0 && layerCount > 0) {
+    throw new OciError(
+      'UNSUPPORTED',
+      `${root.digest} has no files to pull: none of its ${layerCount} layers has a file name (${Annotation.Title}), as in a container image; unpack its file system with "wharf get <ref> -o <dir>" or copy the image with "wharf cp <ref> <dir> --to-oci-layout"`,
+    );
+  }
+  if (layers.length === 0) return { root, files: [] };
+  // The output directory is made only now that there is something to write, and removed again
+  // (with whatever this pull put in it) if the pull fails: a failed pull leaves no directory behind.
+  const created = await mkdir(out, { recursive: true });
+  try {
+    return await pullLayers(src, root, out, layers, opts);
+  } catch (err) {
+    if (created !== undefined) await rm(created, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function pullLayers(src: ReadOnlyTarget, root: Descriptor, out: string, layers: Descriptor[], opts: PullOptions): Promise<PullResult> {
   // Check every destination before anything is downloaded.
   for (const l of layers) {
     const title = l.annotations![Annotation.Title]!;

@@ -69,6 +69,15 @@ export interface Deleter {
   delete(desc: Descriptor, opts?: OpOptions): Promise<void>;
 }
 
+/** Removes one tag, leaving the manifest and its other tags (spec: DELETE /v2/<name>/manifests/<tag>). */
+export interface Untagger {
+  untag(tag: string, opts?: OpOptions): Promise<void>;
+}
+
+export function canUntag(t: object): t is Untagger {
+  return typeof (t as Partial<Untagger>).untag === 'function';
+}
+
 export function hasReferrers(t: object): t is ReferrerLister {
   return typeof (t as Partial<ReferrerLister>).referrers === 'function';
 }

@@ -31,7 +31,8 @@ export interface ReadRange {
  * returned.
  */
 export interface LayerFS {
-  readonly kind: 'estargz' | 'tar.gz';
+  /** `file`: a layer that is one file named by its title, as ORAS pushes a file. */
+  readonly kind: 'estargz' | 'tar.gz' | 'file';
   /** Every entry, in layer order. */
   list(): FileStat[];
   readdir(path: string): Promise<string[]>;
@@ -149,7 +150,7 @@ export async function readAll(r: Readable): Promise<Buffer> {
 
 /** A LayerFS whose entries live in a Tree: only reading bytes differs between layer kinds. */
 export abstract class TreeFS implements LayerFS {
-  abstract readonly kind: 'estargz' | 'tar.gz';
+  abstract readonly kind: LayerFS['kind'];
   protected abstract readonly tree: Tree;
 
   abstract createReadStream(path: string, range?: ReadRange): Readable;

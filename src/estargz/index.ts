@@ -11,7 +11,7 @@ export { openEstargz, EstargzReader, NotEstargzError, type EstargzOpenOptions } 
 export { openTarGz, TarGzReader, type TarGzOpenOptions } from './targz.js';
 export { FileBlobSource, BufferBlobSource, mergeRanges, type RangedBlobSource } from './source.js';
 export { EstargzCache, defaultCacheDir, type CacheInfo, type CachedToc, type PruneOptions } from './cache.js';
-export { Tree, TreeFS, type LayerFS, type FileStat, type FileType, type ReadRange } from './fs.js';
+export { Tree, TreeFS, clampRange, type LayerFS, type FileStat, type FileType, type ReadRange } from './fs.js';
 export {
   TOC_TAR_NAME,
   FOOTER_SIZE,

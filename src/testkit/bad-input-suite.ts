@@ -4,14 +4,14 @@
  * error body (never a 5xx), and, when the registry under test can show its storage, the store
  * must be left exactly as it was. Plain HTTP and raw sockets only, so any registry can be tested.
  */
-import { describe, test, before, after } from 'node:test';
+import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { call, callRaw, rawExchange, assertSpecError, assertNo5xx, assertStatus, json, type Reply } from './http.js';
 import { pushBlob, pushManifest, startUpload, withQuery, blobExists, manifestExists } from './steps.js';
 import { MediaTypes, EMPTY_DESCRIPTOR, EMPTY_JSON, built, descriptorOf, digestOf, imageManifest, randomBlob, uniqueRepo } from './fixtures.js';
-import type { RegistryUnderTest, SuiteOptions } from './registry-suite.js';
+import { knownFailureTest, type RegistryUnderTest, type SuiteOptions } from './registry-suite.js';
 
 /** A registry whose storage the suite may inspect: `snapshot` lists what it holds. */
 export interface InspectableRegistry extends RegistryUnderTest {
@@ -32,9 +32,7 @@ async function unchanged(reg: InspectableRegistry, fn: () => Promise<void>): Pro
 
 export function badInputSuite(name: string, start: () => Promise<InspectableRegistry>, opts: SuiteOptions = {}): void {
   const known = new Set(opts.knownFailures ?? []);
-  const it = (title: string, fn: () => Promise<void>): void => {
-    test(title, { todo: known.has(title) ? `a known failure of ${name}` : false }, fn);
-  };
+  const it = (title: string, fn: () => Promise<void>): void => knownFailureTest(name, known, title, fn);
   describe(`bad input: ${name}`, { skip: opts.skip ?? false }, () => {
     let reg: InspectableRegistry;
     let url = '';

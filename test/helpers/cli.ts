@@ -4,6 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 import { freePort } from './distribution.js';
+// Every CLI a test runs gets a temporary home, also when the file runs outside npm test.
+import './home.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MAIN = join(root, 'src', 'cli', 'main.ts');

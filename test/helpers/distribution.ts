@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import bcrypt from 'bcryptjs';
 import { createServer } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -19,6 +20,15 @@ export function missingPeer(bin: string, name = bin): string | undefined {
   if (process.env.CI === 'true') throw new Error(`${reason}; CI needs it`);
   console.log(`# skip: ${reason}`);
   return reason;
+}
+
+/**
+ * One htpasswd line with a bcrypt hash, as `htpasswd -Bbn user password` prints it, made with
+ * bcryptjs so that no apache2-utils is needed (Distribution and Wharf read `$2b$` hashes alike).
+ * Cost 4, the least bcrypt allows: tests need valid hashes, not slow ones.
+ */
+export async function htpasswdLine(user: string, password: string): Promise<string> {
+  return `${user}:${await bcrypt.hash(password, 4)}`;
 }
 
 export async function freePort(): Promise<number> {
@@ -54,14 +64,20 @@ export interface Distribution {
 /** Starts Debian's docker-registry on a free port with a temp config and data directory. */
 export async function startDistribution(opts: DistributionOptions = {}): Promise<Distribution> {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-distribution-'));
+  // Every way out but success removes the directory: a failed start leaves nothing in /tmp.
+  try {
+    return await startIn(dir, opts);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function startIn(dir: string, opts: DistributionOptions): Promise<Distribution> {
   const dataDir = join(dir, 'data');
   let auth = '';
   if (opts.users) {
-    const lines = Object.entries(opts.users).map(([u, p]) => {
-      const r = spawnSync('htpasswd', ['-Bbn', u, p], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`htpasswd failed: ${r.stderr}`);
-      return r.stdout.trim();
-    });
+    const lines = await Promise.all(Object.entries(opts.users).map(([u, p]) => htpasswdLine(u, p)));
     await writeFile(join(dir, 'htpasswd'), `${lines.join('\n')}\n`);
     auth = `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${join(dir, 'htpasswd')}\n`;
   } else if (opts.token) {
@@ -115,7 +131,6 @@ export async function startDistribution(opts: DistributionOptions = {}): Promise
       await stopChild(child);
     }
   }
-  await rm(dir, { recursive: true, force: true });
   throw lastErr;
 }
 

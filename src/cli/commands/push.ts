@@ -14,6 +14,7 @@ export function registerPush(cli: CAC): void {
       .option('--oci-layout', 'The target is an OCI image layout: dir[:tag] or file.tar[:tag]')
       .option('--chunk-size <size>', 'Upload in chunks of this size (e.g. 16M) for proxies that cap bodies')
       .option('--no-digest-memo', 'Hash every file before uploading it, not trusting the digests remembered from earlier pushes (also WHARF_DIGEST_MEMO=off)')
+      .option('--allow-empty', 'Push an artifact without files (annotations and config only)')
       .option('--estargz', 'Pack the one directory given as an eStargz image layer (files readable one by one: ls, cat, get)')
       .option('--estargz-chunk-size <size>', 'With --estargz: uncompressed bytes per chunk (default 4MiB)')
       .option('--platform <os/arch>', 'With --estargz: platform in the image config (default linux/<this machine>)')

@@ -1,17 +1,36 @@
-import type { CAC } from 'cac';
 import { registryFlags } from '../shared/flags.js';
+import type { Action, Group } from '../shared/group.js';
 
-export function registerRepo(cli: CAC): void {
-  registryFlags(
-    cli
-      .command('repo <action> [...args]', 'Repositories: ls <host>, tags <host/repo>')
-      .option('--last <name>', 'Start after this repository or tag')
-      .option('--exclude-digest-tags', 'tags: hide sha256-<hex> tags of the referrers tag schema')
-      .option('--oci-layout', 'tags: the target is an OCI image layout')
-      .example('wharf repo ls localhost:5000')
-      .example('wharf repo tags localhost:5000/app --exclude-digest-tags'),
-  ).action(async (action: string, args: string[], opts: Record<string, unknown>) => {
-    const { runRepo } = await import('../run/simple.js');
-    await runRepo(String(action), args.map(String), opts);
-  });
-}
+const run = (action: string) => async (args: string[], flags: Record<string, unknown>): Promise<void> => {
+  const { runRepo } = await import('../run/simple.js');
+  await runRepo(action, args, flags);
+};
+
+const actions: Action[] = [
+  {
+    usage: 'ls <host>',
+    aliases: ['list'],
+    description: 'List the repositories of a registry (host[:port][/namespace]) that you may read',
+    define: (c) =>
+      registryFlags(c.option('--last <name>', 'Start after this repository'))
+        .example('wharf repo ls localhost:5000')
+        .example('wharf repo ls -u alice localhost:5000/ml'),
+    run: run('ls'),
+  },
+  {
+    usage: 'tags <repo>',
+    description: 'List the tags of a repository (host/repo, or host/repo@digest: the tags of that digest)',
+    define: (c) =>
+      registryFlags(
+        c
+          .option('--last <name>', 'Start after this tag')
+          .option('--exclude-digest-tags', 'Hide sha256-<hex> tags of the referrers tag schema')
+          .option('--oci-layout', 'The target is an OCI image layout'),
+      )
+        .example('wharf repo tags localhost:5000/app --exclude-digest-tags')
+        .example('wharf repo tags localhost:5000/app@sha256:...'),
+    run: run('tags'),
+  },
+];
+
+export const REPO: Group = { name: 'repo', description: 'Repositories', actions };

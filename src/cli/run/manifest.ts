@@ -1,12 +1,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { OciError, digestOf, parseManifest, isIndexMediaType, type ImageManifest } from '../../spec/index.js';
-import { fetchManifest, readAllVerified, isDeleter } from '../../content/index.js';
+import { fetchManifest, readAllVerified, isDeleter, hasTags, type Resolver } from '../../content/index.js';
 import { createIndex, updateIndex } from '../../client/index.js';
 import { ExitError } from '../errors.js';
 import { withContext, Context } from '../shared/context.js';
 import { str, strs, bool, type Flags } from '../shared/flags.js';
 import { parseAnnotations } from './push.js';
+import { prompt } from '../shared/terminal.js';
 
 async function readInput(file: string): Promise<Buffer> {
   if (file === '-') {
@@ -79,9 +80,12 @@ export async function runManifest(action: string, args: string[], flags: Flags):
         const t = await ctx.open(args[0]!, { ociLayout: layout, create: false });
         const desc = await t.target.resolve(Context.needReference(t, args[0]!));
         if (!isDeleter(t.target)) throw new OciError('UNSUPPORTED', `${t.display} does not support deletion`);
+        const tags = await tagsOf(t.target, desc.digest);
+        if (!bool(flags.force)) await confirmDelete(`${t.display}@${desc.digest}`, tags);
         await t.target.delete(desc);
         ctx.out.line(`Deleted ${t.display}@${desc.digest}`);
-        ctx.out.result({ reference: `${t.display}@${desc.digest}`, deleted: true, digest: desc.digest });
+        if (tags.length) ctx.out.line(`Removed with it: ${tags.map((x) => `${t.display}:${x}`).join(', ')}`);
+        ctx.out.result({ reference: `${t.display}@${desc.digest}`, deleted: true, digest: desc.digest, tags });
         return;
       }
       case 'index': {
@@ -113,6 +117,32 @@ export async function runManifest(action: string, args: string[], flags: Flags):
         throw new ExitError(`unknown "manifest ${action}"; use fetch, fetch-config, push, delete or index create|update`, 2);
     }
   });
+}
+
+/** The tags that point at `digest`: a manifest delete takes every one of them along. */
+async function tagsOf(target: object, digest: string): Promise<string[]> {
+  if (!hasTags(target) || !hasResolver(target)) return [];
+  const out: string[] = [];
+  for (const tag of await target.tags()) {
+    const d = await target.resolve(tag).catch(() => undefined);
+    if (d?.digest === digest) out.push(tag);
+  }
+  return out;
+}
+
+function hasResolver(t: object): t is Resolver {
+  return typeof (t as Partial<Resolver>).resolve === 'function';
+}
+
+/** As ORAS: a manifest delete is confirmed on a terminal, and refused without one unless --force. */
+async function confirmDelete(what: string, tags: string[]): Promise<void> {
+  const also = tags.length ? `; its tags go with it: ${tags.join(', ')}` : '; no tag points at it';
+  const answer = await prompt(
+    `Delete ${what}${also}. To remove one tag only, use wharf tag rm.\nAre you sure? [y/N] `,
+    false,
+    `not deleting ${what} without confirmation${also}; pass --force to delete from a script (or wharf tag rm <ref> to remove one tag only)`,
+  );
+  if (!/^y(es)?$/i.test(answer.trim())) throw new ExitError(`not deleted: ${what}`, 1);
 }
 
 function safeJson(b: Buffer): unknown {

@@ -18,7 +18,7 @@ export async function runPull(ref: string, flags: Flags): Promise<void> {
     });
     ctx.out.stopProgress();
     for (const f of res.files) ctx.out.line(`Pulled ${f.path}${f.unpacked ? '/' : ''}`);
-    if (res.files.length === 0) ctx.out.line('No files with a title in this artifact; nothing written');
+    if (res.files.length === 0) ctx.out.line('The artifact has no files; nothing written');
     ctx.out.line(`Digest: ${res.root.digest}`);
     ctx.out.result({ reference: `${t.display}@${res.root.digest}`, digest: res.root.digest, mediaType: res.root.mediaType, files: res.files.map((f) => ({ path: f.path, digest: f.desc.digest, size: f.desc.size, mediaType: f.desc.mediaType, unpacked: f.unpacked })) });
   });

@@ -64,6 +64,8 @@ export async function runPush(ref: string, files: string[], flags: Flags): Promi
     await runPushEstargz(ref, files, flags);
     return;
   }
+  // An artifact without files is almost always a forgotten argument, and it would replace the tag.
+  if (files.length === 0 && !bool(flags.allowEmpty)) throw new ExitError(`no files to push to ${ref}; name files or directories after the reference, or pass --allow-empty to push an artifact without files`, 2);
   await withContext(flags, async (ctx) => {
     const t = await ctx.open(ref, { ociLayout: bool(flags.ociLayout) });
     const cfg = str(flags.config);

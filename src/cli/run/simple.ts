@@ -1,12 +1,11 @@
-import { createInterface } from 'node:readline';
-import { Writable } from 'node:stream';
 import { OciError, isDigest } from '../../spec/index.js';
-import { hasTags } from '../../content/index.js';
+import { canUntag, hasTags } from '../../content/index.js';
 import { Registry, staticCredentials } from '../../stores/remote/index.js';
 import { ExitError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { withContext, Context } from '../shared/context.js';
 import { str, bool, type Flags } from '../shared/flags.js';
+import { prompt, readStdin } from '../shared/terminal.js';
 
 export async function runTag(ref: string, tags: string[], flags: Flags): Promise<void> {
   if (tags.length === 0) throw new ExitError('usage: wharf tag <ref> <tag>...', 2);
@@ -18,6 +17,25 @@ export async function runTag(ref: string, tags: string[], flags: Flags): Promise
       ctx.out.line(`Tagged ${t.display}:${tag}`);
     }
     ctx.out.result({ reference: `${t.display}@${desc.digest}`, digest: desc.digest, mediaType: desc.mediaType, size: desc.size, tags });
+  });
+}
+
+/** `wharf tag rm` / `wharf untag`: each reference's tag goes, its manifest and other tags stay. */
+export async function runUntag(refs: string[], flags: Flags): Promise<void> {
+  if (refs.length === 0) throw new ExitError('usage: wharf tag rm <host/repo:tag>...', 2);
+  await withContext(flags, async (ctx) => {
+    const removed: Array<{ reference: string; digest: string }> = [];
+    for (const ref of refs) {
+      const t = await ctx.open(ref, { ociLayout: bool(flags.ociLayout), create: false });
+      const tag = Context.needReference(t, ref);
+      if (isDigest(tag) || t.tags.length > 1) throw new ExitError(`"${ref}" must name one tag (host/repo:tag); to delete a manifest with all its tags use wharf manifest delete`, 2);
+      if (!canUntag(t.target)) throw new OciError('UNSUPPORTED', `${t.display} cannot remove a tag alone; wharf manifest delete removes the manifest with all its tags`);
+      const desc = await t.target.resolve(tag);
+      await t.target.untag(tag);
+      ctx.out.line(`Untagged ${t.display}:${tag} (${desc.digest} stays)`);
+      removed.push({ reference: `${t.display}:${tag}`, digest: desc.digest });
+    }
+    ctx.out.result({ untagged: removed });
   });
 }
 
@@ -72,26 +90,6 @@ export async function runRepo(action: string, args: string[], flags: Flags): Pro
   });
 }
 
-/** Reads a line from the terminal; with `hidden`, echoes nothing (passwords). */
-async function prompt(question: string, hidden: boolean): Promise<string> {
-  if (!process.stdin.isTTY) throw new ExitError('no terminal to prompt on; pass -u and -p, or --password-stdin', 2);
-  process.stderr.write(question);
-  const muted = new Writable({ write: (_c, _e, cb) => cb() });
-  const rl = createInterface({ input: process.stdin, output: hidden ? muted : process.stderr, terminal: true });
-  try {
-    return await new Promise<string>((resolve) => rl.question('', resolve));
-  } finally {
-    rl.close();
-    if (hidden) process.stderr.write('\n');
-  }
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-}
-
 export async function runLogin(host: string, flags: Flags): Promise<void> {
   await withContext(flags, async (ctx) => {
     let username = str(flags.username);
@@ -102,8 +100,9 @@ export async function runLogin(host: string, flags: Flags): Promise<void> {
       password = await readStdin();
     }
     if (!identityToken) {
-      username ??= await prompt('Username: ', false);
-      password ??= await prompt('Password: ', true);
+      const noTerminal = 'no terminal to prompt on; pass -u and -p, or --password-stdin';
+      username ??= await prompt('Username: ', false, noTerminal);
+      password ??= await prompt('Password: ', true, noTerminal);
       if (!username) throw new ExitError('a username is needed; pass -u', 2);
     }
     const cred = identityToken ? { identityToken } : { username: username!, password: password ?? '' };
@@ -115,7 +114,11 @@ export async function runLogin(host: string, flags: Flags): Promise<void> {
     } finally {
       await reg.close();
     }
-    await ctx.credentials.store(host, cred);
+    const where = await ctx.credentials.store(host, cred);
+    if (where.storedIn === 'file') {
+      // As docker login warns: the secret sits base64-encoded in a file anyone with the account reads.
+      process.stderr.write(`wharf: warning: no credential helper is configured; the ${identityToken ? 'token' : 'password'} is stored unencrypted in ${ctx.credentials.configPath}. Configure "credsStore" there (e.g. "pass" or "secretservice") to keep it in a credential store.\n`);
+    }
     ctx.out.line('Login Succeeded');
     ctx.out.result({ registry: host, loggedIn: true, configPath: ctx.credentials.configPath });
   });

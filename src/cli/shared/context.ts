@@ -35,6 +35,8 @@ export class Context {
   readonly credentials: CredentialStore;
   private transport?: Transport;
   private readonly opened: OpenedTarget[] = [];
+  /** Registry warnings already shown: a stale cache says so on every request. */
+  private readonly warned = new Set<string>();
 
   constructor(flags: Flags) {
     this.flags = flags;
@@ -77,6 +79,11 @@ export class Context {
       headers: headerMap(strs(this.flags.header)),
       credentials: this.provider(),
       debug: bool(this.flags.debug) ? (l) => process.stderr.write(`debug: ${l}\n`) : undefined,
+      onWarning: (host, text) => {
+        if (this.warned.has(text)) return;
+        this.warned.add(text);
+        process.stderr.write(`wharf: warning from ${host}: ${text}\n`);
+      },
     };
     const ca = await read('caFile');
     const cert = await read('certFile');

@@ -21,6 +21,11 @@ export function registryFlags(cmd: Command): Command {
   return kebabBooleans(cmd);
 }
 
+/** `--oci-layout`: the command's target is an OCI image layout, not a registry. */
+export function layoutFlag(cmd: Command): Command {
+  return cmd.option('--oci-layout', 'The target is an OCI image layout');
+}
+
 /**
  * cac 7 tells its argv parser that a boolean flag is named `plainHttp` while the user types
  * `--plain-http`, so `--plain-http host/repo` swallows the reference as the flag's value. Giving

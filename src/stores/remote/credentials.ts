@@ -181,7 +181,11 @@ export class CredentialStore {
   }
 
   /** Stores credentials as `docker login` would: in the host's helper, the default store, or `auths`. */
-  async store(host: string, cred: Credential): Promise<void> {
+  /**
+   * Keeps credentials as Docker does. Returns where they went: `helper` (a credential helper) or
+   * `file` (unencrypted, base64 in config.json: the caller should say so).
+   */
+  async store(host: string, cred: Credential): Promise<{ storedIn: 'helper' | 'file'; helper?: string }> {
     const cfg = (await readJson(this.configPath)) ?? {};
     const helper = cfg.credHelpers?.[host] ?? cfg.credsStore;
     if (helper) {
@@ -195,13 +199,14 @@ export class CredentialStore {
         cfg.auths = { ...cfg.auths, [host]: {} };
         await this.write(cfg);
       }
-      return;
+      return { storedIn: 'helper', helper };
     }
     const entry: AuthEntry = {};
     if (cred.username !== undefined) entry.auth = Buffer.from(`${cred.username}:${cred.password ?? ''}`).toString('base64');
     if (cred.identityToken) entry.identitytoken = cred.identityToken;
     cfg.auths = { ...cfg.auths, [host]: entry };
     await this.write(cfg);
+    return { storedIn: 'file' };
   }
 
   /** Removes stored credentials; false when there were none. */

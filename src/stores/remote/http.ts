@@ -34,6 +34,8 @@ export interface TransportOptions {
   dispatcher?: Dispatcher;
   /** One line per request and retry, for `--debug`. */
   debug?: (line: string) => void;
+  /** A `Warning` header on a successful answer (e.g. 111: a cache served stale content because its upstream is down). */
+  onWarning?: (host: string, text: string) => void;
 }
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -59,6 +61,8 @@ export interface SendResponse {
   body: Dispatcher.ResponseData['body'];
   /** Where the response came from, after redirects. */
   url: URL;
+  /** Who the request was sent as, when it carried credentials (a user name, or "a token"). */
+  sentAs?: string;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -233,6 +237,9 @@ export class Transport {
         signal: req.signal,
       });
       const res: SendResponse = { status: r.statusCode, headers: flatHeaders(r.headers), body: r.body, url };
+      if (headers.authorization && authz) res.sentAs = await this.sentAs(req.host);
+      const warning = res.status < 300 ? warningText(res.headers.warning) : undefined;
+      if (warning) this.opts.onWarning?.(req.host, warning);
       this.debug(`< ${r.statusCode} ${method} ${url.href}`);
       const loc = res.headers.location;
       // Only bodiless requests are followed; a redirected upload would need its body again.
@@ -254,6 +261,17 @@ export class Transport {
       this.creds.set(host, p);
     }
     return p;
+  }
+
+  /** Who credentials for the host name: the user, or "a token" (none: anonymous, or -H). */
+  private async sentAs(host: string): Promise<string | undefined> {
+    const c = await this.credential(host);
+    return c?.username ?? (c?.identityToken ? 'a token' : undefined);
+  }
+
+  /** Whether credentials are at hand for the host (flags, config.json, a helper). */
+  async hasCredentials(host: string): Promise<boolean> {
+    return (await this.credential(host)) !== undefined;
   }
 
   /** The Authorization header for a host and scope set, fetching a token when the host wants one. */
@@ -401,19 +419,38 @@ export async function responseError(res: SendResponse, what: string, fallback?: 
     res.body.destroy();
   }
   let code: ErrorCode | undefined;
-  let message: string | undefined;
+  let explanation: string | undefined;
   try {
-    const doc = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
+    const doc = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string; detail?: unknown }> };
     const e = doc.errors?.[0];
     if (e?.code && isErrorCode(e.code)) code = e.code;
-    message = e?.message;
+    const detail = typeof e?.detail === 'string' ? e.detail : e?.detail && typeof e.detail === 'object' && Object.keys(e.detail).length ? JSON.stringify(e.detail) : undefined;
+    explanation = [e?.message, detail].filter((x) => x).join(': ') || undefined;
   } catch {
-    /* not a spec error body */
+    // Not a spec error body: a proxy's or a load balancer's plain-text reason is still the reason.
+    const line = text.trim().split('\n')[0]?.trim();
+    if (line && !line.startsWith('<')) explanation = line.slice(0, 200);
   }
   code ??= fallback ?? statusCode(res.status);
-  const detail = message ? `: ${message}` : '';
-  const hint = res.status === 401 || res.status === 403 ? `; check "wharf login"` : '';
-  return new OciError(code, `${what}: HTTP ${res.status} ${code}${detail}${hint}`, { status: res.status });
+  const parts = [`${what}: HTTP ${res.status} ${code}`];
+  if (explanation) parts.push(`: ${explanation}`);
+  const warning = warningText(res.headers.warning);
+  if (warning) parts.push(` (the registry warns: ${warning})`);
+  if (res.status === 403 || (res.status === 401 && res.sentAs)) {
+    // The credentials were accepted (a 401 after them means a token without the right scope):
+    // this is a permission problem, and logging in again would not help.
+    parts.push(`; permission denied${res.sentAs ? ` for ${res.sentAs}` : ' to anonymous users'}: ask the registry's administrator for access${res.sentAs ? '' : ', or log in with wharf login'}`);
+  } else if (res.status === 401) {
+    parts.push(`; the registry wants credentials: run "wharf login ${res.url.host}" or pass -u and -p`);
+  }
+  return new OciError(code, parts.join(''), { status: res.status });
+}
+
+/** The text of a `Warning` header (RFC 7234: `111 - "Revalidation Failed"`), codes and agent dropped. */
+export function warningText(h: string | undefined): string | undefined {
+  if (!h) return undefined;
+  const texts = [...h.matchAll(/(\d{3})\s+\S+\s+"((?:[^"\\]|\\.)*)"/g)].map((m) => `${m[1]} ${m[2]}`);
+  return texts.length ? texts.join('; ') : h.trim();
 }
 
 function statusCode(status: number): ErrorCode {

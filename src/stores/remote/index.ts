@@ -55,6 +55,9 @@ export class Registry {
     let url: URL | undefined = new URL(`${this.transport.origin(this.host)}/v2/_catalog`);
     if (opts.n !== undefined) url.searchParams.set('n', String(opts.n));
     if (opts.last !== undefined) url.searchParams.set('last', opts.last);
+    // A catalog answers anonymous callers too, with what anyone may read, so no challenge would
+    // ever ask for the credentials at hand: /v2/ first teaches the transport the registry's auth.
+    if (await this.transport.hasCredentials(this.host)) await this.ping(opts);
     while (url) {
       const res = await this.transport.send({ method: 'GET', url, host: this.host, scopes: ['registry:catalog:*'], signal: opts.signal });
       if (res.status === 404 || res.status === 405) {

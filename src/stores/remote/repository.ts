@@ -125,7 +125,13 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
     const res = await this.send('HEAD', url, 'pull', { ...opts, headers: { accept: MANIFEST_ACCEPT } });
     await res.body.dump();
     if (res.status === 404) throw new OciError('MANIFEST_UNKNOWN', `${this.host}/${this.name}:${reference} not found`);
-    if (res.status !== 200) throw await responseError(res, `resolve ${this.name}:${reference}`);
+    if (res.status !== 200) {
+      // A HEAD answer has no body to explain a failure: one GET, not retried (HEAD was), asks
+      // again so that the registry's error body can say why.
+      const get = await this.send('GET', url, 'pull', { ...opts, headers: { accept: MANIFEST_ACCEPT }, retry: false });
+      if (get.status === 200) await get.body.dump();
+      throw await responseError(get.status === 200 ? res : get, `resolve ${this.name}:${reference}`);
+    }
     const mediaType = res.headers['content-type']?.split(';')[0]?.trim();
     const size = Number(res.headers['content-length']);
     const digest = res.headers['docker-content-digest'];
@@ -360,6 +366,25 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
     }
     if (res.status !== 202 && res.status !== 200) throw await responseError(res, `delete ${desc.digest}`);
     await res.body.dump();
+  }
+
+  /**
+   * Removes one tag with the spec's DELETE of a manifest by tag. A registry that does not offer it
+   * (it answers 400, 405 or UNSUPPORTED) gets an UNSUPPORTED error that says so: deleting the
+   * manifest instead would take every other tag of it too.
+   */
+  async untag(tag: string, opts: OpOptions = {}): Promise<void> {
+    const res = await this.send('DELETE', this.url(`manifests/${tag}`), 'delete', opts);
+    if (res.status === 202 || res.status === 200) return void (await res.body.dump());
+    if (res.status === 404) {
+      await res.body.dump();
+      throw new OciError('MANIFEST_UNKNOWN', `tag ${tag} not found in ${this.host}/${this.name}`);
+    }
+    const err = await responseError(res, `untag ${this.name}:${tag}`);
+    if (res.status === 400 || res.status === 405 || (err instanceof OciError && err.code === 'UNSUPPORTED')) {
+      throw new OciError('UNSUPPORTED', `${this.host} does not delete a tag alone (it answered ${res.status}: ${err.message}); retag elsewhere, or delete the whole manifest with wharf manifest delete`);
+    }
+    throw err;
   }
 
   // ---------------------------------------------------------------- listings
