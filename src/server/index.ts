@@ -54,6 +54,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
     maxManifestSize: config.manifests.maxSize,
     verifyReads: config.storage.verifyReads,
     reverifyAfter: config.storage.reverifyAfter,
+    automaticMount: config.uploads.automaticMount,
   };
   if (config.uploads.maxBlobSize !== undefined) storeOpts.maxBlobSize = config.uploads.maxBlobSize;
   const store = new RegistryStore(driver, storeOpts);

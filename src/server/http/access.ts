@@ -1,6 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { OciError } from '../../spec/index.js';
+import { OciError, isDigest } from '../../spec/index.js';
 import { parseScope, userOf, type AccessEntry, type Action, type Authenticator, type Identity } from '../auth/index.js';
 import type { RegistryStore } from '../store/index.js';
 import { routeOf, type Route } from './route.js';
@@ -148,6 +148,12 @@ export function installAccess(app: FastifyInstance, opts: AccessOptions): void {
         delete q.mount;
         delete q.from;
       }
+    } else if (route?.kind === 'upload' && q.mount !== undefined) {
+      // A mount without `from`: only from a repository the caller may pull, else no mount at all.
+      const mount = one(q.mount)!;
+      const from = isDigest(mount) ? await opts.store.blobHolder(mount, (r) => auth.can(id, r, 'pull')) : undefined;
+      if (from === undefined) delete q.mount;
+      else q.from = from;
     }
   });
 

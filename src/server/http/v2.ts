@@ -95,8 +95,14 @@ async function manifest(store: RegistryStore, route: Extract<Route, { kind: 'man
     case 'PUT': {
       const limit = store.maxManifestSize;
       const declared = Number(req.headers['content-length']);
-      if (declared > limit) throw new OciError('SIZE_INVALID', `manifest is ${declared} bytes, over the limit of ${limit}`, { status: 413 });
-      const body = await readAllLimited(req.raw, limit, () => new OciError('SIZE_INVALID', `manifest is over the limit of ${limit} bytes`, { status: 413 }));
+      const tooLarge = (): OciError => new OciError('SIZE_INVALID', `manifest is ${declared > limit ? `${declared} bytes` : 'larger'}, over the limit of ${limit}`, { status: 413 });
+      if (declared > limit) {
+        // Read and drop the body before answering (up to a bound): a client that writes its whole
+        // body before reading (Node's http, many SDKs) would otherwise see EPIPE or a reset.
+        if (declared <= limit + DRAIN_MAX) await drain(req.raw);
+        throw tooLarge();
+      }
+      const body = await readAllLimited(detached(req.raw), limit, tooLarge);
       const res = await store.putManifest(name, reference, body, req.headers['content-type']);
       reply.code(201).headers({ location: `/v2/${name}/manifests/${res.digest}`, 'docker-content-digest': res.digest, 'content-length': 0 });
       if (res.subject) reply.header('oci-subject', res.subject);
@@ -196,6 +202,17 @@ function detached(raw: IncomingMessage): Readable {
   return body;
 }
 
+/** The most of a refused body read and dropped before answering; past it the connection closes. */
+const DRAIN_MAX = 64 << 20;
+
+/** Reads the rest of a request body and drops it; resolves when it ended or the client left. */
+function drain(raw: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (raw.complete) return resolve();
+    raw.once('end', resolve).once('close', resolve).resume();
+  });
+}
+
 function appendOptions(req: FastifyRequest): { contentRange?: ByteRange; contentLength?: number } {
   const o: { contentRange?: ByteRange; contentLength?: number } = {};
   const cr = req.headers['content-range'];
@@ -226,12 +243,15 @@ async function upload(store: RegistryStore, route: Extract<Route, { kind: 'uploa
   const { name, id } = route;
   if (id === '') {
     allow(req.method, ['POST']);
-    if (q.mount !== undefined && isDigest(q.mount) && q.from !== undefined) {
-      // Without `from` a mount is not tried at all (no automatic content discovery: the OCI
-      // conformance suite's OCI_AUTOMATIC_CROSSMOUNT=0, as Distribution): the client gets an
-      // upload session, and no content of a repository it did not name can leak.
-      assertName(q.from);
-      if ((await store.mountBlob(name, q.from, q.mount)) !== undefined) return created(reply, name, q.mount);
+    if (q.mount !== undefined && isDigest(q.mount)) {
+      // Without `from`, the blob is looked for in every repository (automatic mount, the
+      // conformance suite's OCI_AUTOMATIC_CROSSMOUNT=1). Under access rules the access hook has
+      // already chosen a `from` the caller may pull, or dropped the mount (http/access.ts).
+      const from = q.from ?? (await store.blobHolder(q.mount));
+      if (from !== undefined) {
+        assertName(from);
+        if ((await store.mountBlob(name, from, q.mount)) !== undefined) return created(reply, name, q.mount);
+      }
     }
     if (q.digest !== undefined) {
       const digest = asDigest(q.digest);
