@@ -66,7 +66,9 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {
     try {
-      const n = await store.uploads.purge(await store.catalogWithUploads(), config.uploads.purgeAfter);
+      const gone = await store.uploads.purge(await store.catalogWithUploads(), config.uploads.purgeAfter);
+      guard.abandoned(gone);
+      const n = gone.length;
       const t = await driver.sweepTemp(Math.max(config.uploads.purgeAfter, 3600e3));
       if (n + t > 0) log.info({ uploads: n, temp: t }, 'purged abandoned uploads');
     } catch (err) {

@@ -1,3 +1,3 @@
 export { RegistryStore, type BlobCheck, type RegistryStoreOptions, type StoredManifest, type PutManifestResult } from './registry.js';
-export { Uploads, type UploadStatus, type AppendOptions } from './uploads.js';
+export { Uploads, type UploadStatus, type AppendOptions, type StaleUpload } from './uploads.js';
 export { paths } from './paths.js';

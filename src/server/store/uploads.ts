@@ -14,6 +14,16 @@ export interface UploadStatus {
   offset: number;
 }
 
+/** An upload session abandoned long enough to be purged. */
+export interface StaleUpload {
+  repo: string;
+  id: string;
+  /** Bytes its data file held. */
+  bytes: number;
+  /** Since its last chunk (ms). */
+  idleMs: number;
+}
+
 export interface AppendOptions {
   /** The chunk's declared position; it must start at the current offset. */
   contentRange?: ByteRange;
@@ -246,9 +256,13 @@ export class Uploads {
     return `${algorithm}:${h.digest('hex')}`;
   }
 
-  /** Removes sessions untouched for `maxAgeMs` in `repos`. Returns how many went. */
-  async purge(repos: string[], maxAgeMs: number, now = Date.now()): Promise<number> {
-    let n = 0;
+  /**
+   * Removes sessions untouched for `maxAgeMs` in `repos` (with `dryRun`, only lists them). Returns
+   * them with the bytes each held, for gc's report and the audit log.
+   */
+  async purge(repos: string[], maxAgeMs: number, opts: { now?: number; dryRun?: boolean } = {}): Promise<StaleUpload[]> {
+    const now = opts.now ?? Date.now();
+    const out: StaleUpload[] = [];
     for (const repo of repos) {
       const names = await this.driver.list(paths.uploads(repo));
       // A record whose data file is gone (a crash while a session ended) goes with its session.
@@ -256,11 +270,11 @@ export class Uploads {
       for (const id of ids) {
         const st = await this.driver.stat(paths.uploadData(repo, id));
         if (!st || now - st.mtimeMs > maxAgeMs) {
-          await this.mutex.exclusive(id, () => this.end(repo, id));
-          n++;
+          if (!opts.dryRun) await this.mutex.exclusive(id, () => this.end(repo, id));
+          out.push({ repo, id, bytes: st?.size ?? 0, idleMs: st ? now - st.mtimeMs : 0 });
         }
       }
     }
-    return n;
+    return out;
   }
 }
