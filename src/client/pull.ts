@@ -188,7 +188,7 @@ export async function pullArtifact(src: ReadOnlyTarget, reference: string, opts:
             await download(src, l, tmp, opts);
           } catch (err) {
             // A download cut short is kept for the next run; content that proved wrong is not.
-            keep = !(isOciError(err, 'DIGEST_INVALID') || isOciError(err, 'SIZE_INVALID'));
+            keep = !isMismatch(err);
             throw err;
           }
           await mkdir(dirname(dest), { recursive: true });
@@ -227,13 +227,18 @@ async function download(src: ReadOnlyTarget, l: Descriptor, tmp: string, opts: P
       await pipeline(fileReader(tmp), new VerifyStream(l), new Writable({ write: (_c, _e, cb) => cb() }), { signal: opts.signal });
       return;
     } catch (err) {
-      if (!(isOciError(err, 'DIGEST_INVALID') || isOciError(err, 'SIZE_INVALID'))) throw err;
+      if (!isMismatch(err)) throw err;
       // The bytes kept from before were not the blob's (the file was changed, or came from
       // elsewhere): start again from nothing.
     }
   }
   await rm(tmp, { force: true });
   await writeToFile(await src.fetch(l, opts), tmp, { onBytes, signal: opts.signal });
+}
+
+/** Content that proved not to be the blob: a digest or size that does not match. */
+function isMismatch(err: unknown): boolean {
+  return isOciError(err, 'DIGEST_INVALID') || isOciError(err, 'SIZE_INVALID');
 }
 
 /** writeChunksToFile, and the body destroyed on failure, also when the file could not be opened. */
