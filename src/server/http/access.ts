@@ -148,7 +148,7 @@ export function installAccess(app: FastifyInstance, opts: AccessOptions): void {
         delete q.mount;
         delete q.from;
       }
-    } else if (route?.kind === 'upload' && q.mount !== undefined) {
+    } else if (route?.kind === 'upload' && route.id === '' && req.method === 'POST' && q.mount !== undefined) {
       // A mount without `from`: only from a repository the caller may pull, else no mount at all.
       const mount = one(q.mount)!;
       const from = isDigest(mount) ? await opts.store.blobHolder(mount, (r) => auth.can(id, r, 'pull')) : undefined;
