@@ -97,6 +97,23 @@ for (const driver of DRIVERS) {
     });
   });
 
+  describe(`wharf serve (${driver}): uploads.automaticMount false (the conformance suite's OCI_AUTOMATIC_CROSSMOUNT=0)`, () => {
+    let reg: RegistryUnderTest;
+    before(async () => {
+      reg = await startWharf(driver, { config: { uploads: { automaticMount: false } } });
+    });
+    after(async () => reg?.stop());
+    test('a mount without from is an upload session (202), even of a blob the repository has; with from, 201', async () => {
+      const d = await pushBlob(reg.url, 'regress/mount-a', randomBlob(100, 'no-automount'));
+      for (const repo of ['regress/mount-b', 'regress/mount-a']) {
+        const r = await call(reg.url, 'POST', `/v2/${repo}/blobs/uploads/?mount=${d}`);
+        assertStatus(r, 202);
+        assertStatus(await call(reg.url, 'DELETE', r.headers.get('location')!), 204);
+      }
+      assertStatus(await call(reg.url, 'POST', `/v2/regress/mount-b/blobs/uploads/?mount=${d}&from=regress/mount-a`), 201);
+    });
+  });
+
   describe(`wharf serve (${driver}): regressions found by the OCI conformance suite (distribution-spec v1.1.1)`, () => {
     let reg: RegistryUnderTest;
     before(async () => {
@@ -119,18 +136,18 @@ for (const driver of DRIVERS) {
       const f = await call(reg.url, 'GET', `/v2/regress/ct/referrers/${digestOf(Buffer.from('none'))}?artifactType=a/b`);
       assert.equal(f.headers.get('content-type'), MediaTypes.index);
     });
-    test('a mount without from is an upload session (202), even of a blob the repository has; with from, 201', async () => {
+    test('a mount without from takes the blob from another repository (201, OCI_AUTOMATIC_CROSSMOUNT=1); with from, 201', async () => {
       const b = randomBlob(100, 'automount');
       const d = await pushBlob(reg.url, 'regress/mount-a', b);
-      // Another repository's blob is never found without naming it.
+      // Automatic content discovery: the blob is found without naming where it is.
       const other = await call(reg.url, 'POST', `/v2/regress/mount-b/blobs/uploads/?mount=${d}`);
-      assertStatus(other, 202);
-      assertStatus(await call(reg.url, 'DELETE', other.headers.get('location')!), 204);
-      assertStatus(await call(reg.url, 'POST', `/v2/regress/mount-b/blobs/uploads/?mount=${d}&from=regress/mount-a`), 201);
-      // No automatic content discovery (the conformance suite's OCI_AUTOMATIC_CROSSMOUNT=0).
-      const again = await call(reg.url, 'POST', `/v2/regress/mount-b/blobs/uploads/?mount=${d}`);
-      assertStatus(again, 202);
-      assert.match(again.headers.get('location') ?? '', /^\/v2\/regress\/mount-b\/blobs\/uploads\//);
+      assertStatus(other, 201);
+      assert.equal(other.headers.get('location'), `/v2/regress/mount-b/blobs/${d}`);
+      assertStatus(await call(reg.url, 'POST', `/v2/regress/mount-c/blobs/uploads/?mount=${d}&from=regress/mount-a`), 201);
+      // A digest nobody holds: an upload session.
+      const none = await call(reg.url, 'POST', `/v2/regress/mount-b/blobs/uploads/?mount=${digestOf(Buffer.from('nobody has this'))}`);
+      assertStatus(none, 202);
+      assert.match(none.headers.get('location') ?? '', /^\/v2\/regress\/mount-b\/blobs\/uploads\//);
       // An invalid `from` is refused before anything is looked up.
       assertError(await call(reg.url, 'POST', `/v2/regress/mount-b/blobs/uploads/?mount=${d}&from=..%2Fx`), 400, ['NAME_INVALID']);
       const loc = await startUpload(reg.url, 'regress/mount-b');

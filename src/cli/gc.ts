@@ -9,17 +9,20 @@ export async function runGc(flags: Record<string, unknown>): Promise<void> {
   const dryRun = Boolean(flags.dryRun);
   const grace = flags.grace === undefined ? 3600e3 : parseDuration(String(flags.grace));
   if (grace === undefined) throw new ExitError(`--grace: "${String(flags.grace)}" is not a duration (e.g. 30s, 1h, 7d)`, 2);
+  const purgeAfter = flags.uploadsPurgeAfter === undefined ? 24 * 3600e3 : parseDuration(String(flags.uploadsPurgeAfter));
+  if (purgeAfter === undefined) throw new ExitError(`--uploads-purge-after: "${String(flags.uploadsPurgeAfter)}" is not a duration (e.g. 30s, 1h, 7d)`, 2);
   if (!existsSync(data)) throw new ExitError(`data directory ${data} does not exist; pass --data or set WHARF_DATA`, 2);
   const admin = await openAdmin(parseConfig({ data }));
   const report = await admin.gc({
     dryRun,
     graceMs: grace,
     deleteUntagged: Boolean(flags.deleteUntagged),
+    uploadsPurgeAfterMs: purgeAfter,
     log: (line: string) => process.stdout.write(`${line}\n`),
   });
   const verb = dryRun ? 'would free' : 'freed';
   process.stdout.write(
-    `${verb} ${report.blobs} blob(s), ${formatBytes(report.bytes)}; ${report.manifests} untagged manifest(s); kept ${report.kept} blob(s)\n`,
+    `${verb} ${report.blobs} blob(s), ${formatBytes(report.bytes)}; ${report.uploads} abandoned upload(s), ${formatBytes(report.uploadBytes)}; ${report.manifests} untagged manifest(s); kept ${report.kept} blob(s)\n`,
   );
 }
 

@@ -1,14 +1,15 @@
 import { createWriteStream } from 'node:fs';
 import { chmod, lstat, mkdir, realpath, rename, rm, symlink, link, utimes } from 'node:fs/promises';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import {
   OciError,
   Annotation,
   createDigester,
+  isOciError,
   isIndexMediaType,
   isManifestMediaType,
   type Descriptor,
@@ -16,7 +17,7 @@ import {
   type ImageManifest,
   type Platform,
 } from '../spec/index.js';
-import { fetchManifest, fileReader, semaphore, writeChunksToFile, type ReadOnlyTarget } from '../content/index.js';
+import { VerifyStream, canFetchFrom, fetchManifest, fileReader, semaphore, writeChunksToFile, type ReadOnlyTarget } from '../content/index.js';
 import { MODE_ANNOTATION } from './push.js';
 import type { ProgressListener } from './source.js';
 
@@ -196,16 +197,19 @@ async function pullLayers(src: ReadOnlyTarget, root: Descriptor, out: string, la
       limit(async () => {
         const title = l.annotations![Annotation.Title]!;
         const dest = resolve(out, title);
-        const tmp = join(out, `.wharf-${randomUUID()}.tmp`);
+        // Named after the file and its content, so that a pull run again finds what an interrupted
+        // one had written, and goes on from there.
+        const tmp = join(out, `.wharf-${createHash('sha256').update(`${title}\0${l.digest}`).digest('hex').slice(0, 32)}.partial`);
         opts.progress?.start?.(l);
+        let keep = false;
         try {
-          const body = await src.fetch(l, opts);
-          // Destroyed on failure, also when the file could not even be opened: the connection it
-          // holds must not wait for the garbage collector.
-          await writeChunksToFile(body, tmp, { onBytes: (n) => opts.progress?.bytes?.(l, n), signal: opts.signal }).catch((err: unknown) => {
-            body.destroy();
+          try {
+            await download(src, l, tmp, opts);
+          } catch (err) {
+            // A download cut short is kept for the next run; content that proved wrong is not.
+            keep = !isMismatch(err);
             throw err;
-          });
+          }
           await mkdir(dirname(dest), { recursive: true });
           if (l.annotations?.[Annotation.Unpack] === 'true') {
             await unpackInto(tmp, out, title, l.annotations[Annotation.Digest], opts);
@@ -219,12 +223,50 @@ async function pullLayers(src: ReadOnlyTarget, root: Descriptor, out: string, la
           }
           opts.progress?.done?.(l);
         } finally {
-          await rm(tmp, { force: true });
+          if (!keep || !((await lstat(tmp).catch(() => undefined))?.size ?? 0)) await rm(tmp, { force: true });
         }
       }),
     ),
   );
   return { root, files };
+}
+
+/**
+ * Downloads a blob to `tmp`, verified. A `tmp` left by an interrupted run is resumed with a ranged
+ * GET for the rest, and the whole file then checked against the digest; a file that does not
+ * match (or that the target cannot resume) is downloaded again from its start.
+ */
+async function download(src: ReadOnlyTarget, l: Descriptor, tmp: string, opts: PullOptions): Promise<void> {
+  const onBytes = (n: number): void => opts.progress?.bytes?.(l, n);
+  const have = (await lstat(tmp).catch(() => undefined))?.size ?? 0;
+  if (have > 0 && have <= l.size && canFetchFrom(src)) {
+    try {
+      onBytes(have);
+      if (have < l.size) await writeToFile(await src.fetchFrom(l, have, opts), tmp, { at: have, onBytes, signal: opts.signal });
+      await pipeline(fileReader(tmp), new VerifyStream(l), new Writable({ write: (_c, _e, cb) => cb() }), { signal: opts.signal });
+      return;
+    } catch (err) {
+      if (!isMismatch(err)) throw err;
+      // The bytes kept from before were not the blob's (the file was changed, or came from
+      // elsewhere): start again from nothing.
+    }
+  }
+  await rm(tmp, { force: true });
+  await writeToFile(await src.fetch(l, opts), tmp, { onBytes, signal: opts.signal });
+}
+
+/** Content that proved not to be the blob: a digest or size that does not match. */
+function isMismatch(err: unknown): boolean {
+  return isOciError(err, 'DIGEST_INVALID') || isOciError(err, 'SIZE_INVALID');
+}
+
+/** writeChunksToFile, and the body destroyed on failure, also when the file could not be opened. */
+async function writeToFile(body: Readable, path: string, o: Parameters<typeof writeChunksToFile>[2]): Promise<void> {
+  // The connection the body holds must not wait for the garbage collector.
+  await writeChunksToFile(body, path, o).catch((err: unknown) => {
+    body.destroy();
+    throw err;
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createWriteStream, type BigIntStats } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, isAbsolute, join, normalize, sep } from 'node:path';
+import { basename, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -156,6 +156,7 @@ async function describeForPush(
       {
         size,
         name: path,
+        resumeKey: `${resolve(path)}:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`,
         open: () => (p?.bytes ? counting(fileReader(path), (n) => p.bytes!(pending, n)) : fileReader(path)),
         check: async () => {
           if (!sameFile(st, await stat(path, { bigint: true }))) throw new OciError('DIGEST_INVALID', `${path} changed while it was pushed; nothing was stored, push again`);
@@ -177,7 +178,7 @@ async function describeForPush(
 }
 
 /** Packs a directory as tar+gzip into `out`, returning the blob's digest and size and the tar's digest. */
-async function packDirectory(dir: string, out: string): Promise<{ digest: string; size: number; tarDigest: string }> {
+async function packDirectory(dir: string, out: string, signal?: AbortSignal): Promise<{ digest: string; size: number; tarDigest: string }> {
   const tarHash = createDigester();
   const gzHash = createDigester();
   let size = 0;
@@ -198,6 +199,7 @@ async function packDirectory(dir: string, out: string): Promise<{ digest: string
       },
     }),
     createWriteStream(out),
+    { signal },
   );
   return { digest: `sha256:${gzHash.digest('hex')}`, size, tarDigest: `sha256:${tarHash.digest('hex')}` };
 }
@@ -217,7 +219,8 @@ export function titleFor(path: string): string {
 export async function pushArtifact(dst: Target, opts: PushOptions): Promise<PushResult> {
   const spec = opts.imageSpec ?? 'v1.1';
   const src = new LocalSource();
-  const work = await mkdtemp(join(tmpdir(), 'wharf-push-'));
+  // Made only when a directory is packed, and removed on every way out (an interrupted push too).
+  let work: string | undefined;
   const uploaded = new Set<string>();
   // One file that fails stops the others.
   const stop = new AbortController();
@@ -237,8 +240,9 @@ export async function pushArtifact(dst: Target, opts: PushOptions): Promise<Push
       const annotations: Record<string, string> = { [Annotation.Title]: title };
       const extra = (): void => void Object.assign(annotations, opts.fileAnnotations?.[title], opts.fileAnnotations?.[f.path]);
       if (st.isDirectory()) {
+        work ??= await mkdtemp(join(tmpdir(), 'wharf-push-'));
         const out = join(work, `dir-${i}.tar.gz`);
-        const packed = await packDirectory(f.path, out);
+        const packed = await packDirectory(f.path, out, signal);
         const desc: Descriptor = { mediaType: f.mediaType ?? MediaType.ImageLayerGzip, digest: packed.digest as Descriptor['digest'], size: packed.size };
         annotations[Annotation.Unpack] = 'true';
         annotations[Annotation.Digest] = packed.tarDigest;
@@ -295,7 +299,7 @@ export async function pushArtifact(dst: Target, opts: PushOptions): Promise<Push
     return { manifest: desc, body, layers };
   } finally {
     await opts.digestMemo?.save();
-    await rm(work, { recursive: true, force: true });
+    if (work) await rm(work, { recursive: true, force: true });
   }
 }
 

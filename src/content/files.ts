@@ -24,9 +24,10 @@ export async function writevAll(fh: FileHandle, bufs: Buffer[], position: number
  * into writes of 1 MiB or more, one in flight while the next gathers. `onBytes` hears of every
  * chunk as it arrives.
  */
-export async function writeChunksToFile(src: AsyncIterable<Buffer>, path: string, opts: { mode?: number; onBytes?: (n: number) => void; signal?: AbortSignal } = {}): Promise<number> {
-  const fh = await open(path, 'wx', opts.mode ?? 0o600);
-  let pos = 0;
+export async function writeChunksToFile(src: AsyncIterable<Buffer>, path: string, opts: { mode?: number; onBytes?: (n: number) => void; signal?: AbortSignal; at?: number } = {}): Promise<number> {
+  // `at`: the file exists and holds that many bytes already (a resumed download); go on after them.
+  const fh = await open(path, opts.at === undefined ? 'wx' : 'r+', opts.mode ?? 0o600);
+  let pos = opts.at ?? 0;
   let inFlight: Promise<void> | undefined;
   try {
     let pending: Buffer[] = [];
@@ -47,6 +48,7 @@ export async function writeChunksToFile(src: AsyncIterable<Buffer>, path: string
     }
     await inFlight;
     if (pendingBytes > 0) await writevAll(fh, pending, pos, pendingBytes);
+    if (opts.at !== undefined) await fh.truncate(pos + pendingBytes);
     return pos + pendingBytes;
   } finally {
     await inFlight?.catch(() => undefined);

@@ -54,6 +54,11 @@ export interface IngestSource {
   open(): Readable;
   /** Called once the content has been read, before it is committed: throws if it changed meanwhile. */
   check?(): Promise<void>;
+  /**
+   * Names this exact content across processes (a file's path and what its stat says changes with
+   * it), so that an interrupted upload of it can resume where the store says it stopped.
+   */
+  resumeKey?: string;
 }
 
 /**
@@ -84,6 +89,16 @@ export function hasReferrers(t: object): t is ReferrerLister {
 
 export function hasTags(t: object): t is TagLister {
   return typeof (t as Partial<TagLister>).tags === 'function';
+}
+
+/** Streams content from a byte offset on: the rest of a download that broke off. */
+export interface RangeFetcher {
+  /** Bytes `offset` to the end of `desc`'s content, unverified: the caller verifies the whole. */
+  fetchFrom(desc: Descriptor, offset: number, opts?: OpOptions): Promise<Readable>;
+}
+
+export function canFetchFrom(t: object): t is RangeFetcher {
+  return typeof (t as Partial<RangeFetcher>).fetchFrom === 'function';
 }
 
 export function canIngest(t: object): t is Ingester {

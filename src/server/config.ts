@@ -29,6 +29,8 @@ export const ConfigSchema = z
       .object({
         purgeAfter: duration.default(24 * 3600e3),
         maxBlobSize: size.optional(),
+        /** A mount without `from` looks for the blob in the repositories the caller may pull. */
+        automaticMount: z.boolean().default(true),
       })
       .strict()
       .prefault({}),

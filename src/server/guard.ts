@@ -1,11 +1,12 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { AuditLog } from './audit/index.js';
+import { AuditLog, nextAuditId, type AuditRecord } from './audit/index.js';
 import { Authenticator } from './auth/index.js';
 import type { WharfConfig } from './config.js';
 import { installAccess } from './http/access.js';
 import { installAudit, installAuditApi, type RequestSink } from './http/audit.js';
+import type { StaleUpload } from './store/index.js';
 import { Webhooks } from './webhooks/index.js';
 
 export interface Guard {
@@ -14,6 +15,8 @@ export interface Guard {
   webhooks: Webhooks | undefined;
   /** Hooks and routes for createApp. */
   extensions: Array<(app: FastifyInstance) => void>;
+  /** Records upload sessions purged unfinished in the audit log. */
+  abandoned(uploads: StaleUpload[]): void;
   /** Flushes the audit log and stops background work. */
   close(): Promise<void>;
 }
@@ -52,6 +55,15 @@ export async function startGuard(config: WharfConfig, deps: { dataDir: string; l
     audit,
     webhooks,
     extensions,
+    abandoned: (uploads) => {
+      // One row per session: no request ended it, so no user or address; the bytes the client
+      // had sent, the session id as the reference, how long it lay idle as the duration, 410 and
+      // "aborted" because it never completed.
+      for (const u of uploads) {
+        const rec: AuditRecord = { id: nextAuditId(), time: Date.now(), user: null, ip: '', userAgent: null, method: 'PURGE', action: 'upload', repo: u.repo, reference: u.id, digest: null, mediaType: null, artifactType: null, status: 410, bytes: u.bytes, durationMs: u.idleMs, outcome: 'aborted' };
+        audit?.complete(rec, { kind: 'upload' });
+      }
+    },
     close: async () => {
       audit?.close();
       await webhooks?.close();

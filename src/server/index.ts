@@ -57,8 +57,9 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {
     try {
-      const n = await store.purgeUploads(config.uploads.purgeAfter);
-      if (n.uploads + n.temp > 0) log.info(n, 'purged abandoned uploads');
+      const gone = await store.purgeUploads(config.uploads.purgeAfter);
+      guard.abandoned(gone.uploads);
+      if (gone.uploads.length + gone.temp > 0) log.info({ uploads: gone.uploads.length, temp: gone.temp }, 'purged abandoned uploads');
     } catch (err) {
       log.warn({ err }, 'upload purge failed');
     }

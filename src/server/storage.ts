@@ -21,6 +21,7 @@ export async function openStore(config: WharfConfig): Promise<RegistryStore> {
     maxManifestSize: config.manifests.maxSize,
     verifyReads: config.storage.verifyReads,
     reverifyAfter: config.storage.reverifyAfter,
+    automaticMount: config.uploads.automaticMount,
   };
   if (config.uploads.maxBlobSize !== undefined) opts.maxBlobSize = config.uploads.maxBlobSize;
   return new RegistryStore(driver, opts);

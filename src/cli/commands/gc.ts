@@ -7,6 +7,7 @@ export function registerGc(cli: CAC): void {
     .option('--dry-run', 'Print what would be freed, free nothing')
     .option('--delete-untagged', 'Also delete manifests that no tag or index reaches')
     .option('--grace <duration>', 'Keep anything used more recently than this (default 1h), for pushes in progress')
+    .option('--uploads-purge-after <duration>', 'Remove upload sessions idle this long (default 24h, as uploads.purgeAfter)')
     .example('wharf gc --data ./wharf-data --dry-run')
     .example('wharf gc --delete-untagged')
     .action(async (opts: Record<string, unknown>) => {

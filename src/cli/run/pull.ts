@@ -15,6 +15,7 @@ export async function runPull(ref: string, flags: Flags): Promise<void> {
       platform: str(flags.platform),
       concurrency: ctx.concurrency,
       progress: ctx.out.progress('Downloading', 'Downloaded '),
+      signal: ctx.signal,
     });
     ctx.out.stopProgress();
     for (const f of res.files) ctx.out.line(`Pulled ${f.path}${f.unpacked ? '/' : ''}`);

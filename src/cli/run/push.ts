@@ -80,6 +80,7 @@ export async function runPush(ref: string, files: string[], flags: Flags): Promi
       concurrency: ctx.concurrency,
       progress: ctx.out.progress('Uploading', 'Uploaded '),
       digestMemo: await digestMemo(flags),
+      signal: ctx.signal,
     });
     await reportPushed(ctx, t, res, flags);
     if (res.manifest.artifactType) ctx.out.line(`ArtifactType: ${res.manifest.artifactType}`);

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { OciError, parseSize } from '../../spec/index.js';
-import { CredentialStore, Transport, staticCredentials, type CredentialProvider, type RegistryOptions, type ReferrersMode } from '../../stores/remote/index.js';
+import { CredentialStore, Transport, UploadSessionFile, staticCredentials, type CredentialProvider, type RegistryOptions, type ReferrersMode } from '../../stores/remote/index.js';
 import { openTarget, type OpenedTarget } from '../../client/index.js';
 import { ContentCache } from '../../content/index.js';
 import { ExitError } from '../errors.js';
@@ -37,6 +37,20 @@ export class Context {
   private readonly opened: OpenedTarget[] = [];
   /** Registry warnings already shown: a stale cache says so on every request. */
   private readonly warned = new Set<string>();
+
+  private readonly stop = new AbortController();
+  /** Whether the command took `signal`: only then does an interruption wait for it to stop. */
+  private stoppable = false;
+
+  /** Aborted by Ctrl-C (SIGINT) or SIGTERM: transfers stop through it (see interrupt()). */
+  get signal(): AbortSignal {
+    this.stoppable = true;
+    return this.stop.signal;
+  }
+
+  get interrupted(): Error | undefined {
+    return this.stop.signal.aborted ? (this.stop.signal.reason as Error) : undefined;
+  }
 
   constructor(flags: Flags) {
     this.flags = flags;
@@ -96,6 +110,8 @@ export class Context {
     if (cacheDir) opts.cache = new ContentCache(cacheDir);
     const chunk = str(this.flags.chunkSize);
     if (chunk) opts.chunkSize = parseSizeFlag(chunk);
+    // Chunked uploads remember their sessions, so that a push interrupted and run again resumes.
+    opts.sessions = new UploadSessionFile();
     const ds = str(this.flags.distributionSpec);
     if (ds) {
       const modes: Record<string, ReferrersMode> = { 'v1.1-referrers-api': 'api', 'v1.1-referrers-tag': 'tag' };
@@ -126,16 +142,35 @@ export class Context {
     for (const t of this.opened) await t.close({ discard: failed }).catch(() => undefined);
     await this.transport?.close();
   }
+
+  /**
+   * Ctrl-C or SIGTERM: the terminal is given back at once (progress bars hide the cursor and turn
+   * line wrap off), then the command stops through `signal`, so that its way out removes temporary
+   * files and an interrupted chunked upload keeps its session for the next run. A command that
+   * took no signal, a second signal, or a way out that takes more than a few seconds exits at once.
+   */
+  interrupt(sig: NodeJS.Signals): void {
+    this.out.stopProgress();
+    if (!this.stoppable || this.stop.signal.aborted) process.exit(130);
+    this.stop.abort(new ExitError(`interrupted by ${sig}; run the same command again to resume`, 130));
+    setTimeout(() => process.exit(130), 5000).unref();
+  }
 }
 
 /** Runs a command body with a context that is always closed, layout tars discarded on failure. */
 export async function withContext(flags: Flags, fn: (ctx: Context) => Promise<void>): Promise<void> {
   const ctx = new Context(flags);
+  const onSignal = (sig: NodeJS.Signals): void => ctx.interrupt(sig);
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   let failed = true;
   try {
     await fn(ctx);
     failed = false;
+  } catch (err) {
+    // Whatever broke off when the signal came, the interruption is what happened.
+    throw ctx.interrupted ?? err;
   } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
     await ctx.close(failed);
   }
 }

@@ -77,6 +77,9 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
     const route = contextOf(req).route;
     const t0 = Date.now();
     const h0 = process.hrtime.bigint();
+    // Read now: once a client that went away mid-body has its socket destroyed, req.ip is
+    // undefined, and a record without an address was dropped (its NOT NULL column refused it).
+    const ip = req.ip ?? '';
     const res = reply.raw;
     let bytes = 0;
     let journaled = false;
@@ -103,7 +106,7 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
         id: 0,
         time: t0,
         user: userOf(req),
-        ip: req.ip,
+        ip,
         userAgent: (req.headers['user-agent'] ?? '').slice(0, 256) || null,
         method: req.method,
         action: actionOf(route, req.method, status, q),

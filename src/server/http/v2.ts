@@ -126,8 +126,14 @@ async function manifest(backend: RegistryBackend, route: Of<'manifest'>, req: Fa
     case 'PUT': {
       const limit = backend.maxManifestSize;
       const declared = Number(req.headers['content-length']);
-      if (declared > limit) throw new OciError('SIZE_INVALID', `manifest is ${declared} bytes, over the limit of ${limit}`, { status: 413 });
-      const body = await readAllLimited(req.raw, limit, () => new OciError('SIZE_INVALID', `manifest is over the limit of ${limit} bytes`, { status: 413 }));
+      const tooLarge = (): OciError => new OciError('SIZE_INVALID', `manifest is ${declared > limit ? `${declared} bytes` : 'larger'}, over the limit of ${limit}`, { status: 413 });
+      if (declared > limit) {
+        // Read and drop the body before answering (up to a bound): a client that writes its whole
+        // body before reading (Node's http, many SDKs) would otherwise see EPIPE or a reset.
+        if (declared <= limit + DRAIN_MAX) await drain(req.raw);
+        throw tooLarge();
+      }
+      const body = await readAllLimited(detached(req.raw), limit, tooLarge);
       const res = await backend.putManifest(name, reference, body, req.headers['content-type']);
       reply.code(201).headers({ location: `/v2/${name}/manifests/${res.digest}`, 'docker-content-digest': res.digest, 'content-length': 0 });
       if (res.subject) reply.header('oci-subject', res.subject);
@@ -223,6 +229,17 @@ function detached(raw: IncomingMessage): Readable {
   return body;
 }
 
+/** The most of a refused body read and dropped before answering; past it the connection closes. */
+const DRAIN_MAX = 64 << 20;
+
+/** Reads the rest of a request body and drops it; resolves when it ended or the client left. */
+function drain(raw: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (raw.complete) return resolve();
+    raw.once('end', resolve).once('close', resolve).resume();
+  });
+}
+
 function appendOptions(req: FastifyRequest): { contentRange?: ByteRange; contentLength?: number } {
   const o: { contentRange?: ByteRange; contentLength?: number } = {};
   const cr = req.headers['content-range'];
@@ -253,14 +270,15 @@ async function upload(backend: RegistryBackend, ctx: RequestContext, route: Of<'
   const { name, id } = route;
   if (id === '') {
     allow(req.method, ['POST']);
-    if (q.mount !== undefined && isDigest(q.mount) && q.from !== undefined) {
-      // Without `from` a mount is not tried at all (no automatic content discovery: the OCI
-      // conformance suite's OCI_AUTOMATIC_CROSSMOUNT=0, as Distribution): the client gets an
-      // upload session, and no content of a repository it did not name can leak. A caller who
-      // may not read `from` gets an ordinary upload too, as the spec allows, which says nothing
-      // about the other repository.
-      assertName(q.from);
-      if (ctx.canRead(q.from) && (await backend.mountBlob(name, q.from, q.mount)) !== undefined) return created(reply, name, q.mount);
+    if (q.mount !== undefined && isDigest(q.mount)) {
+      // A mount takes the blob only from a repository the caller may read: `from` as named, or,
+      // without it, one that holds the blob (automatic mount, the conformance suite's
+      // OCI_AUTOMATIC_CROSSMOUNT=1; `uploads.automaticMount: false` turns it off). Otherwise the
+      // client gets an ordinary upload session, as the spec allows, which says nothing about
+      // any other repository.
+      if (q.from !== undefined) assertName(q.from);
+      const from = q.from !== undefined ? (ctx.canRead(q.from) ? q.from : undefined) : await backend.blobHolder(q.mount, (r) => ctx.canRead(r));
+      if (from !== undefined && (await backend.mountBlob(name, from, q.mount)) !== undefined) return created(reply, name, q.mount);
     }
     if (q.digest !== undefined) {
       const digest = asDigest(q.digest);

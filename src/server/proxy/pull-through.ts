@@ -464,6 +464,10 @@ export class PullThrough implements RegistryBackend {
     return this.local(name).deleteBlob(name, digest);
   }
 
+  blobHolder(digest: Digest, may: (repo: string) => boolean): Promise<string | undefined> {
+    return this.store.blobHolder(digest, may);
+  }
+
   async mountBlob(to: string, from: string, digest: Digest): Promise<number | undefined> {
     return this.local(to).mountBlob(to, from, digest);
   }

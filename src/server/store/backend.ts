@@ -74,6 +74,8 @@ export interface RegistryBackend {
   /** `withBody: false` for a HEAD: only the size is needed, so nothing is opened or fetched. */
   openBlob(name: string, digest: Digest, withBody: boolean): Promise<BlobHandle>;
   deleteBlob(name: string, digest: Digest): Promise<void>;
+  /** A repository that holds the blob and that `may` lets the caller read (an automatic mount's source). */
+  blobHolder(digest: Digest, may: (repo: string) => boolean): Promise<string | undefined>;
   /** Links a blob that `from` holds into `to`; its size, or undefined when `from` lacks it. */
   mountBlob(to: string, from: string, digest: Digest): Promise<number | undefined>;
 

@@ -13,6 +13,8 @@ export interface GcOptions {
    */
   graceMs?: number;
   log?: (line: string) => void;
+  /** Upload sessions untouched this long are removed too (default 24 h, `uploads.purgeAfter`'s). */
+  uploadsPurgeAfterMs?: number;
 }
 
 export interface GcReport {
@@ -20,6 +22,9 @@ export interface GcReport {
   bytes: number;
   manifests: number;
   kept: number;
+  /** Abandoned upload sessions removed (or, dry, to remove), and the bytes they held. */
+  uploads: number;
+  uploadBytes: number;
 }
 
 async function linkedDigests(driver: StorageDriver, dir: string): Promise<Array<{ digest: Digest; path: string }>> {
@@ -74,7 +79,14 @@ export async function collectGarbage(store: RegistryStore, opts: GcOptions = {})
   const cutoff = start - (opts.graceMs ?? 3600e3);
   const log = opts.log ?? (() => undefined);
   const marked = new Set<string>();
-  const report: GcReport = { blobs: 0, bytes: 0, manifests: 0, kept: 0 };
+  const report: GcReport = { blobs: 0, bytes: 0, manifests: 0, kept: 0, uploads: 0, uploadBytes: 0 };
+
+  // Sessions the server's own timer would purge (it may not be running): the same rule, at once.
+  for (const u of (await store.purgeUploads(opts.uploadsPurgeAfterMs ?? 24 * 3600e3, { dryRun: opts.dryRun ?? false })).uploads) {
+    log(`${opts.dryRun ? 'would delete' : 'delete'} upload session ${u.repo}/${u.id} (${u.bytes} bytes, idle ${Math.round(u.idleMs / 60e3)} min)`);
+    report.uploads++;
+    report.uploadBytes += u.bytes;
+  }
 
   for (const repo of await store.catalog()) {
     const manifests = await linkedDigests(driver, paths.manifestLinks(repo));

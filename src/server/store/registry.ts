@@ -22,7 +22,7 @@ import { sendFileRange, type ReadCheck } from '../io/index.js';
 import { paginate, type BlobHandle, type Listed, type Page, type PutManifestResult, type RegistryBackend, type StoredManifest } from './backend.js';
 import { KeyedLock } from './locks.js';
 import { paths } from './paths.js';
-import { Uploads, allDone, type AppendOptions, type UploadStatus } from './uploads.js';
+import { Uploads, allDone, type AppendOptions, type StaleUpload, type UploadStatus } from './uploads.js';
 
 export interface RegistryStoreOptions {
   /** Allow DELETE of manifests, tags and blobs (default true). */
@@ -42,6 +42,8 @@ export interface RegistryStoreOptions {
    */
   verifyReads?: boolean;
   reverifyAfter?: number;
+  /** A mount without `from` takes the blob from any repository that has it (default true). */
+  automaticMount?: boolean;
 }
 
 /**
@@ -55,6 +57,7 @@ export class RegistryStore implements RegistryBackend {
   readonly deleteEnabled: boolean;
   readonly maxManifestSize: number;
   readonly verifyReads: boolean;
+  readonly automaticMount: boolean;
   private readonly repoLocks = new KeyedLock();
   private readonly cache: ManifestCache;
   private readonly verified: VerifiedFiles;
@@ -66,6 +69,7 @@ export class RegistryStore implements RegistryBackend {
     this.deleteEnabled = opts.deleteEnabled ?? true;
     this.maxManifestSize = opts.maxManifestSize ?? 4 << 20;
     this.verifyReads = opts.verifyReads ?? true;
+    this.automaticMount = opts.automaticMount ?? true;
     this.uploads = new Uploads(driver, opts.maxBlobSize, (d) => this.touchBlob(d));
     this.cache = new ManifestCache(opts.manifestCacheBytes ?? 64 << 20);
     this.verified = new VerifiedFiles(opts.reverifyAfter ?? 24 * 3600e3);
@@ -211,14 +215,19 @@ export class RegistryStore implements RegistryBackend {
    * is gone (or being collected right now): the caller must then treat it as unknown.
    */
   async touchBlob(digest: Digest): Promise<boolean> {
+    return (await this.touchedSize(digest)) !== undefined;
+  }
+
+  /** touchBlob, giving the blob's size from the stat it makes anyway; undefined when it is gone. */
+  private async touchedSize(digest: Digest): Promise<number | undefined> {
     const path = paths.blobData(digest);
     // Most blobs a push asks about are not stored yet: a stat tells without the cost of a failed
     // touch (an exception with its stack).
     const before = await this.driver.stat(path);
-    if (!before || !(await this.driver.touch(path))) return false;
+    if (!before || !(await this.driver.touch(path))) return undefined;
     // Touching moves the file's ctime: a verified file that was unchanged until now stays verified.
     if (this.verified.has(digest, before.version)) this.verified.add(digest, (await this.driver.stat(path))?.version, false);
-    return true;
+    return before.size;
   }
 
   async deleteBlob(name: string, digest: Digest): Promise<void> {
@@ -244,6 +253,17 @@ export class RegistryStore implements RegistryBackend {
     }
   }
 
+  /**
+   * A repository that links to the blob and that `may` lets the caller read: where a mount without
+   * `from` takes it from; none when automatic mounts are off. Walks the repositories, so it costs
+   * a directory walk per such request.
+   */
+  async blobHolder(digest: Digest, may: (repo: string) => boolean = () => true): Promise<string | undefined> {
+    if (!this.automaticMount) return undefined;
+    for (const repo of await this.catalog()) if (may(repo) && (await this.driver.stat(paths.blobLink(repo, digest)))) return repo;
+    return undefined;
+  }
+
   startUpload(name: string): Promise<UploadStatus> {
     return this.uploads.start(name);
   }
@@ -266,10 +286,13 @@ export class RegistryStore implements RegistryBackend {
     return this.uploads.cancel(name, id);
   }
 
-  /** Removes upload sessions untouched for `maxAgeMs`, and temp files a crash left; returns how many went. */
-  async purgeUploads(maxAgeMs: number): Promise<{ uploads: number; temp: number }> {
-    const uploads = await this.uploads.purge(await this.walkRepos(['_uploads']), maxAgeMs);
-    const temp = await this.driver.sweepTemp(Math.max(maxAgeMs, 3600e3));
+  /**
+   * Removes upload sessions untouched for `maxAgeMs` (`dryRun`: only lists them), and temp files
+   * a crash left behind; returns the sessions and how many temp files went.
+   */
+  async purgeUploads(maxAgeMs: number, opts: { dryRun?: boolean } = {}): Promise<{ uploads: StaleUpload[]; temp: number }> {
+    const uploads = await this.uploads.purge(await this.walkRepos(['_uploads']), maxAgeMs, opts);
+    const temp = opts.dryRun ? 0 : await this.driver.sweepTemp(Math.max(maxAgeMs, 3600e3));
     return { uploads, temp };
   }
 
@@ -312,17 +335,18 @@ export class RegistryStore implements RegistryBackend {
     return this.repoLocks.shared(name, async () => {
       for (const b of info.blobs) {
         // The empty config of artifacts is often not pushed by clients that know registries have it.
-        if (!(await this.hasBlob(name, b.digest))) {
+        const size = await this.hasBlob(name, b.digest);
+        if (size === undefined) {
           throw new OciError('MANIFEST_BLOB_UNKNOWN', `blob ${b.digest} is unknown to repository ${name}; push it before the manifest`, { detail: { digest: b.digest } });
         }
+        assertSize(b, size);
       }
       for (const m of info.manifests) {
-        if (!(await this.driver.stat(paths.manifestLink(name, m.digest)))) {
+        const size = (await this.driver.stat(paths.manifestLink(name, m.digest))) ? await this.touchedSize(m.digest) : undefined;
+        if (size === undefined) {
           throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${m.digest} is unknown to repository ${name}; push it before the index`, { detail: { digest: m.digest } });
         }
-        if (!(await this.touchBlob(m.digest))) {
-          throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${m.digest} is unknown to repository ${name}; push it before the index`, { detail: { digest: m.digest } });
-        }
+        assertSize(m, size);
       }
       await this.writeManifest(name, digest, body, info, ref.tag);
       const res: PutManifestResult = { digest };
@@ -331,9 +355,9 @@ export class RegistryStore implements RegistryBackend {
     });
   }
 
-  /** Whether `name` links to the blob and its data exists; if so it is touched (see touchBlob). */
-  private async hasBlob(name: string, digest: Digest): Promise<boolean> {
-    return (await this.driver.stat(paths.blobLink(name, digest))) !== undefined && this.touchBlob(digest);
+  /** The blob's size if `name` links to it and its data exists; it is then touched (see touchBlob). */
+  private async hasBlob(name: string, digest: Digest): Promise<number | undefined> {
+    return (await this.driver.stat(paths.blobLink(name, digest))) !== undefined ? this.touchedSize(digest) : undefined;
   }
 
   /**
@@ -467,6 +491,18 @@ export class RegistryStore implements RegistryBackend {
   private assertDeleteEnabled(): void {
     if (!this.deleteEnabled) throw new OciError('UNSUPPORTED', 'deletion is disabled on this registry');
   }
+}
+
+/**
+ * A descriptor must give the size of the content it names (image-spec: clients verify it, and a
+ * pull of a manifest that lies fails there). distribution-spec's MANIFEST_INVALID is for a
+ * manifest that fails the registry's checks, "unless a more specific error is included", with the
+ * failed check in `detail`; MANIFEST_BLOB_UNKNOWN would tell the client that the blob is missing,
+ * and pushing it again would not help. (Distribution checks no sizes: it answers 201.)
+ */
+function assertSize(d: Descriptor, stored: number): void {
+  if (d.size === stored) return;
+  throw new OciError('MANIFEST_INVALID', `descriptor of ${d.digest} gives size ${d.size}, but the stored content has ${stored} bytes`, { detail: { digest: d.digest, size: d.size, stored } });
 }
 
 /** A verified manifest body and the media type it names (or its shape implies). */

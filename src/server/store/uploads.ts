@@ -14,6 +14,16 @@ export interface UploadStatus {
   offset: number;
 }
 
+/** An upload session abandoned long enough to be purged. */
+export interface StaleUpload {
+  repo: string;
+  id: string;
+  /** Bytes its data file held. */
+  bytes: number;
+  /** Since its last chunk (ms). */
+  idleMs: number;
+}
+
 export interface AppendOptions {
   /** The chunk's declared position; it must start at the current offset. */
   contentRange?: ByteRange;
@@ -103,16 +113,17 @@ export class Uploads {
     // A session this process holds has the offset its record says: no need to read the record.
     const live = this.held(repo, id);
     if (live) return live.offset;
-    const raw = await this.driver.get(paths.uploadInfo(repo, id));
-    if (raw) {
+    const [raw, data] = await Promise.all([this.driver.get(paths.uploadInfo(repo, id)), this.driver.stat(paths.uploadData(repo, id))]);
+    // A record without its data: the session ended (its data became the blob, or was removed)
+    // and a crash came before the record went.
+    if (data?.isDir === false) {
+      if (!raw) return 0;
       try {
         const v = JSON.parse(raw.toString('utf8')) as { offset?: unknown };
         if (typeof v.offset === 'number' && Number.isSafeInteger(v.offset) && v.offset >= 0) return v.offset;
       } catch {
         // A record that does not parse was never written by us: treat the session as gone.
       }
-    } else if ((await this.driver.stat(paths.uploadData(repo, id)))?.isDir === false) {
-      return 0;
     }
     throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
   }
@@ -128,11 +139,16 @@ export class Uploads {
     return this.held(repo, id)?.recorded ?? true;
   }
 
-  /** Ends a session: the record goes first, so a crash in between leaves a session at offset 0. */
-  private async end(repo: string, id: string, keepData = false, hasRecord = this.hasRecord(repo, id)): Promise<void> {
+  /**
+   * Ends a session: the data goes first (`dataGone`: it became the blob already), then the record.
+   * A crash in between leaves a record without data, which reads as an ended session; the other
+   * order left data without a record, which reads as a session at offset 0, forgetting every
+   * acknowledged byte of an upload whose blob was never stored.
+   */
+  private async end(repo: string, id: string, dataGone = false, hasRecord = this.hasRecord(repo, id)): Promise<void> {
     this.live.delete(id);
+    if (!dataGone) await this.driver.delete(paths.uploadData(repo, id));
     if (hasRecord) await this.driver.delete(paths.uploadInfo(repo, id));
-    if (!keepData) await this.driver.delete(paths.uploadData(repo, id));
   }
 
   async append(repo: string, id: string, body: Readable, opts: AppendOptions = {}): Promise<UploadStatus> {
@@ -220,9 +236,11 @@ export class Uploads {
       }
       // Same content already stored: keep it, and refresh its mtime for a concurrent gc.
       const stored = !(await this.touch(digest));
-      await this.end(repo, id, stored, hasRecord);
+      // The blob and its link are in place before the session ends: a crash at any point leaves
+      // the session with its acknowledged bytes, or the blob (docs/STORAGE.md, "Uploads").
       const move = async (): Promise<void> => (stored ? this.driver.move(paths.uploadData(repo, id), paths.blobData(digest)) : undefined);
       await allDone([move(), onVerified?.()]);
+      await this.end(repo, id, stored, hasRecord);
       return { size: offset, stored };
     });
   }
@@ -238,9 +256,13 @@ export class Uploads {
     return `${algorithm}:${h.digest('hex')}`;
   }
 
-  /** Removes sessions untouched for `maxAgeMs` in `repos`. Returns how many went. */
-  async purge(repos: string[], maxAgeMs: number, now = Date.now()): Promise<number> {
-    let n = 0;
+  /**
+   * Removes sessions untouched for `maxAgeMs` in `repos` (with `dryRun`, only lists them). Returns
+   * them with the bytes each held, for gc's report and the audit log.
+   */
+  async purge(repos: string[], maxAgeMs: number, opts: { now?: number; dryRun?: boolean } = {}): Promise<StaleUpload[]> {
+    const now = opts.now ?? Date.now();
+    const out: StaleUpload[] = [];
     for (const repo of repos) {
       const names = await this.driver.list(paths.uploads(repo));
       // A record whose data file is gone (a crash while a session ended) goes with its session.
@@ -248,11 +270,11 @@ export class Uploads {
       for (const id of ids) {
         const st = await this.driver.stat(paths.uploadData(repo, id));
         if (!st || now - st.mtimeMs > maxAgeMs) {
-          await this.mutex.exclusive(id, () => this.end(repo, id));
-          n++;
+          if (!opts.dryRun) await this.mutex.exclusive(id, () => this.end(repo, id));
+          out.push({ repo, id, bytes: st?.size ?? 0, idleMs: st ? now - st.mtimeMs : 0 });
         }
       }
     }
-    return n;
+    return out;
   }
 }

@@ -6,6 +6,7 @@ import { RemoteRepository, nextLink, type RepositoryOptions } from './repository
 export { RemoteBlobSource, parseMultipart, type RemoteBlobSourceOptions, type TransferStats } from './ranged.js';
 export { RemoteRepository, referrersTag, nextLink, type RepositoryOptions, type ReferrersMode } from './repository.js';
 export { Transport, mergeScopes, parseRetryAfter, backoff, isTransientNetworkError, type TransportOptions, type RetryOptions } from './http.js';
+export { UploadSessionFile, type UploadSessions, type SavedSession } from './sessions.js';
 export { parseChallenges, formatChallenges, type Challenge } from './challenge.js';
 export {
   CredentialStore,
@@ -35,7 +36,7 @@ export class Registry {
     this.host = host;
     this.ownTransport = !opts.transport;
     this.transport = opts.transport ?? new Transport(opts);
-    this.repoOpts = { chunkSize: opts.chunkSize, referrers: opts.referrers, deleteOldReferrersIndex: opts.deleteOldReferrersIndex, cache: opts.cache };
+    this.repoOpts = { chunkSize: opts.chunkSize, referrers: opts.referrers, deleteOldReferrersIndex: opts.deleteOldReferrersIndex, cache: opts.cache, sessions: opts.sessions };
   }
 
   repository(name: string, opts: RepositoryOptions = {}): RemoteRepository {

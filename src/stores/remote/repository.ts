@@ -29,6 +29,7 @@ import {
 } from '../../content/index.js';
 import { Transport, responseError, isTransientNetworkError, backoff, type SendResponse, type Method } from './http.js';
 import { BlobUploader, type SendOptions } from './upload.js';
+import type { UploadSessions } from './sessions.js';
 
 /** How the repository lists referrers: the API, or the `sha256-<hex>` tag schema (distribution-spec v1.1). */
 export type ReferrersMode = 'auto' | 'api' | 'tag';
@@ -42,6 +43,8 @@ export interface RepositoryOptions {
   deleteOldReferrersIndex?: boolean;
   /** A local cache of content by digest (`WHARF_CACHE`): repeated pulls need no network. */
   cache?: ContentCache;
+  /** Where chunked uploads remember their sessions, so that an interrupted push resumes (UploadSessionFile). */
+  sessions?: UploadSessions;
 }
 
 const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
@@ -78,6 +81,8 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
       name: this.name,
       transport,
       chunkSize: opts.chunkSize && opts.chunkSize > 0 ? opts.chunkSize : 0,
+      host,
+      ...(opts.sessions ? { sessions: opts.sessions } : {}),
       send: (method, url, actions, o) => this.send(method, url, actions, o),
       url: (path, query) => this.url(path, query),
     });
@@ -233,9 +238,17 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
     return Readable.from(verifyChunks(this.resumingBody(first, url, headers, desc, opts), desc));
   }
 
-  private async *resumingBody(first: SendResponse, url: URL, headers: Record<string, string>, desc: Descriptor, opts: OpOptions): AsyncGenerator<Buffer> {
+  /** A blob from byte `offset` on, unverified (RangeFetcher: a download resumed by another run). */
+  async fetchFrom(desc: Descriptor, offset: number, opts: OpOptions = {}): Promise<Readable> {
+    const kind = this.kind(desc);
+    const headers: Record<string, string> = kind === 'manifests' ? { accept: MANIFEST_ACCEPT } : {};
+    return Readable.from(this.resumingBody(undefined, this.url(`${kind}/${desc.digest}`), headers, desc, opts, offset));
+  }
+
+  /** `first`: the answer to a GET of the whole content; without it, a ranged GET from `from`. */
+  private async *resumingBody(first: SendResponse | undefined, url: URL, headers: Record<string, string>, desc: Descriptor, opts: OpOptions, from = 0): AsyncGenerator<Buffer> {
     const { attempts, baseDelayMs, maxDelayMs } = this.transport.retryOptions;
-    let offset = 0;
+    let offset = from;
     let res: SendResponse | undefined = first;
     let failures = 0;
     for (;;) {

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { OciError, isOciError, parseContentRange, type Descriptor } from '../../spec/index.js';
 import { VerifyStream, DigestingStream, type OpOptions, type IngestSource } from '../../content/index.js';
 import { responseError, isTransientNetworkError, backoff, type Transport, type SendResponse, type Method } from './http.js';
+import type { UploadSessions } from './sessions.js';
 
 export type SendOptions = OpOptions & { headers?: Record<string, string>; body?: Buffer | Readable; scopes?: string[]; retry?: boolean };
 
@@ -12,6 +13,10 @@ export interface UploadTarget {
   readonly transport: Transport;
   /** PATCH size of chunked uploads; 0 sends each blob in one request. */
   readonly chunkSize: number;
+  /** The registry, for the keys of `sessions`. */
+  readonly host: string;
+  /** Where chunked uploads remember their sessions, so that an interrupted one resumes. */
+  readonly sessions?: UploadSessions;
   send(method: Method, url: URL, actions: string, opts?: SendOptions): Promise<SendResponse>;
   url(path: string, query?: Record<string, string | undefined>): URL;
 }
@@ -26,16 +31,64 @@ export class BlobUploader {
 
   /** Uploads a blob the registry does not have, checked against `desc` as it goes. */
   async upload(desc: Descriptor, content: Readable, opts: OpOptions): Promise<void> {
-    const location = await this.start(opts);
-    const verified = new VerifyStream(desc);
-    content.on('error', (err) => verified.destroy(err));
-    content.pipe(verified);
+    // Piped only once there is a session to read it into: a failed check must have a reader.
+    const verify = (): VerifyStream => {
+      const verified = new VerifyStream(desc);
+      content.on('error', (err) => verified.destroy(err));
+      return content.pipe(verified);
+    };
     if (this.r.chunkSize) {
-      const loc = await this.uploadChunks(location, verified, this.r.chunkSize, desc.digest, opts);
-      await this.finish(loc, desc.digest, Buffer.alloc(0), opts);
+      const key = this.key(desc.digest);
+      const s = await this.resume(key, desc.size, opts);
+      try {
+        const loc = await this.uploadChunks(s.loc, verify(), this.r.chunkSize, desc.digest, opts, key, s.offset);
+        await this.finish(loc, desc.digest, Buffer.alloc(0), opts);
+      } catch (err) {
+        if (!opts.signal?.aborted) await this.forget(key);
+        throw err;
+      }
+      await this.forget(key);
     } else {
-      await this.finish(location, desc.digest, verified, opts, desc.size);
+      const loc = await this.start(opts);
+      await this.finish(loc, desc.digest, verify(), opts, desc.size);
     }
+  }
+
+  /** The key of an upload in `sessions`: registry, repository and what identifies the content. */
+  private key(content: string | undefined): string | undefined {
+    return this.r.sessions && content !== undefined ? `${this.r.host}/${this.r.name}@${content}` : undefined;
+  }
+
+  private async forget(key: string | undefined): Promise<void> {
+    if (key) await this.r.sessions?.drop(key).catch(() => undefined);
+  }
+
+  /**
+   * The session to upload into: the one saved under `key`, from the offset the registry reports
+   * for it now (GET on the upload URL, `Range`), else a new one at 0. A session the registry no
+   * longer knows (purged, or it ended) is forgotten.
+   */
+  private async resume(key: string | undefined, size: number, opts: OpOptions): Promise<{ loc: URL; offset: number }> {
+    const saved = key ? await this.r.sessions?.get(key).catch(() => undefined) : undefined;
+    if (key && saved) {
+      try {
+        const loc = new URL(saved.location);
+        const st = await this.r.send('GET', loc, 'pull,push', { ...opts, retry: false });
+        await st.body.dump();
+        const range = st.headers.range;
+        // "0-0" is also how registries write an empty session.
+        const got = !range || (range === '0-0' && saved.offset !== 1) ? 0 : parseContentRange(range).end + 1;
+        if (st.status === 204 && got <= size) {
+          this.r.transport.debug(`upload ${key}: resuming the saved session at byte ${got}`);
+          return { loc: st.headers.location ? new URL(st.headers.location, st.url) : loc, offset: got };
+        }
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+      }
+      this.r.transport.debug(`upload ${key}: the saved session is gone; starting a new one`);
+      await this.forget(key);
+    }
+    return { loc: await this.start(opts), offset: 0 };
   }
 
   /**
@@ -50,24 +103,31 @@ export class BlobUploader {
     const { attempts, baseDelayMs, maxDelayMs } = this.r.transport.retryOptions;
     const what = src.name ?? 'content';
     const chunkSize = this.r.chunkSize;
+    const key = chunkSize ? this.key(src.resumeKey) : undefined;
     for (let failures = 0; ; ) {
-      let loc = await this.start(opts);
+      const s = chunkSize ? await this.resume(key, src.size, opts) : { loc: await this.start(opts), offset: 0 };
+      let loc = s.loc;
       const counted = new DigestingStream(src.size, what);
       const body = src.open();
       body.on('error', (err) => counted.destroy(err));
       body.pipe(counted);
       try {
-        if (chunkSize) loc = await this.uploadChunks(loc, counted, chunkSize, what, opts);
+        if (chunkSize) loc = await this.uploadChunks(loc, counted, chunkSize, what, opts, key, s.offset);
         else if (src.size > 0) loc = await this.patchStream(loc, counted, src.size, what, opts);
         else await drain(counted);
         const digest = counted.digest;
         await src.check?.();
         await this.finish(loc, digest, Buffer.alloc(0), opts);
+        await this.forget(key);
         return { mediaType, digest, size: src.size };
       } catch (err) {
         body.destroy();
         counted.destroy();
-        await this.cancel(loc);
+        // An interrupted chunked upload keeps its session, for the next run to resume.
+        if (!(key && opts.signal?.aborted)) {
+          await this.cancel(loc);
+          await this.forget(key);
+        }
         // A changed file is not retried: its next read would be another file.
         const changed = isOciError(err, 'SIZE_INVALID') || isOciError(err, 'DIGEST_INVALID');
         if (chunkSize || changed || !isRetryableUploadError(err) || ++failures >= attempts) throw err;
@@ -130,16 +190,20 @@ export class BlobUploader {
   /**
    * PATCHes `chunkSize` pieces and returns the session's location for the final PUT. One chunk is
    * held in memory until the registry acknowledges it, so that after a failure we can ask the
-   * registry how far it got (GET on the upload URL, `Range`) and resend from there.
+   * registry how far it got (GET on the upload URL, `Range`) and resend from there. `start`: bytes
+   * the session already holds (a resumed one); they are read, for the digest, but not sent. Each
+   * acknowledged offset is saved under `key`.
    */
-  private async uploadChunks(location: URL, body: Readable, chunkSize: number, what: string, opts: OpOptions): Promise<URL> {
+  private async uploadChunks(location: URL, body: Readable, chunkSize: number, what: string, opts: OpOptions, key?: string, start = 0): Promise<URL> {
     const { attempts, baseDelayMs, maxDelayMs } = this.r.transport.retryOptions;
     let loc = location;
-    let offset = 0; // bytes the registry has acknowledged
+    let offset = start; // bytes the registry has acknowledged
+    let end = 0; // bytes read so far
     for await (const chunk of chunks(body, chunkSize)) {
-      const chunkStart = offset;
+      const chunkStart = end;
+      end += chunk.length;
       let failures = 0;
-      while (offset < chunkStart + chunk.length) {
+      while (offset < end) {
         const part = chunk.subarray(offset - chunkStart);
         try {
           const res = await this.r.send('PATCH', loc, 'pull,push', {
@@ -157,6 +221,7 @@ export class BlobUploader {
           await res.body.dump();
           if (res.headers.location) loc = new URL(res.headers.location, res.url);
           offset += part.length;
+          if (key) await this.r.sessions?.save(key, { location: loc.href, offset }).catch(() => undefined);
         } catch (err) {
           if (++failures >= attempts || !isRetryableUploadError(err)) throw err;
           await sleep(backoff(failures, baseDelayMs, maxDelayMs), undefined, { signal: opts.signal });
