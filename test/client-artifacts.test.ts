@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as tarStream from 'tar-stream';
-import { digestOf, MediaType, Annotation, EMPTY_JSON_DIGEST, EMPTY_JSON_BYTES, isOciError, type Descriptor } from '../src/spec/index.js';
+import { digestOf, MediaType, Annotation, EMPTY_JSON_DIGEST, EMPTY_JSON_BYTES, isOciError, type Descriptor, isWharfError } from '../src/spec/index.js';
 import { readAllVerified } from '../src/content/index.js';
 import { Registry, type RemoteRepository } from '../src/stores/remote/index.js';
 import { LayoutStore, LayoutTarStore } from '../src/stores/layout/index.js';
@@ -171,7 +171,7 @@ describe('client: push, pull, copy, attach, discover, backup against Distributio
     await pushRaw(repo, [{ data: await tarGz([{ name: 'd/inner', type: 'symlink', linkname: 'x' }, { name: 'd/x', content: 'fine' }]), annotations: unpack('d'), mediaType: MediaType.ImageLayerGzip }], 'fine');
     const out = join(work, 'hostile2');
     for (const tag of ['dotdot', 'symabs', 'symrel']) {
-      await assert.rejects(pullArtifact(repo, tag, { output: out }), (e) => isOciError(e, 'INVALID_ARGUMENT'), tag);
+      await assert.rejects(pullArtifact(repo, tag, { output: out }), (e) => isWharfError(e, 'INVALID_ARGUMENT'), tag);
     }
     assert.deepEqual(await readdir(outside), []);
     assert.equal(existsSync(out), false, 'nothing left behind, not even the output directory the pull made');

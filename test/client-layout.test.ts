@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import * as tarStream from 'tar-stream';
-import { digestOf, MediaType, Annotation, isOciError, type Descriptor } from '../src/spec/index.js';
+import { digestOf, MediaType, Annotation, isOciError, type Descriptor, isKnownError } from '../src/spec/index.js';
 import { copyGraph, readAllVerified } from '../src/content/index.js';
 import { LayoutStore, LayoutTarStore } from '../src/stores/layout/index.js';
 import { openTarget } from '../src/client/index.js';
@@ -134,13 +134,13 @@ describe('layout directory', () => {
     assert.equal(dst.reference, 'v1');
     await dst.close();
     const missingTar = join(dir, 'missing.tar');
-    await assert.rejects(openTarget(`${missingTar}:v1`, { create: false }), (e: unknown) => isOciError(e) && e.message === `${missingTar} does not exist`);
+    await assert.rejects(openTarget(`${missingTar}:v1`, { create: false }), (e: unknown) => isKnownError(e) && e.message === `${missingTar} does not exist`);
     const notTar = join(dir, 'not.tar');
     await writeFile(notTar, 'plain text');
-    await assert.rejects(openTarget(notTar, { create: false }), (e: unknown) => isOciError(e) && e.message.startsWith(`${notTar} is not a readable tar archive`));
+    await assert.rejects(openTarget(notTar, { create: false }), (e: unknown) => isKnownError(e) && e.message.startsWith(`${notTar} is not a readable tar archive`));
     const foreign = join(dir, 'foreign.tar');
     await writeFile(foreign, await tarOf({ 'hello.txt': 'hi' }));
-    await assert.rejects(openTarget(foreign, { create: false }), (e: unknown) => isOciError(e) && e.message.includes(`${foreign} is not an OCI image layout archive`));
+    await assert.rejects(openTarget(foreign, { create: false }), (e: unknown) => isKnownError(e) && e.message.includes(`${foreign} is not an OCI image layout archive`));
   });
 });
 

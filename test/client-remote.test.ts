@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { digestOf, MediaType, EMPTY_JSON_DIGEST, EMPTY_JSON_BYTES, isOciError, type Descriptor } from '../src/spec/index.js';
+import { digestOf, MediaType, EMPTY_JSON_DIGEST, EMPTY_JSON_BYTES, isOciError, type Descriptor, isKnownError } from '../src/spec/index.js';
 import { readAllVerified, copyGraph } from '../src/content/index.js';
 import { MemoryStore } from '../src/stores/memory/index.js';
 import { Registry, RemoteRepository, referrersTag } from '../src/stores/remote/index.js';
@@ -379,7 +379,7 @@ describe('remote: faults injected by a proxy in front of Distribution', { skip }
     });
     const reg = new Registry(proxy.host, { plainHttp: true, retry: FAST_RETRY });
     try {
-      await assert.rejects(reg.repository('fault/down').resolve('v1'), (e) => isOciError(e) && /HTTP 500/.test(e.message));
+      await assert.rejects(reg.repository('fault/down').resolve('v1'), (e) => isKnownError(e) && /HTTP 500/.test(e.message));
       // Every attempt of the HEAD, then one GET for the error body that HEAD cannot carry.
       assert.equal(n, FAST_RETRY.attempts + 1);
     } finally {
@@ -432,7 +432,7 @@ describe('remote: faults injected by a proxy in front of Distribution', { skip }
     try {
       const repo = reg.repository('fault/chunks2');
       const d = blob(data);
-      await assert.rejects(repo.push(d, Readable.from([data])), (e) => isOciError(e) && /upload status/.test(e.message));
+      await assert.rejects(repo.push(d, Readable.from([data])), (e) => isKnownError(e) && /upload status/.test(e.message));
       assert.equal(await repo.exists(d), false);
     } finally {
       await reg.close();

@@ -1,4 +1,4 @@
-import { isOciError } from '../spec/index.js';
+import { isKnownError } from '../spec/index.js';
 
 /** Thrown by commands: a one-line message for the user and the exit code. */
 export class ExitError extends Error {
@@ -13,7 +13,7 @@ export class ExitError extends Error {
 /** One line that says what went wrong; the stack only with --debug. */
 export function describeError(err: unknown, debug: boolean): { message: string; exitCode: number } {
   if (err instanceof ExitError) return { message: err.message, exitCode: err.exitCode };
-  if (isOciError(err)) return { message: `${err.code}: ${err.message}`, exitCode: 1 };
+  if (isKnownError(err)) return { message: `${err.code}: ${err.message}`, exitCode: 1 };
   if (err instanceof Error) {
     const fs = describeFsError(err as NodeJS.ErrnoException);
     if (fs) return { message: debug && err.stack ? `${fs}\n${err.stack}` : fs, exitCode: 1 };

@@ -1,10 +1,4 @@
-import {
-  OciError,
-  isIndexMediaType,
-  isManifestMediaType,
-  type Descriptor,
-  type ImageIndex,
-} from '../spec/index.js';
+import { OciError, isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, WharfError } from '../spec/index.js';
 import { copyGraph, fetchManifest, hasReferrers, hasTags, type ReadOnlyTarget, type Target, type CopyGraphOptions } from '../content/index.js';
 import { RemoteRepository } from '../stores/remote/index.js';
 import { parsePlatform, platformMatches } from './pull.js';
@@ -50,7 +44,7 @@ export async function selectPlatform(src: ReadOnlyTarget, root: Descriptor, plat
   const want = parsePlatform(platform);
   const idx = JSON.parse((await fetchManifest(src, root, { signal })).toString('utf8')) as ImageIndex;
   const m = idx.manifests.find((d) => platformMatches(want, d.platform));
-  if (!m) throw new OciError('NOT_FOUND', `no manifest for platform ${platform} in ${root.digest}; it has ${idx.manifests.map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}${d.platform.variant ? `/${d.platform.variant}` : ''}` : '?')).join(', ')}`);
+  if (!m) throw new WharfError('NOT_FOUND', `no manifest for platform ${platform} in ${root.digest}; it has ${idx.manifests.map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}${d.platform.variant ? `/${d.platform.variant}` : ''}` : '?')).join(', ')}`);
   return m;
 }
 

@@ -5,17 +5,7 @@ import { arch, tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  OciError,
-  MediaType,
-  Annotation,
-  digestOf,
-  isIndexMediaType,
-  type ByteRange,
-  type Descriptor,
-  type ImageIndex,
-  type ImageManifest,
-} from '../spec/index.js';
+import { OciError, MediaType, Annotation, digestOf, isIndexMediaType, type ByteRange, type Descriptor, type ImageIndex, type ImageManifest, WharfError } from '../spec/index.js';
 import { fetchManifest, type OpOptions, type ReadOnlyTarget, type Target } from '../content/index.js';
 import { RemoteRepository, RemoteBlobSource, type TransferStats } from '../stores/remote/index.js';
 import {
@@ -174,7 +164,7 @@ class FileLayerFS extends TreeFS {
 
   createReadStream(path: string, range?: ReadRange): Readable {
     const st = this.tree.resolve(path);
-    if (st.type !== 'file') throw new OciError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
+    if (st.type !== 'file') throw new WharfError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
     const { start, end } = clampRange(st.size, range, path);
     let pos = 0;
     // Bytes outside the range are read and dropped: the digest covers the whole blob.
@@ -237,7 +227,7 @@ class OverlayFS extends TreeFS {
   createReadStream(path: string, range?: ReadRange): Readable {
     const st = this.tree.resolve(path);
     const fs = this.owner.get(st.path);
-    if (!fs || st.type !== 'file') throw new OciError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
+    if (!fs || st.type !== 'file') throw new WharfError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
     return fs.createReadStream(st.path, range);
   }
   async close(): Promise<void> {
@@ -280,7 +270,7 @@ export async function openArtifact(target: ReadOnlyTarget, reference: string, op
     const children = (doc as ImageIndex).manifests ?? [];
     const want = opts.platform ? parsePlatform(opts.platform) : { os: 'linux', architecture: GO_ARCH[arch()] ?? arch() };
     const pick = children.find((m) => platformMatches(want, m.platform)) ?? (!opts.platform && children.length === 1 ? children[0] : undefined);
-    if (!pick) throw new OciError('NOT_FOUND', `no manifest in index ${desc.digest} for platform ${want.os}/${want.architecture}; choose one with --platform`);
+    if (!pick) throw new WharfError('NOT_FOUND', `no manifest in index ${desc.digest} for platform ${want.os}/${want.architecture}; choose one with --platform`);
     desc = pick;
     doc = JSON.parse((await fetchManifest(target, desc, opts)).toString('utf8')) as ImageManifest;
   }
@@ -419,7 +409,7 @@ async function checkParents(root: string, dest: string, allow: boolean): Promise
     const st = await lstat(p).catch(() => undefined);
     if (st?.isSymbolicLink()) {
       const real = await realpath(p).catch(() => '');
-      if (!within(realRoot, real)) throw new OciError('INVALID_ARGUMENT', `${relative(root, dest)} would be written through a symbolic link out of the output directory (${p}); pass --allow-path-traversal if you trust it`);
+      if (!within(realRoot, real)) throw new WharfError('INVALID_ARGUMENT', `${relative(root, dest)} would be written through a symbolic link out of the output directory (${p}); pass --allow-path-traversal if you trust it`);
     }
     p = dirname(p);
   }
@@ -445,7 +435,7 @@ export async function getFiles(fs: LayerFS, patterns: string[], opts: GetOptions
   const maxTotal = opts.maxTotalSize ?? GET_DEFAULTS.maxTotalSize;
   const maxFile = opts.maxFileSize ?? GET_DEFAULTS.maxFileSize;
   const picked = selectEntries(fs.list(), patterns);
-  if (picked.length === 0) throw new OciError('NOT_FOUND', `nothing in the artifact matches ${patterns.map((p) => `"${p}"`).join(', ')}`);
+  if (picked.length === 0) throw new WharfError('NOT_FOUND', `nothing in the artifact matches ${patterns.map((p) => `"${p}"`).join(', ')}`);
   if (picked.length > maxFiles) throw new OciError('SIZE_INVALID', `${picked.length} entries selected, over the limit of ${maxFiles} (--max-files)`);
   let total = 0;
   for (const st of picked) {
@@ -457,10 +447,10 @@ export async function getFiles(fs: LayerFS, patterns: string[], opts: GetOptions
   // Every destination and symlink target is checked before anything is written.
   for (const st of picked) {
     const dest = resolve(out, st.path);
-    if (st.path !== '' && !within(out, dest)) throw new OciError('INVALID_ARGUMENT', `entry "${st.path}" would be written outside the output directory`);
+    if (st.path !== '' && !within(out, dest)) throw new WharfError('INVALID_ARGUMENT', `entry "${st.path}" would be written outside the output directory`);
     const target = st.linkName ?? '';
     if (st.type === 'symlink' && !allow && (isAbsolute(target) || !within(out, resolve(dirname(dest), target)))) {
-      throw new OciError('INVALID_ARGUMENT', `entry "${st.path}" is a symbolic link pointing out of the output directory (${target}); pass --allow-path-traversal if you trust it`);
+      throw new WharfError('INVALID_ARGUMENT', `entry "${st.path}" is a symbolic link pointing out of the output directory (${target}); pass --allow-path-traversal if you trust it`);
     }
   }
   await mkdir(out, { recursive: true });
@@ -491,26 +481,26 @@ export async function getFiles(fs: LayerFS, patterns: string[], opts: GetOptions
     const dest = resolve(out, st.path);
     if (!within(out, dest) || st.path === '') {
       if (st.path === '') continue;
-      throw new OciError('INVALID_ARGUMENT', `entry "${st.path}" would be written outside the output directory`);
+      throw new WharfError('INVALID_ARGUMENT', `entry "${st.path}" would be written outside the output directory`);
     }
     // Checked before mkdir, which would otherwise follow a symlink out and create directories there.
     await checkParents(out, dest, allow);
     await mkdir(dirname(dest), { recursive: true });
     const existing = await lstat(dest).catch(() => undefined);
     if (existing && st.type !== 'dir') {
-      if (opts.keepOldFiles) throw new OciError('INVALID_ARGUMENT', `${dest} exists; not overwriting it (--keep-old-files)`);
-      if (existing.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${dest} is a directory; not replacing it with a ${st.type}`);
+      if (opts.keepOldFiles) throw new WharfError('INVALID_ARGUMENT', `${dest} exists; not overwriting it (--keep-old-files)`);
+      if (existing.isDirectory()) throw new WharfError('INVALID_ARGUMENT', `${dest} is a directory; not replacing it with a ${st.type}`);
     }
     switch (st.type) {
       case 'dir':
-        if (existing && !existing.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${dest} exists and is not a directory`);
+        if (existing && !existing.isDirectory()) throw new WharfError('INVALID_ARGUMENT', `${dest} exists and is not a directory`);
         await mkdir(dest, { recursive: true });
         dirs.push([dest, st]);
         break;
       case 'symlink': {
         const target = st.linkName ?? '';
         if (!allow && (isAbsolute(target) || !within(out, resolve(dirname(dest), target)))) {
-          throw new OciError('INVALID_ARGUMENT', `entry "${st.path}" is a symbolic link pointing out of the output directory (${target}); pass --allow-path-traversal if you trust it`);
+          throw new WharfError('INVALID_ARGUMENT', `entry "${st.path}" is a symbolic link pointing out of the output directory (${target}); pass --allow-path-traversal if you trust it`);
         }
         if (existing) await rm(dest, { force: true });
         await symlink(target, dest);

@@ -1,15 +1,5 @@
 import { Readable } from 'node:stream';
-import {
-  OciError,
-  MediaType,
-  digestOf,
-  isIndexMediaType,
-  isDigest,
-  type Descriptor,
-  type ImageIndex,
-  type ImageManifest,
-  type Platform,
-} from '../spec/index.js';
+import { MediaType, digestOf, isIndexMediaType, isDigest, type Descriptor, type ImageIndex, type ImageManifest, type Platform, WharfError } from '../spec/index.js';
 import { fetchManifest, readAllVerified, type Target, type ReadOnlyTarget } from '../content/index.js';
 
 /** A manifest's descriptor for an index: its platform read from an image config, its artifact type. */
@@ -59,12 +49,12 @@ export async function createIndex(dst: Target, sources: string[], opts: IndexOpt
 /** Adds and removes manifests of an existing index and pushes the result (`manifest index update`). */
 export async function updateIndex(dst: Target, reference: string, change: { add?: string[]; remove?: string[] }, opts: IndexOptions = {}): Promise<{ desc: Descriptor; body: Buffer }> {
   const cur = await dst.resolve(reference, { signal: opts.signal });
-  if (!isIndexMediaType(cur.mediaType)) throw new OciError('INVALID_ARGUMENT', `${reference} is a ${cur.mediaType}, not an index`);
+  if (!isIndexMediaType(cur.mediaType)) throw new WharfError('INVALID_ARGUMENT', `${reference} is a ${cur.mediaType}, not an index`);
   const index = JSON.parse((await fetchManifest(dst, cur, { signal: opts.signal })).toString('utf8')) as ImageIndex;
   let manifests = index.manifests;
   for (const r of change.remove ?? []) {
     const digest = isDigest(r) ? r : (await dst.resolve(r, { signal: opts.signal })).digest;
-    if (!manifests.some((m) => m.digest === digest)) throw new OciError('NOT_FOUND', `${r} is not in index ${cur.digest}`);
+    if (!manifests.some((m) => m.digest === digest)) throw new WharfError('NOT_FOUND', `${r} is not in index ${cur.digest}`);
     manifests = manifests.filter((m) => m.digest !== digest);
   }
   for (const a of change.add ?? []) {

@@ -5,18 +5,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import {
-  OciError,
-  Annotation,
-  createDigester,
-  isOciError,
-  isIndexMediaType,
-  isManifestMediaType,
-  type Descriptor,
-  type ImageIndex,
-  type ImageManifest,
-  type Platform,
-} from '../spec/index.js';
+import { OciError, Annotation, createDigester, isOciError, isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest, type Platform, WharfError, isKnownError } from '../spec/index.js';
 import { VerifyStream, canFetchFrom, fetchManifest, fileReader, semaphore, writeChunksToFile, type ReadOnlyTarget } from '../content/index.js';
 import { MODE_ANNOTATION } from './push.js';
 import type { ProgressListener } from './source.js';
@@ -50,7 +39,7 @@ export interface PullResult {
 
 export function parsePlatform(s: string): Platform {
   const [os, architecture, variant] = s.split('/');
-  if (!os || !architecture) throw new OciError('INVALID_ARGUMENT', `platform "${s}" must be os/arch[/variant], e.g. linux/amd64`);
+  if (!os || !architecture) throw new WharfError('INVALID_ARGUMENT', `platform "${s}" must be os/arch[/variant], e.g. linux/amd64`);
   const p: Platform = { os, architecture };
   if (variant) p.variant = variant;
   return p;
@@ -70,7 +59,7 @@ function checkRelative(name: string, allow: boolean, what: string): void {
   if (allow) return;
   const parts = name.split(/[/\\]/);
   if (isAbsolute(name) || /^[A-Za-z]:/.test(name) || parts.includes('..') || name === '') {
-    throw new OciError('INVALID_ARGUMENT', `${what} "${name}" would be written outside the output directory; pass --allow-path-traversal if you trust it`);
+    throw new WharfError('INVALID_ARGUMENT', `${what} "${name}" would be written outside the output directory; pass --allow-path-traversal if you trust it`);
   }
 }
 
@@ -83,10 +72,10 @@ async function checkNoEscape(root: string, dir: string, allow: boolean, what: st
   for (;;) {
     try {
       const real = await realpath(p);
-      if (!within(realRoot, real)) throw new OciError('INVALID_ARGUMENT', `${what} leads through a symbolic link out of the output directory (${p} -> ${real}); pass --allow-path-traversal if you trust it`);
+      if (!within(realRoot, real)) throw new WharfError('INVALID_ARGUMENT', `${what} leads through a symbolic link out of the output directory (${p} -> ${real}); pass --allow-path-traversal if you trust it`);
       return;
     } catch (err) {
-      if (err instanceof OciError) throw err;
+      if (isKnownError(err)) throw err;
       const parent = dirname(p);
       if (parent === p) return;
       p = parent;
@@ -124,14 +113,14 @@ async function selectManifests(src: ReadOnlyTarget, root: Descriptor, opts: Pull
         children = children.filter((m) => platformMatches(want, m.platform));
       }
       if ((opts.artifactType || opts.platform) && children.length === 0) {
-        throw new OciError('NOT_FOUND', `no manifest in index ${desc.digest} matches${opts.artifactType ? ` artifact type ${opts.artifactType}` : ''}${opts.platform ? ` platform ${opts.platform}` : ''}`);
+        throw new WharfError('NOT_FOUND', `no manifest in index ${desc.digest} matches${opts.artifactType ? ` artifact type ${opts.artifactType}` : ''}${opts.platform ? ` platform ${opts.platform}` : ''}`);
       }
       if (opts.artifactType || opts.platform) children = children.slice(0, 1);
       for (const c of children) await visit(c, false);
     } else {
       const m = doc as ImageManifest;
       if (top && opts.artifactType && (m.artifactType ?? m.config?.mediaType) !== opts.artifactType) {
-        throw new OciError('NOT_FOUND', `${desc.digest} is of artifact type ${m.artifactType ?? m.config?.mediaType}, not ${opts.artifactType}`);
+        throw new WharfError('NOT_FOUND', `${desc.digest} is of artifact type ${m.artifactType ?? m.config?.mediaType}, not ${opts.artifactType}`);
       }
       out.push({ desc, manifest: m });
     }
@@ -188,7 +177,7 @@ async function pullLayers(src: ReadOnlyTarget, root: Descriptor, out: string, la
     const dest = resolve(out, title);
     if (!opts.allowPathTraversal && !within(out, dest)) checkRelative('..', false, `file "${title}"`);
     await checkNoEscape(out, dirname(dest), Boolean(opts.allowPathTraversal), `file "${title}"`);
-    if (opts.keepOldFiles && (await pathExists(dest))) throw new OciError('INVALID_ARGUMENT', `${dest} exists; not overwriting it (--keep-old-files)`);
+    if (opts.keepOldFiles && (await pathExists(dest))) throw new WharfError('INVALID_ARGUMENT', `${dest} exists; not overwriting it (--keep-old-files)`);
   }
   const limit = semaphore(opts.concurrency ?? 3);
   const files: PulledFile[] = [];
@@ -295,7 +284,7 @@ async function unpackInto(archive: string, out: string, title: string, tarDigest
         }
         checkRelative(name, allow, 'archive entry');
         if (!allow && name !== title && !name.startsWith(`${title}/`)) {
-          throw new OciError('INVALID_ARGUMENT', `archive entry "${name}" is not under "${title}"; pass --allow-path-traversal if you trust it`);
+          throw new WharfError('INVALID_ARGUMENT', `archive entry "${name}" is not under "${title}"; pass --allow-path-traversal if you trust it`);
         }
         const target = join(staging, name);
         if (!allow) {
@@ -303,7 +292,7 @@ async function unpackInto(archive: string, out: string, title: string, tarDigest
           let p = dirname(target);
           while (p.length > staging.length) {
             const st = await lstat(p).catch(() => undefined);
-            if (st?.isSymbolicLink()) throw new OciError('INVALID_ARGUMENT', `archive entry "${name}" would be written through a symbolic link`);
+            if (st?.isSymbolicLink()) throw new WharfError('INVALID_ARGUMENT', `archive entry "${name}" would be written through a symbolic link`);
             p = dirname(p);
           }
         }
@@ -327,7 +316,7 @@ async function unpackInto(archive: string, out: string, title: string, tarDigest
             const linkname = h.linkname ?? '';
             const finalPath = join(out, name);
             if (!allow && (isAbsolute(linkname) || !within(out, resolve(dirname(finalPath), linkname)))) {
-              throw new OciError('INVALID_ARGUMENT', `archive entry "${name}" is a symbolic link pointing out of the output directory (${linkname}); pass --allow-path-traversal if you trust it`);
+              throw new WharfError('INVALID_ARGUMENT', `archive entry "${name}" is a symbolic link pointing out of the output directory (${linkname}); pass --allow-path-traversal if you trust it`);
             }
             await symlink(linkname, target);
             entry.resume();
@@ -366,7 +355,7 @@ async function unpackInto(archive: string, out: string, title: string, tarDigest
     const staged = join(staging, title);
     if (!(await pathExists(staged))) await mkdir(staged, { recursive: true });
     if (await pathExists(dest)) {
-      if (opts.keepOldFiles) throw new OciError('INVALID_ARGUMENT', `${dest} exists; not overwriting it (--keep-old-files)`);
+      if (opts.keepOldFiles) throw new WharfError('INVALID_ARGUMENT', `${dest} exists; not overwriting it (--keep-old-files)`);
       await rm(dest, { recursive: true, force: true });
     }
     await mkdir(dirname(dest), { recursive: true });

@@ -5,17 +5,7 @@ import { basename, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import {
-  OciError,
-  MediaType,
-  Annotation,
-  EMPTY_JSON_DIGEST,
-  EMPTY_JSON_BYTES,
-  createDigester,
-  digestOf,
-  type Descriptor,
-  type ImageManifest,
-} from '../spec/index.js';
+import { OciError, MediaType, Annotation, EMPTY_JSON_DIGEST, EMPTY_JSON_BYTES, createDigester, digestOf, type Descriptor, type ImageManifest, WharfError } from '../spec/index.js';
 import { canIngest, copyGraph, fileReader, semaphore, type Storage, type Target } from '../content/index.js';
 import { LocalSource, withProgress, type ProgressListener } from './source.js';
 import { packTree } from './pack.js';
@@ -232,10 +222,10 @@ export async function pushArtifact(dst: Target, opts: PushOptions): Promise<Push
     const jobs: Array<Promise<void>> = [];
     for (const [i, f] of opts.files.entries()) {
       const st = await stat(f.path, { bigint: true }).catch(() => {
-        throw new OciError('INVALID_ARGUMENT', `${f.path}: no such file or directory`);
+        throw new WharfError('INVALID_ARGUMENT', `${f.path}: no such file or directory`);
       });
       const title = titleFor(f.path);
-      if (titles.has(title)) throw new OciError('INVALID_ARGUMENT', `two files would both be named "${title}" in the artifact`);
+      if (titles.has(title)) throw new WharfError('INVALID_ARGUMENT', `two files would both be named "${title}" in the artifact`);
       titles.add(title);
       const annotations: Record<string, string> = { [Annotation.Title]: title };
       const extra = (): void => void Object.assign(annotations, opts.fileAnnotations?.[title], opts.fileAnnotations?.[f.path]);
@@ -264,7 +254,7 @@ export async function pushArtifact(dst: Target, opts: PushOptions): Promise<Push
             throw err;
           }),
         );
-      } else throw new OciError('INVALID_ARGUMENT', `${f.path} is neither a file nor a directory`);
+      } else throw new WharfError('INVALID_ARGUMENT', `${f.path} is neither a file nor a directory`);
     }
     const settled = await Promise.allSettled(jobs);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -309,12 +299,12 @@ export async function readAnnotationFile(path: string): Promise<Record<string, R
   try {
     doc = JSON.parse(await readFile(path, 'utf8'));
   } catch (err) {
-    throw new OciError('INVALID_ARGUMENT', `cannot read annotation file ${path}: ${(err as Error).message}`);
+    throw new WharfError('INVALID_ARGUMENT', `cannot read annotation file ${path}: ${(err as Error).message}`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new OciError('INVALID_ARGUMENT', `${path}: expected {"$manifest": {...}, "<file>": {...}}`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new WharfError('INVALID_ARGUMENT', `${path}: expected {"$manifest": {...}, "<file>": {...}}`);
   for (const [k, v] of Object.entries(doc)) {
     if (typeof v !== 'object' || v === null || !Object.values(v).every((x) => typeof x === 'string')) {
-      throw new OciError('INVALID_ARGUMENT', `${path}: annotations of "${k}" must map strings to strings`);
+      throw new WharfError('INVALID_ARGUMENT', `${path}: annotations of "${k}" must map strings to strings`);
     }
   }
   return doc as Record<string, Record<string, string>>;

@@ -1,4 +1,4 @@
-import { OciError, parseReference, isDigest, isValidTag, truncate, type Descriptor } from '../spec/index.js';
+import { parseReference, isDigest, isValidTag, truncate, type Descriptor, WharfError, isKnownError } from '../spec/index.js';
 import type { Target, ReferrerLister, TagLister, Deleter } from '../content/index.js';
 import { Registry, Transport, RemoteRepository, type RegistryOptions } from '../stores/remote/index.js';
 import { LayoutStore, LayoutTarStore } from '../stores/layout/index.js';
@@ -69,14 +69,14 @@ export async function openTarget(input: string, opts: OpenTargetOptions = {}): P
     const tags = input.slice(colon + 1).split(',');
     refInput = `${input.slice(0, colon)}:${tags[0]}`;
     extraTags = tags.slice(1);
-    for (const t of extraTags) if (!isValidTag(t)) throw new OciError('INVALID_ARGUMENT', `invalid tag "${truncate(t)}" in "${truncate(input)}"`);
+    for (const t of extraTags) if (!isValidTag(t)) throw new WharfError('INVALID_ARGUMENT', `invalid tag "${truncate(t)}" in "${truncate(input)}"`);
   }
   let ref;
   try {
     ref = parseReference(refInput);
   } catch (err) {
-    if (err instanceof OciError && !opts.ociLayout && !input.includes('/')) {
-      throw new OciError('INVALID_ARGUMENT', `${err.message}; for an OCI layout directory pass --oci-layout`);
+    if (isKnownError(err) && !opts.ociLayout && !input.includes('/')) {
+      throw new WharfError('INVALID_ARGUMENT', `${err.message}; for an OCI layout directory pass --oci-layout`);
     }
     throw err;
   }

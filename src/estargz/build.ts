@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { gzip as gzipCb, type ZlibOptions } from 'node:zlib';
-import { OciError, createDigester, type Digest } from '../spec/index.js';
+import { createDigester, type Digest, WharfError } from '../spec/index.js';
 import { encodeHeader, padding, END_OF_ARCHIVE, type TarHeader } from './tar.js';
 import { DEFAULT_CHUNK_SIZE, TOC_TAR_NAME, encodeFooter, type Toc, type TocEntry } from './toc.js';
 
@@ -122,14 +122,14 @@ function modtime(sec: number): string | undefined {
  */
 export async function buildEstargz(dir: string, dest: Writable, opts: BuildOptions = {}): Promise<BuildResult> {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) throw new OciError('INVALID_ARGUMENT', `chunk size must be a positive number of bytes, not ${chunkSize}`);
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) throw new WharfError('INVALID_ARGUMENT', `chunk size must be a positive number of bytes, not ${chunkSize}`);
   const level = opts.level ?? 6;
   const w = new MemberWriter(dest, level, Math.max(1, opts.parallel ?? 4));
   const flushAt = Math.min(chunkSize, 1 << 20);
   const toc: Toc = { version: 1, entries: [] };
   const inodes = new Map<string, string>();
   const root = await lstat(dir).catch(() => undefined);
-  if (!root?.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${dir} is not a directory`);
+  if (!root?.isDirectory()) throw new WharfError('INVALID_ARGUMENT', `${dir} is not a directory`);
 
   const writeFile = async (abs: string, name: string, size: number, entry: TocEntry): Promise<void> => {
     const fh = await open(abs, 'r');
@@ -144,7 +144,7 @@ export async function buildEstargz(dir: string, dest: Writable, opts: BuildOptio
         let got = 0;
         while (got < n) {
           const { bytesRead } = await fh.read(buf, got, n - got, done + got);
-          if (bytesRead === 0) throw new OciError('INVALID_ARGUMENT', `${abs} shrank while it was being packed`);
+          if (bytesRead === 0) throw new WharfError('INVALID_ARGUMENT', `${abs} shrank while it was being packed`);
           got += bytesRead;
         }
         fileHash.update(buf);
@@ -183,7 +183,7 @@ export async function buildEstargz(dir: string, dest: Writable, opts: BuildOptio
         await w.add(encodeHeader(header), flushAt);
       }
       for (const child of (await readdir(abs)).sort()) {
-        if (name === '' && child === TOC_TAR_NAME) throw new OciError('INVALID_ARGUMENT', `${join(dir, child)}: the name ${TOC_TAR_NAME} is reserved for the eStargz index`);
+        if (name === '' && child === TOC_TAR_NAME) throw new WharfError('INVALID_ARGUMENT', `${join(dir, child)}: the name ${TOC_TAR_NAME} is reserved for the eStargz index`);
         await walk(join(abs, child), name === '' ? child : `${name}/${child}`);
       }
     } else if (st.isSymbolicLink()) {

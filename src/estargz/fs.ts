@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { OciError } from '../spec/index.js';
+import { WharfError } from '../spec/index.js';
 import { cleanName } from './toc.js';
 
 export type FileType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
@@ -92,7 +92,7 @@ export class Tree {
 
   lstat(path: string): FileStat {
     const n = this.nodes.get(cleanName(path));
-    if (!n) throw new OciError('NOT_FOUND', `${path}: no such file or directory in the layer`);
+    if (!n) throw new WharfError('NOT_FOUND', `${path}: no such file or directory in the layer`);
     return n.stat;
   }
 
@@ -107,7 +107,7 @@ export class Tree {
       for (let i = 0; i < parts.length; i++) {
         cur = cur ? `${cur}/${parts[i]}` : parts[i]!;
         const n = this.nodes.get(cur);
-        if (!n) throw new OciError('NOT_FOUND', `${path}: no such file or directory in the layer`);
+        if (!n) throw new WharfError('NOT_FOUND', `${path}: no such file or directory in the layer`);
         if (n.stat.type === 'symlink') {
           const target = n.stat.linkName ?? '';
           const base = target.startsWith('/') ? '' : cur.split('/').slice(0, -1).join('/');
@@ -121,13 +121,13 @@ export class Tree {
       if (st.type === 'hardlink') return this.lstat(st.linkName ?? '');
       return st;
     }
-    throw new OciError('INVALID_ARGUMENT', `${path}: too many levels of symbolic links`);
+    throw new WharfError('INVALID_ARGUMENT', `${path}: too many levels of symbolic links`);
   }
 
   readdir(path: string): string[] {
     const st = this.resolve(path);
     const n = this.nodes.get(st.path);
-    if (!n?.children) throw new OciError('INVALID_ARGUMENT', `${path}: not a directory`);
+    if (!n?.children) throw new WharfError('INVALID_ARGUMENT', `${path}: not a directory`);
     return [...n.children].sort();
   }
 }
@@ -137,7 +137,7 @@ export function clampRange(size: number, range: ReadRange | undefined, path: str
   const start = range?.start ?? 0;
   const end = Math.min(range?.end ?? size - 1, size - 1);
   if (!Number.isSafeInteger(start) || start < 0 || (range?.end !== undefined && (!Number.isSafeInteger(range.end) || range.end < start))) {
-    throw new OciError('INVALID_ARGUMENT', `bad range ${start}-${range?.end ?? ''} for ${path}`);
+    throw new WharfError('INVALID_ARGUMENT', `bad range ${start}-${range?.end ?? ''} for ${path}`);
   }
   return { start, end };
 }

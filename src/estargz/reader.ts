@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { createGunzip, crc32, inflateRaw, type ZlibOptions } from 'node:zlib';
-import { OciError, createDigester, type ByteRange } from '../spec/index.js';
+import { OciError, createDigester, type ByteRange, WharfError } from '../spec/index.js';
 import type { OpOptions } from '../content/index.js';
 import type { EstargzCache } from './cache.js';
 import { Tree, TreeFS, clampRange, type FileStat, type FileType, type ReadRange } from './fs.js';
@@ -269,7 +269,7 @@ export class EstargzReader extends TreeFS {
   /** The chunks a byte range of a file needs. */
   private plan(path: string, range?: ReadRange): { file: FileData; chunks: Chunk[]; start: number; end: number; name: string } {
     const st = this.tree.resolve(path);
-    if (st.type !== 'file') throw new OciError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
+    if (st.type !== 'file') throw new WharfError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
     const file = this.data.get(st.path)!;
     const { start, end } = clampRange(file.size, range, path);
     const chunks = file.chunks.filter((c) => c.fileOffset <= end && c.fileOffset + c.size > start);

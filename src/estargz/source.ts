@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { OciError, type ByteRange } from '../spec/index.js';
+import { type ByteRange, WharfError } from '../spec/index.js';
 import type { OpOptions } from '../content/index.js';
 
 /**
@@ -39,7 +39,7 @@ export class FileBlobSource implements RangedBlobSource {
         let got = 0;
         while (got < b.length) {
           const { bytesRead } = await fh.read(b, got, b.length - got, r.start + got);
-          if (bytesRead === 0) throw new OciError('RANGE_INVALID', `${this.path} ends before byte ${r.start + got}`);
+          if (bytesRead === 0) throw new WharfError('RANGE_INVALID', `${this.path} ends before byte ${r.start + got}`);
           got += bytesRead;
         }
         out.push(b);
@@ -65,7 +65,7 @@ export class BufferBlobSource implements RangedBlobSource {
 
   async read(ranges: ByteRange[]): Promise<Buffer[]> {
     return ranges.map((r) => {
-      if (r.start < 0 || r.end >= this.data.length || r.end < r.start) throw new OciError('RANGE_INVALID', `range ${r.start}-${r.end} is outside ${this.data.length} bytes`);
+      if (r.start < 0 || r.end >= this.data.length || r.end < r.start) throw new WharfError('RANGE_INVALID', `range ${r.start}-${r.end} is outside ${this.data.length} bytes`);
       return this.data.subarray(r.start, r.end + 1);
     });
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { OciError, createDigester, parseDigest } from '../spec/index.js';
+import { OciError, createDigester, parseDigest, WharfError } from '../spec/index.js';
 import type { OpOptions } from '../content/index.js';
 import { Tree, TreeFS, clampRange, type FileStat, type FileType, type ReadRange } from './fs.js';
 import type { RangedBlobSource } from './source.js';
@@ -129,7 +129,7 @@ export class TarGzReader extends TreeFS {
 
   createReadStream(path: string, range?: ReadRange): Readable {
     const st = this.tree.resolve(path);
-    if (st.type !== 'file') throw new OciError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
+    if (st.type !== 'file') throw new WharfError('INVALID_ARGUMENT', `${path}: not a regular file (${st.type})`);
     const at = this.offsets.get(st.path)!;
     const { start, end } = clampRange(at.size, range, path);
     if (end < start) return Readable.from([]);

@@ -1,8 +1,10 @@
 /**
- * The one error table. Every failure that crosses a module boundary is an OciError whose `code`
- * is one of these; the server renders it as the spec's JSON error body, the CLI as one line.
- * Codes and default statuses follow distribution-spec v1.1 ("Error Codes") plus a few that
- * Distribution registers and clients already understand (UNSUPPORTED, TOOMANYREQUESTS).
+ * The wire's error table: the codes a registry answers with in the spec's JSON error body, with
+ * their statuses. distribution-spec v1.1 ("Error Codes"), plus the codes Distribution registers
+ * and clients already understand (UNSUPPORTED, TOOMANYREQUESTS) and two for server failures
+ * (UNAVAILABLE, INTERNAL). An OciError carries one of these: an answer a registry gave, or one
+ * that `wharf serve` gives. Failures that never cross the wire as such have their own table
+ * (LOCAL_ERRORS, WharfError), as oras-go keeps errcode apart from errdef.
  */
 export const ERROR_TABLE = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
@@ -16,15 +18,10 @@ export const ERROR_TABLE = {
   NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
   SIZE_INVALID: { status: 400, message: 'provided length did not match content length' },
   TAG_INVALID: { status: 400, message: 'invalid tag' },
-  RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
   UNAUTHORIZED: { status: 401, message: 'authentication required' },
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
-  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
-  // Not on the wire as such: local failures of the client and the CLI.
-  INVALID_ARGUMENT: { status: 400, message: 'invalid argument' },
-  NOT_FOUND: { status: 404, message: 'not found' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
@@ -65,4 +62,42 @@ export function isOciError(err: unknown, code?: ErrorCode): err is OciError {
 
 export function isErrorCode(code: string): code is ErrorCode {
   return Object.hasOwn(ERROR_TABLE, code);
+}
+
+/**
+ * Local failures: of the client, the CLI, the stores and parsers, and the server's own logic
+ * before it decides what to answer. The server turns each into a wire code where it answers
+ * (src/server/http/app.ts), by the context of the request: an unsatisfiable range is SIZE_INVALID
+ * for a read and BLOB_UPLOAD_INVALID for a chunk.
+ */
+export const LOCAL_ERRORS = {
+  INVALID_ARGUMENT: { status: 400, message: 'invalid argument' },
+  NOT_FOUND: { status: 404, message: 'not found' },
+  RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type LocalErrorCode = keyof typeof LOCAL_ERRORS;
+
+export class WharfError extends Error {
+  readonly code: LocalErrorCode;
+  /** The HTTP status this failure maps to where a server answers it (or where a registry's answer showed it). */
+  readonly status: number;
+  readonly detail: unknown;
+
+  constructor(code: LocalErrorCode, message?: string, opts: OciErrorOptions = {}) {
+    super(message ?? LOCAL_ERRORS[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'WharfError';
+    this.code = code;
+    this.status = opts.status ?? LOCAL_ERRORS[code].status;
+    this.detail = opts.detail;
+  }
+}
+
+export function isWharfError(err: unknown, code?: LocalErrorCode): err is WharfError {
+  return err instanceof WharfError && (code === undefined || err.code === code);
+}
+
+/** An error of either table: a failure Wharf understood, as opposed to an unexpected one. */
+export function isKnownError(err: unknown): err is OciError | WharfError {
+  return err instanceof OciError || err instanceof WharfError;
 }

@@ -1,4 +1,4 @@
-import { OciError } from './errors.js';
+import { WharfError } from './errors.js';
 
 /** An inclusive byte range, as HTTP writes it. */
 export interface ByteRange {
@@ -21,7 +21,7 @@ export function parseRangeHeader(header: string | undefined, size: number): Byte
     const spec = part.trim();
     if (spec === '') continue;
     const r = /^(\d*)-(\d*)$/.exec(spec);
-    if (!r || (r[1] === '' && r[2] === '')) throw new OciError('RANGE_INVALID', `malformed range "${spec}"`, { detail: { size } });
+    if (!r || (r[1] === '' && r[2] === '')) throw new WharfError('RANGE_INVALID', `malformed range "${spec}"`, { detail: { size } });
     if (r[1] === '') {
       // suffix range: the last N bytes
       const n = Number(r[2]);
@@ -31,12 +31,12 @@ export function parseRangeHeader(header: string | undefined, size: number): Byte
     }
     const start = Number(r[1]);
     const end = r[2] === '' ? size - 1 : Math.min(Number(r[2]), size - 1);
-    if (r[2] !== '' && Number(r[2]) < start) throw new OciError('RANGE_INVALID', `reversed range "${spec}"`, { detail: { size } });
+    if (r[2] !== '' && Number(r[2]) < start) throw new WharfError('RANGE_INVALID', `reversed range "${spec}"`, { detail: { size } });
     if (start >= size) continue;
     ranges.push({ start, end });
   }
-  if (ranges.length === 0) throw new OciError('RANGE_INVALID', `range "${header}" is not satisfiable for ${size} bytes`, { detail: { size } });
-  if (ranges.length > 100) throw new OciError('RANGE_INVALID', 'too many ranges', { detail: { size } });
+  if (ranges.length === 0) throw new WharfError('RANGE_INVALID', `range "${header}" is not satisfiable for ${size} bytes`, { detail: { size } });
+  if (ranges.length > 100) throw new WharfError('RANGE_INVALID', 'too many ranges', { detail: { size } });
   return ranges;
 }
 
@@ -46,9 +46,9 @@ export function parseRangeHeader(header: string | undefined, size: number): Byte
  */
 export function parseContentRange(header: string): ByteRange {
   const m = /^\s*(?:bytes\s+)?(\d+)-(\d+)(?:\/(?:\d+|\*))?\s*$/i.exec(header);
-  if (!m) throw new OciError('RANGE_INVALID', `malformed Content-Range "${header}"`);
+  if (!m) throw new WharfError('RANGE_INVALID', `malformed Content-Range "${header}"`);
   const start = Number(m[1]);
   const end = Number(m[2]);
-  if (end < start) throw new OciError('RANGE_INVALID', `reversed Content-Range "${header}"`);
+  if (end < start) throw new WharfError('RANGE_INVALID', `reversed Content-Range "${header}"`);
   return { start, end };
 }

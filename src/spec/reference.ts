@@ -1,4 +1,4 @@
-import { OciError } from './errors.js';
+import { OciError, WharfError } from './errors.js';
 import { type Digest, isDigest, truncate } from './digest.js';
 
 /** distribution-spec "Pulling manifests": the <name> and <reference> grammars. */
@@ -60,15 +60,15 @@ export function parseReference(input: string): Reference {
   const at = rest.indexOf('@');
   if (at >= 0) {
     const d = rest.slice(at + 1);
-    if (!isDigest(d)) throw new OciError('INVALID_ARGUMENT', `invalid digest in reference "${truncate(input)}"`);
+    if (!isDigest(d)) throw new WharfError('INVALID_ARGUMENT', `invalid digest in reference "${truncate(input)}"`);
     digest = d;
     rest = rest.slice(0, at);
   }
   const slash = rest.indexOf('/');
-  if (slash < 0) throw new OciError('INVALID_ARGUMENT', `reference "${truncate(input)}" needs a registry host, e.g. localhost:5000/${rest}`);
+  if (slash < 0) throw new WharfError('INVALID_ARGUMENT', `reference "${truncate(input)}" needs a registry host, e.g. localhost:5000/${rest}`);
   const registry = rest.slice(0, slash);
   if (!/^[a-zA-Z0-9.-]+(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/.test(registry)) {
-    throw new OciError('INVALID_ARGUMENT', `invalid registry host "${truncate(registry)}" in reference "${truncate(input)}"`);
+    throw new WharfError('INVALID_ARGUMENT', `invalid registry host "${truncate(registry)}" in reference "${truncate(input)}"`);
   }
   let repository = rest.slice(slash + 1);
   let tag: string | undefined;
@@ -76,10 +76,10 @@ export function parseReference(input: string): Reference {
   if (colon >= 0) {
     tag = repository.slice(colon + 1);
     repository = repository.slice(0, colon);
-    if (!isValidTag(tag)) throw new OciError('INVALID_ARGUMENT', `invalid tag "${truncate(tag)}" in reference "${truncate(input)}"`);
+    if (!isValidTag(tag)) throw new WharfError('INVALID_ARGUMENT', `invalid tag "${truncate(tag)}" in reference "${truncate(input)}"`);
   }
   if (!isValidName(repository)) {
-    throw new OciError('INVALID_ARGUMENT', `invalid repository "${truncate(repository)}" in reference "${truncate(input)}": use lower case letters, digits and separators`);
+    throw new WharfError('INVALID_ARGUMENT', `invalid repository "${truncate(repository)}" in reference "${truncate(input)}": use lower case letters, digits and separators`);
   }
   const ref: Reference = { registry, repository };
   if (tag !== undefined) ref.tag = tag;

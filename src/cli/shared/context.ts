@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { OciError, parseSize } from '../../spec/index.js';
+import { parseSize, WharfError } from '../../spec/index.js';
 import { CredentialStore, Transport, UploadSessionFile, staticCredentials, type CredentialProvider, type RegistryOptions, type ReferrersMode } from '../../stores/remote/index.js';
 import { openTarget, type OpenedTarget } from '../../client/index.js';
 import { ContentCache } from '../../content/index.js';
@@ -176,6 +176,6 @@ export async function withContext(flags: Flags, fn: (ctx: Context) => Promise<vo
 }
 
 export function assertFound<T>(v: T | undefined, message: string): T {
-  if (v === undefined) throw new OciError('NOT_FOUND', message);
+  if (v === undefined) throw new WharfError('NOT_FOUND', message);
   return v;
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { open, readFile, rename, stat, unlink, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { OciError } from '../../spec/index.js';
+import { WharfError } from '../../spec/index.js';
 
 /** Users and bcrypt hashes, in the order of the file. */
 export type HtpasswdEntries = Map<string, string>;
@@ -22,7 +22,7 @@ export function parseHtpasswd(text: string, source = 'htpasswd'): HtpasswdEntrie
     const user = l.slice(0, c);
     const hash = l.slice(c + 1);
     if (c <= 0 || !BCRYPT.test(hash)) {
-      throw new OciError('INVALID_ARGUMENT', `${source} line ${i + 1}: expected user:bcrypt-hash (create it with wharf user add or htpasswd -B)`);
+      throw new WharfError('INVALID_ARGUMENT', `${source} line ${i + 1}: expected user:bcrypt-hash (create it with wharf user add or htpasswd -B)`);
     }
     out.set(user, hash);
   });
@@ -34,12 +34,12 @@ export function formatHtpasswd(entries: HtpasswdEntries): string {
 }
 
 export function assertUserName(user: string): string {
-  if (!USER.test(user)) throw new OciError('INVALID_ARGUMENT', `invalid user name "${user.slice(0, 40)}": no colon, no whitespace, 1-128 characters`);
+  if (!USER.test(user)) throw new WharfError('INVALID_ARGUMENT', `invalid user name "${user.slice(0, 40)}": no colon, no whitespace, 1-128 characters`);
   return user;
 }
 
 export async function hashPassword(password: string, cost = 10): Promise<string> {
-  if (password.length === 0) throw new OciError('INVALID_ARGUMENT', 'the password must not be empty');
+  if (password.length === 0) throw new WharfError('INVALID_ARGUMENT', 'the password must not be empty');
   return (await bcrypt()).hash(password, cost);
 }
 

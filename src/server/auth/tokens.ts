@@ -2,7 +2,7 @@ import { randomUUID, X509Certificate } from 'node:crypto';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { JWK, JWTPayload, JWTVerifyGetKey, CryptoKey, KeyObject } from 'jose';
-import { OciError } from '../../spec/index.js';
+import { OciError, WharfError } from '../../spec/index.js';
 
 /** jose is loaded on first use: a server without token auth never needs it, and idle RSS is part of the goals. */
 const jose = (): Promise<typeof import('jose')> => import('jose');
@@ -177,10 +177,10 @@ export async function externalVerifier(opts: { issuer: string; audience: string;
       : createLocalJWKSet(JSON.parse(await readFile(opts.jwks, 'utf8')) as { keys: JWK[] });
     return new TokenVerifier({ issuer: opts.issuer, audience: opts.audience, keys });
   }
-  if (opts.certs === undefined) throw new OciError('INVALID_ARGUMENT', 'an external token issuer needs jwks or certs');
+  if (opts.certs === undefined) throw new WharfError('INVALID_ARGUMENT', 'an external token issuer needs jwks or certs');
   const pem = await readFile(opts.certs, 'utf8');
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new OciError('INVALID_ARGUMENT', `${opts.certs} holds no PEM certificate`);
+  if (blocks.length === 0) throw new WharfError('INVALID_ARGUMENT', `${opts.certs} holds no PEM certificate`);
   const keys: Key[] = [];
   for (const b of blocks) {
     const cert = new X509Certificate(b);

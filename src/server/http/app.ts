@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { OciError, type ErrorCode } from '../../spec/index.js';
+import { OciError, WharfError, type ErrorCode } from '../../spec/index.js';
 import type { RegistryBackend } from '../store/index.js';
 import { contextOf, installRouting } from './context.js';
 import { handleV2, type V2Options } from './v2.js';
@@ -26,26 +26,13 @@ const ABORTED = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORT
 const STORAGE_FULL = new Set(['ENOSPC', 'EDQUOT']);
 
 /**
- * distribution-spec "Error Codes": the code of a 4xx JSON body on /v2 must be one of its fourteen
- * (TAG_INVALID is a legacy code clients know). Wharf's finer codes go out as the nearest of them,
- * with the same status and message: an unsatisfiable read range as SIZE_INVALID, a chunk out of
- * order as BLOB_UPLOAD_INVALID (both 416), a bad `n` or a path that is no endpoint as UNSUPPORTED.
+ * A local failure as an answer on the wire. distribution-spec "Error Codes": the code of a 4xx
+ * JSON body must be one of its fourteen, so each goes out as the nearest of them, with its status
+ * and message: an unsatisfiable read range as SIZE_INVALID, a chunk out of order as
+ * BLOB_UPLOAD_INVALID (both 416), a bad argument or a path that is no endpoint as UNSUPPORTED.
  */
-function onTheWire(e: OciError, req: FastifyRequest): OciError {
-  if (e.status >= 500 || !(req.url === '/v2' || req.url.startsWith('/v2/'))) return e;
-  let code: ErrorCode;
-  switch (e.code) {
-    case 'RANGE_INVALID':
-      code = req.method === 'GET' || req.method === 'HEAD' ? 'SIZE_INVALID' : 'BLOB_UPLOAD_INVALID';
-      break;
-    case 'PAGINATION_NUMBER_INVALID':
-    case 'INVALID_ARGUMENT':
-    case 'NOT_FOUND':
-      code = 'UNSUPPORTED';
-      break;
-    default:
-      return e;
-  }
+function onTheWire(e: WharfError, req: FastifyRequest): OciError {
+  const code: ErrorCode = e.code === 'RANGE_INVALID' ? (req.method === 'GET' || req.method === 'HEAD' ? 'SIZE_INVALID' : 'BLOB_UPLOAD_INVALID') : 'UNSUPPORTED';
   return new OciError(code, e.message, { status: e.status, detail: e.detail });
 }
 
@@ -53,6 +40,7 @@ function onTheWire(e: OciError, req: FastifyRequest): OciError {
 function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
   let e: OciError;
   if (err instanceof OciError) e = err;
+  else if (err instanceof WharfError) e = onTheWire(err, req);
   else if (STORAGE_FULL.has((err as NodeJS.ErrnoException).code ?? '')) {
     // Checked first: a failed write also ends the request body's stream, which would read as a
     // client that went away. What was acknowledged before stays; this request's bytes do not.
@@ -70,7 +58,7 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void
     reply.raw.destroy();
     return;
   }
-  const body = JSON.stringify(onTheWire(e, req).toJSON());
+  const body = JSON.stringify(e.toJSON());
   reply.code(e.status).headers({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   if (e.code === 'UNAUTHORIZED' && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Basic realm="wharf"');
   reply.send(body);
@@ -167,7 +155,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
 
   installRouting(app, opts.backend);
   app.setErrorHandler((err, req, reply) => sendError(err, req, reply));
-  app.setNotFoundHandler((req, reply) => sendError(new OciError('NOT_FOUND', `no endpoint at ${req.url.slice(0, 100)}`), req, reply));
+  app.setNotFoundHandler((req, reply) => sendError(new WharfError('NOT_FOUND', `no endpoint at ${req.url.slice(0, 100)}`), req, reply));
 
   app.get('/healthz', async (_req, reply) => reply.type('application/json').send('{"status":"ok"}'));
   app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
@@ -180,7 +168,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     reply.header('docker-distribution-api-version', 'registry/2.0');
     const ctx = contextOf(req);
     if (ctx.invalid !== undefined) throw ctx.invalid;
-    if (!ctx.route) throw new OciError('NOT_FOUND', `no endpoint at ${(req.raw.url ?? '/').slice(0, 100)}`);
+    if (!ctx.route) throw new WharfError('NOT_FOUND', `no endpoint at ${(req.raw.url ?? '/').slice(0, 100)}`);
     const s = started.get(req);
     if (s) s.endpoint = ctx.route.kind;
     await handleV2(opts.backend, ctx, req, reply, v2);

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { OciError, isDigest } from '../../spec/index.js';
+import { OciError, isDigest, WharfError } from '../../spec/index.js';
 import type { Authenticator } from '../auth/index.js';
 import { nextAuditId, recordsToCsv, type AuditAction, type AuditFilter, type AuditLog, type AuditRecord, type RecordExtra } from '../audit/index.js';
 import { identityOf } from './access.js';
@@ -184,7 +184,7 @@ function parseTime(v: string | undefined, name: string): number | undefined {
   const rel = /^(\d+)([smhd])$/.exec(v);
   if (rel) return Date.now() - Number(rel[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[rel[2] as 's' | 'm' | 'h' | 'd'];
   const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new OciError('INVALID_ARGUMENT', `${name}: "${v.slice(0, 40)}" is no time (ISO 8601, or 7d, 12h ago)`);
+  if (Number.isNaN(t)) throw new WharfError('INVALID_ARGUMENT', `${name}: "${v.slice(0, 40)}" is no time (ISO 8601, or 7d, 12h ago)`);
   return t;
 }
 

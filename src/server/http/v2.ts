@@ -3,6 +3,8 @@ import type { IncomingMessage } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import {
   OciError,
+  WharfError,
+  isWharfError,
   asDigest,
   assertName,
   isDigest,
@@ -81,7 +83,7 @@ function allow(method: string, methods: string[]): true {
 function pageOf(q: Query, opts: V2Options): Page {
   let n = opts.pageSize;
   if (q.n !== undefined) {
-    if (!/^\d+$/.test(q.n)) throw new OciError('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, got "${q.n.slice(0, 20)}"`);
+    if (!/^\d+$/.test(q.n)) throw new WharfError('INVALID_ARGUMENT', `n must be a non-negative integer, got "${q.n.slice(0, 20)}"`);
     // An n past the page size (even one too large for a number) gets a full page and a Link, as
     // distribution-spec lets a registry return fewer results when it says where the rest are.
     n = Math.min(Number(q.n), opts.pageSize);
@@ -177,7 +179,7 @@ async function blob(backend: RegistryBackend, route: Of<'blob'>, req: FastifyReq
   try {
     ranges = parseRangeHeader(req.headers.range, size);
   } catch (err) {
-    if (err instanceof OciError) reply.header('content-range', `bytes */${size}`);
+    if (isWharfError(err, 'RANGE_INVALID')) reply.header('content-range', `bytes */${size}`);
     throw err;
   }
   if (ranges && ranges.length > 1) {
@@ -319,7 +321,7 @@ async function upload(backend: RegistryBackend, ctx: RequestContext, route: Of<'
     }
   } catch (err) {
     // A refused chunk tells the client where to resume (distribution-spec "Resuming an upload").
-    if (err instanceof OciError && err.status === 416) {
+    if (isWharfError(err, 'RANGE_INVALID')) {
       const s = await backend.uploadStatus(name, id).catch(() => undefined);
       if (s) uploadHeaders(reply, name, id, s.offset);
     }

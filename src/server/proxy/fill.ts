@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { OciError, createDigester, parseDigest, type Digest } from '../../spec/index.js';
+import { OciError, createDigester, parseDigest, type Digest, WharfError, isKnownError } from '../../spec/index.js';
 import type { RegistryStore } from '../store/index.js';
 import type { Staged } from '../driver/index.js';
 import { drained, giveBuffer, readPooled } from '../io/index.js';
@@ -117,7 +117,7 @@ export class BlobFill {
       await store.commitBlob(this.staged, digest);
       this.state = 'done';
     } catch (err) {
-      const error = err instanceof OciError ? err : new OciError('UNAVAILABLE', `fetching ${digest} from upstream failed: ${(err as Error).message}`, { cause: err });
+      const error = isKnownError(err) ? err : new OciError('UNAVAILABLE', `fetching ${digest} from upstream failed: ${(err as Error).message}`, { cause: err });
       const body = this.opts.body as Partial<Readable>;
       if (typeof body.destroy === 'function') body.destroy();
       // Gone before anyone hears of the failure: a retry never meets the broken bytes.
@@ -216,7 +216,7 @@ export class BlobFill {
           continue;
         }
         if (this.state === 'failed' && !this.verified) throw this.error!;
-        if (this.verified) throw new OciError('RANGE_INVALID', `range ends past the ${this.received} bytes of ${this.digest}`);
+        if (this.verified) throw new WharfError('RANGE_INVALID', `range ends past the ${this.received} bytes of ${this.digest}`);
         await this.progress();
       }
       // The last byte is only released as valid once the whole blob has been checked.

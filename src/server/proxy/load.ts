@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { OciError, isDigest, isManifestMediaType, assertName, type Descriptor, type Digest } from '../../spec/index.js';
+import { OciError, isDigest, isManifestMediaType, assertName, type Descriptor, type Digest, WharfError } from '../../spec/index.js';
 import { copyGraph, readAllVerified, MAX_MANIFEST_SIZE, type Storage } from '../../content/index.js';
 import { openImageArchive, type DockerArchive, type LayoutStore, type LayoutTarStore } from '../../stores/layout/index.js';
 import type { RegistryStore } from '../store/index.js';
@@ -54,7 +54,7 @@ function splitRef(ref: string): { name: string; tag?: string; digest?: Digest } 
   const at = ref.indexOf('@');
   if (at >= 0) {
     const d = ref.slice(at + 1);
-    if (!isDigest(d)) throw new OciError('INVALID_ARGUMENT', `invalid digest in "${ref}"`);
+    if (!isDigest(d)) throw new WharfError('INVALID_ARGUMENT', `invalid digest in "${ref}"`);
     return { name: ref.slice(0, at), digest: d };
   }
   const colon = ref.lastIndexOf(':');
@@ -79,7 +79,7 @@ function placeOf(name: string, opts: LoadOptions): { upstream: Upstream; local: 
     u = opts.upstreams.find((x) => x.namespace === opts.defaultNamespace);
     rest = name;
   }
-  if (!u) throw new OciError('INVALID_ARGUMENT', `"${name}" names no configured upstream namespace (${opts.upstreams.map((x) => x.namespace).join(', ') || 'none configured'}); qualify it as <namespace>/<repo> or pass --repo`);
+  if (!u) throw new WharfError('INVALID_ARGUMENT', `"${name}" names no configured upstream namespace (${opts.upstreams.map((x) => x.namespace).join(', ') || 'none configured'}); qualify it as <namespace>/<repo> or pass --repo`);
   const remote = u.upstreamName(rest);
   return { upstream: u, local: assertName(`${u.namespace}/${remote}`), remote };
 }
@@ -128,7 +128,7 @@ async function loadList(text: string, opts: LoadOptions): Promise<LoadReport> {
 async function loadLayout(layout: LayoutStore | LayoutTarStore, source: string, opts: LoadOptions): Promise<LoadReport> {
   const report: LoadReport = { images: [] };
   const refs = await layout.tags();
-  if (refs.length === 0) throw new OciError('INVALID_ARGUMENT', `${source} holds no tagged image (org.opencontainers.image.ref.name)`);
+  if (refs.length === 0) throw new WharfError('INVALID_ARGUMENT', `${source} holds no tagged image (org.opencontainers.image.ref.name)`);
   for (const refName of refs) {
     let local: string;
     let tag: string;
@@ -140,7 +140,7 @@ async function loadLayout(layout: LayoutStore | LayoutTarStore, source: string, 
       local = placeOf(r.name, opts).local;
       tag = r.tag ?? 'latest';
     } else {
-      throw new OciError('INVALID_ARGUMENT', `${source}: image "${refName}" carries no repository name; pass --repo <namespace>/<repo>`);
+      throw new WharfError('INVALID_ARGUMENT', `${source}: image "${refName}" carries no repository name; pass --repo <namespace>/<repo>`);
     }
     const root = await layout.resolve(refName);
     const dst = new CacheTarget(opts.store, local);
@@ -161,7 +161,7 @@ async function loadDockerArchive(archive: DockerArchive, opts: LoadOptions): Pro
       const r = splitRef(t);
       return { local: placeOf(r.name, opts).local, tag: r.tag ?? 'latest' };
     });
-    if (targets.length === 0) throw new OciError('INVALID_ARGUMENT', `an image in the docker archive has no RepoTags; pass --repo <namespace>/<repo>`);
+    if (targets.length === 0) throw new WharfError('INVALID_ARGUMENT', `an image in the docker archive has no RepoTags; pass --repo <namespace>/<repo>`);
     for (const { local, tag } of targets) {
       const dst = new CacheTarget(opts.store, local);
       await mark(opts.store, local, opts.upstreams);

@@ -1,18 +1,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import {
-  OciError,
-  MANIFEST_MEDIA_TYPES,
-  MediaType,
-  assertName,
-  isDigest,
-  isOciError,
-  parseManifestRef,
-  type ByteRange,
-  type Descriptor,
-  type Digest,
-} from '../../spec/index.js';
+import { OciError, MANIFEST_MEDIA_TYPES, MediaType, assertName, isDigest, isOciError, parseManifestRef, type ByteRange, type Descriptor, type Digest, isWharfError, isKnownError } from '../../spec/index.js';
 import type { AppendOptions, BlobHandle, Listed, Page, PutManifestResult, RegistryBackend, RegistryStore, StoredManifest, UploadStatus } from '../store/index.js';
 import { BlobFill } from './fill.js';
 import type { ProxyMetrics } from './metrics.js';
@@ -43,7 +32,7 @@ const ACCESS_RESOLUTION_MS = 60_000;
 const RANGE_AHEAD = 4 << 20;
 
 /** Answers of an upstream that are no failure of it: the content is simply not there. */
-const NOT_THERE = new Set(['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'NOT_FOUND']);
+const NOT_THERE = new Set(['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN']);
 
 /**
  * The pull-through cache, as a decorator of the registry store: requests for repositories under
@@ -136,7 +125,8 @@ export class PullThrough implements RegistryBackend {
 
   /** Counts an upstream failure (an answer of "not found" is none) and rethrows it. */
   private fail(t: ProxyTarget, kind: string, err: unknown): never {
-    if (!isOciError(err) || !NOT_THERE.has(err.code)) this.opts.metrics.errors.labels(t.upstream.namespace, kind).inc();
+    const notThere = isOciError(err) ? NOT_THERE.has(err.code) : isWharfError(err, 'NOT_FOUND');
+    if (!notThere) this.opts.metrics.errors.labels(t.upstream.namespace, kind).inc();
     throw err;
   }
 
@@ -212,7 +202,7 @@ export class PullThrough implements RegistryBackend {
       got = await t.upstream.repository(t.remote).fetchReference(reference, { signal: AbortSignal.timeout(t.upstream.timeout) });
       t.upstream.succeeded();
     } catch (err) {
-      const e = isOciError(err) ? err : new OciError('UNAVAILABLE', `upstream ${t.upstream.namespace} did not answer for ${reference}: ${(err as Error).message}`, { cause: err });
+      const e = isKnownError(err) ? err : new OciError('UNAVAILABLE', `upstream ${t.upstream.namespace} did not answer for ${reference}: ${(err as Error).message}`, { cause: err });
       if (isUpstreamDown(e)) t.upstream.failed();
       else t.upstream.succeeded();
       this.fail(t, 'manifest', e);
@@ -222,7 +212,7 @@ export class PullThrough implements RegistryBackend {
       await this.markNamespace(t.upstream);
       await this.store.saveCachedManifest(t.local, got.desc, got.body, tag);
     } catch (err) {
-      if (isOciError(err)) throw err;
+      if (isKnownError(err)) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       throw new OciError('UNAVAILABLE', `cannot cache manifest ${got.desc.digest} of ${t.local}: ${code === 'ENOSPC' ? 'the cache disk is full' : (err as Error).message}`, { cause: err });
     }

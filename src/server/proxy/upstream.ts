@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
-import { OciError } from '../../spec/index.js';
+import { OciError, WharfError } from '../../spec/index.js';
 import { Transport, RemoteRepository, type Credential, type TransportOptions } from '../../stores/remote/index.js';
 import type { UpstreamConfig } from './config.js';
 
@@ -24,7 +24,7 @@ function secretOf(value: string | undefined, env: string | undefined, what: stri
   if (value !== undefined) return value;
   if (env === undefined) return undefined;
   const v = process.env[env];
-  if (v === undefined) throw new OciError('INVALID_ARGUMENT', `${what}: environment variable ${env} is not set`);
+  if (v === undefined) throw new WharfError('INVALID_ARGUMENT', `${what}: environment variable ${env} is not set`);
   return v;
 }
 
@@ -194,6 +194,7 @@ export function staleWarning(t: { upstream: Upstream }, err: unknown): string {
 
 /** Failures that mean "the upstream did not answer", as opposed to an answer we must relay. */
 export function isUpstreamDown(err: unknown): boolean {
+  if (err instanceof WharfError) return false; // an answer (a 404 or 416 without a body), not silence
   if (!(err instanceof OciError)) return true;
   return err.code === 'UNAVAILABLE' || err.code === 'TOOMANYREQUESTS' || err.code === 'INTERNAL' || err.code === 'UNAUTHORIZED' || err.code === 'DENIED' || err.status >= 500;
 }

@@ -1,21 +1,6 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  OciError,
-  digestOf,
-  isDigest,
-  parseDigest,
-  bodyMediaType,
-  parseManifest,
-  referrerDescriptor,
-  parseManifestRef,
-  assertTag,
-  isIndexMediaType,
-  MediaType,
-  type Descriptor,
-  type Digest,
-  type ManifestInfo,
-} from '../../spec/index.js';
+import { OciError, digestOf, isDigest, parseDigest, bodyMediaType, parseManifest, referrerDescriptor, parseManifestRef, assertTag, isIndexMediaType, MediaType, type Descriptor, type Digest, type ManifestInfo, isKnownError } from '../../spec/index.js';
 import { VerifyStream, verifyReader } from '../../content/index.js';
 import type { StageOptions, Staged, StorageDriver } from '../driver/index.js';
 import { sendFileRange, type ReadCheck } from '../io/index.js';
@@ -437,7 +422,7 @@ export class RegistryStore implements RegistryBackend {
         for (const d of parseManifest(tagged.body, tagged.mediaType).manifests) if (!byDigest.has(d.digest)) byDigest.set(d.digest, d);
       }
     } catch (err) {
-      if (!(err instanceof OciError)) throw err;
+      if (!isKnownError(err)) throw err;
     }
     let out = [...byDigest.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1));
     if (artifactType !== undefined) out = out.filter((d) => d.artifactType === artifactType);

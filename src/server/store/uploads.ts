@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OciError, parseDigest, createDigester, type ByteRange, type Digest } from '../../spec/index.js';
+import { OciError, parseDigest, createDigester, type ByteRange, type Digest, WharfError } from '../../spec/index.js';
 import { runningDigest, type RunningDigest } from '../../content/index.js';
 import type { StorageDriver } from '../driver/index.js';
 import { bodyBytesConsumed } from './collect.js';
@@ -166,7 +166,7 @@ export class Uploads {
     const cr = opts.contentRange;
     if (cr && cr.start !== offset) {
       body.resume();
-      throw new OciError('RANGE_INVALID', `chunk starts at ${cr.start}, but the upload has ${offset} bytes; resume at ${offset}`, { detail: { offset } });
+      throw new WharfError('RANGE_INVALID', `chunk starts at ${cr.start}, but the upload has ${offset} bytes; resume at ${offset}`, { detail: { offset } });
     }
     const expected = cr ? cr.end - cr.start + 1 : opts.contentLength;
     if (cr && opts.contentLength !== undefined && opts.contentLength !== expected) {

@@ -4,18 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  OciError,
-  MediaType,
-  Annotation,
-  isDigest,
-  parseDigest,
-  parseManifest,
-  referrerDescriptor,
-  isManifestMediaType,
-  type Descriptor,
-  type ImageIndex,
-} from '../../spec/index.js';
+import { OciError, MediaType, Annotation, isDigest, parseDigest, parseManifest, referrerDescriptor, isManifestMediaType, type Descriptor, type ImageIndex, WharfError, isKnownError } from '../../spec/index.js';
 import {
   VerifyStream,
   fileReader,
@@ -79,7 +68,7 @@ export class LayoutStore implements Target, ReferrerLister, TagLister, Deleter {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     if (layout === undefined) {
-      if (!this.create) throw new OciError('NOT_FOUND', `${this.root} is not an OCI image layout (no ${LAYOUT_FILE} file)`);
+      if (!this.create) throw new WharfError('NOT_FOUND', `${this.root} is not an OCI image layout (no ${LAYOUT_FILE} file)`);
       await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
       await writeFile(join(this.root, LAYOUT_FILE), JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }));
     } else {
@@ -89,7 +78,7 @@ export class LayoutStore implements Target, ReferrerLister, TagLister, Deleter {
       } catch {
         v = undefined;
       }
-      if (typeof v !== 'string' || !v.startsWith('1.')) throw new OciError('INVALID_ARGUMENT', `${this.root}: unsupported image layout version ${JSON.stringify(v)}`);
+      if (typeof v !== 'string' || !v.startsWith('1.')) throw new WharfError('INVALID_ARGUMENT', `${this.root}: unsupported image layout version ${JSON.stringify(v)}`);
     }
     try {
       const doc = JSON.parse(await readFile(join(this.root, INDEX_FILE), 'utf8')) as ImageIndex;
@@ -204,7 +193,7 @@ export class LayoutStore implements Target, ReferrerLister, TagLister, Deleter {
         if (st.size > MAX_MANIFEST_SIZE) throw new OciError('MANIFEST_UNKNOWN', `${reference} is not a manifest`);
         body = await readAllVerified(fileReader(this.blobPath(reference)), { digest: reference, size: st.size });
       } catch (err) {
-        if (err instanceof OciError) throw err;
+        if (isKnownError(err)) throw err;
         throw new OciError('MANIFEST_UNKNOWN', `${reference} not found in ${this.root}`);
       }
       const info = parseManifest(body, undefined);
@@ -258,7 +247,7 @@ export class LayoutStore implements Target, ReferrerLister, TagLister, Deleter {
   /** Deletes a blob, and for a manifest its index entries (tags). */
   async delete(desc: Descriptor): Promise<void> {
     await this.load();
-    if (!(await this.exists(desc))) throw new OciError('NOT_FOUND', `${desc.digest} not found in ${this.root}`);
+    if (!(await this.exists(desc))) throw new WharfError('NOT_FOUND', `${desc.digest} not found in ${this.root}`);
     await this.updateIndex((ms) => ms.filter((m) => m.digest !== desc.digest));
     await rm(this.blobPath(desc.digest), { force: true });
   }

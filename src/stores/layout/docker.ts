@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { OciError, MediaType, type Descriptor } from '../../spec/index.js';
+import { MediaType, type Descriptor, WharfError } from '../../spec/index.js';
 import { verifyReader, type ReadOnlyStorage } from '../../content/index.js';
 import { LayoutStore } from './dir.js';
 import { LayoutTarStore } from './tar.js';
@@ -33,7 +33,7 @@ export class DockerArchive implements ReadOnlyStorage {
   static async fromDir(work: string): Promise<DockerArchive> {
     const inside = (p: string): string => {
       const abs = join(work, p);
-      if (!abs.startsWith(work + '/')) throw new OciError('INVALID_ARGUMENT', `docker archive path "${p}" leaves the archive`);
+      if (!abs.startsWith(work + '/')) throw new WharfError('INVALID_ARGUMENT', `docker archive path "${p}" leaves the archive`);
       return abs;
     };
     const entries = JSON.parse(await readFile(join(work, 'manifest.json'), 'utf8')) as Array<{ Config: string; RepoTags?: string[] | null; Layers: string[] }>;
@@ -65,7 +65,7 @@ export class DockerArchive implements ReadOnlyStorage {
     const body = this.manifests.get(desc.digest);
     if (body) return verifyReader(Readable.from([body]), desc);
     const file = this.files.get(desc.digest);
-    if (!file) throw new OciError('NOT_FOUND', `${desc.digest} is not in the docker archive`);
+    if (!file) throw new WharfError('NOT_FOUND', `${desc.digest} is not in the docker archive`);
     return verifyReader(createReadStream(file), desc);
   }
 
@@ -83,7 +83,7 @@ export type ImageArchive =
 /** Opens an OCI image layout (a directory or a .tar), a `docker save` tarball, or a text file. The caller closes it. */
 export async function openImageArchive(path: string): Promise<ImageArchive> {
   const st = await stat(path).catch(() => undefined);
-  if (!st) throw new OciError('INVALID_ARGUMENT', `${path} does not exist`);
+  if (!st) throw new WharfError('INVALID_ARGUMENT', `${path} does not exist`);
   if (st.isDirectory()) {
     const layout = await LayoutStore.open(path, { create: false });
     return { kind: 'layout', layout, close: async () => undefined };
@@ -103,7 +103,7 @@ export async function openImageArchive(path: string): Promise<ImageArchive> {
       const archive = await DockerArchive.fromDir(work);
       return { kind: 'docker', archive, close: () => archive.close() };
     }
-    throw new OciError('INVALID_ARGUMENT', `${path} is neither an OCI layout archive nor a docker save tarball`);
+    throw new WharfError('INVALID_ARGUMENT', `${path} is neither an OCI layout archive nor a docker save tarball`);
   } catch (err) {
     await rm(work, { recursive: true, force: true });
     throw err;

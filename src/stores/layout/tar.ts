@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { OciError, type Descriptor } from '../../spec/index.js';
+import { type Descriptor, WharfError, isWharfError } from '../../spec/index.js';
 import type { OpOptions, Target, ReferrerLister, TagLister, Deleter } from '../../content/index.js';
 import { LayoutStore, LAYOUT_FILE, INDEX_FILE } from './dir.js';
 
@@ -32,18 +32,18 @@ export class LayoutTarStore implements Target, ReferrerLister, TagLister, Delete
     } catch {
       exists = false;
     }
-    if (!exists && opts.create === false) throw new OciError('NOT_FOUND', `${file} does not exist`);
+    if (!exists && opts.create === false) throw new WharfError('NOT_FOUND', `${file} does not exist`);
     const work = await mkdtemp(join(tmpdir(), 'wharf-layout-'));
     try {
       // node-tar refuses absolute and `..` paths by default, so an archive cannot write outside `work`.
       if (exists) {
         const tar = await import('tar'); // loaded when used: most commands that import this never open a tar
         await tar.x({ file, cwd: work, strict: true }).catch((err: unknown) => {
-          throw new OciError('INVALID_ARGUMENT', `${file} is not a readable tar archive: ${err instanceof Error ? err.message.replace(/^TAR_\w+: /, '') : String(err)}`);
+          throw new WharfError('INVALID_ARGUMENT', `${file} is not a readable tar archive: ${err instanceof Error ? err.message.replace(/^TAR_\w+: /, '') : String(err)}`);
         });
       }
       const store = await LayoutStore.open(work, { create: !exists }).catch((err: unknown) => {
-        throw err instanceof OciError ? new OciError(err.code, `${file} is not an OCI image layout archive (no oci-layout file)`) : err;
+        throw isWharfError(err, 'NOT_FOUND') ? new WharfError('NOT_FOUND', `${file} is not an OCI image layout archive (no oci-layout file)`) : err;
       });
       const t = new LayoutTarStore(file, work, store);
       if (!exists) t.dirty = true;

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Readable as R } from 'node:stream';
-import { OciError, isDigest, type Descriptor, parseManifest, isManifestMediaType, referrerDescriptor } from '../../spec/index.js';
+import { OciError, isDigest, type Descriptor, parseManifest, isManifestMediaType, referrerDescriptor, WharfError } from '../../spec/index.js';
 import { readAllVerified, type OpOptions, type Target, type ReferrerLister, type TagLister, type Deleter } from '../../content/index.js';
 
 /** A Map-backed Target: the reference implementation of the content interfaces, and a test double. */
@@ -53,7 +53,7 @@ export class MemoryStore implements Target, ReferrerLister, TagLister, Deleter {
   }
 
   async delete(desc: Descriptor): Promise<void> {
-    if (!this.blobs.delete(desc.digest)) throw new OciError('NOT_FOUND', `${desc.digest} not found`);
+    if (!this.blobs.delete(desc.digest)) throw new WharfError('NOT_FOUND', `${desc.digest} not found`);
     for (const [t, d] of this.tagMap) if (d.digest === desc.digest) this.tagMap.delete(t);
   }
 }

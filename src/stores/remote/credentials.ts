@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile, rename, mkdir, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { OciError } from '../../spec/index.js';
+import { OciError, WharfError } from '../../spec/index.js';
 
 /** What a registry host accepts: a username and password, or an OAuth2 refresh token. */
 export interface Credential {
@@ -66,7 +66,7 @@ async function readJson(path: string): Promise<DockerConfig | undefined> {
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error('not an object');
     return doc as DockerConfig;
   } catch (err) {
-    throw new OciError('INVALID_ARGUMENT', `cannot read credentials file ${path}: ${(err as Error).message}; fix or remove it`);
+    throw new WharfError('INVALID_ARGUMENT', `cannot read credentials file ${path}: ${(err as Error).message}; fix or remove it`);
   }
 }
 
@@ -95,7 +95,7 @@ function findEntry(auths: Record<string, AuthEntry> | undefined, host: string): 
 
 /** Runs `docker-credential-<helper> <action>` with `input` on stdin; returns stdout. */
 export function runCredentialHelper(helper: string, action: 'get' | 'store' | 'erase' | 'list', input: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  if (!/^[A-Za-z0-9_.-]+$/.test(helper)) return Promise.reject(new OciError('INVALID_ARGUMENT', `invalid credential helper name "${helper}"`));
+  if (!/^[A-Za-z0-9_.-]+$/.test(helper)) return Promise.reject(new WharfError('INVALID_ARGUMENT', `invalid credential helper name "${helper}"`));
   return new Promise((resolve, reject) => {
     const child = spawn(`docker-credential-${helper}`, [action], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -106,7 +106,7 @@ export function runCredentialHelper(helper: string, action: 'get' | 'store' | 'e
       const e = err as NodeJS.ErrnoException;
       reject(
         e.code === 'ENOENT'
-          ? new OciError('INVALID_ARGUMENT', `credential helper docker-credential-${helper} is not on PATH; install it or remove it from the Docker config`)
+          ? new WharfError('INVALID_ARGUMENT', `credential helper docker-credential-${helper} is not on PATH; install it or remove it from the Docker config`)
           : err,
       );
     });

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { Agent } from './undici.js';
-import { OciError, isErrorCode, type ErrorCode } from '../../spec/index.js';
+import { OciError, WharfError, isErrorCode, type ErrorCode, type LocalErrorCode, isKnownError } from '../../spec/index.js';
 import { parseChallenges } from './challenge.js';
 import type { Credential, CredentialProvider } from './credentials.js';
 
@@ -386,7 +386,7 @@ export class Transport {
 }
 
 function wrapNetworkError(err: unknown, req: SendRequest): unknown {
-  if (err instanceof OciError || (err as Error | undefined)?.name === 'AbortError') return err;
+  if (isKnownError(err) || (err as Error | undefined)?.name === 'AbortError') return err;
   const e = err as NodeJS.ErrnoException;
   // OpenSSL messages run over several lines with internal paths; the user needs the reason only.
   const msg = (e?.message ?? String(err)).split('\n')[0]!;
@@ -401,7 +401,7 @@ function wrapNetworkError(err: unknown, req: SendRequest): unknown {
 }
 
 /** Turns an unexpected response into an OciError, reading the spec's error body when there is one. */
-export async function responseError(res: SendResponse, what: string, fallback?: ErrorCode): Promise<OciError> {
+export async function responseError(res: SendResponse, what: string, fallback?: ErrorCode): Promise<OciError | WharfError> {
   let text = '';
   try {
     // Error bodies are small; cap what we read in case a server streams something else.
@@ -418,7 +418,7 @@ export async function responseError(res: SendResponse, what: string, fallback?: 
   } finally {
     res.body.destroy();
   }
-  let code: ErrorCode | undefined;
+  let code: ErrorCode | LocalErrorCode | undefined;
   let explanation: string | undefined;
   try {
     const doc = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string; detail?: unknown }> };
@@ -443,7 +443,8 @@ export async function responseError(res: SendResponse, what: string, fallback?: 
   } else if (res.status === 401) {
     parts.push(`; the registry wants credentials: run "wharf login ${res.url.host}" or pass -u and -p`);
   }
-  return new OciError(code, parts.join(''), { status: res.status });
+  // An answer without a spec code says only its status: a local error of that kind.
+  return isErrorCode(code) ? new OciError(code, parts.join(''), { status: res.status }) : new WharfError(code, parts.join(''), { status: res.status });
 }
 
 /** The text of a `Warning` header (RFC 7234: `111 - "Revalidation Failed"`), codes and agent dropped. */
@@ -453,7 +454,7 @@ export function warningText(h: string | undefined): string | undefined {
   return texts.length ? texts.join('; ') : h.trim();
 }
 
-function statusCode(status: number): ErrorCode {
+function statusCode(status: number): ErrorCode | LocalErrorCode {
   switch (status) {
     case 401:
       return 'UNAUTHORIZED';

@@ -4,7 +4,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { OciError, createDigester, parseDigest, parseContentRange, type ByteRange, type Descriptor } from '../../spec/index.js';
+import { OciError, createDigester, parseDigest, parseContentRange, type ByteRange, type Descriptor, WharfError } from '../../spec/index.js';
 import { semaphore, type OpOptions } from '../../content/index.js';
 import { responseError, type SendResponse } from './http.js';
 import type { RemoteRepository } from './repository.js';
@@ -17,7 +17,7 @@ async function readFileRanges(path: string, ranges: ByteRange[]): Promise<Buffer
     for (const r of ranges) {
       const b = Buffer.alloc(r.end - r.start + 1);
       const { bytesRead } = await fh.read(b, 0, b.length, r.start);
-      if (bytesRead !== b.length) throw new OciError('RANGE_INVALID', `bytes ${r.start}-${r.end} are past the end of the blob`);
+      if (bytesRead !== b.length) throw new WharfError('RANGE_INVALID', `bytes ${r.start}-${r.end} are past the end of the blob`);
       out.push(b);
     }
     return out;
@@ -51,7 +51,7 @@ export interface TransferStats {
 /** Parses a `multipart/byteranges` body into its parts. */
 export function parseMultipart(body: Buffer, contentType: string): Array<{ range: ByteRange; data: Buffer }> {
   const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
-  if (!m) throw new OciError('RANGE_INVALID', 'multipart answer without a boundary');
+  if (!m) throw new WharfError('RANGE_INVALID', 'multipart answer without a boundary');
   const delim = Buffer.from(`--${m[1] ?? m[2]}`);
   const parts: Array<{ range: ByteRange; data: Buffer }> = [];
   let at = body.indexOf(delim);
@@ -62,11 +62,11 @@ export function parseMultipart(body: Buffer, contentType: string): Array<{ range
     if (headEnd < 0) break;
     const head = body.toString('latin1', at, headEnd);
     const cr = /content-range:\s*([^\r\n]+)/i.exec(head);
-    if (!cr) throw new OciError('RANGE_INVALID', 'multipart part without Content-Range');
+    if (!cr) throw new WharfError('RANGE_INVALID', 'multipart part without Content-Range');
     const range = parseContentRange(cr[1]!);
     const start = headEnd + 4;
     const data = body.subarray(start, start + range.end - range.start + 1);
-    if (data.length !== range.end - range.start + 1) throw new OciError('RANGE_INVALID', 'multipart part shorter than its Content-Range');
+    if (data.length !== range.end - range.start + 1) throw new WharfError('RANGE_INVALID', 'multipart part shorter than its Content-Range');
     parts.push({ range, data });
     at = body.indexOf(delim, start + data.length);
   }
@@ -80,7 +80,7 @@ async function readBody(res: SendResponse, limit: number, what: string): Promise
     n += c.length;
     if (n > limit) {
       res.body.destroy();
-      throw new OciError('RANGE_INVALID', `${what}: the registry sent more than the ${limit} bytes asked for`);
+      throw new WharfError('RANGE_INVALID', `${what}: the registry sent more than the ${limit} bytes asked for`);
     }
     parts.push(c);
   }
@@ -138,7 +138,7 @@ export class RemoteBlobSource {
     if (res.status === 206) {
       const total = /\/(\d+)\s*$/.exec(res.headers['content-range'] ?? '')?.[1];
       this.stats.bytes += (await readBody(res, 2, 'size probe')).length;
-      if (total === undefined) throw new OciError('RANGE_INVALID', `no total size in Content-Range "${res.headers['content-range'] ?? ''}"`);
+      if (total === undefined) throw new WharfError('RANGE_INVALID', `no total size in Content-Range "${res.headers['content-range'] ?? ''}"`);
       return (this.knownSize = Number(total));
     }
     if (res.status === 200) {
@@ -214,11 +214,11 @@ export class RemoteBlobSource {
       const got = cr ? parseContentRange(cr) : undefined;
       if (!got || got.start !== r.start || got.end !== r.end) {
         res.body.destroy();
-        throw new OciError('RANGE_INVALID', `asked for bytes ${r.start}-${r.end} of ${this.desc.digest}, the registry answered ${cr ?? 'no Content-Range'}`);
+        throw new WharfError('RANGE_INVALID', `asked for bytes ${r.start}-${r.end} of ${this.desc.digest}, the registry answered ${cr ?? 'no Content-Range'}`);
       }
       const b = await readBody(res, r.end - r.start + 1, `bytes ${r.start}-${r.end}`);
       this.stats.bytes += b.length;
-      if (b.length !== r.end - r.start + 1) throw new OciError('RANGE_INVALID', `bytes ${r.start}-${r.end} of ${this.desc.digest}: the answer was cut short`);
+      if (b.length !== r.end - r.start + 1) throw new WharfError('RANGE_INVALID', `bytes ${r.start}-${r.end} of ${this.desc.digest}: the answer was cut short`);
       return b;
     }
     if (res.status === 200) {
@@ -241,7 +241,7 @@ export class RemoteBlobSource {
       // A server may merge or reorder ranges (RFC 9110 §14.2): look each one up in the parts.
       return batch.map((r) => {
         const p = parts.find((x) => x.range.start <= r.start && x.range.end >= r.end);
-        if (!p) throw new OciError('RANGE_INVALID', `the multi-range answer has no part covering bytes ${r.start}-${r.end}`);
+        if (!p) throw new WharfError('RANGE_INVALID', `the multi-range answer has no part covering bytes ${r.start}-${r.end}`);
         return p.data.subarray(r.start - p.range.start, r.end - p.range.start + 1);
       });
     }
@@ -255,7 +255,7 @@ export class RemoteBlobSource {
       // RFC 9110 lets a server answer several ranges with one that covers them all.
       const body = await readBody(res, one.end - one.start + 1, 'coalesced multi-range read');
       this.stats.bytes += body.length;
-      if (body.length !== one.end - one.start + 1) throw new OciError('RANGE_INVALID', `bytes ${one.start}-${one.end} of ${this.desc.digest}: the answer was cut short`);
+      if (body.length !== one.end - one.start + 1) throw new WharfError('RANGE_INVALID', `bytes ${one.start}-${one.end} of ${this.desc.digest}: the answer was cut short`);
       return batch.map((r) => body.subarray(r.start - one.start, r.end - one.start + 1));
     }
     if (res.status === 401 || res.status === 403 || res.status >= 500) throw await responseError(res, `read ${batch.length} ranges of ${this.desc.digest}`);

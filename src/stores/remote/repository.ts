@@ -1,19 +1,6 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  OciError,
-  MediaType,
-  MANIFEST_MEDIA_TYPES,
-  assertName,
-  isDigest,
-  isOciError,
-  isManifestMediaType,
-  parseManifest,
-  parseContentRange,
-  digestOf,
-  type Descriptor,
-  type ImageIndex,
-} from '../../spec/index.js';
+import { OciError, MediaType, MANIFEST_MEDIA_TYPES, assertName, isDigest, isOciError, isManifestMediaType, parseManifest, parseContentRange, digestOf, type Descriptor, type ImageIndex, WharfError, isWharfError } from '../../spec/index.js';
 import {
   verifyChunks,
   readAllVerified,
@@ -259,7 +246,7 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
           const start = cr ? parseContentRange(cr).start : -1;
           if (start !== offset) {
             res.body.destroy();
-            throw new OciError('RANGE_INVALID', `resuming ${desc.digest}: registry answered range ${cr ?? '(none)'} for bytes=${offset}-`);
+            throw new WharfError('RANGE_INVALID', `resuming ${desc.digest}: registry answered range ${cr ?? '(none)'} for bytes=${offset}-`);
           }
         } else if (res.status === 200) {
           // No range support: skip what we already have.
@@ -471,7 +458,7 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
       const index = JSON.parse(body.toString('utf8')) as ImageIndex;
       return { desc, index };
     } catch (err) {
-      if (isOciError(err, 'MANIFEST_UNKNOWN') || isOciError(err, 'NOT_FOUND') || isOciError(err, 'NAME_UNKNOWN')) return undefined;
+      if (isOciError(err, 'MANIFEST_UNKNOWN') || isWharfError(err, 'NOT_FOUND') || isOciError(err, 'NAME_UNKNOWN')) return undefined;
       throw err;
     }
   }
