@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startDistribution, missingPeer, REGISTRY_BIN, type Distribution } from './helpers/distribution.js';
 import { wharf as run, MAIN, TSX, type RunResult } from './helpers/cli.js';
-import { parseAnnotations } from '../src/cli/run/push.js';
+import { parseAnnotations } from '../src/cli/shared/artifact.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 

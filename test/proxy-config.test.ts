@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { startServer, parseConfig, type RunningServer } from '../src/server/index.js';
 import { forward, relay } from './helpers/proxy.js';
-import { loadServeConfig } from '../src/cli/serve.js';
+import { loadServeConfig } from '../src/cli/run/serve.js';
 import { missingPeer } from './helpers/distribution.js';
 import { makeImage, pushImage, type TestImage } from './helpers/proxy-images.js';
 

@@ -41,7 +41,7 @@ describe('audit log', () => {
       req.end();
     });
     await new Promise((r) => setTimeout(r, 100));
-    s.guard.audit?.flush();
+    s.hooks.audit?.flush();
   });
   after(async () => {
     await s.close();
@@ -49,7 +49,7 @@ describe('audit log', () => {
   });
 
   test('a manifest pull is recorded with user, IP, user agent, reference, digest, media type, artifactType, bytes and outcome', () => {
-    const [r] = s.guard.audit!.db.query({ repo: 'ml/model', action: 'pull', user: 'bob', digest: ml.digest });
+    const [r] = s.hooks.audit!.db.query({ repo: 'ml/model', action: 'pull', user: 'bob', digest: ml.digest });
     assert.ok(r);
     assert.equal(r.ip, '127.0.0.1');
     assert.equal(r.userAgent, 'audit-test/1.0');
@@ -62,24 +62,24 @@ describe('audit log', () => {
   });
 
   test('the blob pull that follows joins the manifest pull in one artifact download row', () => {
-    const [b] = s.guard.audit!.db.query({ repo: 'ml/model', digest: ml.layer, action: 'pull' });
+    const [b] = s.hooks.audit!.db.query({ repo: 'ml/model', digest: ml.layer, action: 'pull' });
     assert.equal(b?.mediaType, 'application/vnd.example.layer');
     assert.equal(b?.artifactType, 'application/vnd.example.model');
-    const [d] = s.guard.audit!.db.downloads({ repo: 'ml/model', user: 'bob' });
+    const [d] = s.hooks.audit!.db.downloads({ repo: 'ml/model', user: 'bob' });
     assert.ok(d);
     assert.equal(b?.downloadId, d.id);
     assert.deepEqual([d.reference, d.digest, d.blobsDone, d.blobsTotal, d.completed], ['v3', ml.digest, 1, 1, true]);
   });
 
   test('denied attempts are recorded, a failed login under the name that was tried', () => {
-    const denied = s.guard.audit!.db.query({ action: 'denied' });
+    const denied = s.hooks.audit!.db.query({ action: 'denied' });
     assert.ok(denied.some((r) => r.repo === 'secret/model' && r.user === 'bob' && r.status === 403));
     assert.ok(denied.some((r) => r.repo === 'ml/model' && r.user === 'bob' && r.status === 401));
   });
 
   test('pushes are recorded, and a download the client stopped is aborted with the bytes sent', () => {
-    assert.ok(s.guard.audit!.db.query({ repo: 'ml/model', action: 'push', user: 'alice' }).some((r) => r.reference === 'v3' && r.digest === ml.digest));
-    const [r] = s.guard.audit!.db.query({ repo: 'ml/big', digest: bigPush.layer, action: 'pull' });
+    assert.ok(s.hooks.audit!.db.query({ repo: 'ml/model', action: 'push', user: 'alice' }).some((r) => r.reference === 'v3' && r.digest === ml.digest));
+    const [r] = s.hooks.audit!.db.query({ repo: 'ml/big', digest: bigPush.layer, action: 'pull' });
     assert.equal(r?.outcome, 'aborted');
     assert.ok(r!.bytes < big.length, `${r!.bytes} bytes`);
   });
@@ -149,12 +149,12 @@ describe('audit durability', () => {
     const s = await startServer({ dataDir: dir, logLevel: 'silent', config: { audit: { flushInterval: '1h' } } });
     try {
       // Point the journal at a descriptor that does not exist: every append fails.
-      (s.guard.audit as unknown as { fd: number }).fd = 1 << 20;
+      (s.hooks.audit as unknown as { fd: number }).fd = 1 << 20;
       for (let i = 0; i < 3; i++) assert.equal((await call(s.url, 'GET', `/v2/x/tags/list?i=${i}`)).status, 404);
-      s.guard.audit!.flush();
-      assert.equal(s.guard.audit!.db.query({ repo: 'x' }).length, 3);
+      s.hooks.audit!.flush();
+      assert.equal(s.hooks.audit!.db.query({ repo: 'x' }).length, 3);
       // The next flush opens a new segment: the journal works again.
-      assert.notEqual((s.guard.audit as unknown as { fd: number }).fd, 1 << 20);
+      assert.notEqual((s.hooks.audit as unknown as { fd: number }).fd, 1 << 20);
       assert.equal((await call(s.url, 'GET', '/v2/x/tags/list')).status, 404);
     } finally {
       await s.close();

@@ -51,8 +51,8 @@ describe('real clients through the token flow', () => {
     const anon = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--no-creds', `docker://${host}/ml/base:v1`]);
     assert.notEqual(anon.code, 0);
     // The token service was used: the audit log shows bearer-authenticated pulls by alice.
-    s.guard.audit!.flush();
-    assert.ok(s.guard.audit!.db.query({ repo: 'ml/copied', user: 'alice', action: 'push' }).length > 0);
+    s.hooks.audit!.flush();
+    assert.ok(s.hooks.audit!.db.query({ repo: 'ml/copied', user: 'alice', action: 'push' }).length > 0);
   });
 
   test('podman login, push and pull with --tls-verify=false and its own storage', { skip: noPodman }, async () => {
@@ -117,8 +117,8 @@ describe('skopeo with a client certificate (mTLS)', { skip: noSkopeo ?? missingP
       assert.equal(ok.code, 0, ok.err);
       const no = await run('skopeo', ['inspect', '--raw', '--cert-dir', caOnly, '--no-creds', `docker://${host}/ml/mtls:v1`]);
       assert.notEqual(no.code, 0);
-      s.guard.audit!.flush();
-      assert.ok(s.guard.audit!.db.query({ repo: 'ml/mtls', user: 'bob', action: 'pull' }).some((r) => r.status === 200));
+      s.hooks.audit!.flush();
+      assert.ok(s.hooks.audit!.db.query({ repo: 'ml/mtls', user: 'bob', action: 'pull' }).some((r) => r.status === 200));
     } finally {
       await s.close();
       await rm(tmp, { recursive: true, force: true });

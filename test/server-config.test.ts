@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadServeConfig } from '../src/cli/serve.js';
+import { loadServeConfig } from '../src/cli/run/serve.js';
 import { parseConfig, ConfigError, startServer } from '../src/server/index.js';
 import { parseDuration, parseSize } from '../src/spec/index.js';
 import { paths } from '../src/server/store/paths.js';

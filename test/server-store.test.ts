@@ -13,7 +13,7 @@ import { PerformanceObserver, constants as perf } from 'node:perf_hooks';
 import { FsDriver } from '../src/server/driver/index.js';
 import { RegistryStore } from '../src/server/store/registry.js';
 import { paths } from '../src/server/store/paths.js';
-import { bodyBytesConsumed } from '../src/server/store/collect.js';
+import { bodyBytesConsumed } from '../src/server/io/young-gc.js';
 import { KeyedLock } from '../src/server/store/locks.js';
 import { asDigest, type Digest } from '../src/spec/index.js';
 

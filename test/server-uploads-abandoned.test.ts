@@ -76,8 +76,8 @@ describe('abandoned uploads', () => {
     let row: { method: string; bytes: number; outcome: string; status: number; reference: string | null } | undefined;
     for (let i = 0; i < 100 && !row; i++) {
       await sleep(100);
-      server.guard.audit!.flush();
-      row = server.guard.audit!.db.query({ repo: 'abandoned/purge', action: 'upload' }).find((r) => r.method === 'PURGE');
+      server.hooks.audit!.flush();
+      row = server.hooks.audit!.db.query({ repo: 'abandoned/purge', action: 'upload' }).find((r) => r.method === 'PURGE');
     }
     assert.ok(row, 'a PURGE row was recorded');
     assert.deepEqual({ bytes: row.bytes, outcome: row.outcome, status: row.status, reference: row.reference }, { bytes: 4096, outcome: 'aborted', status: 410, reference: id });
@@ -98,8 +98,8 @@ describe('abandoned uploads', () => {
     let row: { status: number; method: string; ip: string } | undefined;
     for (let i = 0; i < 50 && !row; i++) {
       await sleep(100);
-      server.guard.audit!.flush();
-      row = server.guard.audit!.db.query({ repo: 'abandoned/patch' }).find((r) => r.method === 'PATCH');
+      server.hooks.audit!.flush();
+      row = server.hooks.audit!.db.query({ repo: 'abandoned/patch' }).find((r) => r.method === 'PATCH');
     }
     assert.ok(row, 'the interrupted PATCH was recorded');
     // Answered BLOB_UPLOAD_INVALID: "the client closed the connection before the body was complete".

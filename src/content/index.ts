@@ -1,4 +1,4 @@
-export { ContentCache } from './cache.js';
+export { ContentCache } from './content-cache.js';
 export * from './target.js';
 export * from './verify.js';
 export * from './graph.js';

@@ -10,7 +10,7 @@ export { buildEstargz, buildEstargzFile, type BuildOptions, type BuildResult } f
 export { openEstargz, EstargzReader, NotEstargzError, type EstargzOpenOptions } from './reader.js';
 export { openTarGz, TarGzReader, type TarGzOpenOptions } from './targz.js';
 export { FileBlobSource, BufferBlobSource, mergeRanges, type RangedBlobSource } from './source.js';
-export { EstargzCache, defaultCacheDir, type CacheInfo, type CachedToc, type PruneOptions } from './cache.js';
+export { EstargzCache, defaultCacheDir, type CacheInfo, type CachedToc, type PruneOptions } from './toc-cache.js';
 export { Tree, TreeFS, clampRange, type LayerFS, type FileStat, type FileType, type ReadRange } from './fs.js';
 export {
   TOC_TAR_NAME,

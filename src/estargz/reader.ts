@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { createGunzip, crc32, inflateRaw, type ZlibOptions } from 'node:zlib';
 import { OciError, createDigester, type ByteRange, WharfError } from '../spec/index.js';
 import type { OpOptions } from '../content/index.js';
-import type { EstargzCache } from './cache.js';
+import type { EstargzCache } from './toc-cache.js';
 import { Tree, TreeFS, clampRange, type FileStat, type FileType, type ReadRange } from './fs.js';
 import { mergeRanges, type RangedBlobSource } from './source.js';
 import { decodeHeader } from './tar.js';

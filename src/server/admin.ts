@@ -1,4 +1,4 @@
-import { parseConfig, type WharfConfig } from './config.js';
+import type { WharfConfig } from './config.js';
 import { collectGarbage, listCache, pruneCache, type CachedImage, type GcOptions, type GcReport, type PruneReport, type RegistryStore } from './store/index.js';
 import { globToRegExp, loadCache, upstreamsOf, type LoadOptions, type LoadReport } from './proxy/index.js';
 import { openStore } from './storage.js';
@@ -50,4 +50,7 @@ export async function openAdmin(config: WharfConfig): Promise<Admin> {
   };
 }
 
-export { parseConfig, type WharfConfig };
+export { parseConfig, readConfigFile, ConfigError, type WharfConfig } from './config.js';
+// The audit log and the users file, read and written by `wharf audit` and `wharf user` beside a running server.
+export { AuditDb, auditFilter, recordsToCsv } from './audit/index.js';
+export { assertUserName, defaultHtpasswdPath, hashPassword, readHtpasswd, writeHtpasswd } from './auth/index.js';

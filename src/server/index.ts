@@ -8,7 +8,7 @@ import { openStore } from './storage.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
 import { Registry as MetricsRegistry } from 'prom-client';
-import { startGuard, type Guard } from './guard.js';
+import { startRequestHooks, type RequestHooks } from './request-hooks.js';
 import { REDACT_PATHS } from './auth/index.js';
 import { reloadTls, tlsOptions } from './tls.js';
 import type { Server as TlsServer } from 'node:tls';
@@ -35,8 +35,8 @@ export interface RunningServer {
   app: FastifyInstance;
   /** The pull-through cache, when upstreams are configured. */
   proxy: PullThroughHandle | undefined;
-  /** Access control and the audit log (src/server/guard.ts). */
-  guard: Guard;
+  /** Access control, the audit log and webhooks (src/server/request-hooks.ts). */
+  hooks: RequestHooks;
   /** Re-reads the TLS certificate, key and client CA (SIGHUP); open connections are kept. */
   reloadTls(): Promise<void>;
   /** Stops accepting, finishes the requests in flight, then resolves. */
@@ -44,21 +44,21 @@ export interface RunningServer {
 }
 
 /** Builds the store and app from a validated config and listens. */
-export async function startFromConfig(config: WharfConfig, logger?: Logger, hooks: Pick<ServerOptions, 'onUpstream'> = {}): Promise<RunningServer> {
+export async function startFromConfig(config: WharfConfig, logger?: Logger, testing: Pick<ServerOptions, 'onUpstream'> = {}): Promise<RunningServer> {
   const log = logger ?? pino({ level: config.log.level, redact: REDACT_PATHS });
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true });
   const store = await openStore(config);
   const metrics = new MetricsRegistry();
-  const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: hooks.onUpstream });
-  const guard = await startGuard(config, { dataDir, log });
-  const app = createApp({ backend: proxy?.backend ?? store, logger: log, pageSize: config.pagination.pageSize, metrics, extensions: guard.extensions, ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
+  const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream });
+  const hooks = await startRequestHooks(config, { dataDir, log });
+  const app = createApp({ backend: proxy?.backend ?? store, logger: log, pageSize: config.pagination.pageSize, metrics, extensions: hooks.extensions, ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
 
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {
     try {
       const gone = await store.purgeUploads(config.uploads.purgeAfter);
-      guard.abandoned(gone.uploads);
+      hooks.abandoned(gone.uploads);
       if (gone.uploads.length + gone.temp > 0) log.info({ uploads: gone.uploads.length, temp: gone.temp }, 'purged abandoned uploads');
     } catch (err) {
       log.warn({ err }, 'upload purge failed');
@@ -77,7 +77,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
     clearInterval(timer);
     await app.close().catch(() => undefined);
     await proxy?.close();
-    await guard.close();
+    await hooks.close();
     throw err;
   }
   const port = (app.server.address() as AddressInfo).port;
@@ -89,7 +89,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
     store,
     app,
     proxy,
-    guard,
+    hooks,
     reloadTls: async () => {
       if (config.tls) await reloadTls(app.server as unknown as TlsServer, config.tls);
     },
@@ -104,7 +104,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, hook
         clearInterval(idle);
       }
       await proxy?.close();
-      await guard.close();
+      await hooks.close();
     },
   };
 }
@@ -119,7 +119,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return startFromConfig(parseConfig(input), opts.logger, { onUpstream: opts.onUpstream });
 }
 
-export { parseConfig, readConfigFile, ConfigError, type WharfConfig, type WharfConfigInput } from './config.js';
+export { parseConfig, readConfigFile, ConfigError, setPath, type WharfConfig, type WharfConfigInput } from './config.js';
+export { REDACT_PATHS } from './auth/index.js';
 export { RegistryStore } from './store/index.js';
 export { FsDriver, type StorageDriver } from './driver/index.js';
 export { createApp } from './http/app.js';

@@ -2,7 +2,7 @@ import type { Command } from 'cac';
 import type { Action, Group } from '../shared/group.js';
 
 const run = (action: string) => async (_args: string[], flags: Record<string, unknown>): Promise<void> => {
-  const { runAudit } = await import('../audit.js');
+  const { runAudit } = await import('../run/audit.js');
   await runAudit(action, flags);
 };
 

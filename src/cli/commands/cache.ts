@@ -7,7 +7,7 @@ import type { Action, Group } from '../shared/group.js';
  * registry's pull-through cache (ls, load, and prune with --data or --config; docs/PROXY.md).
  */
 const run = (action: string) => async (args: string[], flags: Record<string, unknown>): Promise<void> => {
-  const { isRegistryCacheAction, runRegistryCache } = await import('../run/proxy-cache.js');
+  const { isRegistryCacheAction, runRegistryCache } = await import('../run/registry-cache.js');
   if (isRegistryCacheAction(action, flags)) return runRegistryCache(action, args, flags);
   const { runCache } = await import('../run/estargz.js');
   await runCache(action, flags);

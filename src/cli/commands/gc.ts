@@ -11,7 +11,7 @@ export function registerGc(cli: CAC): void {
     .example('wharf gc --data ./wharf-data --dry-run')
     .example('wharf gc --delete-untagged')
     .action(async (opts: Record<string, unknown>) => {
-      const { runGc } = await import('../gc.js');
+      const { runGc } = await import('../run/gc.js');
       await runGc(opts);
     });
 }

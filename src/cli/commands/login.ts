@@ -9,7 +9,7 @@ export function registerLogin(cli: CAC): void {
       .option('--identity-token <token>', 'Log in with an OAuth2 refresh token')
       .example('echo "$TOKEN" | wharf login registry.example.com -u me --password-stdin'),
   ).action(async (host: string, opts: Record<string, unknown>) => {
-    const { runLogin } = await import('../run/simple.js');
+    const { runLogin } = await import('../run/login.js');
     await runLogin(String(host), opts);
   });
 }

@@ -6,7 +6,7 @@ export function registerLogout(cli: CAC): void {
     .option('--registry-config <file>', "Credentials file (default: Docker's config.json)")
     .option('--format <format>', 'Output: text or json')
     .action(async (host: string, opts: Record<string, unknown>) => {
-      const { runLogout } = await import('../run/simple.js');
+      const { runLogout } = await import('../run/login.js');
       await runLogout(String(host), opts);
     });
 }

@@ -2,7 +2,7 @@ import { registryFlags } from '../shared/flags.js';
 import type { Action, Group } from '../shared/group.js';
 
 const run = (action: string) => async (args: string[], flags: Record<string, unknown>): Promise<void> => {
-  const { runRepo } = await import('../run/simple.js');
+  const { runRepo } = await import('../run/repo.js');
   await runRepo(action, args, flags);
 };
 

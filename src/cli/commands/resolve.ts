@@ -9,7 +9,7 @@ export function registerResolve(cli: CAC): void {
       .option('--oci-layout', 'The target is an OCI image layout')
       .example('wharf resolve localhost:5000/app:v1'),
   ).action(async (ref: string, opts: Record<string, unknown>) => {
-    const { runResolve } = await import('../run/simple.js');
+    const { runResolve } = await import('../run/resolve.js');
     await runResolve(String(ref), opts);
   });
 }

@@ -18,7 +18,7 @@ export function registerServe(cli: CAC): void {
     .example('WHARF_CONFIG=/etc/wharf.yaml wharf serve')
     .example('wharf serve --config wharf.yaml --offline --preload images.tar')
     .action(async (opts: Record<string, unknown>) => {
-      const { runServe } = await import('../serve.js');
+      const { runServe } = await import('../run/serve.js');
       await runServe(opts);
     });
 }

@@ -8,7 +8,7 @@ export function registerTag(cli: CAC): void {
       .example('wharf tag localhost:5000/app:v1 stable latest')
       .example('wharf tag rm localhost:5000/app:old'),
   ).action(async (ref: string, tags: string[], opts: Record<string, unknown>) => {
-    const { runTag } = await import('../run/simple.js');
+    const { runTag } = await import('../run/tag.js');
     await runTag(String(ref), tags.map(String), opts);
   });
 }
@@ -16,7 +16,7 @@ export function registerTag(cli: CAC): void {
 const untagHelp = 'Remove one tag, leaving the manifest and its other tags (DELETE /v2/<name>/manifests/<tag>)';
 
 async function untag(args: string[], opts: Record<string, unknown>): Promise<void> {
-  const { runUntag } = await import('../run/simple.js');
+  const { runUntag } = await import('../run/tag.js');
   await runUntag(args, opts);
 }
 

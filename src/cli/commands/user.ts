@@ -2,7 +2,7 @@ import type { Command } from 'cac';
 import type { Action, Group } from '../shared/group.js';
 
 const run = (action: string) => async (args: string[], flags: Record<string, unknown>): Promise<void> => {
-  const { runUser } = await import('../user.js');
+  const { runUser } = await import('../run/user.js');
   await runUser(action, args[0], flags);
 };
 

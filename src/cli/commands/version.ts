@@ -5,7 +5,7 @@ export function registerVersion(cli: CAC): void {
     .command('version', 'Print the version of wharf')
     .option('--format <format>', 'Output: text or json')
     .action(async (opts: Record<string, unknown>) => {
-      const { runVersion } = await import('../run/simple.js');
+      const { runVersion } = await import('../run/version.js');
       await runVersion(opts);
     });
 }

@@ -3,7 +3,7 @@ import { pushArtifact } from '../../client/index.js';
 import { ExitError } from '../errors.js';
 import { withContext, Context } from '../shared/context.js';
 import { str, bool, type Flags } from '../shared/flags.js';
-import { artifactFlags, parseFileArg, describeResult, digestMemo } from './push.js';
+import { artifactFlags, parseFileArg, describeResult, digestMemo } from '../shared/artifact.js';
 
 export async function runAttach(ref: string, files: string[], flags: Flags): Promise<void> {
   const artifactType = str(flags.artifactType);

@@ -5,6 +5,7 @@ import { parseDuration, parseSize } from '../../spec/index.js';
 import { ExitError } from '../errors.js';
 import { withContext, Context } from '../shared/context.js';
 import { humanSize } from '../shared/output.js';
+import { describeResult, parseAnnotations, reportPushed } from '../shared/artifact.js';
 import { str, strs, bool, type Flags } from '../shared/flags.js';
 
 function cacheFor(flags: Flags): EstargzCache | undefined {
@@ -176,7 +177,6 @@ export async function runPushEstargz(ref: string, files: string[], flags: Flags)
   const chunkSize = intFlag(flags.estargzChunkSize, '--estargz-chunk-size');
   if (chunkSize === 0) throw new ExitError('--estargz-chunk-size must be more than 0', 2);
   const { pushEstargz } = await import('../../client/index.js');
-  const { parseAnnotations, describeResult, reportPushed } = await import('./push.js');
   await withContext(flags, async (ctx) => {
     const t = await ctx.open(ref, { ociLayout: bool(flags.ociLayout) });
     if (!ctx.out.json) process.stderr.write(`Packing ${files[0]} as one eStargz layer\n`);

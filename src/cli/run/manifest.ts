@@ -6,7 +6,7 @@ import { createIndex, updateIndex } from '../../client/index.js';
 import { ExitError } from '../errors.js';
 import { withContext, Context } from '../shared/context.js';
 import { str, strs, bool, type Flags } from '../shared/flags.js';
-import { parseAnnotations } from './push.js';
+import { parseAnnotations } from '../shared/artifact.js';
 import { prompt } from '../shared/terminal.js';
 
 async function readInput(file: string): Promise<Buffer> {

@@ -3,3 +3,4 @@ export { AuditDb, recordsToCsv } from './db.js';
 export { AuditLog, type AuditLogOptions, type RecordExtra } from './log.js';
 export type { AuditAction, AuditRecord, AuditFilter, DownloadRow } from './types.js';
 export { nextAuditId } from './ids.js';
+export { auditFilter } from './filter.js';

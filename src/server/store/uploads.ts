@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { OciError, parseDigest, createDigester, type ByteRange, type Digest, WharfError } from '../../spec/index.js';
 import { runningDigest, type RunningDigest } from '../../content/index.js';
 import type { StorageDriver } from '../driver/index.js';
-import { bodyBytesConsumed } from './collect.js';
+import { bodyBytesConsumed } from '../io/young-gc.js';
 import { KeyedLock } from './locks.js';
 import { paths, UPLOAD_ID } from './paths.js';
 

@@ -9,7 +9,7 @@ import { installAudit, installAuditApi, type RequestSink } from './http/audit.js
 import type { StaleUpload } from './store/index.js';
 import { Webhooks } from './webhooks/index.js';
 
-export interface Guard {
+export interface RequestHooks {
   auth: Authenticator | undefined;
   audit: AuditLog | undefined;
   webhooks: Webhooks | undefined;
@@ -22,8 +22,8 @@ export interface Guard {
 }
 
 /** Access control, the audit log and webhooks, wired onto the app as fastify hooks. */
-export async function startGuard(config: WharfConfig, deps: { dataDir: string; log: Logger }): Promise<Guard> {
-  const extensions: Guard['extensions'] = [];
+export async function startRequestHooks(config: WharfConfig, deps: { dataDir: string; log: Logger }): Promise<RequestHooks> {
+  const extensions: RequestHooks['extensions'] = [];
   const auth = config.auth ? await Authenticator.create(config.auth, deps.dataDir) : undefined;
   let audit: AuditLog | undefined;
   const sinks: RequestSink[] = [];

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
-import { assertUserName, defaultHtpasswdPath, hashPassword, readHtpasswd, writeHtpasswd } from '../server/auth/index.js';
-import { ExitError } from './errors.js';
+import { assertUserName, defaultHtpasswdPath, hashPassword, readHtpasswd, writeHtpasswd } from '../../server/admin.js';
+import { ExitError } from '../errors.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

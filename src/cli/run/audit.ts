@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AuditDb, recordsToCsv } from '../server/audit/index.js';
-import { auditFilter } from '../server/http/audit.js';
-import { ExitError } from './errors.js';
+import { AuditDb, auditFilter, recordsToCsv } from '../../server/admin.js';
+import { ExitError } from '../errors.js';
 
 function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
   const cells = rows.map((r) => cols.map((c) => (r[c] === null || r[c] === undefined ? '-' : String(r[c]))));

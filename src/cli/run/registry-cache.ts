@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseDuration, parseSize } from '../../spec/index.js';
-import { parseConfig, readConfigFile, ConfigError, type WharfConfig } from '../../server/config.js';
-import { openAdmin, type CachePruneOptions } from '../../server/admin.js';
+import { ConfigError, openAdmin, parseConfig, readConfigFile, type CachePruneOptions, type WharfConfig } from '../../server/admin.js';
 import { ExitError } from '../errors.js';
 import { humanSize, shortDigest } from '../shared/output.js';
 import { str, strs, bool, type Flags } from '../shared/flags.js';

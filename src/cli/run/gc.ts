@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { openAdmin, parseConfig } from '../server/admin.js';
-import { parseDuration } from '../spec/index.js';
-import { ExitError } from './errors.js';
+import { openAdmin, parseConfig } from '../../server/admin.js';
+import { parseDuration } from '../../spec/index.js';
+import { ExitError } from '../errors.js';
 
 export async function runGc(flags: Record<string, unknown>): Promise<void> {
   const data = resolve((flags.data as string | undefined) ?? process.env.WHARF_DATA ?? './wharf-data');

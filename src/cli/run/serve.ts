@@ -1,8 +1,6 @@
 import { pino } from 'pino';
-import { parseConfig, readConfigFile, ConfigError, setPath, type WharfConfig } from '../server/config.js';
-import { startFromConfig } from '../server/index.js';
-import { REDACT_PATHS } from '../server/auth/index.js';
-import { ExitError } from './errors.js';
+import { REDACT_PATHS, parseConfig, readConfigFile, ConfigError, setPath, startFromConfig, type WharfConfig } from '../../server/index.js';
+import { ExitError } from '../errors.js';
 
 /** Flags beat environment variables, which beat the config file, which beats the defaults. */
 export async function loadServeConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<WharfConfig> {
