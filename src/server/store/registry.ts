@@ -142,7 +142,8 @@ export class RegistryStore implements RegistryBackend {
           }
           await sendFileRange(res, file, start, end, check);
         } finally {
-          await file.close().catch(() => undefined);
+          // Not awaited: the response ends at once, and the file closes after the reads in flight.
+          void file.close().catch(() => undefined);
         }
       },
       stream: (range) => this.driver.reader(path, range),
