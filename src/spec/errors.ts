@@ -35,17 +35,27 @@ export interface OciErrorOptions {
   cause?: unknown;
 }
 
-export class OciError extends Error {
-  readonly code: ErrorCode;
+type Table = Record<string, { status: number; message: string }>;
+
+/** An error whose code comes from a table that gives its status and default message. */
+abstract class TableError<C extends string> extends Error {
+  readonly code: C;
+  /** The HTTP status: the table's, or the one a response showed or overrode. */
   readonly status: number;
   readonly detail: unknown;
 
-  constructor(code: ErrorCode, message?: string, opts: OciErrorOptions = {}) {
-    super(message ?? ERROR_TABLE[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'OciError';
+  protected constructor(table: Table, code: C, message: string | undefined, opts: OciErrorOptions) {
+    super(message ?? table[code]!.message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.code = code;
-    this.status = opts.status ?? ERROR_TABLE[code].status;
+    this.status = opts.status ?? table[code]!.status;
     this.detail = opts.detail;
+  }
+}
+
+export class OciError extends TableError<ErrorCode> {
+  constructor(code: ErrorCode, message?: string, opts: OciErrorOptions = {}) {
+    super(ERROR_TABLE, code, message, opts);
+    this.name = 'OciError';
   }
 
   /** The spec's error body: `{"errors":[{code,message,detail}]}`. */
@@ -78,18 +88,10 @@ export const LOCAL_ERRORS = {
 
 export type LocalErrorCode = keyof typeof LOCAL_ERRORS;
 
-export class WharfError extends Error {
-  readonly code: LocalErrorCode;
-  /** The HTTP status this failure maps to where a server answers it (or where a registry's answer showed it). */
-  readonly status: number;
-  readonly detail: unknown;
-
+export class WharfError extends TableError<LocalErrorCode> {
   constructor(code: LocalErrorCode, message?: string, opts: OciErrorOptions = {}) {
-    super(message ?? LOCAL_ERRORS[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(LOCAL_ERRORS, code, message, opts);
     this.name = 'WharfError';
-    this.code = code;
-    this.status = opts.status ?? LOCAL_ERRORS[code].status;
-    this.detail = opts.detail;
   }
 }
 
