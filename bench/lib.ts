@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -50,42 +51,88 @@ export function sampleRss(pid: number, ms = 50): { stop(): Promise<number> } {
   };
 }
 
-let entry: { argv: string[]; how: string } | undefined;
+export interface WharfEntry {
+  /** Node arguments that run the `wharf` CLI. */
+  argv: string[];
+  how: string;
+}
+
+let entry: WharfEntry | undefined;
+
+/**
+ * Compiles the checkout at `root` into `out` (no source maps, no declarations), as `npm start`
+ * runs it; `out`/../package.json is written, for dist/cli/version.js reads ../../package.json.
+ * Returns the build's CLI, or tsc's first line of output when the build fails.
+ */
+async function compile(root: string, out: string): Promise<WharfEntry | string> {
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', out, '--sourceMap', 'false', '--declaration', 'false'], { encoding: 'utf8' });
+  if (r.status !== 0) return (r.stdout + r.stderr).trim().split('\n')[0] ?? `tsc exited ${r.status}`;
+  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(join(dirname(out), 'package.json'), JSON.stringify({ name: pkg.name, version: pkg.version, type: 'module' }));
+  return { argv: [join(out, 'cli', 'main.js')], how: 'compiled (tsc)' };
+}
 
 /**
  * How to run the `wharf` CLI of this checkout: compiled once per bench run into .bench/dist-<pid> (as
  * `npm start` runs it, without a TypeScript loader in the process), or through tsx if the build
  * fails (say, while someone is half-way through an edit).
  */
-export async function wharfEntry(): Promise<{ argv: string[]; how: string }> {
+export async function wharfEntry(): Promise<WharfEntry> {
   if (entry) return entry;
   // One build per bench process: another bench running beside this one must not replace it.
-  const out = join(ROOT, '.bench', `dist-${process.pid}`);
   await pruneBuilds();
-  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  const r = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out, '--sourceMap', 'false', '--declaration', 'false'], { encoding: 'utf8' });
-  if (r.status === 0) {
-    // dist/cli/version.js reads ../../package.json.
-    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
-    await mkdir(join(ROOT, '.bench'), { recursive: true });
-    await writeFile(join(ROOT, '.bench', 'package.json'), JSON.stringify({ name: pkg.name, version: pkg.version, type: 'module' }));
-    entry = { argv: [join(out, 'cli', 'main.js')], how: 'compiled (tsc)' };
-  } else {
-    console.log(`  note: the build failed, running the CLI through tsx: ${(r.stdout + r.stderr).trim().split('\n')[0]}`);
+  const built = await compile(ROOT, join(ROOT, '.bench', `dist-${process.pid}`));
+  if (typeof built !== 'string') entry = built;
+  else {
+    console.log(`  note: the build failed, running the CLI through tsx: ${built}`);
     entry = { argv: ['--import', TSX, CLI_MAIN], how: 'through tsx (the build failed)' };
   }
   return entry;
 }
 
-/** Removes builds left by bench processes that are gone (killed by a timeout, say). */
+const baselineDir = (pid: number): string => join(ROOT, '.bench', `baseline-${pid}`);
+
+/**
+ * The build of another git revision (`--baseline <rev>`): a detached worktree of it in
+ * .bench/baseline-<pid>, with this checkout's node_modules linked in, compiled as wharfEntry
+ * compiles this one (into its own .bench/dist). Throws if the revision is unknown or does not build.
+ */
+export async function baselineEntry(rev: string): Promise<WharfEntry & { commit: string }> {
+  const git = (...args: string[]): string => {
+    const r = spawnSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
+    return r.stdout.trim();
+  };
+  const commit = git('rev-parse', '--short', `${rev}^{commit}`);
+  await pruneBuilds();
+  const dir = baselineDir(process.pid);
+  await mkdir(dirname(dir), { recursive: true });
+  git('worktree', 'add', '--detach', dir, commit);
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  const built = await compile(dir, join(dir, '.bench', 'dist'));
+  if (typeof built === 'string') throw new Error(`the baseline ${commit} does not build: ${built}`);
+  return { ...built, commit };
+}
+
+/** Removes a baseline worktree: its registration in git, then its files. */
+async function removeWorktree(dir: string): Promise<void> {
+  spawnSync('git', ['-C', ROOT, 'worktree', 'remove', '--force', dir], { encoding: 'utf8' });
+  await rm(dir, { recursive: true, force: true });
+  spawnSync('git', ['-C', ROOT, 'worktree', 'prune'], { encoding: 'utf8' });
+}
+
+/** Removes builds and baseline worktrees left by bench processes that are gone (killed by a timeout, say). */
 async function pruneBuilds(): Promise<void> {
   const dir = join(ROOT, '.bench');
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const n of names) {
-    const m = /^dist(?:-(\d+))?$/.exec(n);
+    const m = /^(dist|baseline)(?:-(\d+))?$/.exec(n);
     if (!m) continue;
-    if (m[1] !== undefined && alive(Number(m[1]))) continue;
-    await rm(join(dir, n), { recursive: true, force: true });
+    if (m[2] !== undefined && alive(Number(m[2]))) continue;
+    if (m[1] === 'baseline') await removeWorktree(join(dir, n));
+    else await rm(join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -98,13 +145,26 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes this process's build of the CLI, if it made one. */
+/** Removes this process's build of the CLI and its baseline worktree, if it made them. */
 export async function removeBuild(): Promise<void> {
   await rm(join(ROOT, '.bench', `dist-${process.pid}`), { recursive: true, force: true });
+  if (existsSync(baselineDir(process.pid))) await removeWorktree(baselineDir(process.pid));
 }
 
-/** `wharf serve` from this checkout, in its own process (so its RSS is its own), on a free port. */
-export async function startWharfProcess(opts: StartWharfOptions = {}): Promise<BenchRegistry> {
+/**
+ * Node options for every `wharf serve` the bench starts, from BENCH_SERVE_NODE_ARGS (split on
+ * spaces), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the servers (Node refuses
+ * --cpu-prof in NODE_OPTIONS). Each profile names the build it ran in its scripts' paths.
+ */
+function serveNodeArgs(): string[] {
+  return (process.env.BENCH_SERVE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
+/**
+ * `wharf serve` from this checkout (or from `build`, a baseline's), in its own process (so its RSS
+ * is its own), on a free port.
+ */
+export async function startWharfProcess(opts: StartWharfOptions = {}, build?: { entry: WharfEntry; name: string }): Promise<BenchRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-bench-serve-'));
   const dataDir = join(dir, 'data');
   let lastErr: unknown;
@@ -113,7 +173,7 @@ export async function startWharfProcess(opts: StartWharfOptions = {}): Promise<B
     const cfg = { log: { level: 'warn' }, ...opts.config, data: dataDir, listen: `127.0.0.1:${port}` };
     const cfgFile = join(dir, 'config.json');
     await writeFile(cfgFile, JSON.stringify(cfg));
-    const child = spawn(process.execPath, [...(await wharfEntry()).argv, 'serve', '--config', cfgFile], {
+    const child = spawn(process.execPath, [...serveNodeArgs(), ...(build?.entry ?? (await wharfEntry())).argv, 'serve', '--config', cfgFile], {
       cwd: dir,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -123,7 +183,7 @@ export async function startWharfProcess(opts: StartWharfOptions = {}): Promise<B
     try {
       await waitReady(url, child, () => stderr, 30_000);
       return {
-        name: 'wharf serve',
+        name: build?.name ?? 'wharf serve',
         host: `127.0.0.1:${port}`,
         url,
         pid: child.pid,

@@ -6,12 +6,14 @@
  *   for its TTL) and by digest (nothing to revalidate on either side);
  * - a cold pull of one large blob through the cache, beside pulling it straight from the upstream;
  * - RSS growth while 20 clients pull 20 different uncached blobs.
+ * With --baseline, the baseline build's cache is one more side, in front of the same upstream; the
+ * two Wharf builds take each run in turns.
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BigBlob, V2, opsByCount, sha256 } from './http.js';
-import { distributionVersion, rssOf, sampleRss, startDistributionProcess } from './lib.js';
+import { distributionVersion, median, rssOf, sampleRss, startDistributionProcess } from './lib.js';
 import type { BenchContext, BenchRegistry, BenchRow } from './types.js';
 
 const LAYERS = 5;
@@ -60,34 +62,44 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
   const count = ctx.scale === 'full' ? 50 : 20;
   const pulls = ctx.scale === 'full' ? 2000 : 400;
   const up = new V2(upstream.url, 16);
-  let wharf: BenchRegistry | undefined;
+  const wharfs: BenchRegistry[] = [];
   let dist: BenchRegistry | undefined;
   const clients: V2[] = [];
   try {
     const images = await pushImages(up, count);
-    wharf = await ctx.startWharf({ config: { log: { level: 'warn' }, proxy: { upstreams: [{ namespace: 'up', url: upstream.url, ttl: '1h' }] } } });
+    // Every build of Wharf (with --baseline, 'base' is that revision's), then Distribution.
+    for (const b of ctx.builds) wharfs.push(await b.start({ config: { log: { level: 'warn' }, proxy: { upstreams: [{ namespace: 'up', url: upstream.url, ttl: '1h' }] } } }));
     dist = await startDistributionProcess({ proxy: { remoteurl: upstream.url } });
-    const sides = [
-      { name: 'wharf', reg: wharf, prefix: 'up/' },
-      { name: 'dist', reg: dist, prefix: '' },
-    ];
+    const sides = [...wharfs.map((reg, k) => ({ name: k === 0 ? 'wharf' : 'base', reg, prefix: 'up/' })), { name: 'dist', reg: dist, prefix: '' }];
     const v2s = new Map(sides.map((s) => [s.name, new V2(s.reg.url, 16)]));
     clients.push(...v2s.values());
+    /** Run r's order of a group: the Wharf builds swap places every other run. */
+    const turns = <T>(group: T[], r: number): T[] => (r % 2 ? [...group].reverse() : group);
 
     // Each side's two figures back to back: a server left idle for the other side's half minute
     // measures differently (wharf serve's blob GETs slow down after ~30 s idle, proxy or not).
+    // The Wharf builds are one group, measured run by run in turns; Distribution the other.
     const rates = new Map<string, Record<string, number>>();
-    for (const s of sides) {
-      const v2 = v2s.get(s.name)!;
-      // Warm the cache (every image once), then both code paths (by tag and by digest).
-      for (const img of images) await pullImage(v2, s.prefix, img, false);
-      await opsByCount(images.length * 4, 10, (i) => pullImage(v2, s.prefix, images[i % images.length]!, i % 2 === 1));
+    for (const group of [sides.filter((s) => s.name !== 'dist'), sides.filter((s) => s.name === 'dist')]) {
+      for (const s of group) {
+        const v2 = v2s.get(s.name)!;
+        // Warm the cache (every image once), then both code paths (by tag and by digest).
+        for (const img of images) await pullImage(v2, s.prefix, img, false);
+        await opsByCount(images.length * 4, 10, (i) => pullImage(v2, s.prefix, images[i % images.length]!, i % 2 === 1));
+      }
       for (const byDigest of [false, true]) {
-        const t = await ctx.measure(async () => {
-          await opsByCount(pulls, 10, (i) => pullImage(v2, s.prefix, images[i % images.length]!, byDigest));
-        });
+        const secs = new Map(group.map((s) => [s.name, [] as number[]]));
+        for (let r = 0; r < ctx.runs; r++) {
+          for (const s of turns(group, r)) {
+            const v2 = v2s.get(s.name)!;
+            const t0 = process.hrtime.bigint();
+            await opsByCount(pulls, 10, (i) => pullImage(v2, s.prefix, images[i % images.length]!, byDigest));
+            secs.get(s.name)!.push(Number(process.hrtime.bigint() - t0) / 1e9);
+          }
+        }
         const key = byDigest ? 'digest' : 'tag';
-        rates.set(key, { ...rates.get(key), [s.name]: pulls / t });
+        for (const s of group) rates.set(key, { ...rates.get(key), [s.name]: pulls / median(secs.get(s.name)!) });
+        if (wharfs.length > 1 && group.length > 1) ctx.log(`cached pulls by ${key}, images/s each run: ${group.map((s) => `${s.reg.name} ${secs.get(s.name)!.map((t) => (pulls / t).toFixed(0)).join('/')}`).join(', ')}`);
       }
     }
     for (const byDigest of [false, true]) {
@@ -97,6 +109,7 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
           metric: `cached small-image pulls (manifest + ${LAYERS} blobs of 4 KiB), 10 clients, ${byDigest ? 'by digest' : 'by tag'}`,
           wharf: rate.wharf!,
           peer: rate.dist!,
+          ...(wharfs.length > 1 ? { baseline: rate.base ?? null } : {}),
           unit: 'images/s',
           note: `vs Distribution ${distributionVersion()} in proxy mode, same upstream; ${pulls} pulls of ${count} images`,
         }),
@@ -107,17 +120,17 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     const size = ctx.scale === 'full' ? 1 << 30 : 256 << 20;
     const big = await BigBlob.create(join(ctx.tmp, 'big.bin'), size);
     const variants: string[] = [];
-    const cold: Record<string, number[]> = { wharf: [], direct: [], dist: [] };
+    const cold: Record<string, number[]> = { wharf: [], base: [], direct: [], dist: [] };
     for (let r = 0; r < ctx.runs; r++) {
       const variant = `cold-${r}`;
       const digest = await big.digest(variant);
       await up.pushMonolithic('bench/big', digest, size, () => big.range(variant));
       variants.push(variant);
-      for (const [name, v2, repo] of [
-        ['direct', up, 'bench/big'],
-        ['wharf', v2s.get('wharf')!, 'up/bench/big'],
-        ['dist', v2s.get('dist')!, 'bench/big'],
-      ] as const) {
+      const builds = turns(
+        sides.filter((s) => s.name !== 'dist').map((s) => [s.name, v2s.get(s.name)!, 'up/bench/big'] as const),
+        r,
+      );
+      for (const [name, v2, repo] of [['direct', up, 'bench/big'] as const, ...builds, ['dist', v2s.get('dist')!, 'bench/big'] as const]) {
         const t0 = process.hrtime.bigint();
         const n = await v2.pull(repo, digest);
         if (n !== size) throw new Error(`${name}: pulled ${n} of ${size} bytes`);
@@ -125,12 +138,14 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
       }
     }
     const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+    if (wharfs.length > 1) ctx.log(`cold pulls, MiB/s each run: ${Object.entries(cold).map(([k, xs]) => `${k} ${xs.map((x) => x.toFixed(0)).join('/')}`).join(', ')}`);
     rows.push(
       ctx.row({
         metric: `cold pull of a ${size >> 20} MiB blob through the cache`,
         wharf: med(cold.wharf!),
         peer: med(cold.direct!),
         unit: 'MiB/s',
+        ...(wharfs.length > 1 ? { baseline: med(cold.base!) } : {}),
         note: 'vs the same blob straight from the upstream (goal: at least 0.8)',
       }),
       ctx.row({
@@ -168,6 +183,7 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
         peer: growth.dist ?? null,
         unit: 'MiB',
         lowerIsBetter: true,
+        ...(wharfs.length > 1 ? { baseline: growth.base ?? null } : {}),
         note: `peak RSS minus RSS before; vs Distribution ${distributionVersion()} in proxy mode`,
       }),
     );
@@ -177,7 +193,7 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
   } finally {
     for (const c of clients) await c.close().catch(() => undefined);
     await up.close().catch(() => undefined);
-    await wharf?.stop();
+    for (const w of wharfs) await w.stop();
     await dist?.stop();
     await upstream.stop();
   }

@@ -1,10 +1,14 @@
 /**
- * `npm run bench [-- --only <section>[,<section>]] [--write]`
+ * `npm run bench [-- --only <section>[,<section>]] [--baseline <rev>] [--write]`
  *
  * Runs each section (bench/<name>.ts, see bench/types.ts for the contract) and prints a table of
  * Wharf beside its peer. `--write` puts the figures in docs/BENCHMARKS.md, one block per section,
  * with the machine, the date and the command; blocks of sections that did not run are kept.
- * BENCH_SCALE=small|full (default small), BENCH_RUNS=<n> (default 3).
+ * `--baseline <rev>` also builds that git revision (a worktree under .bench/) and runs its
+ * `wharf serve` in turns with this checkout's in the sections that support it (server, proxy);
+ * a second table puts the two builds side by side and flags a figure more than 10% worse.
+ * BENCH_SCALE=small|full (default small), BENCH_RUNS=<n> (default 3), BENCH_SERVE_NODE_ARGS (Node
+ * options for every wharf serve, e.g. --cpu-prof).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,8 +17,8 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
-import { exec, hasBin, median, removeBuild, ROOT, startDistributionProcess, startWharfProcess, wharfCli, wharfEntry } from './lib.js';
-import type { BenchContext, BenchRow, BenchScale, BenchSection, RowInput } from './types.js';
+import { baselineEntry, exec, hasBin, median, removeBuild, ROOT, startDistributionProcess, startWharfProcess, wharfCli, wharfEntry, type WharfEntry } from './lib.js';
+import type { BenchContext, BenchRow, BenchScale, BenchSection, RowInput, WharfBuild } from './types.js';
 
 /** In the order they run. Sections owned by other areas are imported only if their file exists. */
 export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth'] as const;
@@ -22,17 +26,21 @@ export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth'] as cons
 interface Args {
   only: string[] | undefined;
   write: boolean;
+  /** A git revision whose build runs beside this checkout's (--baseline). */
+  baseline: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { only: undefined, write: false };
+  const a: Args = { only: undefined, write: false, baseline: undefined };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i]!;
     if (v === '--write') a.write = true;
     else if (v === '--only') a.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (v.startsWith('--only=')) a.only = v.slice(7).split(',').filter(Boolean);
+    else if (v === '--baseline') a.baseline = argv[++i] || undefined;
+    else if (v.startsWith('--baseline=')) a.baseline = v.slice(11) || undefined;
     else if (v === '--help' || v === '-h') {
-      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3');
+      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth] [--baseline <git rev>] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3');
       process.exit(0);
     } else throw new Error(`bench: unknown argument ${v}`);
   }
@@ -63,6 +71,29 @@ function withGoal(r: RowInput): string {
   return parts.join('; ');
 }
 
+/** How much worse than the baseline's a figure may be before the comparison flags it. */
+const TOLERANCE = 0.1;
+
+/** The current build beside the baseline's: their ratio (as `ratio`, above 1x is better) and a note. */
+function versus(r: RowInput): BenchRow['baseline'] {
+  if (r.baseline === undefined) return undefined;
+  const cur = r.wharf;
+  const base = r.baseline;
+  if (cur === null || base === null || cur <= 0 || base <= 0) return { wharf: base, ratio: null, note: 'not measured' };
+  const worse = r.lowerIsBetter ? cur / base - 1 : 1 - cur / base;
+  const pct = Math.round(Math.abs(worse) * 100);
+  const note = worse > TOLERANCE ? `WORSE by ${pct}% (more than ${TOLERANCE * 100}%)` : worse > 0 ? `${pct}% worse` : `${pct}% better`;
+  return { wharf: base, ratio: r.lowerIsBetter ? base / cur : cur / base, note };
+}
+
+function baselineTable(rows: BenchRow[], commit: string): string {
+  const head = `| metric | current | baseline ${commit} | unit | current/baseline | note |\n| --- | ---: | ---: | --- | ---: | --- |`;
+  const lines = rows.flatMap((r) =>
+    r.baseline ? [`| ${r.metric} | ${fmt(r.wharf)} | ${fmt(r.baseline.wharf)} | ${r.unit} | ${r.baseline.ratio === null ? '–' : `${r.baseline.ratio.toFixed(2)}x`} | ${r.baseline.note} |`] : [],
+  );
+  return [head, ...lines].join('\n');
+}
+
 function table(rows: BenchRow[]): string {
   const head = '| metric | wharf | peer | unit | ratio | note |\n| --- | ---: | ---: | --- | ---: | --- |';
   const lines = rows.map((r) => `| ${r.metric} | ${fmt(r.wharf)} | ${fmt(r.peer)} | ${r.unit} | ${r.ratio === null ? '–' : `${r.ratio.toFixed(2)}x`} | ${r.note} |`);
@@ -74,7 +105,7 @@ export function machine(): string {
   return `${c[0]?.model.trim() ?? 'unknown cpu'}, ${c.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}/${process.arch}`;
 }
 
-function makeContext(section: string, scale: BenchScale, runs: number, tmp: string): BenchContext {
+function makeContext(section: string, scale: BenchScale, runs: number, tmp: string, baseline: (WharfEntry & { commit: string }) | undefined): BenchContext {
   const said = new Set<string>();
   const missing = (bin: string): string | undefined => {
     if (hasBin(bin)) return undefined;
@@ -83,12 +114,15 @@ function makeContext(section: string, scale: BenchScale, runs: number, tmp: stri
     said.add(bin);
     return reason;
   };
+  const builds: WharfBuild[] = [{ label: 'current', start: (opts) => startWharfProcess(opts) }];
+  if (baseline) builds.push({ label: baseline.commit, start: (opts) => startWharfProcess(opts, { entry: baseline, name: `wharf serve ${baseline.commit}` }) });
   return {
     scale,
     runs,
     tmp,
     root: ROOT,
     startWharf: (opts) => startWharfProcess(opts),
+    builds,
     startDistribution: async () => (missing('/usr/bin/docker-registry') ? undefined : startDistributionProcess()),
     missing,
     async measure(fn, setup) {
@@ -101,7 +135,7 @@ function makeContext(section: string, scale: BenchScale, runs: number, tmp: stri
       }
       return median(xs);
     },
-    row: (r) => ({ section, metric: r.metric, wharf: r.wharf, peer: r.peer, unit: r.unit, ratio: ratioOf(r), note: withGoal(r) }),
+    row: (r) => ({ section, metric: r.metric, wharf: r.wharf, peer: r.peer, unit: r.unit, ratio: ratioOf(r), note: withGoal(r), baseline: versus(r) }),
     exec: (cmd, args, opts) => exec(cmd, args, opts),
     wharf: (args, opts) => wharfCli(args, opts),
     log: (msg) => console.log(`  ${section}: ${msg}`),
@@ -126,6 +160,17 @@ one section and keeps the others. Sizes: \`BENCH_SCALE=small\` (default, a few m
 read verified against its digest) except \`log.level: warn\`; Distribution runs with its access log
 off. The CLI and server are compiled once per run (\`tsc\` into \`.bench/dist-<pid>\`), as
 \`npm start\` runs them.
+
+\`--baseline <rev>\` (say \`npm run bench -- --only server,proxy --baseline 7a75e33\`) also checks
+out that git revision in a worktree under \`.bench/\`, links this checkout's \`node_modules\` into
+it and compiles it the same way; the server and proxy sections then run both builds' \`wharf
+serve\`, each figure run by run on both in turn (their order swapped every other run), and print a
+second table: the current build, the baseline, current/baseline (inverted where lower is better,
+so below 1x means the current build is behind) and a note flagging a figure more than 10% worse.
+With \`--write\`, such a run's blocks are \`<section>-vs-<commit>\`, beside the section's own.
+\`BENCH_SERVE_NODE_ARGS\` passes Node options to every \`wharf serve\` the bench starts (say
+\`BENCH_SERVE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"\`; Node refuses \`--cpu-prof\` in
+\`NODE_OPTIONS\`); each profile names its build in its scripts' paths.
 
 Figures made of many small requests (range GETs, small blobs, small artifacts, manifest GET and
 HEAD) follow one untimed round of the same work on every registry: a server runs for days, and a
@@ -226,6 +271,8 @@ async function main(): Promise<void> {
   console.log(`wharf bench: scale ${scale}, ${runs} runs per figure; ${machine()}`);
   const how = (await wharfEntry()).how;
   console.log(`wharf (serve and CLI) runs ${how}`);
+  const baseline = args.baseline ? await baselineEntry(args.baseline) : undefined;
+  if (baseline) console.log(`baseline: ${baseline.commit} (${args.baseline}), compiled (tsc) in .bench/baseline-${process.pid}; its wharf serve runs in turns with this checkout's`);
 
   const blocks = new Map<string, string>();
   const all: BenchRow[] = [];
@@ -247,12 +294,18 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     const load0 = loadavg()[0]!;
     try {
-      const rows = await mod.run(makeContext(name, scale, runs, tmp));
+      const rows = await mod.run(makeContext(name, scale, runs, tmp, baseline));
       all.push(...rows);
       const secs = ((Date.now() - t0) / 1000).toFixed(0);
-      console.log(`\n${table(rows)}\n  (${secs} s)`);
       const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      blocks.set(scale === 'small' ? name : `${name}-${scale}`, `## ${name}${scale === 'small' ? '' : ` (BENCH_SCALE=${scale})`}\n\n${table(rows)}\n\nCommand: \`${command}\` (scale ${scale}, median of ${runs}), ${date}, ${machine()}; wharf ran ${how}; the section took ${secs} s, load average ${load0.toFixed(1)} before and ${loadavg()[0]!.toFixed(1)} after.`);
+      // With a baseline, the comparison comes first, and its block is kept apart from the section's.
+      const compared = baseline && rows.some((r) => r.baseline) ? `${baselineTable(rows, baseline.commit)}\n\n` : '';
+      if (baseline && !compared) console.log(`  note: ${name} measures this checkout's build only, not ${baseline.commit}`);
+      const footer = `Command: \`${command}\` (scale ${scale}, median of ${runs}), ${date}, ${machine()}; wharf ran ${how}; the section took ${secs} s, load average ${load0.toFixed(1)} before and ${loadavg()[0]!.toFixed(1)} after.`;
+      console.log(`\n${compared}${table(rows)}\n  (${secs} s)\n${footer}`);
+      const key = `${name}${scale === 'small' ? '' : `-${scale}`}${compared ? `-vs-${baseline!.commit}` : ''}`;
+      const title = `${name}${scale === 'small' ? '' : ` (BENCH_SCALE=${scale})`}${compared ? `, current beside ${baseline!.commit}` : ''}`;
+      blocks.set(key, `## ${title}\n\n${compared}${table(rows)}\n\n${footer}`);
     } catch (err) {
       failed++;
       console.error(`  ${name} failed: ${(err as Error).stack ?? String(err)}`);

@@ -3,7 +3,8 @@
  * 127.0.0.1, driven by the same undici load loops: large blob push (monolithic and in 8 MiB
  * chunks) and pull, small blobs and small artifacts at concurrency, manifest GET/HEAD at 50
  * connections, 4 KiB range GETs, and the servers' RSS around the large-blob transfers (at full
- * scale also around one push and one pull of a 2 GiB blob).
+ * scale also around one push and one pull of a 2 GiB blob). With --baseline, the baseline build's
+ * wharf serve is one more side, measured in the same turns.
  */
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -49,6 +50,8 @@ interface Figures {
 
 interface Side {
   reg: BenchRegistry;
+  /** A build of Wharf (the current one or a baseline), not the peer. */
+  wharf: boolean;
   v2: V2;
   tag: string;
   /** The last large-blob variant pushed, which the pulls and range reads use. */
@@ -83,13 +86,22 @@ async function peakRss(sides: Side[], fn: () => Promise<void>): Promise<(number 
 }
 
 /**
+ * The sides in run i's order: the Wharf builds (with --baseline, two) swap places every other run,
+ * so that neither always follows the peer's turn.
+ */
+function turns(sides: Side[], i: number): Side[] {
+  const wharfs = sides.filter((s) => s.wharf);
+  return [...(i % 2 ? wharfs.reverse() : wharfs), ...sides.filter((s) => !s.wharf)];
+}
+
+/**
  * Every figure is taken run by run, each run on every registry in turn, so that load from
- * elsewhere on the machine falls on both sides alike.
+ * elsewhere on the machine falls on all sides alike.
  */
 async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Sizes, huge: BigBlob | undefined): Promise<void> {
   const runs = ctx.runs;
   const each = async (fn: (side: Side, i: number) => Promise<void>): Promise<void> => {
-    for (let i = 0; i < runs; i++) for (const side of sides) await fn(side, i);
+    for (let i = 0; i < runs; i++) for (const side of turns(sides, i)) await fn(side, i);
   };
   // Figures made of many small requests follow one untimed round on every registry: a server runs
   // for days, and a JIT runtime's first few thousand requests are slower than the rest (a fresh
@@ -193,6 +205,10 @@ async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Size
     }
   });
   for (const side of sides) side.rss.after = side.reg.pid ? (await rssOf(side.reg.pid))?.rss : undefined;
+  // Beside a baseline, each run's figure (in run order), so that noise can be told from a change.
+  if (ctx.builds.length > 1) {
+    for (const side of sides.filter((s) => s.wharf)) ctx.log(`${side.reg.name}, each run: ${Object.entries(side.xs).map(([k, xs]) => `${k} ${xs.map((x) => x.toFixed(0)).join('/')}`).join(', ')}`);
+  }
 }
 
 /** Pushes `blob` once to each registry, then pulls it once, each alone, for the peak RSS of each. */
@@ -224,9 +240,10 @@ function figuresOf(side: Side): Figures {
   };
 }
 
-function sideOf(reg: BenchRegistry): Side {
+function sideOf(reg: BenchRegistry, wharf: boolean): Side {
   return {
     reg,
+    wharf,
     v2: new V2(reg.url, 64),
     tag: reg.name.replace(/\W+/g, ''),
     big: '',
@@ -243,13 +260,13 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
   if (sz.huge) ctx.log(`writing a ${sz.huge / MiB} MiB blob`);
   const huge = sz.huge ? await BigBlob.create(join(ctx.tmp, 'huge.bin'), sz.huge) : undefined;
 
-  const w = await ctx.startWharf();
-  const d = await ctx.startDistribution().catch(async (err: unknown) => {
-    await w.stop();
-    throw err;
-  });
-  const sides = [sideOf(w), ...(d ? [sideOf(d)] : [])];
+  // Every build of Wharf (this checkout's, and with --baseline that revision's), then the peer.
+  const sides: Side[] = [];
+  let d: BenchRegistry | undefined;
   try {
+    for (const b of ctx.builds) sides.push(sideOf(await b.start(), true));
+    d = await ctx.startDistribution();
+    if (d) sides.push(sideOf(d, false));
     await measure(ctx, sides, blob, sz, huge);
   } finally {
     for (const side of sides) {
@@ -258,10 +275,11 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     }
   }
   const wf = figuresOf(sides[0]!);
-  const df = sides[1] ? figuresOf(sides[1]) : undefined;
+  const bf = ctx.builds.length > 1 ? figuresOf(sides[1]!) : undefined;
+  const df = d ? figuresOf(sides.at(-1)!) : undefined;
   const vs = d ? `vs Distribution ${distributionVersion()}` : 'Distribution missing';
   const r = (metric: string, key: keyof Figures, unit: string, note: string, goal: { goalRatio?: number; goalMax?: number; lowerIsBetter?: boolean } = {}): BenchRow =>
-    ctx.row({ metric, wharf: wf[key], peer: df?.[key] ?? null, unit, note: `${vs}; ${note}`, ...goal });
+    ctx.row({ metric, wharf: wf[key], peer: df?.[key] ?? null, unit, note: `${vs}; ${note}`, ...goal, ...(bf ? { baseline: bf[key] } : {}) });
   const rss = { lowerIsBetter: true, goalMax: 150 };
   return [
     r(`push ${big} blob, monolithic (POST+PUT)`, 'pushMono', 'MB/s', 'a fresh variant each run, sent over a plain connection', { goalRatio: 2 }),

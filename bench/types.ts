@@ -16,6 +16,11 @@
  *     } finally { await w.stop(); await d?.stop(); }
  *   }
  *
+ * With `--baseline <rev>`, ctx.builds holds a second build of Wharf, that revision's. A section that
+ * compares them (server, proxy) starts every build, takes each figure run by run on every build in
+ * turn, and passes the baseline's figure as row({ baseline }); run.ts prints those rows in a table
+ * of their own, current beside baseline. Other sections measure this checkout's build only.
+ *
  * Rules: a section cleans up what it starts; it sizes its work from `ctx.scale` so that the
  * whole `small` run takes a few minutes; it never fails the run for a missing peer (the peer's
  * column is null and the note says why); it sends traffic to 127.0.0.1 only.
@@ -35,6 +40,8 @@ export interface BenchRow {
   ratio: number | null;
   /** The peer's name and any caveat, e.g. "vs Distribution 2.8.2, median of 3". */
   note: string;
+  /** With --baseline: the baseline build's figure, current/baseline (inverted as `ratio`), and a note. */
+  baseline?: { wharf: number | null; ratio: number | null; note: string };
 }
 
 /** A registry the benchmark started on 127.0.0.1, in its own process. */
@@ -67,6 +74,16 @@ export interface RowInput {
   goalRatio?: number;
   /** A goal from the issues: Wharf's figure at most this, in `unit` (e.g. 150 MiB of RSS). */
   goalMax?: number;
+  /** The baseline build's figure (ctx.builds[1]), when the run has one; `wharf` is the current build's. */
+  baseline?: number | null;
+}
+
+/** A build of Wharf that a section can start. */
+export interface WharfBuild {
+  /** `current`, or the baseline's short commit hash. */
+  label: string;
+  /** Starts this build's `wharf serve` in a child process on a free port of 127.0.0.1. */
+  start(opts?: StartWharfOptions): Promise<BenchRegistry>;
 }
 
 export interface BenchContext {
@@ -79,6 +96,8 @@ export interface BenchContext {
   root: string;
   /** Starts `wharf serve` of this checkout in a child process on a free port of 127.0.0.1. */
   startWharf(opts?: StartWharfOptions): Promise<BenchRegistry>;
+  /** This checkout's build first (its start() is startWharf); with --baseline <rev>, that revision's second. */
+  builds: WharfBuild[];
   /** Starts Debian's docker-registry on a free port; undefined, with a printed reason, if missing. */
   startDistribution(): Promise<BenchRegistry | undefined>;
   /** Why a peer binary cannot be used (printed once), or undefined when it can. */
