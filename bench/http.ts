@@ -71,6 +71,13 @@ export class V2 {
     return r.bytes;
   }
 
+  /** GETs bytes [start, end] of a blob over a plain connection (see plainRequest) and counts them. */
+  async pullRange(repo: string, digest: string, start: number, end: number): Promise<number> {
+    const r = await plainRequest(this.url, 'GET', `/v2/${repo}/blobs/${digest}`, { range: `bytes=${start}-${end}` });
+    if (r.status !== 206) throw new Error(`GET ${repo} ${digest} bytes=${start}-${end}: ${r.status}`);
+    return r.bytes;
+  }
+
   /** A PUT or PATCH of a large body over a plain connection; returns the Location it answers. */
   private async sendLarge(method: 'PUT' | 'PATCH', at: string, expect: number, body: PlainBody, headers: Record<string, string> = {}): Promise<string | undefined> {
     const r = await plainRequest(this.url, method, at, { 'content-type': 'application/octet-stream', ...headers }, body);

@@ -199,7 +199,13 @@ so none of its pulls pays for fresh pages (a buffered first read of a 1 GiB blob
 server CPU at 290 MB/s; read direct, 0.41-0.68 s per GiB; a 1 GiB blob pulled 4 times over the
 plain socket in turns with Distribution: 1,595-2,479 MB/s, Distribution 1,316-2,253). Distribution writes
 through the page cache (and fsyncs each file it writes, 30 times per small artifact under
-\`strace -f -c\`, Wharf 11), so its first pull is a cache hit.
+\`strace -f -c\`, Wharf 11), so its first pull is a cache hit. The same holds for the figure of a
+fresh variant of the large blob read as 4 parallel ranges (64 MiB each at the small scale,
+256 MiB at full) right after its push: Distribution's first round reads the page cache, Wharf's
+reads the disk direct (ranges of 1 MiB or more, as whole pulls; see docs/STORAGE.md), and a
+second round follows at once. Measured with \`dd iflag=direct bs=1M\` while other work loaded
+the machine (load average 5-9): one reader 1.2-1.3 GB/s, 4 readers of a quarter each 1.6-1.8 GB/s
+together, so a first round of direct ranges cannot pass the disk's rate.
 
 Server RSS: the peak rows are taken during the large transfers, which come first (at full scale a
 2 GiB blob is pushed and pulled once right after the 1 GiB ones). The small-request rounds that

@@ -2,8 +2,9 @@
  * wharf serve beside Distribution (Debian's docker-registry), both in their own processes on
  * 127.0.0.1, driven by the same undici load loops: large blob push (monolithic and in 8 MiB
  * chunks) and pull, small blobs and small artifacts at concurrency, manifest GET/HEAD at 50
- * connections, 4 KiB range GETs, and the servers' RSS around the large-blob transfers (at full
- * scale also around one push and one pull of a 2 GiB blob). With --baseline, the baseline build's
+ * connections, the large blob read as 4 parallel ranges right after its push, 4 KiB range GETs,
+ * and the servers' RSS around the large-blob transfers (at full scale also around one push and
+ * one pull of a 2 GiB blob). With --baseline, the baseline build's
  * wharf serve is one more side, measured in the same turns.
  */
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ import type { BenchContext, BenchRegistry, BenchRow } from './types.js';
 const MiB = 1 << 20;
 /** Pulls of the large blob per run (see measure). */
 const PULLS_PER_RUN = 3;
+/** The large blob is read as this many ranges at once, each of an equal part (see measure). */
+const RANGE_PARTS = 4;
 
 interface Sizes {
   big: number;
@@ -40,6 +43,8 @@ interface Figures {
   manifestGet: number;
   manifestHead: number;
   rangeGet: number;
+  rangesFresh: number;
+  rangesLater: number;
   rssBefore: number | null;
   rssPush: number | null;
   rssPull: number | null;
@@ -56,7 +61,7 @@ interface Side {
   tag: string;
   /** The last large-blob variant pushed, which the pulls and range reads use. */
   big: string;
-  xs: Record<'pushMono' | 'pushChunked' | 'pull' | 'smallBlobs' | 'artifacts' | 'manifestGet' | 'manifestHead' | 'rangeGet', number[]>;
+  xs: Record<'pushMono' | 'pushChunked' | 'pull' | 'rangesFresh' | 'rangesLater' | 'smallBlobs' | 'artifacts' | 'manifestGet' | 'manifestHead' | 'rangeGet', number[]>;
   rss: { before?: number; push?: number; pull?: number; after?: number; hugePush?: number; hugePull?: number };
 }
 
@@ -70,6 +75,19 @@ const timed = async (fn: () => Promise<void>): Promise<number> => {
 async function pullWhole(side: Side, repo: string, digest: string, size: number): Promise<void> {
   const n = await side.v2.pullWhole(repo, digest);
   if (n !== size) throw new Error(`${side.reg.name}: pulled ${n} bytes of ${size}`);
+}
+
+/** Reads a whole blob as RANGE_PARTS ranges at once, each over a plain connection, and checks that each was all there. */
+async function pullParts(side: Side, repo: string, digest: string, size: number): Promise<void> {
+  const part = Math.ceil(size / RANGE_PARTS);
+  await Promise.all(
+    Array.from({ length: RANGE_PARTS }, async (_, k) => {
+      const start = k * part;
+      const end = Math.min(size, start + part) - 1;
+      const n = await side.v2.pullRange(repo, digest, start, end);
+      if (n !== end - start + 1) throw new Error(`${side.reg.name}: range ${start}-${end} gave ${n} bytes`);
+    }),
+  );
 }
 
 /** Samples the RSS of every side's server while `fn` runs; returns each side's peak. */
@@ -145,6 +163,17 @@ async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Size
     side.rss.pull = pullPeaks[k];
     ctx.log(`${side.reg.name}: push ${median(side.xs.pushMono).toFixed(0)} MB/s monolithic, ${median(side.xs.pushChunked).toFixed(0)} MB/s chunked, pull ${median(side.xs.pull).toFixed(0)} MB/s`);
   });
+  // A fresh variant pushed (untimed), then read at once as RANGE_PARTS parallel ranges (as
+  // clients that split a large download do), then once more: the first round finds the blob
+  // where its push left it (Distribution's in the page cache, Wharf's only on disk, written
+  // direct), the second what the first left behind.
+  await each(async (side, i) => {
+    const v = `${side.tag}-ranges-${i}`;
+    const d = await blob.digest(v);
+    await side.v2.pushLarge('bench/ranges', d, blob.body(v));
+    for (const xs of [side.xs.rangesFresh, side.xs.rangesLater]) xs.push(blob.size / MiB / (await timed(() => pullParts(side, 'bench/ranges', d, blob.size))));
+  });
+  for (const side of sides) ctx.log(`${side.reg.name}: ${RANGE_PARTS} ranges at once ${median(side.xs.rangesFresh).toFixed(0)} MB/s right after the push, ${median(side.xs.rangesLater).toFixed(0)} MB/s next`);
   // Before the small requests, whose garbage raises the heap for a while (see docs/BENCHMARKS.md).
   if (huge) await measureHuge(sides, huge);
 
@@ -231,6 +260,8 @@ function figuresOf(side: Side): Figures {
     manifestGet: m(side.xs.manifestGet),
     manifestHead: m(side.xs.manifestHead),
     rangeGet: m(side.xs.rangeGet),
+    rangesFresh: m(side.xs.rangesFresh),
+    rangesLater: m(side.xs.rangesLater),
     rssBefore: side.rss.before ?? null,
     rssPush: side.rss.push ?? null,
     rssPull: side.rss.pull ?? null,
@@ -247,7 +278,7 @@ function sideOf(reg: BenchRegistry, wharf: boolean): Side {
     v2: new V2(reg.url, 64),
     tag: reg.name.replace(/\W+/g, ''),
     big: '',
-    xs: { pushMono: [], pushChunked: [], pull: [], smallBlobs: [], artifacts: [], manifestGet: [], manifestHead: [], rangeGet: [] },
+    xs: { pushMono: [], pushChunked: [], pull: [], rangesFresh: [], rangesLater: [], smallBlobs: [], artifacts: [], manifestGet: [], manifestHead: [], rangeGet: [] },
     rss: {},
   };
 }
@@ -285,6 +316,8 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     r(`push ${big} blob, monolithic (POST+PUT)`, 'pushMono', 'MB/s', 'a fresh variant each run, sent over a plain connection', { goalRatio: 2 }),
     r(`push ${big} blob, chunked (8 MiB PATCH)`, 'pushChunked', 'MB/s', 'a fresh variant each run, each chunk over a plain connection', { goalRatio: 2 }),
     r(`pull ${big} blob`, 'pull', 'MB/s', `${PULLS_PER_RUN} GETs in a row per run, over plain connections, bodies counted`, { goalRatio: 1 }),
+    r(`pull ${big} blob as ${RANGE_PARTS} ranges at once, right after its push`, 'rangesFresh', 'MB/s', `${RANGE_PARTS} GETs of ${sz.big / RANGE_PARTS / MiB} MiB each over plain connections, on a fresh variant pushed just before`, { goalRatio: 1 }),
+    r(`pull ${big} blob as ${RANGE_PARTS} ranges at once, again`, 'rangesLater', 'MB/s', 'the same ranges, right after the first round'),
     r('push 1 KiB blobs, 16 at once', 'smallBlobs', 'blobs/s', 'POST+PUT each'),
     r('push small artifacts (config, 1 KiB layer, manifest), 8 clients', 'artifacts', 'artifacts/s', '5 requests each', { goalRatio: 3 }),
     r('manifest GET, 50 connections', 'manifestGet', 'req/s', `${sz.seconds} s per run`, { goalRatio: 2 }),

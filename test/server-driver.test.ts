@@ -10,9 +10,14 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
 import { FsDriver, MemoryDriver, checkPath, writeDirect, type DriverWriter } from '../src/server/driver/index.js';
-import { alignedBuffer } from '../src/server/io/index.js';
+import { LARGE_RANGE, alignedBuffer } from '../src/server/io/index.js';
+import { RegistryStore } from '../src/server/store/index.js';
+import { paths } from '../src/server/store/paths.js';
+import type { Digest } from '../src/spec/index.js';
 import { driverSuite } from '../src/testkit/driver-suite.js';
 
 for (const directIO of [true, false]) {
@@ -175,4 +180,64 @@ describe('reads', () => {
       await file.close();
     }
   });
+});
+
+/** A response stand-in that keeps a copy of every chunk (sendFileRange reuses its buffers once written). */
+class Collected extends Writable {
+  readonly chunks: Buffer[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.chunks.push(Buffer.from(chunk));
+    cb();
+  }
+}
+
+describe('ranges of a stored blob', () => {
+  for (const directIO of [true, false]) {
+    test(`large ranges at unaligned offsets send exactly their bytes, small ones too (${directIO ? 'direct I/O' : 'page cache'})`, async () => {
+      const driver = new FsDriver(join(dir, `ranges-${directIO ? 'direct' : 'buffered'}`), { directIO });
+      const data = randomBytes(5 * (1 << 20) + 777);
+      const digest = `sha256:${createHash('sha256').update(data).digest('hex')}` as Digest;
+      // Written as an upload writes it: direct, when large and the file system takes it.
+      const w = await driver.writer(paths.blobData(digest), { size: data.length });
+      await writeChunked(w, data);
+      await w.commit();
+      // Which reads the store asks to go around the page cache.
+      const asked: boolean[] = [];
+      const open = driver.open.bind(driver);
+      driver.open = (path, opts) => {
+        asked.push(opts?.sequential ?? false);
+        return open(path, opts);
+      };
+      const blob = new RegistryStore(driver).storedBlob(digest, data.length);
+      const last = data.length - 1;
+      const ranges: Array<[number, number]> = [
+        [1, LARGE_RANGE],
+        [4095, last],
+        [4097, 3 * (1 << 20) + 5],
+        [0, last - 1],
+        [3 * 4096, 3 * 4096 + 2 * (1 << 20) - 1],
+        [last - LARGE_RANGE, last],
+        [last - LARGE_RANGE - 4096 * 2 - 1, last - 4096 + 1],
+        [123, 123 + LARGE_RANGE - 2],
+        [5000, 5000],
+        [last, last],
+        [0, last],
+      ];
+      for (const [start, end] of ranges) {
+        const res = new Collected();
+        await blob.send(res as unknown as ServerResponse, start, end);
+        const got = Buffer.concat(res.chunks);
+        assert.equal(got.length, end - start + 1, `bytes=${start}-${end}`);
+        assert.ok(got.equals(data.subarray(start, end + 1)), `bytes=${start}-${end}`);
+      }
+      // Ranges of 1 MiB or more (and the whole blob) are read like a whole blob; smaller ones not.
+      assert.deepEqual(
+        asked,
+        ranges.map(([start, end]) => end - start + 1 >= LARGE_RANGE),
+      );
+      // A file shorter than the size given fails the response instead of sending too few bytes.
+      const short = new RegistryStore(driver).storedBlob(digest, data.length + 5000);
+      await assert.rejects(short.send(new Collected() as unknown as ServerResponse, 4097, data.length + 4999), /the file ended after/);
+    });
+  }
 });

@@ -1,7 +1,6 @@
 import { parseReference, isDigest, isValidTag, truncate, type Descriptor, WharfError, isKnownError } from '../spec/index.js';
 import type { Target, ReferrerLister, TagLister, Deleter } from '../content/index.js';
 import { Registry, Transport, RemoteRepository, type RegistryOptions } from '../stores/remote/index.js';
-import { LayoutStore, LayoutTarStore } from '../stores/layout/index.js';
 
 export type AnyTarget = Target & Partial<ReferrerLister & TagLister & Deleter>;
 
@@ -53,6 +52,8 @@ export async function openTarget(input: string, opts: OpenTargetOptions = {}): P
   if (opts.ociLayout || looksLikePath) {
     const { path, tags, digest } = splitLayoutRef(input);
     const reference = digest ?? tags[0];
+    // Loaded only for a layout: most commands talk to a registry, and each module costs start time.
+    const { LayoutStore, LayoutTarStore } = await import('../stores/layout/index.js');
     if (path.endsWith('.tar')) {
       const t = await LayoutTarStore.open(path, { create: opts.create ?? true });
       return { kind: 'layout-tar', target: t, reference, tags, display: path, close: (o) => t.close(o) };

@@ -1,4 +1,6 @@
-import { pushArtifact } from '../../client/index.js';
+// The module itself, not client/index.js, which also loads pull, copy and the eStargz builder and
+// reader: a push (often a re-push of content already there, a few HEADs) starts sooner without them.
+import { pushArtifact } from '../../client/push.js';
 import { ExitError } from '../errors.js';
 import { withContext } from '../shared/context.js';
 import { str, bool, type Flags } from '../shared/flags.js';

@@ -1,5 +1,8 @@
 import { writeFile } from 'node:fs/promises';
-import { DigestMemo, readAnnotationFile, type FileSpec, type OpenedTarget } from '../../client/index.js';
+// The modules themselves, not client/index.js (see run/push.ts).
+import { DigestMemo } from '../../client/memo.js';
+import { readAnnotationFile, type FileSpec } from '../../client/push.js';
+import type { OpenedTarget } from '../../client/targets.js';
 import type { Descriptor } from '../../spec/index.js';
 import { ExitError } from '../errors.js';
 import type { Context } from './context.js';

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { parseSize, WharfError } from '../../spec/index.js';
 import { CredentialStore, Transport, UploadSessionFile, staticCredentials, type CredentialProvider, type RegistryOptions, type ReferrersMode } from '../../stores/remote/index.js';
-import { openTarget, type OpenedTarget } from '../../client/index.js';
+// The module itself, not client/index.js: every command opens targets, few pull, copy or build eStargz.
+import { openTarget, type OpenedTarget } from '../../client/targets.js';
 import { ContentCache } from '../../content/index.js';
 import { ExitError } from '../errors.js';
 import { str, strs, bool, type Flags } from './flags.js';

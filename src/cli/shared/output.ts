@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type CliProgress from 'cli-progress';
 import { Annotation, isDigest, type Descriptor } from '../../spec/index.js';
-import type { ProgressListener } from '../../client/index.js';
+import type { ProgressListener } from '../../client/source.js';
 import { ExitError } from '../errors.js';
 
 export function shortDigest(d: string): string {

@@ -199,8 +199,8 @@ export class FsDriver implements StorageDriver {
     // A raw descriptor, unlike the FileHandle, is not kept open for reads still queued on it.
     const reading = new Set<Promise<number>>();
     return {
-      // Whole blocks at block offsets go direct; anything else (never, for a sequential read of
-      // whole chunks) through the page cache.
+      // Reads at block offsets of at most a block go direct; anything else (never, for a
+      // sequential read in whole pages) through the page cache.
       read: async (into, position) => {
         if (direct === undefined || !fitsDirectRead(position, into.length)) return (await fh.read(into, 0, into.length, position)).bytesRead;
         const r = preadDirect(direct, into, position);
@@ -217,7 +217,7 @@ export class FsDriver implements StorageDriver {
     };
   }
 
-  /** A second, O_DIRECT descriptor for a large file read start to end (see readDirect), if wanted. */
+  /** A second, O_DIRECT descriptor for a large file read whole or in a large range (see readDirect), if wanted. */
   private openDirect(path: string, fd: number): number | undefined {
     if (!readDirect(this.tmpDir(), fstatSync(fd).size)) return undefined;
     try {

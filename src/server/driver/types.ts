@@ -83,9 +83,9 @@ export interface StorageDriver {
    */
   put(path: string, data: Uint8Array | string, opts?: PutOptions): Promise<void>;
   /**
-   * Opens a file for positional reads; fails when it does not exist. `sequential`: the whole file
-   * will be read once, start to end, in chunks of up to 1 MiB, so the driver may read around its
-   * cache.
+   * Opens a file for positional reads; fails when it does not exist. `sequential`: the whole file,
+   * or a large range of it, will be read once, in order, in chunks of up to 1 MiB at page-aligned
+   * positions (4 KiB), so the driver may read around its cache.
    */
   open(path: string, opts?: { sequential?: boolean }): Promise<FileReader>;
   /** Streams a file, or the inclusive byte range [start, end] of it. */

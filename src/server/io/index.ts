@@ -1,3 +1,3 @@
 export { CHUNK, alignedBlocks, alignedBuffer, isPageAligned } from './aligned.js';
 export { drained, giveBuffer, readPooled } from './pool.js';
-export { sendFileRange, type PositionalReader, type ReadCheck } from './send.js';
+export { LARGE_RANGE, sendFileRange, type PositionalReader, type ReadCheck } from './send.js';

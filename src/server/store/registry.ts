@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { OciError, digestOf, isDigest, parseDigest, bodyMediaType, parseManifest, referrerDescriptor, parseManifestRef, assertTag, isIndexMediaType, MediaType, type Descriptor, type Digest, type ManifestInfo, isKnownError } from '../../spec/index.js';
 import { VerifyStream, verifyReader } from '../../content/index.js';
 import type { StageOptions, Staged, StorageDriver } from '../driver/index.js';
-import { sendFileRange, type ReadCheck } from '../io/index.js';
+import { LARGE_RANGE, sendFileRange, type ReadCheck } from '../io/index.js';
 import { paginate, type BlobHandle, type Listed, type Page, type PutManifestResult, type RegistryBackend, type StoredManifest } from './backend.js';
 import { KeyedLock } from './locks.js';
 import { ManifestCache, VerifiedFiles } from './memo.js';
@@ -134,7 +134,10 @@ export class RegistryStore implements RegistryBackend {
       size,
       send: async (res, start, end) => {
         const whole = start === 0 && end === size - 1;
-        const file = await this.driver.open(path, { sequential: whole });
+        // A large range is read like a whole blob (sendFileRange reads it in whole pages), so it
+        // goes around the page cache too: right after a push the cache does not hold the blob, and
+        // filling fresh pages cost this VM 3-4x the CPU of a direct read (docs/STORAGE.md).
+        const file = await this.driver.open(path, { sequential: whole || end - start + 1 >= LARGE_RANGE });
         try {
           let check: ReadCheck | undefined;
           if (whole && this.verifyReads) {
