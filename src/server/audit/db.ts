@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite, type SqliteDb, type SqliteEngine, type SqliteStatement, type SqliteValue } from '../sqlite.js';
 import type { AuditFilter, AuditRecord, DownloadRow } from './types.js';
 
 const SCHEMA_VERSION = 2;
@@ -92,9 +92,9 @@ function toDownload(r: Row): DownloadRow {
   };
 }
 
-function where(f: AuditFilter, table: 'requests' | 'downloads'): { sql: string; args: unknown[] } {
+function where(f: AuditFilter, table: 'requests' | 'downloads'): { sql: string; args: SqliteValue[] } {
   const c: string[] = [];
-  const args: unknown[] = [];
+  const args: SqliteValue[] = [];
   if (f.repo !== undefined) {
     c.push(f.repo.includes('*') ? 'repo GLOB ?' : 'repo = ?');
     args.push(f.repo);
@@ -112,28 +112,28 @@ function where(f: AuditFilter, table: 'requests' | 'downloads'): { sql: string; 
 
 /** The audit database: SQLite in WAL mode; one writer (the server), any number of readers. */
 export class AuditDb {
-  readonly db: Database.Database;
-  private readonly insert: Database.Statement;
-  private upsertDownload: Database.Statement | undefined;
-  private correct: Database.Statement | undefined;
+  readonly db: SqliteDb;
+  private readonly insert: SqliteStatement;
+  private upsertDownload: SqliteStatement | undefined;
+  private correct: SqliteStatement | undefined;
 
-  constructor(readonly path: string, opts: { readonly?: boolean } = {}) {
+  constructor(readonly path: string, opts: { readonly?: boolean; engine?: SqliteEngine } = {}) {
     if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path, opts.readonly ? { readonly: true, fileMustExist: true } : {});
+    this.db = openSqlite(path, opts);
     if (!opts.readonly) {
-      this.db.pragma('journal_mode = WAL');
+      this.db.exec('PRAGMA journal_mode = WAL');
       // NORMAL in WAL mode: a committed transaction survives the process being killed.
-      this.db.pragma('synchronous = NORMAL');
-      const version = this.db.pragma('user_version', { simple: true }) as number;
+      this.db.exec('PRAGMA synchronous = NORMAL');
+      const version = this.db.prepare('PRAGMA user_version').get()!.user_version as number;
       if (version < SCHEMA_VERSION) {
         // An older layout is kept aside, not converted.
         const old = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('requests', 'downloads')").all() as Array<{ name: string }>;
         for (const t of old) this.db.exec(`ALTER TABLE ${t.name} RENAME TO ${t.name}_v${version}`);
         this.db.exec(SCHEMA);
-        this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       }
     }
-    this.db.pragma('busy_timeout = 5000');
+    this.db.exec('PRAGMA busy_timeout = 5000');
     this.insert = this.db.prepare(opts.readonly ? 'SELECT 1' : INSERT_RECORD_SQL);
   }
 
@@ -149,7 +149,7 @@ export class AuditDb {
       for (const d of downloads) up.run(...d);
       for (const c of corrections) fix.run(c.bytes, c.id);
       if (prune) this.prune(prune, prune.now);
-    })();
+    });
   }
 
   has(id: number): boolean {

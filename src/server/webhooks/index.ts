@@ -1,9 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { AuditRecord } from '../audit/index.js';
 import { globToRegExp } from '../auth/index.js';
+import { openSqlite, type SqliteDb, type SqliteStatement } from '../sqlite.js';
 import type { WebhookAction, WebhookConfig } from './config.js';
 
 export { WebhookSchema, WEBHOOK_ACTIONS, type WebhookConfig, type WebhookAction } from './config.js';
@@ -33,20 +33,20 @@ interface Endpoint {
  * with doubling waits, and after the last attempt the event is kept as failed.
  */
 export class Webhooks {
-  private readonly db: Database.Database;
+  private readonly db: SqliteDb;
   private readonly endpoints: Endpoint[];
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly inflight = new Set<Promise<void>>();
   /** Records whose events were queued before their response completed. */
   private readonly journaled = new Set<number>();
-  private readonly insert: Database.Statement;
+  private readonly insert: SqliteStatement;
 
   constructor(path: string, configs: WebhookConfig[], private readonly opts: { source: string; log?: Logger; tick?: number } = { source: '' }) {
     mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
+    this.db = openSqlite(path);
+    this.db.exec('PRAGMA journal_mode = WAL');
+    this.db.exec('PRAGMA synchronous = NORMAL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS queue (
       seq INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT NOT NULL, payload TEXT NOT NULL,
       attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, failed INTEGER NOT NULL DEFAULT 0, last_error TEXT)`);
