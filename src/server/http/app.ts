@@ -3,7 +3,7 @@ import Fastify, {
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { OciError, WharfError, type ErrorCode } from '../../spec/index.js';
 import type { RegistryBackend } from '../store/index.js';
 import { contextOf, installRouting } from './context.js';
@@ -121,6 +121,18 @@ export function createApp(opts: AppOptions): FastifyInstance {
 
   const metrics = opts.metrics ?? new Registry();
   collectDefaultMetrics({ register: metrics });
+  // The defaults give RSS (process_resident_memory_bytes), the JS heap (nodejs_heap_size_*_bytes)
+  // and external memory (nodejs_external_memory_bytes), but not the part of external memory held
+  // by ArrayBuffers, the backing of every Buffer: request bodies, cached manifests. Read on scrape.
+  new Gauge({
+    name: 'wharf_process_memory_bytes',
+    help: 'Memory of the process by kind, from process.memoryUsage(), beside the nodejs_* and process_* defaults',
+    labelNames: ['kind'] as const,
+    registers: [metrics],
+    collect() {
+      this.set({ kind: 'array_buffers' }, process.memoryUsage().arrayBuffers);
+    },
+  });
   const duration = new Histogram({
     name: 'wharf_http_request_duration_seconds',
     help: 'Request duration by endpoint, method and status',
