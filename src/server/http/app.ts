@@ -8,6 +8,7 @@ import { OciError, WharfError, type ErrorCode } from '../../spec/index.js';
 import type { RegistryBackend } from '../store/index.js';
 import { contextOf, installRouting } from './context.js';
 import { handleV2, type V2Options } from './v2.js';
+import { requestEnded } from '../io/young-gc.js';
 
 export interface AppOptions extends Partial<V2Options> {
   /** What /v2 serves: the registry store, or the pull-through cache over it. */
@@ -156,6 +157,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
   });
   // One log line per request: method, path, status, bytes, duration.
   app.addHook('onResponse', async (req, reply) => {
+    requestEnded();
     const s = started.get(req);
     if (!s) return;
     const ms = Number(process.hrtime.bigint() - s.t) / 1e6;

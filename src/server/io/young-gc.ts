@@ -4,7 +4,9 @@ import { runInNewContext } from 'node:vm';
 /** Body bytes between two minor collections. */
 const EVERY = 8 << 20;
 let since = 0;
-let minorGc: ((opts: { type: 'minor' }) => void) | null | undefined;
+let collector: Collector | null | undefined;
+
+type Collector = (opts?: { type: 'minor' }) => void;
 
 /**
  * Counts request body bytes that were consumed, and every 8 MiB has V8 collect its young
@@ -20,17 +22,56 @@ export function bodyBytesConsumed(bytes: number): void {
   since += bytes;
   if (since < EVERY) return;
   since = 0;
-  minorGc ??= youngCollector();
-  minorGc?.({ type: 'minor' });
+  collector ??= exposedGc();
+  collector?.({ type: 'minor' });
+}
+
+/** How often the idle check runs, in ms. */
+const IDLE_CHECK = 5_000;
+/** Requests since the last full collection that make one worth it when the server goes quiet. */
+const WORTH = 500;
+/** At most this many requests in one check's window is quiet: a Prometheus scrape, a health check. */
+const QUIET = 5;
+let ended = 0;
+let atLastCheck = 0;
+let atLastGc = 0;
+let idleTimer: NodeJS.Timeout | undefined;
+
+/**
+ * Counts a finished request; once a load stops, the heap is collected whole, once. V8 collects
+ * when JavaScript allocates, so a server that goes quiet after a load keeps what the load left:
+ * measured, 90 s of small pushes left 136 MiB of heap used and 210 MiB reserved, unchanged 60 s
+ * after the last request. A full collection frees that garbage and the buffers it holds, and V8
+ * gives the emptied pages back: 10 s after 60 s of small pushes, heap used 90 → 29 MiB, reserved
+ * 127 → 69, RSS 202 → 144 (without it, V8's own memory reducer came between 30 and 60 s, or not
+ * at all). It runs 5-10 s after the load, and not for a scrape now and then.
+ */
+export function requestEnded(): void {
+  ended++;
+  if (idleTimer) return;
+  idleTimer = setInterval(() => {
+    const window = ended - atLastCheck;
+    atLastCheck = ended;
+    if (window > QUIET || ended - atLastGc < WORTH) return;
+    atLastGc = ended;
+    collector ??= exposedGc();
+    // gc() without options: measured on Node 20, a call with { type: 'major' } during V8's
+    // incremental marking kept what was allocated meanwhile. Twice: the first call may only finish
+    // a marking cycle under way, whose new objects survive it.
+    collector?.();
+    collector?.();
+  }, IDLE_CHECK);
+  // It must not keep a stopping server alive.
+  idleTimer.unref();
 }
 
 /** V8's gc(), made available without the --expose-gc flag on the command line; null if refused. */
-function youngCollector(): ((opts: { type: 'minor' }) => void) | null {
+function exposedGc(): Collector | null {
   try {
     // Set late on purpose: a flag set at start would cost Node the code cache of built-in modules.
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');
-    return typeof gc === 'function' ? (gc as (opts: { type: 'minor' }) => void) : null;
+    return typeof gc === 'function' ? (gc as Collector) : null;
   } catch {
     return null;
   }
