@@ -42,3 +42,12 @@ test('VerifiedFiles stays within its bytes, dropping the least recently added fi
   assert.equal(v.has(digest(1999), '1:1999:1024:1:1'), false);
   assert.equal(v.has(digest(1999), '1:1999:1024:1:2'), true);
 });
+
+test('VerifiedFiles keeps a file that is read while others come and go', () => {
+  const v = new VerifiedFiles(3600e3, 20_000);
+  v.add(digest(0), 'hot');
+  for (let i = 1; i < 1000; i++) {
+    v.add(digest(i), `1:${i}:1024:1:1`);
+    assert.equal(v.has(digest(0), 'hot'), true, `evicted after ${i} others`);
+  }
+});

@@ -139,3 +139,4 @@ export { REDACT_PATHS } from './auth/index.js';
 export { RegistryStore } from './store/index.js';
 export { FsDriver, type StorageDriver } from './driver/index.js';
 export { createApp } from './http/app.js';
+export { tightenHeapGrowth } from './io/young-gc.js';

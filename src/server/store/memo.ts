@@ -70,22 +70,28 @@ const VERIFIED_OVERHEAD = 110;
 /**
  * Blob files hashed whole with a matching digest, by the driver's version of the file then; each
  * entry is good for `maxAge` ms, after which the next read hashes the file again (bit rot). At most
- * `maxBytes` of memory, the least recently verified or touched first to go: a forgotten file is
- * hashed again on its next whole read, no more.
+ * `maxBytes` of memory (4 MiB: some 13,000 files), the least recently read, verified or touched
+ * first to go: a forgotten file is hashed again on its next whole read, no more.
  */
 export class VerifiedFiles {
   private readonly map = new Map<string, { version: string; at: number }>();
   private bytes = 0;
   constructor(
     private readonly maxAge: number,
-    private readonly maxBytes = 8 << 20,
+    private readonly maxBytes = 4 << 20,
   ) {}
   get size(): { entries: number; bytes: number } {
     return { entries: this.map.size, bytes: this.bytes };
   }
   has(digest: string, version: string | undefined): boolean {
     const e = this.map.get(digest);
-    return version !== undefined && e !== undefined && e.version === version && Date.now() - e.at < this.maxAge;
+    const ok = version !== undefined && e !== undefined && e.version === version && Date.now() - e.at < this.maxAge;
+    if (ok) {
+      // A file read often stays; a stream of pushes evicts those nobody reads.
+      this.map.delete(digest);
+      this.map.set(digest, e);
+    }
+    return ok;
   }
   /** `fresh: false` keeps the time of the last hashing (a touch is no new verification). */
   add(digest: string, version: string | undefined, fresh = true): void {

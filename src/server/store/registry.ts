@@ -18,8 +18,9 @@ export interface RegistryStoreOptions {
   /** Largest blob accepted, in bytes (default unlimited). */
   maxBlobSize?: number;
   /**
-   * Memory for manifests kept by digest (default 16 MiB), counted as what each entry holds, body
-   * and bookkeeping: some 20,000 small manifests. Manifests are immutable by digest.
+   * Memory for manifests kept by digest (default 8 MiB), counted as what each entry holds, body
+   * and bookkeeping: some 10,000 small manifests. A miss reads the file and hashes it (a small
+   * manifest: well under a millisecond). Manifests are immutable by digest.
    */
   manifestCacheBytes?: number;
   /**
@@ -60,7 +61,7 @@ export class RegistryStore implements RegistryBackend {
     this.verifyReads = opts.verifyReads ?? true;
     this.automaticMount = opts.automaticMount ?? true;
     this.uploads = new Uploads(driver, opts.maxBlobSize, (d) => this.touchBlob(d));
-    this.cache = new ManifestCache(opts.manifestCacheBytes ?? 16 << 20);
+    this.cache = new ManifestCache(opts.manifestCacheBytes ?? 8 << 20);
     this.verified = new VerifiedFiles(opts.reverifyAfter ?? 24 * 3600e3);
   }
 
