@@ -69,8 +69,8 @@ const HEAP_GROWING_PERCENT = 25;
 /**
  * Has V8 start a full collection once the heap is 1.25x what the last one kept. Its own factor
  * grows to 4x on a busy process (the collector is fast next to the allocation rate), and a server
- * answering many small requests allocates fast: 60 s of 32 clients pushing small artifacts took
- * the heap to 127-212 MiB reserved for 29-45 MiB alive. Left alone if the command line or
+ * answering many small requests allocates fast: 60-90 s of 32 clients pushing small artifacts
+ * took the heap to 127-212 MiB reserved with 47-90 MiB in use, much of it garbage. Left alone if the command line or
  * NODE_OPTIONS chose a factor. Called by `wharf serve` once it listens: a V8 flag set earlier
  * costs Node the code cache of the built-in modules it loads afterwards.
  */
