@@ -8,7 +8,8 @@
  * `wharf serve` in turns with this checkout's in the sections that support it (server, proxy);
  * a second table puts the two builds side by side and flags a figure more than 10% worse.
  * BENCH_SCALE=small|full (default small), BENCH_RUNS=<n> (default 3), BENCH_SERVE_NODE_ARGS (Node
- * options for every wharf serve, e.g. --cpu-prof).
+ * options for every wharf serve, e.g. --cpu-prof). The soak section (bench/soak.ts) runs only when
+ * named (`--only soak`), for BENCH_SOAK_SECONDS of load per registry (default 600).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,7 +22,9 @@ import { baselineEntry, exec, hasBin, median, removeBuild, ROOT, startDistributi
 import type { BenchContext, BenchRow, BenchScale, BenchSection, RowInput, WharfBuild } from './types.js';
 
 /** In the order they run. Sections owned by other areas are imported only if their file exists. */
-export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth'] as const;
+export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth', 'soak'] as const;
+/** Sections that run only when named in --only: each takes many minutes (soak: 10 per registry). */
+const ON_REQUEST: readonly string[] = ['soak'];
 
 interface Args {
   only: string[] | undefined;
@@ -40,7 +43,7 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--baseline') a.baseline = argv[++i] || undefined;
     else if (v.startsWith('--baseline=')) a.baseline = v.slice(11) || undefined;
     else if (v === '--help' || v === '-h') {
-      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth] [--baseline <git rev>] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3');
+      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth,soak] [--baseline <git rev>] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3, BENCH_SOAK_SECONDS=600 (soak runs only with --only soak)');
       process.exit(0);
     } else throw new Error(`bench: unknown argument ${v}`);
   }
@@ -172,6 +175,12 @@ With \`--write\`, such a run's blocks are \`<section>-vs-<commit>\`, beside the 
 \`BENCH_SERVE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"\`; Node refuses \`--cpu-prof\` in
 \`NODE_OPTIONS\`); each profile names its build in its scripts' paths.
 
+The soak section runs only when asked (\`npm run bench -- --only soak\`): 32 clients load one
+registry at a time for BENCH_SOAK_SECONDS (600 by default), the issue's mix (70% pulls, 20% small
+pushes, 10% tag lists and referrers) for the first half and pushes alone for the second, and the
+server's RSS is read from /proc every second, then once more 60 s after the load. Its figures are
+of one run; figures from a shorter BENCH_SOAK_SECONDS say "short mode".
+
 Figures made of many small requests (range GETs, small blobs, small artifacts, manifest GET and
 HEAD) follow one untimed round of the same work on every registry: a server runs for days, and a
 JIT runtime's first few thousand requests are slower (a fresh \`wharf serve\`: 65 small artifacts/s
@@ -272,7 +281,8 @@ async function main(): Promise<void> {
   if (scaleEnv !== 'small' && scaleEnv !== 'full') throw new Error(`BENCH_SCALE must be small or full, not ${scaleEnv}`);
   const scale: BenchScale = scaleEnv;
   const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 3) || 3);
-  const envPart = [scale !== 'small' ? `BENCH_SCALE=${scale}` : '', process.env.BENCH_RUNS ? `BENCH_RUNS=${runs}` : ''].filter(Boolean).join(' ');
+  const soakEnv = process.env.BENCH_SOAK_SECONDS && args.only?.includes('soak') ? `BENCH_SOAK_SECONDS=${process.env.BENCH_SOAK_SECONDS}` : '';
+  const envPart = [scale !== 'small' ? `BENCH_SCALE=${scale}` : '', process.env.BENCH_RUNS ? `BENCH_RUNS=${runs}` : '', soakEnv].filter(Boolean).join(' ');
   const command = `${envPart ? `${envPart} ` : ''}npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
   console.log(`wharf bench: scale ${scale}, ${runs} runs per figure; ${machine()}`);
   const how = (await wharfEntry()).how;
@@ -285,6 +295,10 @@ async function main(): Promise<void> {
   let failed = 0;
   for (const name of SECTIONS) {
     if (args.only && !args.only.includes(name)) continue;
+    if (!args.only && ON_REQUEST.includes(name)) {
+      console.log(`\n== ${name}: skipped, it runs only when asked (--only ${name})`);
+      continue;
+    }
     const file = join(ROOT, 'bench', `${name}.ts`);
     if (!existsSync(file)) {
       console.log(`\n== ${name}: skipped, bench/${name}.ts is not there yet`);

@@ -114,6 +114,16 @@ describe('wharf serve in process: health, metrics, logs', () => {
     assert.match(text, /^process_resident_memory_bytes \d+/m);
   });
 
+  test('/metrics shows the memory of the process: RSS, heap, external, array buffers', async () => {
+    const r = await fetch(`${server.url}/metrics`);
+    const text = await r.text();
+    for (const series of ['process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes', 'wharf_process_memory_bytes{kind="array_buffers"}']) {
+      const m = new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
+      assert.ok(m, `no ${series} in /metrics`);
+      assert.ok(Number(m[1]) > 0, `${series} is ${m[1]}`);
+    }
+  });
+
   test('one JSON log line per request, without credentials', async () => {
     lines.length = 0;
     const secret = 'hunter2-secret-token';

@@ -7,7 +7,7 @@ import type { RegistryStore } from './store/index.js';
 import { openStore } from './storage.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
-import { Registry as MetricsRegistry } from 'prom-client';
+import { Gauge, Registry as MetricsRegistry } from 'prom-client';
 import { startRequestHooks, type RequestHooks } from './request-hooks.js';
 import { REDACT_PATHS } from './auth/index.js';
 import { reloadTls, tlsOptions } from './tls.js';
@@ -50,6 +50,21 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
   await mkdir(dataDir, { recursive: true });
   const store = await openStore(config);
   const metrics = new MetricsRegistry();
+  // The caches' bounds are in bytes they really hold (store/memo.ts); shown so that RSS can be read against them.
+  const cacheEntries = new Gauge({ name: 'wharf_store_cache_entries', help: 'Entries in the store caches (manifests, verified files)', labelNames: ['cache'] as const, registers: [metrics] });
+  new Gauge({
+    name: 'wharf_store_cache_bytes',
+    help: 'Memory the store caches count as held (manifests, verified files), bytes',
+    labelNames: ['cache'] as const,
+    registers: [metrics],
+    collect() {
+      const c = store.cacheSizes();
+      this.set({ cache: 'manifests' }, c.manifests.bytes);
+      this.set({ cache: 'verified' }, c.verified.bytes);
+      cacheEntries.set({ cache: 'manifests' }, c.manifests.entries);
+      cacheEntries.set({ cache: 'verified' }, c.verified.entries);
+    },
+  });
   const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream });
   const hooks = await startRequestHooks(config, { dataDir, log });
   const app = createApp({ backend: proxy?.backend ?? store, logger: log, pageSize: config.pagination.pageSize, metrics, extensions: hooks.extensions, ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
@@ -124,3 +139,4 @@ export { REDACT_PATHS } from './auth/index.js';
 export { RegistryStore } from './store/index.js';
 export { FsDriver, type StorageDriver } from './driver/index.js';
 export { createApp } from './http/app.js';
+export { tightenHeapGrowth } from './io/young-gc.js';

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { REDACT_PATHS, parseConfig, readConfigFile, ConfigError, setPath, startFromConfig, type WharfConfig } from '../../server/index.js';
+import { REDACT_PATHS, parseConfig, readConfigFile, ConfigError, setPath, startFromConfig, tightenHeapGrowth, type WharfConfig } from '../../server/index.js';
 import { ExitError } from '../errors.js';
 
 /** Flags beat environment variables, which beat the config file, which beats the defaults. */
@@ -52,6 +52,7 @@ export async function runServe(flags: Record<string, unknown>): Promise<void> {
     if (code === 'EACCES') throw new ExitError(`cannot listen on ${config.listen} or write ${config.data}: permission denied`);
     throw err;
   }
+  tightenHeapGrowth();
   logger.info({ url: server.url, data: config.data }, `wharf registry listening on ${server.url}, data in ${config.data}`);
   let closing = false;
   const stop = (signal: string): void => {

@@ -3,11 +3,12 @@ import Fastify, {
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { OciError, WharfError, type ErrorCode } from '../../spec/index.js';
 import type { RegistryBackend } from '../store/index.js';
 import { contextOf, installRouting } from './context.js';
 import { handleV2, type V2Options } from './v2.js';
+import { requestEnded } from '../io/young-gc.js';
 
 export interface AppOptions extends Partial<V2Options> {
   /** What /v2 serves: the registry store, or the pull-through cache over it. */
@@ -121,6 +122,18 @@ export function createApp(opts: AppOptions): FastifyInstance {
 
   const metrics = opts.metrics ?? new Registry();
   collectDefaultMetrics({ register: metrics });
+  // The defaults give RSS (process_resident_memory_bytes), the JS heap (nodejs_heap_size_*_bytes)
+  // and external memory (nodejs_external_memory_bytes), but not the part of external memory held
+  // by ArrayBuffers, the backing of every Buffer: request bodies, cached manifests. Read on scrape.
+  new Gauge({
+    name: 'wharf_process_memory_bytes',
+    help: 'Memory of the process by kind, from process.memoryUsage(), beside the nodejs_* and process_* defaults',
+    labelNames: ['kind'] as const,
+    registers: [metrics],
+    collect() {
+      this.set({ kind: 'array_buffers' }, process.memoryUsage().arrayBuffers);
+    },
+  });
   const duration = new Histogram({
     name: 'wharf_http_request_duration_seconds',
     help: 'Request duration by endpoint, method and status',
@@ -144,6 +157,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
   });
   // One log line per request: method, path, status, bytes, duration.
   app.addHook('onResponse', async (req, reply) => {
+    requestEnded();
     const s = started.get(req);
     if (!s) return;
     const ms = Number(process.hrtime.bigint() - s.t) / 1e6;

@@ -17,7 +17,11 @@ export interface RegistryStoreOptions {
   maxManifestSize?: number;
   /** Largest blob accepted, in bytes (default unlimited). */
   maxBlobSize?: number;
-  /** Bytes of manifests kept in memory (default 64 MiB). Manifests are immutable by digest. */
+  /**
+   * Memory for manifests kept by digest (default 8 MiB), counted as what each entry holds, body
+   * and bookkeeping: some 10,000 small manifests. A miss reads the file and hashes it (a small
+   * manifest: well under a millisecond). Manifests are immutable by digest.
+   */
   manifestCacheBytes?: number;
   /**
    * Hash whole blob reads against their digest as they stream (default true), so a blob damaged
@@ -57,8 +61,13 @@ export class RegistryStore implements RegistryBackend {
     this.verifyReads = opts.verifyReads ?? true;
     this.automaticMount = opts.automaticMount ?? true;
     this.uploads = new Uploads(driver, opts.maxBlobSize, (d) => this.touchBlob(d));
-    this.cache = new ManifestCache(opts.manifestCacheBytes ?? 64 << 20);
+    this.cache = new ManifestCache(opts.manifestCacheBytes ?? 8 << 20);
     this.verified = new VerifiedFiles(opts.reverifyAfter ?? 24 * 3600e3);
+  }
+
+  /** What the in-memory caches hold (entries, bytes counted), for /metrics. */
+  cacheSizes(): { manifests: { entries: number; bytes: number }; verified: { entries: number; bytes: number } } {
+    return { manifests: this.cache.size, verified: this.verified.size };
   }
 
   // ---- repositories
