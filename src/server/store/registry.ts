@@ -3,8 +3,8 @@ import { pipeline } from 'node:stream/promises';
 import { OciError, digestOf, isDigest, parseDigest, bodyMediaType, parseManifest, referrerDescriptor, parseManifestRef, assertTag, isIndexMediaType, MediaType, type Descriptor, type Digest, type ManifestInfo, isKnownError } from '../../spec/index.js';
 import { VerifyStream, verifyReader } from '../../content/index.js';
 import type { StageOptions, Staged, StorageDriver } from '../driver/index.js';
-import { LARGE_RANGE, sendFileRange, type ReadCheck } from '../io/index.js';
 import { paginate, type BlobHandle, type Listed, type Page, type PutManifestResult, type RegistryBackend, type StoredManifest } from './backend.js';
+import { fileBlob } from './blob-handle.js';
 import { KeyedLock } from './locks.js';
 import { ManifestCache, VerifiedFiles } from './memo.js';
 import { paths } from './paths.js';
@@ -139,28 +139,11 @@ export class RegistryStore implements RegistryBackend {
    */
   storedBlob(digest: Digest, size: number): BlobHandle {
     const path = paths.blobData(digest);
-    return {
-      size,
-      send: async (res, start, end) => {
-        const whole = start === 0 && end === size - 1;
-        // A large range is read like a whole blob (sendFileRange reads it in whole pages), so it
-        // goes around the page cache too: right after a push the cache does not hold the blob, and
-        // filling fresh pages cost this VM 3-4x the CPU of a direct read (docs/STORAGE.md).
-        const file = await this.driver.open(path, { sequential: whole || end - start + 1 >= LARGE_RANGE });
-        try {
-          let check: ReadCheck | undefined;
-          if (whole && this.verifyReads) {
-            const version = (await this.driver.stat(path))?.version;
-            if (!this.verified.has(digest, version)) check = { digest, verified: () => this.verified.add(digest, version) };
-          }
-          await sendFileRange(res, file, start, end, check);
-        } finally {
-          // Not awaited: the response ends at once, and the file closes after the reads in flight.
-          void file.close().catch(() => undefined);
-        }
-      },
-      stream: (range) => this.driver.reader(path, range),
-    };
+    return fileBlob(this.driver, path, size, async () => {
+      if (!this.verifyReads) return undefined;
+      const version = (await this.driver.stat(path))?.version;
+      return this.verified.has(digest, version) ? undefined : { digest, verified: () => this.verified.add(digest, version) };
+    });
   }
 
   /** A whole stored blob as a stream, verified against `desc` as it is read. */
