@@ -117,7 +117,7 @@ function openNode(path: string, opts: OpenOptions): SqliteDb {
       return {
         run: (...p) => ({ changes: Number(st.run(...p).changes) }),
         get: (...p) => plain(st.get(...p)),
-        all: (...p) => st.all(...p).map((r) => ({ ...r })),
+        all: (...p) => st.all(...p).map((r) => plain(r)!),
       };
     },
     exec: (sql) => db.exec(sql),
