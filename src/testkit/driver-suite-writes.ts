@@ -5,7 +5,8 @@
 import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { DriverWriter, StorageDriver } from '../server/driver/types.js';
 
 /** A contract test on a fresh driver (see driverSuite). */
@@ -54,7 +55,7 @@ export function gate(): { promise: Promise<void>; open(): void; fail(err: Error)
   return { promise, open, fail };
 }
 
-export function writerContracts(it: It): void {
+export function writerContracts(it: It, objectStore: boolean): void {
   describe('writer', () => {
     for (const size of [0, 1, 4095, 4096, MiB, MiB + 1, 5 * MiB + 333]) {
       it(`a new file of ${size} bytes, written in irregular chunks, is committed exactly`, async (d) => {
@@ -71,6 +72,23 @@ export function writerContracts(it: It): void {
       const data = randomBytes(2 * MiB + 9);
       await writeFile(d, 'unsized', data);
       assert.ok((await d.get('unsized'))?.equals(data));
+      if (objectStore) {
+        // A store that takes a length up front refuses other lengths, and names nothing.
+        const piped = async (path: string, bytes: Buffer, size: number): Promise<void> => {
+          const w = await d.writer(path, { size });
+          try {
+            await pipeline(Readable.from([bytes]), w);
+            await w.commit();
+          } catch (err) {
+            await w.cancel();
+            throw err;
+          }
+        };
+        await assert.rejects(piped('undersold', data, 100));
+        await assert.rejects(piped('oversold', data.subarray(0, 1000), 8 * MiB));
+        assert.deepEqual(await sorted(d.list('')), ['unsized']);
+        return;
+      }
       await writeFile(d, 'undersold', data, { size: 100 });
       assert.ok((await d.get('undersold'))?.equals(data));
       await writeFile(d, 'oversold', data.subarray(0, 1000), { size: 8 * MiB });

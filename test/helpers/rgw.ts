@@ -178,3 +178,21 @@ function installExitHooks(): void {
     });
   }
 }
+
+/** A bucket of its own for a test, on the cluster; its name says which test made it. */
+export async function makeBucket(rgw: Rgw, hint: string): Promise<string> {
+  const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
+  const name = `${hint.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 40)}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const s3 = new S3Client({ endpoint: rgw.endpoint, region: rgw.region, forcePathStyle: true, credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey } });
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: name }));
+  } finally {
+    s3.destroy();
+  }
+  return name;
+}
+
+/** The `storage.s3` options of a bucket on the cluster. */
+export function s3Options(rgw: Rgw, bucket: string, prefix?: string): { endpoint: string; region: string; bucket: string; forcePathStyle: boolean; credentials: { accessKeyId: string; secretAccessKey: string }; prefix?: string } {
+  return { endpoint: rgw.endpoint, region: rgw.region, bucket, forcePathStyle: true, credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey }, ...(prefix ? { prefix } : {}) };
+}

@@ -3,3 +3,4 @@ export { checkPath } from './paths.js';
 export { FsDriver, type FsDriverOptions } from './fs.js';
 export { MemoryDriver } from './memory.js';
 export { createAppender, writeDirect, type Appender, type AppenderOptions } from './append.js';
+export { S3Driver, type S3DriverOptions, type S3Options } from './s3/index.js';

@@ -1,0 +1,710 @@
+import { randomUUID } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type HeadObjectCommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { FsDriver } from '../fs.js';
+import { checkPath } from '../paths.js';
+import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from '../types.js';
+import { enoent, isMissing, isNoSuchUpload, makeClient, storeError, type S3Options } from './client.js';
+import { copySource, MAX_PUT, Multipart, MultipartPut, StreamedPut, type Bucket, type Output } from './outputs.js';
+import { APPENDABLE, bytesInParts, INTERNAL, partsKey, SessionAppend, stateAt, tailPrefix, tailsOf, type SessionState } from './session.js';
+
+const MTIME = 'wharf-mtime';
+const NONCE = 'wharf-nonce';
+/** A multipart copy's parts (an object over MAX_PUT cannot be copied in one call). */
+const COPY_PART = 1024 * 1024 * 1024;
+
+export interface S3DriverOptions extends S3Options {
+  /** A local directory for bytes being staged (pull-through fills read while they grow). */
+  spoolDir: string;
+  /** A client to use instead of one made from the options (tests). */
+  client?: S3Client;
+}
+
+/** What a HeadObject says about a key. */
+interface Head {
+  size: number;
+  mtimeMs: number;
+  version: string;
+  /** Set on an appendable file's record (its own size is the record's). */
+  appendable: boolean;
+  objectSize: number;
+}
+
+function headOf(h: HeadObjectCommandOutput): Head {
+  const meta = h.Metadata ?? {};
+  const objectSize = h.ContentLength ?? 0;
+  const appendable = meta[APPENDABLE] !== undefined;
+  const mtime = Number(meta[MTIME]);
+  return {
+    size: appendable ? Number(meta[APPENDABLE]) : objectSize,
+    mtimeMs: Number.isFinite(mtime) && mtime > 0 ? mtime : (h.LastModified?.getTime() ?? 0),
+    version: `${h.ETag ?? ''}/${meta[NONCE] ?? ''}`,
+    appendable,
+    objectSize,
+  };
+}
+
+async function collect(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The storage driver on an S3 bucket (docs/STORAGE.md, "S3"). A path is a key under the prefix;
+ * directories are key prefixes, so they exist while something is beneath them, and stat() of one
+ * finds nothing (no LIST on any request path: stat is one HeadObject). Writes become visible
+ * whole: a new file streams into one PutObject whose last bytes wait for commit(), or into a
+ * multipart upload completed by commit(); an append grows a session (session.ts). A move is a
+ * CopyObject (which RGW and S3 do inside the store; RGW shares the data) and a delete.
+ */
+export class S3Driver implements StorageDriver {
+  private readonly b: Bucket;
+  private readonly prefix: string;
+  private readonly spool: FsDriver;
+  /** Writes not yet committed or cancelled: sweepTemp ends those abandoned long enough. */
+  private readonly writes = new Set<Abandonable>();
+
+  constructor(o: S3DriverOptions) {
+    const s3 = o.client ?? makeClient(o);
+    this.prefix = o.prefix ? `${o.prefix.replace(/^\/+|\/+$/g, '')}/` : '';
+    if (this.prefix === '/') this.prefix = '';
+    this.b = {
+      s3,
+      name: o.bucket,
+      call: async (what, key, fn) => {
+        try {
+          return await fn();
+        } catch (err) {
+          throw storeError(err, what, key);
+        }
+      },
+      stamp: (extra = {}) => ({ [MTIME]: String(Date.now()), [NONCE]: randomUUID().slice(0, 8), ...extra }),
+    };
+    this.spool = new FsDriver(o.spoolDir, { fsync: false, directIO: false });
+  }
+
+  /** Fails with the store's error when the bucket cannot be reached or used. */
+  async check(): Promise<void> {
+    await this.b.s3.send(new HeadBucketCommand({ Bucket: this.b.name }));
+  }
+
+  destroy(): void {
+    this.b.s3.destroy();
+  }
+
+  private key(path: string): string {
+    return this.prefix + checkPath(path);
+  }
+
+  private async head(key: string): Promise<Head | undefined> {
+    try {
+      return headOf(await this.b.s3.send(new HeadObjectCommand({ Bucket: this.b.name, Key: key })));
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw storeError(err, 'stat', key);
+    }
+  }
+
+  private async getObject(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    const r = await this.b.call('get', key, () => this.b.s3.send(new GetObjectCommand({ Bucket: this.b.name, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) })));
+    return r.Body as Readable;
+  }
+
+  private async putObject(key: string, body: Buffer, extra: Record<string, string> = {}): Promise<void> {
+    await this.b.call('put', key, () => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: key, Body: body, ContentLength: body.length, Metadata: this.b.stamp(extra) })));
+  }
+
+  private async deleteKey(key: string): Promise<void> {
+    await this.b.call('delete', key, () => this.b.s3.send(new DeleteObjectCommand({ Bucket: this.b.name, Key: key })));
+  }
+
+  /** Copies an object inside the store (several parts past MAX_PUT); metadata goes with it unless replaced. */
+  private async copyKey(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<void> {
+    if (size <= MAX_PUT) {
+      await this.b.call('copy', from, () =>
+        this.b.s3.send(
+          new CopyObjectCommand({ Bucket: this.b.name, Key: to, CopySource: copySource(this.b.name, from), ...(metadata ? { MetadataDirective: 'REPLACE', Metadata: metadata } : {}) }),
+        ),
+      );
+      return;
+    }
+    const head = metadata ? undefined : await this.head(from);
+    const mp = new Multipart(this.b, to, undefined, metadata ?? (await this.metadataOf(from, head)));
+    try {
+      const jobs: Array<Promise<unknown>> = [];
+      for (let start = 0, n = 1; start < size; start += COPY_PART, n++) {
+        jobs.push(mp.copy(n, from, Math.min(COPY_PART, size - start), { start, end: Math.min(size, start + COPY_PART) - 1 }));
+        if (jobs.length >= 4) await Promise.all(jobs.splice(0));
+      }
+      await Promise.all(jobs);
+      await mp.complete(mp.parts);
+    } catch (err) {
+      await mp.abort();
+      throw err;
+    }
+  }
+
+  private async metadataOf(key: string, _head?: Head): Promise<Record<string, string>> {
+    const h = await this.b.call('stat', key, () => this.b.s3.send(new HeadObjectCommand({ Bucket: this.b.name, Key: key })));
+    return h.Metadata ?? {};
+  }
+
+  // --- appendable files (upload sessions) -------------------------------------------------------
+
+  private async readState(key: string): Promise<SessionState> {
+    const raw = await collect(await this.getObject(key));
+    return JSON.parse(raw.toString('utf8')) as SessionState;
+  }
+
+  private async writeState(key: string, s: SessionState): Promise<void> {
+    await this.putObject(key, Buffer.from(JSON.stringify(s)), { [APPENDABLE]: String(s.size) });
+  }
+
+  /** The session at `key` as an appendable record, making one of a plain file (its bytes become the tail or part 1). */
+  private async sessionOf(key: string, head: Head): Promise<SessionState> {
+    if (head.appendable) return this.readState(key);
+    if (head.size === 0) return { size: 0, parts: [] };
+    // A plain file that now grows: its bytes move to where a session keeps them.
+    const tail = `${tailPrefix(key)}${randomUUID()}`;
+    await this.copyKey(key, tail, head.size);
+    return { size: head.size, parts: [], tail: { key: tail, size: head.size } };
+  }
+
+  /**
+   * Completes a session's upload into one object at partsKey (its tail the last part), so that
+   * its bytes can be read or copied. Returns the record that says so (written by the caller).
+   */
+  private async seal(key: string, s: SessionState): Promise<SessionState> {
+    if (s.sealed || !s.uploadId) return s;
+    const mp = new Multipart(this.b, partsKey(key), s.uploadId);
+    const parts = [...s.parts];
+    if (s.tail) parts.push(await mp.copy(parts.reduce((m, p) => Math.max(m, p.n), 0) + 1, s.tail.key, s.tail.size));
+    await mp.complete(parts);
+    const { prev: _older, ...prev } = s;
+    return { size: s.size, parts: [], sealed: true, prev };
+  }
+
+  /** Where a session's bytes can be read: one object, after sealing it if needed. */
+  private async sessionSource(key: string): Promise<{ key: string; size: number; state: SessionState } | { empty: true; state: SessionState }> {
+    let s = await this.readState(key);
+    if (s.uploadId && !s.sealed) {
+      s = await this.seal(key, s);
+      await this.writeState(key, s);
+    }
+    if (s.size === 0) return { empty: true, state: s };
+    if (s.sealed && !s.tail) return { key: partsKey(key), size: s.size, state: s };
+    if (!s.sealed && s.tail) return { key: s.tail.key, size: s.size, state: s };
+    // Sealed bytes then a tail: two objects, which reads stitch (rare: a read after a restart that
+    // was followed by appends).
+    return { key: '', size: s.size, state: s };
+  }
+
+  /** The byte range [start, end] of a session, from its one or two objects. */
+  private async readSession(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    const src = await this.sessionSource(key);
+    if ('empty' in src) return Readable.from([]);
+    const r = range ?? { start: 0, end: src.size - 1 };
+    if (src.key) return this.getObject(src.key, r);
+    const inParts = bytesInParts(src.state);
+    const tail = src.state.tail!;
+    const pieces: Array<() => Promise<Readable>> = [];
+    if (r.start < inParts) pieces.push(() => this.getObject(partsKey(key), { start: r.start, end: Math.min(r.end, inParts - 1) }));
+    if (r.end >= inParts) pieces.push(() => this.getObject(tail.key, { start: Math.max(0, r.start - inParts), end: r.end - inParts }));
+    return Readable.from(
+      (async function* () {
+        for (const p of pieces) yield* await p();
+      })(),
+    );
+  }
+
+  /** Removes every object a session holds, and its record. */
+  private async dropSession(key: string, s: SessionState): Promise<void> {
+    const uploads = [s.uploadId, s.prev?.uploadId].filter((u): u is string => u !== undefined);
+    for (const UploadId of new Set(uploads)) {
+      await this.b
+        .call('abort multipart upload', key, () => this.b.s3.send(new AbortMultipartUploadCommand({ Bucket: this.b.name, Key: partsKey(key), UploadId })))
+        .catch((err: unknown) => {
+          if (!isNoSuchUpload(err) && !(err as NodeJS.ErrnoException).code) throw err;
+        });
+    }
+    const keys = [...tailsOf(s)];
+    if (s.sealed || s.prev?.sealed) keys.push(partsKey(key));
+    await Promise.all(keys.map((k) => this.deleteKey(k)));
+    await this.deleteKey(key);
+  }
+
+  // --- StorageDriver -----------------------------------------------------------------------------
+
+  async stat(path: string): Promise<FileInfo | undefined> {
+    const h = await this.head(this.key(path));
+    return h && { size: h.size, mtimeMs: h.mtimeMs, isDir: false, version: h.version };
+  }
+
+  async get(path: string): Promise<Buffer | undefined> {
+    const key = this.key(path);
+    let body: Readable;
+    try {
+      const r = await this.b.s3.send(new GetObjectCommand({ Bucket: this.b.name, Key: key }));
+      if (r.Metadata?.[APPENDABLE] !== undefined) {
+        (r.Body as Readable).destroy();
+        body = await this.readSession(key);
+      } else body = r.Body as Readable;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw storeError(err, 'get', key);
+    }
+    return collect(body);
+  }
+
+  async put(path: string, data: Uint8Array | string, opts: PutOptions = {}): Promise<void> {
+    const key = this.key(path);
+    // Nothing can be written ahead under no name and renamed later for free: the put waits.
+    if (opts.after) await opts.after;
+    await this.putObject(key, typeof data === 'string' ? Buffer.from(data) : Buffer.from(data));
+  }
+
+  async open(path: string, opts: { sequential?: boolean } = {}): Promise<FileReader> {
+    const key = this.key(path);
+    const h = await this.head(key);
+    if (!h) throw enoent('open', path);
+    return new ObjectReader((range) => (h.appendable ? this.readSession(key, range) : this.getObject(key, range)), h.size, opts.sequential ?? false);
+  }
+
+  async reader(path: string, range?: { start: number; end: number }): Promise<Readable> {
+    const key = this.key(path);
+    const h = await this.head(key);
+    if (!h) throw enoent('open', path);
+    if (h.size === 0 || (range && range.end < range.start)) return Readable.from([]);
+    const r = range && { start: range.start, end: Math.min(range.end, h.size - 1) };
+    return h.appendable ? this.readSession(key, r) : this.getObject(key, r);
+  }
+
+  async writer(path: string, opts: { appendAt?: number; size?: number } = {}): Promise<DriverWriter> {
+    const key = this.key(path);
+    if (opts.appendAt === undefined) {
+      const out: Output =
+        opts.size !== undefined && opts.size <= MAX_PUT && opts.size > 0 ? new StreamedPut(this.b, key, opts.size) : new MultipartPut(this.b, key, opts.size);
+      return new OutputWriter(out, this.writes);
+    }
+    const head = await this.head(key);
+    if (!head) throw enoent('open', path);
+    const current = await this.sessionOf(key, head);
+    let base = stateAt(current, opts.appendAt);
+    if (!base && !current.uploadId && !current.sealed && opts.appendAt < current.size) {
+      // Bytes in a tail only: cut it back.
+      base = await this.cutTail(key, current, opts.appendAt);
+    }
+    if (!base) {
+      throw Object.assign(new Error(`cannot write ${path} from ${opts.appendAt}: an object-store file grows only from its last two commits (${current.prev?.size ?? '-'} or ${current.size})`), {
+        code: 'EINVAL',
+      });
+    }
+    const append = new SessionAppend(this.b, key, base, opts.size, (k) => this.getObject(k));
+    await append.start();
+    const from = base;
+    const written: { state?: SessionState } = {};
+    const out: Output = {
+      get bytes() {
+        return append.bytes;
+      },
+      write: (c) => append.write(c),
+      end: async () => {
+        written.state = await append.end();
+      },
+      commit: async () => {
+        const s = written.state!;
+        await this.writeState(key, s);
+        // What neither the new record nor the one before it refers to is gone for good.
+        const keep = new Set(tailsOf(s));
+        const stale = [...tailsOf(current), ...tailsOf(from)].filter((k) => !keep.has(k));
+        await Promise.all([...new Set(stale)].map((k) => this.deleteKey(k).catch(() => undefined)));
+      },
+      abort: async () => {
+        const t = await append.abort();
+        if (t) await this.deleteKey(t).catch(() => undefined);
+        // A cancelled append leaves the file cut back to where it started, as a truncate would.
+        if (from.size !== current.size) await this.writeState(key, from);
+      },
+    };
+    return new OutputWriter(out, this.writes);
+  }
+
+  /** A tail-only session (or a plain small file) cut back to `at` bytes: a new tail of its first bytes. */
+  private async cutTail(key: string, s: SessionState, at: number): Promise<SessionState> {
+    const { prev: _older, ...prev } = s;
+    if (at === 0 || !s.tail) return { size: 0, parts: [], prev };
+    const tail = `${tailPrefix(key)}${randomUUID()}`;
+    const bytes = await collect(await this.getObject(s.tail.key, { start: 0, end: at - 1 }));
+    await this.putObject(tail, bytes);
+    return { size: at, parts: [], tail: { key: tail, size: at }, prev };
+  }
+
+  async list(path: string): Promise<string[]> {
+    const prefix = path === '' ? this.prefix : `${this.key(path)}/`;
+    const out = new Set<string>();
+    let token: string | undefined;
+    do {
+      const r = await this.b.call('list', prefix, () =>
+        this.b.s3.send(new ListObjectsV2Command({ Bucket: this.b.name, Prefix: prefix, Delimiter: '/', ...(token ? { ContinuationToken: token } : {}) })),
+      );
+      for (const c of r.CommonPrefixes ?? []) out.add(c.Prefix!.slice(prefix.length, -1));
+      for (const c of r.Contents ?? []) out.add(c.Key!.slice(prefix.length));
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+    if (path === '') out.delete(INTERNAL);
+    return [...out];
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const src = this.key(from);
+    const dst = this.key(to);
+    const h = await this.head(src);
+    if (!h) throw enoent('rename', from);
+    if (!h.appendable) {
+      await this.copyKey(src, dst, h.size);
+      await this.deleteKey(src);
+      return;
+    }
+    let s = await this.readState(src);
+    if (s.size === 0) await this.putObject(dst, Buffer.alloc(0));
+    else {
+      if (s.uploadId && !s.sealed) {
+        // The tail becomes the last part, so the completed upload is the whole file.
+        s = await this.seal(src, s);
+        await this.writeState(src, s);
+      }
+      if (s.sealed && s.tail) {
+        const whole = new Multipart(this.b, dst, undefined, this.b.stamp());
+        try {
+          const inParts = bytesInParts(s);
+          await whole.copy(1, partsKey(src), inParts);
+          await whole.copy(2, s.tail.key, s.tail.size);
+          await whole.complete(whole.parts);
+        } catch (err) {
+          await whole.abort();
+          throw err;
+        }
+      } else await this.copyKey(s.sealed ? partsKey(src) : s.tail!.key, dst, s.size, this.b.stamp());
+    }
+    await this.dropSession(src, s);
+  }
+
+  async delete(path: string): Promise<void> {
+    const key = this.key(path);
+    const h = await this.head(key);
+    if (!h) return;
+    if (h.appendable) await this.dropSession(key, await this.readState(key));
+    else await this.deleteKey(key);
+  }
+
+  async touch(path: string): Promise<boolean> {
+    const key = this.key(path);
+    const h = await this.head(key);
+    if (!h) return false;
+    if (h.appendable) {
+      await this.writeState(key, await this.readState(key));
+      return true;
+    }
+    try {
+      // A copy onto itself with new metadata: RGW and S3 keep the data where it is.
+      await this.copyKey(key, key, h.objectSize, this.b.stamp());
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    return true;
+  }
+
+  async stage(opts: StageOptions = {}): Promise<Staged> {
+    const local = await this.spool.stage(opts);
+    const temp = `${this.prefix}${INTERNAL}/stage/${randomUUID()}`;
+    const out: Output = opts.size !== undefined && opts.size > 0 && opts.size <= MAX_PUT ? new StreamedPut(this.b, temp, opts.size) : new MultipartPut(this.b, temp, opts.size);
+    let state: 'open' | 'committed' | 'cancelled' | 'swept' = 'open';
+    let failed: unknown;
+    const s3 = this;
+    const entry: Abandonable = {
+      started: Date.now(),
+      async sweep() {
+        if (state !== 'open') return;
+        state = 'swept';
+        s3.writes.delete(entry);
+        await out.abort();
+      },
+    };
+    this.writes.add(entry);
+    const staged: Staged = {
+      get written() {
+        return local.written;
+      },
+      async append(bufs) {
+        if (failed) throw failed;
+        // The same bytes go to the local spool (for readers) and to the store.
+        const toStore = (async () => {
+          for (const b of bufs) await out.write(Buffer.from(b));
+        })().catch((err: unknown) => {
+          failed ??= err;
+        });
+        await Promise.all([local.append(bufs), toStore]);
+        if (failed) throw failed;
+      },
+      read: (into, position) => local.read(into, position),
+      async commit(path) {
+        const dst = s3.key(path);
+        if (state !== 'open') throw new Error(`staged bytes were already ${state}`);
+        if (failed) throw failed;
+        state = 'committed';
+        s3.writes.delete(entry);
+        try {
+          await out.end();
+          await out.commit();
+          await s3.copyKey(temp, dst, out.bytes, s3.b.stamp());
+        } catch (err) {
+          await out.abort();
+          throw err;
+        } finally {
+          await s3.deleteKey(temp).catch(() => undefined);
+        }
+        await local.cancel();
+      },
+      async cancel() {
+        if (state !== 'open') return;
+        state = 'cancelled';
+        s3.writes.delete(entry);
+        await out.abort();
+        await local.cancel();
+      },
+      async close() {
+        // Closed without a commit: nothing is to be named.
+        await staged.cancel();
+        await local.close();
+      },
+    };
+    return staged;
+  }
+
+  async sweepTemp(maxAgeMs: number): Promise<number> {
+    const cutoff = Date.now() - maxAgeMs;
+    let n = await this.spool.sweepTemp(maxAgeMs);
+    for (const w of this.writes) {
+      if (w.started <= cutoff) {
+        await w.sweep();
+        n++;
+      }
+    }
+    const live = new Map<string, SessionState | undefined>();
+    const stateOf = async (fileKey: string): Promise<SessionState | undefined> => {
+      if (!live.has(fileKey)) {
+        const h = await this.head(fileKey);
+        live.set(fileKey, h?.appendable ? await this.readState(fileKey) : undefined);
+      }
+      return live.get(fileKey);
+    };
+    // Multipart uploads: a session's is kept while its record refers to it; any other (a write a
+    // crash interrupted) goes once old.
+    let marker: { key?: string; id?: string } = {};
+    do {
+      const r = await this.b.call('list multipart uploads', this.prefix, () =>
+        this.b.s3.send(new ListMultipartUploadsCommand({ Bucket: this.b.name, Prefix: this.prefix, ...(marker.key ? { KeyMarker: marker.key, UploadIdMarker: marker.id } : {}) })),
+      );
+      for (const u of r.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || (u.Initiated?.getTime() ?? 0) > cutoff) continue;
+        const partsOf = `${this.prefix}${INTERNAL}/parts/`;
+        if (u.Key.startsWith(partsOf)) {
+          const s = await stateOf(u.Key.slice(partsOf.length));
+          if (s && (s.uploadId === u.UploadId || s.prev?.uploadId === u.UploadId)) continue;
+        }
+        await this.b.s3.send(new AbortMultipartUploadCommand({ Bucket: this.b.name, Key: u.Key, UploadId: u.UploadId })).catch(() => undefined);
+        n++;
+      }
+      marker = r.IsTruncated ? { key: r.NextKeyMarker!, id: r.NextUploadIdMarker! } : {};
+    } while (marker.key);
+    // The driver's objects: staged bytes, tails and sealed uploads no record refers to.
+    const internal = `${this.prefix}${INTERNAL}/`;
+    let token: string | undefined;
+    do {
+      const r = await this.b.call('list', internal, () => this.b.s3.send(new ListObjectsV2Command({ Bucket: this.b.name, Prefix: internal, ...(token ? { ContinuationToken: token } : {}) })));
+      for (const o of r.Contents ?? []) {
+        if (!o.Key || (o.LastModified?.getTime() ?? 0) > cutoff) continue;
+        const rest = o.Key.slice(internal.length);
+        let used = false;
+        if (rest.startsWith('tail/')) {
+          const fileKey = rest.slice('tail/'.length, rest.lastIndexOf('/'));
+          used = tailsOf(await stateOf(fileKey)).includes(o.Key);
+        } else if (rest.startsWith('parts/')) {
+          const s = await stateOf(rest.slice('parts/'.length));
+          used = s?.sealed === true || s?.prev?.sealed === true;
+        }
+        if (!used) {
+          await this.deleteKey(o.Key);
+          n++;
+        }
+      }
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+    return n;
+  }
+}
+
+/** A write in progress that sweepTemp may end. */
+interface Abandonable {
+  readonly started: number;
+  sweep(): Promise<void>;
+}
+
+/** A writer over an Output: bytes go out as written; commit() makes them visible. */
+class OutputWriter extends Writable implements DriverWriter, Abandonable {
+  private state: 'open' | 'committed' | 'cancelled' | 'swept' = 'open';
+  private ended = false;
+  readonly started = Date.now();
+
+  constructor(
+    private readonly out: Output,
+    private readonly live: Set<Abandonable>,
+  ) {
+    super({ highWaterMark: 1024 * 1024 });
+    live.add(this);
+  }
+
+  /** Abandoned (sweepTemp): its bytes go, and a commit() after fails, as for a swept temp file. */
+  async sweep(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'swept';
+    this.live.delete(this);
+    await this.out.abort();
+  }
+
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.out.write(chunk).then(() => cb(), cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.out.end().then(
+      () => {
+        this.ended = true;
+        cb();
+      },
+      cb,
+    );
+  }
+
+  async commit(): Promise<void> {
+    // After cancel() nothing is written; a second commit() has nothing more to do.
+    if (this.state === 'cancelled' || this.state === 'committed') return;
+    if (!this.ended) {
+      if (!this.writableEnded) this.end();
+      await new Promise<void>((resolve, reject) => {
+        if (this.ended) return resolve();
+        this.once('finish', () => resolve());
+        this.once('error', reject);
+      });
+    }
+    if (this.state === 'swept') throw new Error('the write was abandoned and swept before its commit');
+    this.state = 'committed';
+    this.live.delete(this);
+    try {
+      await this.out.commit();
+    } catch (err) {
+      await this.out.abort();
+      throw err;
+    }
+  }
+
+  async cancel(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'cancelled';
+    this.live.delete(this);
+    if (!this.destroyed) this.destroy();
+    await this.out.abort();
+  }
+}
+
+/**
+ * Positional reads of one object through ranged GETs: a read where the last one ended continues
+ * its stream; any other starts a new one (to the end for sequential reads, else a window of at
+ * least 256 KiB).
+ */
+class ObjectReader implements FileReader {
+  private stream: AsyncIterator<Buffer> | undefined;
+  private body: Readable | undefined;
+  private pos = -1;
+  /** The last byte the open stream was asked for. */
+  private last = -1;
+  private left: Buffer | undefined;
+
+  constructor(
+    private readonly get: (range: { start: number; end: number }) => Promise<Readable>,
+    private readonly size: number,
+    private readonly sequential: boolean,
+  ) {}
+
+  /** Reads come one at a time, in the order asked: a sender asks for the next chunks ahead. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  read(into: Uint8Array, position: number): Promise<number> {
+    const r = this.queue.then(() => this.readNow(into, position));
+    this.queue = r.catch(() => undefined);
+    return r;
+  }
+
+  /** Fills `into` (short only at the end of the object). */
+  private async readNow(into: Uint8Array, position: number): Promise<number> {
+    if (position >= this.size || into.length === 0) return 0;
+    if (this.pos !== position) this.drop();
+    this.pos = position;
+    const want = Math.min(into.length, this.size - position);
+    let n = 0;
+    while (n < want) {
+      let chunk = this.left;
+      this.left = undefined;
+      if (!chunk) {
+        if (!this.stream || this.pos + n > this.last) await this.from(this.pos + n, want - n);
+        const next = await this.stream!.next();
+        if (next.done) {
+          if (this.pos + n <= this.last) throw new Error(`the object ended at ${this.pos + n}, short of ${this.size} bytes`);
+          this.drop();
+          continue;
+        }
+        chunk = next.value;
+      }
+      const take = Math.min(chunk.length, want - n);
+      into.set(take === chunk.length ? chunk : chunk.subarray(0, take), n);
+      n += take;
+      if (take < chunk.length) this.left = chunk.subarray(take);
+    }
+    this.pos += n;
+    return n;
+  }
+
+  /** A new ranged GET from `at`: to the end for sequential reads, else a window. */
+  private async from(at: number, want: number): Promise<void> {
+    this.drop();
+    this.last = this.sequential ? this.size - 1 : Math.min(this.size - 1, at + Math.max(want, 256 * 1024) - 1);
+    this.body = await this.get({ start: at, end: this.last });
+    this.stream = this.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  private drop(): void {
+    this.last = -1;
+    this.body?.destroy();
+    this.body = undefined;
+    this.stream = undefined;
+    this.left = undefined;
+  }
+
+  async close(): Promise<void> {
+    this.drop();
+  }
+}
