@@ -16,6 +16,36 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   if (n === undefined) ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 30s, 24h, 7d)` });
   return n ?? 0;
 });
+/** S3 bucket names (3-63 characters: lower-case letters, digits, dots and hyphens). */
+const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens');
+const httpUrl = z.string().regex(/^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*)?$/, 'must be an http:// or https:// URL');
+
+/** `storage.s3` (docs/STORAGE.md, "S3"). */
+const S3ConfigSchema = z
+  .object({
+    bucket: bucketName,
+    /** An S3-compatible store (Ceph RGW, MinIO, …); absent: AWS's endpoint for the region. */
+    endpoint: httpUrl.optional(),
+    region: z.string().min(1).default('us-east-1'),
+    /** Keys start with this, so several registries can share a bucket. */
+    prefix: z
+      .string()
+      .regex(/^(?:[A-Za-z0-9!_.*'()-]+\/)*[A-Za-z0-9!_.*'()-]+\/?$/, 'must be a relative key prefix such as "registry/" (no leading slash, no empty segment)')
+      .refine((p) => !p.split('/').some((seg) => seg === '.' || seg === '..'), 'must not contain . or .. segments')
+      .optional(),
+    /** Bucket in the path (host/bucket/key), as self-hosted stores need; default: true with an endpoint. */
+    forcePathStyle: z.boolean().optional(),
+    /** Absent: the SDK's default chain (AWS_ACCESS_KEY_ID…, shared files, instance roles). */
+    credentials: z.object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1), sessionToken: z.string().min(1).optional() }).strict().optional(),
+    /** A PEM file with the CA of an https endpoint that Node's own roots do not cover. */
+    ca: z.string().min(1).optional(),
+    /** How long a request may wait on the store before the registry answers 503. */
+    timeout: duration.default(30e3),
+    /** Blob GETs answer 307 to a presigned URL on `publicEndpoint` (default: the endpoint). */
+    redirect: z.object({ enabled: z.boolean().default(false), expiry: duration.default(20 * 60e3), publicEndpoint: httpUrl.optional() }).strict().prefault({}),
+  })
+  .strict();
+
 const listen = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[a-zA-Z0-9.-]*):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:5000');
 
 export const ConfigSchema = z
@@ -23,7 +53,21 @@ export const ConfigSchema = z
     listen: listen.default('127.0.0.1:5000'),
     data: z.string().min(1).default('./wharf-data'),
     log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).strict().prefault({}),
-    storage: z.object({ driver: z.enum(['fs', 'memory']).default('fs'), fsync: z.boolean().default(true), directIO: z.boolean().default(true), verifyReads: z.boolean().default(true), reverifyAfter: duration.default(24 * 3600e3) }).strict().prefault({}),
+    storage: z
+      .object({
+        /** fs: the data directory; memory: nothing survives the process; s3: a bucket (storage.s3). */
+        driver: z.enum(['fs', 'memory', 's3']).default('fs'),
+        fsync: z.boolean().default(true),
+        directIO: z.boolean().default(true),
+        verifyReads: z.boolean().default(true),
+        reverifyAfter: duration.default(24 * 3600e3),
+        s3: S3ConfigSchema.optional(),
+      })
+      .strict()
+      .superRefine((v, ctx) => {
+        if (v.driver === 's3' && !v.s3) ctx.addIssue({ code: 'custom', path: ['s3', 'bucket'], message: 'storage.driver is s3, so storage.s3.bucket is required' });
+      })
+      .prefault({}),
     delete: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
     uploads: z
       .object({

@@ -120,6 +120,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
       }
       await proxy?.close();
       await hooks.close();
+      await store.driver.close?.();
     },
   };
 }

@@ -1,16 +1,18 @@
-import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import type { WharfConfig } from './config.js';
-import { FsDriver, MemoryDriver, type StorageDriver } from './driver/index.js';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ConfigError, type WharfConfig } from './config.js';
+import { FsDriver, MemoryDriver, S3Driver, type S3DriverOptions, type StorageDriver } from './driver/index.js';
 import { RegistryStore, type RegistryStoreOptions } from './store/index.js';
 
 /**
- * The registry store of a config: on its data directory (`storage.driver: fs`, the default), or
- * in memory (`memory`: nothing survives the process; for tests and throwaway registries).
+ * The registry store of a config: on its data directory (`storage.driver: fs`, the default), in
+ * memory (`memory`: nothing survives the process; for tests and throwaway registries), or in an
+ * S3 bucket (`s3`), which must answer before the registry starts.
  */
 export async function openStore(config: WharfConfig): Promise<RegistryStore> {
   let driver: StorageDriver;
   if (config.storage.driver === 'memory') driver = new MemoryDriver();
+  else if (config.storage.driver === 's3') driver = await openS3(config);
   else {
     const dataDir = resolve(config.data);
     await mkdir(dataDir, { recursive: true });
@@ -27,3 +29,45 @@ export async function openStore(config: WharfConfig): Promise<RegistryStore> {
   return new RegistryStore(driver, opts);
 }
 
+
+/** The S3 driver of `storage.s3`, once its bucket answered; a ConfigError names what is wrong. */
+async function openS3(config: WharfConfig): Promise<S3Driver> {
+  const c = config.storage.s3!;
+  const opts: S3DriverOptions = {
+    bucket: c.bucket,
+    region: c.region,
+    forcePathStyle: c.forcePathStyle ?? c.endpoint !== undefined,
+    timeoutMs: c.timeout,
+    spoolDir: join(resolve(config.data), '_spool'),
+  };
+  if (c.endpoint) opts.endpoint = c.endpoint;
+  if (c.prefix) opts.prefix = c.prefix;
+  if (c.credentials) opts.credentials = c.credentials;
+  if (c.ca) {
+    try {
+      opts.ca = await readFile(c.ca, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`storage.s3.ca: cannot read ${c.ca}: ${(err as Error).message}`);
+    }
+  }
+  await mkdir(opts.spoolDir, { recursive: true });
+  const driver = new S3Driver(opts);
+  try {
+    await driver.check();
+  } catch (err) {
+    driver.destroy();
+    throw new ConfigError(`storage.s3: bucket "${c.bucket}" at ${c.endpoint ?? `AWS S3 (${c.region})`} cannot be used: ${describeS3Error(err)}`);
+  }
+  return driver;
+}
+
+/** An S3 failure in words: HeadBucket answers with a status only, so the status says which. */
+function describeS3Error(err: unknown): string {
+  const e = err as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  if (status === 404) return 'no such bucket (NoSuchBucket)';
+  if (status === 403) return 'access denied (403 Forbidden): check the credentials and the bucket policy';
+  if (status === 301 || status === 400) return `the store refused the request (${status} ${e.name ?? ''}): check region and addressing (forcePathStyle)`;
+  if (status !== undefined) return `${status} ${e.name ?? ''} ${e.message ?? ''}`.trim();
+  return `the store cannot be reached: ${e.code ?? e.name ?? ''} ${e.message ?? String(err)}`.trim();
+}

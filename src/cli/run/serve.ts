@@ -17,6 +17,14 @@ export async function loadServeConfig(flags: Record<string, unknown>, env: NodeJ
   set('data', flags.data);
   set('listen', flags.listen);
   set('log.level', flags.logLevel);
+  set('storage.driver', flags.storage ?? env.WHARF_STORAGE);
+  set('storage.s3.bucket', (flags['s3-bucket'] ?? flags.s3Bucket) ?? env.WHARF_S3_BUCKET);
+  set('storage.s3.endpoint', (flags['s3-endpoint'] ?? flags.s3Endpoint) ?? env.WHARF_S3_ENDPOINT);
+  set('storage.s3.region', (flags['s3-region'] ?? flags.s3Region) ?? env.WHARF_S3_REGION);
+  set('storage.s3.prefix', (flags['s3-prefix'] ?? flags.s3Prefix) ?? env.WHARF_S3_PREFIX);
+  // Keys from the environment only: a flag would show them in `ps`.
+  set('storage.s3.credentials.accessKeyId', env.WHARF_S3_ACCESS_KEY_ID);
+  set('storage.s3.credentials.secretAccessKey', env.WHARF_S3_SECRET_ACCESS_KEY);
   set('tls.cert', flags.tlsCert ?? env.WHARF_TLS_CERT);
   set('tls.key', flags.tlsKey ?? env.WHARF_TLS_KEY);
   set('tls.clientCa', flags.tlsClientCa ?? env.WHARF_TLS_CLIENT_CA);
@@ -50,6 +58,7 @@ export async function runServe(flags: Record<string, unknown>): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new ExitError(`cannot listen on ${config.listen}: the address is in use; choose another with --listen`);
     if (code === 'EACCES') throw new ExitError(`cannot listen on ${config.listen} or write ${config.data}: permission denied`);
+    if (err instanceof ConfigError) throw new ExitError(err.message);
     throw err;
   }
   tightenHeapGrowth();

@@ -111,4 +111,6 @@ export interface StorageDriver {
    * older than `maxAgeMs`; returns how many went.
    */
   sweepTemp(maxAgeMs: number): Promise<number>;
+  /** Releases what the driver holds open (an object store's connections); the last call made. */
+  close?(): Promise<void>;
 }

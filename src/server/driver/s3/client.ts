@@ -25,6 +25,9 @@ export interface S3Options {
 }
 
 export function makeClient(o: S3Options): S3Client {
+  // The SDK warns on Node 20 that its releases after January 2027 will need Node 22; the version
+  // pinned here supports Node 20, which Wharf supports, so the warning would only alarm operators.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const timeout = o.timeoutMs ?? 30_000;
   const config: S3ClientConfig = {
     region: o.region,

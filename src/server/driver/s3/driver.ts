@@ -105,6 +105,10 @@ export class S3Driver implements StorageDriver {
     this.b.s3.destroy();
   }
 
+  async close(): Promise<void> {
+    this.destroy();
+  }
+
   private key(path: string): string {
     return this.prefix + checkPath(path);
   }
