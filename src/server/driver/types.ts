@@ -73,6 +73,12 @@ export interface PutOptions {
  * contract suite (src/testkit/driver-suite.ts) runs against every driver.
  */
 export interface StorageDriver {
+  /**
+   * An object store (S3): a move copies inside the store, an append is emulated, and a new file
+   * is written whole only when its length is known. The registry then writes a blob that comes in
+   * one request straight to its final name.
+   */
+  readonly objectStore?: boolean;
   stat(path: string): Promise<FileInfo | undefined>;
   /** A small file, whole. Undefined when it does not exist. */
   get(path: string): Promise<Buffer | undefined>;

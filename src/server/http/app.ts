@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { OciError, WharfError, type ErrorCode } from '../../spec/index.js';
 import type { RegistryBackend } from '../store/index.js';
 import { contextOf, installRouting } from './context.js';
-import { handleV2, type V2Options } from './v2.js';
+import { dropUnreadBody, handleV2, type V2Options } from './v2.js';
 import { requestEnded } from '../io/young-gc.js';
 
 export interface AppOptions extends Partial<V2Options> {
@@ -62,6 +62,7 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void
   const body = JSON.stringify(e.toJSON());
   reply.code(e.status).headers({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   if (e.code === 'UNAUTHORIZED' && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Basic realm="wharf"');
+  dropUnreadBody(req.raw);
   reply.send(body);
 }
 

@@ -214,6 +214,7 @@ function bodyOf(req: FastifyRequest): Readable | undefined {
  */
 function detached(raw: IncomingMessage): Readable {
   const body = new PassThrough();
+  bodies.set(raw, body);
   // Whoever reads the body hears of its errors; one nobody reads (refused before its bytes) must
   // not make an abort an uncaught exception.
   body.on('error', () => undefined);
@@ -229,6 +230,20 @@ function detached(raw: IncomingMessage): Readable {
     raw.resume();
   });
   return body;
+}
+
+/** The body stream made of each request that has one (see dropUnreadBody). */
+const bodies = new WeakMap<IncomingMessage, PassThrough>();
+
+/**
+ * A request that failed before its body was read (the store down when a PATCH began): the body
+ * stream goes, so its request's rest is read and dropped (see detached()) and the client, which
+ * may still be sending, hears the answer; otherwise it would block on a full socket until the
+ * keep-alive timeout reset the connection.
+ */
+export function dropUnreadBody(raw: IncomingMessage): void {
+  const body = bodies.get(raw);
+  if (body && !raw.complete && !body.destroyed) body.destroy();
 }
 
 /** The most of a refused body read and dropped before answering; past it the connection closes. */

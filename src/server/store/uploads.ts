@@ -155,14 +155,8 @@ export class Uploads {
     return this.mutex.exclusive(id, () => this.appendLocked(repo, id, body, opts));
   }
 
-  /**
-   * `record: false` is for the final PUT: its bytes are committed into the blob store right after,
-   * or the session ends, so recording the new offset would only cost two fsyncs. If the server
-   * dies in between, the bytes past the recorded offset are cut off like any unacknowledged chunk.
-   */
-  private async appendLocked(repo: string, id: string, body: Readable, opts: AppendOptions, record = true): Promise<UploadStatus> {
-    if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
-    const offset = await this.offsetOf(repo, id);
+  /** The length a chunk declares, once its position and lengths agree; it must start at `offset`. */
+  private chunkLength(offset: number, body: Readable, opts: AppendOptions): number | undefined {
     const cr = opts.contentRange;
     if (cr && cr.start !== offset) {
       body.resume();
@@ -173,17 +167,34 @@ export class Uploads {
       body.resume();
       throw new OciError('SIZE_INVALID', `Content-Range covers ${expected} bytes but Content-Length is ${opts.contentLength}`);
     }
+    return expected;
+  }
+
+  /** Counts (and hashes) a chunk that may bring the upload from `offset` up to the blob size limit. */
+  private meter(offset: number, expected: number | undefined, hash: RunningDigest | undefined): ChunkMeter {
+    const limit = Math.min(expected ?? Number.MAX_SAFE_INTEGER, this.maxBlobSize - offset);
+    return new ChunkMeter(hash, limit, () =>
+      expected !== undefined && expected <= this.maxBlobSize - offset
+        ? new OciError('SIZE_INVALID', `chunk is longer than the declared ${expected} bytes`)
+        : new OciError('SIZE_INVALID', `blob exceeds the limit of ${this.maxBlobSize} bytes`, { status: 413 }),
+    );
+  }
+
+  /**
+   * `record: false` is for the final PUT: its bytes are committed into the blob store right after,
+   * or the session ends, so recording the new offset would only cost two fsyncs. If the server
+   * dies in between, the bytes past the recorded offset are cut off like any unacknowledged chunk.
+   */
+  private async appendLocked(repo: string, id: string, body: Readable, opts: AppendOptions, record = true): Promise<UploadStatus> {
+    if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
+    const offset = await this.offsetOf(repo, id);
+    const expected = this.chunkLength(offset, body, opts);
     const state = this.held(repo, id);
     const inStep = state !== undefined && state.offset === offset;
     if (inStep) state.hash ??= runningDigest('sha256', expected);
     // hash.copy() lets a failed chunk roll the running digest back with the file.
     const before = inStep ? state.hash?.copy() : undefined;
-    const limit = Math.min(expected ?? Number.MAX_SAFE_INTEGER, this.maxBlobSize - offset);
-    const meter = new ChunkMeter(inStep ? state.hash : undefined, limit, () =>
-      expected !== undefined && expected <= this.maxBlobSize - offset
-        ? new OciError('SIZE_INVALID', `chunk is longer than the declared ${expected} bytes`)
-        : new OciError('SIZE_INVALID', `blob exceeds the limit of ${this.maxBlobSize} bytes`, { status: 413 }),
-    );
+    const meter = this.meter(offset, expected, inStep ? state.hash : undefined);
     const w = await this.driver.writer(paths.uploadData(repo, id), { appendAt: offset, size: expected });
     let recording = false;
     try {
@@ -220,6 +231,7 @@ export class Uploads {
    */
   async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
     return this.mutex.exclusive(id, async () => {
+      if (this.driver.objectStore && (await this.offsetOf(repo, id)) === 0) return this.finishWhole(repo, id, digest, body ?? Readable.from([]), opts, onVerified);
       const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts, false);
       const state = this.held(repo, id);
       const hasRecord = this.hasRecord(repo, id);
@@ -243,6 +255,39 @@ export class Uploads {
       await this.end(repo, id, stored, hasRecord);
       return { size: offset, stored };
     });
+  }
+
+  /**
+   * A session whose whole blob comes with its final PUT, on an object store: the bytes go straight
+   * to the blob's name, hashed on the way, and the write commits only if the digest matched (the
+   * driver holds back the last bytes until then, so nothing is visible before). A session's bytes
+   * would otherwise be written once and then copied inside the store.
+   */
+  private async finishWhole(repo: string, id: string, digest: Digest, body: Readable, opts: AppendOptions, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
+    const expected = this.chunkLength(0, body, opts);
+    const hasRecord = this.hasRecord(repo, id);
+    this.live.delete(id);
+    const hash = runningDigest(parseDigest(digest).algorithm, expected);
+    const meter = this.meter(0, expected, hash);
+    const w = await this.driver.writer(paths.blobData(digest), expected === undefined ? {} : { size: expected });
+    try {
+      await pipeline(body, meter, w, opts.signal ? { signal: opts.signal } : {});
+      if (expected !== undefined && meter.bytes !== expected) throw new OciError('SIZE_INVALID', `chunk has ${meter.bytes} bytes, expected ${expected}`);
+      const got = await hash.digest();
+      if (got !== digest) {
+        await w.cancel();
+        await this.end(repo, id, false, hasRecord);
+        throw new OciError('DIGEST_INVALID', `uploaded content has digest ${got}, not ${digest}`, { detail: { digest } });
+      }
+      // Same content already stored: keep it (its mtime refreshed for a concurrent gc).
+      const stored = !(await this.touch(digest));
+      await allDone([stored ? w.commit() : w.cancel(), onVerified?.()]);
+      await this.end(repo, id, false, hasRecord);
+      return { size: meter.bytes, stored };
+    } catch (err) {
+      await w.cancel();
+      throw err;
+    }
   }
 
   async cancel(repo: string, id: string): Promise<void> {

@@ -95,8 +95,9 @@ export function storeError(err: unknown, syscall: string, path: string): Error {
   const status = statusOf(err);
   const down = status === undefined ? !(err instanceof OciError) && e.name !== 'AbortError' : status >= 500 || status === 429 || e.$fault === 'server';
   if (down && !(err instanceof OciError)) {
-    const why = err instanceof Error ? err.message || e.name || e.code : String(err);
-    return new OciError('UNAVAILABLE', `the object store did not complete ${syscall} of ${path}: ${why}`, { cause: err });
+    // The answer names the failure, not the store's address or the key (the client sees it).
+    const why = status !== undefined ? `${status} ${e.name ?? ''}`.trim() : (e.code ?? e.name ?? 'no answer');
+    return new OciError('UNAVAILABLE', `the object store is unavailable (${syscall}: ${why}); try again`, { cause: err });
   }
   return err instanceof Error ? err : new Error(String(err));
 }

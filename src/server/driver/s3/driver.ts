@@ -71,6 +71,7 @@ async function collect(body: Readable): Promise<Buffer> {
  * CopyObject (which RGW and S3 do inside the store; RGW shares the data) and a delete.
  */
 export class S3Driver implements StorageDriver {
+  readonly objectStore = true;
   private readonly b: Bucket;
   private readonly prefix: string;
   private readonly spool: FsDriver;
@@ -177,6 +178,17 @@ export class S3Driver implements StorageDriver {
     await this.putObject(key, Buffer.from(JSON.stringify(s)), { [APPENDABLE]: String(s.size) });
   }
 
+  /**
+   * Writes a session's new record, then removes the tails that the records it replaces referred
+   * to and it does not (the new record keeps the one before it, and that one's tail).
+   */
+  private async replaceState(key: string, old: SessionState[], next: SessionState): Promise<void> {
+    await this.writeState(key, next);
+    const keep = new Set(tailsOf(next));
+    const stale = new Set(old.flatMap(tailsOf).filter((k) => !keep.has(k)));
+    await Promise.all([...stale].map((k) => this.deleteKey(k).catch(() => undefined)));
+  }
+
   /** The session at `key` as an appendable record, making one of a plain file (its bytes become the tail or part 1). */
   private async sessionOf(key: string, head: Head): Promise<SessionState> {
     if (head.appendable) return this.readState(key);
@@ -205,8 +217,9 @@ export class S3Driver implements StorageDriver {
   private async sessionSource(key: string): Promise<{ key: string; size: number; state: SessionState } | { empty: true; state: SessionState }> {
     let s = await this.readState(key);
     if (s.uploadId && !s.sealed) {
+      const open = s;
       s = await this.seal(key, s);
-      await this.writeState(key, s);
+      await this.replaceState(key, [open], s);
     }
     if (s.size === 0) return { empty: true, state: s };
     if (s.sealed && !s.tail) return { key: partsKey(key), size: s.size, state: s };
@@ -317,7 +330,6 @@ export class S3Driver implements StorageDriver {
       });
     }
     const append = new SessionAppend(this.b, key, base, opts.size, (k) => this.getObject(k));
-    await append.start();
     const from = base;
     const written: { state?: SessionState } = {};
     const out: Output = {
@@ -330,17 +342,13 @@ export class S3Driver implements StorageDriver {
       },
       commit: async () => {
         const s = written.state!;
-        await this.writeState(key, s);
-        // What neither the new record nor the one before it refers to is gone for good.
-        const keep = new Set(tailsOf(s));
-        const stale = [...tailsOf(current), ...tailsOf(from)].filter((k) => !keep.has(k));
-        await Promise.all([...new Set(stale)].map((k) => this.deleteKey(k).catch(() => undefined)));
+        if (s !== current) await this.replaceState(key, [current, from], s);
       },
       abort: async () => {
         const t = await append.abort();
         if (t) await this.deleteKey(t).catch(() => undefined);
         // A cancelled append leaves the file cut back to where it started, as a truncate would.
-        if (from.size !== current.size) await this.writeState(key, from);
+        if (from !== current) await this.replaceState(key, [current], from);
       },
     };
     return new OutputWriter(out, this.writes);
@@ -387,8 +395,9 @@ export class S3Driver implements StorageDriver {
     else {
       if (s.uploadId && !s.sealed) {
         // The tail becomes the last part, so the completed upload is the whole file.
+        const open = s;
         s = await this.seal(src, s);
-        await this.writeState(src, s);
+        await this.replaceState(src, [open], s);
       }
       if (s.sealed && s.tail) {
         const whole = new Multipart(this.b, dst, undefined, this.b.stamp());

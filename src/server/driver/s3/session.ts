@@ -78,8 +78,8 @@ export class SessionAppend {
     this.mp = new Multipart(b, partsKey(fileKey), base.sealed ? undefined : base.uploadId);
   }
 
-  /** Sends the tail's bytes ahead of the first new ones. */
-  async start(): Promise<void> {
+  /** Picks where the bytes go, on the first byte: an append of none changes nothing. */
+  private async start(): Promise<void> {
     const tailSize = this.base.tail?.size ?? 0;
     if (this.size === undefined || tailSize + this.size >= MIN_PART) {
       this.parts = new PartsOut(this.mp, this.firstPart(), this.size === undefined ? undefined : tailSize + this.size);
@@ -100,13 +100,16 @@ export class SessionAppend {
     return this.parts ? this.parts.write(chunk) : this.tail!.write(chunk);
   }
 
-  write(chunk: Buffer): Promise<void> {
+  async write(chunk: Buffer): Promise<void> {
+    if (chunk.length === 0) return;
+    if (this.bytes === 0) await this.start();
     this.bytes += chunk.length;
-    return this.sink(chunk);
+    await this.sink(chunk);
   }
 
   /** Sends what is left and gives the record that commit writes. */
   async end(): Promise<SessionState> {
+    if (this.bytes === 0) return this.base;
     const { prev: _older, ...prev } = this.base;
     const size = this.base.size + this.bytes;
     if (this.tail) {

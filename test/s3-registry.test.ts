@@ -1,0 +1,199 @@
+/**
+ * `wharf serve` on S3 (Ceph RGW), from outside, for what only an object store makes hard: uploads
+ * of any chunking (parts of at least 5 MiB whatever the PATCH sizes), a restart between two
+ * PATCHes, a wrong digest that leaves nothing behind, the store going away in the middle of a push
+ * and of a pull, and a blob over S3's 5 GiB single-request limit.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { request } from 'undici';
+import { startServer, type RunningServer } from '../src/server/index.js';
+import { makeBucket, missingRgw, s3Options, startRgw, type Rgw } from './helpers/rgw.js';
+
+const MiB = 1024 * 1024;
+const skip = missingRgw();
+const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+describe('wharf serve on S3 (Ceph RGW)', { skip }, () => {
+  let rgw: Rgw;
+  let bucket: string;
+  let s3: S3Client;
+  let dataDir: string;
+  let server: RunningServer;
+  const start = async (): Promise<RunningServer> =>
+    startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage: { driver: 's3', s3: { ...s3Options(rgw, bucket), timeout: '5s' } } } });
+
+  before(async () => {
+    rgw = await startRgw();
+    bucket = await makeBucket(rgw, 's3-registry');
+    s3 = new S3Client({ endpoint: rgw.endpoint, region: rgw.region, forcePathStyle: true, credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey } });
+    dataDir = await mkdtemp(join(tmpdir(), 'wharf-s3-registry-'));
+    server = await start();
+  });
+  after(async () => {
+    await server?.close();
+    s3?.destroy();
+    await rgw?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  const url = (path: string): string => `${server.url}${path}`;
+  async function post(repo: string): Promise<string> {
+    const r = await request(url(`/v2/${repo}/blobs/uploads/`), { method: 'POST' });
+    await r.body.dump();
+    assert.equal(r.statusCode, 202);
+    return new URL(String(r.headers.location), server.url).pathname + new URL(String(r.headers.location), server.url).search;
+  }
+  async function patch(location: string, chunk: Buffer, from: number): Promise<string> {
+    const r = await request(url(location), {
+      method: 'PATCH',
+      body: chunk,
+      headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${from + chunk.length - 1}`, 'content-length': String(chunk.length) },
+    });
+    const text = await r.body.text();
+    assert.equal(r.statusCode, 202, text);
+    assert.equal(r.headers.range, `0-${from + chunk.length - 1}`);
+    const loc = new URL(String(r.headers.location), server.url);
+    return loc.pathname + loc.search;
+  }
+  async function put(location: string, digest: string, body?: Buffer): Promise<{ status: number; text: string }> {
+    const sep = location.includes('?') ? '&' : '?';
+    const r = await request(url(`${location}${sep}digest=${digest}`), { method: 'PUT', body: body ?? '', headers: { 'content-type': 'application/octet-stream', 'content-length': String(body?.length ?? 0) } });
+    return { status: r.statusCode, text: await r.body.text() };
+  }
+  async function getBlob(repo: string, digest: string): Promise<Buffer> {
+    const r = await request(url(`/v2/${repo}/blobs/${digest}`));
+    assert.equal(r.statusCode, 200);
+    return Buffer.from(await r.body.arrayBuffer());
+  }
+  /** Every key and unfinished multipart upload in the bucket. */
+  async function bucketState(): Promise<{ keys: string[]; uploads: string[] }> {
+    const keys = ((await s3.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key!);
+    const uploads = ((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).map((u) => u.Key!);
+    return { keys, uploads };
+  }
+
+  test('PATCHes of 1 B, 1 MiB, 7 MiB, 64 MiB, 1 B and 3 MiB in one upload make the blob (parts of at least 5 MiB, no EntityTooSmall)', async () => {
+    const sizes = [1, MiB, 7 * MiB, 64 * MiB, 1, 3 * MiB];
+    const chunks = sizes.map((n) => randomBytes(n));
+    const whole = Buffer.concat(chunks);
+    let loc = await post('mix/blobs');
+    let at = 0;
+    for (const c of chunks) {
+      loc = await patch(loc, c, at);
+      at += c.length;
+    }
+    const digest = sha256(whole);
+    const done = await put(loc, digest);
+    assert.equal(done.status, 201, done.text);
+    assert.ok((await getBlob('mix/blobs', digest)).equals(whole));
+    const state = await bucketState();
+    assert.deepEqual(state.uploads, [], 'no multipart upload is left open');
+    assert.deepEqual(
+      state.keys.filter((k) => k.includes('_uploads/') || k.startsWith('_s3/')),
+      [],
+      'the session left nothing',
+    );
+  });
+
+  test('a monolithic PUT and a POST with the digest store the blob in one request; HEAD answers from HeadObject', async () => {
+    const data = randomBytes(3 * MiB + 17);
+    const digest = sha256(data);
+    const loc = await post('mono/a');
+    const done = await put(loc, digest, data);
+    assert.equal(done.status, 201, done.text);
+    const head = await request(url(`/v2/mono/a/blobs/${digest}`), { method: 'HEAD' });
+    await head.body.dump();
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.headers['content-length'], String(data.length));
+    assert.ok((await getBlob('mono/a', digest)).equals(data));
+    const small = Buffer.from('tiny');
+    const r = await request(url(`/v2/mono/b/blobs/uploads/?digest=${sha256(small)}`), { method: 'POST', body: small, headers: { 'content-type': 'application/octet-stream', 'content-length': '4' } });
+    await r.body.dump();
+    assert.equal(r.statusCode, 201);
+    assert.ok((await getBlob('mono/b', sha256(small))).equals(small));
+  });
+
+  test('a wrong final digest, chunked or monolithic, is DIGEST_INVALID and leaves no blob and no session', async () => {
+    const data = randomBytes(6 * MiB);
+    const right = sha256(data);
+    const wrong = sha256(Buffer.from('something else'));
+    let loc = await post('wrong/chunked');
+    loc = await patch(loc, data, 0);
+    const a = await put(loc, wrong);
+    assert.equal(a.status, 400);
+    assert.match(a.text, /DIGEST_INVALID/);
+    const b = await put(await post('wrong/mono'), wrong, data);
+    assert.equal(b.status, 400);
+    assert.match(b.text, /DIGEST_INVALID/);
+    for (const d of [right, wrong]) {
+      const h = await request(url(`/v2/wrong/mono/blobs/${d}`), { method: 'HEAD' });
+      await h.body.dump();
+      assert.equal(h.statusCode, 404);
+    }
+    const state = await bucketState();
+    assert.deepEqual(state.uploads, []);
+    assert.deepEqual(
+      state.keys.filter((k) => k.startsWith('blobs/') && (k.endsWith(right.slice(7)) || k.endsWith(wrong.slice(7)))),
+      [],
+    );
+    assert.deepEqual(
+      state.keys.filter((k) => k.includes('/wrong/') && k.includes('_uploads/')),
+      [],
+    );
+  });
+
+  test('an upload goes on after a restart of the server between two PATCHes', async () => {
+    const first = randomBytes(7 * MiB + 5);
+    const second = randomBytes(2 * MiB + 3);
+    let loc = await post('restart/a');
+    loc = await patch(loc, first, 0);
+    await server.close();
+    server = await start();
+    const status = await request(url(loc.split('?')[0]!));
+    await status.body.dump();
+    assert.equal(status.statusCode, 204);
+    assert.equal(status.headers.range, `0-${first.length - 1}`);
+    loc = await patch(loc, second, first.length);
+    const whole = Buffer.concat([first, second]);
+    const done = await put(loc, sha256(whole));
+    assert.equal(done.status, 201, done.text);
+    assert.ok((await getBlob('restart/a', sha256(whole))).equals(whole));
+  });
+
+  test('the store down in the middle of a push and of a pull: 503 with the spec error body, then it works again', async () => {
+    const data = randomBytes(8 * MiB);
+    const digest = sha256(data);
+    let loc = await post('faults/a');
+    loc = await patch(loc, data.subarray(0, 6 * MiB), 0);
+    const stored = randomBytes(2 * MiB);
+    assert.equal((await put(await post('faults/a'), sha256(stored), stored)).status, 201);
+    await rgw.halt();
+    try {
+      const r = await request(url(loc), { method: 'PATCH', body: data.subarray(6 * MiB), headers: { 'content-range': `${6 * MiB}-${8 * MiB - 1}`, 'content-type': 'application/octet-stream' } });
+      const body = await r.body.text();
+      assert.equal(r.statusCode, 503, body);
+      assert.equal(JSON.parse(body).errors[0].code, 'UNAVAILABLE');
+      const g = await request(url(`/v2/faults/a/blobs/${sha256(stored)}`));
+      const gb = await g.body.text();
+      assert.equal(g.statusCode, 503, gb);
+      assert.equal(JSON.parse(gb).errors[0].code, 'UNAVAILABLE');
+    } finally {
+      await rgw.resume();
+    }
+    // The server kept running; the upload goes on from its acknowledged offset.
+    const st = await request(url(loc.split('?')[0]!));
+    await st.body.dump();
+    assert.equal(st.statusCode, 204);
+    assert.equal(st.headers.range, `0-${6 * MiB - 1}`);
+    loc = await patch(loc, data.subarray(6 * MiB), 6 * MiB);
+    assert.equal((await put(loc, digest)).status, 201);
+    assert.ok((await getBlob('faults/a', digest)).equals(data));
+    assert.ok((await getBlob('faults/a', sha256(stored))).equals(stored));
+  });
+});
