@@ -7,16 +7,21 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { startServer, type RunningServer } from '../src/server/index.js';
+import { missingPeer } from './helpers/distribution.js';
+import { exec, run } from './helpers/exec.js';
+import { makeImage, pushImage } from './helpers/proxy-images.js';
 import { makeBucket, missingRgw, s3Options, startRgw, type Rgw } from './helpers/rgw.js';
 
 const MiB = 1024 * 1024;
 const skip = missingRgw();
+const noSkopeo = missingPeer('skopeo');
+const noCurl = missingPeer('curl');
 const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 describe('wharf serve on S3 (Ceph RGW)', { skip }, () => {
@@ -195,5 +200,62 @@ describe('wharf serve on S3 (Ceph RGW)', { skip }, () => {
     assert.equal((await put(loc, digest)).status, 201);
     assert.ok((await getBlob('faults/a', digest)).equals(data));
     assert.ok((await getBlob('faults/a', sha256(stored))).equals(stored));
+  });
+
+  test('redirects: a blob GET answers 307 to a presigned URL on the public endpoint, after the audit row; curl follows it, Ranges too', { skip: noCurl }, async () => {
+    const data = randomBytes(5 * MiB + 1);
+    const digest = sha256(data);
+    assert.equal((await put(await post('redir/a'), digest, data)).status, 201);
+    // The public endpoint clients reach: here the same gateway by another name for the same host.
+    const publicEndpoint = rgw.endpoint.replace('127.0.0.1', 'localhost');
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-s3-redirect-'));
+    const r = await startServer({
+      dataDir: dir,
+      port: 0,
+      logLevel: 'silent',
+      config: { storage: { driver: 's3', s3: { ...s3Options(rgw, bucket), redirect: { enabled: true, expiry: '5m', publicEndpoint } } }, audit: { enabled: true } },
+    });
+    try {
+      const res = await request(`${r.url}/v2/redir/a/blobs/${digest}`);
+      await res.body.dump();
+      assert.equal(res.statusCode, 307);
+      assert.equal(res.headers['docker-content-digest'], digest);
+      const location = String(res.headers.location);
+      assert.ok(location.startsWith(`${publicEndpoint}/`), location);
+      assert.match(location, /X-Amz-Expires=300/);
+      r.hooks.audit?.flush();
+      const [row] = r.hooks.audit!.db.query({ repo: 'redir/a', digest, action: 'pull' });
+      assert.equal(row?.status, 307, 'the redirect is recorded as a pull');
+      const HEAD = await request(`${r.url}/v2/redir/a/blobs/${digest}`, { method: 'HEAD' });
+      await HEAD.body.dump();
+      assert.equal(HEAD.statusCode, 200, 'HEAD answers itself');
+      const got = await exec('sh', ['-c', `curl -sSfL '${r.url}/v2/redir/a/blobs/${digest}' | sha256sum`]);
+      assert.equal(got.out.split(' ')[0], digest.slice(7));
+      const part = await exec('sh', ['-c', `curl -sSfL -r 1000-1999 '${r.url}/v2/redir/a/blobs/${digest}' | sha256sum`]);
+      assert.equal(part.out.split(' ')[0], sha256(data.subarray(1000, 2000)).slice(7));
+      // A tampered URL is refused by the store.
+      const bad = await exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', location.replace(/X-Amz-Signature=[0-9a-f]{4}/, 'X-Amz-Signature=0000')]);
+      assert.equal(bad.out, '403');
+    } finally {
+      await r.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('redirects: skopeo copies an image whose blobs it fetches from the presigned URLs', { skip: noSkopeo }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-s3-skopeo-'));
+    const r = await startServer({ dataDir: dir, port: 0, logLevel: 'silent', config: { storage: { driver: 's3', s3: { ...s3Options(rgw, bucket), redirect: { enabled: true } } } } });
+    try {
+      const img = await makeImage(2, 300_000);
+      await pushImage(r.url, 'redir/img', 'v1', img);
+      const out = join(dir, 'copy');
+      await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${r.url.replace('http://', '')}/redir/img:v1`, `dir:${out}`]);
+      for (const b of img.layers) {
+        assert.ok((await readFile(join(out, sha256(b).slice(7)))).equals(b));
+      }
+    } finally {
+      await r.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -43,6 +43,7 @@ async function openS3(config: WharfConfig): Promise<S3Driver> {
   if (c.endpoint) opts.endpoint = c.endpoint;
   if (c.prefix) opts.prefix = c.prefix;
   if (c.credentials) opts.credentials = c.credentials;
+  if (c.redirect.enabled) opts.redirect = { expiryMs: c.redirect.expiry, ...(c.redirect.publicEndpoint ? { publicEndpoint: c.redirect.publicEndpoint } : {}) };
   if (c.ca) {
     try {
       opts.ca = await readFile(c.ca, 'utf8');

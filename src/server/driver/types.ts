@@ -117,6 +117,11 @@ export interface StorageDriver {
    * older than `maxAgeMs`; returns how many went.
    */
   sweepTemp(maxAgeMs: number): Promise<number>;
+  /**
+   * A URL from which a client can GET the file itself for a while (an object store's presigned
+   * URL), when the driver is set up to hand them out; undefined otherwise.
+   */
+  urlFor?(path: string): Promise<string | undefined>;
   /** Releases what the driver holds open (an object store's connections); the last call made. */
   close?(): Promise<void>;
 }

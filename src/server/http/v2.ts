@@ -175,6 +175,9 @@ async function blob(backend: RegistryBackend, route: Of<'blob'>, req: FastifyReq
   const content = await backend.openBlob(name, digest, !head);
   const size = content.size;
   reply.headers({ 'docker-content-digest': digest, 'accept-ranges': 'bytes', etag: `"${digest}"`, 'cache-control': 'max-age=31536000' });
+  // Stored in an object store that hands out URLs: the client fetches (a Range of) it there.
+  const location = !head && size > 0 ? await content.url?.() : undefined;
+  if (location) return void reply.code(307).headers({ location, 'cache-control': 'no-store', 'content-length': 0 }).send();
   let ranges: ByteRange[] | undefined;
   try {
     ranges = parseRangeHeader(req.headers.range, size);

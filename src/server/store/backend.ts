@@ -13,6 +13,11 @@ export interface BlobHandle {
   send(res: ServerResponse, start: number, end: number): Promise<void>;
   /** A range as a stream, for a multipart answer of several ranges (a range is never verified). */
   stream(range: ByteRange): Promise<Readable>;
+  /**
+   * Where the client may GET the stored bytes itself (a presigned URL of an object store), when
+   * the store hands such URLs out: the registry then answers 307. The client verifies the digest.
+   */
+  url?(): Promise<string | undefined>;
 }
 
 export interface StoredManifest {

@@ -23,5 +23,6 @@ export function fileBlob(driver: StorageDriver, path: string, size: number, chec
       }
     },
     stream: (range) => driver.reader(path, range),
+    ...(driver.urlFor ? { url: () => driver.urlFor!(path) } : {}),
   };
 }

@@ -22,6 +22,8 @@ export interface S3Options {
   timeoutMs?: number;
   /** Sockets kept open to the store. */
   maxSockets?: number;
+  /** Blob GETs are sent to presigned URLs (the registry answers 307) instead of through the registry. */
+  redirect?: { expiryMs: number; publicEndpoint?: string };
 }
 
 export function makeClient(o: S3Options): S3Client {

@@ -13,6 +13,7 @@ import {
   type HeadObjectCommandOutput,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { FsDriver } from '../fs.js';
 import { checkPath } from '../paths.js';
 import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from '../types.js';
@@ -77,6 +78,8 @@ export class S3Driver implements StorageDriver {
   private readonly spool: FsDriver;
   /** Writes not yet committed or cancelled: sweepTemp ends those abandoned long enough. */
   private readonly writes = new Set<Abandonable>();
+  /** Signs redirect URLs for the endpoint clients reach (storage.s3.redirect.publicEndpoint). */
+  private readonly signer: { s3: S3Client; expiresIn: number } | undefined;
 
   constructor(o: S3DriverOptions) {
     const s3 = o.client ?? makeClient(o);
@@ -95,6 +98,17 @@ export class S3Driver implements StorageDriver {
       stamp: (extra = {}) => ({ [MTIME]: String(Date.now()), [NONCE]: randomUUID().slice(0, 8), ...extra }),
     };
     this.spool = new FsDriver(o.spoolDir, { fsync: false, directIO: false });
+    if (o.redirect) {
+      const pub = o.redirect.publicEndpoint;
+      // S3 caps a presigned URL's life at 7 days.
+      this.signer = { s3: pub ? makeClient({ ...o, endpoint: pub }) : s3, expiresIn: Math.max(1, Math.min(604_800, Math.round(o.redirect.expiryMs / 1000))) };
+    }
+  }
+
+  async urlFor(path: string): Promise<string | undefined> {
+    if (!this.signer) return undefined;
+    // Signing is local (no request to the store): the client's GET is what the store checks.
+    return getSignedUrl(this.signer.s3, new GetObjectCommand({ Bucket: this.b.name, Key: this.key(path) }), { expiresIn: this.signer.expiresIn });
   }
 
   /** Fails with the store's error when the bucket cannot be reached or used. */
@@ -104,6 +118,7 @@ export class S3Driver implements StorageDriver {
 
   destroy(): void {
     this.b.s3.destroy();
+    if (this.signer && this.signer.s3 !== this.b.s3) this.signer.s3.destroy();
   }
 
   async close(): Promise<void> {
