@@ -10,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { startServer, type RunningServer } from '../src/server/index.js';
@@ -257,5 +258,78 @@ describe('wharf serve on S3 (Ceph RGW)', { skip }, () => {
       await r.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  /**
+   * `size` bytes made as they are read: 1 MiB blocks of one random block, each numbered in its
+   * first 4 bytes. `stream(from, to)` gives bytes [from, to) (whole blocks), so a blob can be sent
+   * in parts that are never all in memory.
+   */
+  function generated(size: number): { stream: (from?: number, to?: number) => Readable; digest: string } {
+    const block = randomBytes(MiB);
+    const blocks = function* (from: number, to: number): Generator<Buffer> {
+      for (let at = from; at < to; at += MiB) {
+        const b = Buffer.from(block);
+        b.writeUInt32BE(at / MiB, 0);
+        yield to - at >= MiB ? b : b.subarray(0, to - at);
+      }
+    };
+    const h = createHash('sha256');
+    for (const b of blocks(0, size)) h.update(b);
+    return { stream: (from = 0, to = size) => Readable.from(blocks(from, to)), digest: `sha256:${h.digest('hex')}` };
+  }
+
+  /** The sha256 of a blob GET's body, read as a stream. */
+  async function digestOfGet(path: string): Promise<{ digest: string; bytes: number }> {
+    const res = await request(url(path));
+    assert.equal(res.statusCode, 200);
+    const h = createHash('sha256');
+    let bytes = 0;
+    for await (const c of res.body) {
+      h.update(c as Buffer);
+      bytes += (c as Buffer).length;
+    }
+    return { digest: `sha256:${h.digest('hex')}`, bytes };
+  }
+
+  test('a 6 GiB blob (over S3\'s 5 GiB single request): pushed whole and in two PATCHes, pulled, mounted without a copy', { timeout: 900_000 }, async () => {
+    const size = 6 * 1024 * MiB;
+    const blob = generated(size);
+    // Whole, in one PUT: a multipart upload straight to the blob's key.
+    const loc = await post('big/a');
+    const sep = loc.includes('?') ? '&' : '?';
+    const res = await request(url(`${loc}${sep}digest=${blob.digest}`), { method: 'PUT', body: blob.stream(), headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
+    assert.equal(res.statusCode, 201, await res.body.text());
+    assert.deepEqual(await digestOfGet(`/v2/big/a/blobs/${blob.digest}`), { digest: blob.digest, bytes: size });
+    // Mounted into another repository: a link, no bytes copied.
+    const before = new Set((await bucketState()).keys);
+    const m = await request(url(`/v2/big/b/blobs/uploads/?mount=${blob.digest}&from=big/a`), { method: 'POST' });
+    await m.body.dump();
+    assert.equal(m.statusCode, 201);
+    const added = (await bucketState()).keys.filter((k) => !before.has(k)).sort();
+    const hex = blob.digest.slice(7);
+    // The link, and the marker that keeps gc off the blob (a 6 GiB blob is not copied onto itself to touch it).
+    assert.deepEqual(added, [`_s3/touched/blobs/sha256/${hex.slice(0, 2)}/${hex}`, `repositories/big/b/_blobs/sha256/${hex}`]);
+    const head = await request(url(`/v2/big/b/blobs/${blob.digest}`), { method: 'HEAD' });
+    await head.body.dump();
+    assert.equal(head.headers['content-length'], String(size));
+
+    // In two 3 GiB PATCHes, to another repository: the session's parts are copied into the blob
+    // inside the store (a multipart copy: one CopyObject cannot take more than 5 GiB).
+    const other = generated(size);
+    let at = 0;
+    let l = await post('big/c');
+    const half = size / 2;
+    for (const n of [half, half]) {
+      const chunk = other.stream(at, at + n);
+      const p = await request(url(l), { method: 'PATCH', body: chunk, headers: { 'content-type': 'application/octet-stream', 'content-range': `${at}-${at + n - 1}`, 'content-length': String(n) } });
+      assert.equal(p.statusCode, 202, await p.body.text());
+      l = new URL(String(p.headers.location), server.url).pathname + new URL(String(p.headers.location), server.url).search;
+      at += n;
+    }
+    const done = await put(l, other.digest);
+    assert.equal(done.status, 201, done.text);
+    assert.deepEqual(await digestOfGet(`/v2/big/c/blobs/${other.digest}`), { digest: other.digest, bytes: size });
+    assert.deepEqual((await bucketState()).uploads, []);
   });
 });

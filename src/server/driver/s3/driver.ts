@@ -23,8 +23,20 @@ import { APPENDABLE, bytesInParts, INTERNAL, partsKey, SessionAppend, stateAt, t
 
 const MTIME = 'wharf-mtime';
 const NONCE = 'wharf-nonce';
-/** A multipart copy's parts (an object over MAX_PUT cannot be copied in one call). */
-const COPY_PART = 1024 * 1024 * 1024;
+/**
+ * A multipart copy's parts (an object over MAX_PUT cannot be copied in one call). A store sends
+ * nothing while it copies a part (RGW copies 1 GiB in ~4 s here), so parts stay small enough to
+ * finish soon, and four go at once.
+ */
+const COPY_PART = 256 * 1024 * 1024;
+const COPY_PARALLEL = 4;
+/**
+ * Files up to this size are touched by copying them onto themselves with a new mtime (one request;
+ * RGW does not copy the data, S3 copies it inside the store). A larger file gets a marker object
+ * instead (`_s3/touched/<path>`), whose mtime its stat() reports when later: copying gigabytes to
+ * move a timestamp would take seconds to minutes, and past 5 GiB it is many requests.
+ */
+const TOUCH_COPY_MAX = 64 * 1024 * 1024;
 
 export interface S3DriverOptions extends S3Options {
   /** A local directory for bytes being staged (pull-through fills read while they grow). */
@@ -87,6 +99,8 @@ export class S3Driver implements StorageDriver {
     if (this.prefix === '/') this.prefix = '';
     this.b = {
       s3,
+      // A 256 MiB part copy took RGW ~1 s alone and longer beside others: minutes, not seconds.
+      slow: o.client ?? makeClient({ ...o, timeoutMs: Math.max(o.timeoutMs ?? 30_000, 600_000) }),
       name: o.bucket,
       call: async (what, key, fn) => {
         try {
@@ -118,6 +132,7 @@ export class S3Driver implements StorageDriver {
 
   destroy(): void {
     this.b.s3.destroy();
+    if (this.b.slow !== this.b.s3) this.b.slow.destroy();
     if (this.signer && this.signer.s3 !== this.b.s3) this.signer.s3.destroy();
   }
 
@@ -155,7 +170,7 @@ export class S3Driver implements StorageDriver {
   private async copyKey(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<void> {
     if (size <= MAX_PUT) {
       await this.b.call('copy', from, () =>
-        this.b.s3.send(
+        this.b.slow.send(
           new CopyObjectCommand({ Bucket: this.b.name, Key: to, CopySource: copySource(this.b.name, from), ...(metadata ? { MetadataDirective: 'REPLACE', Metadata: metadata } : {}) }),
         ),
       );
@@ -167,7 +182,7 @@ export class S3Driver implements StorageDriver {
       const jobs: Array<Promise<unknown>> = [];
       for (let start = 0, n = 1; start < size; start += COPY_PART, n++) {
         jobs.push(mp.copy(n, from, Math.min(COPY_PART, size - start), { start, end: Math.min(size, start + COPY_PART) - 1 }));
-        if (jobs.length >= 4) await Promise.all(jobs.splice(0));
+        if (jobs.length >= COPY_PARALLEL) await Promise.all(jobs.splice(0));
       }
       await Promise.all(jobs);
       await mp.complete(mp.parts);
@@ -280,9 +295,22 @@ export class S3Driver implements StorageDriver {
 
   // --- StorageDriver -----------------------------------------------------------------------------
 
+  private marker(path: string): string {
+    return `${this.prefix}${INTERNAL}/touched/${path}`;
+  }
+
   async stat(path: string): Promise<FileInfo | undefined> {
     const h = await this.head(this.key(path));
-    return h && { size: h.size, mtimeMs: h.mtimeMs, isDir: false, version: h.version };
+    if (!h) return undefined;
+    const info: FileInfo = { size: h.size, mtimeMs: h.mtimeMs, isDir: false, version: h.version };
+    if (!h.appendable && h.objectSize > TOUCH_COPY_MAX) {
+      const m = await this.head(this.marker(path));
+      if (m && m.mtimeMs > h.mtimeMs) {
+        info.mtimeMs = m.mtimeMs;
+        info.version = `${h.version}+${m.version}`;
+      }
+    }
+    return info;
   }
 
   async get(path: string): Promise<Buffer | undefined> {
@@ -402,6 +430,7 @@ export class S3Driver implements StorageDriver {
     if (!h) throw enoent('rename', from);
     if (!h.appendable) {
       await this.copyKey(src, dst, h.size);
+      if (h.objectSize > TOUCH_COPY_MAX) await this.moveMarker(from, to);
       await this.deleteKey(src);
       return;
     }
@@ -430,12 +459,25 @@ export class S3Driver implements StorageDriver {
     await this.dropSession(src, s);
   }
 
+  /** A large file's touch marker goes with it (or, when it went, a stale one at `to` goes). */
+  private async moveMarker(from: string, to: string): Promise<void> {
+    const m = await this.head(this.marker(from));
+    if (m) {
+      await this.copyKey(this.marker(from), this.marker(to), 0);
+      await this.deleteKey(this.marker(from));
+    } else await this.deleteKey(this.marker(to));
+  }
+
   async delete(path: string): Promise<void> {
     const key = this.key(path);
     const h = await this.head(key);
     if (!h) return;
     if (h.appendable) await this.dropSession(key, await this.readState(key));
-    else await this.deleteKey(key);
+    else {
+      // The marker first: a crash in between leaves the file with its older mtime, not a stray marker.
+      if (h.objectSize > TOUCH_COPY_MAX) await this.deleteKey(this.marker(path));
+      await this.deleteKey(key);
+    }
   }
 
   async touch(path: string): Promise<boolean> {
@@ -446,8 +488,12 @@ export class S3Driver implements StorageDriver {
       await this.writeState(key, await this.readState(key));
       return true;
     }
+    if (h.objectSize > TOUCH_COPY_MAX) {
+      await this.putObject(this.marker(path), Buffer.alloc(0));
+      return true;
+    }
     try {
-      // A copy onto itself with new metadata: RGW and S3 keep the data where it is.
+      // A copy onto itself with new metadata (RGW keeps the data where it is).
       await this.copyKey(key, key, h.objectSize, this.b.stamp());
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -574,6 +620,8 @@ export class S3Driver implements StorageDriver {
         } else if (rest.startsWith('parts/')) {
           const s = await stateOf(rest.slice('parts/'.length));
           used = s?.sealed === true || s?.prev?.sealed === true;
+        } else if (rest.startsWith('touched/')) {
+          used = (await this.head(`${this.prefix}${rest.slice('touched/'.length)}`)) !== undefined;
         }
         if (!used) {
           await this.deleteKey(o.Key);

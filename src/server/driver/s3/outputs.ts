@@ -30,6 +30,11 @@ export interface Part {
 /** The bucket and the call wrapper every request goes through (it maps failures for the store). */
 export interface Bucket {
   s3: S3Client;
+  /**
+   * For calls during which the store sends nothing for as long as it works (a copy, completing
+   * an upload of many parts): the same store with a longer idle timeout.
+   */
+  slow: S3Client;
   name: string;
   /** Runs one call, turning a failure into what the driver throws. */
   call<T>(what: string, key: string, fn: (signal?: AbortSignal) => Promise<T>): Promise<T>;
@@ -172,7 +177,7 @@ export class Multipart {
   async copy(n: number, source: string, size: number, range?: { start: number; end: number }): Promise<Part> {
     const UploadId = await this.uploadId();
     const r = await this.b.call('copy part', this.key, () =>
-      this.b.s3.send(
+      this.b.slow.send(
         new UploadPartCopyCommand({
           Bucket: this.b.name,
           Key: this.key,
@@ -192,7 +197,7 @@ export class Multipart {
     const UploadId = await this.uploadId();
     const sorted = [...parts].sort((a, b) => a.n - b.n);
     await this.b.call('complete multipart upload', this.key, () =>
-      this.b.s3.send(
+      this.b.slow.send(
         new CompleteMultipartUploadCommand({ Bucket: this.b.name, Key: this.key, UploadId, MultipartUpload: { Parts: sorted.map((p) => ({ PartNumber: p.n, ETag: p.etag })) } }),
       ),
     );
