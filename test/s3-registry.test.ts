@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { request } from 'undici';
-import { startServer, type RunningServer } from '../src/server/index.js';
+import { parseConfig, startServer, type RunningServer } from '../src/server/index.js';
+import { wharf } from './helpers/cli.js';
 import { missingPeer } from './helpers/distribution.js';
 import { exec, run } from './helpers/exec.js';
 import { makeImage, pushImage } from './helpers/proxy-images.js';
@@ -331,5 +332,31 @@ describe('wharf serve on S3 (Ceph RGW)', { skip }, () => {
     assert.equal(done.status, 201, done.text);
     assert.deepEqual(await digestOfGet(`/v2/big/c/blobs/${other.digest}`), { digest: other.digest, bytes: size });
     assert.deepEqual((await bucketState()).uploads, []);
+  });
+
+  test('start-up: a bad storage.s3 value is named; a missing bucket, wrong keys and an unreachable store stop the start with the S3 error', async () => {
+    assert.throws(() => parseConfig({ storage: { driver: 's3' } }), /storage\.s3\.bucket/);
+    assert.throws(() => parseConfig({ storage: { driver: 's3', s3: { bucket: 'Bad_Name' } } }), /storage\.s3\.bucket.*bucket name/);
+    assert.throws(() => parseConfig({ storage: { driver: 's3', s3: { bucket: 'ok-name', endpoint: 'ftp://x' } } }), /storage\.s3\.endpoint/);
+    assert.throws(() => parseConfig({ storage: { driver: 's3', s3: { bucket: 'ok-name', prefix: '/abs' } } }), /storage\.s3\.prefix/);
+    assert.throws(() => parseConfig({ storage: { driver: 's3', s3: { bucket: 'ok-name', nope: 1 } } }), /storage\.s3\.nope/);
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-s3-start-'));
+    const env = { WHARF_S3_ACCESS_KEY_ID: rgw.accessKeyId, WHARF_S3_SECRET_ACCESS_KEY: rgw.secretAccessKey };
+    const serve = (bucketName: string, endpoint: string, extra: NodeJS.ProcessEnv = {}) =>
+      wharf(['serve', '--storage', 's3', '--s3-bucket', bucketName, '--s3-endpoint', endpoint, '--data', dir, '--listen', '127.0.0.1:0'], { env: { ...env, ...extra } });
+    try {
+      const missing = await serve('no-such-bucket-here', rgw.endpoint);
+      assert.notEqual(missing.code, 0);
+      assert.match(missing.stderr, /bucket "no-such-bucket-here" .* no such bucket \(NoSuchBucket\)/);
+      const denied = await serve(bucket, rgw.endpoint, { WHARF_S3_SECRET_ACCESS_KEY: 'wrong' });
+      assert.notEqual(denied.code, 0);
+      assert.match(denied.stderr, /access denied \(403 Forbidden\)/);
+      const down = await serve(bucket, 'http://127.0.0.1:9');
+      assert.notEqual(down.code, 0);
+      assert.match(down.stderr, /cannot be reached: ECONNREFUSED/);
+      for (const r of [missing, denied, down]) assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
