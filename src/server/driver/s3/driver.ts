@@ -481,7 +481,8 @@ export class S3Driver implements StorageDriver {
         } finally {
           await s3.deleteKey(temp).catch(() => undefined);
         }
-        await local.cancel();
+        // The spool stays until close(): readers that follow the fill still read it, and its last
+        // appends may not be written yet (a cancel now would drop them, and those readers with them).
       },
       async cancel() {
         if (state !== 'open') return;
@@ -493,6 +494,7 @@ export class S3Driver implements StorageDriver {
       async close() {
         // Closed without a commit: nothing is to be named.
         await staged.cancel();
+        await local.cancel();
         await local.close();
       },
     };
