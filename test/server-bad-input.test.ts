@@ -17,6 +17,8 @@ import { DRIVERS, driverSkip, storageConfig, storedFiles, type DriverName } from
 
 /** The registry's state in docs/STORAGE.md; other features (an audit log, say) keep their own. */
 const REGISTRY_STATE = ['blobs', 'repositories', '_tmp', '_trash'];
+/** Where S3Driver keeps its own objects (src/server/driver/s3/session.ts, INTERNAL). */
+const S3_INTERNAL = '_s3';
 
 /** Every file of the registry's state under `dir`, with its size, sorted; empty directories do not count. */
 async function listFiles(dir: string): Promise<string[]> {
@@ -34,14 +36,15 @@ async function listFiles(dir: string): Promise<string[]> {
 async function startWharf(driver: DriverName): Promise<InspectableRegistry> {
   const dataDir = await mkdtemp(join(tmpdir(), 'wharf-bad-input-'));
   const server = await startServer({ dataDir, port: 0, logLevel: 'silent', deleteEnabled: true, config: { storage: await storageConfig(driver, dataDir) } });
-  // The memory and s3 drivers have no files here: their listing through the driver API stands in
-  // (bytes they hold under no name, staged or in S3Driver's own keys, are not listed; they are the
-  // only thing not compared).
-  const snapshot = driver === 'fs' ? () => listFiles(dataDir) : () => storedFiles(server.store.driver, REGISTRY_STATE);
+  // The memory and s3 drivers have no files here: their listing through the driver API stands in.
+  // On s3 that includes the driver's own keys (_s3/: staged bytes, upload sessions' tails and
+  // parts); multipart uploads not yet completed, and the memory driver's staged bytes, hold no
+  // name and are the only thing not compared.
+  const snapshot = driver === 'fs' ? () => listFiles(dataDir) : () => storedFiles(server.store.driver, driver === 's3' ? [...REGISTRY_STATE, S3_INTERNAL] : REGISTRY_STATE);
   return {
     url: server.url,
     snapshot,
-    leftovers: async () => (await snapshot()).filter((f) => f.startsWith('_tmp/') || f.includes('/_uploads/')),
+    leftovers: async () => (await snapshot()).filter((f) => f.startsWith('_tmp/') || f.includes('/_uploads/') || f.startsWith(`${S3_INTERNAL}/stage/`)),
     stop: async () => {
       await server.close();
       await rm(dataDir, { recursive: true, force: true });
