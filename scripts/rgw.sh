@@ -177,7 +177,7 @@ bluestore fsck on mkfs = false
 osd memory target = 2147483648
 
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw data = $DIR/rgw
 rgw init timeout = $TIMEOUT
 EOF

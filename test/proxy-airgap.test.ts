@@ -3,10 +3,11 @@
  * docker save tarball and an OCI layout (directory and .tar); an offline server that never
  * contacts its upstream and serves what was loaded; `serve --preload`; `wharf cache ls` and
  * `wharf cache prune` by pattern and by LRU size quota, where blobs shared with other images stay.
- * The cache registry runs over each storage driver (fs, memory); the upstream stays on fs. On
- * memory no other process reaches the store, so what the CLI does to a data directory is done by
- * the same functions on the running server's store (see cacheAdmin); what needs a store to outlive
- * its server is fs only.
+ * The cache registry runs over each storage driver (fs, memory, s3); the upstream stays on fs. The
+ * CLI reaches a store from another process (fs: --data; s3: --config with the same storage
+ * section). On memory nothing else reaches the store, so what the CLI does is done by the same
+ * functions on the running server's store (see cacheAdmin); what needs a store to outlive its
+ * server does not run on memory.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +24,7 @@ import { startProxy, type Proxy } from './helpers/proxy.js';
 import { wharf } from './helpers/cli.js';
 import { makeImage, pushImage, sha256, type TestImage } from './helpers/proxy-images.js';
 import { run } from './helpers/exec.js';
-import { DRIVERS, setMtime, storageConfig, type DriverName } from './helpers/drivers.js';
+import { DRIVERS, adminArgs, driverSkip, setMtime, storageConfig, type DriverName } from './helpers/drivers.js';
 
 const noSkopeo = missingPeer('skopeo');
 const ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
@@ -64,20 +65,21 @@ interface Pruned {
 }
 
 /**
- * `wharf cache ls` and `wharf cache prune` on a cache. On fs, the CLI on its data directory, beside
- * the running server. On memory nothing outside the process reaches the store: the functions the
- * CLI runs (listCache, pruneCache, as in src/server/admin.ts) on the server's own store.
+ * `wharf cache ls` and `wharf cache prune` on a cache. On fs and s3, the CLI on its store (see
+ * adminArgs), beside the running server. On memory nothing outside the process reaches the store:
+ * the functions the CLI runs (listCache, pruneCache, as in src/server/admin.ts) on the server's
+ * own store.
  */
 function cacheAdmin(driver: DriverName, data: string, server: RunningServer): { ls(): Promise<CachedRow[]>; prune(o: { pattern?: string; maxSize?: number; dryRun?: boolean }): Promise<Pruned> } {
-  if (driver === 'fs') {
+  if (driver !== 'memory') {
     return {
       async ls() {
-        const r = await wharf(['cache', 'ls', '--data', data, '--format', 'json']);
+        const r = await wharf(['cache', 'ls', ...(await adminArgs(driver, data)), '--format', 'json']);
         assert.equal(r.code, 0, r.stderr);
         return JSON.parse(r.stdout) as CachedRow[];
       },
       async prune(o) {
-        const args = ['cache', 'prune', '--data', data, '--format', 'json'];
+        const args = ['cache', 'prune', ...(await adminArgs(driver, data)), '--format', 'json'];
         if (o.pattern !== undefined) args.push('--pattern', o.pattern);
         if (o.maxSize !== undefined) args.push('--max-size', String(o.maxSize));
         if (o.dryRun) args.push('--dry-run');
@@ -124,18 +126,19 @@ after(async () => {
 });
 
 for (const driver of DRIVERS) {
-  describe(`air-gapped (${driver})`, () => {
+  const skip = driverSkip(driver);
+  describe(`air-gapped (${driver})`, { skip }, () => {
     test('cache load from an image list, then an offline server serves it without contacting the upstream', async () => {
       const data = join(tmp, `offline-data-${driver}`);
       const cfgFile = join(tmp, `offline-${driver}.yaml`);
-      const online = { data, storage: storageConfig(driver), proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } };
+      const online = { data, storage: await storageConfig(driver, data), proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } };
       await writeFile(cfgFile, stringify(online));
       const list = join(tmp, `images-${driver}.txt`);
       await writeFile(list, `# images for the air gap\nup/team/a:v1\nup/team/b@${b.digest}\n`);
-      const offline = { storage: storageConfig(driver), proxy: { offline: true, upstreams: [{ namespace: 'up', url: fwd.url }] } };
+      const offline = { storage: await storageConfig(driver, data), proxy: { offline: true, upstreams: [{ namespace: 'up', url: fwd.url }] } };
       let before: number;
       let s: RunningServer;
-      if (driver === 'fs') {
+      if (driver !== 'memory') {
         const load = await wharf(['cache', 'load', '--config', cfgFile, list]);
         assert.equal(load.code, 0, load.stderr);
         assert.match(load.stdout, /Loaded 2 image\(s\)/);
@@ -171,20 +174,21 @@ for (const driver of DRIVERS) {
       }
     });
 
-    // fs only: the CLI loads into a data directory, then servers start on it.
-    test('docker save tarball and OCI layout (dir and tar) load additively', { skip: noSkopeo || (driver === 'memory' && 'loads into a data directory that servers then start on: a memory store does not outlive its server') }, async () => {
+    // Not on memory: the CLI loads into a store, then servers start on it.
+    test('docker save tarball and OCI layout (dir and tar) load additively', { skip: noSkopeo || (driver === 'memory' && 'loads into a store that servers then start on: a memory store does not outlive its server') }, async () => {
       const src = `docker://${fwd.host}`;
       const sk = (args: string[]): Promise<string> => run('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', ...args]);
-      const dockerTar = join(tmp, 'saved.tar');
+      const dockerTar = join(tmp, `saved-${driver}.tar`);
       await sk([`${src}/team/shared:v1`, `docker-archive:${dockerTar}:up/team/shared:v1`]);
-      const layoutDir = join(tmp, 'layout');
+      const layoutDir = join(tmp, `layout-${driver}`);
       await sk([`${src}/team/b:v1`, `oci:${layoutDir}:v1`]);
-      const layoutTar = join(tmp, 'layout.tar');
+      const layoutTar = join(tmp, `layout-${driver}.tar`);
       await sk([`${src}/team/a:v1`, `oci-archive:${layoutTar}:v7`]);
 
-      const data = join(tmp, 'preload-data');
-      const cfg = { data, storage: { fsync: false }, proxy: { upstreams: [{ namespace: 'up', url: 'http://127.0.0.1:9', offline: true }] } };
-      const cfgFile = join(tmp, 'preload.yaml');
+      const data = join(tmp, `preload-data-${driver}`);
+      const storage = await storageConfig(driver, data);
+      const cfg = { data, storage, proxy: { upstreams: [{ namespace: 'up', url: 'http://127.0.0.1:9', offline: true }] } };
+      const cfgFile = join(tmp, `preload-${driver}.yaml`);
       await writeFile(cfgFile, stringify(cfg));
       const r1 = await wharf(['cache', 'load', '--config', cfgFile, dockerTar]);
       assert.equal(r1.code, 0, r1.stderr + r1.stdout);
@@ -195,14 +199,14 @@ for (const driver of DRIVERS) {
       const withPreload = await startServer({
         dataDir: data,
         logLevel: 'silent',
-        config: { storage: { fsync: false }, proxy: { ...cfg.proxy, defaultNamespace: 'up', preload: [layoutTar] } },
+        config: { storage, proxy: { ...cfg.proxy, defaultNamespace: 'up', preload: [layoutTar] } },
       }).catch((err: unknown) => err as Error);
       assert.ok(withPreload instanceof Error, 'a layout image without a repository name cannot be placed');
       assert.match(withPreload.message, /--repo|repository name/);
 
       const r3 = await wharf(['cache', 'load', '--config', cfgFile, '--repo', 'up/team/a', layoutTar]);
       assert.equal(r3.code, 0, r3.stderr);
-      const srv = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: { fsync: false }, proxy: cfg.proxy } });
+      const srv = await startServer({ dataDir: data, logLevel: 'silent', config: { storage, proxy: cfg.proxy } });
       try {
         // docker save stores layers uncompressed under a new manifest: the image is there by tag.
         await pull(srv.url, 'up/team/shared', 'v1', shared);
@@ -220,7 +224,7 @@ for (const driver of DRIVERS) {
       const s = await startServer({
         dataDir: data,
         logLevel: 'silent',
-        config: { storage: storageConfig(driver), proxy: { offline: true, preload: [layoutDir], upstreams: [{ namespace: 'up', url: 'http://127.0.0.1:9' }] } },
+        config: { storage: await storageConfig(driver, data), proxy: { offline: true, preload: [layoutDir], upstreams: [{ namespace: 'up', url: 'http://127.0.0.1:9' }] } },
       });
       try {
         assert.equal(await pull(s.url, 'up/team/b', 'v1', b), b.digest);
@@ -230,14 +234,14 @@ for (const driver of DRIVERS) {
     });
   });
 
-  describe(`wharf cache prune (${driver})`, () => {
+  describe(`wharf cache prune (${driver})`, { skip }, () => {
     let data: string;
     let cache: RunningServer;
     let admin: ReturnType<typeof cacheAdmin>;
 
     before(async () => {
       data = join(tmp, `prune-data-${driver}`);
-      cache = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: storageConfig(driver), proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
+      cache = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: await storageConfig(driver, data), proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
       for (const [repo, img] of [['team/a', a], ['team/b', b], ['team/shared', shared], ['team/a-too', a]] as const) await pull(cache.url, `up/${repo}`, 'v1', img);
       for (const img of [a, b, shared]) for (const bl of img.blobs) await cache.proxy!.backend.fillDone(bl.digest);
       // Access order, oldest first: a, b, shared, a-too.
@@ -265,9 +269,9 @@ for (const driver of DRIVERS) {
     test('--dry-run removes nothing; a pattern removes the image but not the layers another image shares', async () => {
       const dry = await admin.prune({ pattern: 'up/team/a:*', dryRun: true });
       assert.deepEqual(dry.images, ['up/team/a']);
-      if (driver === 'fs') {
+      if (driver !== 'memory') {
         // The CLI's text report (on memory there is no CLI to run).
-        const text = await wharf(['cache', 'prune', '--data', data, '--pattern', 'up/team/a:*', '--dry-run']);
+        const text = await wharf(['cache', 'prune', ...(await adminArgs(driver, data)), '--pattern', 'up/team/a:*', '--dry-run']);
         assert.equal(text.code, 0, text.stderr);
         assert.match(text.stdout, /would remove up\/team\/a@/);
         assert.match(text.stdout, /would remove 1 image\(s\); would free 0 blob/);
@@ -295,13 +299,13 @@ for (const driver of DRIVERS) {
     });
   });
 
-  describe(`background pruning (${driver})`, () => {
+  describe(`background pruning (${driver})`, { skip }, () => {
     test('proxy.prune in the config drops images down to the quota while the server runs', async () => {
       const data = join(tmp, `bg-prune-${driver}`);
       const s = await startServer({
         dataDir: data,
         logLevel: 'silent',
-        config: { storage: storageConfig(driver), proxy: { prune: { interval: '1s', maxSize: 1 }, upstreams: [{ namespace: 'up', url: fwd.url }] } },
+        config: { storage: await storageConfig(driver, data), proxy: { prune: { interval: '1s', maxSize: 1 }, upstreams: [{ namespace: 'up', url: fwd.url }] } },
       });
       try {
         await pull(s.url, 'up/team/b', 'v1', b);
@@ -323,10 +327,10 @@ for (const driver of DRIVERS) {
     });
   });
 
-  describe(`gc and the cache (${driver})`, () => {
+  describe(`gc and the cache (${driver})`, { skip }, () => {
     test('wharf gc keeps what cached manifests reference and collects blobs pulled on their own', async () => {
       const data = join(tmp, `gc-data-${driver}`);
-      const s = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: storageConfig(driver), proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
+      const s = await startServer({ dataDir: data, logLevel: 'silent', config: { storage: await storageConfig(driver, data), proxy: { upstreams: [{ namespace: 'up', url: fwd.url }] } } });
       try {
         await pull(s.url, 'up/team/b', 'v1', b);
         // A blob of another image, pulled by digest alone: no cached manifest references it.

@@ -2,7 +2,7 @@
  * The pull-through cache against a real upstream (a second `wharf serve`), seen through a counting
  * HTTP forwarder that can also inject faults: routing, caching for good by digest, TTL and
  * revalidation, coalescing of concurrent misses, ranges on a miss, and failures that must never
- * leave anything cached. The cache registry runs over each storage driver (fs, memory); its
+ * leave anything cached. The cache registry runs over each storage driver (fs, memory, s3); its
  * upstream stays on fs. What is cached is checked through the cache's storage driver, not its files.
  */
 import { test, describe, before, after, beforeEach } from 'node:test';
@@ -16,9 +16,9 @@ import { startServer, type RunningServer } from '../src/server/index.js';
 import { paths } from '../src/server/store/paths.js';
 import { startProxy, forward, type Proxy } from './helpers/proxy.js';
 import { makeImage, pushImage, pushBlob, sha256, type TestImage } from './helpers/proxy-images.js';
-import { DRIVERS, setMtime, storageConfig } from './helpers/drivers.js';
+import { DRIVERS, driverSkip, setMtime, storageConfig } from './helpers/drivers.js';
 
-for (const driver of DRIVERS) describe(`pull-through cache (${driver})`, () => {
+for (const driver of DRIVERS) describe(`pull-through cache (${driver})`, { skip: driverSkip(driver) }, () => {
   let tmp: string;
   let upstream: RunningServer;
   let fwd: Proxy;
@@ -34,7 +34,7 @@ for (const driver of DRIVERS) describe(`pull-through cache (${driver})`, () => {
   const settled = async (digest: string): Promise<void> => {
     await cache.proxy!.backend.fillDone(digest as `sha256:${string}`);
   };
-  /** A file of the cache's store, through its driver (fs or memory), or undefined. */
+  /** A file of the cache's store, through its driver, or undefined. */
   const stored = (path: string) => cache.store.driver.stat(path);
 
   before(async () => {
@@ -45,7 +45,7 @@ for (const driver of DRIVERS) describe(`pull-through cache (${driver})`, () => {
       dataDir: join(tmp, 'cache'),
       logLevel: 'silent',
       config: {
-        storage: storageConfig(driver),
+        storage: await storageConfig(driver, join(tmp, 'cache')),
         // maxFails high: the fault tests must not leave the upstream marked down for the others.
         proxy: { upstreams: [{ namespace: 'up', url: fwd.url, ttl: '1h', alwaysRevalidate: ['latest', 'nightly-*'], maxFails: 1000 }] },
       },
@@ -271,7 +271,7 @@ for (const driver of DRIVERS) describe(`pull-through cache (${driver})`, () => {
       const s = await startServer({
         dataDir: join(tmp, 'hang'),
         logLevel: 'silent',
-        config: { storage: storageConfig(driver), proxy: { upstreams: [{ namespace: 'up', url: fwd.url, ttl: '1h', timeout: '300ms', maxFails: 2, failTimeout: '1h' }] } },
+        config: { storage: await storageConfig(driver, join(tmp, 'hang')), proxy: { upstreams: [{ namespace: 'up', url: fwd.url, ttl: '1h', timeout: '300ms', maxFails: 2, failTimeout: '1h' }] } },
       });
       const hung: ServerResponse[] = [];
       try {

@@ -1,9 +1,11 @@
 /**
  * The driver contract suite (src/testkit/driver-suite.ts) against S3Driver on Ceph RGW: every test
- * gets a fresh key prefix in one bucket. Then what only the S3 driver has: sessions that grow by
- * appends of any size as multipart uploads, and what a crash leaves for sweepTemp.
+ * gets a fresh key prefix in one bucket. Then what only the S3 driver has: with a key prefix,
+ * every object and multipart upload it makes stays under it, where sweepTemp finds what a crash left.
  */
-import { after, describe } from 'node:test';
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DeleteObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,3 +44,45 @@ else {
     { objectStore: true },
   );
 }
+
+describe('S3Driver with a key prefix', { skip }, () => {
+  test('upload sessions keep their tails and multipart uploads under the prefix, where sweepTemp ends them once their record is gone', async () => {
+    const { rgw: r, bucket } = await cluster();
+    const prefix = `p/${randomUUID()}`;
+    const spoolDir = await mkdtemp(join(tmpdir(), 'wharf-s3-spool-'));
+    const driver = new S3Driver({ ...s3Options(r, bucket, prefix), spoolDir });
+    const s3 = new S3Client({ endpoint: r.endpoint, region: r.region, forcePathStyle: true, credentials: { accessKeyId: r.accessKeyId, secretAccessKey: r.secretAccessKey } });
+    const keys = async (): Promise<string[]> => ((await s3.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key!);
+    const uploads = async (): Promise<string[]> => ((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).map((u) => u.Key!);
+    try {
+      // A small append (a tail object), then one of 6 MiB (parts of a multipart upload), as upload
+      // sessions grow; the same for a second session.
+      for (const f of ['up/a', 'up/b']) {
+        await driver.put(f, '');
+        const small = await driver.writer(f, { appendAt: 0 });
+        small.end(Buffer.alloc(100, 1));
+        await small.commit();
+        const big = await driver.writer(f, { appendAt: 100, size: 6 << 20 });
+        big.end(Buffer.alloc(6 << 20, 2));
+        await big.commit();
+      }
+      const mine = (k: string): boolean => k.startsWith(`${prefix}/`);
+      const [objects, open] = [(await keys()).filter((k) => mine(k) || !k.startsWith('t/')), await uploads()];
+      assert.ok(objects.length > 2, `the sessions hold objects besides their records: ${objects.join(', ')}`);
+      assert.deepEqual(objects.filter((k) => !mine(k)), [], 'no object outside the prefix');
+      assert.ok(open.length > 0);
+      assert.deepEqual(open.filter((k) => !mine(k)), [], 'no multipart upload outside the prefix');
+      assert.equal(await driver.sweepTemp(0), 0, 'live sessions are kept');
+      // A crash after the record went but before the rest: what is left is the sweep's.
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${prefix}/up/a` }));
+      assert.ok((await driver.sweepTemp(0)) >= 2, 'the orphaned tail and multipart upload are ended');
+      assert.deepEqual((await keys()).filter((k) => mine(k) && k.includes('/up/a')), []);
+      assert.deepEqual((await uploads()).filter((k) => k.includes('/up/a')), []);
+      assert.equal((await driver.get('up/b'))?.length, 100 + (6 << 20), 'the other session is intact');
+    } finally {
+      s3.destroy();
+      driver.destroy();
+      await rm(spoolDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -2,7 +2,8 @@
  * `wharf gc`: mark and sweep over a store that a running server is using, over each storage
  * driver. On fs the collection runs on its own FsDriver over the server's data directory, as the
  * CLI does from another process; on memory, on the server's own MemoryDriver (nothing else can
- * reach it).
+ * reach it); on s3, on the server's S3Driver, and the CLI on the same bucket and prefix through a
+ * config file.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ import { RegistryStore, collectGarbage } from '../src/server/store/index.js';
 import { paths } from '../src/server/store/paths.js';
 import { asDigest, type Digest } from '../src/spec/index.js';
 import { wharf } from './helpers/cli.js';
-import { DRIVERS, setMtimeAll, storageConfig } from './helpers/drivers.js';
+import { DRIVERS, adminArgs, driverSkip, setMtimeAll, storageConfig } from './helpers/drivers.js';
 
 const sha256 = (b: Uint8Array): Digest => asDigest(`sha256:${createHash('sha256').update(b).digest('hex')}`);
 const bytes = (b: Buffer): Uint8Array<ArrayBuffer> => new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.length);
@@ -52,7 +53,7 @@ async function status(url: string, path: string): Promise<number> {
   return r.status;
 }
 
-for (const driver of DRIVERS) describe(`wharf gc (${driver})`, () => {
+for (const driver of DRIVERS) describe(`wharf gc (${driver})`, { skip: driverSkip(driver) }, () => {
   let dataDir: string;
   let s: RunningServer;
   /** A driver on the server's store for the collection: see the top of the file. */
@@ -61,7 +62,7 @@ for (const driver of DRIVERS) describe(`wharf gc (${driver})`, () => {
   const ageAll = (under?: string): Promise<void> => setMtimeAll(storeDriver(), LONG_AGO, under);
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'wharf-gc-'));
-    s = await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage: storageConfig(driver) } });
+    s = await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage: await storageConfig(driver, dataDir) } });
   });
   after(async () => {
     await s?.close();
@@ -174,25 +175,26 @@ for (const driver of DRIVERS) describe(`wharf gc (${driver})`, () => {
     assert.ok(await driver.stat(paths.blobLink(repo, newBlob)), 'a fresh link stays');
   });
 
-  // fs only: the CLI opens a data directory from another process.
-  test('the CLI prints what it would free and what it freed', { skip: driver === 'memory' && 'the CLI works on a data directory; a memory store is reachable only in its server' }, async () => {
+  // Not on memory: the CLI opens the store from another process (fs: --data; s3: --config).
+  test('the CLI prints what it would free and what it freed', { skip: driver === 'memory' && 'the CLI works on a data directory or a bucket; a memory store is reachable only in its server' }, async () => {
     const repo = 'gc/cli';
     await putBlob(s.url, repo, randomBytes(10_000));
     await ageAll();
-    const dry = await wharf(['gc', '--data', dataDir, '--dry-run', '--grace', '1h']);
+    const store = await adminArgs(driver, dataDir);
+    const dry = await wharf(['gc', ...store, '--dry-run', '--grace', '1h']);
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /would delete blob sha256:[0-9a-f]{64} \(10000 bytes\)/);
     assert.match(dry.stdout, /would free 1 blob\(s\), 9\.8 KiB/);
-    const real = await wharf(['gc', '--data', dataDir, '--grace', '1h']);
+    const real = await wharf(['gc', ...store, '--grace', '1h']);
     assert.equal(real.code, 0, real.stderr);
     assert.match(real.stdout, /^freed 1 blob\(s\), 9\.8 KiB/m);
-    const again = await wharf(['gc', '--data', dataDir, '--grace', '1h']);
+    const again = await wharf(['gc', ...store, '--grace', '1h']);
     assert.match(again.stdout, /^freed 0 blob\(s\), 0 B/m);
 
     const bad = await wharf(['gc', '--data', join(dataDir, 'nope')]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /does not exist/);
-    const badGrace = await wharf(['gc', '--data', dataDir, '--grace', 'soon']);
+    const badGrace = await wharf(['gc', ...store, '--grace', 'soon']);
     assert.notEqual(badGrace.code, 0);
     assert.match(badGrace.stderr, /--grace/);
   });

@@ -216,7 +216,9 @@ export class BlobFill {
           continue;
         }
         if (this.state === 'failed' && !this.verified) throw this.error!;
-        if (this.verified) throw new WharfError('RANGE_INVALID', `range ends past the ${this.received} bytes of ${this.digest}`);
+        if (this.verified && pos >= this.received) throw new WharfError('RANGE_INVALID', `range ends past the ${this.received} bytes of ${this.digest}`);
+        // Bytes received but neither in memory any more nor written yet: the staging file's
+        // writes catch up (a store whose commit is slow, such as S3, leaves them time to lag).
         await this.progress();
       }
       // The last byte is only released as valid once the whole blob has been checked.

@@ -174,7 +174,13 @@ export class PullThrough implements RegistryBackend {
     if (ref.digest) {
       if (t.upstream.offline) throw new OciError('MANIFEST_UNKNOWN', `manifest ${ref.digest} is not cached for ${t.local}, and ${ns} is offline`);
       this.opts.metrics.misses.labels(ns, 'manifest').inc();
-      const digest = await this.once(`m ${t.local}@${ref.digest}`, () => this.fetchManifest(t, ref.digest), () => this.opts.metrics.coalesced.labels(ns, 'manifest').inc());
+      const d = ref.digest;
+      const digest = await this.once(
+        `m ${t.local}@${d}`,
+        // A fetch that ended between the caller's look at the store and now: nothing to fetch.
+        async () => ((await this.store.hasManifest(t.local, d)) ? d : this.fetchManifest(t, d)),
+        () => this.opts.metrics.coalesced.labels(ns, 'manifest').inc(),
+      );
       return { digest };
     }
     const tag = ref.tag;
@@ -189,7 +195,13 @@ export class PullThrough implements RegistryBackend {
     if (!cached) this.opts.metrics.misses.labels(ns, 'manifest').inc();
     return this.once(
       `t ${t.local}:${tag}`,
-      async () => (cached ? this.revalidate(t, tag, cached.digest) : { digest: await this.fetchManifest(t, tag, tag) }),
+      async () => {
+        // A fetch or check that ended between the look at the store above and now (the look is a
+        // round trip on an object store): its result is fresh, nothing to ask the upstream.
+        const now = await this.store.tagState(t.local, tag);
+        if (now && now.checkedAt !== cached?.checkedAt && Date.now() - now.checkedAt < t.upstream.ttl && !t.upstream.alwaysRevalidates(tag)) return { digest: now.digest };
+        return cached ? this.revalidate(t, tag, cached.digest) : { digest: await this.fetchManifest(t, tag, tag) };
+      },
       () => this.opts.metrics.coalesced.labels(ns, cached ? 'revalidate' : 'manifest').inc(),
     );
   }

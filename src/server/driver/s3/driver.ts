@@ -102,6 +102,7 @@ export class S3Driver implements StorageDriver {
       // A 256 MiB part copy took RGW ~1 s alone and longer beside others: minutes, not seconds.
       slow: o.client ?? makeClient({ ...o, timeoutMs: Math.max(o.timeoutMs ?? 30_000, 600_000) }),
       name: o.bucket,
+      prefix: this.prefix,
       call: async (what, key, fn) => {
         try {
           return await fn();
@@ -224,7 +225,7 @@ export class S3Driver implements StorageDriver {
     if (head.appendable) return this.readState(key);
     if (head.size === 0) return { size: 0, parts: [] };
     // A plain file that now grows: its bytes move to where a session keeps them.
-    const tail = `${tailPrefix(key)}${randomUUID()}`;
+    const tail = `${tailPrefix(this.prefix, key)}${randomUUID()}`;
     await this.copyKey(key, tail, head.size);
     return { size: head.size, parts: [], tail: { key: tail, size: head.size } };
   }
@@ -235,7 +236,7 @@ export class S3Driver implements StorageDriver {
    */
   private async seal(key: string, s: SessionState): Promise<SessionState> {
     if (s.sealed || !s.uploadId) return s;
-    const mp = new Multipart(this.b, partsKey(key), s.uploadId);
+    const mp = new Multipart(this.b, partsKey(this.prefix, key), s.uploadId);
     const parts = [...s.parts];
     if (s.tail) parts.push(await mp.copy(parts.reduce((m, p) => Math.max(m, p.n), 0) + 1, s.tail.key, s.tail.size));
     await mp.complete(parts);
@@ -252,7 +253,7 @@ export class S3Driver implements StorageDriver {
       await this.replaceState(key, [open], s);
     }
     if (s.size === 0) return { empty: true, state: s };
-    if (s.sealed && !s.tail) return { key: partsKey(key), size: s.size, state: s };
+    if (s.sealed && !s.tail) return { key: partsKey(this.prefix, key), size: s.size, state: s };
     if (!s.sealed && s.tail) return { key: s.tail.key, size: s.size, state: s };
     // Sealed bytes then a tail: two objects, which reads stitch (rare: a read after a restart that
     // was followed by appends).
@@ -268,7 +269,7 @@ export class S3Driver implements StorageDriver {
     const inParts = bytesInParts(src.state);
     const tail = src.state.tail!;
     const pieces: Array<() => Promise<Readable>> = [];
-    if (r.start < inParts) pieces.push(() => this.getObject(partsKey(key), { start: r.start, end: Math.min(r.end, inParts - 1) }));
+    if (r.start < inParts) pieces.push(() => this.getObject(partsKey(this.prefix, key), { start: r.start, end: Math.min(r.end, inParts - 1) }));
     if (r.end >= inParts) pieces.push(() => this.getObject(tail.key, { start: Math.max(0, r.start - inParts), end: r.end - inParts }));
     return Readable.from(
       (async function* () {
@@ -282,13 +283,13 @@ export class S3Driver implements StorageDriver {
     const uploads = [s.uploadId, s.prev?.uploadId].filter((u): u is string => u !== undefined);
     for (const UploadId of new Set(uploads)) {
       await this.b
-        .call('abort multipart upload', key, () => this.b.s3.send(new AbortMultipartUploadCommand({ Bucket: this.b.name, Key: partsKey(key), UploadId })))
+        .call('abort multipart upload', key, () => this.b.s3.send(new AbortMultipartUploadCommand({ Bucket: this.b.name, Key: partsKey(this.prefix, key), UploadId })))
         .catch((err: unknown) => {
           if (!isNoSuchUpload(err) && !(err as NodeJS.ErrnoException).code) throw err;
         });
     }
     const keys = [...tailsOf(s)];
-    if (s.sealed || s.prev?.sealed) keys.push(partsKey(key));
+    if (s.sealed || s.prev?.sealed) keys.push(partsKey(this.prefix, key));
     await Promise.all(keys.map((k) => this.deleteKey(k)));
     await this.deleteKey(key);
   }
@@ -401,7 +402,7 @@ export class S3Driver implements StorageDriver {
   private async cutTail(key: string, s: SessionState, at: number): Promise<SessionState> {
     const { prev: _older, ...prev } = s;
     if (at === 0 || !s.tail) return { size: 0, parts: [], prev };
-    const tail = `${tailPrefix(key)}${randomUUID()}`;
+    const tail = `${tailPrefix(this.prefix, key)}${randomUUID()}`;
     const bytes = await collect(await this.getObject(s.tail.key, { start: 0, end: at - 1 }));
     await this.putObject(tail, bytes);
     return { size: at, parts: [], tail: { key: tail, size: at }, prev };
@@ -447,14 +448,14 @@ export class S3Driver implements StorageDriver {
         const whole = new Multipart(this.b, dst, undefined, this.b.stamp());
         try {
           const inParts = bytesInParts(s);
-          await whole.copy(1, partsKey(src), inParts);
+          await whole.copy(1, partsKey(this.prefix, src), inParts);
           await whole.copy(2, s.tail.key, s.tail.size);
           await whole.complete(whole.parts);
         } catch (err) {
           await whole.abort();
           throw err;
         }
-      } else await this.copyKey(s.sealed ? partsKey(src) : s.tail!.key, dst, s.size, this.b.stamp());
+      } else await this.copyKey(s.sealed ? partsKey(this.prefix, src) : s.tail!.key, dst, s.size, this.b.stamp());
     }
     await this.dropSession(src, s);
   }
@@ -551,7 +552,8 @@ export class S3Driver implements StorageDriver {
         } finally {
           await s3.deleteKey(temp).catch(() => undefined);
         }
-        await local.cancel();
+        // The spool stays until close(): readers that follow the fill still read it, and its last
+        // appends may not be written yet (a cancel now would drop them, and those readers with them).
       },
       async cancel() {
         if (state !== 'open') return;
@@ -563,6 +565,7 @@ export class S3Driver implements StorageDriver {
       async close() {
         // Closed without a commit: nothing is to be named.
         await staged.cancel();
+        await local.cancel();
         await local.close();
       },
     };

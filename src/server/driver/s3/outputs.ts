@@ -36,6 +36,8 @@ export interface Bucket {
    */
   slow: S3Client;
   name: string;
+  /** The driver's key prefix ('' or ending in '/'): every key it writes starts with it. */
+  prefix: string;
   /** Runs one call, turning a failure into what the driver throws. */
   call<T>(what: string, key: string, fn: (signal?: AbortSignal) => Promise<T>): Promise<T>;
   /** Metadata every object this driver writes carries (its mtime and a version nonce). */

@@ -33,11 +33,12 @@ export const APPENDABLE = 'wharf-appendable';
 
 /** Keys of the driver's own objects, beside the store's tree: the store never lists `_s3`. */
 export const INTERNAL = '_s3';
-export function partsKey(fileKey: string): string {
-  return `${INTERNAL}/parts/${fileKey}`;
+/** Where the driver's own objects of a file go: under the driver's key prefix, as all it writes. */
+export function partsKey(prefix: string, fileKey: string): string {
+  return `${prefix}${INTERNAL}/parts/${fileKey}`;
 }
-export function tailPrefix(fileKey: string): string {
-  return `${INTERNAL}/tail/${fileKey}/`;
+export function tailPrefix(prefix: string, fileKey: string): string {
+  return `${prefix}${INTERNAL}/tail/${fileKey}/`;
 }
 
 export function bytesInParts(s: Omit<SessionState, 'prev'>): number {
@@ -75,7 +76,7 @@ export class SessionAppend {
     private readonly size: number | undefined,
     private readonly readTail: (key: string) => Promise<Readable>,
   ) {
-    this.mp = new Multipart(b, partsKey(fileKey), base.sealed ? undefined : base.uploadId);
+    this.mp = new Multipart(b, partsKey(b.prefix, fileKey), base.sealed ? undefined : base.uploadId);
   }
 
   /** Picks where the bytes go, on the first byte: an append of none changes nothing. */
@@ -84,7 +85,7 @@ export class SessionAppend {
     if (this.size === undefined || tailSize + this.size >= MIN_PART) {
       this.parts = new PartsOut(this.mp, this.firstPart(), this.size === undefined ? undefined : tailSize + this.size);
     } else {
-      this.newTail = `${tailPrefix(this.fileKey)}${randomUUID()}`;
+      this.newTail = `${tailPrefix(this.b.prefix, this.fileKey)}${randomUUID()}`;
       this.tail = new StreamedPut(this.b, this.newTail, tailSize + this.size);
     }
     if (this.base.tail) for await (const c of await this.readTail(this.base.tail.key)) await this.sink(c as Buffer);
@@ -123,7 +124,7 @@ export class SessionAppend {
     if (rest.length >= MIN_PART) sent.push(await this.mp.send(out.nextPart, rest.length, rest));
     let tail: SessionState['tail'];
     if (rest.length > 0 && rest.length < MIN_PART) {
-      this.newTail = `${tailPrefix(this.fileKey)}${randomUUID()}`;
+      this.newTail = `${tailPrefix(this.b.prefix, this.fileKey)}${randomUUID()}`;
       await this.b.call('put', this.newTail, () => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: this.newTail, Body: rest, ContentLength: rest.length, Metadata: this.b.stamp() })));
       tail = { key: this.newTail, size: rest.length };
     }
@@ -135,7 +136,7 @@ export class SessionAppend {
     } else {
       const kept = this.base.sealed ? [] : this.base.parts;
       const inSealed = bytesInParts(this.base);
-      if (this.base.sealed && inSealed > 0) kept.push(await this.mp.copy(1, partsKey(this.fileKey), inSealed));
+      if (this.base.sealed && inSealed > 0) kept.push(await this.mp.copy(1, partsKey(this.b.prefix, this.fileKey), inSealed));
       state = { size, uploadId: await this.mp.uploadId(), parts: [...kept, ...sent], prev };
     }
     if (tail) state.tail = tail;
