@@ -15,6 +15,7 @@ import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aw
 import { request } from 'undici';
 import { parseConfig, startServer, type RunningServer } from '../src/server/index.js';
 import { wharf } from './helpers/cli.js';
+import { startProxy } from './helpers/proxy.js';
 import { missingPeer } from './helpers/distribution.js';
 import { exec, run } from './helpers/exec.js';
 import { makeImage, pushImage } from './helpers/proxy-images.js';
@@ -356,6 +357,48 @@ describe('wharf serve on S3 (Ceph RGW)', { skip }, () => {
       assert.match(down.stderr, /cannot be reached: ECONNREFUSED/);
       for (const r of [missing, denied, down]) assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a store that stops answering: 503 within the configured timeout, and the next request after it answers again works', async () => {
+    let stalled = false;
+    const held: Array<() => void> = [];
+    // Between the registry and RGW: while stalled, requests are taken and never answered.
+    const gate = await startProxy(rgw.endpoint, (req, res) => {
+      if (!stalled) return false;
+      held.push(() => res.destroy());
+      req.resume();
+      return true;
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-s3-stall-'));
+    const r = await startServer({ dataDir: dir, port: 0, logLevel: 'silent', config: { storage: { driver: 's3', s3: { ...s3Options(rgw, bucket), endpoint: gate.url, timeout: '2s' } } } });
+    try {
+      const data = randomBytes(MiB);
+      const digest = sha256(data);
+      const up = await request(`${r.url}/v2/stall/a/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data, headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) } });
+      await up.body.dump();
+      assert.equal(up.statusCode, 201);
+      stalled = true;
+      for (const [method, path] of [['GET', `/v2/stall/a/blobs/${digest}`], ['HEAD', `/v2/stall/a/blobs/${digest}`], ['POST', '/v2/stall/a/blobs/uploads/'], ['GET', '/v2/stall/a/tags/list']] as const) {
+        const t0 = Date.now();
+        const res = await request(`${r.url}${path}`, { method });
+        const text = await res.body.text();
+        const took = Date.now() - t0;
+        assert.equal(res.statusCode, 503, `${method} ${path}: ${text}`);
+        if (method !== 'HEAD') assert.equal(JSON.parse(text).errors[0].code, 'UNAVAILABLE');
+        assert.ok(took < 4000, `${method} ${path} answered after ${took} ms (timeout 2 s)`);
+      }
+      stalled = false;
+      for (const h of held.splice(0)) h();
+      const again = await request(`${r.url}/v2/stall/a/blobs/${digest}`);
+      assert.equal(again.statusCode, 200);
+      assert.ok(Buffer.from(await again.body.arrayBuffer()).equals(data));
+    } finally {
+      stalled = false;
+      for (const h of held.splice(0)) h();
+      await r.close();
+      await gate.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

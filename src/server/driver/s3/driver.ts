@@ -14,10 +14,11 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { OciError } from '../../../spec/index.js';
 import { FsDriver } from '../fs.js';
 import { checkPath } from '../paths.js';
 import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from '../types.js';
-import { enoent, isMissing, isNoSuchUpload, makeClient, storeError, type S3Options } from './client.js';
+import { enoent, isNoSuchUpload, makeClient, storeError, type S3Options } from './client.js';
 import { copySource, MAX_PUT, Multipart, MultipartPut, StreamedPut, type Bucket, type Output } from './outputs.js';
 import { APPENDABLE, bytesInParts, INTERNAL, partsKey, SessionAppend, stateAt, tailPrefix, tailsOf, type SessionState } from './session.js';
 
@@ -88,6 +89,7 @@ export class S3Driver implements StorageDriver {
   private readonly b: Bucket;
   private readonly prefix: string;
   private readonly spool: FsDriver;
+  private readonly timeoutMs: number;
   /** Writes not yet committed or cancelled: sweepTemp ends those abandoned long enough. */
   private readonly writes = new Set<Abandonable>();
   /** Signs redirect URLs for the endpoint clients reach (storage.s3.redirect.publicEndpoint). */
@@ -95,6 +97,8 @@ export class S3Driver implements StorageDriver {
 
   constructor(o: S3DriverOptions) {
     const s3 = o.client ?? makeClient(o);
+    const timeoutMs = o.timeoutMs ?? 30_000;
+    this.timeoutMs = timeoutMs;
     this.prefix = o.prefix ? `${o.prefix.replace(/^\/+|\/+$/g, '')}/` : '';
     if (this.prefix === '/') this.prefix = '';
     this.b = {
@@ -103,10 +107,12 @@ export class S3Driver implements StorageDriver {
       slow: o.client ?? makeClient({ ...o, timeoutMs: Math.max(o.timeoutMs ?? 30_000, 600_000) }),
       name: o.bucket,
       prefix: this.prefix,
-      call: async (what, key, fn) => {
+      call: async (what, key, fn, opts = {}) => {
+        const deadline = opts.long ? undefined : AbortSignal.timeout(timeoutMs);
         try {
-          return await fn();
+          return await fn(deadline);
         } catch (err) {
+          if (deadline?.aborted) throw new OciError('UNAVAILABLE', `the object store is unavailable (${what}: no answer within ${timeoutMs / 1000} s); try again`, { cause: err });
           throw storeError(err, what, key);
         }
       },
@@ -147,33 +153,44 @@ export class S3Driver implements StorageDriver {
 
   private async head(key: string): Promise<Head | undefined> {
     try {
-      return headOf(await this.b.s3.send(new HeadObjectCommand({ Bucket: this.b.name, Key: key })));
+      return headOf(await this.b.call('stat', key, (signal) => this.b.s3.send(new HeadObjectCommand({ Bucket: this.b.name, Key: key }), { abortSignal: signal })));
     } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw storeError(err, 'stat', key);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
     }
   }
 
+  /** A GET whose body streams for as long as its bytes take: only its headers are held to the timeout. */
   private async getObject(key: string, range?: { start: number; end: number }): Promise<Readable> {
-    const r = await this.b.call('get', key, () => this.b.s3.send(new GetObjectCommand({ Bucket: this.b.name, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) })));
-    return r.Body as Readable;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), this.timeoutMs);
+    try {
+      const r = await this.b.call('get', key, () => this.b.s3.send(new GetObjectCommand({ Bucket: this.b.name, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }), { abortSignal: ac.signal }), { long: true });
+      return r.Body as Readable;
+    } catch (err) {
+      if (ac.signal.aborted) throw new OciError('UNAVAILABLE', `the object store is unavailable (get: no answer within ${this.timeoutMs / 1000} s); try again`, { cause: err });
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async putObject(key: string, body: Buffer, extra: Record<string, string> = {}): Promise<void> {
-    await this.b.call('put', key, () => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: key, Body: body, ContentLength: body.length, Metadata: this.b.stamp(extra) })));
+    await this.b.call('put', key, (signal) => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: key, Body: body, ContentLength: body.length, Metadata: this.b.stamp(extra) }), { abortSignal: signal }));
   }
 
   private async deleteKey(key: string): Promise<void> {
-    await this.b.call('delete', key, () => this.b.s3.send(new DeleteObjectCommand({ Bucket: this.b.name, Key: key })));
+    await this.b.call('delete', key, (signal) => this.b.s3.send(new DeleteObjectCommand({ Bucket: this.b.name, Key: key }), { abortSignal: signal }));
   }
 
   /** Copies an object inside the store (several parts past MAX_PUT); metadata goes with it unless replaced. */
   private async copyKey(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<void> {
     if (size <= MAX_PUT) {
-      await this.b.call('copy', from, () =>
-        this.b.slow.send(
-          new CopyObjectCommand({ Bucket: this.b.name, Key: to, CopySource: copySource(this.b.name, from), ...(metadata ? { MetadataDirective: 'REPLACE', Metadata: metadata } : {}) }),
-        ),
+      await this.b.call(
+        'copy',
+        from,
+        () => this.b.slow.send(new CopyObjectCommand({ Bucket: this.b.name, Key: to, CopySource: copySource(this.b.name, from), ...(metadata ? { MetadataDirective: 'REPLACE', Metadata: metadata } : {}) })),
+        { long: true },
       );
       return;
     }
@@ -194,7 +211,7 @@ export class S3Driver implements StorageDriver {
   }
 
   private async metadataOf(key: string, _head?: Head): Promise<Record<string, string>> {
-    const h = await this.b.call('stat', key, () => this.b.s3.send(new HeadObjectCommand({ Bucket: this.b.name, Key: key })));
+    const h = await this.b.call('stat', key, (signal) => this.b.s3.send(new HeadObjectCommand({ Bucket: this.b.name, Key: key }), { abortSignal: signal }));
     return h.Metadata ?? {};
   }
 
@@ -283,7 +300,7 @@ export class S3Driver implements StorageDriver {
     const uploads = [s.uploadId, s.prev?.uploadId].filter((u): u is string => u !== undefined);
     for (const UploadId of new Set(uploads)) {
       await this.b
-        .call('abort multipart upload', key, () => this.b.s3.send(new AbortMultipartUploadCommand({ Bucket: this.b.name, Key: partsKey(this.prefix, key), UploadId })))
+        .call('abort multipart upload', key, (signal) => this.b.s3.send(new AbortMultipartUploadCommand({ Bucket: this.b.name, Key: partsKey(this.prefix, key), UploadId }), { abortSignal: signal }))
         .catch((err: unknown) => {
           if (!isNoSuchUpload(err) && !(err as NodeJS.ErrnoException).code) throw err;
         });
@@ -318,14 +335,14 @@ export class S3Driver implements StorageDriver {
     const key = this.key(path);
     let body: Readable;
     try {
-      const r = await this.b.s3.send(new GetObjectCommand({ Bucket: this.b.name, Key: key }));
+      const r = await this.b.call('get', key, (signal) => this.b.s3.send(new GetObjectCommand({ Bucket: this.b.name, Key: key }), { abortSignal: signal }));
       if (r.Metadata?.[APPENDABLE] !== undefined) {
         (r.Body as Readable).destroy();
         body = await this.readSession(key);
       } else body = r.Body as Readable;
     } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw storeError(err, 'get', key);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
     }
     return collect(body);
   }
@@ -413,8 +430,8 @@ export class S3Driver implements StorageDriver {
     const out = new Set<string>();
     let token: string | undefined;
     do {
-      const r = await this.b.call('list', prefix, () =>
-        this.b.s3.send(new ListObjectsV2Command({ Bucket: this.b.name, Prefix: prefix, Delimiter: '/', ...(token ? { ContinuationToken: token } : {}) })),
+      const r = await this.b.call('list', prefix, (signal) =>
+        this.b.s3.send(new ListObjectsV2Command({ Bucket: this.b.name, Prefix: prefix, Delimiter: '/', ...(token ? { ContinuationToken: token } : {}) }), { abortSignal: signal }),
       );
       for (const c of r.CommonPrefixes ?? []) out.add(c.Prefix!.slice(prefix.length, -1));
       for (const c of r.Contents ?? []) out.add(c.Key!.slice(prefix.length));
@@ -593,8 +610,8 @@ export class S3Driver implements StorageDriver {
     // crash interrupted) goes once old.
     let marker: { key?: string; id?: string } = {};
     do {
-      const r = await this.b.call('list multipart uploads', this.prefix, () =>
-        this.b.s3.send(new ListMultipartUploadsCommand({ Bucket: this.b.name, Prefix: this.prefix, ...(marker.key ? { KeyMarker: marker.key, UploadIdMarker: marker.id } : {}) })),
+      const r = await this.b.call('list multipart uploads', this.prefix, (signal) =>
+        this.b.s3.send(new ListMultipartUploadsCommand({ Bucket: this.b.name, Prefix: this.prefix, ...(marker.key ? { KeyMarker: marker.key, UploadIdMarker: marker.id } : {}) }), { abortSignal: signal }),
       );
       for (const u of r.Uploads ?? []) {
         if (!u.Key || !u.UploadId || (u.Initiated?.getTime() ?? 0) > cutoff) continue;
@@ -612,7 +629,7 @@ export class S3Driver implements StorageDriver {
     const internal = `${this.prefix}${INTERNAL}/`;
     let token: string | undefined;
     do {
-      const r = await this.b.call('list', internal, () => this.b.s3.send(new ListObjectsV2Command({ Bucket: this.b.name, Prefix: internal, ...(token ? { ContinuationToken: token } : {}) })));
+      const r = await this.b.call('list', internal, (signal) => this.b.s3.send(new ListObjectsV2Command({ Bucket: this.b.name, Prefix: internal, ...(token ? { ContinuationToken: token } : {}) }), { abortSignal: signal }));
       for (const o of r.Contents ?? []) {
         if (!o.Key || (o.LastModified?.getTime() ?? 0) > cutoff) continue;
         const rest = o.Key.slice(internal.length);

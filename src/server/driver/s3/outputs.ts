@@ -38,8 +38,12 @@ export interface Bucket {
   name: string;
   /** The driver's key prefix ('' or ending in '/'): every key it writes starts with it. */
   prefix: string;
-  /** Runs one call, turning a failure into what the driver throws. */
-  call<T>(what: string, key: string, fn: (signal?: AbortSignal) => Promise<T>): Promise<T>;
+  /**
+   * Runs one call, turning a failure into what the driver throws. The call gets a signal that
+   * fires at the configured timeout (the store then counts as unavailable), unless `long`: a
+   * streamed body or a copy takes as long as its bytes do, and only an idle socket times it out.
+   */
+  call<T>(what: string, key: string, fn: (signal: AbortSignal | undefined) => Promise<T>, opts?: { long?: boolean }): Promise<T>;
   /** Metadata every object this driver writes carries (its mtime and a version nonce). */
   stamp(extra?: Record<string, string>): Record<string, string>;
 }
@@ -96,7 +100,8 @@ export class StreamedPut implements Output {
     extra: Record<string, string> = {},
   ) {
     this.sent = this.feed.start((body, signal) =>
-      b.call('put', key, () => b.s3.send(new PutObjectCommand({ Bucket: b.name, Key: key, Body: body, ContentLength: size, Metadata: b.stamp(extra) }), { abortSignal: signal })),
+      // No deadline: a streamed body takes as long as its bytes take to come.
+      b.call('put', key, () => b.s3.send(new PutObjectCommand({ Bucket: b.name, Key: key, Body: body, ContentLength: size, Metadata: b.stamp(extra) }), { abortSignal: signal }), { long: true }),
     );
   }
 
@@ -155,8 +160,8 @@ export class Multipart {
   }
 
   uploadId(): Promise<string> {
-    this.id ??= this.b.call('create multipart upload', this.key, () =>
-      this.b.s3.send(new CreateMultipartUploadCommand({ Bucket: this.b.name, Key: this.key, Metadata: this.b.stamp(this.extra) })).then((r) => r.UploadId!),
+    this.id ??= this.b.call('create multipart upload', this.key, (signal) =>
+      this.b.s3.send(new CreateMultipartUploadCommand({ Bucket: this.b.name, Key: this.key, Metadata: this.b.stamp(this.extra) }), { abortSignal: signal }).then((r) => r.UploadId!),
     );
     return this.id;
   }
@@ -167,8 +172,11 @@ export class Multipart {
 
   async send(n: number, size: number, body: Readable | Buffer, signal?: AbortSignal): Promise<Part> {
     const UploadId = await this.uploadId();
-    const r = await this.b.call('upload part', this.key, () =>
-      this.b.s3.send(new UploadPartCommand({ Bucket: this.b.name, Key: this.key, UploadId, PartNumber: n, Body: body, ContentLength: size }), signal ? { abortSignal: signal } : {}),
+    const r = await this.b.call(
+      'upload part',
+      this.key,
+      () => this.b.s3.send(new UploadPartCommand({ Bucket: this.b.name, Key: this.key, UploadId, PartNumber: n, Body: body, ContentLength: size }), signal ? { abortSignal: signal } : {}),
+      { long: true },
     );
     const part = { n, size, etag: r.ETag! };
     this.parts.push(part);
@@ -189,6 +197,7 @@ export class Multipart {
           ...(range ? { CopySourceRange: `bytes=${range.start}-${range.end}` } : {}),
         }),
       ),
+      { long: true },
     );
     const part = { n, size, etag: r.CopyPartResult!.ETag! };
     this.parts.push(part);
@@ -202,6 +211,7 @@ export class Multipart {
       this.b.slow.send(
         new CompleteMultipartUploadCommand({ Bucket: this.b.name, Key: this.key, UploadId, MultipartUpload: { Parts: sorted.map((p) => ({ PartNumber: p.n, ETag: p.etag })) } }),
       ),
+      { long: true },
     );
   }
 
@@ -209,7 +219,7 @@ export class Multipart {
     if (!this.id) return;
     const UploadId = await this.id.catch(() => undefined);
     if (!UploadId) return;
-    await this.b.call('abort multipart upload', this.key, () => this.b.s3.send(new AbortMultipartUploadCommand({ Bucket: this.b.name, Key: this.key, UploadId }))).catch(() => undefined);
+    await this.b.call('abort multipart upload', this.key, (signal) => this.b.s3.send(new AbortMultipartUploadCommand({ Bucket: this.b.name, Key: this.key, UploadId }), { abortSignal: signal })).catch(() => undefined);
   }
 }
 
@@ -347,7 +357,7 @@ export class MultipartPut implements Output {
   async commit(): Promise<void> {
     if (!this.mp.started) {
       const body = this.rest ?? Buffer.alloc(0);
-      await this.b.call('put', this.key, () => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: this.key, Body: body, ContentLength: body.length, Metadata: this.b.stamp(this.extra) })));
+      await this.b.call('put', this.key, (signal) => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: this.key, Body: body, ContentLength: body.length, Metadata: this.b.stamp(this.extra) }), { abortSignal: signal }));
       return;
     }
     await this.mp.complete(this.mp.parts);

@@ -125,7 +125,7 @@ export class SessionAppend {
     let tail: SessionState['tail'];
     if (rest.length > 0 && rest.length < MIN_PART) {
       this.newTail = `${tailPrefix(this.b.prefix, this.fileKey)}${randomUUID()}`;
-      await this.b.call('put', this.newTail, () => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: this.newTail, Body: rest, ContentLength: rest.length, Metadata: this.b.stamp() })));
+      await this.b.call('put', this.newTail, (signal) => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: this.newTail, Body: rest, ContentLength: rest.length, Metadata: this.b.stamp() }), { abortSignal: signal }));
       tail = { key: this.newTail, size: rest.length };
     }
     let state: SessionState;
