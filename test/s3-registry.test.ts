@@ -10,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { request } from 'undici';
@@ -401,5 +402,26 @@ describe('wharf serve on S3 (Ceph RGW)', { skip }, () => {
       await gate.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  test('the upload purge ends an abandoned session: its multipart upload is aborted and its tail removed', async () => {
+    let loc = await post('purge/a');
+    loc = await patch(loc, randomBytes(7 * MiB), 0);
+    loc = await patch(loc, randomBytes(MiB), 7 * MiB);
+    const id = loc.split('?')[0]!.split('/').pop()!;
+    const mine = async (): Promise<{ keys: string[]; uploads: string[] }> => {
+      const st = await bucketState();
+      return { keys: st.keys.filter((k) => k.includes(id)), uploads: st.uploads.filter((k) => k.includes(id)) };
+    };
+    const before = await mine();
+    assert.equal(before.uploads.length, 1, 'the session holds a multipart upload');
+    assert.ok(before.keys.some((k) => k.startsWith('_s3/tail/')), 'and a tail');
+    await setTimeout(20);
+    const gone = await server.store.purgeUploads(10);
+    assert.ok(gone.uploads.some((u) => u.id === id && u.bytes === 8 * MiB), JSON.stringify(gone.uploads));
+    assert.deepEqual(await mine(), { keys: [], uploads: [] });
+    const st = await request(url(loc.split('?')[0]!));
+    await st.body.dump();
+    assert.equal(st.statusCode, 404);
   });
 });
