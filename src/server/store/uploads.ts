@@ -110,6 +110,8 @@ export class Uploads {
 
   /** The acknowledged offset of a session; BLOB_UPLOAD_UNKNOWN when there is none. */
   private async offsetOf(repo: string, id: string): Promise<number> {
+    // Checked before any path is built from it.
+    if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
     // A session this process holds has the offset its record says: no need to read the record.
     const live = this.held(repo, id);
     if (live) return live.offset;

@@ -134,7 +134,7 @@ export class S3Driver implements StorageDriver {
 
   /** Fails with the store's error when the bucket cannot be reached or used. */
   async check(): Promise<void> {
-    await this.b.s3.send(new HeadBucketCommand({ Bucket: this.b.name }));
+    await this.b.s3.send(new HeadBucketCommand({ Bucket: this.b.name }), { abortSignal: AbortSignal.timeout(this.timeoutMs) });
   }
 
   destroy(): void {
