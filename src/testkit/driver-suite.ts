@@ -193,6 +193,26 @@ export function driverSuite(name: string, make: () => Promise<DriverUnderTest>, 
         }
       });
 
+      it('open with the size the caller stat\'ed reads the file; one gone since fails the open or its first read', async (d) => {
+        const data = randomBytes(2 * MiB + 5);
+        await d.put('sized', data);
+        const f = await d.open('sized', { sequential: true, size: data.length });
+        const into = Buffer.alloc(data.length + 10);
+        let n = 0;
+        for (let got = 1; got > 0 && n < data.length; n += got) got = await f.read(into.subarray(n, n + MiB), n);
+        assert.ok(into.subarray(0, n).equals(data));
+        await f.close();
+        await d.delete('sized');
+        await assert.rejects(async () => {
+          const g = await d.open('sized', { size: data.length });
+          try {
+            await g.read(Buffer.alloc(16), 0);
+          } finally {
+            await g.close();
+          }
+        });
+      });
+
       it('an empty file opens and reads 0', async (d) => {
         await d.put('empty', '');
         const f = await d.open('empty');

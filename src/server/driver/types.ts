@@ -91,9 +91,11 @@ export interface StorageDriver {
   /**
    * Opens a file for positional reads; fails when it does not exist. `sequential`: the whole file,
    * or a large range of it, will be read once, in order, in chunks of up to 1 MiB at page-aligned
-   * positions (4 KiB), so the driver may read around its cache.
+   * positions (4 KiB), so the driver may read around its cache. `size`: the caller stat'ed the
+   * file just before, so a driver for which a check is a round trip (S3) may skip it; a file gone
+   * since then fails its first read instead.
    */
-  open(path: string, opts?: { sequential?: boolean }): Promise<FileReader>;
+  open(path: string, opts?: { sequential?: boolean; size?: number }): Promise<FileReader>;
   /** Streams a file, or the inclusive byte range [start, end] of it. */
   reader(path: string, range?: { start: number; end: number }): Promise<Readable>;
   /**

@@ -14,7 +14,7 @@ export function fileBlob(driver: StorageDriver, path: string, size: number, chec
       // A large range is read like a whole blob (sendFileRange reads it in whole pages), so it
       // goes around the page cache too: right after a push the cache does not hold the blob, and
       // filling fresh pages cost this VM 3-4x the CPU of a direct read (docs/STORAGE.md).
-      const file = await driver.open(path, { sequential: whole || end - start + 1 >= LARGE_RANGE });
+      const file = await driver.open(path, { sequential: whole || end - start + 1 >= LARGE_RANGE, size });
       try {
         await sendFileRange(res, file, start, end, whole ? await check() : undefined);
       } finally {

@@ -354,11 +354,15 @@ export class S3Driver implements StorageDriver {
     await this.putObject(key, typeof data === 'string' ? Buffer.from(data) : Buffer.from(data));
   }
 
-  async open(path: string, opts: { sequential?: boolean } = {}): Promise<FileReader> {
+  async open(path: string, opts: { sequential?: boolean; size?: number } = {}): Promise<FileReader> {
     const key = this.key(path);
-    const h = await this.head(key);
-    if (!h) throw enoent('open', path);
-    return new ObjectReader((range) => (h.appendable ? this.readSession(key, range) : this.getObject(key, range)), h.size, opts.sequential ?? false);
+    // With the size known, the HeadObject is skipped (one round trip less per blob GET); a file
+    // that became an upload session's record meanwhile cannot be: blobs are never appended to.
+    const h = opts.size !== undefined ? undefined : await this.head(key);
+    if (opts.size === undefined && !h) throw enoent('open', path);
+    const size = h?.size ?? opts.size!;
+    const appendable = h?.appendable ?? false;
+    return new ObjectReader((range) => (appendable ? this.readSession(key, range) : this.getObject(key, range)), size, opts.sequential ?? false);
   }
 
   async reader(path: string, range?: { start: number; end: number }): Promise<Readable> {
