@@ -50,6 +50,38 @@ export interface DistributionOptions {
   token?: { realm: string; service: string; issuer: string; certFile: string };
   /** Proxy mode: a pull-through cache of this upstream URL. */
   proxy?: { remoteurl: string };
+  /**
+   * Storage in an S3 bucket (the `s3` driver, path-style on an http endpoint) instead of the data
+   * directory, with blob GETs served through the registry (`redirect: disable: true`) unless
+   * `redirect` is set. The registry runs without the AWS_* variables of this environment: its SDK
+   * reads AWS_CA_BUNDLE and panics at start on it (docs/BENCHMARKS.md, s3).
+   */
+  s3?: { endpoint: string; region: string; bucket: string; accessKeyId: string; secretAccessKey: string; redirect?: boolean };
+}
+
+/** The `storage:` lines of a config: the data directory, or an S3 bucket. */
+function storageLines(dataDir: string, s3: DistributionOptions['s3']): string[] {
+  if (!s3) return ['storage:', '  filesystem:', `    rootdirectory: ${dataDir}`];
+  return [
+    'storage:',
+    '  s3:',
+    `    accesskey: ${s3.accessKeyId}`,
+    `    secretkey: ${s3.secretAccessKey}`,
+    `    region: ${s3.region}`,
+    `    regionendpoint: ${s3.endpoint}`,
+    `    bucket: ${s3.bucket}`,
+    // 2.8 sends path-style requests whenever regionendpoint is set; v3 reads forcepathstyle.
+    '    forcepathstyle: true',
+    `    secure: ${s3.endpoint.startsWith('https:')}`,
+    '    v4auth: true',
+    '  redirect:',
+    `    disable: ${!s3.redirect}`,
+  ];
+}
+
+/** This process's environment without AWS_* variables (see DistributionOptions.s3). */
+function withoutAws(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
 }
 
 export interface Distribution {
@@ -94,9 +126,7 @@ async function startIn(dir: string, opts: DistributionOptions): Promise<Distribu
       '  level: error',
       '  accesslog:',
       '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${dataDir}`,
+      ...storageLines(dataDir, opts.s3),
       '  delete:',
       '    enabled: true',
       '  maintenance:',
@@ -110,7 +140,7 @@ async function startIn(dir: string, opts: DistributionOptions): Promise<Distribu
     ].join('\n');
     const cfgFile = join(dir, 'config.yml');
     await writeFile(cfgFile, config);
-    const child = spawn(REGISTRY_BIN, ['serve', cfgFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(REGISTRY_BIN, ['serve', cfgFile], { stdio: ['ignore', 'ignore', 'pipe'], ...(opts.s3 ? { env: withoutAws() } : {}) });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     const url = `http://127.0.0.1:${port}`;
