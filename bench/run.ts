@@ -181,6 +181,16 @@ pushes, 10% tag lists and referrers) for the first half and pushes alone for the
 server's RSS is read from /proc every second, then once more 60 s after the load. Its figures are
 of one run; figures from a shorter BENCH_SOAK_SECONDS say "short mode".
 
+The s3 section starts a fresh one-node Ceph RGW (\`scripts/rgw.sh\`, purged at the end: RGW
+slows down as one cluster is reused) and runs \`wharf serve\` (\`storage.driver: s3\`) beside
+Distribution's s3 driver on it, each in a bucket of its own, both path-style over plain HTTP on
+127.0.0.1; Distribution runs with \`redirect: disable: true\` (its default redirects blob GETs)
+and without the environment's AWS_* variables (its SDK panics at start on AWS_CA_BUNDLE). The
+redirected pull is a second \`wharf serve\` on Wharf's bucket with \`storage.s3.redirect.enabled\`,
+beside curl's GET of a URL presigned for the same object. RGW, its OSD, both servers and the load
+generator share the 2 cores, so each figure there is as much RGW's as the registry's. Without
+root, radosgw, ceph-mon, ceph-osd, docker-registry or curl, the section is skipped.
+
 Figures made of many small requests (range GETs, small blobs, small artifacts, manifest GET and
 HEAD) follow one untimed round of the same work on every registry: a server runs for days, and a
 JIT runtime's first few thousand requests are slower (a fresh \`wharf serve\`: 65 small artifacts/s

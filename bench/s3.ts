@@ -75,30 +75,41 @@ async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Size
     await each(fn);
   };
 
-  // The large transfers' own peak, logged beside the section's (which the small requests raise).
-  const large = sides.map((side) => (side.reg.pid ? sampleRss(side.reg.pid) : undefined));
-  await each(async (side, i) => {
-    const v = `${side.tag}-mono-${i}`;
-    const d = await blob.digest(v);
-    side.xs.pushMono.push(blob.size / MiB / (await timed(() => side.v2.pushLarge('bench/big', d, blob.body(v)))));
-    side.big = d;
-  });
-  await each(async (side, i) => {
-    const v = `${side.tag}-chunked-${i}`;
-    const d = await blob.digest(v);
-    side.xs.pushChunked.push(blob.size / MiB / (await timed(() => side.v2.pushLargeChunked('bench/big', d, blob.size, sz.chunk, (a, b) => blob.body(v, a, b)))));
-  });
-  await each(async (side) => {
-    const secs = await timed(async () => {
-      const n = await side.v2.pullWhole('bench/big', side.big);
-      if (n !== blob.size) throw new Error(`${side.reg.name}: pulled ${n} bytes of ${blob.size}`);
-    });
-    side.xs.pull.push(blob.size / MiB / secs);
-  });
-  const largePeaks = await Promise.all(large.map((x) => x?.stop()));
-  sides.forEach((side, k) =>
-    ctx.log(`${side.reg.name}: push ${median(side.xs.pushMono).toFixed(0)} MB/s monolithic, ${median(side.xs.pushChunked).toFixed(0)} MB/s chunked, pull ${median(side.xs.pull).toFixed(0)} MB/s; peak RSS ${largePeaks[k]?.toFixed(0) ?? '?'} MiB`),
+  // Each large transfer's own peak RSS, logged beside the section's (the row).
+  const phase = async (label: string, fn: () => Promise<void>): Promise<void> => {
+    const samplers = sides.map((side) => (side.reg.pid ? sampleRss(side.reg.pid) : undefined));
+    try {
+      await fn();
+    } finally {
+      const peaks = await Promise.all(samplers.map((x) => x?.stop()));
+      ctx.log(`peak RSS, ${label}: ${sides.map((side, k) => `${side.reg.name} ${peaks[k]?.toFixed(0) ?? '?'} MiB`).join(', ')}`);
+    }
+  };
+  await phase('monolithic pushes', () =>
+    each(async (side, i) => {
+      const v = `${side.tag}-mono-${i}`;
+      const d = await blob.digest(v);
+      side.xs.pushMono.push(blob.size / MiB / (await timed(() => side.v2.pushLarge('bench/big', d, blob.body(v)))));
+      side.big = d;
+    }),
   );
+  await phase('chunked pushes', () =>
+    each(async (side, i) => {
+      const v = `${side.tag}-chunked-${i}`;
+      const d = await blob.digest(v);
+      side.xs.pushChunked.push(blob.size / MiB / (await timed(() => side.v2.pushLargeChunked('bench/big', d, blob.size, sz.chunk, (a, b) => blob.body(v, a, b)))));
+    }),
+  );
+  await phase('pulls', () =>
+    each(async (side) => {
+      const secs = await timed(async () => {
+        const n = await side.v2.pullWhole('bench/big', side.big);
+        if (n !== blob.size) throw new Error(`${side.reg.name}: pulled ${n} bytes of ${blob.size}`);
+      });
+      side.xs.pull.push(blob.size / MiB / secs);
+    }),
+  );
+  for (const side of sides) ctx.log(`${side.reg.name}: push ${median(side.xs.pushMono).toFixed(0)} MB/s monolithic, ${median(side.xs.pushChunked).toFixed(0)} MB/s chunked, pull ${median(side.xs.pull).toFixed(0)} MB/s`);
 
   // Small artifacts: a config, a 1 KiB layer and a manifest each, 8 clients.
   await warmed(async (side, i) => {
