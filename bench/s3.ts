@@ -109,7 +109,8 @@ async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Size
       side.xs.pull.push(blob.size / MiB / secs);
     }),
   );
-  for (const side of sides) ctx.log(`${side.reg.name}: push ${median(side.xs.pushMono).toFixed(0)} MB/s monolithic, ${median(side.xs.pushChunked).toFixed(0)} MB/s chunked, pull ${median(side.xs.pull).toFixed(0)} MB/s`);
+  const runs = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join('/');
+  for (const side of sides) ctx.log(`${side.reg.name}, run by run: push ${runs(side.xs.pushMono)} MB/s monolithic, ${runs(side.xs.pushChunked)} MB/s chunked, pull ${runs(side.xs.pull)} MB/s`);
 
   // Small artifacts: a config, a 1 KiB layer and a manifest each, 8 clients.
   await warmed(async (side, i) => {
@@ -206,7 +207,9 @@ async function measureRedirect(ctx: BenchContext, rgw: Rgw, wharf: Side, size: n
       if (redirects) order.push(async () => void xs.push(size / MiB / (await timed(() => pullRedirected(v2, 'bench/big', wharf.big, size)))));
       for (const f of i % 2 ? order.reverse() : order) await f();
     }
-    ctx.log(`redirected pull ${redirects ? `${median(xs).toFixed(0)} MB/s` : 'not measured'}, curl of a presigned URL ${median(cs).toFixed(0)} MB/s`);
+    // Each run's figure: one GET from RGW varies by a third from the next here, redirected or not.
+    const runs = (v: number[]): string => v.map((x) => x.toFixed(0)).join('/');
+    ctx.log(`redirected pull ${redirects ? `${runs(xs)} MB/s` : 'not measured'}, curl of a presigned URL ${runs(cs)} MB/s, run by run`);
     return redirects ? { wharf: median(xs), curl: median(cs) } : { wharf: null, curl: median(cs), reason: `this build's wharf serve answers a blob GET with ${probe.statusCode}, not 307, with storage.s3.redirect.enabled` };
   } finally {
     await v2.close();
