@@ -424,4 +424,40 @@ describe('wharf serve on S3 (Ceph RGW)', { skip }, () => {
     await st.body.dump();
     assert.equal(st.statusCode, 404);
   });
+
+  test('a manifest read twice costs no round trip to the store; a tag moved by this server is read at once', async () => {
+    const gate = await startProxy(rgw.endpoint);
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-s3-cache-'));
+    const r = await startServer({ dataDir: dir, port: 0, logLevel: 'silent', config: { storage: { driver: 's3', s3: { ...s3Options(rgw, bucket), endpoint: gate.url } } } });
+    try {
+      const one = await makeImage(1, 100);
+      const two = await makeImage(1, 100);
+      await pushImage(r.url, 'cached/m', 'v1', one);
+      const get = async (): Promise<string> => {
+        const res = await request(`${r.url}/v2/cached/m/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+        await res.body.dump();
+        assert.equal(res.statusCode, 200);
+        return String(res.headers['docker-content-digest']);
+      };
+      assert.equal(await get(), one.digest);
+      const before = gate.requests.length;
+      assert.equal(await get(), one.digest);
+      const head = await request(`${r.url}/v2/cached/m/manifests/v1`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      await head.body.dump();
+      assert.equal(head.statusCode, 200);
+      assert.equal(gate.requests.length, before, 'no request to the store');
+      await pushImage(r.url, 'cached/m', 'v1', two);
+      assert.equal(await get(), two.digest, 'the moved tag at once');
+      const del = await request(`${r.url}/v2/cached/m/manifests/${two.digest}`, { method: 'DELETE' });
+      await del.body.dump();
+      assert.equal(del.statusCode, 202);
+      const gone = await request(`${r.url}/v2/cached/m/manifests/v1`);
+      await gone.body.dump();
+      assert.equal(gone.statusCode, 404, 'a deleted manifest at once');
+    } finally {
+      await r.close();
+      await gate.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

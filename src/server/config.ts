@@ -41,6 +41,11 @@ const S3ConfigSchema = z
     ca: z.string().min(1).optional(),
     /** How long a request may wait on the store before the registry answers 503. */
     timeout: duration.default(30e3),
+    /**
+     * How long answers about keys (a HEAD, a tag, a link) are kept in memory. This server's own
+     * writes are seen at once; another process writing the bucket (wharf gc) within this time. 0: none.
+     */
+    cacheTtl: duration.default(5e3),
     /** Blob GETs answer 307 to a presigned URL on `publicEndpoint` (default: the endpoint). */
     redirect: z.object({ enabled: z.boolean().default(false), expiry: duration.default(20 * 60e3), publicEndpoint: httpUrl.optional() }).strict().prefault({}),
   })

@@ -2,7 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, type WharfConfig } from './config.js';
 import { FsDriver, MemoryDriver, S3Driver, type S3DriverOptions, type StorageDriver } from './driver/index.js';
-import { RegistryStore, type RegistryStoreOptions } from './store/index.js';
+import { isManifestRef, RegistryStore, type RegistryStoreOptions } from './store/index.js';
 
 /**
  * The registry store of a config: on its data directory (`storage.driver: fs`, the default), in
@@ -38,6 +38,8 @@ async function openS3(config: WharfConfig): Promise<S3Driver> {
     region: c.region,
     forcePathStyle: c.forcePathStyle ?? c.endpoint !== undefined,
     timeoutMs: c.timeout,
+    cacheTtlMs: c.cacheTtl,
+    cacheable: isManifestRef,
     spoolDir: join(resolve(config.data), '_spool'),
   };
   if (c.endpoint) opts.endpoint = c.endpoint;

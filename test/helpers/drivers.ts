@@ -177,6 +177,8 @@ async function setS3Mtime(driver: S3Driver, path: string, when: Date): Promise<v
       Metadata: { ...head.Metadata, [S3_MTIME]: String(when.getTime()) },
     }),
   );
+  // A write beside the driver: what it keeps in memory about the file (a tag) must go.
+  driver.forget(path);
 }
 
 /** Sets the mtime of every file under `under` (all of the store by default). */

@@ -3,3 +3,4 @@ export { paginate, type BlobHandle, type Listed, type Page, type PutManifestResu
 export { type UploadStatus, type AppendOptions, type StaleUpload } from './uploads.js';
 export { collectGarbage, type GcOptions, type GcReport } from './gc.js';
 export { cachedNamespaces, listCache, pruneCache, type CachedImage, type PruneOptions, type PruneReport } from './cached.js';
+export { isManifestRef } from './paths.js';

@@ -74,3 +74,12 @@ export const paths = {
 };
 
 export const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * A tag or a manifest link: what a manifest GET reads besides the manifest's bytes, and what a
+ * driver may keep in memory for a while (S3: storage.s3.cacheTtl). Blob links and blob bytes are
+ * never among them, so a blob gone under another process (wharf gc) is never taken as present.
+ */
+export function isManifestRef(path: string): boolean {
+  return /^repositories\/.+\/_(?:tags|manifests)\/[^/]+(?:\/[^/]+)?$/.test(path);
+}

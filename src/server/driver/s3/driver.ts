@@ -18,6 +18,7 @@ import { OciError } from '../../../spec/index.js';
 import { FsDriver } from '../fs.js';
 import { checkPath } from '../paths.js';
 import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from '../types.js';
+import { MetaCache, SMALL_FILE } from './meta-cache.js';
 import { enoent, isNoSuchUpload, makeClient, storeError, type S3Options } from './client.js';
 import { copySource, MAX_PUT, Multipart, MultipartPut, StreamedPut, type Bucket, type Output } from './outputs.js';
 import { APPENDABLE, bytesInParts, INTERNAL, partsKey, SessionAppend, stateAt, tailPrefix, tailsOf, type SessionState } from './session.js';
@@ -44,6 +45,10 @@ export interface S3DriverOptions extends S3Options {
   spoolDir: string;
   /** A client to use instead of one made from the options (tests). */
   client?: S3Client;
+  /** How long answers about keys are kept (MetaCache); 0: none. */
+  cacheTtlMs?: number;
+  /** The paths whose answers may be kept (the registry's tags and manifest links); none without it. */
+  cacheable?: (path: string) => boolean;
 }
 
 /** What a HeadObject says about a key. */
@@ -90,6 +95,8 @@ export class S3Driver implements StorageDriver {
   private readonly prefix: string;
   private readonly spool: FsDriver;
   private readonly timeoutMs: number;
+  private readonly cache: MetaCache;
+  private readonly cacheable: (path: string) => boolean;
   /** Writes not yet committed or cancelled: sweepTemp ends those abandoned long enough. */
   private readonly writes = new Set<Abandonable>();
   /** Signs redirect URLs for the endpoint clients reach (storage.s3.redirect.publicEndpoint). */
@@ -99,6 +106,8 @@ export class S3Driver implements StorageDriver {
     const s3 = o.client ?? makeClient(o);
     const timeoutMs = o.timeoutMs ?? 30_000;
     this.timeoutMs = timeoutMs;
+    this.cache = new MetaCache(o.cacheable ? (o.cacheTtlMs ?? 5000) : 0);
+    this.cacheable = o.cacheable ?? (() => false);
     this.prefix = o.prefix ? `${o.prefix.replace(/^\/+|\/+$/g, '')}/` : '';
     if (this.prefix === '/') this.prefix = '';
     this.b = {
@@ -175,16 +184,32 @@ export class S3Driver implements StorageDriver {
     }
   }
 
+  /** A write to `key`: what the cache knows of it goes before and after (an answer given meanwhile may be either). */
+  private async writing<T>(key: string, write: () => Promise<T>): Promise<T> {
+    this.cache.drop(key);
+    try {
+      return await write();
+    } finally {
+      this.cache.drop(key);
+    }
+  }
+
   private async putObject(key: string, body: Buffer, extra: Record<string, string> = {}): Promise<void> {
-    await this.b.call('put', key, (signal) => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: key, Body: body, ContentLength: body.length, Metadata: this.b.stamp(extra) }), { abortSignal: signal }));
+    await this.writing(key, () =>
+      this.b.call('put', key, (signal) => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: key, Body: body, ContentLength: body.length, Metadata: this.b.stamp(extra) }), { abortSignal: signal })),
+    );
   }
 
   private async deleteKey(key: string): Promise<void> {
-    await this.b.call('delete', key, (signal) => this.b.s3.send(new DeleteObjectCommand({ Bucket: this.b.name, Key: key }), { abortSignal: signal }));
+    await this.writing(key, () => this.b.call('delete', key, (signal) => this.b.s3.send(new DeleteObjectCommand({ Bucket: this.b.name, Key: key }), { abortSignal: signal })));
   }
 
   /** Copies an object inside the store (several parts past MAX_PUT); metadata goes with it unless replaced. */
   private async copyKey(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<void> {
+    await this.writing(to, () => this.copyNow(from, to, size, metadata));
+  }
+
+  private async copyNow(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<void> {
     if (size <= MAX_PUT) {
       await this.b.call(
         'copy',
@@ -313,12 +338,28 @@ export class S3Driver implements StorageDriver {
 
   // --- StorageDriver -----------------------------------------------------------------------------
 
+  /** Forgets what is kept about `path`: for a tool that wrote the bucket beside this driver. */
+  forget(path: string): void {
+    this.cache.drop(this.key(path));
+  }
+
   private marker(path: string): string {
     return `${this.prefix}${INTERNAL}/touched/${path}`;
   }
 
   async stat(path: string): Promise<FileInfo | undefined> {
-    const h = await this.head(this.key(path));
+    const key = this.key(path);
+    if (!this.cacheable(path)) return this.statNow(path, key);
+    const known = this.cache.stat(key);
+    if (known !== undefined) return known ?? undefined;
+    const token = this.cache.begin();
+    const info = await this.statNow(path, key);
+    this.cache.set(key, token, { stat: info ?? null });
+    return info;
+  }
+
+  private async statNow(path: string, key: string): Promise<FileInfo | undefined> {
+    const h = await this.head(key);
     if (!h) return undefined;
     const info: FileInfo = { size: h.size, mtimeMs: h.mtimeMs, isDir: false, version: h.version };
     if (!h.appendable && h.objectSize > TOUCH_COPY_MAX) {
@@ -333,18 +374,28 @@ export class S3Driver implements StorageDriver {
 
   async get(path: string): Promise<Buffer | undefined> {
     const key = this.key(path);
+    const cacheable = this.cacheable(path);
+    const known = cacheable ? this.cache.data(key) : undefined;
+    // A copy: the caller may change what it gets.
+    if (known !== undefined) return known === null ? undefined : Buffer.from(known);
+    const token = this.cache.begin();
     let body: Readable;
+    let appendable = false;
     try {
       const r = await this.b.call('get', key, (signal) => this.b.s3.send(new GetObjectCommand({ Bucket: this.b.name, Key: key }), { abortSignal: signal }));
-      if (r.Metadata?.[APPENDABLE] !== undefined) {
+      appendable = r.Metadata?.[APPENDABLE] !== undefined;
+      if (appendable) {
         (r.Body as Readable).destroy();
         body = await this.readSession(key);
       } else body = r.Body as Readable;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (cacheable) this.cache.set(key, token, { data: null, stat: null });
+      return undefined;
     }
-    return collect(body);
+    const data = await collect(body);
+    if (cacheable && !appendable && data.length <= SMALL_FILE) this.cache.set(key, token, { data: Buffer.from(data) });
+    return data;
   }
 
   async put(path: string, data: Uint8Array | string, opts: PutOptions = {}): Promise<void> {
@@ -379,7 +430,7 @@ export class S3Driver implements StorageDriver {
     if (opts.appendAt === undefined) {
       const out: Output =
         opts.size !== undefined && opts.size <= MAX_PUT && opts.size > 0 ? new StreamedPut(this.b, key, opts.size) : new MultipartPut(this.b, key, opts.size);
-      return new OutputWriter(out, this.writes);
+      return new OutputWriter(out, this.writes, (commit) => this.writing(key, commit));
     }
     const head = await this.head(key);
     if (!head) throw enoent('open', path);
@@ -416,7 +467,7 @@ export class S3Driver implements StorageDriver {
         if (from !== current) await this.replaceState(key, [current], from);
       },
     };
-    return new OutputWriter(out, this.writes);
+    return new OutputWriter(out, this.writes, (commit) => this.writing(key, commit));
   }
 
   /** A tail-only session (or a plain small file) cut back to `at` bytes: a new tail of its first bytes. */
@@ -673,6 +724,8 @@ class OutputWriter extends Writable implements DriverWriter, Abandonable {
   constructor(
     private readonly out: Output,
     private readonly live: Set<Abandonable>,
+    /** Wraps the commit: the bytes become visible meanwhile. */
+    private readonly committing: (commit: () => Promise<void>) => Promise<void>,
   ) {
     super({ highWaterMark: 1024 * 1024 });
     live.add(this);
@@ -715,7 +768,7 @@ class OutputWriter extends Writable implements DriverWriter, Abandonable {
     this.state = 'committed';
     this.live.delete(this);
     try {
-      await this.out.commit();
+      await this.committing(() => this.out.commit());
     } catch (err) {
       await this.out.abort();
       throw err;
