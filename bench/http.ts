@@ -102,6 +102,23 @@ export class V2 {
     await r.body.dump();
   }
 
+  /** A small artifact: a config unique to `seed`, a 1 KiB random layer, and its manifest under `ref`. */
+  async pushSmallArtifact(repo: string, ref: string, seed: unknown): Promise<void> {
+    const config = Buffer.from(JSON.stringify(seed));
+    const layer = randomBytes(1024);
+    await this.pushMonolithic(repo, sha256(config), config.length, () => config);
+    await this.pushMonolithic(repo, sha256(layer), layer.length, () => layer);
+    const m = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
+      }),
+    );
+    await this.putManifest(repo, ref, 'application/vnd.oci.image.manifest.v1+json', m);
+  }
+
   async putManifest(repo: string, ref: string, mediaType: string, bytes: Buffer): Promise<void> {
     const r = await this.req({ method: 'PUT', path: `/v2/${repo}/manifests/${ref}`, headers: { 'content-type': mediaType, 'content-length': String(bytes.length) }, body: bytes }, [201]);
     await r.body.dump();
@@ -337,4 +354,20 @@ export async function opsByTime(seconds: number, concurrency: number, worker: (i
     }),
   );
   return done / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+/** Manifest GETs and HEADs per second of `ref` (a /v2 path), each for `seconds` on 50 connections. */
+export async function manifestRates(url: string, v2: V2, ref: string, seconds: number): Promise<{ get: number; head: number }> {
+  const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
+  const get = await opsByTime(seconds, 50, async () => void (await (await v2.req({ method: 'GET', path: ref, headers: accept }, [200])).body.text()));
+  const hc = new HeadClient(url, 50);
+  try {
+    const head = await opsByTime(seconds, 50, async () => {
+      const status = await hc.head(ref, accept);
+      if (status !== 200) throw new Error(`${url}: HEAD ${ref}: ${status}`);
+    });
+    return { get, head };
+  } finally {
+    hc.close();
+  }
 }

@@ -7,12 +7,11 @@
  * section and purged after it: RGW slows down as one cluster is reused (docs/BENCHMARKS.md, s3).
  * The section is skipped, with the reason printed, where RGW or docker-registry is missing.
  */
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { makeBucket, s3Options, startRgw, type Rgw } from '../test/helpers/rgw.js';
-import { BigBlob, HeadClient, V2, opsByCount, opsByTime, plainRequest, sha256 } from './http.js';
+import { BigBlob, manifestRates, V2, opsByCount, plainRequest } from './http.js';
 import { distributionVersion, hasBin, median, REGISTRY_BIN, sampleRss, startDistributionProcess } from './lib.js';
 import type { BenchContext, BenchRegistry, BenchRow } from './types.js';
 
@@ -115,42 +114,17 @@ async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Size
   // Small artifacts: a config, a 1 KiB layer and a manifest each, 8 clients.
   await warmed(async (side, i) => {
     side.xs.artifacts.push(
-      await opsByCount(sz.artifacts, 8, async (j) => {
-        const config = Buffer.from(JSON.stringify({ run: i, n: j, t: side.tag }));
-        const layer = randomBytes(1024);
-        await side.v2.pushMonolithic('bench/artifacts', sha256(config), config.length, () => config);
-        await side.v2.pushMonolithic('bench/artifacts', sha256(layer), layer.length, () => layer);
-        const m = Buffer.from(
-          JSON.stringify({
-            schemaVersion: 2,
-            mediaType: 'application/vnd.oci.image.manifest.v1+json',
-            config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-            layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
-          }),
-        );
-        await side.v2.putManifest('bench/artifacts', `r${i}-${j}`, 'application/vnd.oci.image.manifest.v1+json', m);
-      }),
+      await opsByCount(sz.artifacts, 8, (j) => side.v2.pushSmallArtifact('bench/artifacts', `r${i}-${j}`, { run: i, n: j, t: side.tag })),
     );
   });
   for (const side of sides) ctx.log(`${side.reg.name}: ${median(side.xs.artifacts).toFixed(0)} small artifacts/s`);
 
   // Manifest GET and HEAD, 50 connections, on one artifact's tag.
   const ref = '/v2/bench/artifacts/manifests/r0-0';
-  const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
   await warmed(async (side) => {
-    const v2 = side.v2;
-    side.xs.manifestGet.push(await opsByTime(sz.seconds, 50, async () => void (await (await v2.req({ method: 'GET', path: ref, headers: accept }, [200])).body.text())));
-    const hc = new HeadClient(side.reg.url, 50);
-    try {
-      side.xs.manifestHead.push(
-        await opsByTime(sz.seconds, 50, async () => {
-          const status = await hc.head(ref, accept);
-          if (status !== 200) throw new Error(`${side.reg.name}: HEAD ${ref}: ${status}`);
-        }),
-      );
-    } finally {
-      hc.close();
-    }
+    const rates = await manifestRates(side.reg.url, side.v2, ref, sz.seconds);
+    side.xs.manifestGet.push(rates.get);
+    side.xs.manifestHead.push(rates.head);
   });
   for (const side of sides) ctx.log(`${side.reg.name}: manifest GET ${median(side.xs.manifestGet).toFixed(0)} req/s, HEAD ${median(side.xs.manifestHead).toFixed(0)} req/s`);
 }
