@@ -2,6 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, type WharfConfig } from './config.js';
 import { FsDriver, MemoryDriver, S3Driver, type S3DriverOptions, type StorageDriver } from './driver/index.js';
+import { bodyBytesConsumed } from './io/young-gc.js';
 import { isManifestRef, RegistryStore, type RegistryStoreOptions } from './store/index.js';
 
 /**
@@ -40,6 +41,7 @@ async function openS3(config: WharfConfig): Promise<S3Driver> {
     timeoutMs: c.timeout,
     cacheTtlMs: c.cacheTtl,
     cacheable: isManifestRef,
+    onBytesRead: bodyBytesConsumed,
     spoolDir: join(resolve(config.data), '_spool'),
   };
   if (c.endpoint) opts.endpoint = c.endpoint;

@@ -49,6 +49,11 @@ export interface S3DriverOptions extends S3Options {
   cacheTtlMs?: number;
   /** The paths whose answers may be kept (the registry's tags and manifest links); none without it. */
   cacheable?: (path: string) => boolean;
+  /**
+   * Told of every chunk a GET brings (each a buffer of its own outside the JavaScript heap), so
+   * that the server can collect them young as it does request bodies (io/young-gc.ts).
+   */
+  onBytesRead?: (bytes: number) => void;
 }
 
 /** What a HeadObject says about a key. */
@@ -97,6 +102,7 @@ export class S3Driver implements StorageDriver {
   private readonly timeoutMs: number;
   private readonly cache: MetaCache;
   private readonly cacheable: (path: string) => boolean;
+  private readonly onBytesRead: (bytes: number) => void;
   /** Writes not yet committed or cancelled: sweepTemp ends those abandoned long enough. */
   private readonly writes = new Set<Abandonable>();
   /** Signs redirect URLs for the endpoint clients reach (storage.s3.redirect.publicEndpoint). */
@@ -108,6 +114,7 @@ export class S3Driver implements StorageDriver {
     this.timeoutMs = timeoutMs;
     this.cache = new MetaCache(o.cacheable ? (o.cacheTtlMs ?? 5000) : 0);
     this.cacheable = o.cacheable ?? (() => false);
+    this.onBytesRead = o.onBytesRead ?? (() => undefined);
     this.prefix = o.prefix ? `${o.prefix.replace(/^\/+|\/+$/g, '')}/` : '';
     if (this.prefix === '/') this.prefix = '';
     this.b = {
@@ -413,7 +420,7 @@ export class S3Driver implements StorageDriver {
     if (opts.size === undefined && !h) throw enoent('open', path);
     const size = h?.size ?? opts.size!;
     const appendable = h?.appendable ?? false;
-    return new ObjectReader((range) => (appendable ? this.readSession(key, range) : this.getObject(key, range)), size, opts.sequential ?? false);
+    return new ObjectReader((range) => (appendable ? this.readSession(key, range) : this.getObject(key, range)), size, opts.sequential ?? false, this.onBytesRead);
   }
 
   async reader(path: string, range?: { start: number; end: number }): Promise<Readable> {
@@ -801,6 +808,7 @@ class ObjectReader implements FileReader {
     private readonly get: (range: { start: number; end: number }) => Promise<Readable>,
     private readonly size: number,
     private readonly sequential: boolean,
+    private readonly onBytesRead: (bytes: number) => void,
   ) {}
 
   /** Reads come one at a time, in the order asked: a sender asks for the next chunks ahead. */
@@ -831,6 +839,7 @@ class ObjectReader implements FileReader {
           continue;
         }
         chunk = next.value;
+        this.onBytesRead(chunk.length);
       }
       const take = Math.min(chunk.length, want - n);
       into.set(take === chunk.length ? chunk : chunk.subarray(0, take), n);
