@@ -103,6 +103,8 @@ export class S3Driver implements StorageDriver {
   private readonly cache: MetaCache;
   private readonly cacheable: (path: string) => boolean;
   private readonly onBytesRead: (bytes: number) => void;
+  /** Keys this process made upload sessions of (appended to), so that delete() drops their parts. */
+  private readonly sessions = new Set<string>();
   /** Writes not yet committed or cancelled: sweepTemp ends those abandoned long enough. */
   private readonly writes = new Set<Abandonable>();
   /** Signs redirect URLs for the endpoint clients reach (storage.s3.redirect.publicEndpoint). */
@@ -442,6 +444,7 @@ export class S3Driver implements StorageDriver {
     const head = await this.head(key);
     if (!head) throw enoent('open', path);
     const current = await this.sessionOf(key, head);
+    this.sessions.add(key);
     let base = stateAt(current, opts.appendAt);
     if (!base && !current.uploadId && !current.sealed && opts.appendAt < current.size) {
       // Bytes in a tail only: cut it back.
@@ -537,6 +540,7 @@ export class S3Driver implements StorageDriver {
       } else await this.copyKey(s.sealed ? partsKey(this.prefix, src) : s.tail!.key, dst, s.size, this.b.stamp());
     }
     await this.dropSession(src, s);
+    this.sessions.delete(src);
   }
 
   /** A large file's touch marker goes with it (or, when it went, a stale one at `to` goes). */
@@ -548,16 +552,19 @@ export class S3Driver implements StorageDriver {
     } else await this.deleteKey(this.marker(to));
   }
 
+  /**
+   * One DeleteObject, but for a session this process appended to: its parts and tails go with it.
+   * What a file removed so leaves behind (a session of a previous process, a large file's touch
+   * marker) belongs to no file any more, and sweepTemp removes it once old: a HeadObject before
+   * every delete (each upload's end, each tag moved) would cost more than that garbage.
+   */
   async delete(path: string): Promise<void> {
     const key = this.key(path);
-    const h = await this.head(key);
-    if (!h) return;
-    if (h.appendable) await this.dropSession(key, await this.readState(key));
-    else {
-      // The marker first: a crash in between leaves the file with its older mtime, not a stray marker.
-      if (h.objectSize > TOUCH_COPY_MAX) await this.deleteKey(this.marker(path));
-      await this.deleteKey(key);
+    if (this.sessions.delete(key)) {
+      const h = await this.head(key);
+      if (h?.appendable) return this.dropSession(key, await this.readState(key));
     }
+    await this.deleteKey(key);
   }
 
   async touch(path: string): Promise<boolean> {
