@@ -19,9 +19,10 @@ import { checkPath } from '../paths.js';
 import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from '../types.js';
 import { collect, headOf, MTIME, NONCE, ObjectReader, OutputWriter, type Abandonable, type Head } from './files.js';
 import { MetaCache, SMALL_FILE } from './meta-cache.js';
-import { enoent, isNoSuchUpload, makeClient, storeError, type S3Options } from './client.js';
+import { SessionRecords } from './records.js';
+import { enoent, makeClient, storeError, type S3Options } from './client.js';
 import { copySource, MAX_PUT, Multipart, MultipartPut, StreamedPut, type Bucket, type Output } from './outputs.js';
-import { APPENDABLE, bytesInParts, INTERNAL, partsKey, SessionAppend, stateAt, tailPrefix, tailsOf, type SessionState } from './session.js';
+import { APPENDABLE, bytesInParts, INTERNAL, partsKey, SessionAppend, stateAt, tailsOf, type SessionState } from './session.js';
 
 /**
  * A multipart copy's parts (an object over MAX_PUT cannot be copied in one call). A store sends
@@ -69,10 +70,11 @@ export class S3Driver implements StorageDriver {
   private readonly spool: FsDriver;
   private readonly timeoutMs: number;
   private readonly cache: MetaCache;
+  private readonly records: SessionRecords;
   private readonly cacheable: (path: string) => boolean;
   private readonly onBytesRead: (bytes: number) => void;
   /** Keys this process made upload sessions of (appended to), so that delete() drops their parts. */
-  private readonly sessions = new Set<string>();
+  private readonly appended = new Set<string>();
   /** Writes not yet committed or cancelled: sweepTemp ends those abandoned long enough. */
   private readonly writes = new Set<Abandonable>();
   /** Signs redirect URLs for the endpoint clients reach (storage.s3.redirect.publicEndpoint). */
@@ -105,6 +107,14 @@ export class S3Driver implements StorageDriver {
       stamp: (extra = {}) => ({ [MTIME]: String(Date.now()), [NONCE]: randomUUID().slice(0, 8), ...extra }),
     };
     this.spool = new FsDriver(o.spoolDir, { fsync: false, directIO: false });
+    this.records = new SessionRecords({
+      b: this.b,
+      prefix: this.prefix,
+      getObject: (key, range) => this.getObject(key, range),
+      putObject: (key, body, extra) => this.putObject(key, body, extra),
+      deleteKey: (key) => this.deleteKey(key),
+      copyKey: (from, to, size, metadata) => this.copyKey(from, to, size, metadata),
+    });
     if (o.redirect) {
       const pub = o.redirect.publicEndpoint;
       // S3 caps a presigned URL's life at 7 days.
@@ -196,8 +206,8 @@ export class S3Driver implements StorageDriver {
       );
       return;
     }
-    const head = metadata ? undefined : await this.head(from);
-    const mp = new Multipart(this.b, to, undefined, metadata ?? (await this.metadataOf(from, head)));
+    // A multipart copy takes no metadata from its source: it is given, or read from the source.
+    const mp = new Multipart(this.b, to, undefined, metadata ?? (await this.metadataOf(from)));
     try {
       const jobs: Array<Promise<unknown>> = [];
       for (let start = 0, n = 1; start < size; start += COPY_PART, n++) {
@@ -212,105 +222,9 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  private async metadataOf(key: string, _head?: Head): Promise<Record<string, string>> {
+  private async metadataOf(key: string): Promise<Record<string, string>> {
     const h = await this.b.call('stat', key, (signal) => this.b.s3.send(new HeadObjectCommand({ Bucket: this.b.name, Key: key }), { abortSignal: signal }));
     return h.Metadata ?? {};
-  }
-
-  // --- appendable files (upload sessions) -------------------------------------------------------
-
-  private async readState(key: string): Promise<SessionState> {
-    const raw = await collect(await this.getObject(key));
-    return JSON.parse(raw.toString('utf8')) as SessionState;
-  }
-
-  private async writeState(key: string, s: SessionState): Promise<void> {
-    await this.putObject(key, Buffer.from(JSON.stringify(s)), { [APPENDABLE]: String(s.size) });
-  }
-
-  /**
-   * Writes a session's new record, then removes the tails that the records it replaces referred
-   * to and it does not (the new record keeps the one before it, and that one's tail).
-   */
-  private async replaceState(key: string, old: SessionState[], next: SessionState): Promise<void> {
-    await this.writeState(key, next);
-    const keep = new Set(tailsOf(next));
-    const stale = new Set(old.flatMap(tailsOf).filter((k) => !keep.has(k)));
-    await Promise.all([...stale].map((k) => this.deleteKey(k).catch(() => undefined)));
-  }
-
-  /** The session at `key` as an appendable record, making one of a plain file (its bytes become the tail or part 1). */
-  private async sessionOf(key: string, head: Head): Promise<SessionState> {
-    if (head.appendable) return this.readState(key);
-    if (head.size === 0) return { size: 0, parts: [] };
-    // A plain file that now grows: its bytes move to where a session keeps them.
-    const tail = `${tailPrefix(this.prefix, key)}${randomUUID()}`;
-    await this.copyKey(key, tail, head.size);
-    return { size: head.size, parts: [], tail: { key: tail, size: head.size } };
-  }
-
-  /**
-   * Completes a session's upload into one object at partsKey (its tail the last part), so that
-   * its bytes can be read or copied. Returns the record that says so (written by the caller).
-   */
-  private async seal(key: string, s: SessionState): Promise<SessionState> {
-    if (s.sealed || !s.uploadId) return s;
-    const mp = new Multipart(this.b, partsKey(this.prefix, key), s.uploadId);
-    const parts = [...s.parts];
-    if (s.tail) parts.push(await mp.copy(parts.reduce((m, p) => Math.max(m, p.n), 0) + 1, s.tail.key, s.tail.size));
-    await mp.complete(parts);
-    const { prev: _older, ...prev } = s;
-    return { size: s.size, parts: [], sealed: true, prev };
-  }
-
-  /** Where a session's bytes can be read: one object, after sealing it if needed. */
-  private async sessionSource(key: string): Promise<{ key: string; size: number; state: SessionState } | { empty: true; state: SessionState }> {
-    let s = await this.readState(key);
-    if (s.uploadId && !s.sealed) {
-      const open = s;
-      s = await this.seal(key, s);
-      await this.replaceState(key, [open], s);
-    }
-    if (s.size === 0) return { empty: true, state: s };
-    if (s.sealed && !s.tail) return { key: partsKey(this.prefix, key), size: s.size, state: s };
-    if (!s.sealed && s.tail) return { key: s.tail.key, size: s.size, state: s };
-    // Sealed bytes then a tail: two objects, which reads stitch (rare: a read after a restart that
-    // was followed by appends).
-    return { key: '', size: s.size, state: s };
-  }
-
-  /** The byte range [start, end] of a session, from its one or two objects. */
-  private async readSession(key: string, range?: { start: number; end: number }): Promise<Readable> {
-    const src = await this.sessionSource(key);
-    if ('empty' in src) return Readable.from([]);
-    const r = range ?? { start: 0, end: src.size - 1 };
-    if (src.key) return this.getObject(src.key, r);
-    const inParts = bytesInParts(src.state);
-    const tail = src.state.tail!;
-    const pieces: Array<() => Promise<Readable>> = [];
-    if (r.start < inParts) pieces.push(() => this.getObject(partsKey(this.prefix, key), { start: r.start, end: Math.min(r.end, inParts - 1) }));
-    if (r.end >= inParts) pieces.push(() => this.getObject(tail.key, { start: Math.max(0, r.start - inParts), end: r.end - inParts }));
-    return Readable.from(
-      (async function* () {
-        for (const p of pieces) yield* await p();
-      })(),
-    );
-  }
-
-  /** Removes every object a session holds, and its record. */
-  private async dropSession(key: string, s: SessionState): Promise<void> {
-    const uploads = [s.uploadId, s.prev?.uploadId].filter((u): u is string => u !== undefined);
-    for (const UploadId of new Set(uploads)) {
-      await this.b
-        .call('abort multipart upload', key, (signal) => this.b.s3.send(new AbortMultipartUploadCommand({ Bucket: this.b.name, Key: partsKey(this.prefix, key), UploadId }), { abortSignal: signal }))
-        .catch((err: unknown) => {
-          if (!isNoSuchUpload(err) && !(err as NodeJS.ErrnoException).code) throw err;
-        });
-    }
-    const keys = [...tailsOf(s)];
-    if (s.sealed || s.prev?.sealed) keys.push(partsKey(this.prefix, key));
-    await Promise.all(keys.map((k) => this.deleteKey(k)));
-    await this.deleteKey(key);
   }
 
   // --- StorageDriver -----------------------------------------------------------------------------
@@ -363,7 +277,7 @@ export class S3Driver implements StorageDriver {
       appendable = r.Metadata?.[APPENDABLE] !== undefined;
       if (appendable) {
         (r.Body as Readable).destroy();
-        body = await this.readSession(key);
+        body = await this.records.readRange(key);
       } else body = r.Body as Readable;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -390,7 +304,7 @@ export class S3Driver implements StorageDriver {
     if (opts.size === undefined && !h) throw enoent('open', path);
     const size = h?.size ?? opts.size!;
     const appendable = h?.appendable ?? false;
-    return new ObjectReader((range) => (appendable ? this.readSession(key, range) : this.getObject(key, range)), size, opts.sequential ?? false, this.onBytesRead);
+    return new ObjectReader((range) => (appendable ? this.records.readRange(key, range) : this.getObject(key, range)), size, opts.sequential ?? false, this.onBytesRead);
   }
 
   async reader(path: string, range?: { start: number; end: number }): Promise<Readable> {
@@ -399,7 +313,7 @@ export class S3Driver implements StorageDriver {
     if (!h) throw enoent('open', path);
     if (h.size === 0 || (range && range.end < range.start)) return Readable.from([]);
     const r = range && { start: range.start, end: Math.min(range.end, h.size - 1) };
-    return h.appendable ? this.readSession(key, r) : this.getObject(key, r);
+    return h.appendable ? this.records.readRange(key, r) : this.getObject(key, r);
   }
 
   async writer(path: string, opts: { appendAt?: number; size?: number } = {}): Promise<DriverWriter> {
@@ -411,12 +325,12 @@ export class S3Driver implements StorageDriver {
     }
     const head = await this.head(key);
     if (!head) throw enoent('open', path);
-    const current = await this.sessionOf(key, head);
-    this.sessions.add(key);
+    const current = await this.records.of(key, head);
+    this.appended.add(key);
     let base = stateAt(current, opts.appendAt);
     if (!base && !current.uploadId && !current.sealed && opts.appendAt < current.size) {
       // Bytes in a tail only: cut it back.
-      base = await this.cutTail(key, current, opts.appendAt);
+      base = await this.records.cutTail(key, current, opts.appendAt);
     }
     if (!base) {
       throw Object.assign(new Error(`cannot write ${path} from ${opts.appendAt}: an object-store file grows only from its last two commits (${current.prev?.size ?? '-'} or ${current.size})`), {
@@ -436,26 +350,16 @@ export class S3Driver implements StorageDriver {
       },
       commit: async () => {
         const s = written.state!;
-        if (s !== current) await this.replaceState(key, [current, from], s);
+        if (s !== current) await this.records.replace(key, [current, from], s);
       },
       abort: async () => {
         const t = await append.abort();
         if (t) await this.deleteKey(t).catch(() => undefined);
         // A cancelled append leaves the file cut back to where it started, as a truncate would.
-        if (from !== current) await this.replaceState(key, [current], from);
+        if (from !== current) await this.records.replace(key, [current], from);
       },
     };
     return new OutputWriter(out, this.writes, (commit) => this.writing(key, commit));
-  }
-
-  /** A tail-only session (or a plain small file) cut back to `at` bytes: a new tail of its first bytes. */
-  private async cutTail(key: string, s: SessionState, at: number): Promise<SessionState> {
-    const { prev: _older, ...prev } = s;
-    if (at === 0 || !s.tail) return { size: 0, parts: [], prev };
-    const tail = `${tailPrefix(this.prefix, key)}${randomUUID()}`;
-    const bytes = await collect(await this.getObject(s.tail.key, { start: 0, end: at - 1 }));
-    await this.putObject(tail, bytes);
-    return { size: at, parts: [], tail: { key: tail, size: at }, prev };
   }
 
   async list(path: string): Promise<string[]> {
@@ -485,14 +389,14 @@ export class S3Driver implements StorageDriver {
       await this.deleteKey(src);
       return;
     }
-    let s = await this.readState(src);
+    let s = await this.records.read(src);
     if (s.size === 0) await this.putObject(dst, Buffer.alloc(0));
     else {
       if (s.uploadId && !s.sealed) {
         // The tail becomes the last part, so the completed upload is the whole file.
         const open = s;
-        s = await this.seal(src, s);
-        await this.replaceState(src, [open], s);
+        s = await this.records.seal(src, s);
+        await this.records.replace(src, [open], s);
       }
       if (s.sealed && s.tail) {
         const whole = new Multipart(this.b, dst, undefined, this.b.stamp());
@@ -507,8 +411,8 @@ export class S3Driver implements StorageDriver {
         }
       } else await this.copyKey(s.sealed ? partsKey(this.prefix, src) : s.tail!.key, dst, s.size, this.b.stamp());
     }
-    await this.dropSession(src, s);
-    this.sessions.delete(src);
+    await this.records.drop(src, s);
+    this.appended.delete(src);
   }
 
   /** A large file's touch marker goes with it (or, when it went, a stale one at `to` goes). */
@@ -528,9 +432,9 @@ export class S3Driver implements StorageDriver {
    */
   async delete(path: string): Promise<void> {
     const key = this.key(path);
-    if (this.sessions.delete(key)) {
+    if (this.appended.delete(key)) {
       const h = await this.head(key);
-      if (h?.appendable) return this.dropSession(key, await this.readState(key));
+      if (h?.appendable) return this.records.drop(key, await this.records.read(key));
     }
     await this.deleteKey(key);
   }
@@ -540,7 +444,7 @@ export class S3Driver implements StorageDriver {
     const h = await this.head(key);
     if (!h) return false;
     if (h.appendable) {
-      await this.writeState(key, await this.readState(key));
+      await this.records.write(key, await this.records.read(key));
       return true;
     }
     if (h.objectSize > TOUCH_COPY_MAX) {
@@ -639,7 +543,7 @@ export class S3Driver implements StorageDriver {
     const stateOf = async (fileKey: string): Promise<SessionState | undefined> => {
       if (!live.has(fileKey)) {
         const h = await this.head(fileKey);
-        live.set(fileKey, h?.appendable ? await this.readState(fileKey) : undefined);
+        live.set(fileKey, h?.appendable ? await this.records.read(fileKey) : undefined);
       }
       return live.get(fileKey);
     };
