@@ -26,6 +26,8 @@ const MiB = 1024 * 1024;
 const skip = missingRgw();
 const noSkopeo = missingPeer('skopeo');
 const noCurl = missingPeer('curl');
+/** WHARF_TEST_HUGE=0: CI's runs on other runtimes leave out the 6 GiB blob, which tests storage, not the runtime. */
+const hugeSkip = process.env.WHARF_TEST_HUGE === '0' ? 'WHARF_TEST_HUGE=0: the 6 GiB blob ran on the first runtime' : false;
 const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 describe('wharf serve on S3 (Ceph RGW)', { skip }, () => {
@@ -295,7 +297,7 @@ describe('wharf serve on S3 (Ceph RGW)', { skip }, () => {
     return { digest: `sha256:${h.digest('hex')}`, bytes };
   }
 
-  test('a 6 GiB blob (over S3\'s 5 GiB single request): pushed whole and in two PATCHes, pulled, mounted without a copy', { timeout: 900_000 }, async () => {
+  test('a 6 GiB blob (over S3\'s 5 GiB single request): pushed whole and in two PATCHes, pulled, mounted without a copy', { timeout: 900_000, skip: hugeSkip }, async () => {
     const size = 6 * 1024 * MiB;
     const blob = generated(size);
     // Whole, in one PUT: a multipart upload straight to the blob's key.
