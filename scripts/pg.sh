@@ -62,9 +62,7 @@ postmaster_pid() {
 # has no working directory: it is done and holds nothing.
 cluster_pids() {
   local p
-  for p in $(find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$DATA" 2>/dev/null); do
-    p="${p#/proc/}"; echo "${p%/cwd}"
-  done
+  while IFS= read -r p; do echo "${p#/proc/}"; done < <(find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$DATA" -printf '%h\n' 2>/dev/null)
 }
 
 free_port() {
