@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand,
   CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
-  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
@@ -20,9 +18,10 @@ import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Stag
 import { collect, headOf, MTIME, NONCE, ObjectReader, OutputWriter, type Abandonable, type Head } from './files.js';
 import { MetaCache, SMALL_FILE } from './meta-cache.js';
 import { SessionRecords } from './records.js';
+import { sweepObjects, type SweepDeps } from './sweep.js';
 import { enoent, makeClient, storeError, type S3Options } from './client.js';
 import { copySource, MAX_PUT, Multipart, MultipartPut, StreamedPut, type Bucket, type Output } from './outputs.js';
-import { APPENDABLE, bytesInParts, INTERNAL, partsKey, SessionAppend, stateAt, tailsOf, type SessionState } from './session.js';
+import { APPENDABLE, bytesInParts, INTERNAL, partsKey, SessionAppend, stateAt, type SessionState } from './session.js';
 
 /**
  * A multipart copy's parts (an object over MAX_PUT cannot be copied in one call). A store sends
@@ -71,6 +70,7 @@ export class S3Driver implements StorageDriver {
   private readonly timeoutMs: number;
   private readonly cache: MetaCache;
   private readonly records: SessionRecords;
+  private readonly sweepDeps: SweepDeps;
   private readonly cacheable: (path: string) => boolean;
   private readonly onBytesRead: (bytes: number) => void;
   /** Keys this process made upload sessions of (appended to), so that delete() drops their parts. */
@@ -115,6 +115,7 @@ export class S3Driver implements StorageDriver {
       deleteKey: (key) => this.deleteKey(key),
       copyKey: (from, to, size, metadata) => this.copyKey(from, to, size, metadata),
     });
+    this.sweepDeps = { b: this.b, prefix: this.prefix, head: (key) => this.head(key), readState: (key) => this.records.read(key), deleteKey: (key) => this.deleteKey(key) };
     if (o.redirect) {
       const pub = o.redirect.publicEndpoint;
       // S3 caps a presigned URL's life at 7 days.
@@ -539,58 +540,7 @@ export class S3Driver implements StorageDriver {
         n++;
       }
     }
-    const live = new Map<string, SessionState | undefined>();
-    const stateOf = async (fileKey: string): Promise<SessionState | undefined> => {
-      if (!live.has(fileKey)) {
-        const h = await this.head(fileKey);
-        live.set(fileKey, h?.appendable ? await this.records.read(fileKey) : undefined);
-      }
-      return live.get(fileKey);
-    };
-    // Multipart uploads: a session's is kept while its record refers to it; any other (a write a
-    // crash interrupted) goes once old.
-    let marker: { key?: string; id?: string } = {};
-    do {
-      const r = await this.b.call('list multipart uploads', this.prefix, (signal) =>
-        this.b.s3.send(new ListMultipartUploadsCommand({ Bucket: this.b.name, Prefix: this.prefix, ...(marker.key ? { KeyMarker: marker.key, UploadIdMarker: marker.id } : {}) }), { abortSignal: signal }),
-      );
-      for (const u of r.Uploads ?? []) {
-        if (!u.Key || !u.UploadId || (u.Initiated?.getTime() ?? 0) > cutoff) continue;
-        const partsOf = `${this.prefix}${INTERNAL}/parts/`;
-        if (u.Key.startsWith(partsOf)) {
-          const s = await stateOf(u.Key.slice(partsOf.length));
-          if (s && (s.uploadId === u.UploadId || s.prev?.uploadId === u.UploadId)) continue;
-        }
-        await this.b.s3.send(new AbortMultipartUploadCommand({ Bucket: this.b.name, Key: u.Key, UploadId: u.UploadId })).catch(() => undefined);
-        n++;
-      }
-      marker = r.IsTruncated ? { key: r.NextKeyMarker!, id: r.NextUploadIdMarker! } : {};
-    } while (marker.key);
-    // The driver's objects: staged bytes, tails and sealed uploads no record refers to.
-    const internal = `${this.prefix}${INTERNAL}/`;
-    let token: string | undefined;
-    do {
-      const r = await this.b.call('list', internal, (signal) => this.b.s3.send(new ListObjectsV2Command({ Bucket: this.b.name, Prefix: internal, ...(token ? { ContinuationToken: token } : {}) }), { abortSignal: signal }));
-      for (const o of r.Contents ?? []) {
-        if (!o.Key || (o.LastModified?.getTime() ?? 0) > cutoff) continue;
-        const rest = o.Key.slice(internal.length);
-        let used = false;
-        if (rest.startsWith('tail/')) {
-          const fileKey = rest.slice('tail/'.length, rest.lastIndexOf('/'));
-          used = tailsOf(await stateOf(fileKey)).includes(o.Key);
-        } else if (rest.startsWith('parts/')) {
-          const s = await stateOf(rest.slice('parts/'.length));
-          used = s?.sealed === true || s?.prev?.sealed === true;
-        } else if (rest.startsWith('touched/')) {
-          used = (await this.head(`${this.prefix}${rest.slice('touched/'.length)}`)) !== undefined;
-        }
-        if (!used) {
-          await this.deleteKey(o.Key);
-          n++;
-        }
-      }
-      token = r.IsTruncated ? r.NextContinuationToken : undefined;
-    } while (token);
-    return n;
+    return n + (await sweepObjects(this.sweepDeps, cutoff));
   }
 }
+
