@@ -8,36 +8,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { createDatabase, missingPg, startPg, type Pg } from './helpers/pg.js';
-
-/** Processes of a cluster in dir: postgres works in dir/data; the watchdog's command line names dir. */
-function processesOf(dir: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    if (pid === String(process.pid)) continue;
-    let cmd = '';
-    let cwd = '';
-    try {
-      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      cwd = readlinkSync(`/proc/${pid}/cwd`);
-    } catch {
-      // gone meanwhile, or a zombie (no working directory): holds nothing
-    }
-    if (cmd.includes(dir) || cwd.startsWith(dir)) found.push(`${pid} ${cmd}`);
-  }
-  return found;
-}
-
-async function gone(dir: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && (processesOf(dir).length > 0 || existsSync(dir))) await sleep(100);
-  assert.deepEqual(processesOf(dir), [], `left running for ${dir}`);
-  assert.equal(existsSync(dir), false, `${dir} left behind`);
-}
+import { childWithCluster, gone, processesOf } from './helpers/cluster-checks.js';
 
 /** Settles within ms, or not: for a promise that must still be waiting. */
 async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
@@ -239,41 +214,18 @@ describe('PostgreSQL 15 through node-postgres', { skip: missingPg() }, () => {
 });
 
 describe('test/helpers/pg.ts leaves nothing behind', { skip: missingPg() }, () => {
-  /** A process that starts a cluster through the helper, prints its directory, then ends as told. */
-  function child(end: 'exit' | 'hang'): { dir: Promise<string>; kill(): void; exited: Promise<number | null> } {
-    const helper = new URL('./helpers/pg.ts', import.meta.url).href;
-    const code = `const { startPg } = await import(${JSON.stringify(helper)});
-const p = await startPg();
-console.log('DIR=' + p.dir);
-${end === 'exit' ? 'process.exit(0);' : 'setInterval(() => {}, 1000);'}`;
-    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
-    const exited = new Promise<number | null>((resolve) => p.once('exit', (c) => resolve(c)));
-    const dir = new Promise<string>((resolve, reject) => {
-      p.stdout.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        const m = out.match(/^DIR=(.+)$/m);
-        if (m) resolve(m[1]!);
-      });
-      void exited.then((c) => reject(new Error(`child exited ${c} before its cluster was up: ${err}`)));
-    });
-    return { dir, kill: () => p.kill('SIGKILL'), exited };
-  }
-
   test('stop(), an exit without stop(), and a SIGKILL each stop and remove the cluster', { timeout: 60_000 }, async () => {
     const own = await startPg();
     assert.notDeepEqual(processesOf(own.dir), []);
     await own.stop();
     await gone(own.dir, 1000);
 
-    const exits = child('exit');
+    const exits = childWithCluster(new URL('./helpers/pg.ts', import.meta.url), 'startPg', 'exit');
     const exitDir = await exits.dir;
     assert.equal(await exits.exited, 0);
     await gone(exitDir, 1000);
 
-    const killed = child('hang');
+    const killed = childWithCluster(new URL('./helpers/pg.ts', import.meta.url), 'startPg', 'hang');
     const killedDir = await killed.dir;
     assert.notDeepEqual(processesOf(killedDir), []);
     killed.kill();

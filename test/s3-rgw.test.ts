@@ -5,11 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -26,6 +23,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { missingRgw, startRgw, type Rgw } from './helpers/rgw.js';
+import { childWithCluster, gone, processesOf } from './helpers/cluster-checks.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -80,28 +78,6 @@ async function rejectsWith(p: Promise<unknown>, name: string, status: number): P
     assert.equal(err.$metadata.httpStatusCode, status);
     return true;
   });
-}
-
-/** Processes whose command line names dir (rgw.sh starts every Ceph process with -c dir/ceph.conf). */
-function processesOf(dir: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let cmd = '';
-    try {
-      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-    } catch {
-      continue; // gone meanwhile
-    }
-    if (cmd.includes(dir) && pid !== String(process.pid)) found.push(`${pid} ${cmd}`);
-  }
-  return found;
-}
-
-async function gone(dir: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && (processesOf(dir).length > 0 || existsSync(dir))) await sleep(200);
-  assert.deepEqual(processesOf(dir), [], `left running for ${dir}`);
-  assert.equal(existsSync(dir), false, `${dir} left behind`);
 }
 
 describe('Ceph RGW through the AWS SDK', { skip: missingRgw() }, () => {
@@ -288,29 +264,6 @@ describe('Ceph RGW through the AWS SDK', { skip: missingRgw() }, () => {
 });
 
 describe('test/helpers/rgw.ts leaves nothing behind', { skip: missingRgw() }, () => {
-  /** A process that starts a cluster through the helper, prints its directory, then ends as told. */
-  function child(end: 'exit' | 'hang'): { dir: Promise<string>; kill(): void; exited: Promise<number | null> } {
-    const helper = new URL('./helpers/rgw.ts', import.meta.url).href;
-    const code = `const { startRgw } = await import(${JSON.stringify(helper)});
-const r = await startRgw();
-console.log('DIR=' + r.dir);
-${end === 'exit' ? 'process.exit(0);' : 'setInterval(() => {}, 1000);'}`;
-    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
-    const exited = new Promise<number | null>((resolve) => p.once('exit', (c) => resolve(c)));
-    const dir = new Promise<string>((resolve, reject) => {
-      p.stdout.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        const m = out.match(/^DIR=(.+)$/m);
-        if (m) resolve(m[1]!);
-      });
-      void exited.then((c) => reject(new Error(`child exited ${c} before its cluster was up: ${err}`)));
-    });
-    return { dir, kill: () => p.kill('SIGKILL'), exited };
-  }
-
   test('stop(), an exit without stop(), and a SIGKILL each stop and remove the cluster', { timeout: 240_000 }, async () => {
     // Started one after the other: three clusters starting at once on two cores are slow.
     const own = await startRgw();
@@ -318,12 +271,12 @@ ${end === 'exit' ? 'process.exit(0);' : 'setInterval(() => {}, 1000);'}`;
     await own.stop();
     await gone(own.dir, 1000);
 
-    const exits = child('exit');
+    const exits = childWithCluster(new URL('./helpers/rgw.ts', import.meta.url), 'startRgw', 'exit');
     const exitDir = await exits.dir;
     assert.equal(await exits.exited, 0);
     await gone(exitDir, 1000); // the exit hook stops it synchronously: gone at once
 
-    const killed = child('hang');
+    const killed = childWithCluster(new URL('./helpers/rgw.ts', import.meta.url), 'startRgw', 'hang');
     const killedDir = await killed.dir;
     assert.notDeepEqual(processesOf(killedDir), []);
     killed.kill();
