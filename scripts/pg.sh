@@ -25,23 +25,11 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SELF="$REPO/scripts/pg.sh"
 BIN="${PG_BINDIR:-/usr/lib/postgresql/15/bin}"
 
-usage() { echo "usage: $0 start|stop [--purge]|status [DIR]" >&2; exit 2; }
-
-CMD="${1:-}"; shift || true
-PURGE=0
-if [ "$CMD" = stop ] && [ "${1:-}" = --purge ]; then PURGE=1; shift; fi
-case "$CMD" in start|stop|status|__watch) ;; *) usage ;; esac
-DIR="${1:-$REPO/.pg}"
-if [ "$CMD" = start ]; then mkdir -p "$DIR"; fi
-if [ ! -d "$DIR" ]; then
-  [ "$CMD" = status ] && { echo "stopped (no cluster in $DIR)"; exit 3; }
-  exit 0 # stop: nothing to stop
-fi
-DIR="$(cd "$DIR" && pwd)"
+NAME=pg.sh
+DEFAULT_DIR="$REPO/.pg"
+# shellcheck source=scripts/cluster-common.sh
+. "$REPO/scripts/cluster-common.sh"
 DATA="$DIR/data"
-
-log() { echo "pg.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
 
 # Server commands run as `postgres` when this script runs as root.
 as_pg() {
@@ -65,12 +53,6 @@ cluster_pids() {
   while IFS= read -r p; do echo "${p#/proc/}"; done < <(find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$DATA" -printf '%h\n' 2>/dev/null)
 }
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-rand() { tr -dc "$1" < /dev/urandom | head -c "$2" || true; }
-
 ready() { "$BIN/pg_isready" -q -h "$DIR/run" -p "$PG_PORT" -d postgres -U wharf -t 1; }
 
 do_status() {
@@ -86,10 +68,7 @@ do_status() {
 
 do_stop() {
   local pid deadline
-  if [ "$PURGE" = 1 ] && pid="$(cat "$DIR/run/watchdog.pid" 2>/dev/null)" && [ "$pid" != "$$" ] &&
-    grep -qF "__watch" "/proc/$pid/cmdline" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-  fi
+  stop_watchdog_on_purge
   # Fast shutdown: open sessions are ended, their transactions rolled back; a checkpoint is written.
   if pid="$(postmaster_pid)"; then
     kill -INT "$pid" 2>/dev/null || true
@@ -100,12 +79,6 @@ do_stop() {
   if [ "$PURGE" = 1 ]; then
     if [ -f "$DIR/.wharf-pg" ]; then rm -rf "$DIR"; else log "not removing $DIR: no .wharf-pg marker"; fi
   fi
-}
-
-do_watch() {
-  local owner="$2"
-  while kill -0 "$owner" 2>/dev/null; do sleep 1; done
-  exec "$SELF" stop --purge "$DIR"
 }
 
 write_conf() {

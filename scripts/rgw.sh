@@ -23,24 +23,12 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SELF="$REPO/scripts/rgw.sh"
 
-usage() { echo "usage: $0 start|stop [--purge]|status [DIR]" >&2; exit 2; }
-
-CMD="${1:-}"; shift || true
-PURGE=0
-if [ "$CMD" = stop ] && [ "${1:-}" = --purge ]; then PURGE=1; shift; fi
-case "$CMD" in start|stop|status|__watch) ;; *) usage ;; esac
-DIR="${1:-$REPO/.rgw}"
-if [ "$CMD" = start ]; then mkdir -p "$DIR"; fi
-if [ ! -d "$DIR" ]; then
-  [ "$CMD" = status ] && { echo "stopped (no cluster in $DIR)"; exit 3; }
-  exit 0 # stop: nothing to stop
-fi
-DIR="$(cd "$DIR" && pwd)"
+NAME=rgw.sh
+DEFAULT_DIR="$REPO/.rgw"
+# shellcheck source=scripts/cluster-common.sh
+. "$REPO/scripts/cluster-common.sh"
 CONF="$DIR/ceph.conf"
 export CEPH_CONF="$CONF"
-
-log() { echo "rgw.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
 
 # Processes of this cluster: every daemon and tool is started with `-c $CONF`, so its command line
 # names this DIR's config; nothing else on the machine does. Fixed-string match, no pattern.
@@ -68,12 +56,6 @@ answers() {
   case "$line" in HTTP/1.?\ [0-9]*) return 0 ;; *) return 1 ;; esac
 }
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-rand() { tr -dc "$1" < /dev/urandom | head -c "$2" || true; }
-
 print_env() { cat "$DIR/env"; }
 
 do_status() {
@@ -90,12 +72,7 @@ do_status() {
 
 do_stop() {
   local pid name deadline
-  # The watchdog goes with the state (unless this is the watchdog, which execs into this stop); a
-  # plain stop keeps it, so that a cluster stopped for a while still goes when its owner does.
-  if [ "$PURGE" = 1 ] && pid="$(cat "$DIR/run/watchdog.pid" 2>/dev/null)" && [ "$pid" != "$$" ] &&
-    grep -qF "__watch" "/proc/$pid/cmdline" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-  fi
+  stop_watchdog_on_purge
   # The gateway, then the OSD, then the monitor: each on SIGTERM shuts down in well under a second.
   for name in radosgw osd.0 mon.a; do
     if pid="$(live_pid "$name")"; then kill -TERM "$pid" 2>/dev/null || true; fi
@@ -111,13 +88,6 @@ do_stop() {
     # Only a directory this script made: never rm -rf a path that merely was given.
     if [ -f "$DIR/.wharf-rgw" ]; then rm -rf "$DIR"; else log "not removing $DIR: no .wharf-rgw marker"; fi
   fi
-}
-
-# RGW_OWNER_PID's watchdog: polls once a second; when the owner is gone, stop and purge.
-do_watch() {
-  local owner="$2"
-  while kill -0 "$owner" 2>/dev/null; do sleep 1; done
-  exec "$SELF" stop --purge "$DIR"
 }
 
 write_conf() {
