@@ -96,12 +96,17 @@ export class S3Driver implements StorageDriver {
       name: o.bucket,
       prefix: this.prefix,
       call: async (what, key, fn, opts = {}) => {
-        const deadline = opts.long ? undefined : AbortSignal.timeout(timeoutMs);
+        // Held to the timeout until the call resolves: for a GET, until its headers came (its
+        // body then streams for as long as its bytes take).
+        const deadline = opts.long ? undefined : new AbortController();
+        const timer = deadline && setTimeout(() => deadline.abort(), timeoutMs);
         try {
-          return await fn(deadline);
+          return await fn(deadline?.signal);
         } catch (err) {
-          if (deadline?.aborted) throw new OciError('UNAVAILABLE', `the object store is unavailable (${what}: no answer within ${timeoutMs / 1000} s); try again`, { cause: err });
+          if (deadline?.signal.aborted) throw new OciError('UNAVAILABLE', `the object store is unavailable (${what}: no answer within ${timeoutMs / 1000} s); try again`, { cause: err });
           throw storeError(err, what, key);
+        } finally {
+          clearTimeout(timer);
         }
       },
       stamp: (extra = {}) => ({ [MTIME]: String(Date.now()), [NONCE]: randomUUID().slice(0, 8), ...extra }),
@@ -159,17 +164,8 @@ export class S3Driver implements StorageDriver {
 
   /** A GET whose body streams for as long as its bytes take: only its headers are held to the timeout. */
   private async getObject(key: string, range?: { start: number; end: number }): Promise<Readable> {
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), this.timeoutMs);
-    try {
-      const r = await this.b.call('get', key, () => this.b.s3.send(new GetObjectCommand({ Bucket: this.b.name, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }), { abortSignal: ac.signal }), { long: true });
-      return r.Body as Readable;
-    } catch (err) {
-      if (ac.signal.aborted) throw new OciError('UNAVAILABLE', `the object store is unavailable (get: no answer within ${this.timeoutMs / 1000} s); try again`, { cause: err });
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
+    const r = await this.b.call('get', key, (signal) => this.b.s3.send(new GetObjectCommand({ Bucket: this.b.name, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }), { abortSignal: signal }));
+    return r.Body as Readable;
   }
 
   /** A write to `key`: what the cache knows of it goes before and after (an answer given meanwhile may be either). */

@@ -40,8 +40,9 @@ export interface Bucket {
   prefix: string;
   /**
    * Runs one call, turning a failure into what the driver throws. The call gets a signal that
-   * fires at the configured timeout (the store then counts as unavailable), unless `long`: a
-   * streamed body or a copy takes as long as its bytes do, and only an idle socket times it out.
+   * fires if it has not resolved by the configured timeout (the store then counts as unavailable),
+   * unless `long`: a streamed body or a copy takes as long as its bytes do, and only an idle socket
+   * times it out.
    */
   call<T>(what: string, key: string, fn: (signal: AbortSignal | undefined) => Promise<T>, opts?: { long?: boolean }): Promise<T>;
   /** Metadata every object this driver writes carries (its mtime and a version nonce). */
