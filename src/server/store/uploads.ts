@@ -186,10 +186,10 @@ export class Uploads {
    * `record: false` is for the final PUT: its bytes are committed into the blob store right after,
    * or the session ends, so recording the new offset would only cost two fsyncs. If the server
    * dies in between, the bytes past the recorded offset are cut off like any unacknowledged chunk.
+   * `known`: the session's offset, when the caller just read it under the same lock.
    */
-  private async appendLocked(repo: string, id: string, body: Readable, opts: AppendOptions, record = true): Promise<UploadStatus> {
-    if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
-    const offset = await this.offsetOf(repo, id);
+  private async appendLocked(repo: string, id: string, body: Readable, opts: AppendOptions, record = true, known?: number): Promise<UploadStatus> {
+    const offset = known ?? (await this.offsetOf(repo, id));
     const expected = this.chunkLength(offset, body, opts);
     const state = this.held(repo, id);
     const inStep = state !== undefined && state.offset === offset;
@@ -233,8 +233,9 @@ export class Uploads {
    */
   async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
     return this.mutex.exclusive(id, async () => {
-      if (this.driver.objectStore && (await this.offsetOf(repo, id)) === 0) return this.finishWhole(repo, id, digest, body ?? Readable.from([]), opts, onVerified);
-      const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts, false);
+      const at = await this.offsetOf(repo, id);
+      if (this.driver.objectStore && at === 0) return this.finishWhole(repo, id, digest, body ?? Readable.from([]), opts, onVerified);
+      const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts, false, at);
       const state = this.held(repo, id);
       const hasRecord = this.hasRecord(repo, id);
       // The running hash is spent and the last offset was not recorded: a retry after a failure
