@@ -92,6 +92,19 @@ export const ConfigSchema = z
     webhooks: z.array(WebhookSchema).default([]),
     /** Pull-through cache of upstream registries (docs/PROXY.md). */
     proxy: ProxyConfigSchema.prefault({}),
+    /** The web UI at `/` and its API under /api/v1 (docs/UI.md). */
+    ui: z
+      .object({
+        enabled: z.boolean().default(true),
+        /**
+         * Signs the UI's session cookies (32+ characters). Replicas must share it; absent, one is made
+         * and kept in <data>/ui/session.key.
+         */
+        sessionSecret: z.string().min(32).optional(),
+        sessionTtl: duration.default(12 * 3600e3),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

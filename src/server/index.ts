@@ -12,6 +12,7 @@ import { startRequestHooks, type RequestHooks } from './request-hooks.js';
 import { REDACT_PATHS } from './auth/index.js';
 import { reloadTls, tlsOptions } from './tls.js';
 import type { Server as TlsServer } from 'node:tls';
+import { installWeb } from './web/index.js';
 import { startPullThrough, type PullThroughHandle, type ProxyTarget } from './proxy/index.js';
 
 export interface ServerOptions {
@@ -67,7 +68,9 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
   });
   const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream });
   const hooks = await startRequestHooks(config, { dataDir, log });
-  const app = createApp({ backend: proxy?.backend ?? store, logger: log, pageSize: config.pagination.pageSize, metrics, extensions: hooks.extensions, ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
+  const backend = proxy?.backend ?? store;
+  const web = config.ui.enabled ? [(a: FastifyInstance) => installWeb(a, { config, backend, store, auth: hooks.auth, audit: hooks.audit, sinks: hooks.sinks, proxy, log })] : [];
+  const app = createApp({ backend, logger: log, pageSize: config.pagination.pageSize, metrics, extensions: [...hooks.extensions, ...web], ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
 
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {

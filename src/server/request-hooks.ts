@@ -13,6 +13,8 @@ export interface RequestHooks {
   auth: Authenticator | undefined;
   audit: AuditLog | undefined;
   webhooks: Webhooks | undefined;
+  /** Where finished content requests go (the audit log, webhooks): the web UI's downloads too. */
+  sinks: RequestSink[];
   /** Hooks and routes for createApp. */
   extensions: Array<(app: FastifyInstance) => void>;
   /** Records upload sessions purged unfinished in the audit log. */
@@ -54,6 +56,7 @@ export async function startRequestHooks(config: WharfConfig, deps: { dataDir: st
     auth,
     audit,
     webhooks,
+    sinks,
     extensions,
     abandoned: (uploads) => {
       // One row per session: no request ended it, so no user or address; the bytes the client
