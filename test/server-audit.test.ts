@@ -10,6 +10,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditDb } from '../src/server/audit/index.js';
+import { recordParams } from '../src/server/audit/db.js';
+import { openSqlite } from '../src/server/sqlite.js';
 import { startServer } from '../src/server/index.js';
 import { call } from '../src/testkit/http.js';
 import { basic, pushArtifact, startAuthServer } from './helpers/auth.js';
@@ -99,7 +101,7 @@ describe('audit log', () => {
     const csv = await call(s.url, 'GET', '/api/v1/audit?repo=ml/*&format=csv', { headers: basic('root') });
     assert.match(csv.headers.get('content-type') ?? '', /^text\/csv/);
     const lines = csv.body.toString().trim().split('\n');
-    assert.equal(lines[0], 'time,user,ip,userAgent,method,action,repo,reference,digest,mediaType,artifactType,status,bytes,durationMs,outcome');
+    assert.equal(lines[0], 'time,user,ip,userAgent,method,action,repo,reference,digest,mediaType,artifactType,status,bytes,durationMs,outcome,file');
     assert.ok(lines.length > 3);
     const dl = JSON.parse((await call(s.url, 'GET', '/api/v1/audit/downloads?repo=ml/model&since=7d', { headers: basic('root') })).body.toString()) as { downloads: Array<{ user: string; reference: string }> };
     assert.deepEqual(dl.downloads.map((d) => `${d.user} ${d.reference}`), ['bob v3']);
@@ -136,6 +138,29 @@ describe('audit retention', () => {
       assert.deepEqual(rows.map((r) => r.reference), ['t11', 't10', 't9', 't8', 't7']);
       db.prune({ maxAge: 0 }, Date.now() + 1000);
       assert.equal(db.query({}).length, 0);
+      db.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('audit schema', () => {
+  test('a version 2 database keeps its rows and gains the file column', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-v2-'));
+    try {
+      const path = join(dir, 'audit.db');
+      const old = openSqlite(path);
+      old.exec(`CREATE TABLE requests (id INTEGER PRIMARY KEY, time INTEGER NOT NULL, user TEXT, ip TEXT NOT NULL, user_agent TEXT, method TEXT NOT NULL,
+        action TEXT NOT NULL, repo TEXT, reference TEXT, digest TEXT, media_type TEXT, artifact_type TEXT, status INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        duration_ms REAL NOT NULL, outcome TEXT NOT NULL, download_id INTEGER);
+        INSERT INTO requests VALUES (1, 1000, 'alice', '127.0.0.1', NULL, 'GET', 'pull', 'r', 'v1', NULL, NULL, NULL, 200, 5, 1.5, 'completed', NULL);
+        PRAGMA user_version = 2;`);
+      old.close();
+      const db = new AuditDb(path);
+      const rec = { id: 2, time: 2000, user: null, ip: '::1', userAgent: null, method: 'GET', action: 'pull' as const, repo: 'r', reference: null, digest: null, mediaType: null, artifactType: null, status: 200, bytes: 9, durationMs: 1, outcome: 'completed' as const, file: 'docs/a.txt' };
+      db.commit([recordParams(rec)]);
+      assert.deepEqual(db.query({}).map((r) => [r.id, r.user, r.file]), [[2, null, 'docs/a.txt'], [1, 'alice', null]]);
       db.close();
     } finally {
       await rm(dir, { recursive: true, force: true });

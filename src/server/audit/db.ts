@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { openSqlite, type SqliteDb, type SqliteEngine, type SqliteStatement, type SqliteValue } from '../sqlite.js';
 import type { AuditFilter, AuditRecord, DownloadRow } from './types.js';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS requests (
   id INTEGER PRIMARY KEY,
@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS requests (
   user TEXT, ip TEXT NOT NULL, user_agent TEXT, method TEXT NOT NULL, action TEXT NOT NULL,
   repo TEXT, reference TEXT, digest TEXT, media_type TEXT, artifact_type TEXT,
   status INTEGER NOT NULL, bytes INTEGER NOT NULL, duration_ms REAL NOT NULL, outcome TEXT NOT NULL,
-  download_id INTEGER
+  download_id INTEGER, file TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_time ON requests(time);
 CREATE INDEX IF NOT EXISTS requests_repo ON requests(repo, time);
@@ -24,11 +24,13 @@ CREATE TABLE IF NOT EXISTS downloads (
 );
 CREATE INDEX IF NOT EXISTS downloads_time ON downloads(time);
 `;
+/** Version 2 to 3: the file a download from the web UI took out of its layer. */
+const ADD_FILE = 'ALTER TABLE requests ADD COLUMN file TEXT';
 
 type Row = Record<string, unknown>;
 
-const INSERT_RECORD_SQL = `INSERT OR IGNORE INTO requests (id, time, user, ip, user_agent, method, action, repo, reference, digest, media_type, artifact_type, status, bytes, duration_ms, outcome, download_id)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const INSERT_RECORD_SQL = `INSERT OR IGNORE INTO requests (id, time, user, ip, user_agent, method, action, repo, reference, digest, media_type, artifact_type, status, bytes, duration_ms, outcome, download_id, file)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 const UPSERT_DOWNLOAD_SQL = `INSERT INTO downloads (id, time, last_time, user, ip, repo, reference, digest, artifact_type, blobs_total, blobs_done, bytes, completed)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT(id) DO UPDATE SET last_time = excluded.last_time, blobs_done = excluded.blobs_done, bytes = excluded.bytes, completed = excluded.completed`;
@@ -40,12 +42,12 @@ const PRUNE_SQL = {
   rowsDownloads: 'DELETE FROM downloads WHERE id IN (SELECT id FROM downloads ORDER BY time DESC LIMIT -1 OFFSET ?)',
 } as const;
 
-export type RecordParams = [number, number, string | null, string, string | null, string, string, string | null, string | null, string | null, string | null, string | null, number, number, number, string, number | null];
+export type RecordParams = [number, number, string | null, string, string | null, string, string, string | null, string | null, string | null, string | null, string | null, number, number, number, string, number | null, string | null];
 export type DownloadParams = [number, number, number, string | null, string, string, string | null, string, string | null, number, number, number, number];
 
 /** A record as the positional parameters of INSERT_RECORD_SQL (no object per row to bind). */
 export function recordParams(r: AuditRecord & { downloadId?: number | null }): RecordParams {
-  return [r.id, r.time, r.user, r.ip, r.userAgent, r.method, r.action, r.repo, r.reference, r.digest, r.mediaType, r.artifactType, r.status, r.bytes, r.durationMs, r.outcome, r.downloadId ?? null];
+  return [r.id, r.time, r.user, r.ip, r.userAgent, r.method, r.action, r.repo, r.reference, r.digest, r.mediaType, r.artifactType, r.status, r.bytes, r.durationMs, r.outcome, r.downloadId ?? null, r.file ?? null];
 }
 
 export function downloadParams(d: DownloadRow): DownloadParams {
@@ -71,6 +73,7 @@ function toRecord(r: Row): AuditRecord & { downloadId: number | null } {
     durationMs: r.duration_ms as number,
     outcome: r.outcome as AuditRecord['outcome'],
     downloadId: r.download_id as number | null,
+    file: (r.file as string | null | undefined) ?? null,
   };
 }
 
@@ -125,7 +128,12 @@ export class AuditDb {
       // NORMAL in WAL mode: a committed transaction survives the process being killed.
       this.db.exec('PRAGMA synchronous = NORMAL');
       const version = this.db.prepare('PRAGMA user_version').get()!.user_version as number;
-      if (version < SCHEMA_VERSION) {
+      if (version === 2) {
+        // Only a column added: the rows stay where they are.
+        this.db.exec(ADD_FILE);
+        this.db.exec(SCHEMA);
+        this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      } else if (version < SCHEMA_VERSION) {
         // An older layout is kept aside, not converted.
         const old = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('requests', 'downloads')").all() as Array<{ name: string }>;
         for (const t of old) this.db.exec(`ALTER TABLE ${t.name} RENAME TO ${t.name}_v${version}`);
@@ -202,7 +210,7 @@ export class AuditDb {
   }
 }
 
-const CSV_COLUMNS = ['time', 'user', 'ip', 'userAgent', 'method', 'action', 'repo', 'reference', 'digest', 'mediaType', 'artifactType', 'status', 'bytes', 'durationMs', 'outcome'] as const;
+const CSV_COLUMNS = ['time', 'user', 'ip', 'userAgent', 'method', 'action', 'repo', 'reference', 'digest', 'mediaType', 'artifactType', 'status', 'bytes', 'durationMs', 'outcome', 'file'] as const;
 
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';

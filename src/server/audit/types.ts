@@ -22,6 +22,8 @@ export interface AuditRecord {
   durationMs: number;
   /** completed: every byte was handed to the client; aborted: the client went away first. */
   outcome: 'completed' | 'aborted';
+  /** A download of one file out of a layer (the web UI): its path inside the artifact. */
+  file?: string | null;
 }
 
 export interface AuditFilter {
