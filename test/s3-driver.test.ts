@@ -136,8 +136,8 @@ interface Proxy {
   /** Every request line, in order. */
   requests: string[];
   connections: number;
-  /** The next direct GET's response is cut after this many bytes: reset (RST) or ended (FIN). */
-  cut?: { after: number; how: 'reset' | 'end' };
+  /** The next direct GET's response is cut after this many bytes: reset (RST), ended (FIN), or the rest held back. */
+  cut?: { after: number; how: 'reset' | 'end' | 'stall' };
   /** The next request on a connection that already served one: the connection closes unanswered, once. */
   dropReused?: boolean;
   dropped: number;
@@ -192,7 +192,9 @@ async function startProxy(upstream: string): Promise<Proxy> {
       const room = cut.after - sent;
       sent += chunk.length;
       if (sent <= cut.after) return void client.write(chunk);
+      if (room <= 0) return;
       client.write(chunk.subarray(0, room), () => {
+        if (cut!.how === 'stall') return;
         if (cut!.how === 'reset') client.resetAndDestroy();
         else client.end();
         store.destroy();
@@ -286,6 +288,20 @@ describe('S3Driver direct GETs (over its own sockets)', { skip }, () => {
         assert.ok((await readRange(reader, MiB, data.length - MiB, MiB, 2)).equals(data.subarray(MiB)), `read on after the ${how}`);
         await reader.close();
       }
+    } finally {
+      await done();
+    }
+  });
+
+  test('a body that stops coming fails its read after storage.s3.timeout', async () => {
+    const { driver, proxy, data, done } = await setup({ timeoutMs: 1000 });
+    try {
+      const reader = await driver.open('blobs/a', { sequential: true, size: data.length });
+      proxy.cut = { after: 200_000, how: 'stall' };
+      const t0 = Date.now();
+      await assert.rejects(readRange(reader, 0, data.length, MiB, 2), /sent nothing for 1 s/);
+      assert.ok(Date.now() - t0 < 5000);
+      await reader.close();
     } finally {
       await done();
     }

@@ -89,7 +89,7 @@ class Conn {
     this.socket.on('close', () => this.fail(this.error ?? failure('the object store closed the connection', 'ECONNRESET')));
     this.socket.on('timeout', () => {
       // Only a wait for the store counts; a body paused while the client is slow does not.
-      if (this.mode === 'head' || (this.mode === 'body' && this.targets.length > 0)) {
+      if (this.mode === 'body' && this.targets.length > 0) {
         this.socket.destroy(failure(`the object store sent nothing for ${this.timeoutMs / 1000} s`, 'ETIMEDOUT'));
       } else if (this.mode === 'body') this.socket.setTimeout(this.timeoutMs);
     });
@@ -104,7 +104,8 @@ class Conn {
     this.mode = 'head';
     this.answered = false;
     this.socket.ref();
-    this.socket.setTimeout(this.timeoutMs);
+    // The wait for the head is the caller's signal's, so that it fails as the SDK's GET would.
+    this.socket.setTimeout(0);
     return new Promise<Head>((resolve, reject) => {
       const abort = (): void => this.destroy(signal!.reason instanceof Error ? signal!.reason : failure('aborted', 'ABORT_ERR'));
       if (signal?.aborted) return abort();
@@ -133,6 +134,7 @@ class Conn {
       this.mode = 'body';
       this.wire = length - stashed;
       this.closeAfter = close;
+      this.socket.setTimeout(this.timeoutMs);
       this.settle();
     }
     return {
@@ -288,7 +290,7 @@ export interface DirectGetOptions {
   endpoint: URL;
   /** A presigned GET URL of the key (its host must be the endpoint's). */
   presign: (key: string) => Promise<string>;
-  /** Bounds a wait for the store between two reads of a body (a head's is the caller's signal). */
+  /** Bounds a wait for the store between two reads of a body (a head's is bounded by the caller's signal). */
   timeoutMs: number;
   /** Connections at once; a GET past them goes through the SDK. */
   maxSockets: number;
