@@ -10,7 +10,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { S3Driver } from '../src/server/driver/index.js';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { S3Driver, type FileReader } from '../src/server/driver/index.js';
+import type { OciError } from '../src/spec/index.js';
 import { driverSuite } from '../src/testkit/driver-suite.js';
 import { makeBucket, missingRgw, s3Options, startRgw, type Rgw } from './helpers/rgw.js';
 
@@ -120,6 +122,230 @@ describe('S3Driver sessions', { skip }, () => {
       await assert.rejects(driver.writer('up/s', { appendAt: 0 }), { code: 'ENOENT' });
     } finally {
       driver.destroy();
+      await rm(spoolDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/**
+ * A TCP proxy in front of RGW that sees every request line, and can break what a direct GET
+ * (a presigned one: the SDK's carry their signature in a header) gets back.
+ */
+interface Proxy {
+  endpoint: string;
+  /** Every request line, in order. */
+  requests: string[];
+  connections: number;
+  /** The next direct GET's response is cut after this many bytes: reset (RST), ended (FIN), or the rest held back. */
+  cut?: { after: number; how: 'reset' | 'end' | 'stall' };
+  /** The next request on a connection that already served one: the connection closes unanswered, once. */
+  dropReused?: boolean;
+  dropped: number;
+  close(): Promise<void>;
+}
+
+async function startProxy(upstream: string): Promise<Proxy> {
+  const to = new URL(upstream);
+  const sockets = new Set<Socket>();
+  const proxy: Proxy = {
+    endpoint: '',
+    requests: [],
+    connections: 0,
+    dropped: 0,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+  const server = createServer((client) => {
+    proxy.connections++;
+    const store = connect(Number(to.port), to.hostname);
+    sockets.add(client).add(store);
+    let served = 0;
+    let cut: Proxy['cut'];
+    let sent = 0;
+    const end = (): void => {
+      client.destroy();
+      store.destroy();
+    };
+    client.on('error', end).on('close', end);
+    store.on('error', end).on('close', end);
+    client.on('data', (chunk: Buffer) => {
+      const line = /^[A-Z]+ \S+ HTTP\/1\.1\r\n/.exec(chunk.toString('latin1', 0, Math.min(chunk.length, 4096)));
+      if (line) {
+        if (served++ > 0 && proxy.dropReused) {
+          proxy.dropReused = false;
+          proxy.dropped++;
+          return end();
+        }
+        proxy.requests.push(line[0].trim());
+        if (proxy.cut && line[0].startsWith('GET ') && line[0].includes('X-Amz-Signature=')) {
+          cut = proxy.cut;
+          proxy.cut = undefined;
+          sent = 0;
+        }
+      }
+      store.write(chunk);
+    });
+    store.on('data', (chunk: Buffer) => {
+      if (!cut) return void client.write(chunk);
+      const room = cut.after - sent;
+      sent += chunk.length;
+      if (sent <= cut.after) return void client.write(chunk);
+      if (room <= 0) return;
+      client.write(chunk.subarray(0, room), () => {
+        if (cut!.how === 'stall') return;
+        if (cut!.how === 'reset') client.resetAndDestroy();
+        else client.end();
+        store.destroy();
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return proxy;
+}
+
+/** Reads [position, position + length) in reads of `chunk` bytes, `ahead` of them at once, as a sender does. */
+async function readRange(reader: FileReader, position: number, length: number, chunk: number, ahead: number): Promise<Buffer> {
+  const out = Buffer.alloc(length);
+  const reads: Array<Promise<void>> = [];
+  for (let at = 0; at < length; at += chunk) {
+    const into = out.subarray(at, Math.min(length, at + chunk));
+    const read = reader.read(into, position + at).then((n) => {
+      assert.equal(n, into.length, `the read at ${position + at}`);
+    });
+    // Those after a failed one fail too, seen or not.
+    read.catch(() => undefined);
+    reads.push(read);
+    if (reads.length >= ahead) await reads.shift();
+  }
+  await Promise.all(reads);
+  return out;
+}
+
+describe('S3Driver direct GETs (over its own sockets)', { skip }, () => {
+  const MiB = 1 << 20;
+  const setup = async (opts: { timeoutMs?: number } = {}): Promise<{ driver: S3Driver; proxy: Proxy; data: Buffer; done: () => Promise<void> }> => {
+    const { rgw: r, bucket } = await cluster();
+    const proxy = await startProxy(r.endpoint);
+    const spoolDir = await mkdtemp(join(tmpdir(), 'wharf-s3-spool-'));
+    const driver = new S3Driver({ ...s3Options(r, bucket, `d/${randomUUID()}`), endpoint: proxy.endpoint, spoolDir, ...opts });
+    const data = randomBytes(3 * MiB + 12345);
+    await driver.put('blobs/a', data);
+    return {
+      driver,
+      proxy,
+      data,
+      done: async () => {
+        driver.destroy();
+        await proxy.close();
+        await rm(spoolDir, { recursive: true, force: true });
+      },
+    };
+  };
+  const direct = (p: Proxy): string[] => p.requests.filter((l) => l.startsWith('GET ') && l.includes('X-Amz-Signature='));
+
+  test('sequential reads several at once, ranges, and readers side by side get the right bytes over kept connections', async () => {
+    const { driver, proxy, data, done } = await setup();
+    try {
+      const seq = await driver.open('blobs/a', { sequential: true, size: data.length });
+      assert.ok((await readRange(seq, 0, data.length, MiB, 3)).equals(data));
+      assert.equal(await seq.read(Buffer.alloc(10), data.length), 0, 'past the end');
+      await seq.close();
+      // Ranges anywhere (each its own window GET), some continuing the one before.
+      const ranged = await driver.open('blobs/a', { size: data.length });
+      for (const [at, n] of [[5, 100], [105, 300_000], [2 * MiB + 7, 70_000], [data.length - 10, 10], [0, 1], [MiB, 2 * MiB]] as const) {
+        const b = Buffer.alloc(n);
+        assert.equal(await ranged.read(b, at), n);
+        assert.ok(b.equals(data.subarray(at, at + n)), `bytes ${at}+${n}`);
+      }
+      await ranged.close();
+      // Four readers at once, reads of odd sizes.
+      const readers = await Promise.all([0, 1, 2, 3].map(() => driver.open('blobs/a', { sequential: true, size: data.length })));
+      const got = await Promise.all(readers.map((r, i) => readRange(r, i * 1000, data.length - i * 1000, 100_000 + i * 777, 2)));
+      got.forEach((g, i) => assert.ok(g.equals(data.subarray(i * 1000)), `reader ${i}`));
+      await Promise.all(readers.map((r) => r.close()));
+      const gets = direct(proxy).length;
+      assert.ok(gets >= 11, `the GETs went over the driver's sockets (${gets} of ${proxy.requests.length} requests)`);
+      assert.ok(proxy.connections < gets, `connections are kept (${proxy.connections} for ${gets} GETs)`);
+      // Missing: ENOENT, as through the SDK.
+      const missing = await driver.open('blobs/none', { size: 10 });
+      await assert.rejects(missing.read(Buffer.alloc(10), 0), { code: 'ENOENT' });
+    } finally {
+      await done();
+    }
+  });
+
+  test('a body cut mid-way (reset, or ended short) fails its read, and the next read makes a new GET', async () => {
+    const { driver, proxy, data, done } = await setup();
+    try {
+      for (const how of ['reset', 'end'] as const) {
+        const reader = await driver.open('blobs/a', { sequential: true, size: data.length });
+        proxy.cut = { after: 300_000, how };
+        await assert.rejects(readRange(reader, 0, data.length, MiB, 2), (err: Error) => /short|ECONNRESET|closed/.test(err.message), how);
+        assert.equal(proxy.cut, undefined, 'the cut was made');
+        assert.ok((await readRange(reader, MiB, data.length - MiB, MiB, 2)).equals(data.subarray(MiB)), `read on after the ${how}`);
+        await reader.close();
+      }
+    } finally {
+      await done();
+    }
+  });
+
+  test('a body that stops coming fails its read after storage.s3.timeout', async () => {
+    const { driver, proxy, data, done } = await setup({ timeoutMs: 1000 });
+    try {
+      const reader = await driver.open('blobs/a', { sequential: true, size: data.length });
+      proxy.cut = { after: 200_000, how: 'stall' };
+      const t0 = Date.now();
+      await assert.rejects(readRange(reader, 0, data.length, MiB, 2), /sent nothing for 1 s/);
+      assert.ok(Date.now() - t0 < 5000);
+      await reader.close();
+    } finally {
+      await done();
+    }
+  });
+
+  test('a kept connection the store closed is given up, and the GET made once more on a new one', async () => {
+    const { driver, proxy, data, done } = await setup();
+    try {
+      const first = await driver.open('blobs/a', { sequential: true, size: data.length });
+      assert.ok((await readRange(first, 0, data.length, MiB, 2)).equals(data));
+      await first.close();
+      proxy.dropReused = true;
+      const before = direct(proxy).length;
+      const second = await driver.open('blobs/a', { sequential: true, size: data.length });
+      assert.ok((await readRange(second, 0, data.length, MiB, 2)).equals(data));
+      await second.close();
+      assert.equal(proxy.dropped, 1, 'the kept connection was closed under the request');
+      assert.equal(direct(proxy).length, before + 1, 'the second GET went over a new connection, directly');
+    } finally {
+      await done();
+    }
+  });
+
+  test('a store that does not answer, or is gone, fails the read as unavailable', async () => {
+    const { rgw: r, bucket } = await cluster();
+    const held = new Set<Socket>();
+    const silent = createServer((s) => held.add(s));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const spoolDir = await mkdtemp(join(tmpdir(), 'wharf-s3-spool-'));
+    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const driver = new S3Driver({ ...s3Options(r, bucket), endpoint, spoolDir, timeoutMs: 1000 });
+    try {
+      const reader = await driver.open('blobs/a', { size: 100 });
+      await assert.rejects(reader.read(Buffer.alloc(100), 0), (err: OciError) => err.code === 'UNAVAILABLE' && /no answer within 1 s/.test(err.message));
+      // Gone: connections refused.
+      await new Promise<void>((resolve) => {
+        silent.close(() => resolve());
+        for (const s of held) s.destroy();
+      });
+      const gone = await driver.open('blobs/a', { size: 100 });
+      await assert.rejects(gone.read(Buffer.alloc(100), 0), (err: OciError) => err.code === 'UNAVAILABLE');
+    } finally {
+      driver.destroy();
+      if (silent.listening) silent.close();
       await rm(spoolDir, { recursive: true, force: true });
     }
   });

@@ -15,7 +15,8 @@ import { OciError } from '../../../spec/index.js';
 import { FsDriver } from '../fs.js';
 import { checkPath } from '../paths.js';
 import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from '../types.js';
-import { collect, headOf, MTIME, NONCE, ObjectReader, OutputWriter, type Abandonable, type Head } from './files.js';
+import { collect, headOf, MTIME, NONCE, ObjectReader, OutputWriter, StreamBody, type Abandonable, type Head } from './files.js';
+import { DirectGet, type BodySource } from './direct-get.js';
 import { MetaCache, SMALL_FILE } from './meta-cache.js';
 import { SessionRecords } from './records.js';
 import { sweepObjects, type SweepDeps } from './sweep.js';
@@ -43,6 +44,8 @@ export interface S3DriverOptions extends S3Options {
   spoolDir: string;
   /** A client to use instead of one made from the options (tests). */
   client?: S3Client;
+  /** Blob reads over the driver's own sockets when the endpoint is plain http (direct-get.ts); default true. */
+  directGet?: boolean;
   /** How long answers about keys are kept (MetaCache); 0: none. */
   cacheTtlMs?: number;
   /** The paths whose answers may be kept (the registry's tags and manifest links); none without it. */
@@ -77,6 +80,8 @@ export class S3Driver implements StorageDriver {
   private readonly appended = new Set<string>();
   /** Writes not yet committed or cancelled: sweepTemp ends those abandoned long enough. */
   private readonly writes = new Set<Abandonable>();
+  /** Blob reads over sockets of our own (direct-get.ts), for a plain-http endpoint. */
+  private readonly direct: DirectGet | undefined;
   /** Signs redirect URLs for the endpoint clients reach (storage.s3.redirect.publicEndpoint). */
   private readonly signer: { s3: S3Client; expiresIn: number } | undefined;
 
@@ -121,6 +126,17 @@ export class S3Driver implements StorageDriver {
       copyKey: (from, to, size, metadata) => this.copyKey(from, to, size, metadata),
     });
     this.sweepDeps = { b: this.b, prefix: this.prefix, head: (key) => this.head(key), readState: (key) => this.records.read(key), deleteKey: (key) => this.deleteKey(key) };
+    if (o.endpoint?.startsWith('http:') && o.directGet !== false) {
+      const s3 = this.b.s3;
+      const bucket = o.bucket;
+      this.direct = new DirectGet({
+        endpoint: new URL(o.endpoint),
+        // A URL for this GET only: it lives for as long as a request may wait for its answer.
+        presign: (key) => getSignedUrl(s3, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: Math.max(60, Math.ceil(timeoutMs / 1000)) }),
+        timeoutMs,
+        maxSockets: o.maxSockets ?? 128,
+      });
+    }
     if (o.redirect) {
       const pub = o.redirect.publicEndpoint;
       // S3 caps a presigned URL's life at 7 days.
@@ -140,6 +156,7 @@ export class S3Driver implements StorageDriver {
   }
 
   destroy(): void {
+    this.direct?.close();
     this.b.s3.destroy();
     if (this.b.slow !== this.b.s3) this.b.slow.destroy();
     if (this.signer && this.signer.s3 !== this.b.s3) this.signer.s3.destroy();
@@ -166,6 +183,17 @@ export class S3Driver implements StorageDriver {
   private async getObject(key: string, range?: { start: number; end: number }): Promise<Readable> {
     const r = await this.b.call('get', key, (signal) => this.b.s3.send(new GetObjectCommand({ Bucket: this.b.name, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }), { abortSignal: signal }));
     return r.Body as Readable;
+  }
+
+  /** A ranged GET's body for reads into buffers: over the driver's own sockets when it can, else the SDK's stream. */
+  private async bodyOf(key: string, range: { start: number; end: number }): Promise<BodySource> {
+    const direct = this.direct;
+    if (direct) {
+      // Held to the timeout until the answer's head came, as the SDK's GET is.
+      const body = await this.b.call('get', key, (signal) => direct.get(key, range, signal));
+      if (body) return body;
+    }
+    return new StreamBody(await this.getObject(key, range), this.onBytesRead);
   }
 
   /** A write to `key`: what the cache knows of it goes before and after (an answer given meanwhile may be either). */
@@ -301,7 +329,11 @@ export class S3Driver implements StorageDriver {
     if (opts.size === undefined && !h) throw enoent('open', path);
     const size = h?.size ?? opts.size!;
     const appendable = h?.appendable ?? false;
-    return new ObjectReader((range) => (appendable ? this.records.readRange(key, range) : this.getObject(key, range)), size, opts.sequential ?? false, this.onBytesRead);
+    return new ObjectReader(
+      async (range) => (appendable ? new StreamBody(await this.records.readRange(key, range), this.onBytesRead) : this.bodyOf(key, range)),
+      size,
+      opts.sequential ?? false,
+    );
   }
 
   async reader(path: string, range?: { start: number; end: number }): Promise<Readable> {

@@ -2,6 +2,7 @@ import { Writable, type Readable } from 'node:stream';
 import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import type { DriverWriter, FileReader } from '../types.js';
 import type { Output } from './outputs.js';
+import type { BodySource } from './direct-get.js';
 import { APPENDABLE } from './session.js';
 
 /*
@@ -118,82 +119,104 @@ export class OutputWriter extends Writable implements DriverWriter, Abandonable 
   }
 }
 
-/**
- * Positional reads of one object through ranged GETs: a read where the last one ended continues
- * its stream; any other starts a new one (to the end for sequential reads, else a window of at
- * least 256 KiB).
- */
-export class ObjectReader implements FileReader {
-  private stream: AsyncIterator<Buffer> | undefined;
-  private body: Readable | undefined;
-  private pos = -1;
-  /** The last byte the open stream was asked for. */
-  private last = -1;
+/** A streamed body as a BodySource: its chunks are copied into the fills. */
+export class StreamBody implements BodySource {
+  private readonly chunks: AsyncIterator<Buffer>;
   private left: Buffer | undefined;
-
-  constructor(
-    private readonly get: (range: { start: number; end: number }) => Promise<Readable>,
-    private readonly size: number,
-    private readonly sequential: boolean,
-    private readonly onBytesRead: (bytes: number) => void,
-  ) {}
-
-  /** Reads come one at a time, in the order asked: a sender asks for the next chunks ahead. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  read(into: Uint8Array, position: number): Promise<number> {
-    const r = this.queue.then(() => this.readNow(into, position));
+  constructor(
+    private readonly body: Readable,
+    private readonly onBytesRead: (bytes: number) => void,
+  ) {
+    this.chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  fill(into: Uint8Array): Promise<number> {
+    const r = this.queue.then(() => this.fillNow(into));
     this.queue = r.catch(() => undefined);
     return r;
   }
 
-  /** Fills `into` (short only at the end of the object). */
-  private async readNow(into: Uint8Array, position: number): Promise<number> {
-    if (position >= this.size || into.length === 0) return 0;
-    if (this.pos !== position) this.drop();
-    this.pos = position;
-    const want = Math.min(into.length, this.size - position);
+  private async fillNow(into: Uint8Array): Promise<number> {
     let n = 0;
-    while (n < want) {
+    while (n < into.length) {
       let chunk = this.left;
       this.left = undefined;
       if (!chunk) {
-        if (!this.stream || this.pos + n > this.last) await this.from(this.pos + n, want - n);
-        const next = await this.stream!.next();
-        if (next.done) {
-          if (this.pos + n <= this.last) throw new Error(`the object ended at ${this.pos + n}, short of ${this.size} bytes`);
-          this.drop();
-          continue;
-        }
+        const next = await this.chunks.next();
+        if (next.done) break;
         chunk = next.value;
         this.onBytesRead(chunk.length);
       }
-      const take = Math.min(chunk.length, want - n);
+      const take = Math.min(chunk.length, into.length - n);
       into.set(take === chunk.length ? chunk : chunk.subarray(0, take), n);
       n += take;
       if (take < chunk.length) this.left = chunk.subarray(take);
     }
-    this.pos += n;
     return n;
   }
 
-  /** A new ranged GET from `at`: to the end for sequential reads, else a window. */
-  private async from(at: number, want: number): Promise<void> {
-    this.drop();
-    this.last = this.sequential ? this.size - 1 : Math.min(this.size - 1, at + Math.max(want, 256 * 1024) - 1);
-    this.body = await this.get({ start: at, end: this.last });
-    this.stream = this.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  destroy(): void {
+    this.body.destroy();
   }
+}
 
-  private drop(): void {
-    this.last = -1;
-    this.body?.destroy();
-    this.body = undefined;
-    this.stream = undefined;
-    this.left = undefined;
+/**
+ * Positional reads of one object through ranged GETs: a read where the last one asked ended
+ * continues that GET's body; any other starts a new GET (to the end for sequential reads, else a
+ * window of at least 256 KiB) once the reads of the last one are done. Reads that continue a body
+ * are handed to it at once, in order, so that a body read into the callers' buffers (DirectGet)
+ * has the next buffer in hand when one fills.
+ */
+export class ObjectReader implements FileReader {
+  /** The open GET: where the next read must start to continue it, and its last byte. */
+  private cur: { at: number; last: number; body: Promise<BodySource> } | undefined;
+  /** Settles when every read asked so far has. */
+  private settled: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly get: (range: { start: number; end: number }) => Promise<BodySource>,
+    private readonly size: number,
+    private readonly sequential: boolean,
+  ) {}
+
+  /** Fills `into` (short only at the end of the object). */
+  read(into: Uint8Array, position: number): Promise<number> {
+    if (position >= this.size || into.length === 0) return Promise.resolve(0);
+    const want = Math.min(into.length, this.size - position);
+    let cur = this.cur;
+    if (!cur || cur.at !== position || position + want - 1 > cur.last) {
+      const old = cur?.body;
+      const last = this.sequential ? this.size - 1 : Math.min(this.size - 1, position + Math.max(want, 256 * 1024) - 1);
+      const body = this.settled.then(() => {
+        old?.then((b) => b.destroy(), () => undefined);
+        return this.get({ start: position, end: last });
+      });
+      cur = this.cur = { at: position, last, body };
+    }
+    cur.at += want;
+    const r = cur.body
+      .then((b) => b.fill(into.subarray(0, want)))
+      .then((n) => {
+        if (n < want) throw new Error(`the object ended at ${position + n}, short of ${this.size} bytes`);
+        return n;
+      });
+    // A failed GET or body is not continued: the next read starts a new one.
+    const mine = cur;
+    this.settled = r.catch(() => {
+      if (this.cur === mine) this.cur = undefined;
+    });
+    return r;
   }
 
   async close(): Promise<void> {
-    this.drop();
+    // Reads still waiting (a sender that stopped) fail; what the body had left is not fetched.
+    const body = this.cur?.body;
+    this.cur = undefined;
+    body?.then(
+      (b) => b.destroy(),
+      () => undefined,
+    );
   }
 }
