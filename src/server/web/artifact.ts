@@ -1,8 +1,233 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Annotation, MediaType, isOciError, type Descriptor, type Digest } from '../../spec/index.js';
 import type { WebDeps } from './deps.js';
+import { factsFor, platformOf, readChart, readSmallBlob, readmeAndLicense, MAX_CHART, MAX_CONFIG, type ChartContents, type Fact } from './artifact-facts.js';
+import { parseManifest, readDigest, readRef, readRepo, resolveName, type ParsedManifest } from './artifact-params.js';
+import { handleDownload } from './download.js';
+import { HelmMediaType, kindOf } from './kinds.js';
+import { ListingCache, listLayer, openLayer, ZSTD_AVAILABLE, type LayerEntry } from './layers.js';
+import { pullCommands, safeHost } from './pull-commands.js';
+import { countReferrers, referrerTree } from './referrers.js';
+import type { ArtifactDetail, FileEntry, LayerFiles } from './types.js';
+import { requireAccess, viewerOf, type Viewer } from './viewer.js';
+
+/** wharf push's annotation of a file's permission bits (octal); src/client/push.ts. */
+const MODE_ANNOTATION = 'io.wharf.content.mode';
+
+/** An index's children are each fetched (kind, size, referrer counts) up to this many; the rest are listed as they are. */
+const MAX_CHILDREN = 64;
+
+function json(reply: FastifyReply, body: unknown): FastifyReply {
+  // What a viewer may see depends on who they are: never cached for another.
+  return reply.header('cache-control', 'no-store').type('application/json').send(JSON.stringify(body));
+}
 
 /** The web API's artifact pages, files, downloads, referrers. */
 export function installArtifact(app: FastifyInstance, deps: WebDeps): void {
-  void app;
-  void deps;
+  const listings = new ListingCache();
+  app.get('/api/v1/artifact', async (req, reply) => json(reply, await artifactDetail(deps, req)));
+  app.get('/api/v1/files', async (req, reply) => json(reply, await layerFiles(deps, req, listings)));
+  app.get('/api/v1/download', async (req, reply) => {
+    await handleDownload(deps, req, reply);
+    return reply;
+  });
+}
+
+async function access(deps: WebDeps, req: FastifyRequest, repo: string): Promise<{ viewer: Viewer; name: string }> {
+  const viewer = await viewerOf(req, deps);
+  const name = await resolveName(deps, repo);
+  requireAccess(viewer, name, 'pull');
+  return { viewer, name };
+}
+
+const q = (req: FastifyRequest): Record<string, string | undefined> => req.query as Record<string, string | undefined>;
+
+function downloadUrl(params: Record<string, string>): string {
+  return `/api/v1/download?${new URLSearchParams(params)}`;
+}
+
+function modeOf(l: Descriptor): number | null {
+  const m = l.annotations?.[MODE_ANNOTATION];
+  return m !== undefined && /^[0-7]{1,6}$/.test(m) ? parseInt(m, 8) : null;
+}
+
+/** Titled layers as files of the artifact (each downloads whole, named by its title). */
+function titledFiles(repo: string, digest: string, m: ParsedManifest): FileEntry[] {
+  return m.layers
+    .filter((l) => l.annotations?.[Annotation.Title])
+    .map((l) => ({
+      path: l.annotations![Annotation.Title]!,
+      size: l.size,
+      mediaType: l.mediaType,
+      layer: l.digest,
+      whole: true,
+      type: 'file' as const,
+      mode: modeOf(l),
+      download: downloadUrl({ repo, ref: digest, layer: l.digest }),
+    }));
+}
+
+/** The audit log's facts of an artifact: who pushed it first and when, downloads, last pull. */
+function auditFacts(deps: WebDeps, name: string, digest: string, layers: string[]): Pick<ArtifactDetail, 'pushedBy' | 'pushed' | 'downloads' | 'lastPulled'> {
+  const audit = deps.audit;
+  if (!audit) return { pushedBy: null, pushed: null, downloads: null, lastPulled: null };
+  // Flushed first: the page shows pulls journaled a moment ago, not only those of the last batch.
+  audit.flush();
+  const db = audit.db.db;
+  const push = db.prepare("SELECT user, time FROM requests WHERE digest = ? AND repo = ? AND action = 'push' AND method = 'PUT' AND status < 300 ORDER BY id ASC LIMIT 1").get(digest, name);
+  // Artifact downloads by /v2 (a manifest pull and its blobs, grouped by the audit log) ...
+  const v2 = db.prepare('SELECT COUNT(*) AS n, MAX(last_time) AS last FROM downloads WHERE repo = ? AND digest = ?').get(name, digest);
+  // ... and from the UI: one file, a whole layer, or the whole artifact as a tar.
+  const digests = [digest, ...layers].slice(0, 500);
+  const web = db.prepare(`SELECT COUNT(*) AS n, MAX(time) AS last FROM requests WHERE digest IN (${digests.map(() => '?').join(',')}) AND repo = ? AND file IS NOT NULL AND action = 'pull' AND status < 300`).get(...digests, name);
+  const num = (v: unknown): number | null => (typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : null);
+  const lastPulled = Math.max(num(v2?.last) ?? -1, num(web?.last) ?? -1);
+  return {
+    pushedBy: typeof push?.user === 'string' ? push.user : null,
+    pushed: num(push?.time),
+    downloads: (num(v2?.n) ?? 0) + (num(web?.n) ?? 0),
+    lastPulled: lastPulled < 0 ? null : lastPulled,
+  };
+}
+
+function createdOf(m: ParsedManifest, config: unknown): number | null {
+  const a = Date.parse(m.annotations[Annotation.Created] ?? '');
+  if (Number.isFinite(a)) return a;
+  const c = typeof config === 'object' && config !== null ? (config as { created?: unknown; descriptor?: { createdAt?: unknown } }) : undefined;
+  const t = Date.parse(typeof c?.created === 'string' ? c.created : typeof c?.descriptor?.createdAt === 'string' ? c.descriptor.createdAt : '');
+  return Number.isFinite(t) ? t : null;
+}
+
+async function artifactDetail(deps: WebDeps, req: FastifyRequest): Promise<ArtifactDetail> {
+  const repo = readRepo(q(req));
+  const ref = readRef(q(req));
+  const { viewer, name } = await access(deps, req, repo);
+  const backend = deps.backend;
+  const stored = await backend.getManifest(name, ref);
+  const m = parseManifest(stored.body);
+  const digest = stored.digest;
+  const extraFacts: Fact[] = [];
+
+  let config: unknown = null;
+  if (m.config && !m.manifests && m.config.mediaType !== MediaType.EmptyJSON && m.config.size > 2) {
+    if (m.config.size > MAX_CONFIG) extraFacts.push({ label: 'Config', value: `${m.config.size} bytes: over the ${MAX_CONFIG >> 20} MiB the page reads` });
+    else {
+      try {
+        const buf = await readSmallBlob(backend, name, m.config, MAX_CONFIG);
+        config = buf ? JSON.parse(buf.toString('utf8')) : null;
+      } catch (err) {
+        if (!(err instanceof SyntaxError) && !isOciError(err)) throw err;
+        extraFacts.push({ label: 'Config', value: err instanceof SyntaxError ? 'not JSON' : `unreadable: ${(err as Error).message.slice(0, 200)}` });
+        config = null;
+      }
+    }
+  }
+  const kind = kindOf(stored.mediaType, m.artifactType ?? null, m.config?.mediaType ?? null, m.annotations, m.layers);
+
+  // A chart's Chart.yaml, values.yaml and README come from its chart layer.
+  let chart: ChartContents | undefined;
+  const chartLayer = kind.kind === 'helm-chart' ? m.layers.find((l) => l.mediaType === HelmMediaType.Chart || l.mediaType === 'application/tar+gzip') : undefined;
+  if (chartLayer && chartLayer.size <= MAX_CHART) {
+    try {
+      chart = await readChart({ handle: await backend.openBlob(name, chartLayer.digest, true), format: 'tar+gzip', verify: chartLayer });
+    } catch (err) {
+      if (!isOciError(err)) throw err;
+      extraFacts.push({ label: 'Chart', value: `unreadable: ${err.message.slice(0, 200)}` });
+    }
+  }
+
+  const files = titledFiles(repo, digest, m);
+  if (chart?.values && chartLayer) {
+    files.push({ path: chart.values.path, size: chart.values.size, mediaType: 'application/yaml', layer: chartLayer.digest, whole: false, type: 'file', mode: chart.values.mode, download: downloadUrl({ repo, layer: chartLayer.digest, path: chart.values.path }) });
+  }
+
+  // An index: its children, with platform, kind and size.
+  const children: ArtifactDetail['children'] = [];
+  let size = stored.body.length;
+  if (m.manifests) {
+    for (const [i, c] of m.manifests.entries()) {
+      let childKind = kindOf(c.mediaType, c.artifactType ?? null, null, c.annotations ?? {});
+      let childSize = c.size;
+      if (i < MAX_CHILDREN) {
+        try {
+          const cm = await backend.getManifest(name, c.digest);
+          const p = parseManifest(cm.body);
+          childKind = kindOf(cm.mediaType, p.artifactType ?? c.artifactType ?? null, p.config?.mediaType ?? null, { ...p.annotations, ...c.annotations }, p.layers);
+          childSize = cm.body.length + (p.config?.size ?? 0) + p.layers.reduce((n, l) => n + l.size, 0) + (p.manifests ?? []).reduce((n, x) => n + x.size, 0);
+        } catch (err) {
+          if (!isOciError(err)) throw err;
+        }
+      }
+      size += childSize;
+      children.push({ digest: c.digest, mediaType: c.mediaType, platform: platformOf(c.platform), kind: childKind, size: childSize });
+    }
+  } else {
+    size += (m.config?.size ?? 0) + m.layers.reduce((n, l) => n + l.size, 0);
+  }
+
+  const { readme, license } = await readmeAndLicense(backend, name, m, chart);
+
+  const referrers = await referrerTree(backend, name, digest as Digest);
+  const referrerCounts = countReferrers(referrers, {});
+  // Per-platform signatures and SBOMs (Docker's and cosign's) hang off an index's children.
+  for (const c of m.manifests?.slice(0, MAX_CHILDREN) ?? []) countReferrers(await referrerTree(backend, name, c.digest, { depth: 2, max: 50 }), referrerCounts);
+
+  const facts = [...factsFor(kind, m, config, chart), ...extraFacts];
+  if (m.manifests) facts.push({ label: 'Manifests', value: String(m.manifests.length) });
+
+  const host = safeHost(req.headers.host) ?? deps.config.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
+  const pull = pullCommands(kind, {
+    host,
+    repo,
+    tag: ref.includes(':') ? null : ref,
+    digest,
+    plainHttp: req.protocol === 'http',
+    signed: { cosign: referrers.some((n) => n.kind.kind === 'signature-cosign'), notation: referrers.some((n) => n.kind.kind === 'signature-notation') },
+  });
+
+  return {
+    repo,
+    tag: ref.includes(':') ? null : ref,
+    digest,
+    mediaType: stored.mediaType,
+    artifactType: m.artifactType ?? null,
+    kind,
+    size,
+    created: createdOf(m, config),
+    ...auditFacts(deps, name, digest, m.layers.map((l) => l.digest)),
+    annotations: m.annotations,
+    manifest: m.raw,
+    config,
+    facts,
+    children,
+    files,
+    readme,
+    license,
+    referrers,
+    referrerCounts,
+    pull,
+    can: { delete: deps.config.delete.enabled && viewer.can(name, 'delete') },
+  };
+}
+
+function fileEntry(repo: string, layer: string, e: LayerEntry): FileEntry {
+  return { path: e.path, size: e.size, mediaType: null, layer, whole: false, type: e.type, mode: e.mode, download: e.type === 'file' ? downloadUrl({ repo, layer, path: e.path }) : '' };
+}
+
+async function layerFiles(deps: WebDeps, req: FastifyRequest, cache: ListingCache): Promise<LayerFiles> {
+  const repo = readRepo(q(req));
+  const layer = readDigest(q(req), 'layer');
+  const { name } = await access(deps, req, repo);
+  // The repository must hold the layer: a listing cached for another repository is not shown otherwise.
+  await deps.backend.openBlob(name, layer, false);
+  let listing = cache.get(layer);
+  if (!listing) {
+    const opened = await openLayer(deps.backend, name, layer);
+    const { entries, truncated } = await listLayer(opened);
+    listing = { format: opened.format, entries, truncated };
+    cache.set(layer, listing);
+  }
+  const out: LayerFiles = { layer, format: listing.format, files: listing.entries.map((e) => fileEntry(repo, layer, e)), truncated: listing.truncated };
+  if (listing.format === 'tar+zstd' && !ZSTD_AVAILABLE) out.note = 'zstd layers cannot be listed by this server (its Node has no zstd decoder; Node 22.15 or newer has)';
+  return out;
 }

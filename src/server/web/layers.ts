@@ -1,0 +1,257 @@
+import { Readable } from 'node:stream';
+import * as zlib from 'node:zlib';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Extract, Header as TarHeaders } from 'tar-stream';
+
+/** An entry's body as tar-stream hands it out (a streamx Readable). */
+type TarSource = Extract extends AsyncIterable<infer S> ? S : never;
+import { NotEstargzError, cleanName, openEstargz, type EstargzReader, type RangedBlobSource } from '../../estargz/index.js';
+import { verifyReader } from '../../content/index.js';
+import { OciError, WharfError, type ByteRange, type Descriptor, type Digest } from '../../spec/index.js';
+import type { BlobHandle, RegistryBackend } from '../store/index.js';
+import type { LayerFiles } from './types.js';
+
+/**
+ * Reading inside a layer for the web UI: what kind of archive it is (from its first bytes, and an
+ * eStargz footer), the entries of a tar, tar.gz or tar.zst as a stream (headers read, bodies
+ * skipped unless asked for), and eStargz through its TOC. Every byte comes through the backend's
+ * BlobHandle, the same store interface /v2 reads from, so a pull-through cache serves it too.
+ */
+
+export type LayerFormat = LayerFiles['format'];
+
+/** One entry of an archive, as listed. */
+export interface LayerEntry {
+  path: string;
+  size: number;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  mode: number | null;
+}
+
+/** Node 22.15+ decodes zstd itself; Node 20 does not (and no zstd package is a dependency). */
+const zstdDecompress = (zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream }).createZstdDecompress;
+export const ZSTD_AVAILABLE = typeof zstdDecompress === 'function';
+
+/** A BlobHandle as the eStargz reader's random-access source: each range is one ranged read of the store. */
+export class HandleSource implements RangedBlobSource {
+  /** Bytes read from the store through this source (tests and logs). */
+  bytesRead = 0;
+
+  constructor(private readonly handle: BlobHandle) {}
+
+  async size(): Promise<number> {
+    return this.handle.size;
+  }
+
+  async read(ranges: ByteRange[]): Promise<Buffer[]> {
+    const out: Buffer[] = [];
+    for (const r of ranges) {
+      if (r.start < 0 || r.end >= this.handle.size || r.end < r.start) throw new WharfError('RANGE_INVALID', `range ${r.start}-${r.end} is outside the ${this.handle.size}-byte layer`);
+      const buf = Buffer.allocUnsafe(r.end - r.start + 1);
+      let at = 0;
+      for await (const c of (await this.handle.stream(r)) as AsyncIterable<Buffer>) {
+        if (at + c.length > buf.length) throw new OciError('SIZE_INVALID', `the store returned more than bytes ${r.start}-${r.end}`);
+        c.copy(buf, at);
+        at += c.length;
+      }
+      if (at !== buf.length) throw new OciError('SIZE_INVALID', `the store returned ${at} of bytes ${r.start}-${r.end}`);
+      this.bytesRead += at;
+      out.push(buf);
+    }
+    return out;
+  }
+}
+
+/** Reads the first `n` bytes (or fewer, of a smaller blob). */
+async function head(handle: BlobHandle, n: number): Promise<Buffer> {
+  if (handle.size === 0) return Buffer.alloc(0);
+  const [b] = await new HandleSource(handle).read([{ start: 0, end: Math.min(n, handle.size) - 1 }]);
+  return b!;
+}
+
+/** Whether 512 bytes are a tar header: its checksum (the sum of the bytes, the checksum field as spaces) holds. */
+export function isTarHeader(b: Buffer): boolean {
+  if (b.length < 512) return false;
+  if (b.toString('latin1', 257, 262) === 'ustar') return true;
+  const field = b.toString('latin1', 148, 156).replace(/[\0 ]+$/, '').trim();
+  if (!/^[0-7]+$/.test(field)) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : b[i]!;
+  return sum === parseInt(field, 8) && b[0] !== 0;
+}
+
+export interface OpenedLayer {
+  handle: BlobHandle;
+  format: LayerFormat;
+  /** Set for an eStargz layer: its TOC, read with two ranged reads. */
+  estargz?: EstargzReader;
+  source?: HandleSource;
+  /** Read archives through a digest check (the caller reads them to their end, so the check completes). */
+  verify?: Pick<Descriptor, 'digest' | 'size'>;
+}
+
+/**
+ * Opens a layer of `name` and works out its format from its bytes (not its media type, which
+ * the caller may not know and an artifact may set to anything): gzip with an eStargz footer,
+ * gzip, zstd, tar, or none of these.
+ */
+export async function openLayer(backend: RegistryBackend, name: string, digest: Digest, tocDigest?: string): Promise<OpenedLayer> {
+  const handle = await backend.openBlob(name, digest, true);
+  const b = await head(handle, 512);
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) {
+    const source = new HandleSource(handle);
+    try {
+      const estargz = await openEstargz(source, { layerDigest: digest, ...(tocDigest ? { tocDigest } : {}) });
+      return { handle, format: 'estargz', estargz, source };
+    } catch (err) {
+      if (!(err instanceof NotEstargzError)) throw err;
+      return { handle, format: 'tar+gzip' };
+    }
+  }
+  if (b.length >= 4 && b.readUInt32LE(0) === 0xfd2fb528) return { handle, format: 'tar+zstd' };
+  if (isTarHeader(b)) return { handle, format: 'tar' };
+  return { handle, format: 'none' };
+}
+
+const TYPES: Record<string, LayerEntry['type']> = { file: 'file', 'contiguous-file': 'file', directory: 'dir', symlink: 'symlink' };
+
+/** The whole layer as the archive's bytes: decompressed as its format says. */
+function archiveStream(layer: OpenedLayer): Readable {
+  const plain = Readable.from(streamOf(layer.handle));
+  const raw = layer.verify ? verifyReader(plain, layer.verify) : plain;
+  const unpack = layer.format === 'tar+gzip' ? zlib.createGunzip() : layer.format === 'tar+zstd' && zstdDecompress ? (zstdDecompress() as unknown as NodeJS.ReadWriteStream) : undefined;
+  if (!unpack) return raw;
+  const out = raw.pipe(unpack as unknown as NodeJS.WritableStream) as unknown as Readable;
+  raw.on('error', (err) => out.destroy(err));
+  out.on('close', () => raw.destroy());
+  return out;
+}
+
+async function* streamOf(handle: BlobHandle): AsyncGenerator<Buffer> {
+  if (handle.size === 0) return;
+  yield* (await handle.stream({ start: 0, end: handle.size - 1 })) as AsyncIterable<Buffer>;
+}
+
+/** An archive entry as the consumer sees it: its header, and its body (read it or resume it). */
+export interface TarItem {
+  header: TarHeaders;
+  body: TarSource;
+}
+
+/**
+ * The entries of a tar, tar.gz or tar.zst layer, in order; only headers are parsed. The consumer
+ * reads or resumes each body before taking the next; breaking out of the loop stops the read of
+ * the layer.
+ */
+export async function* tarEntries(layer: OpenedLayer): AsyncGenerator<TarItem> {
+  if (layer.format === 'tar+zstd' && !ZSTD_AVAILABLE) throw new OciError('UNSUPPORTED', 'this server cannot decompress zstd layers (Node 22.15 or newer can)', { status: 415 });
+  const tarStream = await import('tar-stream');
+  const src = archiveStream(layer);
+  // Old (v7) tars have no ustar magic: read them too.
+  const extract = tarStream.extract({ allowUnknownFormat: true } as Parameters<typeof tarStream.extract>[0]);
+  // Failures surface through the iteration below (pipeline destroys the extractor with them).
+  pipeline(src, extract as unknown as Writable).catch(() => undefined);
+  try {
+    for await (const entry of extract) yield { header: entry.header, body: entry };
+  } catch (err) {
+    // A layer that is no archive after all, or one cut short.
+    if (err instanceof OciError || err instanceof WharfError) throw err;
+    throw new OciError('UNSUPPORTED', `the layer is not a readable ${layer.format} archive: ${(err as Error).message}`, { status: 422 });
+  } finally {
+    extract.destroy();
+    src.destroy();
+  }
+}
+
+export function entryOf(h: TarHeaders): LayerEntry {
+  return { path: cleanName(h.name), size: h.size ?? 0, type: TYPES[h.type ?? 'file'] ?? 'other', mode: h.mode ?? null };
+}
+
+/** What a listing holds at most; the rest is cut (`truncated`). */
+export const MAX_ENTRIES = 20_000;
+
+/** Lists an opened layer: eStargz from its TOC, archives by reading their headers. */
+export async function listLayer(layer: OpenedLayer, max = MAX_ENTRIES): Promise<{ entries: LayerEntry[]; truncated: boolean }> {
+  if (layer.estargz) {
+    const all = layer.estargz.list();
+    const entries = all.slice(0, max).map((s): LayerEntry => ({ path: s.path, size: s.type === 'file' ? s.size : 0, type: s.type === 'file' || s.type === 'dir' || s.type === 'symlink' ? s.type : 'other', mode: s.mode }));
+    return { entries, truncated: all.length > max };
+  }
+  if (layer.format === 'none' || (layer.format === 'tar+zstd' && !ZSTD_AVAILABLE)) return { entries: [], truncated: false };
+  const entries: LayerEntry[] = [];
+  let truncated = false;
+  for await (const { header, body } of tarEntries(layer)) {
+    body.resume();
+    const e = entryOf(header);
+    if (e.path === '') continue;
+    if (entries.length >= max) {
+      truncated = true;
+      break;
+    }
+    entries.push(e);
+  }
+  return { entries, truncated };
+}
+
+/**
+ * A path asked for: relative, `/`-separated, no `..`, no control characters. A path that climbs
+ * out of the archive is refused outright rather than cleaned into another one.
+ */
+export function checkPath(path: string): string {
+  if (path.length === 0 || path.length > 4096) throw new OciError('UNSUPPORTED', 'path must be 1 to 4096 characters', { status: 400, detail: { path: path.slice(0, 100) } });
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(path)) throw new OciError('UNSUPPORTED', 'path has control characters', { status: 400 });
+  if (path.split(/[/\\]/).includes('..')) throw new OciError('UNSUPPORTED', 'path may not climb out of the layer (..)', { status: 400, detail: { path: path.slice(0, 100) } });
+  const clean = cleanName(path);
+  if (clean === '') throw new OciError('UNSUPPORTED', 'path names the root of the layer, not a file', { status: 400 });
+  return clean;
+}
+
+/**
+ * Byte budget of a cache of listings by layer digest (a digest names the same bytes in every
+ * repository: the caller checks the repository holds the layer before it asks).
+ */
+export class ListingCache {
+  private readonly map = new Map<string, { value: CachedListing; bytes: number }>();
+  private bytes = 0;
+
+  constructor(readonly maxBytes = 32 << 20) {}
+
+  get(digest: string): CachedListing | undefined {
+    const hit = this.map.get(digest);
+    if (!hit) return undefined;
+    // Most recently used last: the first key is the one to evict.
+    this.map.delete(digest);
+    this.map.set(digest, hit);
+    return hit.value;
+  }
+
+  set(digest: string, value: CachedListing): void {
+    let bytes = 200;
+    for (const e of value.entries) bytes += 80 + e.path.length * 2;
+    if (bytes > this.maxBytes / 4) return;
+    const old = this.map.get(digest);
+    if (old) {
+      this.bytes -= old.bytes;
+      this.map.delete(digest);
+    }
+    this.map.set(digest, { value, bytes });
+    this.bytes += bytes;
+    while (this.bytes > this.maxBytes) {
+      const [k, v] = this.map.entries().next().value as [string, { bytes: number }];
+      this.map.delete(k);
+      this.bytes -= v.bytes;
+    }
+  }
+
+  get size(): { entries: number; bytes: number } {
+    return { entries: this.map.size, bytes: this.bytes };
+  }
+}
+
+export interface CachedListing {
+  format: LayerFormat;
+  entries: LayerEntry[];
+  truncated: boolean;
+}
