@@ -136,7 +136,7 @@ export async function readChart(layer: OpenedLayer): Promise<ChartContents | und
       continue;
     }
     if (file === 'Chart.yaml') {
-      const text = await take(body, e.size);
+      const text = await take(body as AsyncIterable<Buffer>, e.size);
       out.dir = dir;
       try {
         out.chartYaml = text === undefined ? undefined : parseYaml(text, { maxAliasCount: 100 });
@@ -147,10 +147,10 @@ export async function readChart(layer: OpenedLayer): Promise<ChartContents | und
       out.values = { path: e.path, size: e.size, mode: e.mode };
       body.resume();
     } else if (/^readme(\.md|\.markdown|\.txt)?$/i.test(file) && !out.readme) {
-      const text = await take(body, e.size);
+      const text = await take(body as AsyncIterable<Buffer>, e.size);
       if (text !== undefined) out.readme = { path: e.path, text };
     } else if (/^(licen[cs]e|copying)(\.md|\.txt)?$/i.test(file) && !out.license) {
-      const text = await take(body, e.size);
+      const text = await take(body as AsyncIterable<Buffer>, e.size);
       if (text !== undefined) out.license = { path: e.path, text };
     } else body.resume();
   }
