@@ -7,7 +7,7 @@ import { handleDownload } from './download.js';
 import { HelmMediaType, kindOf } from './kinds.js';
 import { ListingCache, listLayer, openLayer, ZSTD_AVAILABLE, type LayerEntry } from './layers.js';
 import { pullCommands, safeHost } from './pull-commands.js';
-import { countReferrers, referrerTree } from './referrers.js';
+import { countReferrers, referrerTree, TREE_LIMITS } from './referrers.js';
 import type { ArtifactDetail, FileEntry, LayerFiles } from './types.js';
 import { requireAccess, viewerOf, type Viewer } from './viewer.js';
 
@@ -167,7 +167,7 @@ async function artifactDetail(deps: WebDeps, req: FastifyRequest): Promise<Artif
 
   const { readme, license } = await readmeAndLicense(backend, name, m, chart);
 
-  const referrers = await referrerTree(backend, name, digest as Digest);
+  const referrers = await referrerTree(backend, name, digest as Digest, { ...TREE_LIMITS, cosignTags: backend.namespaceOf(name) === undefined });
   const referrerCounts = countReferrers(referrers, {});
   // Per-platform signatures and SBOMs (Docker's and cosign's) hang off an index's children.
   for (const c of m.manifests?.slice(0, MAX_CHILDREN) ?? []) countReferrers(await referrerTree(backend, name, c.digest, { depth: 2, max: 50 }), referrerCounts);

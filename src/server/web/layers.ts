@@ -102,7 +102,8 @@ export async function openLayer(backend: RegistryBackend, name: string, digest: 
   if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) {
     const source = new HandleSource(handle);
     try {
-      const estargz = await openEstargz(source, { layerDigest: digest, ...(tocDigest ? { tocDigest } : {}) });
+      // Small windows: a server streams many files at once (the reader's defaults, 4 x 16 MiB, suit one client).
+      const estargz = await openEstargz(source, { layerDigest: digest, window: 4 << 20, ahead: 2, ...(tocDigest ? { tocDigest } : {}) });
       return { handle, format: 'estargz', estargz, source };
     } catch (err) {
       if (!(err instanceof NotEstargzError)) throw err;

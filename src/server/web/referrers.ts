@@ -9,9 +9,14 @@ export interface TreeLimits {
   depth: number;
   /** Nodes in the whole tree at most; what is beyond is left out. */
   max: number;
+  /**
+   * Also look for cosign's tag-attached signatures (`sha256-<hex>.sig`) of the subject: three
+   * manifest lookups, so off where each would go to an upstream (a pull-through cache).
+   */
+  cosignTags?: boolean;
 }
 
-export const TREE_LIMITS: TreeLimits = { depth: 3, max: 200 };
+export const TREE_LIMITS: TreeLimits = { depth: 3, max: 200, cosignTags: true };
 
 const GROUP_ORDER: Record<string, number> = { signatures: 0, sboms: 1, attestations: 2, other: 3 };
 
@@ -70,7 +75,7 @@ export async function referrerTree(backend: RegistryBackend, name: string, subje
   }
   const nodes = listed.slice(0, budget.left).map(nodeOf);
   budget.left -= nodes.length;
-  if (depth === 1) {
+  if (depth === 1 && limits.cosignTags) {
     const tagged = (await cosignTagged(backend, name, subject)).filter((t) => !nodes.some((n) => n.digest === t.digest)).slice(0, Math.max(0, budget.left));
     budget.left -= tagged.length;
     nodes.push(...tagged);
