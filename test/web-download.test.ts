@@ -198,6 +198,26 @@ describe('downloads from the web API', () => {
     assert.ok(es && es.bytes === f.estargz.small.length);
   });
 
+  test('a download the client leaves is recorded as aborted, with the bytes sent', async () => {
+    const ctl = new AbortController();
+    const res = await fetch(`${url}/api/v1/download?${new URLSearchParams({ repo: 'ml/large', ref: 'v1', layer: f.large.layer.digest })}`, { headers: { ...alice, 'user-agent': 'abort-test/1' }, signal: ctl.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    ctl.abort();
+    await reader.cancel().catch(() => undefined);
+    const audit = f.server.hooks.audit!;
+    let rec;
+    for (let i = 0; i < 100 && !rec; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      audit.flush();
+      rec = audit.db.query({ repo: 'ml/large', action: 'pull' }, { limit: 10 }).find((x) => x.userAgent === 'abort-test/1' && x.outcome === 'aborted');
+    }
+    assert.ok(rec, 'an aborted record');
+    assert.equal(rec.file, 'large.bin');
+    assert.ok(rec.bytes < f.large.size, `${rec.bytes} bytes`);
+  });
+
   test('bad paths and parameters: 400 or 404 with the error body', async () => {
     const layer = f.files.tarLayer.digest;
     const cases: Array<[Record<string, string>, number, string]> = [

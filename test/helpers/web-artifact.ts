@@ -47,6 +47,9 @@ export interface Fixture {
   childSignature: Descriptor;
   files: { desc: Descriptor; readme: string; license: string; data: Buffer; tarLayer: Descriptor; tarEntry: Buffer; dirLayer: Descriptor };
   hostile: { desc: Descriptor; layer: Descriptor };
+  /** A 32 MiB file (a download to abort), and a layer that is zstd by its magic bytes. */
+  large: { desc: Descriptor; layer: Descriptor; size: number };
+  zstd: { layer: Descriptor };
   close(): Promise<void>;
 }
 
@@ -160,6 +163,14 @@ export async function pushFixtures(): Promise<Fixture> {
     tags: ['v1'],
   });
 
+  const largeSize = 32 << 20;
+  await writeFile(at('large.bin'), Buffer.alloc(largeSize, 7));
+  await writeFile(at('fake.tar.zst'), Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), randomBytes(1000)]));
+  const large = await pushArtifact(repo('ml/large'), {
+    files: [{ path: at('large.bin') }, { path: at('fake.tar.zst'), mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' }],
+    tags: ['v1'],
+  });
+
   const layerOf = (r: { layers: Descriptor[] }, title: string): Descriptor => r.layers.find((l) => l.annotations?.['org.opencontainers.image.title'] === title)!;
   return {
     server,
@@ -174,6 +185,8 @@ export async function pushFixtures(): Promise<Fixture> {
     childSignature: childSig.manifest,
     files: { desc: files.manifest, readme: freadme, license, data, tarLayer: layerOf(files, 'bundle.tar'), tarEntry, dirLayer: layerOf(files, 'tree') },
     hostile: { desc: hostile.manifest, layer: hostile.layers[0]! },
+    large: { desc: large.manifest, layer: large.layers[0]!, size: largeSize },
+    zstd: { layer: large.layers[1]! },
     close: async () => {
       for (const c of conns) await c();
       await server.close();
