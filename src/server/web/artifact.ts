@@ -5,7 +5,7 @@ import { factsFor, platformOf, readChart, readSmallBlob, readmeAndLicense, MAX_C
 import { parseManifest, readDigest, readRef, readRepo, resolveName, type ParsedManifest } from './artifact-params.js';
 import { handleDownload } from './download.js';
 import { HelmMediaType, kindOf } from './kinds.js';
-import { ListingCache, listLayer, openLayer, ZSTD_AVAILABLE, type LayerEntry } from './layers.js';
+import { ListingCache, listLayer, openLayer, ZSTD_AVAILABLE, type CachedListing, type LayerEntry } from './layers.js';
 import { pullCommands, safeHost } from './pull-commands.js';
 import { countReferrers, referrerTree, TREE_LIMITS } from './referrers.js';
 import type { ArtifactDetail, FileEntry, LayerFiles } from './types.js';
@@ -25,8 +25,10 @@ function json(reply: FastifyReply, body: unknown): FastifyReply {
 /** The web API's artifact pages, files, downloads, referrers. */
 export function installArtifact(app: FastifyInstance, deps: WebDeps): void {
   const listings = new ListingCache();
+  // Listings being read, by layer digest (each caller checked the repository holds the layer).
+  const inFlight = new Map<string, Promise<CachedListing>>();
   app.get('/api/v1/artifact', async (req, reply) => json(reply, await artifactDetail(deps, req)));
-  app.get('/api/v1/files', async (req, reply) => json(reply, await layerFiles(deps, req, listings)));
+  app.get('/api/v1/files', async (req, reply) => json(reply, await layerFiles(deps, req, listings, inFlight)));
   app.get('/api/v1/download', async (req, reply) => {
     await handleDownload(deps, req, reply);
     return reply;
@@ -214,7 +216,7 @@ function fileEntry(repo: string, layer: string, e: LayerEntry): FileEntry {
   return { path: e.path, size: e.size, mediaType: null, layer, whole: false, type: e.type, mode: e.mode, download: e.type === 'file' ? downloadUrl({ repo, layer, path: e.path }) : '' };
 }
 
-async function layerFiles(deps: WebDeps, req: FastifyRequest, cache: ListingCache): Promise<LayerFiles> {
+async function layerFiles(deps: WebDeps, req: FastifyRequest, cache: ListingCache, listingsInFlight: Map<string, Promise<CachedListing>>): Promise<LayerFiles> {
   const repo = readRepo(q(req));
   const layer = readDigest(q(req), 'layer');
   const { name } = await access(deps, req, repo);
@@ -222,10 +224,19 @@ async function layerFiles(deps: WebDeps, req: FastifyRequest, cache: ListingCach
   await deps.backend.openBlob(name, layer, false);
   let listing = cache.get(layer);
   if (!listing) {
-    const opened = await openLayer(deps.backend, name, layer);
-    const { entries, truncated } = await listLayer(opened);
-    listing = { format: opened.format, entries, truncated };
-    cache.set(layer, listing);
+    // One read of a layer for every viewer asking for it at once: a tar.gz is read whole to be listed.
+    let p = listingsInFlight.get(layer);
+    if (!p) {
+      p = (async () => {
+        const opened = await openLayer(deps.backend, name, layer);
+        const { entries, truncated } = await listLayer(opened);
+        const l: CachedListing = { format: opened.format, entries, truncated };
+        cache.set(layer, l);
+        return l;
+      })().finally(() => listingsInFlight.delete(layer));
+      listingsInFlight.set(layer, p);
+    }
+    listing = await p;
   }
   const out: LayerFiles = { layer, format: listing.format, files: listing.entries.map((e) => fileEntry(repo, layer, e)), truncated: listing.truncated };
   if (listing.format === 'tar+zstd' && !ZSTD_AVAILABLE) out.note = 'zstd layers cannot be listed by this server (its Node has no zstd decoder; Node 22.15 or newer has)';
