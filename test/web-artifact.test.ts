@@ -206,6 +206,10 @@ describe('artifact page API', () => {
     const paths = es.files.filter((x) => x.type === 'file').map((x) => x.path).sort();
     assert.deepEqual(paths, ['hello.txt', 'sub/big.bin']);
     assert.equal(es.files.find((x) => x.path === 'sub/big.bin')!.size, f.estargz.big.length);
+    // With the manifest named, the TOC is checked against its toc.digest annotation and the links carry ref.
+    const checked = await get<LayerFiles>(`/api/v1/files?${new URLSearchParams({ repo: 'ml/es', ref: 'v1', layer: f.estargz.layer.digest })}`);
+    assert.deepEqual(checked.files.map((x) => x.path), es.files.map((x) => x.path));
+    assert.match(checked.files.find((x) => x.path === 'hello.txt')!.download, /[?&]ref=v1&/);
     // A layer that is no archive lists nothing.
     const plain = await files('ml/data', (await artifact('ml/data', 'v1')).files.find((x) => x.path === 'data.bin')!.layer);
     assert.equal(plain.format, 'none');
@@ -217,6 +221,19 @@ describe('artifact page API', () => {
     if (!ZSTD_AVAILABLE) assert.match(zst.note ?? '', /zstd/);
     // A second listing comes from the cache, and says the same.
     assert.deepEqual(await files('ml/app', f.image.layer.digest), gz);
+  });
+
+  test('an eStargz TOC that does not match its toc.digest annotation is refused', async () => {
+    const m = JSON.parse((await call(url, 'GET', '/v2/ml/es/manifests/v1', { headers: { ...alice, accept: 'application/vnd.oci.image.manifest.v1+json' } })).body.toString()) as { layers: Array<{ annotations: Record<string, string> }> };
+    m.layers[0]!.annotations['containerd.io/snapshot/stargz/toc.digest'] = `sha256:${'1'.repeat(64)}`;
+    const put = await call(url, 'PUT', '/v2/ml/es/manifests/forged', { headers: { ...alice, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: JSON.stringify(m) });
+    assert.equal(put.status, 201);
+    const r = await call(url, 'GET', `/api/v1/files?${new URLSearchParams({ repo: 'ml/es', ref: 'forged', layer: f.estargz.layer.digest })}`, { headers: alice });
+    assert.equal(r.status, 400);
+    assert.equal(errorCode(r), 'DIGEST_INVALID');
+    const d = await call(url, 'GET', `/api/v1/download?${new URLSearchParams({ repo: 'ml/es', ref: 'forged', layer: f.estargz.layer.digest, path: 'hello.txt' })}`, { headers: alice });
+    assert.equal(d.status, 400);
+    assert.equal(errorCode(d), 'DIGEST_INVALID');
   });
 
   test('a private repository is invisible to anonymous visitors and users without rights', async () => {
@@ -251,6 +268,8 @@ describe('artifact page API', () => {
       ['/api/v1/files?repo=ml/app', 400, 'DIGEST_INVALID'],
       ['/api/v1/files?repo=ml/app&layer=sha256:1234', 400, 'DIGEST_INVALID'],
       [`/api/v1/files?repo=ml/app&layer=sha256:${'0'.repeat(64)}`, 404, 'BLOB_UNKNOWN'],
+      [`/api/v1/files?repo=ml/app&ref=v1&layer=${f.estargz.layer.digest}`, 404, 'BLOB_UNKNOWN'],
+      [`/api/v1/files?repo=ml/app&ref=-x&layer=${f.image.layer.digest}`, 400, 'TAG_INVALID'],
       // A layer of another repository is not listed through this one.
       [`/api/v1/files?repo=ml/app&layer=${f.estargz.layer.digest}`, 404, 'BLOB_UNKNOWN'],
     ];

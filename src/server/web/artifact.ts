@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Annotation, MediaType, isOciError, type Descriptor, type Digest } from '../../spec/index.js';
+import { Annotation, MediaType, OciError, isOciError, type Descriptor, type Digest } from '../../spec/index.js';
+import { TOC_DIGEST_ANNOTATION } from '../../estargz/index.js';
 import type { WebDeps } from './deps.js';
 import { factsFor, platformOf, readChart, readSmallBlob, readmeAndLicense, MAX_CHART, MAX_CONFIG, type ChartContents, type Fact } from './artifact-facts.js';
 import { parseManifest, readDigest, readRef, readRepo, resolveName, type ParsedManifest } from './artifact-params.js';
@@ -212,33 +213,46 @@ async function artifactDetail(deps: WebDeps, req: FastifyRequest): Promise<Artif
   };
 }
 
-function fileEntry(repo: string, layer: string, e: LayerEntry): FileEntry {
-  return { path: e.path, size: e.size, mediaType: null, layer, whole: false, type: e.type, mode: e.mode, download: e.type === 'file' ? downloadUrl({ repo, layer, path: e.path }) : '' };
+function fileEntry(repo: string, layer: string, ref: string | undefined, e: LayerEntry): FileEntry {
+  return { path: e.path, size: e.size, mediaType: null, layer, whole: false, type: e.type, mode: e.mode, download: e.type === 'file' ? downloadUrl({ repo, ...(ref ? { ref } : {}), layer, path: e.path }) : '' };
 }
 
+/**
+ * `?repo=&layer=`, and optionally `ref`: the manifest that names the layer. With it, an eStargz
+ * TOC is checked against the layer's toc.digest annotation, and the download links carry it too.
+ */
 async function layerFiles(deps: WebDeps, req: FastifyRequest, cache: ListingCache, listingsInFlight: Map<string, Promise<CachedListing>>): Promise<LayerFiles> {
   const repo = readRepo(q(req));
   const layer = readDigest(q(req), 'layer');
+  const ref = q(req).ref !== undefined ? readRef(q(req)) : undefined;
   const { name } = await access(deps, req, repo);
+  let tocDigest: string | undefined;
+  if (ref !== undefined) {
+    const stored = await deps.backend.getManifest(name, ref);
+    const desc = parseManifest(stored.body).layers.find((l) => l.digest === layer);
+    if (!desc) throw new OciError('BLOB_UNKNOWN', `layer ${layer} is not in the manifest ${stored.digest}`, { detail: { digest: layer } });
+    tocDigest = desc.annotations?.[TOC_DIGEST_ANNOTATION];
+  }
   // The repository must hold the layer: a listing cached for another repository is not shown otherwise.
   await deps.backend.openBlob(name, layer, false);
-  let listing = cache.get(layer);
+  const key = `${layer}|${tocDigest ?? ''}`;
+  let listing = cache.get(key);
   if (!listing) {
     // One read of a layer for every viewer asking for it at once: a tar.gz is read whole to be listed.
-    let p = listingsInFlight.get(layer);
+    let p = listingsInFlight.get(key);
     if (!p) {
       p = (async () => {
-        const opened = await openLayer(deps.backend, name, layer);
+        const opened = await openLayer(deps.backend, name, layer, tocDigest);
         const { entries, truncated } = await listLayer(opened);
         const l: CachedListing = { format: opened.format, entries, truncated };
-        cache.set(layer, l);
+        cache.set(key, l);
         return l;
-      })().finally(() => listingsInFlight.delete(layer));
-      listingsInFlight.set(layer, p);
+      })().finally(() => listingsInFlight.delete(key));
+      listingsInFlight.set(key, p);
     }
     listing = await p;
   }
-  const out: LayerFiles = { layer, format: listing.format, files: listing.entries.map((e) => fileEntry(repo, layer, e)), truncated: listing.truncated };
+  const out: LayerFiles = { layer, format: listing.format, files: listing.entries.map((e) => fileEntry(repo, layer, ref, e)), truncated: listing.truncated };
   if (listing.format === 'tar+zstd' && !ZSTD_AVAILABLE) out.note = 'zstd layers cannot be listed by this server (its Node has no zstd decoder; Node 22.15 or newer has)';
   return out;
 }

@@ -8,7 +8,7 @@ import { Annotation, OciError, isWharfError, parseRangeHeader, type ByteRange, t
 import { nextAuditId, type AuditRecord } from '../audit/index.js';
 import { sendBody } from '../http/send.js';
 import type { WebDeps } from './deps.js';
-import { cleanName } from '../../estargz/index.js';
+import { TOC_DIGEST_ANNOTATION, cleanName } from '../../estargz/index.js';
 import { checkPath, openLayer, tarEntries, type OpenedLayer } from './layers.js';
 import { parseManifest, readRepo, readDigest, readRef, resolveName, type ParsedManifest } from './artifact-params.js';
 import { viewerOf, requireAccess, type Viewer } from './viewer.js';
@@ -279,7 +279,7 @@ export async function handleDownload(deps: WebDeps, req: FastifyRequest, reply: 
 
   const path = checkPath(q.path);
   rec.file = path;
-  const opened = await openLayer(deps.backend, name, layer, desc?.annotations?.['containerd.io/snapshot/stargz/toc.digest']);
+  const opened = await openLayer(deps.backend, name, layer, desc?.annotations?.[TOC_DIGEST_ANNOTATION]);
   if (opened.estargz) return sendEstargzFile(req, reply, opened, path, layer);
   if (opened.format === 'none') throw new OciError('UNSUPPORTED', `layer ${layer} is not an archive; download it whole (without path)`, { status: 400 });
   return sendTarFile(req, reply, opened, path, layer);
