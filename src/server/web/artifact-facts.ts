@@ -2,6 +2,7 @@ import { parse as parseYaml } from 'yaml';
 import { readAllVerified } from '../../content/index.js';
 import { Annotation, isOciError, type Descriptor } from '../../spec/index.js';
 import type { RegistryBackend } from '../store/index.js';
+import type { ByteLru } from './lru.js';
 import { HelmMediaType } from './kinds.js';
 import { entryOf, type OpenedLayer, tarEntries } from './layers.js';
 import type { ParsedManifest } from './artifact-params.js';
@@ -38,12 +39,19 @@ export function platformOf(p: { os?: unknown; architecture?: unknown; variant?: 
   return [p.os, p.architecture, typeof p.variant === 'string' ? p.variant : undefined].filter(Boolean).join('/');
 }
 
-/** Reads a small blob whole, verified against its descriptor; undefined when it is over `limit`. */
-export async function readSmallBlob(backend: RegistryBackend, name: string, d: Descriptor, limit: number): Promise<Buffer | undefined> {
+/**
+ * Reads a small blob whole, verified against its descriptor (once: then from `cache`, by digest);
+ * undefined when it is over `limit`. The caller got `d` from a manifest of `name` it may read.
+ */
+export async function readSmallBlob(backend: RegistryBackend, name: string, d: Descriptor, limit: number, cache?: ByteLru<Buffer>): Promise<Buffer | undefined> {
   if (d.size > limit) return undefined;
   if (d.size === 0) return Buffer.alloc(0);
+  const hit = cache?.get(d.digest);
+  if (hit) return hit;
   const h = await backend.openBlob(name, d.digest, true);
-  return readAllVerified(await h.stream({ start: 0, end: d.size - 1 }), d, limit);
+  const buf = await readAllVerified(await h.stream({ start: 0, end: d.size - 1 }), d, limit);
+  cache?.set(d.digest, buf);
+  return buf;
 }
 
 /** The facts of an image config (OCI or Docker): platform, entrypoint, cmd, env, ports, user, workdir. */
@@ -217,10 +225,11 @@ export async function readmeAndLicense(
   name: string,
   m: ParsedManifest,
   chart: ChartContents | undefined,
+  cache?: ByteLru<Buffer>,
 ): Promise<{ readme: ArtifactDetail['readme']; license: ArtifactDetail['license'] }> {
   const text = async (l: Descriptor): Promise<string | undefined> => {
     try {
-      return (await readSmallBlob(backend, name, l, MAX_TEXT))?.toString('utf8');
+      return (await readSmallBlob(backend, name, l, MAX_TEXT, cache))?.toString('utf8');
     } catch (err) {
       if (isOciError(err)) return undefined;
       throw err;

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Annotation, MediaType, OciError, isOciError, type Descriptor, type Digest } from '../../spec/index.js';
 import { TOC_DIGEST_ANNOTATION } from '../../estargz/index.js';
 import type { WebDeps } from './deps.js';
+import { ByteLru } from './lru.js';
 import { factsFor, platformOf, readChart, readSmallBlob, readmeAndLicense, MAX_CHART, MAX_CONFIG, type ChartContents, type Fact } from './artifact-facts.js';
 import { parseManifest, readDigest, readRef, readRepo, resolveName, type ParsedManifest } from './artifact-params.js';
 import { handleDownload } from './download.js';
@@ -9,8 +10,15 @@ import { HelmMediaType, kindOf } from './kinds.js';
 import { ListingCache, listLayer, openLayer, ZSTD_AVAILABLE, type CachedListing, type LayerEntry } from './layers.js';
 import { pullCommands, safeHost } from './pull-commands.js';
 import { countReferrers, referrerTree, TREE_LIMITS } from './referrers.js';
+import type { SqliteDb, SqliteStatement } from '../sqlite.js';
 import type { ArtifactDetail, FileEntry, LayerFiles } from './types.js';
 import { requireAccess, viewerOf, type Viewer } from './viewer.js';
+
+/** Content by digest the page reads again and again: configs, READMEs and LICENSEs, charts' contents. */
+interface Caches {
+  blobs: ByteLru<Buffer>;
+  charts: ByteLru<ChartContents | null>;
+}
 
 /** wharf push's annotation of a file's permission bits (octal); src/client/push.ts. */
 const MODE_ANNOTATION = 'io.wharf.content.mode';
@@ -26,9 +34,13 @@ function json(reply: FastifyReply, body: unknown): FastifyReply {
 /** The web API's artifact pages, files, downloads, referrers. */
 export function installArtifact(app: FastifyInstance, deps: WebDeps): void {
   const listings = new ListingCache();
+  const caches: Caches = {
+    blobs: new ByteLru<Buffer>(16 << 20, (b) => b.length),
+    charts: new ByteLru<ChartContents | null>(8 << 20, (c) => 2000 + (c?.readme?.text.length ?? 0) * 2 + (c?.license?.text.length ?? 0) * 2 + JSON.stringify(c?.chartYaml ?? null).length * 2),
+  };
   // Listings being read, by layer digest (each caller checked the repository holds the layer).
   const inFlight = new Map<string, Promise<CachedListing>>();
-  app.get('/api/v1/artifact', async (req, reply) => json(reply, await artifactDetail(deps, req)));
+  app.get('/api/v1/artifact', async (req, reply) => json(reply, await artifactDetail(deps, req, caches)));
   app.get('/api/v1/files', async (req, reply) => json(reply, await layerFiles(deps, req, listings, inFlight)));
   app.get('/api/v1/download', async (req, reply) => {
     await handleDownload(deps, req, reply);
@@ -70,19 +82,39 @@ function titledFiles(repo: string, digest: string, m: ParsedManifest): FileEntry
     }));
 }
 
+interface AuditStatements {
+  push: SqliteStatement;
+  v2: SqliteStatement;
+  web: SqliteStatement;
+}
+/** Prepared once per database: preparing costs more than the queries. */
+const statements = new WeakMap<SqliteDb, AuditStatements>();
+
+function statementsOf(db: SqliteDb): AuditStatements {
+  let st = statements.get(db);
+  if (!st) {
+    st = {
+      push: db.prepare("SELECT user, time FROM requests WHERE digest = ? AND repo = ? AND action = 'push' AND method = 'PUT' AND status < 300 ORDER BY id ASC LIMIT 1"),
+      v2: db.prepare('SELECT COUNT(*) AS n, MAX(last_time) AS last FROM downloads WHERE repo = ? AND digest = ?'),
+      web: db.prepare("SELECT COUNT(*) AS n, MAX(time) AS last FROM requests WHERE digest IN (SELECT value FROM json_each(?)) AND repo = ? AND file IS NOT NULL AND action = 'pull' AND status < 300"),
+    };
+    statements.set(db, st);
+  }
+  return st;
+}
+
 /** The audit log's facts of an artifact: who pushed it first and when, downloads, last pull. */
 function auditFacts(deps: WebDeps, name: string, digest: string, layers: string[]): Pick<ArtifactDetail, 'pushedBy' | 'pushed' | 'downloads' | 'lastPulled'> {
   const audit = deps.audit;
   if (!audit) return { pushedBy: null, pushed: null, downloads: null, lastPulled: null };
   // Flushed first: the page shows pulls journaled a moment ago, not only those of the last batch.
   audit.flush();
-  const db = audit.db.db;
-  const push = db.prepare("SELECT user, time FROM requests WHERE digest = ? AND repo = ? AND action = 'push' AND method = 'PUT' AND status < 300 ORDER BY id ASC LIMIT 1").get(digest, name);
+  const st = statementsOf(audit.db.db);
+  const push = st.push.get(digest, name);
   // Artifact downloads by /v2 (a manifest pull and its blobs, grouped by the audit log) ...
-  const v2 = db.prepare('SELECT COUNT(*) AS n, MAX(last_time) AS last FROM downloads WHERE repo = ? AND digest = ?').get(name, digest);
+  const v2 = st.v2.get(name, digest);
   // ... and from the UI: one file, a whole layer, or the whole artifact as a tar.
-  const digests = [digest, ...layers].slice(0, 500);
-  const web = db.prepare(`SELECT COUNT(*) AS n, MAX(time) AS last FROM requests WHERE digest IN (${digests.map(() => '?').join(',')}) AND repo = ? AND file IS NOT NULL AND action = 'pull' AND status < 300`).get(...digests, name);
+  const web = st.web.get(JSON.stringify([digest, ...layers].slice(0, 1000)), name);
   const num = (v: unknown): number | null => (typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : null);
   const lastPulled = Math.max(num(v2?.last) ?? -1, num(web?.last) ?? -1);
   return {
@@ -101,7 +133,7 @@ function createdOf(m: ParsedManifest, config: unknown): number | null {
   return Number.isFinite(t) ? t : null;
 }
 
-async function artifactDetail(deps: WebDeps, req: FastifyRequest): Promise<ArtifactDetail> {
+async function artifactDetail(deps: WebDeps, req: FastifyRequest, caches: Caches): Promise<ArtifactDetail> {
   const repo = readRepo(q(req));
   const ref = readRef(q(req));
   const { viewer, name } = await access(deps, req, repo);
@@ -116,7 +148,7 @@ async function artifactDetail(deps: WebDeps, req: FastifyRequest): Promise<Artif
     if (m.config.size > MAX_CONFIG) extraFacts.push({ label: 'Config', value: `${m.config.size} bytes: over the ${MAX_CONFIG >> 20} MiB the page reads` });
     else {
       try {
-        const buf = await readSmallBlob(backend, name, m.config, MAX_CONFIG);
+        const buf = await readSmallBlob(backend, name, m.config, MAX_CONFIG, caches.blobs);
         config = buf ? JSON.parse(buf.toString('utf8')) : null;
       } catch (err) {
         if (!(err instanceof SyntaxError) && !isOciError(err)) throw err;
@@ -130,9 +162,12 @@ async function artifactDetail(deps: WebDeps, req: FastifyRequest): Promise<Artif
   // A chart's Chart.yaml, values.yaml and README come from its chart layer.
   let chart: ChartContents | undefined;
   const chartLayer = kind.kind === 'helm-chart' ? m.layers.find((l) => l.mediaType === HelmMediaType.Chart || l.mediaType === 'application/tar+gzip') : undefined;
-  if (chartLayer && chartLayer.size <= MAX_CHART) {
+  const cachedChart = chartLayer ? caches.charts.get(chartLayer.digest) : undefined;
+  if (cachedChart !== undefined) chart = cachedChart ?? undefined;
+  else if (chartLayer && chartLayer.size <= MAX_CHART) {
     try {
       chart = await readChart({ handle: await backend.openBlob(name, chartLayer.digest, true), format: 'tar+gzip', verify: chartLayer });
+      caches.charts.set(chartLayer.digest, chart ?? null);
     } catch (err) {
       if (!isOciError(err)) throw err;
       extraFacts.push({ label: 'Chart', value: `unreadable: ${err.message.slice(0, 200)}` });
@@ -168,7 +203,7 @@ async function artifactDetail(deps: WebDeps, req: FastifyRequest): Promise<Artif
     size += (m.config?.size ?? 0) + m.layers.reduce((n, l) => n + l.size, 0);
   }
 
-  const { readme, license } = await readmeAndLicense(backend, name, m, chart);
+  const { readme, license } = await readmeAndLicense(backend, name, m, chart, caches.blobs);
 
   const referrers = await referrerTree(backend, name, digest as Digest, { ...TREE_LIMITS, cosignTags: backend.namespaceOf(name) === undefined });
   const referrerCounts = countReferrers(referrers, {});

@@ -10,6 +10,7 @@ import { NotEstargzError, cleanName, openEstargz, type EstargzReader, type Range
 import { verifyReader } from '../../content/index.js';
 import { OciError, WharfError, type ByteRange, type Descriptor, type Digest } from '../../spec/index.js';
 import type { BlobHandle, RegistryBackend } from '../store/index.js';
+import { ByteLru } from './lru.js';
 import type { LayerFiles } from './types.js';
 
 /**
@@ -210,44 +211,12 @@ export function checkPath(path: string): string {
 }
 
 /**
- * Byte budget of a cache of listings by layer digest (a digest names the same bytes in every
- * repository: the caller checks the repository holds the layer before it asks).
+ * Listings by layer digest (a digest names the same bytes in every repository: the caller checks
+ * the repository holds the layer before it asks), 32 MiB by default.
  */
-export class ListingCache {
-  private readonly map = new Map<string, { value: CachedListing; bytes: number }>();
-  private bytes = 0;
-
-  constructor(readonly maxBytes = 32 << 20) {}
-
-  get(digest: string): CachedListing | undefined {
-    const hit = this.map.get(digest);
-    if (!hit) return undefined;
-    // Most recently used last: the first key is the one to evict.
-    this.map.delete(digest);
-    this.map.set(digest, hit);
-    return hit.value;
-  }
-
-  set(digest: string, value: CachedListing): void {
-    let bytes = 200;
-    for (const e of value.entries) bytes += 80 + e.path.length * 2;
-    if (bytes > this.maxBytes / 4) return;
-    const old = this.map.get(digest);
-    if (old) {
-      this.bytes -= old.bytes;
-      this.map.delete(digest);
-    }
-    this.map.set(digest, { value, bytes });
-    this.bytes += bytes;
-    while (this.bytes > this.maxBytes) {
-      const [k, v] = this.map.entries().next().value as [string, { bytes: number }];
-      this.map.delete(k);
-      this.bytes -= v.bytes;
-    }
-  }
-
-  get size(): { entries: number; bytes: number } {
-    return { entries: this.map.size, bytes: this.bytes };
+export class ListingCache extends ByteLru<CachedListing> {
+  constructor(maxBytes = 32 << 20) {
+    super(maxBytes, (v) => v.entries.reduce((n, e) => n + 80 + e.path.length * 2, 0));
   }
 }
 
