@@ -5,7 +5,13 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer } from '../src/server/index.js';
+import { Registry } from '../src/stores/remote/index.js';
+import { pushArtifact, pushEstargz } from '../src/client/index.js';
 import { Readable, Transform } from 'node:stream';
 import * as tarStream from 'tar-stream';
 import { call } from '../src/testkit/http.js';
@@ -281,5 +287,57 @@ describe('downloads from the web API', () => {
       assert.equal(r.status, 404);
       assert.equal(errorCode(r), 'NAME_UNKNOWN');
     }
+  });
+});
+
+describe('the artifact page and downloads through a pull-through cache', () => {
+  let tmp: string;
+  let upstream: RunningServer;
+  let cache: RunningServer;
+  let data: Buffer;
+  let es: { layer: string; small: Buffer };
+
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'wharf-web-proxy-'));
+    upstream = await startServer({ dataDir: join(tmp, 'up'), logLevel: 'silent' });
+    cache = await startServer({ dataDir: join(tmp, 'cache'), logLevel: 'silent', config: { proxy: { upstreams: [{ namespace: 'up', url: upstream.url, ttl: '1h' }] } } });
+    const reg = new Registry(new URL(upstream.url).host, { plainHttp: true });
+    data = randomBytes(200_000);
+    await writeFile(join(tmp, 'data.bin'), data);
+    await writeFile(join(tmp, 'README.md'), '# upstream\n');
+    await pushArtifact(reg.repository('team/data'), { files: [{ path: join(tmp, 'data.bin') }, { path: join(tmp, 'README.md') }], artifactType: 'application/vnd.acme.dataset', tags: ['v1'] });
+    await mkdir(join(tmp, 'es'));
+    const small = Buffer.from('small one\n');
+    await writeFile(join(tmp, 'es', 'a.txt'), small);
+    await writeFile(join(tmp, 'es', 'b.bin'), randomBytes(300_000));
+    const pushed = await pushEstargz(reg.repository('team/es'), { dir: join(tmp, 'es'), chunkSize: 64 * 1024, tags: ['v1'] });
+    es = { layer: pushed.layer.digest, small };
+    await reg.close();
+  });
+  after(async () => {
+    await cache?.close();
+    await upstream?.close();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  test('an upstream artifact: its page, a file, a file inside an eStargz layer', async () => {
+    const r = await call(cache.url, 'GET', '/api/v1/artifact?repo=up/team/data&ref=v1');
+    assert.equal(r.status, 200, r.body.toString());
+    const a = JSON.parse(r.body.toString()) as ArtifactDetail;
+    assert.equal(a.kind.label, 'Acme dataset');
+    assert.equal(a.readme?.markdown, '# upstream\n');
+    const file = a.files.find((x) => x.path === 'data.bin')!;
+    const d = await call(cache.url, 'GET', file.download);
+    assert.equal(d.status, 200);
+    assert.equal(sha256(d.body), sha256(data));
+    // Again, now from the cache's store.
+    assert.equal(sha256((await call(cache.url, 'GET', file.download)).body), sha256(data));
+
+    const listing = JSON.parse((await call(cache.url, 'GET', `/api/v1/files?repo=up/team/es&ref=v1&layer=${es.layer}`)).body.toString()) as LayerFiles;
+    assert.equal(listing.format, 'estargz');
+    const f1 = listing.files.find((x) => x.path === 'a.txt')!;
+    const got = await call(cache.url, 'GET', f1.download);
+    assert.equal(got.status, 200, got.body.toString());
+    assert.deepEqual(got.body, es.small);
   });
 });
