@@ -183,6 +183,17 @@ describe('artifact page API', () => {
     assert.ok(!a.pull.some((p) => p.tool === 'docker'));
   });
 
+  test('a ModelPack model: facts from its config', async () => {
+    const a = await artifact('ml/models/tiny', 'v1');
+    assert.equal(a.kind.kind, 'ml-model');
+    assert.equal(fact(a, 'Name'), 'tiny-llm');
+    assert.equal(fact(a, 'Format'), 'gguf');
+    assert.equal(fact(a, 'Parameters'), '8b');
+    assert.equal(fact(a, 'Precision'), 'fp16');
+    assert.equal(fact(a, 'Licenses'), 'Apache-2.0');
+    assert.ok(a.pull.some((p) => p.tool === 'oras'));
+  });
+
   test('SBOM and signature pages', async () => {
     const s = await artifact('ml/app', f.sbom.digest);
     assert.equal(s.kind.kind, 'sbom-spdx');

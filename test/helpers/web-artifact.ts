@@ -50,6 +50,7 @@ export interface Fixture {
   /** A 32 MiB file (a download to abort), and a layer that is zstd by its magic bytes. */
   large: { desc: Descriptor; layer: Descriptor; size: number };
   zstd: { layer: Descriptor };
+  model: Descriptor;
   close(): Promise<void>;
 }
 
@@ -171,6 +172,16 @@ export async function pushFixtures(): Promise<Fixture> {
     tags: ['v1'],
   });
 
+  // A ModelPack model: its config says name, format and parameters.
+  await writeFile(at('model-config.json'), JSON.stringify({ descriptor: { name: 'tiny-llm', version: '1.0', licenses: ['Apache-2.0'] }, config: { format: 'gguf', paramSize: '8b', precision: 'fp16', architecture: 'transformer' }, modelfs: { type: 'layers', diff_ids: [] } }));
+  await writeFile(at('weights.gguf'), randomBytes(1000));
+  const model = await pushArtifact(repo('ml/models/tiny'), {
+    files: [{ path: at('weights.gguf'), mediaType: 'application/vnd.cncf.model.weight.v1.raw' }],
+    config: { path: at('model-config.json'), mediaType: 'application/vnd.cncf.model.config.v1+json' },
+    artifactType: 'application/vnd.cncf.model.manifest.v1+json',
+    tags: ['v1'],
+  });
+
   const layerOf = (r: { layers: Descriptor[] }, title: string): Descriptor => r.layers.find((l) => l.annotations?.['org.opencontainers.image.title'] === title)!;
   return {
     server,
@@ -187,6 +198,7 @@ export async function pushFixtures(): Promise<Fixture> {
     hostile: { desc: hostile.manifest, layer: hostile.layers[0]! },
     large: { desc: large.manifest, layer: large.layers[0]!, size: largeSize },
     zstd: { layer: large.layers[1]! },
+    model: model.manifest,
     close: async () => {
       for (const c of conns) await c();
       await server.close();
