@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Annotation, MediaType, OciError, isOciError, type Descriptor, type Digest } from '../../spec/index.js';
+import { semaphore } from '../../content/index.js';
 import { TOC_DIGEST_ANNOTATION } from '../../estargz/index.js';
 import type { WebDeps } from './deps.js';
 import { ByteLru } from './lru.js';
@@ -11,7 +12,7 @@ import { ListingCache, listLayer, openLayer, ZSTD_AVAILABLE, type CachedListing,
 import { pullCommands, safeHost } from './pull-commands.js';
 import { countReferrers, referrerTree, TREE_LIMITS } from './referrers.js';
 import type { SqliteDb, SqliteStatement } from '../sqlite.js';
-import type { ArtifactDetail, FileEntry, LayerFiles } from './types.js';
+import type { ArtifactDetail, FileEntry, LayerFiles, ReferrerNode } from './types.js';
 import { requireAccess, viewerOf, type Viewer } from './viewer.js';
 
 /** Content by digest the page reads again and again: configs, READMEs and LICENSEs, charts' contents. */
@@ -181,23 +182,37 @@ async function artifactDetail(deps: WebDeps, req: FastifyRequest, caches: Caches
 
   // An index: its children, with platform, kind and size.
   const children: ArtifactDetail['children'] = [];
+  const childReferrers: ReferrerNode[][] = [];
   let size = stored.body.length;
+  // Children are read a few at a time: an index of twenty platforms is twenty manifests.
+  const limit = semaphore(8);
   if (m.manifests) {
-    for (const [i, c] of m.manifests.entries()) {
-      let childKind = kindOf(c.mediaType, c.artifactType ?? null, null, c.annotations ?? {});
-      let childSize = c.size;
-      if (i < MAX_CHILDREN) {
-        try {
-          const cm = await backend.getManifest(name, c.digest);
-          const p = parseManifest(cm.body);
-          childKind = kindOf(cm.mediaType, p.artifactType ?? c.artifactType ?? null, p.config?.mediaType ?? null, { ...p.annotations, ...c.annotations }, p.layers);
-          childSize = cm.body.length + (p.config?.size ?? 0) + p.layers.reduce((n, l) => n + l.size, 0) + (p.manifests ?? []).reduce((n, x) => n + x.size, 0);
-        } catch (err) {
-          if (!isOciError(err)) throw err;
-        }
-      }
-      size += childSize;
-      children.push({ digest: c.digest, mediaType: c.mediaType, platform: platformOf(c.platform), kind: childKind, size: childSize });
+    const read = await Promise.all(
+      m.manifests.map((c, i) =>
+        limit(async () => {
+          let kind = kindOf(c.mediaType, c.artifactType ?? null, null, c.annotations ?? {});
+          let childSize = c.size;
+          let counts: ReferrerNode[] = [];
+          if (i < MAX_CHILDREN) {
+            try {
+              const cm = await backend.getManifest(name, c.digest);
+              const p = parseManifest(cm.body);
+              kind = kindOf(cm.mediaType, p.artifactType ?? c.artifactType ?? null, p.config?.mediaType ?? null, { ...p.annotations, ...c.annotations }, p.layers);
+              childSize = cm.body.length + (p.config?.size ?? 0) + p.layers.reduce((n, l) => n + l.size, 0) + (p.manifests ?? []).reduce((n, x) => n + x.size, 0);
+            } catch (err) {
+              if (!isOciError(err)) throw err;
+            }
+            // Per-platform signatures and SBOMs (Docker's and cosign's) hang off an index's children.
+            counts = await referrerTree(backend, name, c.digest, { depth: 2, max: 50 });
+          }
+          return { child: { digest: c.digest, mediaType: c.mediaType, platform: platformOf(c.platform), kind, size: childSize }, counts };
+        }),
+      ),
+    );
+    for (const r of read) {
+      size += r.child.size;
+      children.push(r.child);
+      childReferrers.push(r.counts);
     }
   } else {
     size += (m.config?.size ?? 0) + m.layers.reduce((n, l) => n + l.size, 0);
@@ -207,8 +222,7 @@ async function artifactDetail(deps: WebDeps, req: FastifyRequest, caches: Caches
 
   const referrers = await referrerTree(backend, name, digest as Digest, { ...TREE_LIMITS, cosignTags: backend.namespaceOf(name) === undefined });
   const referrerCounts = countReferrers(referrers, {});
-  // Per-platform signatures and SBOMs (Docker's and cosign's) hang off an index's children.
-  for (const c of m.manifests?.slice(0, MAX_CHILDREN) ?? []) countReferrers(await referrerTree(backend, name, c.digest, { depth: 2, max: 50 }), referrerCounts);
+  for (const nodes of childReferrers) countReferrers(nodes, referrerCounts);
 
   const facts = [...factsFor(kind, m, config, chart), ...extraFacts];
   if (m.manifests) facts.push({ label: 'Manifests', value: String(m.manifests.length) });
