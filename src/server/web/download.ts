@@ -35,7 +35,6 @@ const ATTR_CHAR = /[A-Za-z0-9!#$&+\-.^_`|~]/;
 
 /** A file name fit for a download: a base name with no control characters, separators or dot-only names. */
 export function safeBaseName(name: string, fallback = 'download'): string {
-  // eslint-disable-next-line no-control-regex
   const base = posix.basename(name.replace(/\\/g, '/')).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '').trim();
   if (base === '' || /^\.+$/.test(base)) return fallback;
   return base.slice(0, 255);
@@ -56,7 +55,6 @@ export function contentDisposition(name: string): string {
 
 /** A path inside the archive for a layer's title: relative, no `..`, no control characters; else undefined. */
 export function safeArchivePath(title: string): string | undefined {
-  // eslint-disable-next-line no-control-regex
   const parts = title.replace(/\\/g, '/').split('/').map((p) => p.replace(/[\u0000-\u001f\u007f]/g, '').trim()).filter((p) => p !== '' && p !== '.');
   if (parts.length === 0 || parts.includes('..')) return undefined;
   return parts.join('/');

@@ -202,7 +202,6 @@ export async function listLayer(layer: OpenedLayer, max = MAX_ENTRIES): Promise<
  */
 export function checkPath(path: string): string {
   if (path.length === 0 || path.length > 4096) throw new OciError('UNSUPPORTED', 'path must be 1 to 4096 characters', { status: 400, detail: { path: path.slice(0, 100) } });
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(path)) throw new OciError('UNSUPPORTED', 'path has control characters', { status: 400 });
   if (path.split(/[/\\]/).includes('..')) throw new OciError('UNSUPPORTED', 'path may not climb out of the layer (..)', { status: 400, detail: { path: path.slice(0, 100) } });
   const clean = cleanName(path);
