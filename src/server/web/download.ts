@@ -4,12 +4,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { verifyReader } from '../../content/index.js';
-import { Annotation, OciError, isWharfError, parseRangeHeader, type ByteRange, type Descriptor, type Digest } from '../../spec/index.js';
+import { Annotation, OciError, isWharfError, parseRangeHeader, type ByteRange, type Descriptor } from '../../spec/index.js';
 import { nextAuditId, type AuditRecord } from '../audit/index.js';
 import { sendBody } from '../http/send.js';
 import type { WebDeps } from './deps.js';
 import { TOC_DIGEST_ANNOTATION, cleanName } from '../../estargz/index.js';
-import { checkPath, openLayer, tarEntries, type OpenedLayer } from './layers.js';
+import { checkPath, openLayer, sniffFormat, tarEntries, type OpenedLayer } from './layers.js';
 import { parseManifest, readRepo, readDigest, readRef, resolveName, type ParsedManifest } from './artifact-params.js';
 import { viewerOf, requireAccess, type Viewer } from './viewer.js';
 
@@ -264,7 +264,7 @@ export async function handleDownload(deps: WebDeps, req: FastifyRequest, reply: 
 
   if (q.path === undefined) {
     const handle = await deps.backend.openBlob(name, layer, true);
-    const format = desc ? undefined : await sniffExt(deps, name, layer);
+    const format = desc || handle.size === 0 ? undefined : await sniffFormat(handle);
     const file = layerFileName(desc, layer, format);
     rec.file = desc?.annotations?.[Annotation.Title] ?? file;
     downloadHeaders(reply, file);
@@ -281,15 +281,6 @@ export async function handleDownload(deps: WebDeps, req: FastifyRequest, reply: 
   if (opened.estargz) return sendEstargzFile(req, reply, opened, path, layer);
   if (opened.format === 'none') throw new OciError('UNSUPPORTED', `layer ${layer} is not an archive; download it whole (without path)`, { status: 400 });
   return sendTarFile(req, reply, opened, path, layer);
-}
-
-async function sniffExt(deps: WebDeps, name: string, layer: Digest): Promise<string | undefined> {
-  try {
-    const o = await openLayer(deps.backend, name, layer);
-    return o.format === 'none' ? undefined : o.format;
-  } catch {
-    return undefined;
-  }
 }
 
 function notInLayer(path: string, layer: string): OciError {

@@ -82,6 +82,14 @@ export function isTarHeader(b: Buffer): boolean {
   return sum === parseInt(field, 8) && b[0] !== 0;
 }
 
+/** The format by the first bytes alone (no eStargz footer read): for a file name's extension. */
+export async function sniffFormat(handle: BlobHandle): Promise<LayerFormat> {
+  const b = await head(handle, 512);
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'tar+gzip';
+  if (b.length >= 4 && b.readUInt32LE(0) === 0xfd2fb528) return 'tar+zstd';
+  return isTarHeader(b) ? 'tar' : 'none';
+}
+
 export interface OpenedLayer {
   handle: BlobHandle;
   format: LayerFormat;
