@@ -131,6 +131,21 @@ describe('downloads from the web API', () => {
     assert.equal(img.body.toString(), 'port=8080\n');
   });
 
+  test('an uncompressed tar is read header by header: a big file in it is jumped over', async () => {
+    storeBytes = 0;
+    const listing = await json<LayerFiles>(`/api/v1/files?repo=ml/large&layer=${f.bigTar.layer.digest}`);
+    assert.equal(listing.format, 'tar');
+    const long = `${'d'.repeat(20)}/${'n'.repeat(150)}.txt`;
+    assert.deepEqual(listing.files.map((x) => [x.path, x.size]), [['big.bin', 8 << 20], ['after.txt', 18], [long, 10]]);
+    assert.ok(storeBytes < (1 << 20), `listing read ${storeBytes} of ${f.bigTar.layer.size} bytes`);
+    storeBytes = 0;
+    const r = await dl({ repo: 'ml/large', layer: f.bigTar.layer.digest, path: 'after.txt' }, { range: 'bytes=6-' });
+    assert.equal(r.status, 206);
+    assert.equal(r.body.toString(), 'the big one\n');
+    assert.ok(storeBytes < (1 << 20), `download read ${storeBytes} bytes`);
+    assert.equal((await dl({ repo: 'ml/large', layer: f.bigTar.layer.digest, path: long })).body.toString(), 'long name\n');
+  });
+
   test('a file inside an eStargz layer: only its chunks are read from the store, each verified', async () => {
     storeBytes = 0;
     const r = await dl({ repo: 'ml/es', layer: f.estargz.layer.digest, path: 'hello.txt' });

@@ -50,6 +50,7 @@ export interface Fixture {
   /** A 32 MiB file (a download to abort), and a layer that is zstd by its magic bytes. */
   large: { desc: Descriptor; layer: Descriptor; size: number };
   zstd: { layer: Descriptor };
+  bigTar: { layer: Descriptor };
   model: Descriptor;
   close(): Promise<void>;
 }
@@ -167,8 +168,10 @@ export async function pushFixtures(): Promise<Fixture> {
   const largeSize = 32 << 20;
   await writeFile(at('large.bin'), Buffer.alloc(largeSize, 7));
   await writeFile(at('fake.tar.zst'), Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), randomBytes(1000)]));
+  // A plain tar with a big file first, then a small one and one whose name needs a pax header.
+  await writeTar(at('big.tar'), [{ name: 'big.bin', body: Buffer.alloc(8 << 20, 1) }, { name: 'after.txt', body: 'after the big one\n' }, { name: `${'d'.repeat(20)}/${'n'.repeat(150)}.txt`, body: 'long name\n' }], false);
   const large = await pushArtifact(repo('ml/large'), {
-    files: [{ path: at('large.bin') }, { path: at('fake.tar.zst'), mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' }],
+    files: [{ path: at('large.bin') }, { path: at('fake.tar.zst'), mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' }, { path: at('big.tar') }],
     tags: ['v1'],
   });
 
@@ -198,6 +201,7 @@ export async function pushFixtures(): Promise<Fixture> {
     hostile: { desc: hostile.manifest, layer: hostile.layers[0]! },
     large: { desc: large.manifest, layer: large.layers[0]!, size: largeSize },
     zstd: { layer: large.layers[1]! },
+    bigTar: { layer: large.layers[2]! },
     model: model.manifest,
     close: async () => {
       for (const c of conns) await c();

@@ -9,7 +9,7 @@ import { nextAuditId, type AuditRecord } from '../audit/index.js';
 import { sendBody } from '../http/send.js';
 import type { WebDeps } from './deps.js';
 import { TOC_DIGEST_ANNOTATION, cleanName } from '../../estargz/index.js';
-import { checkPath, openLayer, sniffFormat, tarEntries, type OpenedLayer } from './layers.js';
+import { checkPath, openLayer, plainTarEntries, sniffFormat, tarEntries, type OpenedLayer, type PlainEntry } from './layers.js';
 import { parseManifest, readRepo, readDigest, readRef, resolveName, type ParsedManifest } from './artifact-params.js';
 import { viewerOf, requireAccess, type Viewer } from './viewer.js';
 
@@ -307,7 +307,29 @@ async function sendEstargzFile(req: FastifyRequest, reply: FastifyReply, layer: 
   return sendBody(reply, (res) => writeAll(res, fs.createReadStream(st.path, r) as AsyncIterable<Buffer>));
 }
 
+/** A file in an uncompressed tar: found by its headers alone, then read with one ranged read. */
+async function sendPlainTarFile(req: FastifyRequest, reply: FastifyReply, layer: OpenedLayer, path: string, digest: string): Promise<void> {
+  let found: PlainEntry | undefined;
+  for await (const e of plainTarEntries(layer.handle)) {
+    if (e.path === path) {
+      found = e;
+      break;
+    }
+  }
+  if (!found) throw notInLayer(path, digest);
+  if (found.type !== 'file') throw new OciError('UNSUPPORTED', `"${path.slice(0, 200)}" is a ${found.type === 'other' ? 'special' : found.type} entry, not a file`, { status: 400 });
+  downloadHeaders(reply, path);
+  if (found.size === 0) {
+    sized(reply, 0, undefined);
+    return void reply.send();
+  }
+  const r = sized(reply, found.size, rangeOf(req, reply, found.size));
+  const at = found.dataStart;
+  return sendBody(reply, async (res) => writeAll(res, (await layer.handle.stream({ start: at + r.start, end: at + r.end })) as AsyncIterable<Buffer>));
+}
+
 async function sendTarFile(req: FastifyRequest, reply: FastifyReply, layer: OpenedLayer, path: string, digest: string): Promise<void> {
+  if (layer.format === 'tar') return sendPlainTarFile(req, reply, layer, path, digest);
   const entries = tarEntries(layer);
   try {
     for await (const { header, body } of entries) {

@@ -174,6 +174,147 @@ export async function* tarEntries(layer: OpenedLayer): AsyncGenerator<TarItem> {
   }
 }
 
+/** An entry of a plain (uncompressed) tar, and where its bytes are in the layer. */
+export interface PlainEntry extends LayerEntry {
+  /** Offset in the layer of the entry's first byte. */
+  dataStart: number;
+}
+
+/**
+ * Reads a blob from an offset on, and can jump ahead: a skip longer than `jump` reopens the read
+ * there instead of reading through, so that a big file in an uncompressed tar costs nothing to
+ * pass. Reads go in windows that start small (64 KiB) and double while the reading goes on
+ * (up to 4 MiB), so that a jump wastes little and a tar of many small files takes few requests.
+ */
+class SeekReader {
+  private it: AsyncIterator<Buffer> | undefined;
+  private buf: Buffer = Buffer.alloc(0);
+  /** Offset in the blob of buf[0]. */
+  pos = 0;
+  private window = 64 << 10;
+
+  constructor(
+    private readonly handle: BlobHandle,
+    private readonly jump = 1 << 20,
+  ) {}
+
+  /** Up to `n` bytes from the current position (fewer at the end of the blob). */
+  async peek(n: number): Promise<Buffer> {
+    while (this.buf.length < n) {
+      const at = this.pos + this.buf.length;
+      if (at >= this.handle.size) break;
+      if (!this.it) {
+        const end = Math.min(at + Math.max(this.window, n - this.buf.length), this.handle.size) - 1;
+        this.it = ((await this.handle.stream({ start: at, end })) as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+        this.window = Math.min(this.window * 2, 4 << 20);
+      }
+      const next = await this.it.next();
+      if (next.done) {
+        this.it = undefined;
+        continue;
+      }
+      this.buf = this.buf.length === 0 ? next.value : Buffer.concat([this.buf, next.value]);
+    }
+    return this.buf.subarray(0, n);
+  }
+
+  async skip(n: number): Promise<void> {
+    let left = n;
+    for (;;) {
+      if (left <= this.buf.length) {
+        this.buf = this.buf.subarray(left);
+        this.pos += left;
+        return;
+      }
+      left -= this.buf.length;
+      this.pos += this.buf.length;
+      this.buf = Buffer.alloc(0);
+      if (left > this.jump || this.pos >= this.handle.size) {
+        await this.close();
+        this.pos += left;
+        this.window = 64 << 10;
+        return;
+      }
+      // A short gap: read through it rather than open the blob again.
+      if ((await this.peek(Math.min(left, 64 << 10))).length === 0) {
+        this.pos += left;
+        return;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const it = this.it;
+    this.it = undefined;
+    await it?.return?.();
+  }
+}
+
+function tarNumber(b: Buffer, off: number, len: number): number {
+  // GNU base-256 for sizes over 8 GiB: the high bit of the first byte set.
+  if (b[off]! & 0x80) {
+    let n = b[off]! & 0x7f;
+    for (let i = 1; i < len; i++) n = n * 256 + b[off + i]!;
+    return n;
+  }
+  const t = b.toString('latin1', off, off + len).replace(/\0.*$/s, '').trim();
+  return t === '' ? 0 : parseInt(t, 8);
+}
+
+const PLAIN_TYPES: Record<string, LayerEntry['type']> = { '0': 'file', '\0': 'file', '7': 'file', '5': 'dir', '2': 'symlink' };
+/** pax and GNU long-name headers are read into memory: at most this big. */
+const MAX_META = 1 << 20;
+
+/**
+ * The entries of an uncompressed tar layer, read header by header with the store's ranged reads:
+ * the bytes of a large file are jumped over, not read. pax (`x`, `g`) and GNU long names (`L`,
+ * `K`) are understood.
+ */
+export async function* plainTarEntries(handle: BlobHandle): AsyncGenerator<PlainEntry> {
+  const r = new SeekReader(handle);
+  const pad = (n: number): number => (512 - (n % 512)) % 512;
+  let paxPath: string | undefined;
+  let paxSize: number | undefined;
+  let longName: string | undefined;
+  try {
+    for (;;) {
+      const blk = Buffer.from(await r.peek(512));
+      if (blk.length < 512 || blk.every((x) => x === 0)) return;
+      if (!isTarHeader(blk)) throw new OciError('UNSUPPORTED', `the layer is not a readable tar archive: no tar header at byte ${r.pos}`, { status: 422 });
+      const type = String.fromCharCode(blk[156]!);
+      const size = tarNumber(blk, 124, 12);
+      await r.skip(512);
+      if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
+        if (size > MAX_META) throw new OciError('UNSUPPORTED', `a ${size}-byte tar extended header at byte ${r.pos}: over the limit`, { status: 422 });
+        const body = Buffer.from(await r.peek(size));
+        await r.skip(size + pad(size));
+        if (type === 'L') longName = body.toString('utf8').replace(/\0+$/, '');
+        else if (type === 'x') {
+          for (const line of body.toString('utf8').split('\n')) {
+            const m = /^\d+ ([^=]+)=(.*)$/s.exec(line);
+            if (m?.[1] === 'path') paxPath = m[2];
+            if (m?.[1] === 'size' && /^\d+$/.test(m[2]!)) paxSize = Number(m[2]);
+          }
+        }
+        continue;
+      }
+      const field = blk.toString('utf8', 0, 100).replace(/\0.*$/s, '');
+      const prefix = blk.toString('latin1', 257, 262) === 'ustar' ? blk.toString('utf8', 345, 500).replace(/\0.*$/s, '') : '';
+      const name = paxPath ?? longName ?? (prefix ? `${prefix}/${field}` : field);
+      const entrySize = paxSize ?? size;
+      paxPath = paxSize = longName = undefined;
+      const mode = tarNumber(blk, 100, 8);
+      const kind = PLAIN_TYPES[type] ?? 'other';
+      // Links and directories carry no data whatever their size field says (as tar readers do).
+      const data = kind === 'file' || kind === 'other' ? entrySize : 0;
+      yield { path: cleanName(name), size: kind === 'file' ? entrySize : 0, type: kind, mode: Number.isFinite(mode) ? mode : null, dataStart: r.pos };
+      await r.skip(data + pad(data));
+    }
+  } finally {
+    await r.close();
+  }
+}
+
 export function entryOf(h: TarHeaders): LayerEntry {
   return { path: cleanName(h.name), size: h.size ?? 0, type: TYPES[h.type ?? 'file'] ?? 'other', mode: h.mode ?? null };
 }
@@ -189,6 +330,15 @@ export async function listLayer(layer: OpenedLayer, max = MAX_ENTRIES): Promise<
     return { entries, truncated: all.length > max };
   }
   if (layer.format === 'none' || (layer.format === 'tar+zstd' && !ZSTD_AVAILABLE)) return { entries: [], truncated: false };
+  if (layer.format === 'tar') {
+    const entries: LayerEntry[] = [];
+    for await (const e of plainTarEntries(layer.handle)) {
+      if (e.path === '') continue;
+      if (entries.length >= max) return { entries, truncated: true };
+      entries.push({ path: e.path, size: e.size, type: e.type, mode: e.mode });
+    }
+    return { entries, truncated: false };
+  }
   const entries: LayerEntry[] = [];
   let truncated = false;
   for await (const { header, body } of tarEntries(layer)) {
