@@ -177,6 +177,8 @@ export interface LayerFiles {
   files: FileEntry[];
   /** Set when the listing stopped early (an archive with more entries than the server lists). */
   truncated: boolean;
+  /** Why a layer shows no files although it is an archive (a zstd layer on a Node without zstd). */
+  note?: string;
 }
 
 /** GET /api/v1/tag-history?repo=&tag=: every move of a tag, newest first. */
