@@ -24,6 +24,21 @@ CREATE TABLE IF NOT EXISTS downloads (
 );
 CREATE INDEX IF NOT EXISTS downloads_time ON downloads(time);
 `;
+/**
+ * Indexes for the web UI's analytics (src/server/web/analytics.ts), created on every open with IF
+ * NOT EXISTS: they change no table, so no version bump; a database that has them is still read
+ * by an older server, and one without them gets them on its next open.
+ * - downloads by repository, and by artifact: last pulled, per-repository series and "who";
+ * - UI file downloads (partial: the few rows with a file), by time and by repository;
+ * - tag moves (partial: manifest PUTs and DELETEs only), by repository and reference.
+ */
+const ANALYTICS_INDEXES = `
+CREATE INDEX IF NOT EXISTS downloads_repo ON downloads(repo, time);
+CREATE INDEX IF NOT EXISTS downloads_artifact ON downloads(repo, digest, time);
+CREATE INDEX IF NOT EXISTS requests_file ON requests(time) WHERE file IS NOT NULL;
+CREATE INDEX IF NOT EXISTS requests_file_repo ON requests(repo, time) WHERE file IS NOT NULL;
+CREATE INDEX IF NOT EXISTS requests_moves ON requests(repo, reference, time) WHERE method IN ('PUT', 'DELETE');
+`;
 /** Version 2 to 3: the file a download from the web UI took out of its layer. */
 const ADD_FILE = 'ALTER TABLE requests ADD COLUMN file TEXT';
 
@@ -113,6 +128,76 @@ function where(f: AuditFilter, table: 'requests' | 'downloads'): { sql: string; 
   return { sql: c.length ? `WHERE ${c.join(' AND ')}` : '', args };
 }
 
+/** Which downloads an analytics query reads; times are ms, `to` exclusive. */
+export interface DownloadScope {
+  from: number;
+  to: number;
+  repo?: string | undefined;
+  /** Only these repositories (a non-admin's); undefined: every one. */
+  repos?: readonly string[] | undefined;
+  /** The tag (reference) pulled. */
+  tag?: string | undefined;
+  /** The artifact: a download's manifest digest; a file download's layer digest or recorded reference. */
+  digest?: string | undefined;
+  /** Only UI file downloads of this path. */
+  file?: string | undefined;
+  /** Leave UI file downloads out. */
+  artifactsOnly?: boolean;
+}
+
+export interface DownloadEventRow {
+  id: number;
+  time: number;
+  user: string | null;
+  ip: string;
+  client: string | null;
+  repo: string;
+  reference: string | null;
+  digest: string;
+  file: string | null;
+  bytes: number;
+  completed: boolean;
+}
+
+export interface TagMoveRow {
+  id: number;
+  time: number;
+  user: string | null;
+  method: string;
+  digest: string | null;
+  reference: string | null;
+}
+
+/** The two sources of downloads as FROM + WHERE: artifact pulls, and UI file downloads. */
+function downloadArms(s: DownloadScope): Array<{ from: 'downloads' | 'requests'; where: string; args: SqliteValue[] }> {
+  const common = (c: string[], args: SqliteValue[]): void => {
+    c.push('time >= ?', 'time < ?');
+    args.push(s.from, s.to);
+    if (s.repo !== undefined) (c.push('repo = ?'), args.push(s.repo));
+    if (s.repos !== undefined) (c.push('repo IN (SELECT value FROM json_each(?))'), args.push(JSON.stringify(s.repos)));
+    if (s.tag !== undefined) (c.push('reference = ?'), args.push(s.tag));
+  };
+  const arms: Array<{ from: 'downloads' | 'requests'; where: string; args: SqliteValue[] }> = [];
+  if (s.file === undefined) {
+    const c: string[] = [];
+    const args: SqliteValue[] = [];
+    common(c, args);
+    if (s.digest !== undefined) (c.push('digest = ?'), args.push(s.digest));
+    arms.push({ from: 'downloads', where: `WHERE ${c.join(' AND ')}`, args });
+  }
+  if (!s.artifactsOnly) {
+    // `file IS NOT NULL` first and literal: it is what lets SQLite pick the partial indexes.
+    const c = ['file IS NOT NULL'];
+    const args: SqliteValue[] = [];
+    common(c, args);
+    c.push("method = 'GET'", 'status < 300');
+    if (s.digest !== undefined) (c.push('(digest = ? OR reference = ?)'), args.push(s.digest, s.digest));
+    if (s.file !== undefined) (c.push('file = ?'), args.push(s.file));
+    arms.push({ from: 'requests', where: `WHERE ${c.join(' AND ')}`, args });
+  }
+  return arms;
+}
+
 /** The audit database: SQLite in WAL mode; one writer (the server), any number of readers. */
 export class AuditDb {
   readonly db: SqliteDb;
@@ -140,6 +225,7 @@ export class AuditDb {
         this.db.exec(SCHEMA);
         this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       }
+      this.db.exec(ANALYTICS_INDEXES);
     }
     this.db.exec('PRAGMA busy_timeout = 5000');
     this.insert = this.db.prepare(opts.readonly ? 'SELECT 1' : INSERT_RECORD_SQL);
@@ -191,6 +277,95 @@ export class AuditDb {
     return { perArtifact, perUser };
   }
 
+  // --- The web UI's analytics (src/server/web/analytics.ts). A "download" is a row of `downloads`
+  // (an artifact pull: a manifest GET and its blobs) or a UI file download (a `requests` row with
+  // a `file`, answered 2xx); each query reads the two through their own indexes.
+
+  /** Downloads bucketed by `(time - offset) / width`, oldest bucket first; empty buckets are absent. */
+  downloadSeries(s: DownloadScope, bucket: { width: number; offset: number }): Array<{ bucket: number; downloads: number; bytes: number; users: number }> {
+    const arms = downloadArms(s);
+    const union = arms.map((a) => `SELECT time, bytes, COALESCE(user, ip) AS who FROM ${a.from} ${a.where}`).join(' UNION ALL ');
+    const args = arms.flatMap((a) => a.args);
+    return this.db
+      .prepare(`SELECT (time - ?) / ? AS bucket, COUNT(*) AS downloads, COALESCE(SUM(bytes), 0) AS bytes, COUNT(DISTINCT who) AS users FROM (${union}) GROUP BY bucket ORDER BY bucket`)
+      .all(bucket.offset, bucket.width, ...args) as Array<{ bucket: number; downloads: number; bytes: number; users: number }>;
+  }
+
+  /**
+   * Artifacts by downloads over [from, to), most first; `reference` is the one of the latest pull.
+   * Artifact pulls only: a UI file download names a layer, not an artifact.
+   */
+  topArtifacts(s: Pick<DownloadScope, 'from' | 'to' | 'repos'>, limit: number): Array<{ repo: string; reference: string | null; digest: string; downloads: number; users: number; bytes: number; lastPulled: number }> {
+    const arm = downloadArms({ ...s, artifactsOnly: true })[0]!;
+    // With MAX() the only min/max aggregate, SQLite takes the bare `reference` from the row of that maximum.
+    return this.db
+      .prepare(`SELECT repo, reference, digest, COUNT(*) AS downloads, COUNT(DISTINCT COALESCE(user, ip)) AS users, COALESCE(SUM(bytes), 0) AS bytes, MAX(time) AS lastPulled
+        FROM downloads ${arm.where} GROUP BY repo, digest ORDER BY downloads DESC, lastPulled DESC LIMIT ?`)
+      .all(...arm.args, limit) as Array<{ repo: string; reference: string | null; digest: string; downloads: number; users: number; bytes: number; lastPulled: number }>;
+  }
+
+  /** Download events, newest first (time, then id), after the `before` position of the previous page. */
+  downloadEvents(s: DownloadScope, page: { before?: { time: number; id: number } | undefined; limit: number }): DownloadEventRow[] {
+    const out: DownloadEventRow[] = [];
+    for (const a of downloadArms(s)) {
+      const c = page.before ? `${a.where} AND (time, id) < (?, ?)` : a.where;
+      const args = page.before ? [...a.args, page.before.time, page.before.id] : a.args;
+      // The user agent of an artifact download is its manifest GET's (same id).
+      const cols =
+        a.from === 'downloads'
+          ? 'id, time, user, ip, (SELECT user_agent FROM requests r WHERE r.id = downloads.id) AS client, repo, reference, digest, NULL AS file, bytes, completed'
+          : "id, time, user, ip, user_agent AS client, repo, reference, digest, file, bytes, outcome = 'completed' AS completed";
+      const rows = this.db.prepare(`SELECT ${cols} FROM ${a.from} ${c} ORDER BY time DESC, id DESC LIMIT ?`).all(...args, page.limit) as Row[];
+      for (const r of rows) out.push({ id: r.id as number, time: r.time as number, user: r.user as string | null, ip: r.ip as string, client: r.client as string | null, repo: r.repo as string, reference: r.reference as string | null, digest: r.digest as string, file: r.file as string | null, bytes: r.bytes as number, completed: r.completed === 1 });
+    }
+    return out.sort((a, b) => b.time - a.time || b.id - a.id).slice(0, page.limit);
+  }
+
+  /** When `repo` (or one artifact of it) was last pulled; null when never (or pruned). */
+  lastPulled(repo: string, digest?: string): number | null {
+    const r = digest === undefined ? this.db.prepare('SELECT MAX(time) AS t FROM downloads WHERE repo = ?').get(repo) : this.db.prepare('SELECT MAX(time) AS t FROM downloads WHERE repo = ? AND digest = ?').get(repo, digest);
+    return (r?.t as number | null | undefined) ?? null;
+  }
+
+  /** How many times an artifact was pulled (what the log still holds). */
+  downloadCount(repo: string, digest: string): number {
+    return this.db.prepare('SELECT COUNT(*) AS n FROM downloads WHERE repo = ? AND digest = ?').get(repo, digest)!.n as number;
+  }
+
+  /** Repositories with downloads, in name order, up to `limit`: one index seek each, not a scan. */
+  downloadedRepos(limit: number): string[] {
+    const out = new Set<string>();
+    for (const sql of ['SELECT repo FROM downloads WHERE repo > ? ORDER BY repo LIMIT 1', 'SELECT repo FROM requests WHERE file IS NOT NULL AND repo > ? ORDER BY repo LIMIT 1']) {
+      const next = this.db.prepare(sql);
+      let last = '';
+      for (let i = 0; i < limit; i++) {
+        const r = next.get(last);
+        if (!r || typeof r.repo !== 'string') break;
+        last = r.repo;
+        out.add(last);
+      }
+    }
+    return [...out].sort().slice(0, limit);
+  }
+
+  /**
+   * The successful manifest PUTs and DELETEs of `repo` by the reference `tag`, newest first, and
+   * the DELETEs by digest in the same span (deleting a manifest by digest removes its tags).
+   */
+  tagMoves(repo: string, tag: string, limit: number): { byTag: TagMoveRow[]; byDigest: TagMoveRow[] } {
+    const cols = 'id, time, user, method, digest, reference';
+    const byTag = this.db
+      .prepare(`SELECT ${cols} FROM requests WHERE repo = ? AND reference = ? AND method IN ('PUT', 'DELETE') AND status < 300 ORDER BY time DESC, id DESC LIMIT ?`)
+      .all(repo, tag, limit) as unknown as TagMoveRow[];
+    if (byTag.length === 0) return { byTag, byDigest: [] };
+    const since = byTag[byTag.length - 1]!.time;
+    // Digests start with an algorithm ("sha256:"): a range of the index, not a scan of the repository.
+    const byDigest = this.db
+      .prepare(`SELECT ${cols} FROM requests WHERE repo = ? AND reference > 'sha' AND reference < 'shb' AND method IN ('PUT', 'DELETE') AND method = 'DELETE' AND status < 300 AND time >= ? ORDER BY time DESC, id DESC LIMIT ?`)
+      .all(repo, since, limit) as unknown as TagMoveRow[];
+    return { byTag, byDigest };
+  }
+
   /** Drops records older than `maxAge` ms and beyond the newest `maxRows`; returns how many. */
   prune(opts: { maxAge?: number | undefined; maxRows?: number | undefined }, now = Date.now()): number {
     let n = 0;
@@ -212,7 +387,8 @@ export class AuditDb {
 
 const CSV_COLUMNS = ['time', 'user', 'ip', 'userAgent', 'method', 'action', 'repo', 'reference', 'digest', 'mediaType', 'artifactType', 'status', 'bytes', 'durationMs', 'outcome', 'file'] as const;
 
-function csvCell(v: unknown): string {
+/** One CSV cell: quoted when needed, and a leading formula character defused. */
+export function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
   const s = String(v);
   // A leading =, +, - or @ would be a formula in a spreadsheet.
