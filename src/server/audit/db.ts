@@ -287,7 +287,7 @@ export class AuditDb {
     const union = arms.map((a) => `SELECT time, bytes, COALESCE(user, ip) AS who FROM ${a.from} ${a.where}`).join(' UNION ALL ');
     const args = arms.flatMap((a) => a.args);
     return this.db
-      .prepare(`SELECT (time - ?) / ? AS bucket, COUNT(*) AS downloads, COALESCE(SUM(bytes), 0) AS bytes, COUNT(DISTINCT who) AS users FROM (${union}) GROUP BY bucket ORDER BY bucket`)
+      .prepare(`SELECT (time - CAST(? AS INTEGER)) / CAST(? AS INTEGER) AS bucket, COUNT(*) AS downloads, COALESCE(SUM(bytes), 0) AS bytes, COUNT(DISTINCT who) AS users FROM (${union}) GROUP BY bucket ORDER BY bucket`)
       .all(bucket.offset, bucket.width, ...args) as Array<{ bucket: number; downloads: number; bytes: number; users: number }>;
   }
 
