@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nextAuditId } from '../src/server/audit/index.js';
+import { AuditDb, nextAuditId } from '../src/server/audit/index.js';
+import { downloadParams, recordParams } from '../src/server/audit/db.js';
 import { startServer } from '../src/server/index.js';
 import type { CacheStatus, DownloadEvent, DownloadSeries, Page, StorageUse, TagMove, TopArtifact } from '../src/server/web/index.js';
 import { call, type Reply } from '../src/testkit/http.js';
@@ -243,6 +244,60 @@ describe('web analytics with auth off', () => {
     } finally {
       await s2.close();
       await rm(dir2, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('analytics rollups', () => {
+  test('a series and a top list read from the daily rollups equal the same read from the rows, before and after retention', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-rollup-'));
+    const db = new AuditDb(join(dir, 'audit.db'));
+    try {
+      const D = 86_400_000;
+      const today = Math.floor(Date.now() / D) * D;
+      let seed = 7;
+      const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+      const recs: Parameters<typeof db.commit>[0] = [];
+      const dls: NonNullable<Parameters<typeof db.commit>[1]> = [];
+      for (let id = 1; id <= 3000; id++) {
+        const time = today - 20 * D + rnd(21 * D);
+        const repo = `r/${rnd(5)}`;
+        const digest = `sha256:${String(rnd(8)).padStart(64, '0')}`;
+        const user = rnd(4) === 0 ? null : `u${rnd(12)}`;
+        const ip = `10.0.0.${rnd(30)}`;
+        const bytes = 100 + rnd(1000);
+        const base = { id, time, user, ip, userAgent: null, method: 'GET', action: 'pull' as const, repo, reference: `v${rnd(3)}`, digest, mediaType: null, artifactType: null, status: 200, bytes, durationMs: 1, outcome: 'completed' as const };
+        if (rnd(10) === 0) recs.push(recordParams({ ...base, file: `f${rnd(3)}` }));
+        else {
+          recs.push(recordParams({ ...base, downloadId: id }));
+          dls.push(downloadParams({ id, time, lastTime: time, user, ip, repo, reference: base.reference, digest, artifactType: null, blobsTotal: 1, blobsDone: 1, bytes, completed: true }));
+        }
+      }
+      db.commit(recs, dls);
+      const compare = (from: number, to: number): void => {
+        for (const width of [D, 7 * D]) {
+          const b = { width, offset: width === D ? 0 : 4 * D };
+          assert.deepEqual(db.downloadSeries({ from, to }, b), db.downloadSeries({ from, to }, b, { rollup: false }), `series ${width}`);
+        }
+        assert.deepEqual(db.topArtifacts({ from, to }, 50), db.topArtifacts({ from, to }, 50, { rollup: false }));
+      };
+      // Five days per call: the first calls leave the newest days to the rows.
+      db.rollUp(today, 5);
+      compare(today - 30 * D, Date.now());
+      compare(today - 9 * D - 12345, today - 2 * D + 999);
+      for (let i = 0; i < 5; i++) db.rollUp(today, 5);
+      compare(today - 30 * D, Date.now());
+      compare(today - 9 * D - 12345, today - 2 * D + 999);
+      const rolled = db.db.prepare('SELECT COUNT(*) AS n FROM rollup_days').get()!.n;
+      assert.equal(rolled, 20);
+      // Retention at a day boundary: the rollups lose the same days.
+      db.prune({ maxAge: Date.now() - (today - 10 * D) });
+      db.rollUp(today, 5);
+      assert.equal(db.db.prepare('SELECT COUNT(*) AS n FROM rollup_days').get()!.n, 10);
+      compare(today - 30 * D, Date.now());
+    } finally {
+      db.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

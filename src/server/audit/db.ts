@@ -28,17 +28,33 @@ CREATE INDEX IF NOT EXISTS downloads_time ON downloads(time);
  * Indexes for the web UI's analytics (src/server/web/analytics.ts), created on every open with IF
  * NOT EXISTS: they change no table, so no version bump; a database that has them is still read
  * by an older server, and one without them gets them on its next open.
- * - downloads by repository, and by artifact: last pulled, per-repository series and "who";
+ * - downloads by time, by repository and by artifact, each covering what the series and top
+ *   queries read (user, ip, bytes, reference), so that they scan an index and never the table;
  * - UI file downloads (partial: the few rows with a file), by time and by repository;
- * - tag moves (partial: manifest PUTs and DELETEs only), by repository and reference.
+ * - tag moves (partial: manifest PUTs and DELETEs only), by repository and reference;
+ * - daily rollups (rollUp): per artifact, and per user, of the days that can no longer change.
+ *   A series or top list over all repositories reads whole days from them and only the edges of
+ *   its range from the rows: a 90-day dashboard reads a few thousand rows, not every download.
  */
 const ANALYTICS_INDEXES = `
-CREATE INDEX IF NOT EXISTS downloads_repo ON downloads(repo, time);
-CREATE INDEX IF NOT EXISTS downloads_artifact ON downloads(repo, digest, time);
+CREATE INDEX IF NOT EXISTS downloads_when ON downloads(time, repo, digest, user, ip, bytes, reference);
+CREATE INDEX IF NOT EXISTS downloads_repo ON downloads(repo, time, user, ip, bytes);
+CREATE INDEX IF NOT EXISTS downloads_artifact ON downloads(repo, digest, time, user, ip, bytes, reference);
 CREATE INDEX IF NOT EXISTS requests_file ON requests(time) WHERE file IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_file_repo ON requests(repo, time) WHERE file IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_moves ON requests(repo, reference, time) WHERE method IN ('PUT', 'DELETE');
+CREATE TABLE IF NOT EXISTS rollup_days (day INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS rollup_artifacts (
+  day INTEGER NOT NULL, repo TEXT NOT NULL, digest TEXT NOT NULL,
+  downloads INTEGER NOT NULL, bytes INTEGER NOT NULL, last_time INTEGER NOT NULL, reference TEXT,
+  PRIMARY KEY (day, repo, digest)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_users (
+  day INTEGER NOT NULL, who TEXT NOT NULL, downloads INTEGER NOT NULL, bytes INTEGER NOT NULL,
+  PRIMARY KEY (day, who)
+) WITHOUT ROWID;
 `;
+const DAY = 86_400_000;
 /** Version 2 to 3: the file a download from the web UI took out of its layer. */
 const ADD_FILE = 'ALTER TABLE requests ADD COLUMN file TEXT';
 
@@ -281,27 +297,116 @@ export class AuditDb {
   // (an artifact pull: a manifest GET and its blobs) or a UI file download (a `requests` row with
   // a `file`, answered 2xx); each query reads the two through their own indexes.
 
-  /** Downloads bucketed by `(time - offset) / width`, oldest bucket first; empty buckets are absent. */
-  downloadSeries(s: DownloadScope, bucket: { width: number; offset: number }): Array<{ bucket: number; downloads: number; bytes: number; users: number }> {
-    const arms = downloadArms(s);
-    const union = arms.map((a) => `SELECT time, bytes, COALESCE(user, ip) AS who FROM ${a.from} ${a.where}`).join(' UNION ALL ');
-    const args = arms.flatMap((a) => a.args);
+  /**
+   * Rolls up the days before `stableBefore` that are not yet (at most `maxDays` per call, oldest
+   * first, so that a first call on a large log is bounded): `stableBefore` must be past the last
+   * moment a row of those days can still change (the download grouping window). Days the
+   * retention pass emptied are dropped from the rollups too.
+   */
+  rollUp(stableBefore: number, maxDays = 31): void {
+    const min = this.db.prepare('SELECT MIN(time) AS t FROM downloads').get()?.t as number | null | undefined;
+    if (min === null || min === undefined) {
+      this.db.transaction(() => this.db.exec('DELETE FROM rollup_days; DELETE FROM rollup_artifacts; DELETE FROM rollup_users;'));
+      return;
+    }
+    const first = Math.floor(min / DAY);
+    const end = Math.floor(stableBefore / DAY);
+    const rolled = this.rolledDays();
+    const prune = rolled !== undefined && rolled.first < first;
+    const start = rolled === undefined || rolled.end < first ? first : rolled.end;
+    const stop = Math.min(end, start + maxDays);
+    if (!prune && start >= stop) return;
+    const arts = this.db.prepare(`INSERT OR REPLACE INTO rollup_artifacts (day, repo, digest, downloads, bytes, last_time, reference)
+      SELECT ?, repo, digest, COUNT(*), COALESCE(SUM(bytes), 0), MAX(time), reference FROM downloads WHERE time >= ? AND time < ? GROUP BY repo, digest`);
+    const arms = (a: number, b: number): ReturnType<typeof downloadArms> => downloadArms({ from: a, to: b });
+    this.db.transaction(() => {
+      if (prune) {
+        for (const t of ['rollup_days', 'rollup_artifacts', 'rollup_users']) this.db.prepare(`DELETE FROM ${t} WHERE day < ?`).run(first);
+      }
+      for (let d = start; d < stop; d++) {
+        arts.run(d, d * DAY, (d + 1) * DAY);
+        const parts = arms(d * DAY, (d + 1) * DAY);
+        this.db
+          .prepare(`INSERT OR REPLACE INTO rollup_users (day, who, downloads, bytes) SELECT ?, who, COUNT(*), COALESCE(SUM(bytes), 0) FROM (${parts.map((a) => `SELECT COALESCE(user, ip) AS who, bytes FROM ${a.from} ${a.where}`).join(' UNION ALL ')}) GROUP BY who`)
+          .run(d, ...parts.flatMap((a) => a.args));
+        this.db.prepare('INSERT OR REPLACE INTO rollup_days (day) VALUES (?)').run(d);
+      }
+    });
+  }
+
+  /** The rolled-up days, [first, end); undefined when none. */
+  private rolledDays(): { first: number; end: number } | undefined {
+    const r = this.db.prepare('SELECT MIN(day) AS a, MAX(day) AS b FROM rollup_days').get();
+    return typeof r?.a === 'number' && typeof r.b === 'number' ? { first: r.a, end: r.b + 1 } : undefined;
+  }
+
+  /**
+   * How a query over [from, to) splits: the whole rolled-up days inside it, [dayFrom, dayTo) (in
+   * days; empty when there are none), and the edges read from the rows.
+   */
+  private split(from: number, to: number): { dayFrom: number; dayTo: number; edges: Array<[number, number]> } {
+    const r = this.rolledDays();
+    const dayFrom = Math.max(Math.ceil(from / DAY), r?.first ?? 0);
+    const dayTo = Math.min(Math.floor(to / DAY), r?.end ?? 0);
+    if (r === undefined || dayFrom >= dayTo) return { dayFrom: 0, dayTo: 0, edges: [[from, to]] };
+    const edges: Array<[number, number]> = [];
+    if (from < dayFrom * DAY) edges.push([from, dayFrom * DAY]);
+    if (dayTo * DAY < to) edges.push([dayTo * DAY, to]);
+    return { dayFrom, dayTo, edges };
+  }
+
+  /**
+   * Downloads bucketed by `(time - offset) / width`, oldest bucket first; empty buckets are absent.
+   * Over every repository with whole-day buckets, whole rolled-up days come from the rollup.
+   */
+  downloadSeries(s: DownloadScope, bucket: { width: number; offset: number }, opts: { rollup?: boolean } = {}): Array<{ bucket: number; downloads: number; bytes: number; users: number }> {
+    const global = s.repo === undefined && s.repos === undefined && s.tag === undefined && s.digest === undefined && s.file === undefined;
+    const useRollup = (opts.rollup ?? true) && global && bucket.width % DAY === 0 && bucket.offset % DAY === 0;
+    const sp = useRollup ? this.split(s.from, s.to) : { dayFrom: 0, dayTo: 0, edges: [[s.from, s.to]] as Array<[number, number]> };
+    const selects: string[] = [];
+    const args: SqliteValue[] = [];
+    if (sp.dayTo > sp.dayFrom) {
+      selects.push(`SELECT day * ${DAY} AS time, who, downloads AS n, bytes FROM rollup_users WHERE day >= ? AND day < ?`);
+      args.push(sp.dayFrom, sp.dayTo);
+    }
+    for (const [a, b] of sp.edges) {
+      for (const arm of downloadArms({ ...s, from: a, to: b })) {
+        selects.push(`SELECT time, COALESCE(user, ip) AS who, 1 AS n, bytes FROM ${arm.from} ${arm.where}`);
+        args.push(...arm.args);
+      }
+    }
     return this.db
-      .prepare(`SELECT (time - CAST(? AS INTEGER)) / CAST(? AS INTEGER) AS bucket, COUNT(*) AS downloads, COALESCE(SUM(bytes), 0) AS bytes, COUNT(DISTINCT who) AS users FROM (${union}) GROUP BY bucket ORDER BY bucket`)
+      .prepare(`SELECT (time - CAST(? AS INTEGER)) / CAST(? AS INTEGER) AS bucket, SUM(n) AS downloads, COALESCE(SUM(bytes), 0) AS bytes, COUNT(DISTINCT who) AS users FROM (${selects.join(' UNION ALL ')}) GROUP BY bucket ORDER BY bucket`)
       .all(bucket.offset, bucket.width, ...args) as Array<{ bucket: number; downloads: number; bytes: number; users: number }>;
   }
 
   /**
    * Artifacts by downloads over [from, to), most first; `reference` is the one of the latest pull.
-   * Artifact pulls only: a UI file download names a layer, not an artifact.
+   * Artifact pulls only: a UI file download names a layer, not an artifact. Over every
+   * repository, whole rolled-up days come from the rollup; distinct users are counted for the
+   * chosen artifacts only, each through its own index range.
    */
-  topArtifacts(s: Pick<DownloadScope, 'from' | 'to' | 'repos'>, limit: number): Array<{ repo: string; reference: string | null; digest: string; downloads: number; users: number; bytes: number; lastPulled: number }> {
-    const arm = downloadArms({ ...s, artifactsOnly: true })[0]!;
+  topArtifacts(s: Pick<DownloadScope, 'from' | 'to' | 'repos'>, limit: number, opts: { rollup?: boolean } = {}): Array<{ repo: string; reference: string | null; digest: string; downloads: number; users: number; bytes: number; lastPulled: number }> {
+    const useRollup = (opts.rollup ?? true) && s.repos === undefined;
+    const sp = useRollup ? this.split(s.from, s.to) : { dayFrom: 0, dayTo: 0, edges: [[s.from, s.to]] as Array<[number, number]> };
+    const selects: string[] = [];
+    const args: SqliteValue[] = [];
+    if (sp.dayTo > sp.dayFrom) {
+      selects.push('SELECT repo, digest, downloads AS n, bytes, last_time AS last, reference FROM rollup_artifacts WHERE day >= ? AND day < ?');
+      args.push(sp.dayFrom, sp.dayTo);
+    }
+    for (const [a, b] of sp.edges) {
+      const arm = downloadArms({ ...s, from: a, to: b, artifactsOnly: true })[0]!;
+      selects.push(`SELECT repo, digest, 1 AS n, bytes, time AS last, reference FROM downloads ${arm.where}`);
+      args.push(...arm.args);
+    }
     // With MAX() the only min/max aggregate, SQLite takes the bare `reference` from the row of that maximum.
-    return this.db
-      .prepare(`SELECT repo, reference, digest, COUNT(*) AS downloads, COUNT(DISTINCT COALESCE(user, ip)) AS users, COALESCE(SUM(bytes), 0) AS bytes, MAX(time) AS lastPulled
-        FROM downloads ${arm.where} GROUP BY repo, digest ORDER BY downloads DESC, lastPulled DESC LIMIT ?`)
-      .all(...arm.args, limit) as Array<{ repo: string; reference: string | null; digest: string; downloads: number; users: number; bytes: number; lastPulled: number }>;
+    const top = this.db
+      .prepare(`SELECT repo, reference, digest, SUM(n) AS downloads, COALESCE(SUM(bytes), 0) AS bytes, MAX(last) AS lastPulled FROM (${selects.join(' UNION ALL ')})
+        GROUP BY repo, digest ORDER BY downloads DESC, lastPulled DESC LIMIT ?`)
+      .all(...args, limit) as Array<{ repo: string; reference: string | null; digest: string; downloads: number; bytes: number; lastPulled: number }>;
+    const users = this.db.prepare('SELECT COUNT(DISTINCT COALESCE(user, ip)) AS n FROM downloads WHERE repo = ? AND digest = ? AND time >= ? AND time < ?');
+    return top.map((t) => ({ ...t, users: users.get(t.repo, t.digest, s.from, s.to)!.n as number }));
   }
 
   /** Download events, newest first (time, then id), after the `before` position of the previous page. */

@@ -23,6 +23,8 @@ const MAX_REPOS = 10_000;
 /** Rows of one CSV export: streamed page by page, never held. */
 const CSV_MAX_ROWS = 100_000;
 const TAG_HISTORY_MAX = 1000;
+/** Beyond the grouping window, before a day is rolled up: flush intervals, clocks. */
+const ROLLUP_SLACK = 5 * 60_000;
 
 /** A bad query parameter: 400 with the registry's error body (there is no spec code for it). */
 function badParam(name: string, why: string): OciError {
@@ -93,6 +95,8 @@ function auditOf(deps: WebDeps): AuditLog {
   if (!deps.audit) throw new OciError('UNSUPPORTED', 'the audit log is off (audit.enabled: false): there is nothing to count', { status: 404 });
   // What is journaled but not yet in SQLite (at most flushInterval old) is counted too.
   deps.audit.flush();
+  // A day is final once no blob pull can still join one of its downloads (the grouping window).
+  deps.audit.db.rollUp(Date.now() - deps.config.audit.groupWindow - ROLLUP_SLACK);
   return deps.audit;
 }
 
