@@ -175,6 +175,28 @@ export interface DownloadEventRow {
   completed: boolean;
 }
 
+export interface SeriesRow {
+  bucket: number;
+  downloads: number;
+  bytes: number;
+  users: number;
+}
+
+export interface TopRow {
+  repo: string;
+  reference: string | null;
+  digest: string;
+  downloads: number;
+  users: number;
+  bytes: number;
+  lastPulled: number;
+}
+
+/** Most downloads first, then the latest pull; then by name, so that the order is total. */
+function byDownloads(a: Omit<TopRow, 'users'>, b: Omit<TopRow, 'users'>): number {
+  return b.downloads - a.downloads || b.lastPulled - a.lastPulled || (a.repo < b.repo ? -1 : a.repo > b.repo ? 1 : a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
+}
+
 export interface TagMoveRow {
   id: number;
   time: number;
@@ -185,12 +207,13 @@ export interface TagMoveRow {
 }
 
 /** The two sources of downloads as FROM + WHERE: artifact pulls, and UI file downloads. */
-function downloadArms(s: DownloadScope): Array<{ from: 'downloads' | 'requests'; where: string; args: SqliteValue[] }> {
+function downloadArms(s: DownloadScope, opts: { byTime?: boolean } = {}): Array<{ from: 'downloads' | 'requests'; where: string; args: SqliteValue[] }> {
   const common = (c: string[], args: SqliteValue[]): void => {
     c.push('time >= ?', 'time < ?');
     args.push(s.from, s.to);
     if (s.repo !== undefined) (c.push('repo = ?'), args.push(s.repo));
-    if (s.repos !== undefined) (c.push('repo IN (SELECT value FROM json_each(?))'), args.push(JSON.stringify(s.repos)));
+    // `+repo`: not through a repository index, so that the scan follows time (byTime).
+    if (s.repos !== undefined) (c.push(`${opts.byTime ? '+' : ''}repo IN (SELECT value FROM json_each(?))`), args.push(JSON.stringify(s.repos)));
     if (s.tag !== undefined) (c.push('reference = ?'), args.push(s.tag));
   };
   const arms: Array<{ from: 'downloads' | 'requests'; where: string; args: SqliteValue[] }> = [];
@@ -220,6 +243,10 @@ export class AuditDb {
   private readonly insert: SqliteStatement;
   private upsertDownload: SqliteStatement | undefined;
   private correct: SqliteStatement | undefined;
+  /** Series buckets wholly inside rolled-up days, by width:offset:bucket (those days no longer change). */
+  private readonly seriesMemo = new Map<string, SeriesRow>();
+  /** The rolled-up part of recent top lists, by dayFrom:dayTo. */
+  private readonly topMemo = new Map<string, { sorted: Array<Omit<TopRow, 'users'>>; byKey: Map<string, Omit<TopRow, 'users'>> }>();
 
   constructor(readonly path: string, opts: { readonly?: boolean; engine?: SqliteEngine } = {}) {
     if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
@@ -306,6 +333,8 @@ export class AuditDb {
   rollUp(stableBefore: number, maxDays = 31): void {
     const min = this.db.prepare('SELECT MIN(time) AS t FROM downloads').get()?.t as number | null | undefined;
     if (min === null || min === undefined) {
+      this.seriesMemo.clear();
+      this.topMemo.clear();
       this.db.transaction(() => this.db.exec('DELETE FROM rollup_days; DELETE FROM rollup_artifacts; DELETE FROM rollup_users;'));
       return;
     }
@@ -321,6 +350,8 @@ export class AuditDb {
     const arms = (a: number, b: number): ReturnType<typeof downloadArms> => downloadArms({ from: a, to: b });
     this.db.transaction(() => {
       if (prune) {
+        this.seriesMemo.clear();
+        this.topMemo.clear();
         for (const t of ['rollup_days', 'rollup_artifacts', 'rollup_users']) this.db.prepare(`DELETE FROM ${t} WHERE day < ?`).run(first);
       }
       for (let d = start; d < stop; d++) {
@@ -357,12 +388,50 @@ export class AuditDb {
 
   /**
    * Downloads bucketed by `(time - offset) / width`, oldest bucket first; empty buckets are absent.
-   * Over every repository with whole-day buckets, whole rolled-up days come from the rollup.
+   * Over every repository with whole-day buckets, a bucket wholly inside the rolled-up days is read
+   * from the rollup once and then remembered (those days no longer change); the buckets at the
+   * edges of the range are read each time.
    */
-  downloadSeries(s: DownloadScope, bucket: { width: number; offset: number }, opts: { rollup?: boolean } = {}): Array<{ bucket: number; downloads: number; bytes: number; users: number }> {
+  downloadSeries(s: DownloadScope, bucket: { width: number; offset: number }, opts: { rollup?: boolean } = {}): SeriesRow[] {
     const global = s.repo === undefined && s.repos === undefined && s.tag === undefined && s.digest === undefined && s.file === undefined;
-    const useRollup = (opts.rollup ?? true) && global && bucket.width % DAY === 0 && bucket.offset % DAY === 0;
-    const sp = useRollup ? this.split(s.from, s.to) : { dayFrom: 0, dayTo: 0, edges: [[s.from, s.to]] as Array<[number, number]> };
+    const r = this.rolledDays();
+    if (!(opts.rollup ?? true) || !global || bucket.width % DAY !== 0 || bucket.offset % DAY !== 0 || r === undefined) return this.seriesOf(s, bucket, s.from, s.to, false);
+    const { width, offset } = bucket;
+    // Interior buckets: whole, inside [from, to) and inside the rolled-up days.
+    const lo = Math.max(s.from, r.first * DAY);
+    const hi = Math.min(s.to, r.end * DAY);
+    const b0 = Math.ceil((lo - offset) / width);
+    const b1 = Math.floor((hi - offset) / width);
+    if (b0 >= b1) return this.seriesOf(s, bucket, s.from, s.to, true);
+    const key = (b: number): string => `${width}:${offset}:${b}`;
+    const missing: number[] = [];
+    for (let b = b0; b < b1; b++) if (!this.seriesMemo.has(key(b))) missing.push(b);
+    if (missing.length > 0) {
+      const m0 = missing[0]!;
+      const m1 = missing[missing.length - 1]! + 1;
+      const got = new Map(
+        (
+          this.db
+            .prepare(`SELECT (day * ${DAY} - CAST(? AS INTEGER)) / CAST(? AS INTEGER) AS bucket, SUM(downloads) AS downloads, SUM(bytes) AS bytes, COUNT(DISTINCT who) AS users FROM rollup_users WHERE day >= ? AND day < ? GROUP BY bucket`)
+            .all(offset, width, (m0 * width + offset) / DAY, (m1 * width + offset) / DAY) as unknown as SeriesRow[]
+        ).map((x) => [x.bucket, x]),
+      );
+      if (this.seriesMemo.size + missing.length > 20_000) this.seriesMemo.clear();
+      for (const b of missing) this.seriesMemo.set(key(b), got.get(b) ?? { bucket: b, downloads: 0, bytes: 0, users: 0 });
+    }
+    const out: SeriesRow[] = this.seriesOf(s, bucket, s.from, b0 * width + offset, true);
+    for (let b = b0; b < b1; b++) {
+      const x = this.seriesMemo.get(key(b))!;
+      if (x.downloads > 0) out.push(x);
+    }
+    out.push(...this.seriesOf(s, bucket, b1 * width + offset, s.to, true));
+    return out;
+  }
+
+  /** The series over [from, to) by one query: whole rolled-up days from rollup_users (when `rollup`), the rest from the rows. */
+  private seriesOf(s: DownloadScope, bucket: { width: number; offset: number }, from: number, to: number, rollup: boolean): SeriesRow[] {
+    if (from >= to) return [];
+    const sp = rollup ? this.split(from, to) : { dayFrom: 0, dayTo: 0, edges: [[from, to]] as Array<[number, number]> };
     const selects: string[] = [];
     const args: SqliteValue[] = [];
     if (sp.dayTo > sp.dayFrom) {
@@ -377,42 +446,76 @@ export class AuditDb {
     }
     return this.db
       .prepare(`SELECT (time - CAST(? AS INTEGER)) / CAST(? AS INTEGER) AS bucket, SUM(n) AS downloads, COALESCE(SUM(bytes), 0) AS bytes, COUNT(DISTINCT who) AS users FROM (${selects.join(' UNION ALL ')}) GROUP BY bucket ORDER BY bucket`)
-      .all(bucket.offset, bucket.width, ...args) as Array<{ bucket: number; downloads: number; bytes: number; users: number }>;
+      .all(bucket.offset, bucket.width, ...args) as unknown as SeriesRow[];
   }
 
   /**
    * Artifacts by downloads over [from, to), most first; `reference` is the one of the latest pull.
    * Artifact pulls only: a UI file download names a layer, not an artifact. Over every
-   * repository, whole rolled-up days come from the rollup; distinct users are counted for the
-   * chosen artifacts only, each through its own index range.
+   * repository, the whole rolled-up days of the range are summed once per span of days and
+   * remembered, sorted; each call adds the edges of its range from the rows. Distinct users are
+   * counted for the chosen artifacts only, each through its own index range.
    */
-  topArtifacts(s: Pick<DownloadScope, 'from' | 'to' | 'repos'>, limit: number, opts: { rollup?: boolean } = {}): Array<{ repo: string; reference: string | null; digest: string; downloads: number; users: number; bytes: number; lastPulled: number }> {
+  topArtifacts(s: Pick<DownloadScope, 'from' | 'to' | 'repos'>, limit: number, opts: { rollup?: boolean } = {}): TopRow[] {
     const useRollup = (opts.rollup ?? true) && s.repos === undefined;
     const sp = useRollup ? this.split(s.from, s.to) : { dayFrom: 0, dayTo: 0, edges: [[s.from, s.to]] as Array<[number, number]> };
-    const selects: string[] = [];
-    const args: SqliteValue[] = [];
-    if (sp.dayTo > sp.dayFrom) {
-      selects.push('SELECT repo, digest, downloads AS n, bytes, last_time AS last, reference FROM rollup_artifacts WHERE day >= ? AND day < ?');
-      args.push(sp.dayFrom, sp.dayTo);
-    }
+    const grouped = (where: string, args: SqliteValue[]): Array<Omit<TopRow, 'users'>> =>
+      // With MAX() the only min/max aggregate, SQLite takes the bare `reference` from the row of that maximum.
+      this.db.prepare(`SELECT repo, reference, digest, COUNT(*) AS downloads, COALESCE(SUM(bytes), 0) AS bytes, MAX(time) AS lastPulled FROM downloads ${where} GROUP BY repo, digest`).all(...args) as unknown as Array<Omit<TopRow, 'users'>>;
+    const edges = new Map<string, Omit<TopRow, 'users'>>();
     for (const [a, b] of sp.edges) {
       const arm = downloadArms({ ...s, from: a, to: b, artifactsOnly: true })[0]!;
-      selects.push(`SELECT repo, digest, 1 AS n, bytes, time AS last, reference FROM downloads ${arm.where}`);
-      args.push(...arm.args);
+      for (const x of grouped(arm.where, arm.args)) {
+        const k = `${x.repo}\0${x.digest}`;
+        const e = edges.get(k);
+        if (!e) edges.set(k, x);
+        else edges.set(k, { ...(x.lastPulled > e.lastPulled ? x : e), downloads: e.downloads + x.downloads, bytes: e.bytes + x.bytes, lastPulled: Math.max(e.lastPulled, x.lastPulled) });
+      }
     }
-    // With MAX() the only min/max aggregate, SQLite takes the bare `reference` from the row of that maximum.
-    const top = this.db
-      .prepare(`SELECT repo, reference, digest, SUM(n) AS downloads, COALESCE(SUM(bytes), 0) AS bytes, MAX(last) AS lastPulled FROM (${selects.join(' UNION ALL ')})
-        GROUP BY repo, digest ORDER BY downloads DESC, lastPulled DESC LIMIT ?`)
-      .all(...args, limit) as Array<{ repo: string; reference: string | null; digest: string; downloads: number; bytes: number; lastPulled: number }>;
+    let candidates: Array<Omit<TopRow, 'users'>> = [...edges.values()];
+    if (sp.dayTo > sp.dayFrom) {
+      const rolled = this.rolledTop(sp.dayFrom, sp.dayTo);
+      // Only the first `limit` artifacts without edge pulls can make it, and those with.
+      let others = 0;
+      for (const x of rolled.sorted) {
+        if (others >= limit) break;
+        if (!edges.has(`${x.repo}\0${x.digest}`)) (candidates.push(x), others++);
+      }
+      candidates = candidates.map((e) => {
+        const r = rolled.byKey.get(`${e.repo}\0${e.digest}`);
+        if (!r || r === e) return e;
+        return { ...(r.lastPulled > e.lastPulled ? r : e), downloads: r.downloads + e.downloads, bytes: r.bytes + e.bytes, lastPulled: Math.max(r.lastPulled, e.lastPulled) };
+      });
+    }
+    const top = candidates.sort(byDownloads).slice(0, limit);
     const users = this.db.prepare('SELECT COUNT(DISTINCT COALESCE(user, ip)) AS n FROM downloads WHERE repo = ? AND digest = ? AND time >= ? AND time < ?');
-    return top.map((t) => ({ ...t, users: users.get(t.repo, t.digest, s.from, s.to)!.n as number }));
+    return top.map((t) => ({ repo: t.repo, reference: t.reference, digest: t.digest, downloads: t.downloads, users: users.get(t.repo, t.digest, s.from, s.to)!.n as number, bytes: t.bytes, lastPulled: t.lastPulled }));
+  }
+
+  /** The artifacts of the rolled-up days [dayFrom, dayTo), summed and sorted; the last few spans asked are remembered. */
+  private rolledTop(dayFrom: number, dayTo: number): { sorted: Array<Omit<TopRow, 'users'>>; byKey: Map<string, Omit<TopRow, 'users'>> } {
+    const key = `${dayFrom}:${dayTo}`;
+    const hit = this.topMemo.get(key);
+    if (hit) return hit;
+    const rows = this.db
+      .prepare('SELECT repo, reference, digest, SUM(downloads) AS downloads, SUM(bytes) AS bytes, MAX(last_time) AS lastPulled FROM rollup_artifacts WHERE day >= ? AND day < ? GROUP BY repo, digest')
+      .all(dayFrom, dayTo) as unknown as Array<Omit<TopRow, 'users'>>;
+    const v = { sorted: rows.sort(byDownloads), byKey: new Map(rows.map((x) => [`${x.repo}\0${x.digest}`, x])) };
+    // A handful of spans (the 7, 30 and 90 days of today); a huge one is not kept.
+    if (this.topMemo.size >= 4) this.topMemo.delete(this.topMemo.keys().next().value!);
+    if (rows.length <= 200_000) this.topMemo.set(key, v);
+    return v;
   }
 
   /** Download events, newest first (time, then id), after the `before` position of the previous page. */
   downloadEvents(s: DownloadScope, page: { before?: { time: number; id: number } | undefined; limit: number }): DownloadEventRow[] {
+    // A set of repositories (a non-admin's): a few are read one by one through (repo, time), newest
+    // first, and merged; many through the time index, skipping rows of others, never sorted whole.
+    if (s.repos !== undefined && s.repo === undefined && s.repos.length <= 64) {
+      return s.repos.flatMap((repo) => this.downloadEvents({ ...s, repos: undefined, repo }, page)).sort((a, b) => b.time - a.time || b.id - a.id).slice(0, page.limit);
+    }
     const out: DownloadEventRow[] = [];
-    for (const a of downloadArms(s)) {
+    for (const a of downloadArms(s, { byTime: s.repos !== undefined })) {
       const c = page.before ? `${a.where} AND (time, id) < (?, ?)` : a.where;
       const args = page.before ? [...a.args, page.before.time, page.before.id] : a.args;
       // The user agent of an artifact download is its manifest GET's (same id).

@@ -24,6 +24,7 @@ async function admin(req: FastifyRequest, reply: FastifyReply, deps: WebDeps): P
 
 /** A value computed at most once per ADMIN_CACHE_MS; callers meanwhile share the one under way. */
 class Kept<T> {
+  /** When the kept value was made; Infinity while it is being made (a slow walk is not started twice). */
   private at = 0;
   private value: Promise<T> | undefined;
 
@@ -31,12 +32,17 @@ class Kept<T> {
 
   get(now = Date.now()): Promise<T> {
     if (!this.value || now - this.at > ADMIN_CACHE_MS) {
-      this.at = now;
+      this.at = Infinity;
       const v = this.compute();
-      // A failed walk is not kept: the next request tries again.
-      v.catch(() => {
-        if (this.value === v) this.value = undefined;
-      });
+      v.then(
+        () => {
+          if (this.value === v) this.at = Date.now();
+        },
+        // A failed walk is not kept: the next request tries again.
+        () => {
+          if (this.value === v) this.value = undefined;
+        },
+      );
       this.value = v;
     }
     return this.value;
