@@ -567,9 +567,10 @@ export class AuditDb {
       .all(repo, tag, limit) as unknown as TagMoveRow[];
     if (byTag.length === 0) return { byTag, byDigest: [] };
     const since = byTag[byTag.length - 1]!.time;
-    // Digests start with an algorithm ("sha256:"): a range of the index, not a scan of the repository.
+    // Digests start with an algorithm ("sha256:"): a range of the moves index, not a scan of the
+    // repository by time (which the planner would otherwise pick).
     const byDigest = this.db
-      .prepare(`SELECT ${cols} FROM requests WHERE repo = ? AND reference > 'sha' AND reference < 'shb' AND method IN ('PUT', 'DELETE') AND method = 'DELETE' AND status < 300 AND time >= ? ORDER BY time DESC, id DESC LIMIT ?`)
+      .prepare(`SELECT ${cols} FROM requests INDEXED BY requests_moves WHERE repo = ? AND reference > 'sha' AND reference < 'shb' AND method IN ('PUT', 'DELETE') AND method = 'DELETE' AND status < 300 AND time >= ? ORDER BY time DESC, id DESC LIMIT ?`)
       .all(repo, since, limit) as unknown as TagMoveRow[];
     return { byTag, byDigest };
   }
