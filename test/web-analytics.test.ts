@@ -248,6 +248,33 @@ describe('web analytics with auth off', () => {
   });
 });
 
+describe('admin cache page with a pull-through cache', () => {
+  test('upstreams with health and counters; cached repositories with size, images and last pull', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'wharf-analytics-cache-'));
+    const upstream = await startServer({ dataDir: join(tmp, 'up'), logLevel: 'silent', config: { audit: { enabled: false } } });
+    const cache = await startServer({ dataDir: join(tmp, 'cache'), logLevel: 'silent', config: { proxy: { upstreams: [{ namespace: 'up', url: upstream.url, ttl: '1h' }] } } });
+    try {
+      const p = await pushArtifact(upstream.url, 'team/app', 'v1', {});
+      for (let i = 0; i < 2; i++) {
+        assert.equal((await call(cache.url, 'GET', '/v2/up/team/app/manifests/v1')).status, 200);
+        assert.equal((await call(cache.url, 'GET', `/v2/up/team/app/blobs/${p.layer}`)).status, 200);
+      }
+      await settle();
+      const st = body<CacheStatus>(await call(cache.url, 'GET', '/api/v1/admin/cache'));
+      assert.equal(st.upstreams.length, 1);
+      const u = st.upstreams[0]!;
+      assert.deepEqual([u.name, u.url, u.healthy, u.downUntil, u.namespaces], ['up', new URL(upstream.url).href, true, null, ['up']]);
+      assert.ok(u.misses >= 1 && u.hits >= 1 && st.hits === u.hits && st.misses === u.misses, JSON.stringify(st));
+      const r = st.repositories.find((x) => x.name === 'up/team/app');
+      assert.ok(r && r.images === 1 && r.size > 0 && r.lastPulled !== null, JSON.stringify(st.repositories));
+    } finally {
+      await cache.close();
+      await upstream.close();
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('analytics rollups', () => {
   test('a series and a top list read from the daily rollups equal the same read from the rows, before and after retention', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wharf-rollup-'));
