@@ -192,6 +192,14 @@ export interface TopRow {
   lastPulled: number;
 }
 
+/** The rolled-up days of a top list: artifacts summed and sorted, and who pulled the ones shown. */
+interface RolledTop {
+  sorted: Array<Omit<TopRow, 'users'>>;
+  byKey: Map<string, Omit<TopRow, 'users'>>;
+  /** Only for artifacts that made a list: at most a few hundred. */
+  who: Map<string, Set<string>>;
+}
+
 /** Most downloads first, then the latest pull; then by name, so that the order is total. */
 function byDownloads(a: Omit<TopRow, 'users'>, b: Omit<TopRow, 'users'>): number {
   return b.downloads - a.downloads || b.lastPulled - a.lastPulled || (a.repo < b.repo ? -1 : a.repo > b.repo ? 1 : a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
@@ -246,7 +254,7 @@ export class AuditDb {
   /** Series buckets wholly inside rolled-up days, by width:offset:bucket (those days no longer change). */
   private readonly seriesMemo = new Map<string, SeriesRow>();
   /** The rolled-up part of recent top lists, by dayFrom:dayTo. */
-  private readonly topMemo = new Map<string, { sorted: Array<Omit<TopRow, 'users'>>; byKey: Map<string, Omit<TopRow, 'users'>> }>();
+  private readonly topMemo = new Map<string, RolledTop>();
 
   constructor(readonly path: string, opts: { readonly?: boolean; engine?: SqliteEngine } = {}) {
     if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
@@ -473,8 +481,8 @@ export class AuditDb {
       }
     }
     let candidates: Array<Omit<TopRow, 'users'>> = [...edges.values()];
-    if (sp.dayTo > sp.dayFrom) {
-      const rolled = this.rolledTop(sp.dayFrom, sp.dayTo);
+    const rolled = sp.dayTo > sp.dayFrom ? this.rolledTop(sp.dayFrom, sp.dayTo) : undefined;
+    if (rolled) {
       // Only the first `limit` artifacts without edge pulls can make it, and those with.
       let others = 0;
       for (const x of rolled.sorted) {
@@ -488,19 +496,35 @@ export class AuditDb {
       });
     }
     const top = candidates.sort(byDownloads).slice(0, limit);
-    const users = this.db.prepare('SELECT COUNT(DISTINCT COALESCE(user, ip)) AS n FROM downloads WHERE repo = ? AND digest = ? AND time >= ? AND time < ?');
-    return top.map((t) => ({ repo: t.repo, reference: t.reference, digest: t.digest, downloads: t.downloads, users: users.get(t.repo, t.digest, s.from, s.to)!.n as number, bytes: t.bytes, lastPulled: t.lastPulled }));
+    const count = this.db.prepare('SELECT COUNT(DISTINCT COALESCE(user, ip)) AS n FROM downloads WHERE repo = ? AND digest = ? AND time >= ? AND time < ?');
+    const who = this.db.prepare('SELECT DISTINCT COALESCE(user, ip) AS who FROM downloads WHERE repo = ? AND digest = ? AND time >= ? AND time < ?');
+    const whoIn = (t: Omit<TopRow, 'users'>, a: number, b: number): string[] => (who.all(t.repo, t.digest, a, b) as Array<{ who: string }>).map((r) => r.who);
+    const users = (t: Omit<TopRow, 'users'>): number => {
+      if (!rolled) return count.get(t.repo, t.digest, s.from, s.to)!.n as number;
+      // Who pulled it on the rolled-up days is remembered with them; the edges are read each time.
+      const k = `${t.repo}\0${t.digest}`;
+      let set = rolled.who.get(k);
+      if (!set) {
+        if (rolled.who.size >= 1000) rolled.who.clear();
+        rolled.who.set(k, (set = new Set(whoIn(t, sp.dayFrom * DAY, sp.dayTo * DAY))));
+      }
+      if (!edges.has(k)) return set.size;
+      const all = new Set(set);
+      for (const [a, b] of sp.edges) for (const w of whoIn(t, a, b)) all.add(w);
+      return all.size;
+    };
+    return top.map((t) => ({ repo: t.repo, reference: t.reference, digest: t.digest, downloads: t.downloads, users: users(t), bytes: t.bytes, lastPulled: t.lastPulled }));
   }
 
   /** The artifacts of the rolled-up days [dayFrom, dayTo), summed and sorted; the last few spans asked are remembered. */
-  private rolledTop(dayFrom: number, dayTo: number): { sorted: Array<Omit<TopRow, 'users'>>; byKey: Map<string, Omit<TopRow, 'users'>> } {
+  private rolledTop(dayFrom: number, dayTo: number): RolledTop {
     const key = `${dayFrom}:${dayTo}`;
     const hit = this.topMemo.get(key);
     if (hit) return hit;
     const rows = this.db
       .prepare('SELECT repo, reference, digest, SUM(downloads) AS downloads, SUM(bytes) AS bytes, MAX(last_time) AS lastPulled FROM rollup_artifacts WHERE day >= ? AND day < ? GROUP BY repo, digest')
       .all(dayFrom, dayTo) as unknown as Array<Omit<TopRow, 'users'>>;
-    const v = { sorted: rows.sort(byDownloads), byKey: new Map(rows.map((x) => [`${x.repo}\0${x.digest}`, x])) };
+    const v: RolledTop = { sorted: rows.sort(byDownloads), byKey: new Map(rows.map((x) => [`${x.repo}\0${x.digest}`, x])), who: new Map() };
     // A handful of spans (the 7, 30 and 90 days of today); a huge one is not kept.
     if (this.topMemo.size >= 4) this.topMemo.delete(this.topMemo.keys().next().value!);
     if (rows.length <= 200_000) this.topMemo.set(key, v);
