@@ -307,6 +307,8 @@ describe('analytics rollups', () => {
           assert.deepEqual(db.downloadSeries({ from, to }, b), db.downloadSeries({ from, to }, b, { rollup: false }), `series ${width}`);
         }
         assert.deepEqual(db.topArtifacts({ from, to }, 50), db.topArtifacts({ from, to }, 50, { rollup: false }));
+        const repos = ['r/1', 'r/3'];
+        assert.deepEqual(db.topArtifacts({ from, to, repos }, 5), db.topArtifacts({ from, to, repos }, 5, { rollup: false }));
       };
       // Five days per call: the first calls leave the newest days to the rows.
       db.rollUp(today, 5);

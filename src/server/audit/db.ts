@@ -253,7 +253,7 @@ export class AuditDb {
   private correct: SqliteStatement | undefined;
   /** Series buckets wholly inside rolled-up days, by width:offset:bucket (those days no longer change). */
   private readonly seriesMemo = new Map<string, SeriesRow>();
-  /** The rolled-up part of recent top lists, by dayFrom:dayTo. */
+  /** The rolled-up part of recent top lists, by dayFrom:dayTo:scope. */
   private readonly topMemo = new Map<string, RolledTop>();
 
   constructor(readonly path: string, opts: { readonly?: boolean; engine?: SqliteEngine } = {}) {
@@ -459,13 +459,12 @@ export class AuditDb {
 
   /**
    * Artifacts by downloads over [from, to), most first; `reference` is the one of the latest pull.
-   * Artifact pulls only: a UI file download names a layer, not an artifact. Over every
-   * repository, the whole rolled-up days of the range are summed once per span of days and
-   * remembered, sorted; each call adds the edges of its range from the rows. Distinct users are
+   * Artifact pulls only: a UI file download names a layer, not an artifact. The whole rolled-up
+   * days of the range are summed once per span of days (and scope) and remembered, sorted; each call adds the edges of its range from the rows. Distinct users are
    * counted for the chosen artifacts only, each through its own index range.
    */
   topArtifacts(s: Pick<DownloadScope, 'from' | 'to' | 'repos'>, limit: number, opts: { rollup?: boolean } = {}): TopRow[] {
-    const useRollup = (opts.rollup ?? true) && s.repos === undefined;
+    const useRollup = opts.rollup ?? true;
     const sp = useRollup ? this.split(s.from, s.to) : { dayFrom: 0, dayTo: 0, edges: [[s.from, s.to]] as Array<[number, number]> };
     const grouped = (where: string, args: SqliteValue[]): Array<Omit<TopRow, 'users'>> =>
       // With MAX() the only min/max aggregate, SQLite takes the bare `reference` from the row of that maximum.
@@ -481,7 +480,7 @@ export class AuditDb {
       }
     }
     let candidates: Array<Omit<TopRow, 'users'>> = [...edges.values()];
-    const rolled = sp.dayTo > sp.dayFrom ? this.rolledTop(sp.dayFrom, sp.dayTo) : undefined;
+    const rolled = sp.dayTo > sp.dayFrom ? this.rolledTop(sp.dayFrom, sp.dayTo, s.repos) : undefined;
     if (rolled) {
       // Only the first `limit` artifacts without edge pulls can make it, and those with.
       let others = 0;
@@ -516,17 +515,26 @@ export class AuditDb {
     return top.map((t) => ({ repo: t.repo, reference: t.reference, digest: t.digest, downloads: t.downloads, users: users(t), bytes: t.bytes, lastPulled: t.lastPulled }));
   }
 
-  /** The artifacts of the rolled-up days [dayFrom, dayTo), summed and sorted; the last few spans asked are remembered. */
-  private rolledTop(dayFrom: number, dayTo: number): RolledTop {
-    const key = `${dayFrom}:${dayTo}`;
+  /**
+   * The artifacts of the rolled-up days [dayFrom, dayTo) (of `repos` only, a non-admin's), summed
+   * and sorted; the last few spans and scopes asked are remembered.
+   */
+  private rolledTop(dayFrom: number, dayTo: number, repos?: readonly string[]): RolledTop {
+    const scope = repos === undefined ? '' : JSON.stringify(repos);
+    const key = `${dayFrom}:${dayTo}:${scope}`;
     const hit = this.topMemo.get(key);
-    if (hit) return hit;
+    if (hit) {
+      // Most recently used last: the oldest goes first.
+      this.topMemo.delete(key);
+      this.topMemo.set(key, hit);
+      return hit;
+    }
     const rows = this.db
-      .prepare('SELECT repo, reference, digest, SUM(downloads) AS downloads, SUM(bytes) AS bytes, MAX(last_time) AS lastPulled FROM rollup_artifacts WHERE day >= ? AND day < ? GROUP BY repo, digest')
-      .all(dayFrom, dayTo) as unknown as Array<Omit<TopRow, 'users'>>;
+      .prepare(`SELECT repo, reference, digest, SUM(downloads) AS downloads, SUM(bytes) AS bytes, MAX(last_time) AS lastPulled FROM rollup_artifacts WHERE day >= ? AND day < ?${repos === undefined ? '' : ' AND repo IN (SELECT value FROM json_each(?))'} GROUP BY repo, digest`)
+      .all(...(repos === undefined ? [dayFrom, dayTo] : [dayFrom, dayTo, scope])) as unknown as Array<Omit<TopRow, 'users'>>;
     const v: RolledTop = { sorted: rows.sort(byDownloads), byKey: new Map(rows.map((x) => [`${x.repo}\0${x.digest}`, x])), who: new Map() };
-    // A handful of spans (the 7, 30 and 90 days of today); a huge one is not kept.
-    if (this.topMemo.size >= 4) this.topMemo.delete(this.topMemo.keys().next().value!);
+    // A handful of spans and scopes (the 7, 30 and 90 days of today, of a few owners); a huge one is not kept.
+    if (this.topMemo.size >= 16) this.topMemo.delete(this.topMemo.keys().next().value!);
     if (rows.length <= 200_000) this.topMemo.set(key, v);
     return v;
   }
