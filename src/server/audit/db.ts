@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS rollup_artifacts (
   downloads INTEGER NOT NULL, bytes INTEGER NOT NULL, last_time INTEGER NOT NULL, reference TEXT,
   PRIMARY KEY (day, repo, digest)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rollup_artifacts_by ON rollup_artifacts(repo, digest, day);
 CREATE TABLE IF NOT EXISTS rollup_users (
   day INTEGER NOT NULL, who TEXT NOT NULL, downloads INTEGER NOT NULL, bytes INTEGER NOT NULL,
   PRIMARY KEY (day, who)
@@ -194,6 +195,9 @@ export interface TopRow {
 
 /** The rolled-up days of a top list: artifacts summed and sorted, and who pulled the ones shown. */
 interface RolledTop {
+  dayFrom: number;
+  dayTo: number;
+  scope: string;
   sorted: Array<Omit<TopRow, 'users'>>;
   byKey: Map<string, Omit<TopRow, 'users'>>;
   /** Only for artifacts that made a list: at most a few hundred. */
@@ -529,15 +533,63 @@ export class AuditDb {
       this.topMemo.set(key, hit);
       return hit;
     }
+    const inScope = repos === undefined ? '' : ' AND repo IN (SELECT value FROM json_each(?))';
+    const bind = (a: number, b: number): SqliteValue[] => (repos === undefined ? [a, b] : [a, b, scope]);
+    // A span a few days from one remembered (today's 30 days after yesterday's): moved by the days
+    // between, not summed again; summing 90 days of a large log costs a second.
+    for (const [k, v] of this.topMemo) {
+      if (v.scope !== scope || Math.abs(v.dayFrom - dayFrom) + Math.abs(v.dayTo - dayTo) > 14 || v.dayFrom >= dayTo || dayFrom >= v.dayTo) continue;
+      this.topMemo.delete(k);
+      const day = this.db.prepare(`SELECT repo, reference, digest, downloads, bytes, last_time AS lastPulled FROM rollup_artifacts WHERE day >= ? AND day < ?${inScope}`);
+      const stale = new Set<string>();
+      const apply = (a: number, b: number, sign: 1 | -1): void => {
+        if (a >= b) return;
+        for (const r of day.all(...bind(a, b)) as unknown as Array<Omit<TopRow, 'users'>>) {
+          const rk = `${r.repo}\0${r.digest}`;
+          const e = v.byKey.get(rk);
+          if (sign === 1) {
+            if (!e) v.byKey.set(rk, { ...r });
+            else {
+              e.downloads += r.downloads;
+              e.bytes += r.bytes;
+              if (r.lastPulled > e.lastPulled) (e.lastPulled = r.lastPulled), (e.reference = r.reference);
+            }
+          } else if (e) {
+            e.downloads -= r.downloads;
+            e.bytes -= r.bytes;
+            if (e.downloads <= 0) v.byKey.delete(rk);
+            // Its last pull may have been on a day that left the span: found again below.
+            else if (e.lastPulled <= r.lastPulled) stale.add(rk);
+          }
+        }
+      };
+      apply(dayFrom, Math.min(v.dayFrom, dayTo), 1);
+      apply(Math.max(v.dayTo, dayFrom), dayTo, 1);
+      apply(v.dayFrom, Math.min(dayFrom, v.dayTo), -1);
+      apply(Math.max(dayTo, v.dayFrom), v.dayTo, -1);
+      const last = this.db.prepare('SELECT last_time AS t, reference FROM rollup_artifacts WHERE repo = ? AND digest = ? AND day >= ? AND day < ? ORDER BY last_time DESC LIMIT 1');
+      for (const rk of stale) {
+        const e = v.byKey.get(rk);
+        const r = e && last.get(e.repo, e.digest, dayFrom, dayTo);
+        if (e && r) (e.lastPulled = r.t as number), (e.reference = r.reference as string | null);
+      }
+      v.dayFrom = dayFrom;
+      v.dayTo = dayTo;
+      v.sorted = [...v.byKey.values()].sort(byDownloads);
+      v.who.clear();
+      this.topMemo.set(key, v);
+      return v;
+    }
     const rows = this.db
-      .prepare(`SELECT repo, reference, digest, SUM(downloads) AS downloads, SUM(bytes) AS bytes, MAX(last_time) AS lastPulled FROM rollup_artifacts WHERE day >= ? AND day < ?${repos === undefined ? '' : ' AND repo IN (SELECT value FROM json_each(?))'} GROUP BY repo, digest`)
-      .all(...(repos === undefined ? [dayFrom, dayTo] : [dayFrom, dayTo, scope])) as unknown as Array<Omit<TopRow, 'users'>>;
-    const v: RolledTop = { sorted: rows.sort(byDownloads), byKey: new Map(rows.map((x) => [`${x.repo}\0${x.digest}`, x])), who: new Map() };
+      .prepare(`SELECT repo, reference, digest, SUM(downloads) AS downloads, SUM(bytes) AS bytes, MAX(last_time) AS lastPulled FROM rollup_artifacts WHERE day >= ? AND day < ?${inScope} GROUP BY repo, digest`)
+      .all(...bind(dayFrom, dayTo)) as unknown as Array<Omit<TopRow, 'users'>>;
+    const v: RolledTop = { dayFrom, dayTo, scope, sorted: rows.sort(byDownloads), byKey: new Map(rows.map((x) => [`${x.repo}\0${x.digest}`, x])), who: new Map() };
     // A handful of spans and scopes (the 7, 30 and 90 days of today, of a few owners); a huge one is not kept.
     if (this.topMemo.size >= 16) this.topMemo.delete(this.topMemo.keys().next().value!);
     if (rows.length <= 200_000) this.topMemo.set(key, v);
     return v;
   }
+
 
   /** Download events, newest first (time, then id), after the `before` position of the previous page. */
   downloadEvents(s: DownloadScope, page: { before?: { time: number; id: number } | undefined; limit: number }): DownloadEventRow[] {
