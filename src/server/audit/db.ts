@@ -345,6 +345,7 @@ export class AuditDb {
   rollUp(stableBefore: number, maxDays = 31): void {
     const min = this.db.prepare('SELECT MIN(time) AS t FROM downloads').get()?.t as number | null | undefined;
     if (min === null || min === undefined) {
+      if (this.rolledDays() === undefined) return;
       this.seriesMemo.clear();
       this.topMemo.clear();
       this.db.transaction(() => this.db.exec('DELETE FROM rollup_days; DELETE FROM rollup_artifacts; DELETE FROM rollup_users;'));
