@@ -111,6 +111,11 @@ export class Upstream {
     if (wait > 0) throw new UpstreamDown(`upstream ${this.namespace} (${this.host}) failed ${this.maxFails} times in a row; next try in ${Math.ceil(wait / 1000)} s`);
   }
 
+  /** Until when the upstream is marked down (ms since the epoch); null when it is not (the admin page's health). */
+  downUntilTime(): number | null {
+    return this.downUntil > Date.now() ? this.downUntil : null;
+  }
+
   succeeded(): void {
     this.fails = 0;
   }

@@ -220,18 +220,33 @@ export interface DownloadEvent {
   file: string | null;
   bytes: number;
   completed: boolean;
+  /** The user's groups in the auth config (`auth.groups`); absent when the config has none. */
+  groups?: string[];
 }
 
 /** GET /api/v1/admin/cache (admins) */
 export interface CacheStatus {
-  upstreams: Array<{ name: string; url: string; healthy: boolean; lastError: string | null; namespaces: string[] }>;
-  repositories: Array<{ name: string; size: number; lastPulled: number | null }>;
+  /**
+   * `healthy` is false while the upstream is marked down (maxFails failures in a row, for
+   * failTimeout; `downUntil` says until when). The counters are this process's, since its start.
+   */
+  upstreams: Array<{ name: string; url: string; healthy: boolean; downUntil: number | null; lastError: string | null; namespaces: string[]; hits: number; misses: number; errors: number }>;
+  /** Cached repositories: bytes of the blobs each links (as StorageUse), last pull (audit, else the cache's own access time). */
+  repositories: Array<{ name: string; size: number; images: number; lastPulled: number | null }>;
   hits: number;
   misses: number;
+  /** When the listing was made (it is kept for a minute), ms. */
+  computed: number;
 }
 
 /** GET /api/v1/admin/storage (admins): bytes per repository (blobs it links; shared blobs count in each). */
 export interface StorageUse {
+  /** Bytes of the distinct blobs (manifests included) that some repository links: shared ones count once here. */
   total: number;
+  /** Largest first. */
   repositories: Array<{ name: string; size: number; blobs: number }>;
+  /** When the walk was made (it is kept for a minute), ms. */
+  computed: number;
+  /** Set when the walk stopped at its bound (repositories or blobs); the figures are then lower bounds. */
+  truncated: boolean;
 }
