@@ -59,7 +59,7 @@ for (const engine of sqliteEngines()) {
         db.commit([recordParams(record(id0))]);
         const all = db.query({});
         assert.deepEqual(all.map((r) => r.id), [id0 + 2, id0 + 1, id0]);
-        assert.deepEqual(all[2], { ...record(id0), downloadId: null });
+        assert.deepEqual(all[2], { ...record(id0), downloadId: null, file: null });
         assert.equal(all[0]!.outcome, 'aborted');
         assert.equal(all[0]!.bytes, 3);
         assert.equal(db.query({ denied: true }).length, 1);
