@@ -1,4 +1,5 @@
-import { setFlagsFromString } from 'node:v8';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /** Body bytes between two minor collections. */
@@ -80,6 +81,39 @@ const HEAP_GROWING_PERCENT = 50;
 export function tightenHeapGrowth(): void {
   const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('heap-growing-percent'));
   if (!chosen) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+}
+
+/** The young generation's most, both semi-spaces (V8's default on 64-bit: 32 MiB). */
+export const YOUNG_MAX = Number(process.env.WHARF_YOUNG_MAX_MIB ?? 8) << 20;
+let youngObserver: PerformanceObserver | undefined;
+
+/**
+ * Keeps V8's young generation at or under `max` bytes. V8 doubles it, up to 32 MiB, while many
+ * objects survive a scavenge, which a server answering thousands of small requests a second does
+ * (each in flight holds its request, its reply, its S3 call); those pages stay resident, and the
+ * busier the server the more garbage each collection promotes. The cap is the same as
+ * `--max-semi-space-size=<max/2 in MiB>`, but set at run time, where that flag no longer applies
+ * (V8 reads it when the heap is made): after each collection the growth factor (read by V8 at
+ * each growth) is chosen so that the next growth lands on `max`, and 1 once there. So it holds
+ * however the server is started (the bin, `npm start`, a process manager) on Node 20 to 24.
+ * Left alone if the command line or NODE_OPTIONS sized the young generation.
+ */
+export function capYoungGeneration(max = YOUNG_MAX): void {
+  const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => /semi-space|young-generation/.test(a));
+  if (chosen || youngObserver || max <= 0) return;
+  let factor = 0;
+  const fit = (): void => {
+    const size = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size;
+    if (!size) return;
+    // V8 grows to factor x the current size (capped by its own most); 1 keeps it where it is.
+    const want = Math.max(1, Math.min(2, Math.floor(max / size)));
+    if (want === factor) return;
+    factor = want;
+    setFlagsFromString(`--semi-space-growth-factor=${want}`);
+  };
+  fit();
+  youngObserver = new PerformanceObserver(fit);
+  youngObserver.observe({ entryTypes: ['gc'] });
 }
 
 /** V8's gc(), made available without the --expose-gc flag on the command line; null if refused. */
