@@ -24,6 +24,9 @@ export function registerServe(cli: CAC): void {
     .example('wharf serve --storage s3 --s3-bucket registry --s3-endpoint http://127.0.0.1:7480')
     .example('wharf serve --config wharf.yaml --offline --preload images.tar')
     .action(async (opts: Record<string, unknown>) => {
+      // Before the server's modules load: loading them grows V8's young generation (io/young-gc.ts).
+      const { capYoungGeneration } = await import('../../server/io/young-gc.js');
+      capYoungGeneration();
       const { runServe } = await import('../run/serve.js');
       await runServe(opts);
     });
