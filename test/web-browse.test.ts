@@ -273,3 +273,19 @@ test('the index is rebuilt from the store after index.db is deleted, in the back
   assert.equal((await get<Page<SearchHit>>(s, `/api/v1/search?artifactType=${encodeURIComponent('application/spdx+json')}`)).items[0]?.digest, sbom.digest);
   void USERS;
 });
+
+test('a pull-through fill enters the index as it is cached', async (t) => {
+  const tmp = await mkdtemp(join(tmpdir(), 'wharf-web-proxy-'));
+  const upstream = await startServer({ dataDir: join(tmp, 'up'), logLevel: 'silent' });
+  const cache = await startServer({ dataDir: join(tmp, 'cache'), logLevel: 'silent', config: { proxy: { upstreams: [{ namespace: 'up', url: upstream.url }] } } });
+  t.after(async () => {
+    await cache.close();
+    await upstream.close();
+  });
+  await ready(cache);
+  const a = await push(upstream.url, 'team/app', 'v1', { annotations: { description: 'from upstream' } });
+  assert.deepEqual((await get<Page<RepositorySummary>>(cache, '/api/v1/repositories')).items, []);
+  assert.equal((await call(cache.url, 'GET', '/v2/up/team/app/manifests/v1', { headers: { accept: MediaTypes.manifest } })).status, 200);
+  assert.deepEqual((await get<Page<TagSummary>>(cache, '/api/v1/tags?repo=up/team/app')).items.map((x) => [x.name, x.digest]), [['v1', a.digest]]);
+  assert.equal((await get<Page<SearchHit>>(cache, '/api/v1/search?q=from upstream')).items[0]?.repo, 'up/team/app');
+});

@@ -67,6 +67,7 @@ test('a wrong password is 401 (not a Basic challenge); failures count toward the
   assert.equal((await call(s.url, 'POST', '/api/v1/session', { headers: { 'content-type': 'application/json' }, body: '{"user":1}' })).status, 400);
   assert.equal((await call(s.url, 'POST', '/api/v1/session', { headers: { 'content-type': 'application/json' }, body: 'not json' })).status, 400);
   assert.equal((await call(s.url, 'POST', '/api/v1/session', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'user=a&password=b' })).status, 415);
+  assert.equal((await signIn(s.url, 'alice', 'x'.repeat(20_000))).status, 413);
 
   // One failure through /v2 and one more here reach alice's limit of 3.
   assert.equal((await call(s.url, 'GET', '/v2/ml/x/tags/list', { headers: basic('alice', 'wrong') })).status, 401);

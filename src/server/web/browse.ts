@@ -40,12 +40,20 @@ export function installBrowse(app: FastifyInstance, deps: WebDeps): void {
   catalogs.set(deps, index);
   const sync = new CatalogSync(index, deps.store, { log: deps.log });
   sync.watch();
-  if (index.stale) {
-    deps.log.info('catalog index: rebuilding from the store in the background');
-    void sync.rebuild();
-  }
-  const timer = setInterval(() => void sync.rebuild(), REBUILD_EVERY);
-  timer.unref();
+  // The scans start with the first request of the UI's API after the start, in the background: a
+  // registry whose UI nobody opens never lists its storage for it (on S3, a request per listing).
+  let timer: NodeJS.Timeout | undefined;
+  app.addHook('onRequest', (req, _reply, done) => {
+    if (timer === undefined && (req.raw.url ?? '').startsWith('/api/v1/')) {
+      timer = setInterval(() => void sync.rebuild(), REBUILD_EVERY);
+      timer.unref();
+      if (index.stale) {
+        deps.log.info('catalog index: rebuilding from the store in the background');
+        void sync.rebuild();
+      }
+    }
+    done();
+  });
   app.addHook('onClose', async () => {
     clearInterval(timer);
     await sync.stop();
