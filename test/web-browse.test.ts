@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../src/server/index.js';
 import { call, type Reply } from '../src/testkit/http.js';
 import { EMPTY_DESCRIPTOR, MediaTypes, descriptorOf, imageIndex, imageManifest } from '../src/testkit/fixtures.js';
 import type { Page, RepositorySummary, SearchHit, TagSummary } from '../src/server/web/types.js';
-import { USERS, basic, errorCode, startAuthServer } from './helpers/auth.js';
+import { basic, errorCode, startAuthServer } from './helpers/auth.js';
 
 const json = <T>(r: Reply): T => JSON.parse(r.body.toString()) as T;
 const HELM_CONFIG = 'application/vnd.cncf.helm.config.v1+json';
@@ -271,7 +271,18 @@ test('the index is rebuilt from the store after index.db is deleted, in the back
   assert.equal((await get<Page<SearchHit>>(s, '/api/v1/search?q=first of')).items[0]?.digest, a.digest);
   // The referrer is found through its subject.
   assert.equal((await get<Page<SearchHit>>(s, `/api/v1/search?artifactType=${encodeURIComponent('application/spdx+json')}`)).items[0]?.digest, sbom.digest);
-  void USERS;
+
+  // A tag deleted while the UI was off (a server without it) is gone after the next rebuild: here
+  // the index is damaged too, so it is replaced and rebuilt.
+  await s.close();
+  const plain = await startServer({ dataDir: dir, logLevel: 'silent', config: { ui: { enabled: false } } });
+  assert.equal((await call(plain.url, 'DELETE', '/v2/r/one/manifests/v2')).status, 202);
+  await plain.close();
+  await rm(join(dir, 'ui', 'index.db-wal'), { force: true });
+  await writeFile(join(dir, 'ui', 'index.db'), 'not a database at all, but long enough to be read as one '.repeat(100));
+  s = await startServer({ dataDir: dir, logLevel: 'silent' });
+  await ready(s);
+  assert.deepEqual((await get<Page<TagSummary>>(s, '/api/v1/tags?repo=r/one')).items.map((x) => x.name), ['v1']);
 });
 
 test('a pull-through fill enters the index as it is cached', async (t) => {

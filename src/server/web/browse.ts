@@ -4,7 +4,7 @@ import { OciError, WharfError, asDigest, assertName, assertTag, isKnownError, tr
 import { nextAuditId, type AuditRecord } from '../audit/index.js';
 import type { SqliteStatement } from '../sqlite.js';
 import { CatalogIndex, type IndexedHit, type Visible } from './catalog.js';
-import { CatalogSync } from './catalog-sync.js';
+import { CatalogSync, kindsFingerprint } from './catalog-sync.js';
 import type { WebDeps } from './deps.js';
 import { kindOf } from './kinds.js';
 import type { Page, RepositorySummary, SearchHit, TagSummary } from './types.js';
@@ -36,7 +36,7 @@ export function catalogOf(deps: WebDeps): CatalogIndex | undefined {
  * right; a repository they may not pull is one they never see.
  */
 export function installBrowse(app: FastifyInstance, deps: WebDeps): void {
-  const index = CatalogIndex.open(join(resolve(deps.config.data), 'ui', 'index.db'));
+  const index = CatalogIndex.open(join(resolve(deps.config.data), 'ui', 'index.db'), { derived: kindsFingerprint() });
   catalogs.set(deps, index);
   const sync = new CatalogSync(index, deps.store, { log: deps.log });
   sync.watch();

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { isIndexMediaType, isKnownError, parseManifest, parseManifestRef, type Descriptor, type ManifestInfo } from '../../spec/index.js';
+import { MediaType, isIndexMediaType, isKnownError, parseManifest, parseManifestRef, type Descriptor, type ManifestInfo } from '../../spec/index.js';
 import type { RegistryStore } from '../store/index.js';
 import type { CatalogIndex, IndexedManifest } from './catalog.js';
 import { kindOf } from './kinds.js';
@@ -34,6 +35,43 @@ export function describe(repo: string, digest: string, body: Buffer, info: Manif
     annotations,
     updated,
   };
+}
+
+/**
+ * A fingerprint of what kindOf answers for the common types: stored with the index, so that an
+ * index built by another version of kinds.ts is rebuilt with this one's kinds.
+ */
+export function kindsFingerprint(): string {
+  const config = (t: string): [string, string | null, string] => [MediaType.ImageManifest, null, t];
+  const cases: Array<[string, string | null, string | null]> = [
+    config(MediaType.ImageConfig),
+    config(MediaType.DockerConfig),
+    config('application/vnd.cncf.helm.config.v1+json'),
+    config('application/vnd.cncf.flux.config.v1+json'),
+    config('application/vnd.dev.cosign.simplesigning.v1+json'),
+    config('application/vnd.cnab.config.v1+json'),
+    config('application/vnd.wasm.config.v0+json'),
+    config('application/vnd.docker.ai.model.config.v0.1+json'),
+    config('application/vnd.cncf.model.config.v1+json'),
+    [MediaType.ImageIndex, null, null],
+    [MediaType.DockerManifestList, null, null],
+    [MediaType.DockerManifest, null, MediaType.DockerConfig],
+    ...[
+      'application/spdx+json',
+      'application/vnd.cyclonedx+json',
+      'application/vnd.cncf.notary.signature',
+      'application/vnd.dev.sigstore.bundle.v0.3+json',
+      'application/vnd.in-toto+json',
+      'application/vnd.dsse.envelope.v1+json',
+      'application/vnd.opentofu.modulepkg',
+      'application/vnd.hashicorp.terraform.module.v1+tar+gzip',
+      'application/geo+json',
+      'application/vnd.example.thing',
+    ].map((t): [string, string, string] => [MediaType.ImageManifest, t, MediaType.EmptyJSON]),
+  ];
+  const h = createHash('sha256');
+  for (const [mt, at, ct] of cases) h.update(`${JSON.stringify(kindOf(mt, at, ct, {}))}\n`);
+  return h.digest('hex').slice(0, 16);
 }
 
 /** Writes of the store the index follows: the methods are wrapped on the instance that /v2 and the pull-through cache call. */

@@ -155,7 +155,7 @@ export class CatalogIndex {
   private dirty = false;
   private closed = false;
 
-  private constructor(private readonly db: SqliteDb, created: boolean, now: number) {
+  private constructor(private readonly db: SqliteDb, created: boolean, now: number, derived: string) {
     db.exec('PRAGMA journal_mode = WAL');
     // A cache: a commit lost to a power cut is found again by the rebuild that an unclean close asks for.
     db.exec('PRAGMA synchronous = NORMAL');
@@ -180,17 +180,23 @@ export class CatalogIndex {
     db.exec(`PRAGMA user_version = ${INDEX_VERSION}`);
     const meta = (k: string): string | undefined => str(db.prepare('SELECT value FROM meta WHERE key = ?').get(k)?.value) ?? undefined;
     const built = Number(meta('built') ?? NaN);
-    this.stale = fresh || meta('clean') !== '1' || !Number.isFinite(built) || now - built > REBUILD_AFTER || meta('fts') !== String(fts);
+    this.stale = fresh || meta('clean') !== '1' || !Number.isFinite(built) || now - built > REBUILD_AFTER || meta('fts') !== String(fts) || meta('derived') !== derived;
     this.setMeta('clean', '0');
     this.setMeta('fts', String(fts));
+    this.setMeta('derived', derived);
   }
 
-  /** Opens (or creates) the index; a file that is no SQLite database is replaced. */
-  static open(path: string, now = Date.now()): CatalogIndex {
+  /**
+   * Opens (or creates) the index; a file that is no SQLite database is replaced. `derived` names
+   * how the stored values were worked out (kinds.ts's answers): another one makes the index stale.
+   */
+  static open(path: string, opts: { now?: number; derived?: string } = {}): CatalogIndex {
+    const now = opts.now ?? Date.now();
+    const derived = opts.derived ?? '';
     mkdirSync(dirname(path), { recursive: true });
     const created = !existsSync(path);
     try {
-      return new CatalogIndex(openSqlite(path), created, now);
+      return new CatalogIndex(openSqlite(path), created, now, derived);
     } catch (err) {
       // Damaged: a cache, so it goes (with its WAL) and is built again.
       if (created) throw err;
@@ -201,7 +207,7 @@ export class CatalogIndex {
           // absent
         }
       }
-      return new CatalogIndex(openSqlite(path), true, now);
+      return new CatalogIndex(openSqlite(path), true, now, derived);
     }
   }
 
