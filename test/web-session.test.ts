@@ -3,10 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
 import { SignJWT } from 'jose';
 import { startServer } from '../src/server/index.js';
 import { call, type Reply } from '../src/testkit/http.js';
 import { USERS, basic, errorCode, pushArtifact, startAuthServer, writeUsers } from './helpers/auth.js';
+import { makeCa, makeCert } from './helpers/certs.js';
 
 const json = (r: Reply): Record<string, unknown> => JSON.parse(r.body.toString()) as Record<string, unknown>;
 const cookieOf = (r: Reply): string => {
@@ -188,4 +191,39 @@ test('with auth off there is no sign-in', async (t) => {
   assert.equal(r.status, 404);
   assert.ok(errorCode(r) !== undefined);
   await assert.rejects(stat(join(dir, 'ui', 'session.key')), /ENOENT/);
+});
+
+/** One HTTPS request with the test CA (and a client certificate, if given). */
+function tlsCall(url: string, method: string, path: string, opts: { ca: Buffer; cert?: Buffer; key?: Buffer; headers?: Record<string, string>; body?: string }): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = httpsRequest({ host: u.hostname, port: u.port, method, path, ca: opts.ca, cert: opts.cert, key: opts.key, agent: false, headers: opts.headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+test('over TLS the cookie is Secure; a client certificate signs its user in without a password', { skip: spawnSync('openssl', ['version']).status !== 0 ? 'no openssl' : false }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-web-tls-'));
+  const ca = makeCa(dir);
+  const srv = makeCert(dir, ca, 'server', 'server');
+  const cl = makeCert(dir, ca, 'bob-cert', 'client', 'bob');
+  const s = await startAuthServer({ tls: { cert: srv.cert, key: srv.key, clientCa: ca.cert } }, join(dir, 'data'));
+  t.after(() => s.close());
+  const caPem = await readFile(ca.cert);
+  const r = await tlsCall(s.url, 'POST', '/api/v1/session', { ca: caPem, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'alice', password: USERS.alice }) });
+  assert.equal(r.status, 200, r.body);
+  const setCookie = String(r.headers['set-cookie']);
+  assert.match(setCookie, /; HttpOnly; SameSite=Strict; Secure$/);
+
+  const me = await tlsCall(s.url, 'GET', '/api/v1/session', { ca: caPem, cert: await readFile(cl.cert), key: await readFile(cl.key) });
+  assert.equal(me.status, 200);
+  const info = JSON.parse(me.body) as { user: string | null; csrf: string | null };
+  assert.equal(info.user, 'bob');
+  // No cookie, so nothing to protect with a CSRF token.
+  assert.equal(info.csrf, null);
 });
