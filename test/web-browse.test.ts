@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../src/server/index.js';
@@ -299,4 +299,16 @@ test('a pull-through fill enters the index as it is cached', async (t) => {
   assert.equal((await call(cache.url, 'GET', '/v2/up/team/app/manifests/v1', { headers: { accept: MediaTypes.manifest } })).status, 200);
   assert.deepEqual((await get<Page<TagSummary>>(cache, '/api/v1/tags?repo=up/team/app')).items.map((x) => [x.name, x.digest]), [['v1', a.digest]]);
   assert.equal((await get<Page<SearchHit>>(cache, '/api/v1/search?q=from upstream')).items[0]?.repo, 'up/team/app');
+});
+
+test('an index that cannot be opened costs the lists (503), not the registry', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-web-noindex-'));
+  await mkdir(join(dir, 'ui', 'index.db'), { recursive: true });
+  const s = await startServer({ dataDir: dir, logLevel: 'silent' });
+  t.after(() => s.close());
+  const r = await call(s.url, 'GET', '/api/v1/repositories');
+  assert.equal(r.status, 503);
+  assert.equal(errorCode(r), 'UNAVAILABLE');
+  await push(s.url, 'still/works', 'v1');
+  assert.equal((await call(s.url, 'DELETE', '/api/v1/tags?repo=still/works&tag=v1')).status, 204);
 });

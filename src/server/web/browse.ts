@@ -36,7 +36,20 @@ export function catalogOf(deps: WebDeps): CatalogIndex | undefined {
  * right; a repository they may not pull is one they never see.
  */
 export function installBrowse(app: FastifyInstance, deps: WebDeps): void {
-  const index = CatalogIndex.open(join(resolve(deps.config.data), 'ui', 'index.db'), { derived: kindsFingerprint() });
+  let index: CatalogIndex;
+  try {
+    index = CatalogIndex.open(join(resolve(deps.config.data), 'ui', 'index.db'), { derived: kindsFingerprint() });
+  } catch (err) {
+    // No SQLite on this Node (better-sqlite3 not built), or a data directory it cannot write:
+    // the registry still starts, and the lists say why they cannot answer.
+    deps.log.error({ err }, 'catalog index: cannot open it; the UI cannot list or search');
+    const unavailable = async (): Promise<never> => {
+      throw new OciError('UNAVAILABLE', `the catalog index cannot be opened: ${(err as Error).message}`);
+    };
+    for (const path of ['/api/v1/repositories', '/api/v1/tags', '/api/v1/search']) app.get(path, unavailable);
+    installDeletes(app, deps);
+    return;
+  }
   catalogs.set(deps, index);
   const sync = new CatalogSync(index, deps.store, { log: deps.log });
   sync.watch();
@@ -112,8 +125,11 @@ export function installBrowse(app: FastifyInstance, deps: WebDeps): void {
     return send(reply, { items, next: page.next === null ? null : cursor('s', String(page.next)) });
   });
 
-  // ---- deletes: the same semantics as /v2 (a tag, or a manifest with every tag naming it)
+  installDeletes(app, deps);
+}
 
+/** DELETE /api/v1/tags and /api/v1/artifact: the same semantics as /v2 (a tag, or a manifest with every tag naming it). */
+function installDeletes(app: FastifyInstance, deps: WebDeps): void {
   const remove = async (req: FastifyRequest, reply: FastifyReply, repo: string, reference: string, digestOf: () => Promise<string | null>): Promise<FastifyReply> => {
     const viewer = await viewerOf(req, deps);
     assertCsrf(req, viewer);
