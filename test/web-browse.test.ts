@@ -7,6 +7,7 @@ import { startServer, type RunningServer } from '../src/server/index.js';
 import { call, type Reply } from '../src/testkit/http.js';
 import { EMPTY_DESCRIPTOR, MediaTypes, descriptorOf, imageIndex, imageManifest } from '../src/testkit/fixtures.js';
 import type { Page, RepositorySummary, SearchHit, TagSummary } from '../src/server/web/types.js';
+import { CatalogIndex, type IndexedManifest } from '../src/server/web/catalog.js';
 import { basic, errorCode, startAuthServer } from './helpers/auth.js';
 
 const json = <T>(r: Reply): T => JSON.parse(r.body.toString()) as T;
@@ -311,4 +312,47 @@ test('an index that cannot be opened costs the lists (503), not the registry', a
   assert.equal(errorCode(r), 'UNAVAILABLE');
   await push(s.url, 'still/works', 'v1');
   assert.equal((await call(s.url, 'DELETE', '/api/v1/tags?repo=still/works&tag=v1')).status, 204);
+});
+
+test('the index pages past its scan budget: short queries over many artifacts, a type over many repositories', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-web-index-'));
+  const index = CatalogIndex.open(join(dir, 'index.db'));
+  const N = 6000;
+  index.batch(() => {
+    for (let i = 0; i < N; i++) {
+      const repo = `r${String(i % 600).padStart(3, '0')}/x`;
+      const m: IndexedManifest = {
+        repo, digest: `sha256:${i.toString(16).padStart(64, '0')}`, mediaType: MediaTypes.manifest, artifactType: i % 2 === 0 ? 'application/vnd.even' : null,
+        configMediaType: MediaTypes.config, kind: 'image', size: 1, subject: null, children: [], annotations: i % 1000 === 7 ? { note: 'qz' } : {}, updated: i,
+      };
+      index.putManifest(m, { name: `t${i}`, updated: i });
+    }
+  });
+  try {
+    // 'qz' is two characters: a scan, a window of ids at a time, pages possibly short; every hit once.
+    const seen: number[] = [];
+    let after: number | undefined;
+    let pages = 0;
+    do {
+      const p = index.search({ q: 'qz', after, limit: 2, visible: () => true });
+      seen.push(...p.items.map((h) => Number.parseInt(h.digest.slice(7), 16)));
+      after = p.next ?? undefined;
+      pages++;
+    } while (after !== undefined && pages < 100);
+    assert.deepEqual(seen, [5007, 4007, 3007, 2007, 1007, 7]);
+    // Repositories by type, paged, through a viewer who sees one in three.
+    const names: string[] = [];
+    let last: string | undefined;
+    pages = 0;
+    do {
+      const p = index.repositories({ artifactType: 'application/vnd.even', after: last, limit: 7, visible: (r) => Number(r.slice(1, 4)) % 3 === 0 });
+      names.push(...p.items.map((r) => r.name));
+      last = p.next ?? undefined;
+      pages++;
+    } while (last !== undefined && pages < 100);
+    const want = Array.from({ length: 600 }, (_, i) => i).filter((i) => i % 2 === 0 && i % 3 === 0).map((i) => `r${String(i).padStart(3, '0')}/x`);
+    assert.deepEqual(names, want);
+  } finally {
+    index.close();
+  }
 });

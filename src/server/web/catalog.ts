@@ -117,6 +117,8 @@ END;
 const TEXT_MAX = 16 << 10;
 /** Rows a search looks at per request before it answers with what it found and a cursor. */
 const SCAN_BUDGET = 5000;
+/** Ids a text scan covers per query (see search). */
+const SCAN_WINDOW = 2000;
 /** Search shows a manifest that is only a platform of an index when a tag names it. */
 const LISTED = '(m.child = 0 OR m.tags > 0)';
 
@@ -360,26 +362,61 @@ export class CatalogIndex {
     return this.names;
   }
 
-  /** Repositories by name, after `after`: those `visible` lets the viewer see, whose name contains `q`, that hold an artifact of `artifactType`. */
+  /**
+   * Repositories by name, after `after`: those `visible` lets the viewer see, whose name contains
+   * `q`, that hold an artifact of `artifactType`. By name from the sorted names in memory; by type
+   * in name order from repo_types. At most SCAN_BUDGET names are looked at per call beyond the
+   * first match: a page may then be short, with a cursor to go on.
+   */
   repositories(f: { q?: string | undefined; artifactType?: string | undefined; after?: string | undefined; limit: number; visible: Visible }): Paged<IndexedRepo, string> {
-    const { list, lower } = this.sortedNames();
     const q = f.q?.toLowerCase();
-    const typed = f.artifactType !== undefined ? new Set(this.prep('SELECT repo FROM repo_types WHERE artifact_type = ?').all(f.artifactType).map((r) => String(r.repo))) : undefined;
     const names: string[] = [];
-    let i = f.after !== undefined ? upperBound(list, f.after) : 0;
-    for (; i < list.length && names.length < f.limit; i++) {
-      const n = list[i]!;
-      if (q && !lower[i]!.includes(q)) continue;
-      if (typed && !typed.has(n)) continue;
-      if (!f.visible(n)) continue;
-      names.push(n);
+    let more: boolean;
+    let last = f.after;
+    if (f.artifactType !== undefined) {
+      const page = 500;
+      let scanned = 0;
+      for (;;) {
+        const rows = this.prep('SELECT repo FROM repo_types WHERE artifact_type = ? AND repo > ? ORDER BY repo LIMIT ?').all(f.artifactType, last ?? '', page);
+        let i = 0;
+        for (; i < rows.length && names.length < f.limit; i++) {
+          const n = String(rows[i]!.repo);
+          last = n;
+          scanned++;
+          if (q && !n.toLowerCase().includes(q)) continue;
+          if (f.visible(n)) names.push(n);
+        }
+        if (names.length === f.limit) {
+          more = i < rows.length || rows.length === page;
+          break;
+        }
+        if (rows.length < page) {
+          more = false;
+          break;
+        }
+        if (scanned >= SCAN_BUDGET) {
+          more = true;
+          break;
+        }
+      }
+    } else {
+      const { list, lower } = this.sortedNames();
+      let i = f.after !== undefined ? upperBound(list, f.after) : 0;
+      for (; i < list.length && names.length < f.limit; i++) {
+        const n = list[i]!;
+        if (q && !lower[i]!.includes(q)) continue;
+        if (!f.visible(n)) continue;
+        names.push(n);
+      }
+      last = names[names.length - 1];
+      more = i < list.length && names.length === f.limit;
     }
     const items: IndexedRepo[] = [];
     for (const n of names) {
       const r = this.prep('SELECT name, tags, kinds, updated FROM repos WHERE name = ?').get(n);
       if (r) items.push({ name: n, tags: num(r.tags) ?? 0, kinds: String(r.kinds).split(',').filter((k) => k !== '') as ArtifactKind[], updated: num(r.updated) });
     }
-    return { items, next: i < list.length && names.length === f.limit ? names[names.length - 1]! : null };
+    return { items, next: more && last !== undefined ? last : null };
   }
 
   hasRepo(repo: string): boolean {
@@ -447,10 +484,12 @@ export class CatalogIndex {
    */
   search(f: { q?: string | undefined; artifactType?: string | undefined; after?: number | undefined; limit: number; visible: Visible }): Paged<IndexedHit, number> {
     const q = f.q ?? '';
-    const useFts = this.fts && [...q].length >= 3;
+    // Without the trigram index (or for one or two characters) the text is scanned, a window of
+    // ids at a time, so that a query that matches little costs a bounded scan per request.
+    const scan = q !== '' && !(this.fts && [...q].length >= 3);
     const chunk = Math.min(Math.max(f.limit * 2, 50), 500);
     const items: IndexedHit[] = [];
-    let cursor = f.after ?? Number.MAX_SAFE_INTEGER;
+    let cursor = f.after ?? (scan ? (num(this.prep('SELECT MAX(id) AS n FROM manifests').get()?.n) ?? 0) + 1 : Number.MAX_SAFE_INTEGER);
     let scanned = 0;
     for (;;) {
       const where = [`m.id < ?`, LISTED];
@@ -459,19 +498,22 @@ export class CatalogIndex {
         where.push('m.artifact_type = ?');
         args.push(f.artifactType);
       }
+      let low = 0;
       let sql: string;
-      if (q !== '' && useFts) {
+      if (q !== '' && !scan) {
         sql = `SELECT m.id, m.repo, m.digest, m.media_type, m.artifact_type, m.config_type, m.annotations FROM search s JOIN manifests m ON m.id = s.rowid
                WHERE search MATCH ? AND s.rowid < ? AND ${where.slice(1).join(' AND ')} ORDER BY s.rowid DESC LIMIT ?`;
         args.unshift(`"${q.replace(/"/g, '""')}"`);
       } else {
-        if (q !== '') {
-          where.push('instr(lower(m.text), ?) > 0');
-          args.push(q.toLowerCase());
+        if (scan) {
+          low = Math.max(0, cursor - SCAN_WINDOW);
+          where.push('m.id >= ?', 'instr(lower(m.text), ?) > 0');
+          args.push(low, q.toLowerCase());
         }
         sql = `SELECT m.id, m.repo, m.digest, m.media_type, m.artifact_type, m.config_type, m.annotations FROM manifests m WHERE ${where.join(' AND ')} ORDER BY m.id DESC LIMIT ?`;
       }
       const rows = this.prep(sql).all(...args, chunk);
+      const from = cursor;
       for (const r of rows) {
         cursor = num(r.id)!;
         scanned++;
@@ -489,7 +531,12 @@ export class CatalogIndex {
         });
         if (items.length === f.limit) return { items, next: cursor };
       }
-      if (rows.length < chunk) return { items, next: null };
+      if (scan && rows.length < chunk) {
+        // The window is done: the next one starts below it.
+        scanned += from - low - rows.length;
+        cursor = low;
+        if (low <= 1) return { items, next: null };
+      } else if (rows.length < chunk) return { items, next: null };
       if (scanned >= SCAN_BUDGET) return { items, next: cursor };
     }
   }
