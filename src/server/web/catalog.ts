@@ -117,8 +117,9 @@ END;
 const TEXT_MAX = 16 << 10;
 /** Rows a search looks at per request before it answers with what it found and a cursor. */
 const SCAN_BUDGET = 5000;
-/** Ids a text scan covers per query (see search). */
-const SCAN_WINDOW = 2000;
+/** Ids a text scan covers per query, and at most per request (see search): ~1 ms each. */
+const SCAN_WINDOW = 1000;
+const SCAN_TEXT_BUDGET = 2000;
 /** Search shows a manifest that is only a platform of an index when a tag names it. */
 const LISTED = '(m.child = 0 OR m.tags > 0)';
 
@@ -354,6 +355,11 @@ export class CatalogIndex {
 
   // ---- reads
 
+  /** Every repository name, sorted (the same array until a repository comes or goes). */
+  repoNames(): readonly string[] {
+    return this.sortedNames().list;
+  }
+
   private sortedNames(): { list: string[]; lower: string[] } {
     if (!this.names) {
       const list = this.prep('SELECT name FROM repos').all().map((r) => String(r.name)).sort();
@@ -482,7 +488,8 @@ export class CatalogIndex {
    * of `artifactType` if given, newest first; `after` is the last id of the previous page. At most
    * SCAN_BUDGET rows are looked at per call: a page may then be short, with a cursor to go on.
    */
-  search(f: { q?: string | undefined; artifactType?: string | undefined; after?: number | undefined; limit: number; visible: Visible }): Paged<IndexedHit, number> {
+  search(f: { q?: string | undefined; artifactType?: string | undefined; after?: number | undefined; limit: number; visible: Visible; only?: readonly string[] | undefined }): Paged<IndexedHit, number> {
+    if (f.only) return this.searchIn(f.only, f);
     const q = f.q ?? '';
     // Without the trigram index (or for one or two characters) the text is scanned, a window of
     // ids at a time, so that a query that matches little costs a bounded scan per request.
@@ -501,7 +508,7 @@ export class CatalogIndex {
       let low = 0;
       let sql: string;
       if (q !== '' && !scan) {
-        sql = `SELECT m.id, m.repo, m.digest, m.media_type, m.artifact_type, m.config_type, m.annotations FROM search s JOIN manifests m ON m.id = s.rowid
+        sql = `SELECT m.id, m.repo FROM search s JOIN manifests m ON m.id = s.rowid
                WHERE search MATCH ? AND s.rowid < ? AND ${where.slice(1).join(' AND ')} ORDER BY s.rowid DESC LIMIT ?`;
         args.unshift(`"${q.replace(/"/g, '""')}"`);
       } else {
@@ -510,25 +517,15 @@ export class CatalogIndex {
           where.push('m.id >= ?', 'instr(lower(m.text), ?) > 0');
           args.push(low, q.toLowerCase());
         }
-        sql = `SELECT m.id, m.repo, m.digest, m.media_type, m.artifact_type, m.config_type, m.annotations FROM manifests m WHERE ${where.join(' AND ')} ORDER BY m.id DESC LIMIT ?`;
+        sql = `SELECT m.id, m.repo FROM manifests m WHERE ${where.join(' AND ')} ORDER BY m.id DESC LIMIT ?`;
       }
       const rows = this.prep(sql).all(...args, chunk);
       const from = cursor;
       for (const r of rows) {
         cursor = num(r.id)!;
         scanned++;
-        const repo = String(r.repo);
-        if (!f.visible(repo)) continue;
-        items.push({
-          id: cursor,
-          repo,
-          digest: String(r.digest),
-          tags: this.tagsOf(repo, String(r.digest)),
-          mediaType: String(r.media_type),
-          artifactType: str(r.artifact_type),
-          configMediaType: str(r.config_type),
-          annotations: json(r.annotations),
-        });
+        if (!f.visible(String(r.repo))) continue;
+        items.push(this.hit(cursor));
         if (items.length === f.limit) return { items, next: cursor };
       }
       if (scan && rows.length < chunk) {
@@ -537,8 +534,44 @@ export class CatalogIndex {
         cursor = low;
         if (low <= 1) return { items, next: null };
       } else if (rows.length < chunk) return { items, next: null };
-      if (scanned >= SCAN_BUDGET) return { items, next: cursor };
+      if (scanned >= (scan ? SCAN_TEXT_BUDGET : SCAN_BUDGET)) return { items, next: cursor };
     }
+  }
+
+  /**
+   * Search within the repositories a viewer may see, when they are few: their manifests are read
+   * by repository and filtered, which beats walking every match of the whole registry to find the
+   * few in them.
+   */
+  private searchIn(repos: readonly string[], f: { q?: string | undefined; artifactType?: string | undefined; after?: number | undefined; limit: number }): Paged<IndexedHit, number> {
+    const where = ['m.repo IN (SELECT value FROM json_each(?))', 'm.id < ?', LISTED];
+    const args: Array<string | number> = [JSON.stringify(repos), f.after ?? Number.MAX_SAFE_INTEGER];
+    if (f.artifactType !== undefined) {
+      where.push('m.artifact_type = ?');
+      args.push(f.artifactType);
+    }
+    if (f.q) {
+      where.push('instr(lower(m.text), ?) > 0');
+      args.push(f.q.toLowerCase());
+    }
+    const rows = this.prep(`SELECT m.id FROM manifests m WHERE ${where.join(' AND ')} ORDER BY m.id DESC LIMIT ?`).all(...args, f.limit + 1);
+    const items = rows.slice(0, f.limit).map((r) => this.hit(num(r.id)!));
+    return { items, next: rows.length > f.limit ? items[items.length - 1]!.id : null };
+  }
+
+  private hit(id: number): IndexedHit {
+    const r = this.prep('SELECT id, repo, digest, media_type, artifact_type, config_type, annotations FROM manifests WHERE id = ?').get(id)!;
+    const repo = String(r.repo);
+    return {
+      id,
+      repo,
+      digest: String(r.digest),
+      tags: this.tagsOf(repo, String(r.digest)),
+      mediaType: String(r.media_type),
+      artifactType: str(r.artifact_type),
+      configMediaType: str(r.config_type),
+      annotations: json(r.annotations),
+    };
   }
 
   /** Counts, for logs and tests. */
