@@ -214,6 +214,19 @@ export class CatalogIndex {
     }
   }
 
+  private depth = 0;
+
+  /** One transaction; inside another (a batch), part of it: node:sqlite has no nested transactions. */
+  private tx(fn: () => void): void {
+    if (this.depth > 0) return fn();
+    this.depth++;
+    try {
+      this.db.transaction(fn);
+    } finally {
+      this.depth--;
+    }
+  }
+
   private prep(sql: string): SqliteStatement {
     return (this.st[sql] ??= this.db.prepare(sql));
   }
@@ -240,7 +253,7 @@ export class CatalogIndex {
 
   /** Records a manifest (a push, a pull-through fill), and optionally the tag that now names it. */
   putManifest(m: IndexedManifest, tag?: { name: string; updated: number | null }): void {
-    this.db.transaction(() => {
+    this.tx(() => {
       this.upsertManifest(m);
       if (tag) this.upsertTag(m.repo, tag.name, m.digest, tag.updated);
       this.refreshRepo(m.repo);
@@ -250,7 +263,7 @@ export class CatalogIndex {
   /** Points a tag at a manifest the index holds (false when it holds none: describe it first). */
   setTag(repo: string, tag: string, digest: string, updated: number | null): boolean {
     if (!this.prep('SELECT 1 FROM manifests WHERE repo = ? AND digest = ?').get(repo, digest)) return false;
-    this.db.transaction(() => {
+    this.tx(() => {
       this.upsertTag(repo, tag, digest, updated);
       this.refreshRepo(repo);
     });
@@ -258,7 +271,7 @@ export class CatalogIndex {
   }
 
   deleteTag(repo: string, tag: string): void {
-    this.db.transaction(() => {
+    this.tx(() => {
       const old = this.prep('SELECT digest FROM tags WHERE repo = ? AND tag = ?').get(repo, tag);
       this.prep('DELETE FROM tags WHERE repo = ? AND tag = ?').run(repo, tag);
       if (old) this.refreshManifest(repo, String(old.digest));
@@ -268,7 +281,7 @@ export class CatalogIndex {
 
   /** A manifest deleted by digest: it goes, and the tags that named it. */
   deleteManifest(repo: string, digest: string): void {
-    this.db.transaction(() => {
+    this.tx(() => {
       this.prep('DELETE FROM tags WHERE repo = ? AND digest = ?').run(repo, digest);
       this.prep('DELETE FROM manifests WHERE repo = ? AND digest = ?').run(repo, digest);
       this.refreshRepo(repo);
@@ -277,7 +290,7 @@ export class CatalogIndex {
 
   /** Replaces everything the index holds of a repository by what a scan of the store found. */
   replaceRepo(repo: string, manifests: IndexedManifest[], tags: Array<{ name: string; digest: string; updated: number | null }>): void {
-    this.db.transaction(() => {
+    this.tx(() => {
       const keep = new Set(manifests.map((m) => m.digest));
       for (const r of this.prep('SELECT digest FROM manifests WHERE repo = ?').all(repo)) {
         if (!keep.has(String(r.digest))) this.prep('DELETE FROM manifests WHERE repo = ? AND digest = ?').run(repo, String(r.digest));
@@ -293,7 +306,7 @@ export class CatalogIndex {
   /** Drops the repositories that are not in `names` (gone from the store). */
   retainRepos(names: Set<string>): number {
     let n = 0;
-    this.db.transaction(() => {
+    this.tx(() => {
       for (const r of this.prep('SELECT name FROM repos').all()) {
         const name = String(r.name);
         if (names.has(name)) continue;
@@ -582,7 +595,7 @@ export class CatalogIndex {
 
   /** Runs `fn` in one transaction (bulk loads: the benchmark's seeding). */
   batch(fn: () => void): void {
-    this.db.transaction(fn);
+    this.tx(fn);
   }
 
   close(): void {
