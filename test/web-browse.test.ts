@@ -323,7 +323,7 @@ test('the index pages past its scan budget: short queries over many artifacts, a
       const repo = `r${String(i % 600).padStart(3, '0')}/x`;
       const m: IndexedManifest = {
         repo, digest: `sha256:${i.toString(16).padStart(64, '0')}`, mediaType: MediaTypes.manifest, artifactType: i % 2 === 0 ? 'application/vnd.even' : null,
-        configMediaType: MediaTypes.config, kind: 'image', size: 1, subject: null, children: [], annotations: i % 1000 === 7 ? { note: 'qz' } : {}, updated: i,
+        configMediaType: MediaTypes.config, kind: 'image', kindInfo: { kind: 'image', label: 'Container image', icon: 'image', group: null }, size: 1, subject: null, children: [], annotations: i % 1000 === 7 ? { note: 'qz' } : {}, updated: i,
       };
       index.putManifest(m, { name: `t${i}`, updated: i });
     }

@@ -6,7 +6,6 @@ import type { SqliteStatement } from '../sqlite.js';
 import { CatalogIndex, type IndexedHit, type Visible } from './catalog.js';
 import { CatalogSync, kindsFingerprint } from './catalog-sync.js';
 import type { WebDeps } from './deps.js';
-import { kindOf } from './kinds.js';
 import type { Page, RepositorySummary, SearchHit, TagSummary } from './types.js';
 import { assertCsrf, requireAccess, viewerOf, type Viewer } from './viewer.js';
 
@@ -132,7 +131,7 @@ export function installBrowse(app: FastifyInstance, deps: WebDeps): void {
       digest: t.digest,
       mediaType: t.mediaType,
       artifactType: t.artifactType,
-      kind: kindOf(t.mediaType, t.artifactType, t.configMediaType, t.annotations),
+      kind: t.kindInfo,
       size: t.size,
       updated: t.updated,
     }));
@@ -222,7 +221,7 @@ function hitOf(h: IndexedHit, q: string | undefined): SearchHit {
       if (a) matched = { field: `annotations.${a[0]}`, value: a[1] };
     }
   }
-  return { repo: h.repo, tag, digest: h.digest, kind: kindOf(h.mediaType, h.artifactType, h.configMediaType, h.annotations), artifactType: h.artifactType, matched };
+  return { repo: h.repo, tag, digest: h.digest, kind: h.kindInfo, artifactType: h.artifactType, matched };
 }
 
 /**

@@ -17,8 +17,11 @@ const MAX_DEPTH = 4;
 
 /** The index's row of a manifest, from its bytes; `sizeOf` gives an index's children's sizes. */
 export function describe(repo: string, digest: string, body: Buffer, info: ManifestInfo, updated: number | null, sizeOf: (d: Descriptor) => number): IndexedManifest {
-  const config = isIndexMediaType(info.mediaType) ? null : (info.blobs[0]?.mediaType ?? null);
+  const isIndex = isIndexMediaType(info.mediaType);
+  const config = isIndex ? null : (info.blobs[0]?.mediaType ?? null);
   const annotations = info.annotations ?? {};
+  const layers = isIndex ? [] : info.blobs.slice(1).map((b) => ({ mediaType: b.mediaType, annotations: b.annotations }));
+  const kindInfo = kindOf(info.mediaType, info.artifactType ?? null, config, annotations, layers);
   let size = body.length;
   for (const b of info.blobs) size += b.size;
   for (const m of info.manifests) size += sizeOf(m);
@@ -28,7 +31,8 @@ export function describe(repo: string, digest: string, body: Buffer, info: Manif
     mediaType: info.mediaType,
     artifactType: info.artifactType ?? null,
     configMediaType: config,
-    kind: kindOf(info.mediaType, info.artifactType ?? null, config, annotations).kind,
+    kind: kindInfo.kind,
+    kindInfo,
     size,
     subject: info.subject?.digest ?? null,
     children: info.manifests.map((m) => m.digest),

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { openSqlite, type SqliteDb, type SqliteRow, type SqliteStatement } from '../sqlite.js';
-import type { ArtifactKind } from './types.js';
+import type { ArtifactKind, KindInfo } from './types.js';
 
 /**
  * The web UI's catalog index: repositories, tags and manifests (media types, kind, size,
@@ -19,7 +19,7 @@ import type { ArtifactKind } from './types.js';
  */
 
 /** Bumped when the schema or what is derived into it (kinds, sizes, search text) changes: the index is then rebuilt. */
-export const INDEX_VERSION = 1;
+export const INDEX_VERSION = 2;
 
 /** Rebuilt on start when the last full rebuild is older than this, for changes made by other processes. */
 export const REBUILD_AFTER = 24 * 3600e3;
@@ -33,6 +33,8 @@ export interface IndexedManifest {
   artifactType: string | null;
   configMediaType: string | null;
   kind: ArtifactKind;
+  /** kindOf's answer when it was indexed (from the manifest and its layers). */
+  kindInfo: KindInfo;
   /** The manifest plus every blob it names (an index: its children's too). */
   size: number;
   subject: string | null;
@@ -51,6 +53,7 @@ export interface IndexedTag {
   artifactType: string | null;
   configMediaType: string | null;
   kind: ArtifactKind;
+  kindInfo: KindInfo;
   size: number;
   annotations: Record<string, string>;
   updated: number | null;
@@ -73,6 +76,7 @@ export interface IndexedHit {
   mediaType: string;
   artifactType: string | null;
   configMediaType: string | null;
+  kindInfo: KindInfo;
   annotations: Record<string, string>;
 }
 
@@ -91,7 +95,7 @@ CREATE TABLE IF NOT EXISTS repos (name TEXT PRIMARY KEY, tags INTEGER NOT NULL D
 CREATE TABLE IF NOT EXISTS manifests (
   id INTEGER PRIMARY KEY,
   repo TEXT NOT NULL, digest TEXT NOT NULL,
-  media_type TEXT NOT NULL, artifact_type TEXT, config_type TEXT, kind TEXT NOT NULL, size INTEGER NOT NULL,
+  media_type TEXT NOT NULL, artifact_type TEXT, config_type TEXT, kind TEXT NOT NULL, kind_info TEXT NOT NULL DEFAULT '{}', size INTEGER NOT NULL,
   subject TEXT, child INTEGER NOT NULL DEFAULT 0, tags INTEGER NOT NULL DEFAULT 0,
   annotations TEXT NOT NULL DEFAULT '{}', updated INTEGER, text TEXT NOT NULL DEFAULT '',
   UNIQUE (repo, digest)
@@ -323,11 +327,11 @@ export class CatalogIndex {
 
   private upsertManifest(m: IndexedManifest, refresh = true): void {
     this.prep(
-      `INSERT INTO manifests (repo, digest, media_type, artifact_type, config_type, kind, size, subject, annotations, updated)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO manifests (repo, digest, media_type, artifact_type, config_type, kind, kind_info, size, subject, annotations, updated)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(repo, digest) DO UPDATE SET media_type = excluded.media_type, artifact_type = excluded.artifact_type, config_type = excluded.config_type,
-         kind = excluded.kind, size = excluded.size, subject = excluded.subject, annotations = excluded.annotations, updated = COALESCE(excluded.updated, manifests.updated)`,
-    ).run(m.repo, m.digest, m.mediaType, m.artifactType, m.configMediaType, m.kind, m.size, m.subject, JSON.stringify(m.annotations), m.updated);
+         kind = excluded.kind, kind_info = excluded.kind_info, size = excluded.size, subject = excluded.subject, annotations = excluded.annotations, updated = COALESCE(excluded.updated, manifests.updated)`,
+    ).run(m.repo, m.digest, m.mediaType, m.artifactType, m.configMediaType, m.kind, JSON.stringify(m.kindInfo), m.size, m.subject, JSON.stringify(m.annotations), m.updated);
     for (const c of m.children) this.prep('UPDATE manifests SET child = 1 WHERE repo = ? AND digest = ?').run(m.repo, c);
     if (refresh) this.refreshManifest(m.repo, m.digest);
   }
@@ -455,7 +459,7 @@ export class CatalogIndex {
       args.push(f.q.toLowerCase());
     }
     const rows = this.prep(
-      `SELECT t.repo, t.tag, t.digest, t.updated, m.media_type, m.artifact_type, m.config_type, m.kind, m.size, m.annotations
+      `SELECT t.repo, t.tag, t.digest, t.updated, m.media_type, m.artifact_type, m.config_type, m.kind, m.kind_info, m.size, m.annotations
        FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE ${where.join(' AND ')} ORDER BY t.tag LIMIT ?`,
     ).all(...args, f.limit + 1);
     const more = rows.length > f.limit;
@@ -466,7 +470,7 @@ export class CatalogIndex {
   /** What the index says a tag names (re-check it against the store before showing it as the truth). */
   lookup(repo: string, tag: string): IndexedTag | undefined {
     const r = this.prep(
-      `SELECT t.repo, t.tag, t.digest, t.updated, m.media_type, m.artifact_type, m.config_type, m.kind, m.size, m.annotations
+      `SELECT t.repo, t.tag, t.digest, t.updated, m.media_type, m.artifact_type, m.config_type, m.kind, m.kind_info, m.size, m.annotations
        FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = ? AND t.tag = ?`,
     ).get(repo, tag);
     return r ? toTag(r) : undefined;
@@ -483,6 +487,7 @@ export class CatalogIndex {
       artifactType: str(r.artifact_type),
       configMediaType: str(r.config_type),
       kind: String(r.kind) as ArtifactKind,
+      kindInfo: kindInfoOf(r),
       size: num(r.size) ?? 0,
       subject: str(r.subject),
       children: [],
@@ -573,7 +578,7 @@ export class CatalogIndex {
   }
 
   private hit(id: number): IndexedHit {
-    const r = this.prep('SELECT id, repo, digest, media_type, artifact_type, config_type, annotations FROM manifests WHERE id = ?').get(id)!;
+    const r = this.prep('SELECT id, repo, digest, media_type, artifact_type, config_type, kind, kind_info, annotations FROM manifests WHERE id = ?').get(id)!;
     const repo = String(r.repo);
     return {
       id,
@@ -583,6 +588,7 @@ export class CatalogIndex {
       mediaType: String(r.media_type),
       artifactType: str(r.artifact_type),
       configMediaType: str(r.config_type),
+      kindInfo: kindInfoOf(r),
       annotations: json(r.annotations),
     };
   }
@@ -616,8 +622,16 @@ function toTag(r: SqliteRow): IndexedTag {
     artifactType: str(r.artifact_type),
     configMediaType: str(r.config_type),
     kind: String(r.kind) as ArtifactKind,
+    kindInfo: kindInfoOf(r),
     size: num(r.size) ?? 0,
     annotations: json(r.annotations),
     updated: num(r.updated),
   };
+}
+
+function kindInfoOf(r: SqliteRow): KindInfo {
+  const k = json(r.kind_info) as unknown as Partial<KindInfo>;
+  if (typeof k.kind === 'string' && typeof k.label === 'string') return k as KindInfo;
+  const kind = String(r.kind) as ArtifactKind;
+  return { kind, label: 'Artifact', icon: kind, group: null };
 }

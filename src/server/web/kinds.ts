@@ -11,11 +11,18 @@ const HELM_CONFIG = 'application/vnd.cncf.helm.config.v1+json';
 const IMAGE_CONFIGS = new Set<string>([MediaType.ImageConfig, MediaType.DockerConfig]);
 const INDEXES = new Set<string>([MediaType.ImageIndex, MediaType.DockerManifestList]);
 
+/** A layer as kindOf needs it: its media type and annotations. */
+export interface LayerHint {
+  mediaType: string;
+  annotations?: Record<string, string> | undefined;
+}
+
 const info = (kind: ArtifactKind, label: string, group: KindInfo['group'] = null): KindInfo => ({ kind, label, icon: kind, group });
 
 /** What an artifact is, from its manifest's media type, artifactType, config media type and annotations. */
-export function kindOf(mediaType: string, artifactType: string | null | undefined, configMediaType: string | null | undefined, annotations: Record<string, string> | null | undefined): KindInfo {
+export function kindOf(mediaType: string, artifactType: string | null, configMediaType: string | null, annotations: Record<string, string>, layers: LayerHint[] = []): KindInfo {
   void annotations;
+  void layers;
   const type = artifactType ?? configMediaType ?? null;
   if (type === HELM_CONFIG) return info('helm-chart', 'Helm chart');
   if (INDEXES.has(mediaType) && (artifactType === null || artifactType === undefined)) return info('image-index', 'Multi-platform image');
