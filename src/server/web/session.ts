@@ -1,8 +1,99 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { OciError, WharfError } from '../../spec/index.js';
 import type { WebDeps } from './deps.js';
+import { SESSION_COOKIE, cookieValue, sessionsOf } from './sessions.js';
+import type { SessionInfo } from './types.js';
+import { assertCsrf, assertSameOrigin, viewerOf, type Viewer } from './viewer.js';
 
-/** The web API's sign-in (POST/DELETE/GET /api/v1/session), the signed session cookie, CSRF. */
+/** The largest sign-in body read. */
+const BODY_MAX = 8 << 10;
+
+/**
+ * The web API's sign-in: `GET /api/v1/session` (who is looking, and the CSRF token),
+ * `POST /api/v1/session` ({user, password}: the registry's own htpasswd users, with the same
+ * failed-login limit as /v2) sets the session cookie, `DELETE /api/v1/session` clears it. Users of
+ * a client certificate, tokens and Basic credentials need no sign-in: viewerOf takes them as /v2 does.
+ */
 export function installSession(app: FastifyInstance, deps: WebDeps): void {
-  void app;
-  void deps;
+  // The key is read (or made) now, at start, not by the first request.
+  if (deps.auth) sessionsOf(deps);
+  const secure = (req: FastifyRequest): boolean => req.protocol === 'https';
+
+  const info = (viewer: Viewer, csrf: string | null): SessionInfo => ({
+    user: viewer.user ?? null,
+    admin: viewer.admin,
+    authEnabled: deps.auth !== undefined,
+    deleteEnabled: deps.config.delete.enabled,
+    csrf,
+  });
+  const send = (reply: FastifyReply, body: SessionInfo): FastifyReply => reply.header('cache-control', 'no-store').type('application/json').send(JSON.stringify(body));
+
+  app.get('/api/v1/session', async (req, reply) => {
+    const viewer = await viewerOf(req, deps);
+    // A cookie that no longer counts (expired, tampered, its user gone) is cleared.
+    if (deps.auth && !viewer.session && cookieValue(req.headers.cookie, SESSION_COOKIE) !== undefined) reply.header('set-cookie', sessionsOf(deps).clearCookie(secure(req)));
+    return send(reply, info(viewer, viewer.session?.csrf ?? null));
+  });
+
+  app.post('/api/v1/session', async (req, reply) => {
+    const auth = deps.auth;
+    if (!auth) throw new OciError('UNSUPPORTED', 'this registry has no users (auth is off): there is nothing to sign in to', { status: 404 });
+    // A page elsewhere must not sign a visitor in as someone else (login CSRF).
+    assertSameOrigin(req);
+    const { user, password } = await readSignIn(req);
+    let ok: boolean;
+    try {
+      ok = await auth.login(user, password, req.ip);
+    } catch (err) {
+      if (err instanceof OciError && err.code === 'TOOMANYREQUESTS') reply.header('retry-after', String((err.detail as { retryAfter?: number } | undefined)?.retryAfter ?? 60));
+      throw err;
+    }
+    // Not Basic: a browser would answer that with its own password dialog.
+    if (!ok) {
+      reply.header('www-authenticate', `Session realm="${auth.config.service.replace(/["\\]/g, '')}"`);
+      throw new OciError('UNAUTHORIZED', 'invalid user name or password');
+    }
+    const sessions = sessionsOf(deps);
+    const { token, claims } = await sessions.issue(user);
+    const id = { kind: 'user', user, via: 'basic' } as const;
+    reply.header('set-cookie', sessions.cookie(token, secure(req)));
+    return send(reply, { user, admin: auth.isAdmin(id), authEnabled: true, deleteEnabled: deps.config.delete.enabled, csrf: sessions.csrfOf(claims.sid) });
+  });
+
+  app.delete('/api/v1/session', async (req, reply) => {
+    const viewer = await viewerOf(req, deps);
+    assertCsrf(req, viewer);
+    if (deps.auth) reply.header('set-cookie', sessionsOf(deps).clearCookie(secure(req)));
+    const anonymous: Viewer = { id: { kind: 'anonymous' }, user: undefined, admin: false, can: () => false };
+    // With the cookie gone, the caller is whoever their other credentials say (usually nobody).
+    return send(reply, info(viewer.session ? anonymous : viewer, null));
+  });
+}
+
+/** The JSON body of a sign-in: `{ "user": "...", "password": "..." }`. */
+async function readSignIn(req: FastifyRequest): Promise<{ user: string; password: string }> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  // JSON only: a cross-site form cannot send it without a CORS preflight, which this server never grants.
+  if (type !== 'application/json') throw new OciError('UNSUPPORTED', 'sign in with a JSON body (content-type: application/json)', { status: 415 });
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req.raw as AsyncIterable<Buffer>) {
+    n += c.length;
+    // Past the limit the rest is read and dropped, so the answer reaches the client; past a
+    // MiB the connection goes (leaving the loop destroys the request).
+    if (n > 1 << 20) break;
+    if (n <= BODY_MAX) chunks.push(c);
+  }
+  if (n > BODY_MAX) throw new OciError('SIZE_INVALID', `sign-in body over ${BODY_MAX} bytes`, { status: 413 });
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new WharfError('INVALID_ARGUMENT', 'the sign-in body is not JSON');
+  }
+  const o = body as Record<string, unknown> | null;
+  if (typeof o !== 'object' || o === null || typeof o.user !== 'string' || typeof o.password !== 'string' || o.user === '' || o.user.length > 128) {
+    throw new WharfError('INVALID_ARGUMENT', 'the sign-in body must be {"user": "...", "password": "..."}');
+  }
+  return { user: o.user, password: o.password };
 }
