@@ -9,99 +9,21 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { gzipSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
-import tarStream from 'tar-stream';
 import type { RunningServer } from '../src/server/index.js';
 import { call } from '../src/testkit/http.js';
-import { EMPTY_DESCRIPTOR, MediaTypes, descriptorOf, imageManifest, type Descriptor } from '../src/testkit/fixtures.js';
+import { descriptorOf, type Descriptor } from '../src/testkit/fixtures.js';
 import { USERS, basic, startAuthServer } from './helpers/auth.js';
 import { cspViolations, ensureUiBuilt, launchBrowser, missingBrowser, watchedPage, type Watch } from './helpers/browser.js';
 import { wharf } from './helpers/cli.js';
+import { HOSTILE, pushManifest, seedUiFixtures, untar } from './helpers/ui-fixtures.js';
 
 const skip = missingBrowser();
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-/** A tar (gzipped when asked) of the given files, made in memory: the fixtures are a few bytes. */
-async function tarOf(files: Record<string, string | Buffer>, gzip = true): Promise<Buffer> {
-  const pack = tarStream.pack();
-  for (const [name, body] of Object.entries(files)) pack.entry({ name }, body);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  const tar = Buffer.concat(chunks);
-  return gzip ? gzipSync(tar) : tar;
-}
-
-/** The files of a tar, by name. */
-async function untar(body: Buffer): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  const ex = tarStream.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    ex.on('entry', (h, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-      stream.on('end', () => {
-        if (h.type === 'file') out.set(h.name, Buffer.concat(chunks));
-        next();
-      });
-      stream.resume();
-    });
-    ex.on('finish', resolve);
-    ex.on('error', reject);
-  });
-  ex.end(body);
-  await done;
-  return out;
-}
-
-async function putBlob(url: string, repo: string, d: Descriptor, body: Buffer, auth: Record<string, string>): Promise<void> {
-  const r = await call(url, 'POST', `/v2/${repo}/blobs/uploads/?digest=${d.digest}`, { headers: { ...auth, 'content-type': 'application/octet-stream' }, body });
-  assert.equal(r.status, 201, `blob push to ${repo}: ${r.body.toString()}`);
-}
-
-/** Pushes a manifest with its layers (and the empty config, or `config`); returns its descriptor. */
-async function pushManifest(
-  url: string,
-  repo: string,
-  ref: string,
-  auth: Record<string, string>,
-  m: { layers: Array<{ d: Descriptor; body: Buffer }>; config?: { d: Descriptor; body: Buffer }; artifactType?: string; subject?: Descriptor; annotations?: Record<string, string> },
-): Promise<Descriptor> {
-  const config = m.config ?? { d: EMPTY_DESCRIPTOR, body: Buffer.from('{}') };
-  for (const b of [config, ...m.layers]) await putBlob(url, repo, b.d, b.body, auth);
-  const built = imageManifest({
-    config: config.d,
-    layers: m.layers.map((l) => l.d),
-    ...(m.artifactType ? { artifactType: m.artifactType } : {}),
-    ...(m.subject ? { subject: m.subject } : {}),
-    ...(m.annotations ? { annotations: m.annotations } : {}),
-  });
-  const r = await call(url, 'PUT', `/v2/${repo}/manifests/${ref}`, { headers: { ...auth, 'content-type': MediaTypes.manifest }, body: built.body });
-  assert.equal(r.status, 201, `manifest push to ${repo}:${ref}: ${r.body.toString()}`);
-  return { mediaType: MediaTypes.manifest, digest: built.digest, size: Buffer.byteLength(built.body) };
-}
-
-const HOSTILE = '<script>window.__pwned = "script"</script><img src=x onerror="window.__pwned=\'img\'">';
-const HOSTILE_README = [
-  '# Hostile <script>window.__pwned = "readme-script"</script>',
-  '',
-  '[click me](javascript:window.__pwned="link")',
-  '',
-  '<svg onload="window.__pwned=\'svg\'"><script>window.__pwned="svg-script"</script></svg>',
-  '',
-  '<img src="x" onerror="window.__pwned=\'readme-img\'">',
-  '',
-  '| a | b |',
-  '|--:|:--|',
-  '| 1 | 2 |',
-  '',
-].join('\n');
-const HOSTILE_SVG = '<svg xmlns="http://www.w3.org/2000/svg" onload="window.__pwned=\'svgfile\'"><script>window.__pwned="svgfile-script"</script></svg>';
 
 describe('web UI in Chromium', { skip }, async () => {
   let server: RunningServer & { dataDir: string };
@@ -109,8 +31,7 @@ describe('web UI in Chromium', { skip }, async () => {
   let browser: Browser;
   let work = '';
   const alice = basic('alice');
-  const root = basic('root');
-  const files = { 'model.bin': Buffer.alloc(0), 'README.md': Buffer.from('# The model\n\nWeights of a **small** model.\n') };
+  let files: Record<string, Buffer> = {};
   let model: Descriptor;
   /** Which /api/v1 routes this server answers (the others' tests are todo). */
   const has: Record<string, boolean> = {};
@@ -134,59 +55,15 @@ describe('web UI in Chromium', { skip }, async () => {
       // 400 (a parameter missing), 401, 403, 200: the route is there. 404 "no endpoint": it is not.
       has[r] = !(res.status === 404 && res.body.toString().includes('no endpoint'));
     }
+    // The audit log's API predates the UI's sessions: the audit page needs it to take the cookie.
+    const signIn = has.session ? await call(url, 'POST', '/api/v1/session', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'root', password: USERS.root }) }) : undefined;
+    const cookie = signIn?.headers.get('set-cookie')?.split(';')[0];
+    has['audit (session cookie)'] = cookie !== undefined && (await call(url, 'GET', '/api/v1/audit?limit=1', { headers: { cookie } })).status === 200;
   }
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'wharf-web-ui-'));
-    files['model.bin'] = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7919) % 251));
-    for (const [n, b] of Object.entries(files)) await writeFile(join(work, n), b);
-    const host = url.replace(/^https?:\/\//, '');
-    // What a user does: `wharf push` of two files, as alice.
-    const push = await wharf(['push', '--plain-http', '-u', 'alice', '-p', USERS.alice!, `${host}/ml/model:v1`, 'model.bin', 'README.md', '--artifact-type', 'application/vnd.example.model.v1', '-a', 'org.opencontainers.image.description=A small model', '--format', 'json'], { cwd: work });
-    assert.equal(push.code, 0, push.stderr);
-    const pushed = JSON.parse(push.stdout) as { digest?: string; manifest?: { digest: string } };
-    const digest = pushed.digest ?? pushed.manifest?.digest;
-    assert.ok(digest, push.stdout);
-    const head = await call(url, 'HEAD', `/v2/ml/model/manifests/v1`, { headers: alice });
-    model = { mediaType: MediaTypes.manifest, digest: head.headers.get('docker-content-digest')!, size: Number(head.headers.get('content-length')) };
-
-    // A Helm chart.
-    const chart = await tarOf({ 'web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 1.0.0\ndescription: A web chart\n', 'web/values.yaml': 'replicas: 2\n' });
-    const chartConfig = Buffer.from(JSON.stringify({ name: 'web', version: '1.0.0', apiVersion: 'v2' }));
-    await pushManifest(url, 'ml/charts/web', '1.0.0', alice, {
-      config: { d: descriptorOf('application/vnd.cncf.helm.config.v1+json', chartConfig), body: chartConfig },
-      layers: [{ d: descriptorOf('application/vnd.cncf.helm.chart.content.v1.tar+gzip', chart), body: chart }],
-    });
-    // An SPDX SBOM and a cosign signature referring to the model.
-    const sbom = Buffer.from(JSON.stringify({ spdxVersion: 'SPDX-2.3', name: 'model', packages: [] }));
-    await pushManifest(url, 'ml/model', `sha256-sbom`, alice, {
-      artifactType: 'application/spdx+json',
-      subject: model,
-      layers: [{ d: descriptorOf('application/spdx+json', sbom, { annotations: { 'org.opencontainers.image.title': 'sbom.spdx.json' } }), body: sbom }],
-    });
-    const sig = Buffer.from('{"critical":{}}');
-    await pushManifest(url, 'ml/model', 'sha256-sig', alice, {
-      artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json',
-      subject: model,
-      layers: [{ d: descriptorOf('application/vnd.dev.cosign.simplesigning.v1+json', sig, { annotations: { 'dev.cosignproject.cosign/signature': 'MEUCIQ==' } }), body: sig }],
-    });
-    // Hostile content: annotations, a file name, a README and an SVG that try to run script.
-    const readme = Buffer.from(HOSTILE_README);
-    const svg = Buffer.from(HOSTILE_SVG);
-    const evil = Buffer.from('evil');
-    await pushManifest(url, 'ml/hostile', 'v1', alice, {
-      artifactType: 'application/vnd.example.hostile',
-      annotations: { 'org.opencontainers.image.description': HOSTILE, 'org.opencontainers.image.title': HOSTILE, 'x-evil': 'javascript:window.__pwned="ann"' },
-      layers: [
-        { d: descriptorOf('text/markdown', readme, { annotations: { 'org.opencontainers.image.title': 'README.md' } }), body: readme },
-        { d: descriptorOf('image/svg+xml', svg, { annotations: { 'org.opencontainers.image.title': 'logo.svg' } }), body: svg },
-        { d: descriptorOf('text/plain', evil, { annotations: { 'org.opencontainers.image.title': '<img src=x onerror=alert(1)>.txt' } }), body: evil },
-      ],
-    });
-    // A private repository: only root (admin) may see it.
-    const secret = Buffer.from('secret');
-    await pushManifest(url, 'secret/thing', 'v1', root, { artifactType: 'application/vnd.example.secret', layers: [{ d: descriptorOf('text/plain', secret, { annotations: { 'org.opencontainers.image.title': 'secret.txt' } }), body: secret }] });
-
+    ({ files, model } = await seedUiFixtures(url, work));
     browser = await launchBrowser();
   });
 
@@ -301,7 +178,7 @@ describe('web UI in Chromium', { skip }, async () => {
 
     const [one] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download model.bin' }).click()]);
     assert.equal(one.suggestedFilename(), 'model.bin');
-    assert.equal(sha256(await readFile((await one.path())!)), sha256(files['model.bin']));
+    assert.equal(sha256(await readFile((await one.path())!)), sha256(files['model.bin']!));
 
     const [all] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download all' }).click()]);
     const inside = await untar(await readFile((await all.path())!));
@@ -401,6 +278,37 @@ describe('web UI in Chromium', { skip }, async () => {
     assert.equal(svg.status, 200);
     assert.match(svg.headers.get('content-disposition') ?? '', /attachment/);
     await page.waitForTimeout(200);
+    await assertClean(page, watch);
+    await close();
+  });
+
+  test('draws the analytics and the admin pages: a chart, top artifacts, who downloaded, storage, cache', ['session', 'analytics/downloads'], async () => {
+    const { page, watch, close } = await visit('root');
+    await page.getByRole('link', { name: 'Analytics' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Analytics' }).waitFor();
+    // uPlot draws into a canvas; its styles come through the CSSOM, which the CSP allows.
+    await page.locator('.chart canvas').waitFor();
+    await page.getByTestId('top').getByText('ml/model').first().waitFor();
+    await page.getByTestId('who').getByText('alice').first().waitFor();
+    const csv = await page.getByRole('link', { name: 'Export as CSV' }).getAttribute('href');
+    const exported = await call(url, 'GET', csv!, { headers: basic('root') });
+    assert.equal(exported.status, 200);
+    assert.match(exported.headers.get('content-type') ?? '', /text\/csv/);
+    await page.getByRole('link', { name: 'Storage' }).click();
+    await page.getByTestId('storage').getByText('secret/thing').waitFor();
+    await page.getByRole('link', { name: 'Cache' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Pull-through cache' }).waitFor();
+    await page.getByText(/not a pull-through cache|Hit rate/).first().waitFor();
+    await assertClean(page, watch);
+    await close();
+  });
+
+  test('shows the audit log to an admin, filtered', ['session', 'audit (session cookie)'], async () => {
+    const { page, watch, close } = await visit('root');
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByTestId('audit').getByText('ml/model').first().waitFor();
+    await page.getByLabel('User').fill('nobody-at-all');
+    await page.getByText('No records match.').waitFor();
     await assertClean(page, watch);
     await close();
   });
