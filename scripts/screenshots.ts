@@ -43,13 +43,16 @@ async function main(): Promise<void> {
       process.stdout.write(`${name}.png${csp.length > 0 ? ` (CSP violations: ${csp.join('; ')})` : ''}\n`);
     };
 
-    for (const scheme of ['light', 'dark'] as const) {
-      const { context, page } = await watchedPage(browser, { colorScheme: scheme, viewport: { width: 1280, height: 800 } });
+    const signIn = async (page: Page): Promise<void> => {
       await page.goto(`${server.url}/sign-in`);
       await page.getByLabel('User name').fill('root');
       await page.getByLabel('Password or token').fill(USERS.root!);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.getByTestId('user').waitFor();
+    };
+    for (const scheme of ['light', 'dark'] as const) {
+      const { context, page } = await watchedPage(browser, { colorScheme: scheme, viewport: { width: 1280, height: 800 } });
+      await signIn(page);
       const h1 = (p: Page) => p.getByRole('heading', { level: 1 }).first().waitFor();
       if (scheme === 'light') {
         await shoot(page, '/', 'repositories', (p) => p.getByTestId('repos').waitFor());
@@ -67,6 +70,8 @@ async function main(): Promise<void> {
     }
     const { context, page } = await watchedPage(browser, { viewport: { width: 390, height: 844 } });
     await shoot(page, '/sign-in', 'sign-in-phone', (p) => p.getByLabel('User name').waitFor());
+    await signIn(page);
+    await shoot(page, '/r/ml/model:v1', 'artifact-phone', (p) => p.getByTestId('readme').waitFor());
     await context.close();
   } finally {
     await browser.close();

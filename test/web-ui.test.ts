@@ -73,16 +73,21 @@ describe('web UI in Chromium', { skip }, async () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  /** A fresh visitor (own cookies), watched; signed in as `user` through the sign-in form when given. */
+  /** Each user's cookies after their first sign-in through the form: later visits start signed in. */
+  const signedIn = new Map<string, NonNullable<NonNullable<Parameters<typeof watchedPage>[1]>['storageState']>>();
+
+  /** A fresh visitor (own cookies), watched; signed in as `user` when given. */
   async function visit(user?: string, opts: Parameters<typeof watchedPage>[1] = {}): Promise<{ page: Page; watch: Watch; close: () => Promise<void> }> {
-    const { context, page, watch } = await watchedPage(browser, opts);
-    page.setDefaultTimeout(8000);
-    if (user) {
+    const state = user ? signedIn.get(user) : undefined;
+    const { context, page, watch } = await watchedPage(browser, { ...opts, ...(state ? { storageState: state } : {}) });
+    page.setDefaultTimeout(15_000);
+    if (user && !state) {
       await page.goto(`${url}/sign-in`);
       await page.getByLabel('User name').fill(user);
       await page.getByLabel('Password or token').fill(USERS[user]!);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.getByTestId('user').filter({ hasText: user }).waitFor();
+      signedIn.set(user, await context.storageState());
     }
     return { page, watch, close: () => context.close() };
   }
@@ -149,7 +154,9 @@ describe('web UI in Chromium', { skip }, async () => {
   });
 
   test('signs in with a registry user and out again', ['session'], async () => {
+    signedIn.delete('alice');
     const { page, watch, close } = await visit('alice');
+    signedIn.delete('alice');
     assert.equal(await page.getByTestId('user').textContent(), 'alice');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('link', { name: 'Sign in' }).waitFor();
@@ -200,6 +207,12 @@ describe('web UI in Chromium', { skip }, async () => {
     // The signature's own page names its kind too.
     await refs.locator('li', { has: page.locator('[data-kind="signature-cosign"]') }).getByRole('link').first().click();
     await page.locator('.artifact-head [data-kind="signature-cosign"]').waitFor();
+    // The artifact page fits a phone: long digests, media types and commands wrap or scroll inside.
+    await page.setViewportSize({ width: 375, height: 740 });
+    await page.goto(`${url}/r/ml/model:v1`);
+    await page.getByTestId('readme').waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 1, `no sideways scrolling of the artifact page on a phone (${overflow}px)`);
     await assertClean(page, watch);
     await close();
   });

@@ -52,8 +52,16 @@ export interface Watch {
  * A context (its own cookies) and a page in it, watched. `securitypolicyviolation` events are
  * gathered by an init script, which the browser runs outside the page's CSP.
  */
-export async function watchedPage(browser: Browser, opts: { viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark' } = {}): Promise<{ context: BrowserContext; page: Page; watch: Watch }> {
-  const context = await browser.newContext({ acceptDownloads: true, viewport: opts.viewport ?? { width: 1280, height: 900 }, colorScheme: opts.colorScheme ?? 'light' });
+export async function watchedPage(
+  browser: Browser,
+  opts: { viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark'; storageState?: Awaited<ReturnType<BrowserContext['storageState']>> } = {},
+): Promise<{ context: BrowserContext; page: Page; watch: Watch }> {
+  const context = await browser.newContext({
+    acceptDownloads: true,
+    viewport: opts.viewport ?? { width: 1280, height: 900 },
+    colorScheme: opts.colorScheme ?? 'light',
+    ...(opts.storageState ? { storageState: opts.storageState } : {}),
+  });
   await context.addInitScript(() => {
     const w = window as unknown as { __csp: string[] };
     w.__csp = [];

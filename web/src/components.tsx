@@ -81,7 +81,7 @@ export function Show<T>({ a, children, what }: { a: Async<T>; children: (data: T
 export function KindBadge({ kind, size }: { kind: KindInfo; size?: 'large' }): JSX.Element {
   return (
     <span class={`kind kind-${kind.kind}${size ? ` kind-${size}` : ''}`} data-kind={kind.kind}>
-      <Icon name={kind.icon || kind.kind} size={size ? 24 : 16} />
+      <Icon name={kind.icon || kind.kind} fallback={kind.kind} size={size ? 24 : 16} />
       <span class="kind-label">{kind.label}</span>
     </span>
   );

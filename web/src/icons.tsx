@@ -156,9 +156,16 @@ const shapes: Record<string, () => JSX.Element> = {
   ),
 };
 
-/** The icon of a kind or a UI action; an unknown name draws the generic file. */
-export function Icon({ name, ...props }: IconProps & { name: string }): JSX.Element {
-  const key = name.startsWith('sbom') ? 'sbom' : name.startsWith('signature') ? 'signature' : name;
-  const shape = shapes[key] ?? shapes.generic!;
+/** The server's icon names (KindInfo.icon) beside the kinds' own. */
+const ALIASES: Record<string, string> = { helm: 'helm-chart', terraform: 'terraform-module', model: 'ml-model', artifact: 'generic', index: 'image-index' };
+
+function shapeOf(name: string): (() => JSX.Element) | undefined {
+  const key = ALIASES[name] ?? (name.startsWith('sbom') ? 'sbom' : name.startsWith('signature') ? 'signature' : name);
+  return shapes[key];
+}
+
+/** The icon of a kind or a UI action; an unknown name draws `fallback`'s, else the generic file. */
+export function Icon({ name, fallback, ...props }: IconProps & { name: string; fallback?: string }): JSX.Element {
+  const shape = shapeOf(name) ?? (fallback ? shapeOf(fallback) : undefined) ?? shapes.generic!;
   return <Svg {...props}>{shape()}</Svg>;
 }

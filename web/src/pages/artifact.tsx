@@ -5,18 +5,26 @@
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
-import { api, downloadAllUrl, type ArtifactDetail, type FileEntry, type ReferrerNode } from '../api.js';
+import { api, apiUrl, downloadAllUrl, type ArtifactDetail, type FileEntry, type ReferrerNode } from '../api.js';
 import { ConfirmDialog, CopyButton, Digest, ErrorBox, JsonView, KindBadge, Loading, Show, When, useAsync, useTitle } from '../components.js';
 import { bytes, plural, refPath, repoPath, shortDigest, time } from '../format.js';
 import { Icon } from '../icons.js';
 import { useSession } from '../session.js';
 import { TagHistory } from './repo.js';
 
-const ARCHIVE = /(\.tar|\.tar\.gz|\.tgz|\.tar\.zst)$|[.+]tar\b|tar\+gzip|tar\+zstd|\.gzip$|estargz|rootfs/i;
+/** Names of archives whose files the server lists. */
+const ARCHIVE_NAME = /\.(tar|tar\.gz|tgz|tar\.zst|tzst)$/i;
+/** Media types that say "archive" even on a titled layer (a pushed directory, a chart, an image layer). */
+const ARCHIVE_TYPE = /tar\+gzip|tar\+zstd|\.tar\.gzip|estargz|\.gzip$|\.zstd$|helm\.chart\.content/i;
+/** The plain tar media type: ORAS and wharf give it to any file, so for a titled file only its name counts. */
+const PLAIN_TAR = /(\.|\+)tar$/i;
 
-/** Whether a layer may hold files to list: an archive by media type or name. */
+/** Whether a layer may hold files to list: by its name when it has one, else by its media type. */
 function isArchive(f: { path?: string; mediaType: string | null }): boolean {
-  return ARCHIVE.test(f.mediaType ?? '') || ARCHIVE.test(f.path ?? '');
+  const type = f.mediaType ?? '';
+  if (ARCHIVE_TYPE.test(type)) return true;
+  if (f.path !== undefined) return ARCHIVE_NAME.test(f.path);
+  return PLAIN_TAR.test(type);
 }
 
 function FileRow({ f, repo, depth = 0 }: { f: FileEntry; repo: string; depth?: number }): JSX.Element {
@@ -67,7 +75,7 @@ function FilesTable({ files, repo, caption }: { files: FileEntry[]; repo: string
             <th scope="col" class="num">
               Size
             </th>
-            <th scope="col">Media type</th>
+            <th scope="col" class="media">Media type</th>
             <th scope="col">
               <span class="visually-hidden">Actions</span>
             </th>
@@ -94,6 +102,7 @@ function LayerFilesView({ repo, layer }: { repo: string; layer: string }): JSX.E
             {plural(l.files.length, 'entry', 'entries')} in a {l.format} layer
             {l.truncated ? ' (the list stops here: the archive has more)' : ''}.
           </p>
+          {(l as { note?: string }).note ? <p class="muted">{(l as { note?: string }).note}</p> : null}
           {l.files.length > 0 ? <FilesTable files={l.files} repo={repo} caption={`Files inside layer ${layer}`} /> : null}
         </>
       )}
@@ -104,13 +113,13 @@ function LayerFilesView({ repo, layer }: { repo: string; layer: string }): JSX.E
 /** Layers of the manifest that are not titled files: an image's filesystem layers, listed by digest. */
 function untitledLayers(d: ArtifactDetail): Array<{ digest: string; mediaType: string; size: number }> {
   const m = d.manifest as { layers?: Array<{ digest?: unknown; mediaType?: unknown; size?: unknown }> } | null;
-  const named = new Set(d.files.map((f) => f.layer));
+  const named = new Set(d.files.filter((f) => f.whole).map((f) => f.layer));
   return (m?.layers ?? [])
     .filter((l): l is { digest: string; mediaType: string; size: number } => typeof l.digest === 'string' && typeof l.mediaType === 'string' && typeof l.size === 'number')
     .filter((l) => !named.has(l.digest));
 }
 
-function LayerRow({ repo, l }: { repo: string; l: { digest: string; mediaType: string; size: number } }): JSX.Element {
+function LayerRow({ repo, manifest, l }: { repo: string; manifest: string; l: { digest: string; mediaType: string; size: number } }): JSX.Element {
   const [open, setOpen] = useState(false);
   const id = `layer-${l.digest.replace(/\W/g, '')}`;
   return (
@@ -119,6 +128,9 @@ function LayerRow({ repo, l }: { repo: string; l: { digest: string; mediaType: s
         <code title={l.digest}>{shortDigest(l.digest)}</code>
         <span class="muted">{l.mediaType}</span>
         <span>{bytes(l.size)}</span>
+        <a class="button small" href={apiUrl('download', { repo, ref: manifest, layer: l.digest })} download={l.digest.replace(':', '-')} aria-label={`Download layer ${shortDigest(l.digest)}`}>
+          <Icon name="download" size={16} /> Download
+        </a>
         {isArchive(l) ? (
           <button type="button" class="small" aria-expanded={open} aria-controls={id} onClick={() => setOpen(!open)}>
             {open ? 'Hide files' : 'Files inside'}
@@ -157,11 +169,12 @@ function Readme({ readme }: { readme: { source: string; markdown: string } }): J
   );
 }
 
-const GROUPS: Array<[string, string]> = [
-  ['signatures', 'Signatures'],
-  ['sboms', 'SBOMs'],
-  ['attestations', 'Attestations'],
-  ['other', 'Other'],
+/** Group, heading, one, many. */
+const GROUPS: Array<[string, string, string, string]> = [
+  ['signatures', 'Signatures', 'signature', 'signatures'],
+  ['sboms', 'SBOMs', 'SBOM', 'SBOMs'],
+  ['attestations', 'Attestations', 'attestation', 'attestations'],
+  ['other', 'Other', 'other referrer', 'other referrers'],
 ];
 
 function ReferrerItem({ repo, n }: { repo: string; n: ReferrerNode }): JSX.Element {
@@ -197,10 +210,10 @@ function Referrers({ d }: { d: ArtifactDetail }): JSX.Element {
       ) : (
         <>
           <ul class="counts">
-            {GROUPS.map(([g, label]) =>
+            {GROUPS.map(([g, , one, many]) =>
               (d.referrerCounts[g] ?? 0) > 0 ? (
                 <li key={g}>
-                  <strong>{d.referrerCounts[g]}</strong> {label.toLowerCase()}
+                  <strong>{d.referrerCounts[g]}</strong> {d.referrerCounts[g] === 1 ? one : many}
                 </li>
               ) : null,
             )}
@@ -250,7 +263,8 @@ function Facts({ d }: { d: ArtifactDetail }): JSX.Element {
     ['Size', bytes(d.size)],
     ['Media type', <code>{d.mediaType}</code>],
   ];
-  if (d.artifactType) rows.push(['artifactType', <code>{d.artifactType}</code>]);
+  // The server's facts may name the artifact type already.
+  if (d.artifactType && !d.facts.some((f) => f.value === d.artifactType)) rows.push(['Artifact type', <code>{d.artifactType}</code>]);
   rows.push(['Created', d.created !== null ? time(d.created) : '—']);
   rows.push(['Pushed', d.pushed !== null ? `${time(d.pushed)}${d.pushedBy ? ` by ${d.pushedBy}` : ''}` : d.pushedBy ? `by ${d.pushedBy}` : '—']);
   if (d.downloads !== null) rows.push(['Downloads', <span data-testid="downloads">{d.downloads.toLocaleString()}</span>]);
@@ -402,7 +416,7 @@ export function ArtifactPage({ repo, reference }: { repo: string; reference: str
                         <h3>Layers</h3>
                         <ul class="layers">
                           {layers.map((l) => (
-                            <LayerRow key={l.digest} repo={d.repo} l={l} />
+                            <LayerRow key={l.digest} repo={d.repo} manifest={d.digest} l={l} />
                           ))}
                         </ul>
                       </>

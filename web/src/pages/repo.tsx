@@ -3,7 +3,7 @@ import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, itemsOf, type TagMove, type TagSummary } from '../api.js';
 import { Digest, ErrorBox, KindBadge, Loading, Show, When, useAsync, useDebounced, usePaged, useTitle } from '../components.js';
-import { bytes, refPath, shortDigest, time } from '../format.js';
+import { bytes, refPath, shortDigest } from '../format.js';
 import { Icon } from '../icons.js';
 
 /** Every move of a tag, newest first: digest, time, user. */
@@ -15,6 +15,7 @@ export function TagHistory({ repo, tag }: { repo: string; tag: string }): JSX.El
         moves.length === 0 ? (
           <p class="muted">No recorded moves (the audit log is off, or the tag predates it).</p>
         ) : (
+          <div class="table-wrap">
           <table class="table history" data-testid="tag-history">
             <caption class="visually-hidden">Moves of the tag {tag}</caption>
             <thead>
@@ -28,8 +29,8 @@ export function TagHistory({ repo, tag }: { repo: string; tag: string }): JSX.El
             <tbody>
               {moves.map((m, i) => (
                 <tr key={`${m.time}-${i}`}>
-                  <td>
-                    <time dateTime={new Date(m.time).toISOString()}>{time(m.time)}</time>
+                  <td class="nowrap">
+                    <When ms={m.time} />
                   </td>
                   <td>{m.action === 'push' ? 'pushed' : 'deleted'}</td>
                   <td>{m.digest ? <a href={refPath(repo, m.digest)}>{shortDigest(m.digest)}</a> : '—'}</td>
@@ -38,6 +39,7 @@ export function TagHistory({ repo, tag }: { repo: string; tag: string }): JSX.El
               ))}
             </tbody>
           </table>
+          </div>
         )
       }
     </Show>
