@@ -141,6 +141,10 @@ describe('web UI in Chromium', { skip }, async () => {
     // The first Tab reaches the skip link, and it moves focus to the content.
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+    // Typing a search puts it in the URL, and keeps the focus in the box.
+    await page.getByLabel('Search').pressSequentially('mod');
+    await page.waitForURL(/\?q=mod/);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'q');
     const toggle = page.getByRole('button', { name: /Switch to the (dark|light) theme/ });
     const before = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     await toggle.click();

@@ -144,9 +144,12 @@ function Header(): JSX.Element {
   );
 }
 
-/** Moves focus to the page's content after a navigation, so a screen reader starts there. */
+/**
+ * Moves focus to the page's content after a navigation to another page, so a screen reader starts
+ * there. Only the path counts: a search typed into the page changes the query, and must keep focus.
+ */
 function FocusOnNavigate(): null {
-  const { url } = useLocation();
+  const { path } = useLocation();
   const first = useRef(true);
   useEffect(() => {
     if (first.current) {
@@ -154,7 +157,7 @@ function FocusOnNavigate(): null {
       return;
     }
     document.getElementById('main')?.focus({ preventScroll: false });
-  }, [url]);
+  }, [path]);
   return null;
 }
 
