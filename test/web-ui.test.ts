@@ -271,6 +271,14 @@ describe('web UI in Chromium', { skip }, async () => {
       assert.match(api.body, /NAME_UNKNOWN/);
       const dl = await page.evaluate(async () => (await fetch('/api/v1/download?repo=secret/thing&ref=v1&archive=tar')).status);
       assert.equal(dl, 404);
+      // The admin pages say who they are for, and ask the API nothing.
+      const asked: string[] = [];
+      page.on('request', (r) => {
+        if (r.url().includes('/api/v1/audit')) asked.push(r.url());
+      });
+      await page.goto(`${url}/admin/audit`);
+      await page.getByRole('heading', { level: 1, name: 'For admins' }).waitFor();
+      assert.deepEqual(asked, []);
       await assertClean(page, watch);
       await close();
     }

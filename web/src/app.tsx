@@ -110,11 +110,13 @@ function Header(): JSX.Element {
               Repositories
             </a>
           </li>
-          <li>
-            <a href="/analytics" aria-current={current('/analytics')}>
-              Analytics
-            </a>
-          </li>
+          {info.user || !info.authEnabled ? (
+            <li>
+              <a href="/analytics" aria-current={current('/analytics')}>
+                Analytics
+              </a>
+            </li>
+          ) : null}
           {admin ? (
             <>
               <li>

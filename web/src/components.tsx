@@ -64,7 +64,7 @@ export function ErrorBox({ error }: { error: Error }): JSX.Element {
       <p>{error.message}</p>
       {signIn ? (
         <p>
-          <a href="/sign-in">Sign in</a> with an account that may see this.
+          <a href={`/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`}>Sign in</a> with an account that may see this.
         </p>
       ) : null}
     </div>
@@ -248,6 +248,19 @@ export function usePaged<T>(load: (cursor: string | null, signal: AbortSignal) =
     setAsk((a) => a + 1);
   };
   return { items, next, error, loading, more };
+}
+
+/** What a page for admins shows anyone else, without asking the API (whose 401 could make the browser prompt). */
+export function AdminsOnly(): JSX.Element {
+  useTitle('For admins');
+  return (
+    <section>
+      <h1>For admins</h1>
+      <p>
+        This page is for the registry's admins. <a href={`/sign-in?next=${encodeURIComponent(location.pathname)}`}>Sign in</a> as one to see it.
+      </p>
+    </section>
+  );
 }
 
 /** Sets the document title for the page shown. */

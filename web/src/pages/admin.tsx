@@ -2,7 +2,8 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, apiUrl, type AuditRow } from '../api.js';
-import { ErrorBox, Loading, Show, useAsync, useDebounced, usePaged, useTitle } from '../components.js';
+import { AdminsOnly, ErrorBox, Loading, Show, useAsync, useDebounced, usePaged, useTitle } from '../components.js';
+import { useSession } from '../session.js';
 import { bytes, refPath, repoPath, shortDigest, time } from '../format.js';
 
 const ACTIONS = ['pull', 'stat', 'push', 'upload', 'mount', 'delete', 'list', 'other'];
@@ -13,7 +14,7 @@ function ms(v: string): number | undefined {
   return Number.isFinite(t) ? t : undefined;
 }
 
-export function AuditPage(): JSX.Element {
+function AuditPageInner(): JSX.Element {
   useTitle('Audit log');
   const [repo, setRepo] = useState('');
   const [user, setUser] = useState('');
@@ -136,7 +137,7 @@ export function AuditPage(): JSX.Element {
   );
 }
 
-export function CachePage(): JSX.Element {
+function CachePageInner(): JSX.Element {
   useTitle('Pull-through cache');
   const a = useAsync((s) => api.cache(s), []);
   return (
@@ -230,7 +231,7 @@ export function CachePage(): JSX.Element {
   );
 }
 
-export function StoragePage(): JSX.Element {
+function StoragePageInner(): JSX.Element {
   useTitle('Storage');
   const a = useAsync((s) => api.storage(s), []);
   return (
@@ -288,3 +289,24 @@ export function StoragePage(): JSX.Element {
   );
 }
 
+
+export function AuditPage(): JSX.Element {
+  const { info } = useSession();
+  // With auth off the API decides (it answers local visitors only).
+  if (info.authEnabled && !info.admin) return <AdminsOnly />;
+  return <AuditPageInner />;
+}
+
+export function CachePage(): JSX.Element {
+  const { info } = useSession();
+  // With auth off the API decides (it answers local visitors only).
+  if (info.authEnabled && !info.admin) return <AdminsOnly />;
+  return <CachePageInner />;
+}
+
+export function StoragePage(): JSX.Element {
+  const { info } = useSession();
+  // With auth off the API decides (it answers local visitors only).
+  if (info.authEnabled && !info.admin) return <AdminsOnly />;
+  return <StoragePageInner />;
+}
