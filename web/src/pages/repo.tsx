@@ -99,7 +99,7 @@ export function RepoPage({ repo }: { repo: string }): JSX.Element {
         </a>
       </p>
       <h2>Tags</h2>
-      <div class="field">
+      <div class="field tag-filter">
         <label for="tag-q">Filter tags</label>
         <input id="tag-q" type="search" value={q} onInput={(e) => setQ(e.currentTarget.value)} autoComplete="off" />
       </div>
