@@ -89,7 +89,6 @@ export function ReposPage(): JSX.Element {
     const s = p.toString();
     const want = `${path}${s ? `?${s}` : ''}`;
     if (want !== location.pathname + location.search) route(want, true);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [dq, kind, dtype]);
 
   const key = JSON.stringify([dq, kind, dtype]);
