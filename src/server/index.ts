@@ -12,7 +12,8 @@ import { startRequestHooks, type RequestHooks } from './request-hooks.js';
 import { REDACT_PATHS } from './auth/index.js';
 import { reloadTls, tlsOptions } from './tls.js';
 import type { Server as TlsServer } from 'node:tls';
-import { installWeb } from './web/index.js';
+import { installWeb, signedInAdmin, type WebDeps } from './web/index.js';
+import { adminsOnly, installAuditApi } from './http/audit.js';
 import { startPullThrough, type PullThroughHandle, type ProxyTarget } from './proxy/index.js';
 
 export interface ServerOptions {
@@ -69,8 +70,13 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
   const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream });
   const hooks = await startRequestHooks(config, { dataDir, log });
   const backend = proxy?.backend ?? store;
-  const web = config.ui.enabled ? [(a: FastifyInstance) => installWeb(a, { config, backend, store, auth: hooks.auth, audit: hooks.audit, sinks: hooks.sinks, proxy, log })] : [];
-  const app = createApp({ backend, logger: log, pageSize: config.pagination.pageSize, metrics, extensions: [...hooks.extensions, ...web], ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
+  const webDeps: WebDeps = { config, backend, store, auth: hooks.auth, audit: hooks.audit, sinks: hooks.sinks, proxy, log };
+  const extensions = [...hooks.extensions];
+  // The audit log's API: with the UI on, its check also knows the UI's session cookie.
+  const audit = hooks.audit;
+  if (audit) extensions.push((a) => installAuditApi(a, audit, config.ui.enabled ? (req, reply) => signedInAdmin(req, reply, webDeps) : adminsOnly(hooks.auth)));
+  if (config.ui.enabled) extensions.push((a) => installWeb(a, webDeps));
+  const app = createApp({ backend, logger: log, pageSize: config.pagination.pageSize, metrics, extensions, ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
 
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {

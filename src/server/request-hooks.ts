@@ -5,7 +5,7 @@ import { AuditLog, nextAuditId, type AuditRecord } from './audit/index.js';
 import { Authenticator } from './auth/index.js';
 import type { WharfConfig } from './config.js';
 import { installAccess } from './http/access.js';
-import { installAudit, installAuditApi, type RequestSink } from './http/audit.js';
+import { installAudit, type RequestSink } from './http/audit.js';
 import type { StaleUpload } from './store/index.js';
 import { Webhooks } from './webhooks/index.js';
 
@@ -40,8 +40,6 @@ export async function startRequestHooks(config: WharfConfig, deps: { dataDir: st
       log: deps.log,
     });
     sinks.push(audit);
-    const a = audit;
-    extensions.push((app) => installAuditApi(app, a, auth));
   }
   let webhooks: Webhooks | undefined;
   if (config.webhooks.length > 0) {

@@ -68,7 +68,9 @@ export function apiUrl(path: string, q: Query = {}): string {
 }
 
 async function request<T>(method: string, url: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+  // Marks the call as the UI's own: a 401 then carries no Basic challenge, which would have the
+  // browser open its password dialog in front of the page's sign-in form.
+  const headers: Record<string, string> = { accept: 'application/json', 'x-requested-with': 'wharf-ui' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
   const init: RequestInit = { method, headers, credentials: 'same-origin' };

@@ -61,7 +61,12 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply): void
   }
   const body = JSON.stringify(e.toJSON());
   reply.code(e.status).headers({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  if (e.code === 'UNAUTHORIZED' && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Basic realm="wharf"');
+  if (e.code === 'UNAUTHORIZED') {
+    // A script's request (the web UI's, marked by X-Requested-With) gets a challenge no browser
+    // answers with its own password dialog; the page shows its sign-in form instead.
+    if (req.headers['x-requested-with'] !== undefined) reply.header('www-authenticate', 'Session realm="wharf"');
+    else if (!reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Basic realm="wharf"');
+  }
   dropUnreadBody(req.raw);
   reply.send(body);
 }

@@ -183,13 +183,12 @@ function isLoopback(ip: string): boolean {
   return ip === '127.0.0.1' || ip === '::1' || ip === '::ffff:127.0.0.1';
 }
 
-/**
- * `GET /api/v1/audit`: admins only (with auth off: loopback clients only). Filters repo, user,
- * digest, action, since, until; `limit` and the `before` cursor page through it (newest first,
- * a Link header names the next page); `format=csv` exports.
- */
-export function installAuditApi(app: FastifyInstance, audit: AuditLog, auth: Authenticator | undefined): void {
-  const admit = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+/** Lets a request read the audit log, or throws the error to answer. */
+export type AuditAdmit = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+
+/** Who may read the audit log when the web UI is off: admins by their credentials, with auth off loopback clients. */
+export function adminsOnly(auth: Authenticator | undefined): AuditAdmit {
+  return async (req, reply) => {
     if (auth) {
       const id = await auth.identify({ authorization: req.headers.authorization, ip: req.ip });
       if (id.kind === 'anonymous') {
@@ -200,6 +199,18 @@ export function installAuditApi(app: FastifyInstance, audit: AuditLog, auth: Aut
     } else if (!isLoopback(req.ip)) {
       throw new OciError('DENIED', 'with auth off the audit log answers local clients only');
     }
+  };
+}
+
+/**
+ * `GET /api/v1/audit`: for those `admit` lets in (adminsOnly, or the web UI's check, which also
+ * knows its session cookie). Filters repo, user, digest, action, since, until; `limit` and the
+ * `before` cursor page through it (newest first, a Link header names the next page);
+ * `format=csv` exports.
+ */
+export function installAuditApi(app: FastifyInstance, audit: AuditLog, check: AuditAdmit): void {
+  const admit = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    await check(req, reply);
     audit.flush();
   };
   const json = (reply: FastifyReply, body: unknown): FastifyReply => reply.header('cache-control', 'no-store').type('application/json').send(JSON.stringify(body));

@@ -1,11 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Counter } from 'prom-client';
-import { OciError, isDigest, type Digest } from '../../spec/index.js';
+import { isDigest, type Digest } from '../../spec/index.js';
 import type { StorageDriver } from '../driver/index.js';
 import { listCache, type RegistryStore } from '../store/index.js';
 // The layout's one source of truth; the store's index does not export it.
 import { paths } from '../store/paths.js';
-import { signedIn } from './signed-in.js';
+import { signedInAdmin } from './signed-in.js';
 import type { WebDeps } from './deps.js';
 import type { CacheStatus, StorageUse } from './types.js';
 
@@ -16,11 +16,6 @@ const MAX_REPOS = 10_000;
 const MAX_BLOBS = 250_000;
 /** Stats in flight at once during a walk. */
 const PARALLEL = 16;
-
-async function admin(req: FastifyRequest, reply: FastifyReply, deps: WebDeps): Promise<void> {
-  const viewer = await signedIn(req, reply, deps);
-  if (!viewer.admin) throw new OciError('DENIED', 'the admin pages are for admins');
-}
 
 /** A value computed at most once per ADMIN_CACHE_MS; callers meanwhile share the one under way. */
 class Kept<T> {
@@ -129,12 +124,12 @@ export function installAdmin(app: FastifyInstance, deps: WebDeps): void {
   const json = (reply: FastifyReply, body: unknown): FastifyReply => reply.header('cache-control', 'no-store').type('application/json').send(JSON.stringify(body));
 
   app.get('/api/v1/admin/storage', async (req, reply) => {
-    await admin(req, reply, deps);
+    await signedInAdmin(req, reply, deps);
     return json(reply, await storage.get());
   });
 
   app.get('/api/v1/admin/cache', async (req, reply) => {
-    await admin(req, reply, deps);
+    await signedInAdmin(req, reply, deps);
     const proxy = deps.proxy;
     const now = Date.now();
     if (!proxy) {

@@ -7,6 +7,7 @@ import type { WebDeps } from './deps.js';
 import { installSession } from './session.js';
 
 export type { WebDeps } from './deps.js';
+export { signedInAdmin } from './signed-in.js';
 export type * from './types.js';
 
 /**

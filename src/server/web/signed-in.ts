@@ -24,3 +24,9 @@ export async function signedIn(req: FastifyRequest, reply: FastifyReply, deps: W
   }
   return viewer;
 }
+
+/** The caller of an admin route (the admin pages, the audit log): signedIn, and an admin. */
+export async function signedInAdmin(req: FastifyRequest, reply: FastifyReply, deps: WebDeps): Promise<void> {
+  const viewer = await signedIn(req, reply, deps);
+  if (!viewer.admin) throw new OciError('DENIED', 'this is for admins');
+}
