@@ -57,6 +57,32 @@ test('sign in and out with a session cookie; the cookie is the viewer', async (t
   assert.equal(json(out).user, null);
 });
 
+test("sign in with a registry token: the session has the token's access and ends with it", async (t) => {
+  const s = await startAuthServer({ auth: { tokenExpiresIn: 60 } });
+  t.after(() => s.close());
+  await pushArtifact(s.url, 'ml/model', 'v1', basic('alice'));
+  await pushArtifact(s.url, 'ml/other', 'v1', basic('alice'));
+  // alice may pull all of ml/**; her token only ml/model.
+  const got = await call(s.url, 'GET', '/token?service=wharf&scope=repository:ml/model:pull', { headers: basic('alice') });
+  const token = (JSON.parse(got.body.toString()) as { token: string }).token;
+  const tokenSignIn = (tok: string): Promise<Reply> =>
+    call(s.url, 'POST', '/api/v1/session', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: tok }) });
+
+  const r = await tokenSignIn(token);
+  assert.equal(r.status, 200, r.body.toString());
+  assert.equal(json(r).user, 'alice');
+  const maxAge = Number(/Max-Age=(\d+)/.exec(r.headers.get('set-cookie') ?? '')?.[1]);
+  assert.ok(maxAge > 0 && maxAge <= 60, `the cookie ends with the token (Max-Age ${maxAge})`);
+  const cookie = cookieOf(r);
+  assert.equal((await call(s.url, 'GET', '/api/v1/tags?repo=ml/model', { headers: { cookie } })).status, 200);
+  assert.equal((await call(s.url, 'GET', '/api/v1/tags?repo=ml/other', { headers: { cookie } })).status, 404, 'outside the token scope');
+
+  const bad = await tokenSignIn(`${token.slice(0, -4)}AAAA`);
+  assert.equal(bad.status, 401);
+  assert.doesNotMatch(bad.headers.get('www-authenticate') ?? '', /^Basic/);
+  assert.equal((await tokenSignIn('')).status, 400);
+});
+
 test('a wrong password is 401 (not a Basic challenge); failures count toward the /v2 limit, then 429 with Retry-After', async (t) => {
   const s = await startAuthServer({ auth: { rateLimit: { perClient: 100, perUser: 3, window: '1m' } } });
   t.after(() => s.close());

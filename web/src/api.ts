@@ -105,6 +105,7 @@ const get = <T>(path: string, q?: Query, signal?: AbortSignal): Promise<T> => re
 export const api = {
   session: (signal?: AbortSignal) => get<SessionInfo>('session', {}, signal),
   signIn: (user: string, password: string) => request<SessionInfo>('POST', apiUrl('session'), { user, password }),
+  signInWithToken: (token: string) => request<SessionInfo>('POST', apiUrl('session'), { token }),
   signOut: () => request<unknown>('DELETE', apiUrl('session')),
   repositories: (q: Query, signal?: AbortSignal) => get<Page<RepositorySummary>>('repositories', q, signal),
   search: (q: Query, signal?: AbortSignal) => get<Page<SearchHit>>('search', q, signal),

@@ -22,6 +22,11 @@ export interface SessionClaims {
   sid: string;
   /** ms since the epoch. */
   expires: number;
+  /**
+   * A session signed in with a registry token: the token itself, checked again on every request
+   * as /v2 checks it, so the session has the token's access and ends when the token does.
+   */
+  token?: string;
 }
 
 export class Sessions {
@@ -40,11 +45,12 @@ export class Sessions {
     return new Sessions(key, ui.sessionTtl);
   }
 
-  async issue(user: string, now = Date.now()): Promise<{ token: string; claims: SessionClaims }> {
+  /** A session of `user`; with `opts.token`, one that carries that token and ends with it (`opts.until`, ms). */
+  async issue(user: string, now = Date.now(), opts: { token?: string; until?: number } = {}): Promise<{ token: string; claims: SessionClaims }> {
     const sid = randomBytes(16).toString('base64url');
-    const exp = Math.floor((now + this.ttlMs) / 1000);
-    const token = await new SignJWT({ sid }).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setAudience(AUDIENCE).setIssuedAt(Math.floor(now / 1000)).setExpirationTime(exp).sign(this.key);
-    return { token, claims: { user, sid, expires: exp * 1000 } };
+    const exp = Math.floor(Math.min(now + this.ttlMs, opts.until ?? Infinity) / 1000);
+    const token = await new SignJWT(opts.token !== undefined ? { sid, tok: opts.token } : { sid }).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setAudience(AUDIENCE).setIssuedAt(Math.floor(now / 1000)).setExpirationTime(exp).sign(this.key);
+    return { token, claims: { user, sid, expires: exp * 1000, ...(opts.token !== undefined ? { token: opts.token } : {}) } };
   }
 
   /** The claims of a cookie this secret signed and that has not expired; undefined otherwise. */
@@ -58,7 +64,7 @@ export class Sessions {
     try {
       const { payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], audience: AUDIENCE, currentDate: new Date(now) });
       if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string' || typeof payload.exp !== 'number') return undefined;
-      const claims: SessionClaims = { user: payload.sub, sid: payload.sid, expires: payload.exp * 1000 };
+      const claims: SessionClaims = { user: payload.sub, sid: payload.sid, expires: payload.exp * 1000, ...(typeof payload.tok === 'string' ? { token: payload.tok } : {}) };
       // A signature check per request costs more than the listing it guards.
       if (this.verified.size >= 10_000) this.verified.clear();
       this.verified.set(token, claims);
@@ -73,8 +79,8 @@ export class Sessions {
   }
 
   /** The Set-Cookie value of a session; Secure when the UI is served over TLS. */
-  cookie(token: string, secure: boolean): string {
-    return `${SESSION_COOKIE}=${token}; Path=/; Max-Age=${Math.floor(this.ttlMs / 1000)}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+  cookie(token: string, secure: boolean, expires = Date.now() + this.ttlMs): string {
+    return `${SESSION_COOKIE}=${token}; Path=/; Max-Age=${Math.max(0, Math.ceil((expires - Date.now()) / 1000))}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
   }
 
   clearCookie(secure: boolean): string {

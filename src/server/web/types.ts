@@ -29,11 +29,8 @@ export interface SessionInfo {
   csrf: string | null;
 }
 
-/** POST /api/v1/session: sign in with the registry's own users. */
-export interface SignIn {
-  user: string;
-  password: string;
-}
+/** POST /api/v1/session: sign in with the registry's own users, or with a registry token. */
+export type SignIn = { user: string; password: string } | { token: string };
 
 /** The kind of an artifact, worked out from its media types, artifactType and annotations. */
 export type ArtifactKind =

@@ -42,11 +42,16 @@ async function identify(req: FastifyRequest, deps: WebDeps): Promise<Viewer> {
     if (token) {
       const sessions = sessionsOf(deps);
       const claims = await sessions.verify(token);
-      // Checked on every request (the file is re-read when it changes, at most once a second):
-      // a user removed from htpasswd loses the UI at once, whatever their cookie says.
-      if (claims && (await auth.htpasswd.users()).includes(claims.user)) {
+      const session = claims && { sid: claims.sid, csrf: sessions.csrfOf(claims.sid), expires: claims.expires };
+      if (claims?.token !== undefined) {
+        // Signed in with a token: it is checked as /v2 checks it (an expired or foreign one no longer counts).
+        const id = await auth.identify({ authorization: `Bearer ${claims.token}`, ip: req.ip }).catch(() => undefined);
+        if (id && id.kind !== 'anonymous') return { id, user: userOf(id) ?? claims.user, admin: auth.isAdmin(id), can: (repo, action) => auth.can(id, repo, action), session: session! };
+      } else if (claims && (await auth.htpasswd.users()).includes(claims.user)) {
+        // Checked on every request (the file is re-read when it changes, at most once a second):
+        // a user removed from htpasswd loses the UI at once, whatever their cookie says.
         const id: Identity = { kind: 'user', user: claims.user, via: 'basic' };
-        return { id, user: claims.user, admin: auth.isAdmin(id), can: (repo, action) => auth.can(id, repo, action), session: { sid: claims.sid, csrf: sessions.csrfOf(claims.sid), expires: claims.expires } };
+        return { id, user: claims.user, admin: auth.isAdmin(id), can: (repo, action) => auth.can(id, repo, action), session: session! };
       }
     }
   }

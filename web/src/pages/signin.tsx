@@ -1,4 +1,4 @@
-/** Sign in with the registry's own users (POST /api/v1/session sets the session cookie). */
+/** Sign in with the registry's own users or a registry token (POST /api/v1/session sets the session cookie). */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
@@ -12,6 +12,8 @@ export function SignInPage(): JSX.Element {
   const { route, query } = useLocation();
   const [user, setUser] = useState('');
   const [password, setPassword] = useState('');
+  const [token, setToken] = useState('');
+  const [withToken, setWithToken] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   // Only a path of this site: a crafted ?next= must not send the visitor elsewhere.
@@ -22,7 +24,7 @@ export function SignInPage(): JSX.Element {
     setBusy(true);
     setError(null);
     try {
-      await api.signIn(user, password);
+      await (withToken ? api.signInWithToken(token.trim()) : api.signIn(user, password));
       await refresh();
       route(next);
     } catch (err) {
@@ -44,14 +46,26 @@ export function SignInPage(): JSX.Element {
       <h1>Sign in</h1>
       {info.user ? <p>You are signed in as {info.user}.</p> : null}
       <form class="signin" onSubmit={(e) => void submit(e)} method="post" action="/api/v1/session">
-        <div class="field">
-          <label for="user">User name</label>
-          <input id="user" name="user" autoComplete="username" required value={user} onInput={(e) => setUser(e.currentTarget.value)} />
-        </div>
-        <div class="field">
-          <label for="password">Password or token</label>
-          <input id="password" name="password" type="password" autoComplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
-        </div>
+        {withToken ? (
+          <div class="field">
+            <label for="token">Token</label>
+            <input id="token" name="token" type="password" autoComplete="off" required value={token} onInput={(e) => setToken(e.currentTarget.value)} />
+          </div>
+        ) : (
+          <>
+            <div class="field">
+              <label for="user">User name</label>
+              <input id="user" name="user" autoComplete="username" required value={user} onInput={(e) => setUser(e.currentTarget.value)} />
+            </div>
+            <div class="field">
+              <label for="password">Password</label>
+              <input id="password" name="password" type="password" autoComplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+            </div>
+          </>
+        )}
+        <button type="button" class="link-button" onClick={() => setWithToken(!withToken)}>
+          {withToken ? 'Sign in with a user name and password' : 'Sign in with a registry token instead'}
+        </button>
         {error ? (
           <p class="error" role="alert">
             {error}
