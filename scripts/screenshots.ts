@@ -46,8 +46,8 @@ async function main(): Promise<void> {
     const signIn = async (page: Page): Promise<void> => {
       await page.goto(`${server.url}/sign-in`);
       await page.getByLabel('User name').fill('root');
-      await page.getByLabel('Password or token').fill(USERS.root!);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByLabel('Password', { exact: true }).fill(USERS.root!);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await page.getByTestId('user').waitFor();
     };
     for (const scheme of ['light', 'dark'] as const) {

@@ -56,8 +56,8 @@ describe('web UI in Chromium', { skip }, () => {
     if (user && !state) {
       await page.goto(`${url}/sign-in`);
       await page.getByLabel('User name').fill(user);
-      await page.getByLabel('Password or token').fill(USERS[user]!);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByLabel('Password', { exact: true }).fill(USERS[user]!);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       await page.getByTestId('user').filter({ hasText: user }).waitFor();
       signedIn.set(user, await context.storageState());
     }
@@ -139,9 +139,24 @@ describe('web UI in Chromium', { skip }, () => {
     // A wrong password is said so, in the form.
     await page.goto(`${url}/sign-in`);
     await page.getByLabel('User name').fill('alice');
-    await page.getByLabel('Password or token').fill('wrong');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByLabel('Password', { exact: true }).fill('wrong');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByRole('alert').waitFor();
+    await assertClean(page, watch);
+    await close();
+  });
+
+  it('signs in with a registry token, and sees what the token may pull', async () => {
+    const got = await call(url, 'GET', '/token?service=wharf&scope=repository:ml/model:pull', { headers: alice });
+    const token = (JSON.parse(got.body.toString()) as { token: string }).token;
+    const { page, watch, close } = await visit();
+    await page.goto(`${url}/sign-in`);
+    await page.getByRole('button', { name: 'Sign in with a registry token instead' }).click();
+    await page.getByLabel('Token').fill(token);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByTestId('user').filter({ hasText: 'alice' }).waitFor();
+    await page.goto(`${url}/r/ml/model:v1`);
+    await page.getByRole('heading', { name: /ml\/model/ }).first().waitFor();
     await assertClean(page, watch);
     await close();
   });
@@ -302,6 +317,7 @@ describe('web UI in Chromium', { skip }, () => {
 
   it('shows the audit log to an admin, filtered', async () => {
     const { page, watch, close } = await visit('root');
+    await page.goto(url);
     await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByTestId('audit').getByText('ml/model').first().waitFor();
     await page.getByLabel('User').fill('nobody-at-all');
