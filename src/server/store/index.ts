@@ -1,4 +1,4 @@
-export { RegistryStore, type RegistryStoreOptions } from './registry.js';
+export { RegistryStore, type RegistryStoreOptions, type StoreChange, type StoreListener } from './registry.js';
 export { paginate, type BlobHandle, type Listed, type Page, type PutManifestResult, type RegistryBackend, type StoredManifest } from './backend.js';
 export { type UploadStatus, type AppendOptions, type StaleUpload } from './uploads.js';
 export { collectGarbage, type GcOptions, type GcReport } from './gc.js';

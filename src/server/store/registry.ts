@@ -42,6 +42,19 @@ export interface RegistryStoreOptions {
  * Ordering makes every step crash-safe: content is written before the link that makes it
  * visible, and a link before the tag that names it.
  */
+/** A manifest or tag write, told after it is done (StoreListener). */
+export type StoreChange =
+  | { kind: 'manifest'; name: string; digest: Digest; body: Buffer; mediaType: string | undefined; tag: string | undefined }
+  | { kind: 'tag'; name: string; digest: Digest; tag: string }
+  /** A DELETE by tag (the tag) or by digest (the manifest and every tag naming it). */
+  | { kind: 'delete'; name: string; reference: string };
+
+/**
+ * Follows the store's writes (the web UI's catalog index): called after each write, whoever made
+ * it (a /v2 PUT, the pull-through cache, a UI delete), and awaited, so that what follows reads it.
+ */
+export type StoreListener = (change: StoreChange) => Promise<void> | void;
+
 export class RegistryStore implements RegistryBackend {
   readonly uploads: Uploads;
   readonly deleteEnabled: boolean;
@@ -51,6 +64,7 @@ export class RegistryStore implements RegistryBackend {
   private readonly repoLocks = new KeyedLock();
   private readonly cache: ManifestCache;
   private readonly verified: VerifiedFiles;
+  private readonly listeners: StoreListener[] = [];
 
   constructor(
     readonly driver: StorageDriver,
@@ -63,6 +77,22 @@ export class RegistryStore implements RegistryBackend {
     this.uploads = new Uploads(driver, opts.maxBlobSize, (d) => this.touchBlob(d));
     this.cache = new ManifestCache(opts.manifestCacheBytes ?? 8 << 20);
     this.verified = new VerifiedFiles(opts.reverifyAfter ?? 24 * 3600e3);
+  }
+
+  /** Has `listener` told of every manifest and tag write from now on. */
+  listen(listener: StoreListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Tells the listeners; a listener that fails never fails the write, which is done already. */
+  private async changed(change: StoreChange): Promise<void> {
+    for (const l of this.listeners) {
+      try {
+        await l(change);
+      } catch {
+        // The listener's own business (it logs and recovers); the write stands.
+      }
+    }
   }
 
   /** What the in-memory caches hold (entries, bytes counted), for /metrics. */
@@ -314,7 +344,7 @@ export class RegistryStore implements RegistryBackend {
     if (ref.digest && ref.digest !== digest) {
       throw new OciError('DIGEST_INVALID', `manifest digest is ${digest}, not ${ref.digest}`, { detail: { digest: ref.digest } });
     }
-    return this.repoLocks.shared(name, async () => {
+    const res = await this.repoLocks.shared(name, async () => {
       for (const b of info.blobs) {
         // The empty config of artifacts is often not pushed by clients that know registries have it.
         const size = await this.hasBlob(name, b.digest);
@@ -331,10 +361,12 @@ export class RegistryStore implements RegistryBackend {
         assertSize(m, size);
       }
       await this.writeManifest(name, digest, body, info, ref.tag);
-      const res: PutManifestResult = { digest };
-      if (info.subject) res.subject = info.subject.digest;
-      return res;
+      const put: PutManifestResult = { digest };
+      if (info.subject) put.subject = info.subject.digest;
+      return put;
     });
+    await this.changed({ kind: 'manifest', name, digest, body, mediaType: contentType, tag: ref.tag });
+    return res;
   }
 
   /** The blob's size if `name` links to it and its data exists; it is then touched (see touchBlob). */
@@ -383,6 +415,7 @@ export class RegistryStore implements RegistryBackend {
       if (info.subject) await this.driver.delete(paths.referrer(name, info.subject.digest, m.digest));
       await this.driver.delete(paths.manifestLink(name, m.digest));
     });
+    await this.changed({ kind: 'delete', name, reference });
   }
 
   async tags(name: string): Promise<string[]> {
@@ -396,6 +429,7 @@ export class RegistryStore implements RegistryBackend {
       if (!(await this.driver.stat(paths.manifestLink(name, digest)))) throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} is unknown to repository ${name}`);
       await this.driver.put(paths.tag(name, tag), digest);
     });
+    await this.changed({ kind: 'tag', name, digest, tag });
   }
 
   /**
@@ -444,6 +478,7 @@ export class RegistryStore implements RegistryBackend {
       const at = paths.cachedAt(name, desc.digest);
       if (!(await this.driver.stat(at))) await this.driver.put(at, new Date().toISOString(), { durable: false });
     });
+    await this.changed({ kind: 'manifest', name, digest: desc.digest, body, mediaType: desc.mediaType, tag });
   }
 
   /** The manifest a cached tag names, and when the tag was last checked against its upstream. */

@@ -78,9 +78,6 @@ export function kindsFingerprint(): string {
   return h.digest('hex').slice(0, 16);
 }
 
-/** Writes of the store the index follows: the methods are wrapped on the instance that /v2 and the pull-through cache call. */
-type Watched = Pick<RegistryStore, 'putManifest' | 'saveCachedManifest' | 'tag' | 'deleteManifest'>;
-
 export interface CatalogSyncOptions {
   log: Logger;
   now?: () => number;
@@ -100,41 +97,20 @@ export class CatalogSync {
     this.ready = !index.stale;
   }
 
-  /**
-   * Wraps the store's writes on its instance: /v2 holds the backend it was built with (the store,
-   * or the pull-through cache that writes to this same store), so the writes are decorated where
-   * every caller reaches them. An update that fails is logged and the index marked for a rebuild;
-   * it never fails the write.
-   */
+  /** Follows the store's writes (RegistryStore.listen). An update that fails is logged and the index marked for a rebuild; it never fails the write. */
   watch(): void {
-    const s: Watched = this.store;
-    const put = s.putManifest.bind(s);
-    const save = s.saveCachedManifest.bind(s);
-    const tag = s.tag.bind(s);
-    const del = s.deleteManifest.bind(s);
-    s.putManifest = async (name, reference, body, contentType) => {
-      const r = await put(name, reference, body, contentType);
-      await this.safely(name, () => this.manifestWritten(name, r.digest, body, contentType, parseManifestRef(reference).tag));
-      return r;
-    };
-    s.saveCachedManifest = async (name, desc, body, t) => {
-      await save(name, desc, body, t);
-      await this.safely(name, () => this.manifestWritten(name, desc.digest, body, desc.mediaType, t));
-    };
-    s.tag = async (name, digest, t) => {
-      await tag(name, digest, t);
-      await this.safely(name, async () => {
-        if (!this.index.setTag(name, t, digest, this.now())) await this.manifestWritten(name, digest, undefined, undefined, t);
-      });
-    };
-    s.deleteManifest = async (name, reference) => {
-      await del(name, reference);
-      await this.safely(name, () => {
-        const ref = parseManifestRef(reference);
-        if (ref.tag !== undefined) this.index.deleteTag(name, ref.tag);
-        else this.index.deleteManifest(name, ref.digest!);
-      });
-    };
+    this.store.listen((c) =>
+      this.safely(c.name, async () => {
+        if (c.kind === 'manifest') await this.manifestWritten(c.name, c.digest, c.body, c.mediaType, c.tag);
+        else if (c.kind === 'tag') {
+          if (!this.index.setTag(c.name, c.tag, c.digest, this.now())) await this.manifestWritten(c.name, c.digest, undefined, undefined, c.tag);
+        } else {
+          const ref = parseManifestRef(c.reference);
+          if (ref.tag !== undefined) this.index.deleteTag(c.name, ref.tag);
+          else this.index.deleteManifest(c.name, ref.digest!);
+        }
+      }),
+    );
   }
 
   private async safely(repo: string, fn: () => unknown): Promise<void> {
