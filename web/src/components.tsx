@@ -2,8 +2,9 @@
 import type { ComponentChildren, JSX } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, type KindInfo } from './api.js';
-import { ago, shortDigest, time } from './format.js';
+import { ago, refPath, shortDigest, time } from './format.js';
 import { Icon } from './icons.js';
+import { useSession } from './session.js';
 
 export interface Async<T> {
   data: T | undefined;
@@ -206,8 +207,17 @@ export function JsonView({ value, label }: { value: unknown; label: string }): J
   );
 }
 
+export interface Paged<T> {
+  items: T[];
+  /** The cursor of the next page; null at the end. */
+  next: string | null;
+  error: Error | undefined;
+  loading: boolean;
+  more(): void;
+}
+
 /** A list read page by page with "Load more"; a new query starts over. */
-export function usePaged<T>(load: (cursor: string | null, signal: AbortSignal) => Promise<{ items: T[]; next: string | null }>, key: string) {
+export function usePaged<T>(load: (cursor: string | null, signal: AbortSignal) => Promise<{ items: T[]; next: string | null }>, key: string): Paged<T> {
   const [items, setItems] = useState<T[]>([]);
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<Error | undefined>();
@@ -246,6 +256,78 @@ export function usePaged<T>(load: (cursor: string | null, signal: AbortSignal) =
     setAsk((a) => a + 1);
   };
   return { items, next, error, loading, more };
+}
+
+/**
+ * A paged list as a table: its error, the table once there are rows (else `empty`), the loading
+ * line, and the button that asks for the next page.
+ */
+export function PagedTable<T>(props: { paged: Paged<T>; empty: string; what: string; more: string; children: (items: T[]) => ComponentChildren }): JSX.Element {
+  const { items, next, error, loading, more } = props.paged;
+  return (
+    <>
+      {error ? <ErrorBox error={error} /> : null}
+      {items.length > 0 ? <div class="table-wrap">{props.children(items)}</div> : !loading && !error ? <p class="muted">{props.empty}</p> : null}
+      {loading ? <Loading what={props.what} /> : null}
+      {next !== null && !loading ? (
+        <button type="button" onClick={more}>
+          {props.more}
+        </button>
+      ) : null}
+    </>
+  );
+}
+
+/** A table column: its heading; `{ num }` for a right-aligned numeric one; `{ hidden }` for one named to screen readers only. */
+export type Column = string | { num: string } | { hidden: string };
+
+/** A table's header row, one `<th scope="col">` a column. */
+export function TableHead({ cols }: { cols: Column[] }): JSX.Element {
+  return (
+    <thead>
+      <tr>
+        {cols.map((c) =>
+          typeof c === 'string' ? (
+            <th key={c} scope="col">
+              {c}
+            </th>
+          ) : 'num' in c ? (
+            <th key={c.num} scope="col" class="num">
+              {c.num}
+            </th>
+          ) : (
+            <th key={c.hidden} scope="col">
+              <span class="visually-hidden">{c.hidden}</span>
+            </th>
+          ),
+        )}
+      </tr>
+    </thead>
+  );
+}
+
+/**
+ * A link to what was pulled or pushed: by its tag when `reference` is one, else by `digest`.
+ * `withRepo` puts the repository's name before the `:tag` or `@digest`.
+ */
+export function RefLink({ repo, reference, digest, withRepo }: { repo: string; reference: string | null | undefined; digest: string; withRepo?: boolean }): JSX.Element {
+  const tag = reference && !reference.includes(':') ? reference : null;
+  return (
+    <a href={refPath(repo, tag ?? digest)}>
+      {withRepo ? repo : null}
+      {tag !== null ? `:${tag}` : `@${shortDigest(digest)}`}
+    </a>
+  );
+}
+
+/**
+ * The page for admins only: anyone else sees <AdminsOnly /> without the page asking the API.
+ * With auth off the API decides (it answers local visitors only).
+ */
+export function ForAdmins({ children }: { children: ComponentChildren }): JSX.Element {
+  const { info } = useSession();
+  if (info.authEnabled && !info.admin) return <AdminsOnly />;
+  return <>{children}</>;
 }
 
 /** What a page for admins shows anyone else, without asking the API (whose 401 could make the browser prompt). */

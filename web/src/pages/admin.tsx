@@ -2,9 +2,8 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, apiUrl, type AuditRow } from '../api.js';
-import { AdminsOnly, ErrorBox, Loading, Show, useAsync, useDebounced, usePaged, useTitle } from '../components.js';
-import { useSession } from '../session.js';
-import { bytes, refPath, repoPath, shortDigest, time } from '../format.js';
+import { ForAdmins, PagedTable, RefLink, Show, TableHead, useAsync, useDebounced, usePaged, useTitle } from '../components.js';
+import { bytes, repoPath, time } from '../format.js';
 
 const ACTIONS = ['pull', 'stat', 'push', 'upload', 'mount', 'delete', 'list', 'other'];
 
@@ -73,28 +72,13 @@ function AuditPageInner(): JSX.Element {
           Export as CSV
         </a>
       </p>
-      {rows.error ? <ErrorBox error={rows.error} /> : null}
-      {rows.items.length > 0 ? (
-        <div class="table-wrap">
+      <PagedTable paged={rows} empty="No records match." what="Loading the audit log" more="Older records">
+        {(items) => (
           <table class="table audit" data-testid="audit">
             <caption class="visually-hidden">Audit records, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">User</th>
-                <th scope="col">IP</th>
-                <th scope="col">Action</th>
-                <th scope="col">What</th>
-                <th scope="col" class="num">
-                  Status
-                </th>
-                <th scope="col" class="num">
-                  Bytes
-                </th>
-              </tr>
-            </thead>
+            <TableHead cols={['When', 'User', 'IP', 'Action', 'What', { num: 'Status' }, { num: 'Bytes' }]} />
             <tbody>
-              {rows.items.map((r) => (
+              {items.map((r) => (
                 <tr key={r.id} class={r.status >= 400 ? 'failed' : ''}>
                   <td>{time(r.time)}</td>
                   <td>{r.user ?? <span class="muted">anonymous</span>}</td>
@@ -105,10 +89,7 @@ function AuditPageInner(): JSX.Element {
                   <td>
                     {r.repo ? (
                       r.reference || r.digest ? (
-                        <a href={refPath(r.repo, (r.reference ?? r.digest)!)}>
-                          {r.repo}
-                          {r.reference && !r.reference.includes(':') ? `:${r.reference}` : `@${shortDigest(r.reference ?? r.digest)}`}
-                        </a>
+                        <RefLink repo={r.repo} reference={r.reference} digest={(r.reference ?? r.digest)!} withRepo />
                       ) : (
                         <a href={repoPath(r.repo)}>{r.repo}</a>
                       )
@@ -123,16 +104,8 @@ function AuditPageInner(): JSX.Element {
               ))}
             </tbody>
           </table>
-        </div>
-      ) : !rows.loading && !rows.error ? (
-        <p class="muted">No records match.</p>
-      ) : null}
-      {rows.loading ? <Loading what="Loading the audit log" /> : null}
-      {rows.next !== null && !rows.loading ? (
-        <button type="button" onClick={rows.more}>
-          Older records
-        </button>
-      ) : null}
+        )}
+      </PagedTable>
     </section>
   );
 }
@@ -168,14 +141,7 @@ function CachePageInner(): JSX.Element {
               ) : (
                 <div class="table-wrap">
                   <table class="table">
-                    <thead>
-                      <tr>
-                        <th scope="col">Name</th>
-                        <th scope="col">URL</th>
-                        <th scope="col">Health</th>
-                        <th scope="col">Namespaces</th>
-                      </tr>
-                    </thead>
+                    <TableHead cols={['Name', 'URL', 'Health', 'Namespaces']} />
                     <tbody>
                       {c.upstreams.map((u) => (
                         <tr key={u.name}>
@@ -200,15 +166,7 @@ function CachePageInner(): JSX.Element {
               ) : (
                 <div class="table-wrap">
                   <table class="table">
-                    <thead>
-                      <tr>
-                        <th scope="col">Repository</th>
-                        <th scope="col" class="num">
-                          Size
-                        </th>
-                        <th scope="col">Last pulled</th>
-                      </tr>
-                    </thead>
+                    <TableHead cols={['Repository', { num: 'Size' }, 'Last pulled']} />
                     <tbody>
                       {c.repositories.map((r) => (
                         <tr key={r.name}>
@@ -250,20 +208,7 @@ function StoragePageInner(): JSX.Element {
               ) : (
                 <div class="table-wrap">
                   <table class="table" data-testid="storage">
-                    <thead>
-                      <tr>
-                        <th scope="col">Repository</th>
-                        <th scope="col" class="num">
-                          Size
-                        </th>
-                        <th scope="col" class="num">
-                          Blobs
-                        </th>
-                        <th scope="col">
-                          <span class="visually-hidden">Share</span>
-                        </th>
-                      </tr>
-                    </thead>
+                    <TableHead cols={['Repository', { num: 'Size' }, { num: 'Blobs' }, { hidden: 'Share' }]} />
                     <tbody>
                       {u.repositories.map((r) => (
                         <tr key={r.name}>
@@ -289,24 +234,26 @@ function StoragePageInner(): JSX.Element {
   );
 }
 
-
 export function AuditPage(): JSX.Element {
-  const { info } = useSession();
-  // With auth off the API decides (it answers local visitors only).
-  if (info.authEnabled && !info.admin) return <AdminsOnly />;
-  return <AuditPageInner />;
+  return (
+    <ForAdmins>
+      <AuditPageInner />
+    </ForAdmins>
+  );
 }
 
 export function CachePage(): JSX.Element {
-  const { info } = useSession();
-  // With auth off the API decides (it answers local visitors only).
-  if (info.authEnabled && !info.admin) return <AdminsOnly />;
-  return <CachePageInner />;
+  return (
+    <ForAdmins>
+      <CachePageInner />
+    </ForAdmins>
+  );
 }
 
 export function StoragePage(): JSX.Element {
-  const { info } = useSession();
-  // With auth off the API decides (it answers local visitors only).
-  if (info.authEnabled && !info.admin) return <AdminsOnly />;
-  return <StoragePageInner />;
+  return (
+    <ForAdmins>
+      <StoragePageInner />
+    </ForAdmins>
+  );
 }

@@ -3,8 +3,8 @@ import type { JSX } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { api, apiUrl, itemsOf, type DownloadEvent, type DownloadSeries } from '../api.js';
-import { ErrorBox, Loading, Show, useAsync, useDebounced, usePaged, useTitle } from '../components.js';
-import { bytes, refPath, repoPath, shortDigest, time } from '../format.js';
+import { PagedTable, RefLink, Show, TableHead, useAsync, useDebounced, usePaged, useTitle, type Column } from '../components.js';
+import { bytes, repoPath, shortDigest, time } from '../format.js';
 import { TimeChart } from '../chart.js';
 
 /** Key, label, span, bucket width and its name for the API's `interval`. */
@@ -14,6 +14,9 @@ const RANGES: Array<[string, string, number, number, string]> = [
   ['30d', 'Last 30 days', 30 * 86400e3, 86400e3, 'day'],
   ['90d', 'Last 90 days', 90 * 86400e3, 7 * 86400e3, 'week'],
 ];
+
+/** What both tables count, after their first column. */
+const COUNTS: Column[] = [{ num: 'Downloads' }, { num: 'Users' }, { num: 'Bytes' }];
 
 function Chart({ s }: { s: DownloadSeries }): JSX.Element {
   const times = useMemo(() => s.points.map((p) => p.t), [s]);
@@ -34,20 +37,7 @@ function Chart({ s }: { s: DownloadSeries }): JSX.Element {
       <details>
         <summary>The numbers as a table</summary>
         <table class="table">
-          <thead>
-            <tr>
-              <th scope="col">From</th>
-              <th scope="col" class="num">
-                Downloads
-              </th>
-              <th scope="col" class="num">
-                Users
-              </th>
-              <th scope="col" class="num">
-                Bytes
-              </th>
-            </tr>
-          </thead>
+          <TableHead cols={['From', ...COUNTS]} />
           <tbody>
             {s.points.map((p) => (
               <tr key={p.t}>
@@ -71,10 +61,7 @@ function WhoRow({ e }: { e: DownloadEvent }): JSX.Element {
       <td>{e.user ?? <span class="muted">anonymous</span>}</td>
       <td>{e.ip}</td>
       <td>
-        <a href={refPath(e.repo, e.reference && !e.reference.includes(':') ? e.reference : e.digest)}>
-          {e.repo}
-          {e.reference && !e.reference.includes(':') ? `:${e.reference}` : `@${shortDigest(e.digest)}`}
-        </a>
+        <RefLink repo={e.repo} reference={e.reference} digest={e.digest} withRepo />
         {e.file ? <div class="muted small">{e.file}</div> : null}
       </td>
       <td class="num">{bytes(e.bytes)}</td>
@@ -143,28 +130,14 @@ export function AnalyticsPage(): JSX.Element {
             ) : (
               <div class="table-wrap">
                 <table class="table" data-testid="top">
-                  <thead>
-                    <tr>
-                      <th scope="col">Artifact</th>
-                      <th scope="col" class="num">
-                        Downloads
-                      </th>
-                      <th scope="col" class="num">
-                        Users
-                      </th>
-                      <th scope="col" class="num">
-                        Bytes
-                      </th>
-                      <th scope="col">Last pulled</th>
-                    </tr>
-                  </thead>
+                  <TableHead cols={['Artifact', ...COUNTS, 'Last pulled']} />
                   <tbody>
                     {items.map((t) => (
                       <tr key={`${t.repo}@${t.digest}`}>
                         <td>
                           <a href={repoPath(t.repo)}>{t.repo}</a>
                           {' '}
-                          <a href={refPath(t.repo, t.reference && !t.reference.includes(':') ? t.reference : t.digest)}>{t.reference && !t.reference.includes(':') ? `:${t.reference}` : `@${shortDigest(t.digest)}`}</a>
+                          <RefLink repo={t.repo} reference={t.reference} digest={t.digest} />
                         </td>
                         <td class="num">{t.downloads}</td>
                         <td class="num">{t.users}</td>
@@ -187,39 +160,18 @@ export function AnalyticsPage(): JSX.Element {
             Export as CSV
           </a>
         </p>
-        {who.error ? <ErrorBox error={who.error} /> : null}
-        {who.items.length > 0 ? (
-          <div class="table-wrap">
+        <PagedTable paged={who} empty="Nobody downloaded anything in this period." what="Loading downloads" more="More">
+          {(items) => (
             <table class="table" data-testid="who">
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">User</th>
-                  <th scope="col">IP</th>
-                  <th scope="col">What</th>
-                  <th scope="col" class="num">
-                    Bytes
-                  </th>
-                  <th scope="col">Outcome</th>
-                  <th scope="col">Client</th>
-                </tr>
-              </thead>
+              <TableHead cols={['When', 'User', 'IP', 'What', { num: 'Bytes' }, 'Outcome', 'Client']} />
               <tbody>
-                {who.items.map((e, i) => (
+                {items.map((e, i) => (
                   <WhoRow key={`${e.time}-${i}`} e={e} />
                 ))}
               </tbody>
             </table>
-          </div>
-        ) : !who.loading && !who.error ? (
-          <p class="muted">Nobody downloaded anything in this period.</p>
-        ) : null}
-        {who.loading ? <Loading what="Loading downloads" /> : null}
-        {who.next !== null && !who.loading ? (
-          <button type="button" onClick={who.more}>
-            More
-          </button>
-        ) : null}
+          )}
+        </PagedTable>
       </section>
     </section>
   );
