@@ -2,7 +2,7 @@
 import type { ComponentChildren, JSX } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, type KindInfo } from './api.js';
-import { ago, refPath, shortDigest, time } from './format.js';
+import { ago, refPath, repoPath, shortDigest, time } from './format.js';
 import { Icon } from './icons.js';
 import { useSession } from './session.js';
 
@@ -275,6 +275,21 @@ export function PagedTable<T>(props: { paged: Paged<T>; empty: string; what: str
         </button>
       ) : null}
     </>
+  );
+}
+
+/** A table of `items` (in a scrolling wrapper), or the `empty` line when there are none. */
+export function TableOf({ items, empty, children }: { items: readonly unknown[]; empty: string; children: ComponentChildren }): JSX.Element {
+  if (items.length === 0) return <p class="muted">{empty}</p>;
+  return <div class="table-wrap">{children}</div>;
+}
+
+/** The first cell of a repository's row: its name, linked to its page. */
+export function RepoCell({ name }: { name: string }): JSX.Element {
+  return (
+    <th scope="row">
+      <a href={repoPath(name)}>{name}</a>
+    </th>
   );
 }
 

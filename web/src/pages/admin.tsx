@@ -2,7 +2,7 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, apiUrl, type AuditRow } from '../api.js';
-import { ForAdmins, PagedTable, RefLink, Show, TableHead, useAsync, useDebounced, usePaged, useTitle } from '../components.js';
+import { ForAdmins, PagedTable, RefLink, RepoCell, Show, TableHead, TableOf, useAsync, useDebounced, usePaged, useTitle } from '../components.js';
 import { bytes, repoPath, time } from '../format.js';
 
 const ACTIONS = ['pull', 'stat', 'push', 'upload', 'mount', 'delete', 'list', 'other'];
@@ -136,51 +136,41 @@ function CachePageInner(): JSX.Element {
                 </div>
               </dl>
               <h2>Upstreams</h2>
-              {c.upstreams.length === 0 ? (
-                <p class="muted">No upstream: this registry is not a pull-through cache.</p>
-              ) : (
-                <div class="table-wrap">
-                  <table class="table">
-                    <TableHead cols={['Name', 'URL', 'Health', 'Namespaces']} />
-                    <tbody>
-                      {c.upstreams.map((u) => (
-                        <tr key={u.name}>
-                          <th scope="row">{u.name}</th>
-                          <td>
-                            <code>{u.url}</code>
-                          </td>
-                          <td>
-                            <span class={u.healthy ? 'ok' : 'bad'}>{u.healthy ? 'healthy' : 'failing'}</span>
-                            {u.lastError ? <div class="muted small">{u.lastError}</div> : null}
-                          </td>
-                          <td>{u.namespaces.join(', ') || '—'}</td>
-                        </tr>
-                      ))}
-                    </tbody>
-                  </table>
-                </div>
-              )}
+              <TableOf items={c.upstreams} empty="No upstream: this registry is not a pull-through cache.">
+                <table class="table">
+                  <TableHead cols={['Name', 'URL', 'Health', 'Namespaces']} />
+                  <tbody>
+                    {c.upstreams.map((u) => (
+                      <tr key={u.name}>
+                        <th scope="row">{u.name}</th>
+                        <td>
+                          <code>{u.url}</code>
+                        </td>
+                        <td>
+                          <span class={u.healthy ? 'ok' : 'bad'}>{u.healthy ? 'healthy' : 'failing'}</span>
+                          {u.lastError ? <div class="muted small">{u.lastError}</div> : null}
+                        </td>
+                        <td>{u.namespaces.join(', ') || '—'}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </TableOf>
               <h2>Cached repositories</h2>
-              {c.repositories.length === 0 ? (
-                <p class="muted">Nothing cached yet.</p>
-              ) : (
-                <div class="table-wrap">
-                  <table class="table">
-                    <TableHead cols={['Repository', { num: 'Size' }, 'Last pulled']} />
-                    <tbody>
-                      {c.repositories.map((r) => (
-                        <tr key={r.name}>
-                          <th scope="row">
-                            <a href={repoPath(r.name)}>{r.name}</a>
-                          </th>
-                          <td class="num">{bytes(r.size)}</td>
-                          <td>{time(r.lastPulled)}</td>
-                        </tr>
-                      ))}
-                    </tbody>
-                  </table>
-                </div>
-              )}
+              <TableOf items={c.repositories} empty="Nothing cached yet.">
+                <table class="table">
+                  <TableHead cols={['Repository', { num: 'Size' }, 'Last pulled']} />
+                  <tbody>
+                    {c.repositories.map((r) => (
+                      <tr key={r.name}>
+                        <RepoCell name={r.name} />
+                        <td class="num">{bytes(r.size)}</td>
+                        <td>{time(r.lastPulled)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </TableOf>
             </>
           );
         }}
@@ -203,29 +193,23 @@ function StoragePageInner(): JSX.Element {
               <p>
                 <strong>{bytes(u.total)}</strong> in all. A blob that several repositories link counts in each of them.
               </p>
-              {u.repositories.length === 0 ? (
-                <p class="muted">No repositories.</p>
-              ) : (
-                <div class="table-wrap">
-                  <table class="table" data-testid="storage">
-                    <TableHead cols={['Repository', { num: 'Size' }, { num: 'Blobs' }, { hidden: 'Share' }]} />
-                    <tbody>
-                      {u.repositories.map((r) => (
-                        <tr key={r.name}>
-                          <th scope="row">
-                            <a href={repoPath(r.name)}>{r.name}</a>
-                          </th>
-                          <td class="num">{bytes(r.size)}</td>
-                          <td class="num">{r.blobs}</td>
-                          <td class="bar-cell">
-                            <meter min={0} max={top} value={r.size} aria-label={`${r.name}: ${bytes(r.size)}`} />
-                          </td>
-                        </tr>
-                      ))}
-                    </tbody>
-                  </table>
-                </div>
-              )}
+              <TableOf items={u.repositories} empty="No repositories.">
+                <table class="table" data-testid="storage">
+                  <TableHead cols={['Repository', { num: 'Size' }, { num: 'Blobs' }, { hidden: 'Share' }]} />
+                  <tbody>
+                    {u.repositories.map((r) => (
+                      <tr key={r.name}>
+                        <RepoCell name={r.name} />
+                        <td class="num">{bytes(r.size)}</td>
+                        <td class="num">{r.blobs}</td>
+                        <td class="bar-cell">
+                          <meter min={0} max={top} value={r.size} aria-label={`${r.name}: ${bytes(r.size)}`} />
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </TableOf>
             </>
           );
         }}

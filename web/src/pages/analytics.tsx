@@ -3,7 +3,7 @@ import type { JSX } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { api, apiUrl, itemsOf, type DownloadEvent, type DownloadSeries } from '../api.js';
-import { PagedTable, RefLink, Show, TableHead, useAsync, useDebounced, usePaged, useTitle, type Column } from '../components.js';
+import { PagedTable, RefLink, Show, TableHead, TableOf, useAsync, useDebounced, usePaged, useTitle, type Column } from '../components.js';
 import { bytes, repoPath, shortDigest, time } from '../format.js';
 import { TimeChart } from '../chart.js';
 
@@ -124,32 +124,28 @@ export function AnalyticsPage(): JSX.Element {
       <section aria-labelledby="top-h" class="panel">
         <h2 id="top-h">Top artifacts</h2>
         <Show a={top} what="Loading top artifacts">
-          {(items) =>
-            items.length === 0 ? (
-              <p class="muted">No downloads in this period.</p>
-            ) : (
-              <div class="table-wrap">
-                <table class="table" data-testid="top">
-                  <TableHead cols={['Artifact', ...COUNTS, 'Last pulled']} />
-                  <tbody>
-                    {items.map((t) => (
-                      <tr key={`${t.repo}@${t.digest}`}>
-                        <td>
-                          <a href={repoPath(t.repo)}>{t.repo}</a>
-                          {' '}
-                          <RefLink repo={t.repo} reference={t.reference} digest={t.digest} />
-                        </td>
-                        <td class="num">{t.downloads}</td>
-                        <td class="num">{t.users}</td>
-                        <td class="num">{bytes(t.bytes)}</td>
-                        <td>{time(t.lastPulled)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-            )
-          }
+          {(items) => (
+            <TableOf items={items} empty="No downloads in this period.">
+              <table class="table" data-testid="top">
+                <TableHead cols={['Artifact', ...COUNTS, 'Last pulled']} />
+                <tbody>
+                  {items.map((t) => (
+                    <tr key={`${t.repo}@${t.digest}`}>
+                      <td>
+                        <a href={repoPath(t.repo)}>{t.repo}</a>
+                        {' '}
+                        <RefLink repo={t.repo} reference={t.reference} digest={t.digest} />
+                      </td>
+                      <td class="num">{t.downloads}</td>
+                      <td class="num">{t.users}</td>
+                      <td class="num">{bytes(t.bytes)}</td>
+                      <td>{time(t.lastPulled)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </TableOf>
+          )}
         </Show>
       </section>
 
