@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { openSqlite, type SqliteDb, type SqliteEngine, type SqliteStatement, type SqliteValue } from '../sqlite.js';
-import type { AuditFilter, AuditRecord, DownloadRow } from './types.js';
+import type { AuditFilter, AuditRecord, DownloadEventRow, DownloadRow, TopRow } from './types.js';
 
 const SCHEMA_VERSION = 3;
 const SCHEMA = `
@@ -162,35 +162,11 @@ export interface DownloadScope {
   artifactsOnly?: boolean;
 }
 
-export interface DownloadEventRow {
-  id: number;
-  time: number;
-  user: string | null;
-  ip: string;
-  client: string | null;
-  repo: string;
-  reference: string | null;
-  digest: string;
-  file: string | null;
-  bytes: number;
-  completed: boolean;
-}
-
 export interface SeriesRow {
   bucket: number;
   downloads: number;
   bytes: number;
   users: number;
-}
-
-export interface TopRow {
-  repo: string;
-  reference: string | null;
-  digest: string;
-  downloads: number;
-  users: number;
-  bytes: number;
-  lastPulled: number;
 }
 
 /** The rolled-up days of a top list: artifacts summed and sorted, and who pulled the ones shown. */

@@ -55,3 +55,30 @@ export interface DownloadRow {
   bytes: number;
   completed: boolean;
 }
+
+/** One download as the audit log lists it (who downloaded); the web API's DownloadEvent is this. */
+export interface DownloadEventRow {
+  id: number;
+  time: number;
+  user: string | null;
+  ip: string;
+  client: string | null;
+  repo: string;
+  reference: string | null;
+  digest: string;
+  /** The file, for a download from the UI of one file. */
+  file: string | null;
+  bytes: number;
+  completed: boolean;
+}
+
+/** One artifact of a top list; the web API's TopArtifact is this. */
+export interface TopRow {
+  repo: string;
+  reference: string | null;
+  digest: string;
+  downloads: number;
+  users: number;
+  bytes: number;
+  lastPulled: number;
+}

@@ -9,6 +9,9 @@
  * (`{ errors: [{ code, message, detail }] }`) with its status.
  */
 
+// The audit log's rows, as the API answers them (a type-only import: types.ts imports nothing else).
+import type { DownloadEventRow, TopRow } from '../audit/types.js';
+
 /** A page of a list. */
 export interface Page<T> {
   items: T[];
@@ -194,29 +197,10 @@ export interface DownloadSeries {
 }
 
 /** GET /api/v1/analytics/top?from=&to=&limit= */
-export interface TopArtifact {
-  repo: string;
-  reference: string | null;
-  digest: string;
-  downloads: number;
-  users: number;
-  bytes: number;
-  lastPulled: number;
-}
+export type TopArtifact = TopRow;
 
-/** GET /api/v1/analytics/who?repo=&digest=&from=&to=&cursor=&format=csv */
-export interface DownloadEvent {
-  time: number;
-  user: string | null;
-  ip: string;
-  client: string | null;
-  repo: string;
-  reference: string | null;
-  digest: string;
-  /** The file, for a download from the UI of one file. */
-  file: string | null;
-  bytes: number;
-  completed: boolean;
+/** GET /api/v1/analytics/who?repo=&digest=&from=&to=&cursor=&format=csv: the audit log's row, without its id. */
+export interface DownloadEvent extends Omit<DownloadEventRow, 'id'> {
   /** The user's groups in the auth config (`auth.groups`); absent when the config has none. */
   groups?: string[];
 }
