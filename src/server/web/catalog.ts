@@ -45,18 +45,11 @@ export interface IndexedManifest {
   updated: number | null;
 }
 
-export interface IndexedTag {
-  repo: string;
+/** What a tag and a search hit show of their manifest (read from its row by `describedOf`). */
+type Described = Pick<IndexedManifest, 'repo' | 'digest' | 'mediaType' | 'artifactType' | 'configMediaType' | 'kindInfo' | 'annotations'>;
+
+export interface IndexedTag extends Described, Pick<IndexedManifest, 'kind' | 'size' | 'updated'> {
   tag: string;
-  digest: string;
-  mediaType: string;
-  artifactType: string | null;
-  configMediaType: string | null;
-  kind: ArtifactKind;
-  kindInfo: KindInfo;
-  size: number;
-  annotations: Record<string, string>;
-  updated: number | null;
 }
 
 export interface IndexedRepo {
@@ -66,18 +59,11 @@ export interface IndexedRepo {
   updated: number | null;
 }
 
-export interface IndexedHit {
+export interface IndexedHit extends Described {
   /** The manifest's row id: search results come newest first, and the cursor is the last id. */
   id: number;
-  repo: string;
-  digest: string;
   /** Its tags in this repository, most recently moved first. */
   tags: string[];
-  mediaType: string;
-  artifactType: string | null;
-  configMediaType: string | null;
-  kindInfo: KindInfo;
-  annotations: Record<string, string>;
 }
 
 export interface Paged<T, C> {
@@ -481,17 +467,11 @@ export class CatalogIndex {
     const r = this.prep('SELECT * FROM manifests WHERE repo = ? AND digest = ?').get(repo, digest);
     if (!r) return undefined;
     return {
-      repo,
-      digest,
-      mediaType: String(r.media_type),
-      artifactType: str(r.artifact_type),
-      configMediaType: str(r.config_type),
+      ...describedOf(r),
       kind: String(r.kind) as ArtifactKind,
-      kindInfo: kindInfoOf(r),
       size: num(r.size) ?? 0,
       subject: str(r.subject),
       children: [],
-      annotations: json(r.annotations),
       updated: num(r.updated),
       tags: this.tagsOf(repo, digest),
     };
@@ -579,18 +559,8 @@ export class CatalogIndex {
 
   private hit(id: number): IndexedHit {
     const r = this.prep('SELECT id, repo, digest, media_type, artifact_type, config_type, kind, kind_info, annotations FROM manifests WHERE id = ?').get(id)!;
-    const repo = String(r.repo);
-    return {
-      id,
-      repo,
-      digest: String(r.digest),
-      tags: this.tagsOf(repo, String(r.digest)),
-      mediaType: String(r.media_type),
-      artifactType: str(r.artifact_type),
-      configMediaType: str(r.config_type),
-      kindInfo: kindInfoOf(r),
-      annotations: json(r.annotations),
-    };
+    const d = describedOf(r);
+    return { id, ...d, tags: this.tagsOf(d.repo, d.digest) };
   }
 
   /** Counts, for logs and tests. */
@@ -613,18 +583,25 @@ export class CatalogIndex {
   }
 }
 
-function toTag(r: SqliteRow): IndexedTag {
+/** The columns of a manifests row (or a tags row joined to one) that tags, hits and manifests all show. */
+function describedOf(r: SqliteRow): Described {
   return {
     repo: String(r.repo),
-    tag: String(r.tag),
     digest: String(r.digest),
     mediaType: String(r.media_type),
     artifactType: str(r.artifact_type),
     configMediaType: str(r.config_type),
-    kind: String(r.kind) as ArtifactKind,
     kindInfo: kindInfoOf(r),
-    size: num(r.size) ?? 0,
     annotations: json(r.annotations),
+  };
+}
+
+function toTag(r: SqliteRow): IndexedTag {
+  return {
+    ...describedOf(r),
+    tag: String(r.tag),
+    kind: String(r.kind) as ArtifactKind,
+    size: num(r.size) ?? 0,
     updated: num(r.updated),
   };
 }
