@@ -1,6 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { ByteRange } from '../../spec/index.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { isWharfError, parseRangeHeader, type ByteRange } from '../../spec/index.js';
+
+/**
+ * The ranges the request's Range header asks for within `size` bytes; undefined for the whole. A
+ * range that cannot be answered throws RANGE_INVALID (416), with the Content-Range (`bytes *` and
+ * the size) that RFC 9110 asks of that answer set on `reply`. Shared by /v2 blobs and the UI's downloads.
+ */
+export function requestedRanges(req: FastifyRequest, reply: FastifyReply, size: number): ByteRange[] | undefined {
+  try {
+    return parseRangeHeader(req.headers.range, size);
+  } catch (err) {
+    if (isWharfError(err, 'RANGE_INVALID')) reply.header('content-range', `bytes */${size}`);
+    throw err;
+  }
+}
 
 /**
  * A `multipart/byteranges` body (RFC 9110 §14.6) whose length is known up front, so the response

@@ -11,7 +11,6 @@ import {
   isValidTag,
   truncate,
   parseContentRange,
-  parseRangeHeader,
   MediaType,
   type ByteRange,
 } from '../../spec/index.js';
@@ -19,7 +18,7 @@ import { readAllLimited } from '../../content/index.js';
 import type { Listed, Page, RegistryBackend } from '../store/index.js';
 import type { RequestContext } from './context.js';
 import type { Route } from './route.js';
-import { multipartByteranges } from './ranges.js';
+import { multipartByteranges, requestedRanges } from './ranges.js';
 import { sendBody } from './send.js';
 
 export interface V2Options {
@@ -178,13 +177,7 @@ async function blob(backend: RegistryBackend, route: Of<'blob'>, req: FastifyReq
   // Stored in an object store that hands out URLs: the client fetches (a Range of) it there.
   const location = !head && size > 0 ? await content.url?.() : undefined;
   if (location) return void reply.code(307).headers({ location, 'cache-control': 'no-store', 'content-length': 0 }).send();
-  let ranges: ByteRange[] | undefined;
-  try {
-    ranges = parseRangeHeader(req.headers.range, size);
-  } catch (err) {
-    if (isWharfError(err, 'RANGE_INVALID')) reply.header('content-range', `bytes */${size}`);
-    throw err;
-  }
+  const ranges = requestedRanges(req, reply, size);
   if (ranges && ranges.length > 1) {
     const mp = multipartByteranges(ranges, size, MediaType.OctetStream, (r) => content.stream(r));
     reply.code(206).headers({ 'content-type': `multipart/byteranges; boundary=${mp.boundary}`, 'content-length': mp.length });

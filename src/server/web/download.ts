@@ -4,9 +4,11 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { verifyReader } from '../../content/index.js';
-import { Annotation, OciError, isWharfError, parseRangeHeader, type ByteRange, type Descriptor } from '../../spec/index.js';
+import { Annotation, OciError, isWharfError, type ByteRange, type Descriptor } from '../../spec/index.js';
 import { nextAuditId, type AuditRecord } from '../audit/index.js';
+import { requestedRanges } from '../http/ranges.js';
 import { sendBody } from '../http/send.js';
+import { drained } from '../io/index.js';
 import type { WebDeps } from './deps.js';
 import { TOC_DIGEST_ANNOTATION, cleanName } from '../../estargz/index.js';
 import { checkPath, openLayer, plainTarEntries, sniffFormat, tarEntries, type OpenedLayer, type PlainEntry } from './layers.js';
@@ -164,17 +166,7 @@ export function recordDownload(req: FastifyRequest, reply: FastifyReply, deps: W
 async function writeAll(res: ServerResponse, src: AsyncIterable<Buffer>): Promise<void> {
   for await (const c of src) {
     if (res.destroyed) break;
-    if (!res.write(c)) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-      });
-    }
+    if (!res.write(c)) await drained(res);
   }
 }
 
@@ -195,13 +187,7 @@ function downloadHeaders(reply: FastifyReply, name: string): void {
  * for one when it resumes a download.
  */
 function rangeOf(req: FastifyRequest, reply: FastifyReply, size: number): ByteRange | undefined {
-  let ranges: ByteRange[] | undefined;
-  try {
-    ranges = parseRangeHeader(req.headers.range, size);
-  } catch (err) {
-    if (isWharfError(err, 'RANGE_INVALID')) reply.header('content-range', `bytes */${size}`);
-    throw err;
-  }
+  const ranges = requestedRanges(req, reply, size);
   return ranges && ranges.length === 1 ? ranges[0] : undefined;
 }
 
