@@ -278,6 +278,20 @@ export function PagedTable<T>(props: { paged: Paged<T>; empty: string; what: str
   );
 }
 
+/** A page that shows one answer of the API: its title, then `children` of the answer once it has come. */
+export function AsyncPage<T>(props: { title: string; load: (signal: AbortSignal) => Promise<T>; what: string; children: (data: T) => ComponentChildren }): JSX.Element {
+  useTitle(props.title);
+  const a = useAsync(props.load, []);
+  return (
+    <section>
+      <h1>{props.title}</h1>
+      <Show a={a} what={props.what}>
+        {props.children}
+      </Show>
+    </section>
+  );
+}
+
 /** A table of `items` (in a scrolling wrapper), or the `empty` line when there are none. */
 export function TableOf({ items, empty, children }: { items: readonly unknown[]; empty: string; children: ComponentChildren }): JSX.Element {
   if (items.length === 0) return <p class="muted">{empty}</p>;

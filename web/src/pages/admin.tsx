@@ -2,7 +2,7 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, apiUrl, type AuditRow } from '../api.js';
-import { ForAdmins, PagedTable, RefLink, RepoCell, Show, TableHead, TableOf, useAsync, useDebounced, usePaged, useTitle } from '../components.js';
+import { AsyncPage, ForAdmins, PagedTable, RefLink, RepoCell, TableHead, TableOf, useDebounced, usePaged, useTitle } from '../components.js';
 import { bytes, repoPath, time } from '../format.js';
 
 const ACTIONS = ['pull', 'stat', 'push', 'upload', 'mount', 'delete', 'list', 'other'];
@@ -111,110 +111,100 @@ function AuditPageInner(): JSX.Element {
 }
 
 function CachePageInner(): JSX.Element {
-  useTitle('Pull-through cache');
-  const a = useAsync((s) => api.cache(s), []);
   return (
-    <section>
-      <h1>Pull-through cache</h1>
-      <Show a={a} what="Loading the cache's status">
-        {(c) => {
-          const asked = c.hits + c.misses;
-          return (
-            <>
-              <dl class="facts">
-                <div class="fact">
-                  <dt>Hit rate</dt>
-                  <dd>{asked > 0 ? `${Math.round((c.hits / asked) * 1000) / 10} %` : '—'}</dd>
-                </div>
-                <div class="fact">
-                  <dt>Hits</dt>
-                  <dd>{c.hits.toLocaleString()}</dd>
-                </div>
-                <div class="fact">
-                  <dt>Misses</dt>
-                  <dd>{c.misses.toLocaleString()}</dd>
-                </div>
-              </dl>
-              <h2>Upstreams</h2>
-              <TableOf items={c.upstreams} empty="No upstream: this registry is not a pull-through cache.">
-                <table class="table">
-                  <TableHead cols={['Name', 'URL', 'Health', 'Namespaces']} />
-                  <tbody>
-                    {c.upstreams.map((u) => (
-                      <tr key={u.name}>
-                        <th scope="row">{u.name}</th>
-                        <td>
-                          <code>{u.url}</code>
-                        </td>
-                        <td>
-                          <span class={u.healthy ? 'ok' : 'bad'}>{u.healthy ? 'healthy' : 'failing'}</span>
-                          {u.lastError ? <div class="muted small">{u.lastError}</div> : null}
-                        </td>
-                        <td>{u.namespaces.join(', ') || '—'}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </TableOf>
-              <h2>Cached repositories</h2>
-              <TableOf items={c.repositories} empty="Nothing cached yet.">
-                <table class="table">
-                  <TableHead cols={['Repository', { num: 'Size' }, 'Last pulled']} />
-                  <tbody>
-                    {c.repositories.map((r) => (
-                      <tr key={r.name}>
-                        <RepoCell name={r.name} />
-                        <td class="num">{bytes(r.size)}</td>
-                        <td>{time(r.lastPulled)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </TableOf>
-            </>
-          );
-        }}
-      </Show>
-    </section>
+    <AsyncPage title="Pull-through cache" load={(s) => api.cache(s)} what="Loading the cache's status">
+      {(c) => {
+        const asked = c.hits + c.misses;
+        return (
+          <>
+            <dl class="facts">
+              <div class="fact">
+                <dt>Hit rate</dt>
+                <dd>{asked > 0 ? `${Math.round((c.hits / asked) * 1000) / 10} %` : '—'}</dd>
+              </div>
+              <div class="fact">
+                <dt>Hits</dt>
+                <dd>{c.hits.toLocaleString()}</dd>
+              </div>
+              <div class="fact">
+                <dt>Misses</dt>
+                <dd>{c.misses.toLocaleString()}</dd>
+              </div>
+            </dl>
+            <h2>Upstreams</h2>
+            <TableOf items={c.upstreams} empty="No upstream: this registry is not a pull-through cache.">
+              <table class="table">
+                <TableHead cols={['Name', 'URL', 'Health', 'Namespaces']} />
+                <tbody>
+                  {c.upstreams.map((u) => (
+                    <tr key={u.name}>
+                      <th scope="row">{u.name}</th>
+                      <td>
+                        <code>{u.url}</code>
+                      </td>
+                      <td>
+                        <span class={u.healthy ? 'ok' : 'bad'}>{u.healthy ? 'healthy' : 'failing'}</span>
+                        {u.lastError ? <div class="muted small">{u.lastError}</div> : null}
+                      </td>
+                      <td>{u.namespaces.join(', ') || '—'}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </TableOf>
+            <h2>Cached repositories</h2>
+            <TableOf items={c.repositories} empty="Nothing cached yet.">
+              <table class="table">
+                <TableHead cols={['Repository', { num: 'Size' }, 'Last pulled']} />
+                <tbody>
+                  {c.repositories.map((r) => (
+                    <tr key={r.name}>
+                      <RepoCell name={r.name} />
+                      <td class="num">{bytes(r.size)}</td>
+                      <td>{time(r.lastPulled)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </TableOf>
+          </>
+        );
+      }}
+    </AsyncPage>
   );
 }
 
 function StoragePageInner(): JSX.Element {
-  useTitle('Storage');
-  const a = useAsync((s) => api.storage(s), []);
   return (
-    <section>
-      <h1>Storage</h1>
-      <Show a={a} what="Measuring storage">
-        {(u) => {
-          const top = Math.max(1, ...u.repositories.map((r) => r.size));
-          return (
-            <>
-              <p>
-                <strong>{bytes(u.total)}</strong> in all. A blob that several repositories link counts in each of them.
-              </p>
-              <TableOf items={u.repositories} empty="No repositories.">
-                <table class="table" data-testid="storage">
-                  <TableHead cols={['Repository', { num: 'Size' }, { num: 'Blobs' }, { hidden: 'Share' }]} />
-                  <tbody>
-                    {u.repositories.map((r) => (
-                      <tr key={r.name}>
-                        <RepoCell name={r.name} />
-                        <td class="num">{bytes(r.size)}</td>
-                        <td class="num">{r.blobs}</td>
-                        <td class="bar-cell">
-                          <meter min={0} max={top} value={r.size} aria-label={`${r.name}: ${bytes(r.size)}`} />
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </TableOf>
-            </>
-          );
-        }}
-      </Show>
-    </section>
+    <AsyncPage title="Storage" load={(s) => api.storage(s)} what="Measuring storage">
+      {(u) => {
+        const top = Math.max(1, ...u.repositories.map((r) => r.size));
+        return (
+          <>
+            <p>
+              <strong>{bytes(u.total)}</strong> in all. A blob that several repositories link counts in each of them.
+            </p>
+            <TableOf items={u.repositories} empty="No repositories.">
+              <table class="table" data-testid="storage">
+                <TableHead cols={['Repository', { num: 'Size' }, { num: 'Blobs' }, { hidden: 'Share' }]} />
+                <tbody>
+                  {u.repositories.map((r) => (
+                    <tr key={r.name}>
+                      <RepoCell name={r.name} />
+                      <td class="num">{bytes(r.size)}</td>
+                      <td class="num">{r.blobs}</td>
+                      <td class="bar-cell">
+                        <meter min={0} max={top} value={r.size} aria-label={`${r.name}: ${bytes(r.size)}`} />
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </TableOf>
+          </>
+        );
+      }}
+    </AsyncPage>
   );
 }
 
