@@ -22,7 +22,7 @@ import { baselineEntry, exec, hasBin, median, removeBuild, ROOT, startDistributi
 import type { BenchContext, BenchRow, BenchScale, BenchSection, RowInput, WharfBuild } from './types.js';
 
 /** In the order they run. Sections owned by other areas are imported only if their file exists. */
-export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth', 's3', 'soak'] as const;
+export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth', 's3', 'ui', 'soak'] as const;
 /** Sections that run only when named in --only: each takes many minutes (soak: 10 per registry). */
 const ON_REQUEST: readonly string[] = ['soak'];
 
@@ -43,7 +43,7 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--baseline') a.baseline = argv[++i] || undefined;
     else if (v.startsWith('--baseline=')) a.baseline = v.slice(11) || undefined;
     else if (v === '--help' || v === '-h') {
-      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth,s3,soak] [--baseline <git rev>] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3, BENCH_SOAK_SECONDS=600 (soak runs only with --only soak)');
+      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth,s3,ui,soak] [--baseline <git rev>] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3, BENCH_SOAK_SECONDS=600 (soak runs only with --only soak)');
       process.exit(0);
     } else throw new Error(`bench: unknown argument ${v}`);
   }
