@@ -191,6 +191,19 @@ beside curl's GET of a URL presigned for the same object. RGW, its OSD, both ser
 generator share the 2 cores, so each figure there is as much RGW's as the registry's. Without
 root, radosgw, ceph-mon, ceph-osd, docker-registry or curl, the section is skipped.
 
+The ui section measures the web UI (issue 23), with no peer: the first page's bundle (index.html
+and the script, styles and icon it names, gzipped as the server sends them; the figure
+\`scripts/build.mjs\` prints), then the UI's JSON API over a registry seeded in the bench's own
+process through the store's and the audit log's APIs (1,000 repositories of 10 tags and 20,000
+pulls at the small scale; 10,000, 100,000 tags and 200,000 pulls at full): \`wharf serve\` starts
+on that data directory, its catalog index rebuilds from the store (the rebuild's time is a row of
+its own), and each endpoint is loaded by 20 connections for a fixed time per run (after an untimed
+second of each), every endpoint in turn per run; p99 and req/s are medians over the runs. Latency
+is closed-loop: 20 requests always wait, so p50 is about 20 / req/s, and p99 holds what the load
+generator and other work on the 2 cores cost. Last, one large layer (128 MiB, 1 GiB at full) is
+downloaded through \`/api/v1/download\` and through a /v2 blob GET of the same server, in turns,
+over plain connections (median of at least 5).
+
 Figures made of many small requests (range GETs, small blobs, small artifacts, manifest GET and
 HEAD) follow one untimed round of the same work on every registry: a server runs for days, and a
 JIT runtime's first few thousand requests are slower (a fresh \`wharf serve\`: 65 small artifacts/s
