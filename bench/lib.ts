@@ -166,7 +166,7 @@ function serveNodeArgs(): string[] {
  */
 export async function startWharfProcess(opts: StartWharfOptions = {}, build?: { entry: WharfEntry; name: string }): Promise<BenchRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-bench-serve-'));
-  const dataDir = join(dir, 'data');
+  const dataDir = opts.data ?? join(dir, 'data');
   let lastErr: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();

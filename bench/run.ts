@@ -22,7 +22,7 @@ import { baselineEntry, exec, hasBin, median, removeBuild, ROOT, startDistributi
 import type { BenchContext, BenchRow, BenchScale, BenchSection, RowInput, WharfBuild } from './types.js';
 
 /** In the order they run. Sections owned by other areas are imported only if their file exists. */
-export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth', 's3', 'soak'] as const;
+export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth', 's3', 'ui', 'soak'] as const;
 /** Sections that run only when named in --only: each takes many minutes (soak: 10 per registry). */
 const ON_REQUEST: readonly string[] = ['soak'];
 
@@ -43,7 +43,7 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--baseline') a.baseline = argv[++i] || undefined;
     else if (v.startsWith('--baseline=')) a.baseline = v.slice(11) || undefined;
     else if (v === '--help' || v === '-h') {
-      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth,s3,soak] [--baseline <git rev>] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3, BENCH_SOAK_SECONDS=600 (soak runs only with --only soak)');
+      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth,s3,ui,soak] [--baseline <git rev>] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3, BENCH_SOAK_SECONDS=600 (soak runs only with --only soak)');
       process.exit(0);
     } else throw new Error(`bench: unknown argument ${v}`);
   }
@@ -190,6 +190,19 @@ redirected pull is a second \`wharf serve\` on Wharf's bucket with \`storage.s3.
 beside curl's GET of a URL presigned for the same object. RGW, its OSD, both servers and the load
 generator share the 2 cores, so each figure there is as much RGW's as the registry's. Without
 root, radosgw, ceph-mon, ceph-osd, docker-registry or curl, the section is skipped.
+
+The ui section measures the web UI (issue 23), with no peer: the first page's bundle (index.html
+and the script, styles and icon it names, gzipped as the server sends them; the figure
+\`scripts/build.mjs\` prints), then the UI's JSON API over a registry seeded in the bench's own
+process through the store's and the audit log's APIs (1,000 repositories of 10 tags and 20,000
+pulls at the small scale; 10,000, 100,000 tags and 200,000 pulls at full): \`wharf serve\` starts
+on that data directory, its catalog index rebuilds from the store (the rebuild's time is a row of
+its own), and each endpoint is loaded by 20 connections for a fixed time per run (after an untimed
+second of each), every endpoint in turn per run; p99 and req/s are medians over the runs. Latency
+is closed-loop: 20 requests always wait, so p50 is about 20 / req/s, and p99 holds what the load
+generator and other work on the 2 cores cost. Last, one large layer (128 MiB, 1 GiB at full) is
+downloaded through \`/api/v1/download\` and through a /v2 blob GET of the same server, in turns,
+over plain connections (median of at least 5).
 
 Figures made of many small requests (range GETs, small blobs, small artifacts, manifest GET and
 HEAD) follow one untimed round of the same work on every registry: a server runs for days, and a

@@ -60,6 +60,8 @@ export interface BenchRegistry {
 export interface StartWharfOptions {
   /** Extra settings in the config file's shape, e.g. `{ storage: { fsync: false } }`. */
   config?: Record<string, unknown>;
+  /** A data directory to serve, seeded beforehand (kept at stop: the caller owns it); default a fresh one. */
+  data?: string;
 }
 
 export interface RowInput {

@@ -68,34 +68,42 @@ export async function buildWeb() {
   }
   const { default: config } = await import(join(web, 'vite.config.mjs'));
   await vite.build({ ...config, configFile: false });
-  let raw = 0;
-  let gz = 0;
   for (const f of filesUnder(webOut)) {
     if (!COMPRESSIBLE.test(f)) continue;
     const body = readFileSync(f);
     const z = gzipSync(body, { level: constants.Z_BEST_COMPRESSION });
     writeFileSync(`${f}.gz`, z);
   }
-  // What the first page loads: index.html and what it names (the entry's script and styles).
-  const html = readFileSync(webStamp, 'utf8');
-  const first = ['index.html', ...[...html.matchAll(/(?:src|href)="\/([^"]+)"/g)].map((m) => m[1])];
-  for (const f of first) {
-    const p = join(webOut, f);
-    if (!existsSync(p)) continue;
+  return { ms: Math.round(performance.now() - t0), firstPage: firstPageSize(), files: filesUnder(webOut).filter((f) => !f.endsWith('.gz')).map((f) => relative(webOut, f)) };
+}
+
+/**
+ * What a browser loads for the first page of a built UI (default dist/web/): index.html, what it
+ * names (the entry's script, its styles, preloads), and the modules the entry imports statically;
+ * `raw` and `gzip` in bytes (gzip: the .gz twin the server sends, else the file), `files` relative.
+ * `npm run bench` (bench/ui.ts) reports the same figure.
+ */
+export function firstPageSize(dir = webOut) {
+  let raw = 0;
+  let gzip = 0;
+  const counted = [];
+  // Once each: a module the entry imports is often named by a modulepreload link as well.
+  const add = (f) => {
+    const p = join(dir, f);
+    if (counted.includes(f) || !existsSync(p)) return;
     raw += statSync(p).size;
-    gz += existsSync(`${p}.gz`) ? statSync(`${p}.gz`).size : statSync(p).size;
-  }
+    gzip += existsSync(`${p}.gz`) ? statSync(`${p}.gz`).size : statSync(p).size;
+    counted.push(f);
+  };
+  const html = readFileSync(join(dir, 'index.html'), 'utf8');
+  const first = ['index.html', ...[...html.matchAll(/(?:src|href)="\/([^"]+)"/g)].map((m) => m[1])];
+  for (const f of first) add(f);
   // The modules the entry imports statically are preloaded too: count them.
   const entry = first.find((f) => f.endsWith('.js'));
   if (entry) {
-    for (const m of readFileSync(join(webOut, entry), 'utf8').matchAll(/from"\.\/([\w.-]+\.js)"/g)) {
-      const p = join(webOut, 'assets', m[1]);
-      if (!existsSync(p)) continue;
-      raw += statSync(p).size;
-      gz += statSync(`${p}.gz`).size;
-    }
+    for (const m of readFileSync(join(dir, entry), 'utf8').matchAll(/from"\.\/([\w.-]+\.js)"/g)) add(join('assets', m[1]));
   }
-  return { ms: Math.round(performance.now() - t0), firstPage: { raw, gzip: gz }, files: filesUnder(webOut).filter((f) => !f.endsWith('.gz')).map((f) => relative(webOut, f)) };
+  return { raw, gzip, files: counted };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
