@@ -5,11 +5,12 @@
  * tar.gz layers, and an artifact whose file names are hostile.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
+import * as zlib from 'node:zlib';
 import { createGzip } from 'node:zlib';
 import * as tarStream from 'tar-stream';
 import { Registry, type RemoteRepository } from '../../src/stores/remote/index.js';
@@ -167,7 +168,12 @@ export async function pushFixtures(): Promise<Fixture> {
 
   const largeSize = 32 << 20;
   await writeFile(at('large.bin'), Buffer.alloc(largeSize, 7));
-  await writeFile(at('fake.tar.zst'), Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), randomBytes(1000)]));
+  // A real zstd tar where Node can make one (22.15+, which also reads it); else the magic bytes alone.
+  const zstdCompress = (zlib as unknown as { zstdCompressSync?: (b: Buffer) => Buffer }).zstdCompressSync;
+  if (zstdCompress) {
+    await writeTar(at('inner.tar'), [{ name: 'inside-zstd.txt', body: 'zstd\n' }], false);
+    await writeFile(at('fake.tar.zst'), zstdCompress(await readFile(at('inner.tar'))));
+  } else await writeFile(at('fake.tar.zst'), Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), randomBytes(1000)]));
   // A plain tar with a big file first, then a small one and one whose name needs a pax header.
   await writeTar(at('big.tar'), [{ name: 'big.bin', body: Buffer.alloc(8 << 20, 1) }, { name: 'after.txt', body: 'after the big one\n' }, { name: `${'d'.repeat(20)}/${'n'.repeat(150)}.txt`, body: 'long name\n' }], false);
   const large = await pushArtifact(repo('ml/large'), {
