@@ -74,7 +74,7 @@ async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Size
     await each(fn);
   };
 
-  // Each large transfer's own peak RSS, logged beside the section's (the row).
+  // Each phase's own peak RSS, logged beside the section's (the row), which says which phase sets it.
   const phase = async (label: string, fn: () => Promise<void>): Promise<void> => {
     const samplers = sides.map((side) => (side.reg.pid ? sampleRss(side.reg.pid) : undefined));
     try {
@@ -112,20 +112,24 @@ async function measure(ctx: BenchContext, sides: Side[], blob: BigBlob, sz: Size
   for (const side of sides) ctx.log(`${side.reg.name}, run by run: push ${runs(side.xs.pushMono)} MB/s monolithic, ${runs(side.xs.pushChunked)} MB/s chunked, pull ${runs(side.xs.pull)} MB/s`);
 
   // Small artifacts: a config, a 1 KiB layer and a manifest each, 8 clients.
-  await warmed(async (side, i) => {
-    side.xs.artifacts.push(
-      await opsByCount(sz.artifacts, 8, (j) => side.v2.pushSmallArtifact('bench/artifacts', `r${i}-${j}`, { run: i, n: j, t: side.tag })),
-    );
-  });
+  await phase('small artifacts', () =>
+    warmed(async (side, i) => {
+      side.xs.artifacts.push(
+        await opsByCount(sz.artifacts, 8, (j) => side.v2.pushSmallArtifact('bench/artifacts', `r${i}-${j}`, { run: i, n: j, t: side.tag })),
+      );
+    }),
+  );
   for (const side of sides) ctx.log(`${side.reg.name}: ${median(side.xs.artifacts).toFixed(0)} small artifacts/s`);
 
   // Manifest GET and HEAD, 50 connections, on one artifact's tag.
   const ref = '/v2/bench/artifacts/manifests/r0-0';
-  await warmed(async (side) => {
-    const rates = await manifestRates(side.reg.url, side.v2, ref, sz.seconds);
-    side.xs.manifestGet.push(rates.get);
-    side.xs.manifestHead.push(rates.head);
-  });
+  await phase('manifest loads', () =>
+    warmed(async (side) => {
+      const rates = await manifestRates(side.reg.url, side.v2, ref, sz.seconds);
+      side.xs.manifestGet.push(rates.get);
+      side.xs.manifestHead.push(rates.head);
+    }),
+  );
   for (const side of sides) ctx.log(`${side.reg.name}: manifest GET ${median(side.xs.manifestGet).toFixed(0)} req/s, HEAD ${median(side.xs.manifestHead).toFixed(0)} req/s`);
 }
 

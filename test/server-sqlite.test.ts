@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { AuditDb } from '../src/server/audit/index.js';
 import { downloadParams, recordParams } from '../src/server/audit/db.js';
 import type { AuditRecord } from '../src/server/audit/index.js';
-import { openSqlite, sqliteEngines } from '../src/server/sqlite.js';
+import { CACHE_KIB, openSqlite, sqliteEngines } from '../src/server/sqlite.js';
 
 const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
 const hasBuiltin = major > 22 || (major === 22 && minor >= 13);
@@ -37,6 +37,19 @@ test('opening the audit database prints no ExperimentalWarning (Node 22 warns on
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), hasBuiltin ? 'node:sqlite' : 'better-sqlite3');
     assert.doesNotMatch(r.stderr, /ExperimentalWarning|experimental/i);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('each connection caches at most CACHE_KIB of pages, on every engine (better-sqlite3 is built with 16 MB)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-sqlite-cache-'));
+  try {
+    for (const engine of sqliteEngines()) {
+      const db = openSqlite(join(dir, `${engine.replace(':', '-')}.db`), { engine });
+      assert.equal(db.prepare('PRAGMA cache_size').get()!.cache_size, -CACHE_KIB, engine);
+      db.close();
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
