@@ -4,6 +4,7 @@
  */
 import type {
   ArtifactDetail,
+  AuditRecord,
   CacheStatus,
   DownloadSeries,
   LayerFiles,
@@ -19,25 +20,6 @@ import type {
 } from '../../src/server/web/types.js';
 
 export type * from '../../src/server/web/types.js';
-
-/** One audit record as /api/v1/audit returns it (src/server/audit/types.ts AuditRecord). */
-export interface AuditRow {
-  id: number;
-  time: number;
-  user: string | null;
-  ip: string;
-  userAgent: string | null;
-  method: string;
-  action: string;
-  repo: string | null;
-  reference: string | null;
-  digest: string | null;
-  status: number;
-  bytes: number;
-  durationMs: number;
-  outcome: 'completed' | 'aborted';
-  file?: string | null;
-}
 
 /** An error answer of the API: the registry's error body, with its status. */
 export class ApiError extends Error {
@@ -118,7 +100,7 @@ export const api = {
   who: (q: Query, signal?: AbortSignal) => get<Page<DownloadEvent>>('analytics/who', q, signal),
   cache: (signal?: AbortSignal) => get<CacheStatus>('admin/cache', {}, signal),
   storage: (signal?: AbortSignal) => get<StorageUse>('admin/storage', {}, signal),
-  audit: (q: Query, signal?: AbortSignal) => get<{ records: AuditRow[] }>('audit', q, signal),
+  audit: (q: Query, signal?: AbortSignal) => get<{ records: AuditRecord[] }>('audit', q, signal),
   /** Deletes a tag; the artifact stays under its digest. */
   deleteTag: (repo: string, tag: string) => request<unknown>('DELETE', apiUrl('tags', { repo, tag })),
   /** Deletes a manifest, and with it every tag that points at it. */

@@ -10,7 +10,7 @@
  */
 
 // The audit log's rows, as the API answers them (a type-only import: types.ts imports nothing else).
-import type { DownloadEventRow, TopRow } from '../audit/types.js';
+import type { AuditRecord as StoredRecord, DownloadEventRow, TopRow } from '../audit/types.js';
 
 /** A page of a list. */
 export interface Page<T> {
@@ -198,6 +198,9 @@ export interface DownloadSeries {
 
 /** GET /api/v1/analytics/top?from=&to=&limit= */
 export type TopArtifact = TopRow;
+
+/** GET /api/v1/audit: one record of the audit log, with the artifact download it belongs to. */
+export type AuditRecord = StoredRecord & { downloadId: number | null };
 
 /** GET /api/v1/analytics/who?repo=&digest=&from=&to=&cursor=&format=csv: the audit log's row, without its id. */
 export interface DownloadEvent extends Omit<DownloadEventRow, 'id'> {

@@ -1,7 +1,7 @@
 /** The operations pages for admins: the audit log with filters, the pull-through cache, storage. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, apiUrl, type AuditRow } from '../api.js';
+import { api, apiUrl, type AuditRecord } from '../api.js';
 import { AsyncPage, ForAdmins, PagedTable, RefLink, RepoCell, TableHead, TableOf, useDebounced, usePaged, useTitle } from '../components.js';
 import { bytes, repoPath, time } from '../format.js';
 
@@ -25,7 +25,7 @@ function AuditPageInner(): JSX.Element {
   const key = useDebounced(JSON.stringify({ repo: repo.trim(), user: user.trim(), action, digest: digest.trim(), since: ms(since), until: ms(until) }), 300);
   const f = JSON.parse(key) as Record<string, string | number | undefined>;
   // /api/v1/audit pages with `before` (the last id seen), newest first.
-  const rows = usePaged<AuditRow>(async (cursor, s) => {
+  const rows = usePaged<AuditRecord>(async (cursor, s) => {
     const limit = 100;
     const r = await api.audit({ ...f, limit, before: cursor }, s);
     const last = r.records[r.records.length - 1];
