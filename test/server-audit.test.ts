@@ -188,6 +188,22 @@ describe('audit durability', () => {
   });
 
 
+  test('a full batch of records goes to SQLite without waiting for the timer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-batch-'));
+    const s = await startServer({ dataDir: dir, logLevel: 'silent', config: { audit: { flushInterval: '1h' } } });
+    try {
+      const db = s.hooks.audit!.db;
+      await Promise.all(Array.from({ length: 300 }, (_, i) => call(s.url, 'GET', `/v2/x/tags/list?i=${i}`)));
+      await new Promise((r) => setImmediate(r));
+      // Read the database, not the log's query (which flushes first).
+      const n = db.query({ repo: 'x' }, { limit: 1000 }).length;
+      assert.ok(n >= 256 && n <= 300, `${n} records in SQLite before any timer`);
+    } finally {
+      await s.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a journal with a torn last line and a stray correction line is replayed, and the server starts', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wharf-audit-replay-'));
     try {

@@ -15,13 +15,22 @@ const TSX = pathToFileURL(fileURLToPath(new URL('../node_modules/tsx/dist/loader
 const YOUNG_GC = pathToFileURL(fileURLToPath(new URL('../src/server/io/young-gc.ts', import.meta.url))).href;
 
 /** Runs the allocation in a child; returns the new space's size before the cap and its most after. */
-function churn(cap: number | undefined, nodeArgs: string[] = []): { before: number; most: number } {
+function churn(cap: number | undefined, nodeArgs: string[] = [], worker?: 'reassert'): { before: number; most: number } {
   const script = `
     import { getHeapSpaceStatistics } from 'node:v8';
-    import { capYoungGeneration } from ${JSON.stringify(YOUNG_GC)};
+    import { Worker } from 'node:worker_threads';
+    import { capYoungGeneration, reassertYoungCap } from ${JSON.stringify(YOUNG_GC)};
     const size = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
     const before = size();
     ${cap === undefined ? '' : `capYoungGeneration(${cap});`}
+    ${
+      worker === undefined
+        ? ''
+        : `const w = new Worker('setInterval(() => {}, 1000)', { eval: true });
+           await new Promise((r) => w.once('online', r));
+           reassertYoungCap();
+           w.unref();`
+    }
     let most = size();
     // Requests in flight: each lives across a few scavenges before it is let go; the event loop
     // turns between requests, as a server's does.
@@ -60,6 +69,13 @@ test('capped at 4 or 8 MiB, new space stays there under the same allocation', ()
     assert.ok(before <= cap, `new space was ${before / MiB} MiB before the cap`);
     assert.ok(most <= cap * SLACK, `new space ${most / MiB} MiB under a cap of ${cap / MiB} MiB`);
   }
+});
+
+// A worker thread's start undoes the growth factor: before the cap set it again at every
+// collection and on the worker's 'online', this took new space to 32 MiB.
+test('the cap holds after a worker thread starts', () => {
+  const { most } = churn(4 * MiB, [], 'reassert');
+  assert.ok(most <= 4 * MiB * SLACK, `new space ${most / MiB} MiB under a cap of 4 MiB after a worker started`);
 });
 
 test('a young generation sized on the command line is left alone', () => {

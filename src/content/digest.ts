@@ -163,6 +163,7 @@ class DigestThread {
       this.pending.clear();
       for (const wake of this.waiting.splice(0)) wake();
     };
+    w.once('online', () => threadStarted?.());
     w.on('error', lost);
     w.on('exit', (code) => lost(new Error(`the digest thread exited with code ${code}`)));
     w.unref();
@@ -172,6 +173,16 @@ class DigestThread {
 }
 
 const digestThread = new DigestThread();
+
+let threadStarted: (() => void) | undefined;
+
+/**
+ * `fn` runs each time the digest thread has started. A worker thread's start undoes the V8 flag
+ * that wharf serve's young generation cap sets at run time, so serve sets it again here.
+ */
+export function onDigestThreadStart(fn: () => void): void {
+  threadStarted = fn;
+}
 
 class ThreadDigest implements RunningDigest {
   private stage: ArrayBuffer | undefined;

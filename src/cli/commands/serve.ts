@@ -25,8 +25,10 @@ export function registerServe(cli: CAC): void {
     .example('wharf serve --config wharf.yaml --offline --preload images.tar')
     .action(async (opts: Record<string, unknown>) => {
       // Before the server's modules load: loading them grows V8's young generation (io/young-gc.ts).
-      const { capYoungGeneration } = await import('../../server/io/young-gc.js');
+      const { capYoungGeneration, reassertYoungCap } = await import('../../server/io/young-gc.js');
       capYoungGeneration();
+      const { onDigestThreadStart } = await import('../../content/digest.js');
+      onDigestThreadStart(reassertYoungCap);
       const { runServe } = await import('../run/serve.js');
       await runServe(opts);
     });

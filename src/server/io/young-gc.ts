@@ -88,6 +88,7 @@ export const YOUNG_MAX = Number(process.env.WHARF_YOUNG_MAX_MIB ?? 8) << 20;
 /** V8's pages: a semi-space's capacity is a whole number of them. */
 const PAGE = 256 << 10;
 let youngObserver: PerformanceObserver | undefined;
+let fit: (() => void) | undefined;
 
 /**
  * Keeps V8's young generation (two semi-spaces) at or under `max` bytes. V8 doubles a semi-space,
@@ -96,31 +97,38 @@ let youngObserver: PerformanceObserver | undefined;
  * stay resident. Measured on the s3 bench's small pushes and manifest loads: peak RSS 160-167
  * MiB at 32 MiB, 138-139 at 8. The cap is `--max-semi-space-size=<max/2 in MiB>`, but set at run
  * time, where that flag no longer applies (V8 reads it when the heap is made): after each
- * collection the growth factor, which V8 reads at each growth, is chosen so that one growth lands
- * on the cap, and is 1 there. So it holds however the server is started (the bin, `npm start`, a
- * process manager), on Node 20 to 24, from where it is set: V8 gives pages back only when the
- * process allocates slowly. Left alone if the command line or NODE_OPTIONS sized the young
- * generation; WHARF_YOUNG_MAX_MIB=0 turns it off.
+ * collection the growth factor, which V8 reads at each growth, is 2 while two doublings still fit
+ * under the cap and 1 after. Two, because this runs on the event loop, after the collection, and
+ * V8 may collect (and grow) again before it does: one poll phase runs many callbacks. So it holds
+ * however the server is started (the bin, `npm start`, a process manager), on Node 20 to 24, from
+ * where it is set: V8 gives pages back only when the process allocates slowly. Left alone if the
+ * command line or NODE_OPTIONS sized the young generation; WHARF_YOUNG_MAX_MIB=0 turns it off.
  */
 export function capYoungGeneration(max = YOUNG_MAX): void {
   const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => /semi-space|young-generation/.test(a));
   if (chosen || youngObserver || max <= 0) return;
-  let factor = 0;
-  const fit = (): void => {
+  fit = (): void => {
     const s = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
     if (!s) return;
     // The capacity of one semi-space, which V8 multiplies by the factor: not space_size, which
     // counts the second semi-space only while it is committed.
     const semi = Math.ceil((s.space_used_size + s.space_available_size) / PAGE) * PAGE;
-    // This runs after the collection, on the event loop: one growth must not pass the cap.
-    const want = Math.max(1, Math.floor(max / 2 / semi));
-    if (want === factor) return;
-    factor = want;
-    setFlagsFromString(`--semi-space-growth-factor=${want}`);
+    // Set at every collection (2 µs), not only when it changes: see reassertYoungCap.
+    setFlagsFromString(`--semi-space-growth-factor=${semi * 4 <= max / 2 ? 2 : 1}`);
   };
   fit();
-  youngObserver = new PerformanceObserver(fit);
+  youngObserver = new PerformanceObserver(() => fit?.());
   youngObserver.observe({ entryTypes: ['gc'] });
+}
+
+/**
+ * Sets the cap's growth factor again. Starting a worker thread undoes it: V8 makes the worker's
+ * heap with the process-wide flags and raises this one to at least 2 (measured: after the digest
+ * thread started, new space grew to 32 MiB within 11 s of pushes, and RSS to 186 MiB, not 144;
+ * a flag such as --allow-natives-syntax set the same way stays). Each worker's 'online' calls this.
+ */
+export function reassertYoungCap(): void {
+  fit?.();
 }
 
 /** V8's gc(), made available without the --expose-gc flag on the command line; null if refused. */
