@@ -359,17 +359,19 @@ export function driverSuite(name: string, make: () => Promise<DriverUnderTest>, 
     });
 
     describe('touch and versions', () => {
-      it('touch moves the mtime and the version, not the bytes; false when the file is gone', async (d) => {
+      it('touch moves the mtime and the version, not the bytes, and gives the stat from before; undefined when the file is gone', async (d) => {
         await d.put('t', 'bytes');
         const before = (await d.stat('t'))!;
         await pause(20);
-        assert.equal(await d.touch('t'), true);
+        const touched = await d.touch('t');
+        assert.equal(touched?.size, 5);
+        assert.equal(touched.version, before.version);
         const after = (await d.stat('t'))!;
         assert.ok(after.mtimeMs > before.mtimeMs, `${after.mtimeMs} > ${before.mtimeMs}`);
         assert.notEqual(after.version, before.version);
         assert.equal(await text(d.get('t')), 'bytes');
-        assert.equal(await d.touch('gone'), false);
-        assert.equal(await d.touch('t/beneath-a-file'), false);
+        assert.equal(await d.touch('gone'), undefined);
+        assert.equal(await d.touch('t/beneath-a-file'), undefined);
         assert.equal(await d.stat('gone'), undefined);
       });
 

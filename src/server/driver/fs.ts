@@ -284,14 +284,17 @@ export class FsDriver implements StorageDriver {
     }
   }
 
-  async touch(path: string): Promise<boolean> {
+  async touch(path: string): Promise<FileInfo | undefined> {
+    // A stat first: most blobs a push asks about are not stored yet, and a failed utimes costs an exception.
+    const before = await this.stat(path);
+    if (!before) return undefined;
     const now = new Date();
     try {
       utimesSync(this.abs(path), now, now);
-      return true;
+      return before;
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      return false;
+      return undefined;
     }
   }
 

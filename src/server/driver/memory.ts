@@ -178,17 +178,16 @@ export class MemoryDriver implements StorageDriver {
     for (const p of this.filesUnder(checkPath(path))) this.unlink(p);
   }
 
-  async touch(path: string): Promise<boolean> {
-    checkPath(path);
+  async touch(path: string): Promise<FileInfo | undefined> {
+    const before = await this.stat(path);
     const f = this.files.get(path);
     if (f) {
       f.mtimeMs = Date.now();
       f.version = ++this.seq;
-      return true;
     }
     const d = this.dirs.get(path);
     if (d) d.mtimeMs = Date.now();
-    return d !== undefined;
+    return before;
   }
 
   async stage(opts: StageOptions = {}): Promise<Staged> {

@@ -110,8 +110,12 @@ export interface StorageDriver {
   move(from: string, to: string): Promise<void>;
   /** Removes a file or a whole directory; no error when it is already gone. */
   delete(path: string): Promise<void>;
-  /** Marks a file as recently used (garbage collection's grace period). False when it is gone. */
-  touch(path: string): Promise<boolean>;
+  /**
+   * Marks a file as recently used (garbage collection's grace period). Returns its stat from
+   * before the touch (so that a caller needs no stat of its own: one round trip less on an
+   * object store), or undefined when it is gone.
+   */
+  touch(path: string): Promise<FileInfo | undefined>;
   /** Starts bytes that take a name only when complete (see Staged). */
   stage(opts?: StageOptions): Promise<Staged>;
   /**

@@ -233,10 +233,8 @@ export class RegistryStore implements RegistryBackend {
   /** touchBlob, giving the blob's size from the stat it makes anyway; undefined when it is gone. */
   private async touchedSize(digest: Digest): Promise<number | undefined> {
     const path = paths.blobData(digest);
-    // Most blobs a push asks about are not stored yet: a stat tells without the cost of a failed
-    // touch (an exception with its stack).
-    const before = await this.driver.stat(path);
-    if (!before || !(await this.driver.touch(path))) return undefined;
+    const before = await this.driver.touch(path);
+    if (!before) return undefined;
     // Touching moves the file's ctime: a verified file that was unchanged until now stays verified.
     if (this.verified.has(digest, before.version)) this.verified.add(digest, (await this.driver.stat(path))?.version, false);
     return before.size;

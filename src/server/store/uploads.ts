@@ -91,7 +91,7 @@ export class Uploads {
     private readonly driver: StorageDriver,
     private readonly maxBlobSize: number = Number.MAX_SAFE_INTEGER,
     /** Refreshes a stored blob's mtime for a concurrent gc; false when it is not stored. */
-    private readonly touch: (digest: Digest) => Promise<boolean> = (d) => driver.touch(paths.blobData(d)),
+    private readonly touch: (digest: Digest) => Promise<boolean> = async (d) => (await driver.touch(paths.blobData(d))) !== undefined,
   ) {}
 
   async start(repo: string): Promise<UploadStatus> {

@@ -468,26 +468,28 @@ export class S3Driver implements StorageDriver {
     await this.deleteKey(key);
   }
 
-  async touch(path: string): Promise<boolean> {
+  async touch(path: string): Promise<FileInfo | undefined> {
     const key = this.key(path);
     const h = await this.head(key);
-    if (!h) return false;
+    if (!h) return undefined;
+    // What stat() would have said: without the marker's mtime, which only a later stat needs.
+    const before: FileInfo = { size: h.size, mtimeMs: h.mtimeMs, isDir: false, version: h.version };
     if (h.appendable) {
       await this.records.write(key, await this.records.read(key));
-      return true;
+      return before;
     }
     if (h.objectSize > TOUCH_COPY_MAX) {
       await this.putObject(this.marker(path), Buffer.alloc(0));
-      return true;
+      return before;
     }
     try {
       // A copy onto itself with new metadata (RGW keeps the data where it is).
       await this.copyKey(key, key, h.objectSize, this.b.stamp());
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    return true;
+    return before;
   }
 
   async stage(opts: StageOptions = {}): Promise<Staged> {
