@@ -1,4 +1,5 @@
 import { Readable, Writable } from 'node:stream';
+import { fsError } from './errors.js';
 import { checkPath } from './paths.js';
 import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
 
@@ -28,23 +29,6 @@ interface Unnamed {
 
 /** What a reader hands out at once, as FsDriver's streams do. */
 const CHUNK = 1 << 20;
-
-const MESSAGES = {
-  ENOENT: 'no such file or directory',
-  EISDIR: 'illegal operation on a directory',
-  ENOTDIR: 'not a directory',
-  ENOTEMPTY: 'directory not empty',
-  EINVAL: 'invalid argument',
-} as const;
-
-/** Errors shaped like node:fs's, since callers tell a missing file by its `code`. */
-function fsError(code: keyof typeof MESSAGES, syscall: string, path: string): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(`${code}: ${MESSAGES[code]}, ${syscall} '${path}'`);
-  err.code = code;
-  err.syscall = syscall;
-  err.path = path;
-  return err;
-}
 
 function split(path: string): [dir: string, name: string] {
   const i = path.lastIndexOf('/');

@@ -1,0 +1,92 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { MIGRATIONS } from './migrations.js';
+
+export { MIGRATIONS } from './migrations.js';
+
+/** The state that several replicas share (issue 22, docs/SCALE-OUT.md): one PostgreSQL database. */
+export interface Database {
+  readonly pool: pg.Pool;
+  /** The schema version this process found or made. */
+  readonly version: number;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** `postgres://user:password@host:port/database` */
+  url: string;
+  /** Connections this process keeps at most. */
+  maxConnections?: number;
+  /** How long a query may take before it fails, in ms. */
+  queryTimeoutMs?: number;
+  log?: Pick<Logger, 'warn' | 'info'>;
+}
+
+/**
+ * Any number of replicas may start at once: each takes this advisory lock for its migration, so
+ * one migrates while the others wait, then find the schema current. The number is fixed ("wharf"
+ * in ASCII); an advisory lock is per database, so other applications' locks do not meet it.
+ */
+const MIGRATION_LOCK = 0x7768617266;
+
+/**
+ * Connects, and migrates the schema to the newest version this build knows. A database that a
+ * newer build has migrated further is refused: this build would not know its tables.
+ */
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  const pool = new pg.Pool({
+    connectionString: opts.url,
+    max: opts.maxConnections ?? 10,
+    // A server that went away must not hang a request: fail, answer 503, and try again later.
+    connectionTimeoutMillis: 5_000,
+    query_timeout: opts.queryTimeoutMs ?? 10_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // pg's Pool emits 'error' when the server ends an idle connection (a restart, a failover);
+  // unheard, that event would end the process. The pool replaces the connection on next use.
+  pool.on('error', (err) => opts.log?.warn({ err }, 'database: an idle connection failed'));
+  let version: number;
+  try {
+    version = await migrate(pool);
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+  opts.log?.info({ version }, 'database: schema current');
+  return {
+    pool,
+    version,
+    close: () => pool.end(),
+  };
+}
+
+async function migrate(pool: pg.Pool): Promise<number> {
+  const c = await pool.connect();
+  try {
+    await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      await c.query('CREATE TABLE IF NOT EXISTS wharf_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+      const r = await c.query<{ v: number | null }>('SELECT max(version) AS v FROM wharf_schema');
+      let version = r.rows[0]?.v ?? 0;
+      if (version > MIGRATIONS.length) {
+        throw new Error(`the database's schema is version ${version}, newer than this build knows (${MIGRATIONS.length}): run a newer wharf`);
+      }
+      for (; version < MIGRATIONS.length; version++) {
+        await c.query('BEGIN');
+        try {
+          await c.query(MIGRATIONS[version]!);
+          await c.query('INSERT INTO wharf_schema (version) VALUES ($1)', [version + 1]);
+          await c.query('COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK');
+          throw err;
+        }
+      }
+      return version;
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    }
+  } finally {
+    c.release();
+  }
+}

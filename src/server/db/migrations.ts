@@ -1,0 +1,16 @@
+/**
+ * The schema, one step per version: step i takes a database from version i to i + 1. Steps are
+ * never edited once released, only added: a database remembers which it has had.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: the registry's small files (tags, links, referrer descriptors) where every replica reads
+  // its own and the others' writes at once (src/server/driver/pg.ts). `path` sorts bytewise
+  // (COLLATE "C"), so that a directory's files are one range of the primary key.
+  `CREATE SEQUENCE wharf_file_version;
+   CREATE TABLE wharf_files (
+     path text COLLATE "C" PRIMARY KEY,
+     data bytea NOT NULL,
+     mtime_ms bigint NOT NULL,
+     version bigint NOT NULL DEFAULT nextval('wharf_file_version')
+   );`,
+];

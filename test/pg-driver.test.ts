@@ -1,0 +1,140 @@
+/**
+ * The shared state of several replicas (issue 22) on a real PostgreSQL 15: the schema's
+ * migrations (versioned, several replicas starting at once, a newer schema refused), a pool that
+ * outlives its server's restarts, and PgDriver, the registry's small files as rows, under the
+ * same contract suite as every other driver.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { MIGRATIONS, openDatabase, type Database } from '../src/server/db/index.js';
+import { PgDriver } from '../src/server/driver/pg.js';
+import { driverSuite } from '../src/testkit/driver-suite.js';
+import { createDatabase, missingPg, startPg, type Pg } from './helpers/pg.js';
+
+const skip = missingPg();
+
+let cluster: Promise<Pg> | undefined;
+const pgCluster = (): Promise<Pg> => (cluster ??= startPg());
+after(async () => {
+  if (cluster) await (await cluster).stop();
+});
+
+describe('the database: schema and connections', { skip }, () => {
+  test('replicas starting at once migrate the schema once, in order, and all find it current', async () => {
+    const url = await createDatabase(await pgCluster(), 'migrate');
+    const dbs = await Promise.all(Array.from({ length: 6 }, () => openDatabase({ url })));
+    try {
+      for (const db of dbs) assert.equal(db.version, MIGRATIONS.length);
+      const r = await dbs[0]!.pool.query<{ version: number }>('SELECT version FROM wharf_schema ORDER BY version');
+      assert.deepEqual(
+        r.rows.map((x) => x.version),
+        MIGRATIONS.map((_, i) => i + 1),
+      );
+      // Opening again changes nothing.
+      const again = await openDatabase({ url });
+      assert.equal((await again.pool.query('SELECT 1 FROM wharf_schema')).rowCount, MIGRATIONS.length);
+      await again.close();
+    } finally {
+      await Promise.all(dbs.map((d) => d.close()));
+    }
+  });
+
+  test('a schema newer than this build is refused with a message that says so', async () => {
+    const url = await createDatabase(await pgCluster(), 'newer');
+    const db = await openDatabase({ url });
+    await db.pool.query('INSERT INTO wharf_schema (version) VALUES ($1)', [MIGRATIONS.length + 1]);
+    await db.close();
+    await assert.rejects(openDatabase({ url }), /newer than this build knows/);
+  });
+
+  test('a database that cannot be reached fails the open with the reason, soon', async () => {
+    const t0 = Date.now();
+    await assert.rejects(openDatabase({ url: 'postgres://wharf:x@127.0.0.1:1/none' }), /ECONNREFUSED/);
+    assert.ok(Date.now() - t0 < 10_000);
+  });
+
+  test('idle connections the server ends do not end the process, and the next query works', async () => {
+    const url = await createDatabase(await pgCluster(), 'idle');
+    const warnings: unknown[] = [];
+    const db = await openDatabase({ url, log: { warn: (o: unknown) => warnings.push(o), info: () => undefined } });
+    try {
+      // Three connections, then idle in the pool.
+      await Promise.all([1, 2, 3].map(() => db.pool.query('SELECT pg_sleep(0.05)')));
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+      await admin.end();
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(warnings.length > 0, 'the pool reported the ended connections');
+      assert.equal((await db.pool.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one, 1);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('PgDriver', { skip }, () => {
+  let db: Database;
+  before(async () => {
+    if (skip) return;
+    db = await openDatabase({ url: await createDatabase(await pgCluster(), 'driver') });
+  });
+  after(async () => {
+    await db?.close();
+  });
+
+  test('two replicas (pools) read each other\'s writes at once; touch moves the version, by the database\'s clock', async () => {
+    const other = new pg.Pool({ connectionString: (db.pool as unknown as { options: { connectionString: string } }).options.connectionString });
+    try {
+      const a = new PgDriver(db.pool);
+      const b = new PgDriver(other);
+      await a.put('repositories/r/_tags/v1', 'sha256:aa');
+      assert.equal((await b.get('repositories/r/_tags/v1'))?.toString(), 'sha256:aa');
+      await b.put('repositories/r/_tags/v1', 'sha256:bb');
+      assert.equal((await a.get('repositories/r/_tags/v1'))?.toString(), 'sha256:bb');
+      const before = (await a.stat('repositories/r/_tags/v1'))!;
+      const touched = await b.touch('repositories/r/_tags/v1');
+      assert.equal(touched?.version, before.version);
+      const now = (await a.stat('repositories/r/_tags/v1'))!;
+      assert.notEqual(now.version, before.version);
+      assert.ok(Math.abs(now.mtimeMs - Date.now()) < 5_000);
+      assert.deepEqual(await b.list('repositories/r'), ['_tags']);
+      await a.delete('repositories/r');
+      assert.deepEqual(await b.list('repositories'), []);
+    } finally {
+      await other.end();
+    }
+  });
+
+  test('repository names with LIKE wildcards and a sibling that shares a prefix list apart', async () => {
+    const d = new PgDriver(db.pool);
+    await d.put('repositories/a_b/_tags/x', '1');
+    await d.put('repositories/a%b/_tags/y', '2');
+    await d.put('repositories/a/_tags/z', '3');
+    await d.put('repositories/a-z/_tags/w', '4');
+    assert.deepEqual(await d.list('repositories/a/_tags'), ['z']);
+    assert.deepEqual((await d.list('repositories')).sort(), ['a', 'a%b', 'a-z', 'a_b']);
+    await d.delete('repositories/a');
+    assert.deepEqual((await d.list('repositories')).sort(), ['a%b', 'a-z', 'a_b']);
+    await d.delete('repositories');
+  });
+});
+
+if (skip) describe('PgDriver contract', { skip }, () => undefined);
+else {
+  let shared: Database | undefined;
+  after(async () => {
+    await shared?.close();
+  });
+  driverSuite(
+    'PgDriver (PostgreSQL 15)',
+    async () => {
+      shared ??= await openDatabase({ url: await createDatabase(await pgCluster(), 'suite') });
+      // The suite's tests run one after another: each starts from an empty table.
+      await shared.pool.query('TRUNCATE wharf_files');
+      return { driver: new PgDriver(shared.pool), cleanup: async () => undefined };
+    },
+    { objectStore: true },
+  );
+}
