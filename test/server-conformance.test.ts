@@ -16,11 +16,11 @@ import { call, assertError, assertSpecError, assertStatus, json } from '../src/t
 import { pushBlob, pushManifest, startUpload, withQuery } from '../src/testkit/steps.js';
 import { EMPTY_DESCRIPTOR, EMPTY_JSON, imageIndex, imageManifest, randomBlob, digestOf, MediaTypes } from '../src/testkit/fixtures.js';
 import { startDistribution, missingPeer, REGISTRY_BIN } from './helpers/distribution.js';
-import { DRIVERS, driverSkip, storageConfig, type DriverName } from './helpers/drivers.js';
+import { DRIVERS, databaseConfig, driverSkip, storageConfig, type DriverName } from './helpers/drivers.js';
 
 async function startWharf(driver: DriverName, opts: { deleteEnabled?: boolean; config?: WharfConfigInput } = {}): Promise<RegistryUnderTest & { server: RunningServer }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'wharf-conformance-'));
-  const server = await startServer({ dataDir, port: 0, logLevel: 'silent', deleteEnabled: opts.deleteEnabled ?? true, config: { storage: await storageConfig(driver, dataDir), ...opts.config } });
+  const server = await startServer({ dataDir, port: 0, logLevel: 'silent', deleteEnabled: opts.deleteEnabled ?? true, config: { storage: await storageConfig(driver, dataDir), ...(await databaseConfig(driver)), ...opts.config } });
   return {
     url: server.url,
     server,
@@ -32,7 +32,7 @@ async function startWharf(driver: DriverName, opts: { deleteEnabled?: boolean; c
 }
 
 // The suite and the Wharf-specific checks run over each storage driver.
-for (const driver of DRIVERS) {
+for (const driver of [...DRIVERS, 's3+pg'] as const) {
   const skip = driverSkip(driver);
   registrySuite(`wharf serve (${driver})`, () => startWharf(driver), {}, { skip });
 

@@ -73,6 +73,20 @@ export const ConfigSchema = z
         if (v.driver === 's3' && !v.s3) ctx.addIssue({ code: 'custom', path: ['s3', 'bucket'], message: 'storage.driver is s3, so storage.s3.bucket is required' });
       })
       .prefault({}),
+    /**
+     * Shared state for several replicas (docs/SCALE-OUT.md): with a URL, the registry's tags,
+     * links and referrers live in this PostgreSQL database, which every replica reads at once.
+     */
+    database: z
+      .object({
+        url: z
+          .string()
+          .regex(/^postgres(?:ql)?:\/\//, 'expected a postgres:// URL')
+          .optional(),
+        maxConnections: z.number().int().min(1).max(1000).default(10),
+      })
+      .strict()
+      .prefault({}),
     delete: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
     uploads: z
       .object({

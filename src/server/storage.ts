@@ -1,7 +1,8 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, type WharfConfig } from './config.js';
-import { FsDriver, MemoryDriver, S3Driver, type S3DriverOptions, type StorageDriver } from './driver/index.js';
+import { openDatabase, type Database } from './db/index.js';
+import { FsDriver, MemoryDriver, PgDriver, S3Driver, SplitDriver, type S3DriverOptions, type StorageDriver } from './driver/index.js';
 import { bodyBytesConsumed } from './io/young-gc.js';
 import { isManifestRef, RegistryStore, type RegistryStoreOptions } from './store/index.js';
 
@@ -27,9 +28,24 @@ export async function openStore(config: WharfConfig): Promise<RegistryStore> {
     automaticMount: config.uploads.automaticMount,
   };
   if (config.uploads.maxBlobSize !== undefined) opts.maxBlobSize = config.uploads.maxBlobSize;
+  if (config.database.url !== undefined) driver = new SplitDriver(await openPg(config, driver), driver);
   return new RegistryStore(driver, opts);
 }
 
+
+/** The registry's small files in `database.url`; a database that does not answer stops the start, named. */
+async function openPg(config: WharfConfig, data: StorageDriver): Promise<PgDriver> {
+  const url = config.database.url!;
+  let db: Database;
+  try {
+    db = await openDatabase({ url, maxConnections: config.database.maxConnections });
+  } catch (err) {
+    await data.close?.();
+    const where = new URL(url);
+    throw new ConfigError(`database.url: cannot use PostgreSQL at ${where.host}${where.pathname}: ${(err as Error).message}`);
+  }
+  return new PgDriver(db.pool, () => db.close());
+}
 
 /** The S3 driver of `storage.s3`, once its bucket answered; a ConfigError names what is wrong. */
 async function openS3(config: WharfConfig): Promise<S3Driver> {

@@ -15,9 +15,14 @@ import { stringify } from 'yaml';
 import { CopyObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { FsDriver, S3Driver, type FileInfo, type StorageDriver } from '../../src/server/driver/index.js';
 import { makeBucket, missingRgw, s3Options, startRgw, type Rgw } from './rgw.js';
+import { createDatabase, missingPg, startPg, type Pg } from './pg.js';
 
 export const DRIVERS = ['fs', 'memory', 's3'] as const;
-export type DriverName = (typeof DRIVERS)[number];
+/**
+ * s3+pg: several replicas' setup (docs/SCALE-OUT.md), blobs in the bucket and the registry's small
+ * files in PostgreSQL (`database.url`, the file's database on this process's cluster).
+ */
+export type DriverName = (typeof DRIVERS)[number] | 's3+pg';
 
 let rgwMissing: { reason: string | undefined } | undefined;
 
@@ -26,9 +31,9 @@ let rgwMissing: { reason: string | undefined } | undefined;
  * s3: Ceph RGW missing, printed once (under CI=true, missingRgw throws instead: CI must run them).
  */
 export function driverSkip(driver: DriverName): string | undefined {
-  if (driver !== 's3') return undefined;
+  if (driver === 'fs' || driver === 'memory') return undefined;
   rgwMissing ??= { reason: missingRgw() };
-  return rgwMissing.reason;
+  return rgwMissing.reason ?? (driver === 's3+pg' ? missingPg() : undefined);
 }
 
 interface S3Place {
@@ -56,8 +61,11 @@ function s3(): Promise<S3Place> {
   return s3Place;
 }
 
-// Once the file's tests are done, the cluster goes (the last user of it stops it).
+// Once the file's tests are done, the clusters go (the last user of each stops it).
 after(async () => {
+  const pgp = pgPlace;
+  pgPlace = undefined;
+  await (await pgp?.catch(() => undefined))?.pg.stop();
   const place = s3Place;
   s3Place = undefined;
   const p = await place?.catch(() => undefined);
@@ -74,9 +82,26 @@ export type StorageSection =
  * file's bucket under a key prefix made of `dataDir`: the same directory, the same stored content.
  */
 export async function storageConfig(driver: DriverName, dataDir: string): Promise<StorageSection> {
-  if (driver !== 's3') return { driver, fsync: false };
+  if (driver === 'fs' || driver === 'memory') return { driver, fsync: false };
   const { rgw, bucket } = await s3();
-  return { driver, fsync: false, s3: s3Options(rgw, bucket, s3Prefix(dataDir)) };
+  return { driver: 's3', fsync: false, s3: s3Options(rgw, bucket, s3Prefix(dataDir)) };
+}
+
+/** The file's S3 client (for what tests look at behind the server's back); starts the cluster if need be. */
+export async function s3Client(): Promise<S3Client> {
+  return (await s3()).client;
+}
+
+let pgPlace: Promise<{ pg: Pg; url: string }> | undefined;
+
+/** The `database` section of a test server on `driver`: for s3+pg, the file's own database. */
+export async function databaseConfig(driver: DriverName): Promise<{ database?: { url: string } }> {
+  if (driver !== 's3+pg') return {};
+  pgPlace ??= (async () => {
+    const pg = await startPg();
+    return { pg, url: await createDatabase(pg, basename(process.argv[1] ?? 'tests').replace(/\.test\.ts$/, '')) };
+  })();
+  return { database: { url: (await pgPlace).url } };
 }
 
 /** The key prefix of a data directory's store in the file's bucket: its absolute path. */

@@ -25,6 +25,8 @@ export async function loadServeConfig(flags: Record<string, unknown>, env: NodeJ
   // Keys from the environment only: a flag would show them in `ps`.
   set('storage.s3.credentials.accessKeyId', env.WHARF_S3_ACCESS_KEY_ID);
   set('storage.s3.credentials.secretAccessKey', env.WHARF_S3_SECRET_ACCESS_KEY);
+  // From the environment or the file only: the URL holds a password.
+  set('database.url', env.WHARF_DATABASE_URL);
   set('tls.cert', flags.tlsCert ?? env.WHARF_TLS_CERT);
   set('tls.key', flags.tlsKey ?? env.WHARF_TLS_KEY);
   set('tls.clientCa', flags.tlsClientCa ?? env.WHARF_TLS_CLIENT_CA);

@@ -47,7 +47,15 @@ export class PgDriver implements StorageDriver {
   readonly objectStore = true;
   private readonly unnamed = new Set<Unnamed>();
 
-  constructor(private readonly pool: pg.Pool) {}
+  /** `release`: what close() does with the connections (end the pool, when this driver owns it). */
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly release?: () => Promise<void>,
+  ) {}
+
+  async close(): Promise<void> {
+    await this.release?.();
+  }
 
   async stat(path: string): Promise<FileInfo | undefined> {
     checkPath(path);

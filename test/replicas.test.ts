@@ -1,0 +1,108 @@
+/**
+ * Two `wharf serve` replicas over one bucket and one PostgreSQL database (issue 22): what one
+ * writes, the other reads at once, with no stale tag from its memory; the tags, links and
+ * referrers are rows in PostgreSQL, and the bucket holds only blobs.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { startServer, type RunningServer } from '../src/server/index.js';
+import { call } from '../src/testkit/http.js';
+import { pushBlob, pushManifest } from '../src/testkit/steps.js';
+import { EMPTY_DESCRIPTOR, EMPTY_JSON, MediaTypes, descriptorOf, imageManifest, randomBlob } from '../src/testkit/fixtures.js';
+import { databaseConfig, driverSkip, s3Client, storageConfig } from './helpers/drivers.js';
+
+const skip = driverSkip('s3+pg');
+
+describe('two replicas over one bucket and one database', { skip }, () => {
+  const dirs: string[] = [];
+  const servers: RunningServer[] = [];
+  let a: RunningServer;
+  let b: RunningServer;
+  let dbUrl: string;
+  let bucket: string;
+  let prefix: string;
+
+  before(async () => {
+    const shared = await mkdtemp(join(tmpdir(), 'wharf-replicas-'));
+    dirs.push(shared);
+    const storage = await storageConfig('s3+pg', shared);
+    const database = (await databaseConfig('s3+pg')).database!;
+    dbUrl = database.url;
+    bucket = storage.driver === 's3' ? storage.s3.bucket : '';
+    prefix = storage.driver === 's3' ? (storage.s3.prefix ?? '') : '';
+    for (let i = 0; i < 2; i++) {
+      // Each replica has a data directory of its own (its audit log, its spool); the rest is shared.
+      const dataDir = await mkdtemp(join(tmpdir(), `wharf-replica-${i}-`));
+      dirs.push(dataDir);
+      servers.push(await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage, database } }));
+    }
+    [a, b] = servers as [RunningServer, RunningServer];
+  });
+  after(async () => {
+    for (const s of servers) await s.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  test('a tag moved on one replica is read moved on the other at once, every time', async () => {
+    const repo = 'shared/app';
+    await pushBlob(a.url, repo, EMPTY_JSON);
+    for (let i = 0; i < 20; i++) {
+      const layer = randomBlob(64);
+      await pushBlob(i % 2 ? b.url : a.url, repo, layer);
+      const m = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [descriptorOf(MediaTypes.layer, layer)] });
+      const writer = i % 2 ? b : a;
+      const reader = i % 2 ? a : b;
+      // The reader has the old tag in hand (and in any cache it keeps) before the move.
+      if (i > 0) assert.equal((await call(reader.url, 'HEAD', `/v2/${repo}/manifests/latest`)).status, 200);
+      await pushManifest(writer.url, repo, 'latest', m);
+      const r = await call(reader.url, 'GET', `/v2/${repo}/manifests/latest`);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('docker-content-digest'), m.digest, `round ${i}: the other replica serves the tag just moved`);
+    }
+    const tags = await call(b.url, 'GET', `/v2/${repo}/tags/list`);
+    assert.deepEqual(JSON.parse(tags.body.toString()).tags, ['latest']);
+  });
+
+  test('a blob pushed through one replica is pulled through the other; a deleted tag is gone on both', async () => {
+    const repo = 'shared/data';
+    const blob = randomBlob(100_000);
+    const desc = descriptorOf(MediaTypes.layer, blob);
+    await pushBlob(a.url, repo, blob);
+    const got = await call(b.url, 'GET', `/v2/${repo}/blobs/${desc.digest}`);
+    assert.equal(got.status, 200);
+    assert.ok(got.body.equals(blob));
+    await pushBlob(a.url, repo, EMPTY_JSON);
+    const m = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [desc] });
+    await pushManifest(b.url, repo, 'gone-soon', m);
+    assert.equal((await call(a.url, 'GET', `/v2/${repo}/manifests/gone-soon`)).status, 200);
+    assert.equal((await call(a.url, 'DELETE', `/v2/${repo}/manifests/gone-soon`)).status, 202);
+    assert.equal((await call(b.url, 'GET', `/v2/${repo}/manifests/gone-soon`)).status, 404);
+    const catalog = JSON.parse((await call(b.url, 'GET', '/v2/_catalog')).body.toString()) as { repositories: string[] };
+    assert.deepEqual(catalog.repositories, ['shared/app', 'shared/data']);
+  });
+
+  test('tags and links are rows in PostgreSQL; the bucket holds blobs, not the repositories\' files', async () => {
+    const db = new pg.Client({ connectionString: dbUrl });
+    await db.connect();
+    try {
+      const r = await db.query<{ path: string }>("SELECT path FROM wharf_files WHERE path LIKE 'repositories/shared/app/_tags/%'");
+      assert.deepEqual(
+        r.rows.map((x) => x.path),
+        ['repositories/shared/app/_tags/latest'],
+      );
+    } finally {
+      await db.end();
+    }
+    const keys = ((await (await s3Client()).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/` }))).Contents ?? []).map((o) => o.Key!.slice(prefix.length + 1));
+    assert.ok(keys.some((k) => k.startsWith('blobs/')), keys.join(' '));
+    assert.deepEqual(
+      keys.filter((k) => k.startsWith('repositories/')),
+      [],
+    );
+  });
+});
