@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { MIGRATIONS, openDatabase, type Database } from '../src/server/db/index.js';
+import { MIGRATIONS, openDatabase, sharedSecrets, type Database } from '../src/server/db/index.js';
 import { PgDriver } from '../src/server/driver/pg.js';
 import { driverSuite } from '../src/testkit/driver-suite.js';
 import { createDatabase, missingPg, startPg, type Pg } from './helpers/pg.js';
@@ -35,6 +35,21 @@ describe('the database: schema and connections', { skip }, () => {
       const again = await openDatabase({ url });
       assert.equal((await again.pool.query('SELECT 1 FROM wharf_schema')).rowCount, MIGRATIONS.length);
       await again.close();
+    } finally {
+      await Promise.all(dbs.map((d) => d.close()));
+    }
+  });
+
+  test('a shared secret asked for by many replicas at once is made once: all get the same value', async () => {
+    const url = await createDatabase(await pgCluster(), 'secrets');
+    const dbs = await Promise.all(Array.from({ length: 5 }, () => openDatabase({ url })));
+    try {
+      let made = 0;
+      const values = await Promise.all(dbs.map((db, i) => sharedSecrets(db)('token-key', async () => `candidate-${i}-${++made}`)));
+      assert.equal(new Set(values).size, 1, values.join(' '));
+      assert.match(values[0]!, /^candidate-/);
+      // Later asks read it and make nothing.
+      assert.equal(await sharedSecrets(dbs[0]!)('token-key', async () => assert.fail('made again')), values[0]);
     } finally {
       await Promise.all(dbs.map((d) => d.close()));
     }

@@ -1,7 +1,8 @@
 /**
  * Two `wharf serve` replicas over one bucket and one PostgreSQL database (issue 22): what one
  * writes, the other reads at once, with no stale tag from its memory; the tags, links and
- * referrers are rows in PostgreSQL, and the bucket holds only blobs.
+ * referrers are rows in PostgreSQL, and the bucket holds only blobs; a token or a UI session that
+ * one replica issued is good on the other.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,7 @@ import { call } from '../src/testkit/http.js';
 import { pushBlob, pushManifest } from '../src/testkit/steps.js';
 import { EMPTY_DESCRIPTOR, EMPTY_JSON, MediaTypes, descriptorOf, imageManifest, randomBlob } from '../src/testkit/fixtures.js';
 import { databaseConfig, driverSkip, s3Client, storageConfig } from './helpers/drivers.js';
+import { basic, pushArtifact, RULES, USERS, writeUsers } from './helpers/auth.js';
 
 const skip = driverSkip('s3+pg');
 
@@ -104,5 +106,45 @@ describe('two replicas over one bucket and one database', { skip }, () => {
       keys.filter((k) => k.startsWith('repositories/')),
       [],
     );
+  });
+});
+
+describe('two replicas with auth share their keys through the database', { skip }, () => {
+  const dirs: string[] = [];
+  const servers: RunningServer[] = [];
+
+  before(async () => {
+    const shared = await mkdtemp(join(tmpdir(), 'wharf-replicas-auth-'));
+    dirs.push(shared);
+    // One htpasswd file for both, as a deployment mounts one (docs/SCALE-OUT.md).
+    const htpasswd = join(shared, 'htpasswd');
+    await writeUsers(htpasswd);
+    const storage = await storageConfig('s3+pg', shared);
+    const { database } = await databaseConfig('s3+pg');
+    for (let i = 0; i < 2; i++) {
+      const dataDir = await mkdtemp(join(tmpdir(), `wharf-replica-auth-${i}-`));
+      dirs.push(dataDir);
+      servers.push(await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage, database, auth: { htpasswd, rules: RULES, groups: { 'ml-team': ['alice'] } } } }));
+    }
+  });
+  after(async () => {
+    for (const s of servers) await s.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  test('a token issued by one replica is accepted by the other, and so is a UI session cookie', async () => {
+    const [a, b] = servers as [RunningServer, RunningServer];
+    await pushArtifact(a.url, 'ml/model', 'v1', basic('alice'));
+    const t = await call(a.url, 'GET', '/token?service=wharf&scope=repository:ml/model:pull', { headers: basic('bob') });
+    assert.equal(t.status, 200, t.body.toString());
+    const { token } = JSON.parse(t.body.toString()) as { token: string };
+    const got = await call(b.url, 'GET', '/v2/ml/model/manifests/v1', { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(got.status, 200, got.body.toString());
+
+    const s = await call(a.url, 'POST', '/api/v1/session', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'bob', password: USERS.bob }) });
+    assert.equal(s.status, 200, s.body.toString());
+    const cookie = (s.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const me = JSON.parse((await call(b.url, 'GET', '/api/v1/session', { headers: { cookie } })).body.toString()) as { user: string | null };
+    assert.equal(me.user, 'bob');
   });
 });

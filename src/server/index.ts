@@ -4,7 +4,9 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { RegistryStore } from './store/index.js';
-import { openStore } from './storage.js';
+import { randomBytes } from 'node:crypto';
+import { connectDatabase, openStore } from './storage.js';
+import { sharedSecrets } from './db/index.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
 import { Gauge, Registry as MetricsRegistry } from 'prom-client';
@@ -50,7 +52,20 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
   const log = logger ?? pino({ level: config.log.level, redact: REDACT_PATHS });
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true });
-  const store = await openStore(config);
+  const db = await connectDatabase(config, log);
+  const secrets = db ? sharedSecrets(db) : undefined;
+  let store: RegistryStore;
+  try {
+    // Replicas share the UI's session key (unless the config sets one), as they share the token key.
+    if (secrets && config.ui.sessionSecret === undefined) {
+      config = { ...config, ui: { ...config.ui, sessionSecret: await secrets('ui-session', async () => randomBytes(32).toString('hex')) } };
+    }
+    store = await openStore(config, db);
+  } catch (err) {
+    // Its connections would keep the process alive.
+    await db?.close();
+    throw err;
+  }
   const metrics = new MetricsRegistry();
   // The caches' bounds are in bytes they really hold (store/memo.ts); shown so that RSS can be read against them.
   const cacheEntries = new Gauge({ name: 'wharf_store_cache_entries', help: 'Entries in the store caches (manifests, verified files)', labelNames: ['cache'] as const, registers: [metrics] });
@@ -68,7 +83,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
     },
   });
   const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream });
-  const hooks = await startRequestHooks(config, { dataDir, log });
+  const hooks = await startRequestHooks(config, { dataDir, log, secrets });
   const backend = proxy?.backend ?? store;
   const webDeps: WebDeps = { config, backend, store, auth: hooks.auth, audit: hooks.audit, sinks: hooks.sinks, proxy, log };
   const extensions = [...hooks.extensions];
@@ -102,6 +117,8 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
     await app.close().catch(() => undefined);
     await proxy?.close();
     await hooks.close();
+    await store.driver.close?.();
+    await db?.close();
     throw err;
   }
   const port = (app.server.address() as AddressInfo).port;
@@ -130,6 +147,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
       await proxy?.close();
       await hooks.close();
       await store.driver.close?.();
+      await db?.close();
     },
   };
 }

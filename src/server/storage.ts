@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError, type WharfConfig } from './config.js';
+import type { Logger } from 'pino';
 import { openDatabase, type Database } from './db/index.js';
 import { FsDriver, MemoryDriver, PgDriver, S3Driver, SplitDriver, type S3DriverOptions, type StorageDriver } from './driver/index.js';
 import { bodyBytesConsumed } from './io/young-gc.js';
@@ -11,7 +12,7 @@ import { isManifestRef, RegistryStore, type RegistryStoreOptions } from './store
  * memory (`memory`: nothing survives the process; for tests and throwaway registries), or in an
  * S3 bucket (`s3`), which must answer before the registry starts.
  */
-export async function openStore(config: WharfConfig): Promise<RegistryStore> {
+export async function openStore(config: WharfConfig, db?: Database): Promise<RegistryStore> {
   let driver: StorageDriver;
   if (config.storage.driver === 'memory') driver = new MemoryDriver();
   else if (config.storage.driver === 's3') driver = await openS3(config);
@@ -28,23 +29,21 @@ export async function openStore(config: WharfConfig): Promise<RegistryStore> {
     automaticMount: config.uploads.automaticMount,
   };
   if (config.uploads.maxBlobSize !== undefined) opts.maxBlobSize = config.uploads.maxBlobSize;
-  if (config.database.url !== undefined) driver = new SplitDriver(await openPg(config, driver), driver);
+  if (db) driver = new SplitDriver(new PgDriver(db.pool), driver);
   return new RegistryStore(driver, opts);
 }
 
 
-/** The registry's small files in `database.url`; a database that does not answer stops the start, named. */
-async function openPg(config: WharfConfig, data: StorageDriver): Promise<PgDriver> {
-  const url = config.database.url!;
-  let db: Database;
+/** The database of `database.url`; one that does not answer stops the start, named. */
+export async function connectDatabase(config: WharfConfig, log?: Logger): Promise<Database | undefined> {
+  const url = config.database.url;
+  if (url === undefined) return undefined;
   try {
-    db = await openDatabase({ url, maxConnections: config.database.maxConnections });
+    return await openDatabase({ url, maxConnections: config.database.maxConnections, ...(log ? { log } : {}) });
   } catch (err) {
-    await data.close?.();
     const where = new URL(url);
     throw new ConfigError(`database.url: cannot use PostgreSQL at ${where.host}${where.pathname}: ${(err as Error).message}`);
   }
-  return new PgDriver(db.pool, () => db.close());
 }
 
 /** The S3 driver of `storage.s3`, once its bucket answered; a ConfigError names what is wrong. */

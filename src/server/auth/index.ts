@@ -4,12 +4,12 @@ import type { AuthConfig } from './config.js';
 import { FailureLimiter } from './ratelimit.js';
 import { HtpasswdFile } from './htpasswd.js';
 import { ACTIONS, AccessPolicy, type Action } from './rules.js';
-import { TokenIssuer, externalVerifier, type AccessEntry, type TokenVerifier } from './tokens.js';
+import { TokenIssuer, externalVerifier, type AccessEntry, type SecretSource, type TokenVerifier } from './tokens.js';
 
 export { AuthConfigSchema, type AuthConfig, type AuthConfigInput } from './config.js';
 export { AccessPolicy, ACTIONS, globToRegExp, type Action, type AccessRule } from './rules.js';
 export { HtpasswdFile, readHtpasswd, writeHtpasswd, hashPassword, parseHtpasswd, assertUserName } from './htpasswd.js';
-export { TokenIssuer, TokenVerifier, parseScope, formatScope, type AccessEntry, type TokenClaims } from './tokens.js';
+export { TokenIssuer, TokenVerifier, parseScope, formatScope, type AccessEntry, type SecretSource, type TokenClaims } from './tokens.js';
 export { FailureLimiter } from './ratelimit.js';
 
 /** Who is calling. A token's rights are its claims; a user's are the policy's. */
@@ -55,9 +55,11 @@ export class Authenticator {
     this.perUser = new FailureLimiter(config.rateLimit.perUser, config.rateLimit.window);
   }
 
-  static async create(config: AuthConfig, dataDir: string): Promise<Authenticator> {
+  /** `sharedKey`: where replicas share the token signing key (the database), instead of the data directory. */
+  static async create(config: AuthConfig, dataDir: string, sharedKey?: SecretSource): Promise<Authenticator> {
     const issuer = await TokenIssuer.open({
       keyFile: join(dataDir, 'auth', 'token-key.jwk'),
+      ...(sharedKey ? { sharedKey } : {}),
       issuer: config.issuer,
       service: config.service,
       expiresIn: config.tokenExpiresIn,

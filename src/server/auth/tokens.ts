@@ -40,27 +40,39 @@ export function formatScope(e: AccessEntry): string {
 
 type Key = CryptoKey | KeyObject;
 
-async function loadOrCreateKey(path: string): Promise<{ priv: Key; pub: Key; kid: string }> {
-  let jwk: JWK;
+async function newJwk(): Promise<JWK> {
+  const { generateKeyPair, exportJWK } = await jose();
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  return { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'ES256' };
+}
+
+/** A secret by name, made by `make` when there is none yet (the database's, for replicas). */
+export type SecretSource = (name: string, make: () => Promise<string>) => Promise<string>;
+
+/** The key file under the data directory, made on first start. */
+async function fileKey(path: string): Promise<JWK> {
   try {
-    jwk = JSON.parse(await readFile(path, 'utf8')) as JWK;
+    return JSON.parse(await readFile(path, 'utf8')) as JWK;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    const { generateKeyPair, exportJWK } = await jose();
-    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-    jwk = { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'ES256' };
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    // 'wx': two servers starting on one data dir must not overwrite each other's key.
-    try {
-      const fh = await open(path, 'wx', 0o600);
-      await fh.writeFile(JSON.stringify(jwk));
-      await fh.sync();
-      await fh.close();
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      jwk = JSON.parse(await readFile(path, 'utf8')) as JWK;
-    }
   }
+  const jwk = await newJwk();
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  // 'wx': two servers starting on one data dir must not overwrite each other's key.
+  try {
+    const fh = await open(path, 'wx', 0o600);
+    await fh.writeFile(JSON.stringify(jwk));
+    await fh.sync();
+    await fh.close();
+    return jwk;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return JSON.parse(await readFile(path, 'utf8')) as JWK;
+  }
+}
+
+async function loadOrCreateKey(path: string, shared?: SecretSource): Promise<{ priv: Key; pub: Key; kid: string }> {
+  const jwk = shared ? (JSON.parse(await shared('token-key', async () => JSON.stringify(await newJwk()))) as JWK) : await fileKey(path);
   const { d: _d, ...pubJwk } = jwk;
   const { importJWK } = await jose();
   return { priv: (await importJWK(jwk, 'ES256')) as Key, pub: (await importJWK(pubJwk, 'ES256')) as Key, kid: jwk.kid ?? 'wharf' };
@@ -68,6 +80,8 @@ async function loadOrCreateKey(path: string): Promise<{ priv: Key; pub: Key; kid
 
 export interface TokenIssuerOptions {
   keyFile: string;
+  /** Where replicas share the key (the database): then keyFile is not used. */
+  sharedKey?: SecretSource;
   issuer: string;
   service: string;
   /** Seconds an access token lives. */
@@ -81,7 +95,7 @@ export class TokenIssuer {
   private constructor(private readonly opts: TokenIssuerOptions, private readonly key: { priv: Key; pub: Key; kid: string }) {}
 
   static async open(opts: TokenIssuerOptions): Promise<TokenIssuer> {
-    return new TokenIssuer(opts, await loadOrCreateKey(opts.keyFile));
+    return new TokenIssuer(opts, await loadOrCreateKey(opts.keyFile, opts.sharedKey));
   }
 
   get service(): string {

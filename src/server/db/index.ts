@@ -60,6 +60,26 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   };
 }
 
+/** A secret by name: read, or made by `make` and kept, once for all replicas (auth's SecretSource). */
+export type SecretSource = (name: string, make: () => Promise<string>) => Promise<string>;
+
+/**
+ * The database's secrets. Replicas that find one missing at once each make a candidate; the first
+ * insert wins and every one of them reads the winner.
+ */
+export function sharedSecrets(db: Database): SecretSource {
+  const read = async (name: string): Promise<string | undefined> =>
+    (await db.pool.query<{ value: string }>('SELECT value FROM wharf_secrets WHERE name = $1', [name])).rows[0]?.value;
+  return async (name, make) => {
+    const have = await read(name);
+    if (have !== undefined) return have;
+    await db.pool.query('INSERT INTO wharf_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [name, await make()]);
+    const won = await read(name);
+    if (won === undefined) throw new Error(`the database lost the secret ${name} just written`);
+    return won;
+  };
+}
+
 async function migrate(pool: pg.Pool): Promise<number> {
   const c = await pool.connect();
   try {

@@ -13,4 +13,10 @@ export const MIGRATIONS: readonly string[] = [
      mtime_ms bigint NOT NULL,
      version bigint NOT NULL DEFAULT nextval('wharf_file_version')
    );`,
+  // 2: secrets every replica must share (the token signing key, the UI's session key), made once.
+  `CREATE TABLE wharf_secrets (
+     name text PRIMARY KEY,
+     value text NOT NULL,
+     created_at timestamptz NOT NULL DEFAULT now()
+   );`,
 ];
