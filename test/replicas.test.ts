@@ -15,7 +15,7 @@ import { startServer, type RunningServer } from '../src/server/index.js';
 import { call } from '../src/testkit/http.js';
 import { pushBlob, pushManifest } from '../src/testkit/steps.js';
 import { EMPTY_DESCRIPTOR, EMPTY_JSON, MediaTypes, descriptorOf, imageManifest, randomBlob } from '../src/testkit/fixtures.js';
-import { databaseConfig, driverSkip, s3Client, storageConfig } from './helpers/drivers.js';
+import { databaseConfig, driverSkip, pgCluster, s3Client, storageConfig } from './helpers/drivers.js';
 import { basic, pushArtifact, RULES, USERS, writeUsers } from './helpers/auth.js';
 
 const skip = driverSkip('s3+pg');
@@ -86,6 +86,31 @@ describe('two replicas over one bucket and one database', { skip }, () => {
     assert.equal((await call(b.url, 'GET', `/v2/${repo}/manifests/gone-soon`)).status, 404);
     const catalog = JSON.parse((await call(b.url, 'GET', '/v2/_catalog')).body.toString()) as { repositories: string[] };
     assert.deepEqual(catalog.repositories, ['shared/app', 'shared/data']);
+  });
+
+  // It stops the database for a while; the tests after it find it back.
+  test('with the database stopped a replica answers 503 UNAVAILABLE and /healthz says why; once it is back, both work again by themselves', async () => {
+    const cluster = await pgCluster();
+    await cluster.halt();
+    try {
+      for (const s of [a, b]) {
+        const r = await call(s.url, 'GET', '/v2/shared/app/manifests/latest');
+        assert.equal(r.status, 503, r.body.toString());
+        assert.equal((JSON.parse(r.body.toString()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'UNAVAILABLE');
+        const h = await call(s.url, 'GET', '/healthz');
+        assert.equal(h.status, 503);
+        assert.match(h.body.toString(), /"reason":"database: /);
+      }
+    } finally {
+      await cluster.resume();
+    }
+    for (const s of [a, b]) {
+      let ok = 0;
+      // The pool replaces the connections the stop ended, at the latest on the second try.
+      for (let i = 0; i < 3 && ok === 0; i++) if ((await call(s.url, 'GET', '/v2/shared/app/manifests/latest')).status === 200) ok++;
+      assert.equal(ok, 1, 'the replica serves again');
+      assert.equal((await call(s.url, 'GET', '/healthz')).status, 200);
+    }
   });
 
   test('tags and links are rows in PostgreSQL; the bucket holds blobs, not the repositories\' files', async () => {

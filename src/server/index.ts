@@ -91,7 +91,15 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
   const audit = hooks.audit;
   if (audit) extensions.push((a) => installAuditApi(a, audit, config.ui.enabled ? (req, reply) => signedInAdmin(req, reply, webDeps) : adminsOnly(hooks.auth)));
   if (config.ui.enabled) extensions.push((a) => installWeb(a, webDeps));
-  const app = createApp({ backend, logger: log, pageSize: config.pagination.pageSize, metrics, extensions, ...(config.tls ? { https: await tlsOptions(config.tls) } : {}) });
+  const app = createApp({
+    backend,
+    logger: log,
+    pageSize: config.pagination.pageSize,
+    metrics,
+    extensions,
+    health: async () => store.driver.ping?.(),
+    ...(config.tls ? { https: await tlsOptions(config.tls) } : {}),
+  });
 
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {

@@ -94,6 +94,12 @@ export async function s3Client(): Promise<S3Client> {
 
 let pgPlace: Promise<{ pg: Pg; url: string }> | undefined;
 
+/** This process's PostgreSQL cluster, as databaseConfig('s3+pg') started it (to halt and resume it). */
+export async function pgCluster(): Promise<Pg> {
+  if (!pgPlace) await databaseConfig('s3+pg');
+  return (await pgPlace!).pg;
+}
+
 /** The `database` section of a test server on `driver`: for s3+pg, the file's own database. */
 export async function databaseConfig(driver: DriverName): Promise<{ database?: { url: string } }> {
   if (driver !== 's3+pg') return {};

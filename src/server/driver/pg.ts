@@ -1,6 +1,7 @@
 import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type pg from 'pg';
+import { OciError } from '../../spec/index.js';
 import { fsError } from './errors.js';
 import { checkPath } from './paths.js';
 import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
@@ -31,6 +32,25 @@ function range(dir: string): [string, string] {
   return dir === '' ? ['', '\u{10FFFF}'] : [`${dir}/`, `${dir}0`];
 }
 
+/**
+ * SQLSTATE classes of a database that is away or overloaded, not of a wrong statement: 08
+ * connection exception, 53 insufficient resources, 57 operator intervention (a shutdown, a
+ * cancelled query), 58 system error, 40 a transaction rolled back (a deadlock, serialization).
+ */
+const TRANSIENT = new Set(['08', '53', '57', '58', '40']);
+
+/** A failed query as the registry answers it: the database unreachable is UNAVAILABLE; a bug stays itself. */
+export function dbError(err: unknown): Error {
+  const code = (err as { code?: unknown }).code;
+  const sqlState = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+  // No SQLSTATE: the connection failed (refused, reset, a timeout of pg's own).
+  if (sqlState === undefined || TRANSIENT.has(sqlState.slice(0, 2))) {
+    const why = sqlState ?? (typeof code === 'string' ? code : (err as Error).message);
+    return new OciError('UNAVAILABLE', `the database is unavailable (${why}); try again`, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 /** Writes that have no name yet, which sweepTemp may end. */
 interface Unnamed {
   readonly started: number;
@@ -57,15 +77,29 @@ export class PgDriver implements StorageDriver {
     await this.release?.();
   }
 
+  /** A query; the database down, slow or restarting becomes UNAVAILABLE (503, and the client tries again). */
+  private async q<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (err) {
+      throw dbError(err);
+    }
+  }
+
+  /** Throws when the database does not answer (/healthz). */
+  async ping(): Promise<void> {
+    await this.q('SELECT 1', []);
+  }
+
   async stat(path: string): Promise<FileInfo | undefined> {
     checkPath(path);
-    const r = await this.pool.query<Row>('SELECT length(data) AS size, mtime_ms, version FROM wharf_files WHERE path = $1', [path]);
+    const r = await this.q<Row>('SELECT length(data) AS size, mtime_ms, version FROM wharf_files WHERE path = $1', [path]);
     return r.rows[0] && info(r.rows[0]);
   }
 
   async get(path: string): Promise<Buffer | undefined> {
     checkPath(path);
-    const r = await this.pool.query<{ data: Buffer }>('SELECT data FROM wharf_files WHERE path = $1', [path]);
+    const r = await this.q<{ data: Buffer }>('SELECT data FROM wharf_files WHERE path = $1', [path]);
     return r.rows[0]?.data;
   }
 
@@ -78,7 +112,7 @@ export class PgDriver implements StorageDriver {
 
   private async write(path: string, bytes: Buffer): Promise<void> {
     if (bytes.length > PG_FILE_MAX) throw fsError('EFBIG', 'write', path);
-    await this.pool.query(
+    await this.q(
       `INSERT INTO wharf_files (path, data, mtime_ms) VALUES ($1, $2, ${NOW})
        ON CONFLICT (path) DO UPDATE SET data = excluded.data, mtime_ms = excluded.mtime_ms, version = nextval('wharf_file_version')`,
       [path, bytes],
@@ -139,7 +173,7 @@ export class PgDriver implements StorageDriver {
       if (appendAt === undefined && size !== undefined && size !== length) throw fsError('EINVAL', 'write', path);
       const bytes = Buffer.concat(chunks, length);
       if (appendAt === undefined) return this.write(path, bytes);
-      const r = await this.pool.query(
+      const r = await this.q(
         `UPDATE wharf_files SET data = substring(data FROM 1 FOR $2::int) || $3::bytea, mtime_ms = ${NOW}, version = nextval('wharf_file_version') WHERE path = $1`,
         [path, appendAt, bytes],
       );
@@ -152,7 +186,7 @@ export class PgDriver implements StorageDriver {
       w.destroy();
       // As a file's append would: what lay past appendAt is cut off.
       if (appendAt !== undefined) {
-        await this.pool.query(
+        await this.q(
           `UPDATE wharf_files SET data = substring(data FROM 1 FOR $2::int), mtime_ms = ${NOW}, version = nextval('wharf_file_version') WHERE path = $1 AND length(data) > $2::int`,
           [path, appendAt],
         );
@@ -164,7 +198,7 @@ export class PgDriver implements StorageDriver {
   async list(path: string): Promise<string[]> {
     if (path !== '') checkPath(path);
     const [lo, hi] = range(path);
-    const r = await this.pool.query<{ name: string }>(
+    const r = await this.q<{ name: string }>(
       `SELECT DISTINCT split_part(substring(path FROM $3::int), '/', 1) AS name FROM wharf_files WHERE path >= $1 AND path < $2`,
       [lo, hi, lo.length + 1],
     );
@@ -179,7 +213,7 @@ export class PgDriver implements StorageDriver {
       return;
     }
     // One statement: the source goes and the destination takes its bytes at once, or neither.
-    const r = await this.pool.query(
+    const r = await this.q(
       `WITH src AS (DELETE FROM wharf_files WHERE path = $1 RETURNING data)
        INSERT INTO wharf_files (path, data, mtime_ms) SELECT $2, data, ${NOW} FROM src
        ON CONFLICT (path) DO UPDATE SET data = excluded.data, mtime_ms = excluded.mtime_ms, version = nextval('wharf_file_version')`,
@@ -191,12 +225,12 @@ export class PgDriver implements StorageDriver {
   async delete(path: string): Promise<void> {
     checkPath(path);
     const [lo, hi] = range(path);
-    await this.pool.query('DELETE FROM wharf_files WHERE path = $1 OR (path >= $2 AND path < $3)', [path, lo, hi]);
+    await this.q('DELETE FROM wharf_files WHERE path = $1 OR (path >= $2 AND path < $3)', [path, lo, hi]);
   }
 
   async touch(path: string): Promise<FileInfo | undefined> {
     checkPath(path);
-    const r = await this.pool.query<Row>(
+    const r = await this.q<Row>(
       `UPDATE wharf_files f SET mtime_ms = ${NOW}, version = nextval('wharf_file_version')
        FROM (SELECT path, length(data) AS size, mtime_ms, version FROM wharf_files WHERE path = $1 FOR UPDATE) old
        WHERE f.path = old.path RETURNING old.size, old.mtime_ms, old.version`,

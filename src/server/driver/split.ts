@@ -87,6 +87,12 @@ export class SplitDriver implements StorageDriver {
   async sweepTemp(maxAgeMs: number): Promise<number> {
     return (await this.meta.sweepTemp(maxAgeMs)) + (await this.data.sweepTemp(maxAgeMs));
   }
+  async ping(): Promise<void> {
+    // Both asked at once; each failure named by its side.
+    const [m, d] = await Promise.allSettled([this.meta.ping?.(), this.data.ping?.()]);
+    const failed = [m.status === 'rejected' ? `database: ${(m.reason as Error).message}` : '', d.status === 'rejected' ? `storage: ${(d.reason as Error).message}` : ''].filter(Boolean);
+    if (failed.length > 0) throw new Error(failed.join('; '));
+  }
   urlFor(path: string): Promise<string | undefined> {
     return this.on(path).urlFor?.(path) ?? Promise.resolve(undefined);
   }

@@ -128,6 +128,11 @@ export interface StorageDriver {
    * URL), when the driver is set up to hand them out; undefined otherwise.
    */
   urlFor?(path: string): Promise<string | undefined>;
+  /**
+   * Throws, naming what failed, when what the driver keeps does not answer (an object store's
+   * bucket, a database): /healthz asks. Absent where there is nothing to ask (a local disk).
+   */
+  ping?(): Promise<void>;
   /** Releases what the driver holds open (an object store's connections); the last call made. */
   close?(): Promise<void>;
 }

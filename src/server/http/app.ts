@@ -20,6 +20,8 @@ export interface AppOptions extends Partial<V2Options> {
   extensions?: Array<(app: FastifyInstance) => void>;
   /** Serve HTTPS with these options (src/server/tls.ts). */
   https?: import('node:https').ServerOptions;
+  /** Throws, naming what failed, when the storage (or the database) does not answer: /healthz then says 503. */
+  health?: () => Promise<void>;
 }
 
 const ABORTED = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);
@@ -177,7 +179,15 @@ export function createApp(opts: AppOptions): FastifyInstance {
   app.setErrorHandler((err, req, reply) => sendError(err, req, reply));
   app.setNotFoundHandler((req, reply) => sendError(new WharfError('NOT_FOUND', `no endpoint at ${req.url.slice(0, 100)}`), req, reply));
 
-  app.get('/healthz', async (_req, reply) => reply.type('application/json').send('{"status":"ok"}'));
+  // A load balancer takes a replica out while this says 503, and back when it says 200 again.
+  app.get('/healthz', async (_req, reply) => {
+    try {
+      await opts.health?.();
+      return reply.type('application/json').send('{"status":"ok"}');
+    } catch (err) {
+      return reply.code(503).type('application/json').send(JSON.stringify({ status: 'unavailable', reason: (err as Error).message }));
+    }
+  });
   app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
   for (const extend of opts.extensions ?? []) extend(app);

@@ -155,6 +155,14 @@ export class S3Driver implements StorageDriver {
     await this.b.s3.send(new HeadBucketCommand({ Bucket: this.b.name }), { abortSignal: AbortSignal.timeout(this.timeoutMs) });
   }
 
+  async ping(): Promise<void> {
+    try {
+      await this.check();
+    } catch (err) {
+      throw storeError(err, 'HeadBucket', this.b.name);
+    }
+  }
+
   destroy(): void {
     this.direct?.close();
     this.b.s3.destroy();
