@@ -6,12 +6,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { startServer, type RunningServer } from '../src/server/index.js';
+import { parseConfig, startServer, type RunningServer } from '../src/server/index.js';
+import { GC_LOCK, openAdmin } from '../src/server/admin.js';
+import { wharf } from './helpers/cli.js';
 import { call } from '../src/testkit/http.js';
 import { pushBlob, pushManifest } from '../src/testkit/steps.js';
 import { EMPTY_DESCRIPTOR, EMPTY_JSON, MediaTypes, descriptorOf, imageManifest, randomBlob } from '../src/testkit/fixtures.js';
@@ -28,12 +30,15 @@ describe('two replicas over one bucket and one database', { skip }, () => {
   let dbUrl: string;
   let bucket: string;
   let prefix: string;
+  /** The config sections both replicas have (as a config file would give them). */
+  let sections: { storage: Awaited<ReturnType<typeof storageConfig>>; database: { url: string } };
 
   before(async () => {
     const shared = await mkdtemp(join(tmpdir(), 'wharf-replicas-'));
     dirs.push(shared);
     const storage = await storageConfig('s3+pg', shared);
     const database = (await databaseConfig('s3+pg')).database!;
+    sections = { storage, database };
     dbUrl = database.url;
     bucket = storage.driver === 's3' ? storage.s3.bucket : '';
     prefix = storage.driver === 's3' ? (storage.s3.prefix ?? '') : '';
@@ -86,6 +91,41 @@ describe('two replicas over one bucket and one database', { skip }, () => {
     assert.equal((await call(b.url, 'GET', `/v2/${repo}/manifests/gone-soon`)).status, 404);
     const catalog = JSON.parse((await call(b.url, 'GET', '/v2/_catalog')).body.toString()) as { repositories: string[] };
     assert.deepEqual(catalog.repositories, ['shared/app', 'shared/data']);
+  });
+
+  test('gc from any host sees the links in PostgreSQL: it keeps what manifests use, takes an orphan, and runs one at a time', async () => {
+    const repo = 'shared/gc';
+    const used = randomBlob(5000, 'used');
+    const orphan = randomBlob(5000, 'orphan');
+    await pushBlob(a.url, repo, EMPTY_JSON);
+    await pushBlob(a.url, repo, used);
+    await pushBlob(b.url, repo, orphan);
+    const m = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [descriptorOf(MediaTypes.layer, used)] });
+    await pushManifest(b.url, repo, 'kept', m);
+    const config = parseConfig({ data: dirs[0], ...sections });
+    const admin = await openAdmin(config);
+    try {
+      // Another collection holds the lock: this one is refused, and removes nothing.
+      const holder = new pg.Client({ connectionString: dbUrl });
+      await holder.connect();
+      await holder.query('SELECT pg_advisory_lock($1)', [GC_LOCK]);
+      await assert.rejects(admin.gc({ graceMs: 0 }), /another garbage collection is running/);
+      await holder.end();
+      const report = await admin.gc({ graceMs: 0 });
+      assert.equal(report.blobs, 1, JSON.stringify(report));
+    } finally {
+      await admin.close();
+    }
+    assert.equal((await call(b.url, 'GET', `/v2/${repo}/blobs/${descriptorOf(MediaTypes.layer, orphan).digest}`)).status, 404);
+    assert.equal((await call(a.url, 'GET', `/v2/${repo}/blobs/${descriptorOf(MediaTypes.layer, used).digest}`)).status, 200);
+    assert.equal((await call(a.url, 'GET', `/v2/${repo}/manifests/kept`)).status, 200);
+    // The CLI on a config with the database: it finishes (its connections closed) and keeps all that is used.
+    const file = join(dirs[0]!, 'gc.yaml');
+    await writeFile(file, JSON.stringify({ data: dirs[0], ...sections }));
+    const r = await wharf(['gc', '--config', file, '--grace', '0s']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /freed 0 blob\(s\)/);
+    assert.equal((await call(b.url, 'GET', `/v2/${repo}/manifests/kept`)).status, 200);
   });
 
   // It stops the database for a while; the tests after it find it back.

@@ -1,7 +1,8 @@
 import type { WharfConfig } from './config.js';
 import { collectGarbage, listCache, pruneCache, type CachedImage, type GcOptions, type GcReport, type PruneReport, type RegistryStore } from './store/index.js';
 import { globToRegExp, loadCache, upstreamsOf, type LoadOptions, type LoadReport } from './proxy/index.js';
-import { openStore } from './storage.js';
+import { connectDatabase, openStore } from './storage.js';
+import type { Database } from './db/index.js';
 
 export interface CachePruneOptions {
   namespaces?: string[];
@@ -25,12 +26,24 @@ export interface Admin {
   cachePrune(opts: CachePruneOptions): Promise<PruneReport>;
   /** Loads images into the pull-through cache (see loadCache); online sources use the configured upstreams. */
   cacheLoad(sources: string[], opts?: { repo?: string; log?: (line: string) => void }): Promise<LoadReport['images']>;
+  /** Releases the storage's and the database's connections. */
+  close(): Promise<void>;
 }
 
+/** gc's advisory lock (docs/SCALE-OUT.md): one collection at a time, whichever replica or host runs it. */
+export const GC_LOCK = 0x7768617267;
+
 export async function openAdmin(config: WharfConfig): Promise<Admin> {
-  const store: RegistryStore = await openStore(config);
+  const db = await connectDatabase(config);
+  let store: RegistryStore;
+  try {
+    store = await openStore(config, db);
+  } catch (err) {
+    await db?.close();
+    throw err;
+  }
   return {
-    gc: (opts = {}) => collectGarbage(store, opts),
+    gc: (opts = {}) => (db ? oneAtATime(db, () => collectGarbage(store, opts)) : collectGarbage(store, opts)),
     cacheList: (namespaces) => listCache(store, namespaces?.length ? { namespaces } : {}),
     cachePrune: ({ patterns, namespaces, ...rest }) => pruneCache(store, { ...rest, ...(namespaces?.length ? { namespaces } : {}), ...(patterns?.length ? { patterns: patterns.map(globToRegExp) } : {}) }),
     cacheLoad: async (sources, opts = {}) => {
@@ -47,7 +60,31 @@ export async function openAdmin(config: WharfConfig): Promise<Admin> {
       }
       return loaded;
     },
+    close: async () => {
+      await store.driver.close?.();
+      await db?.close();
+    },
   };
+}
+
+/**
+ * Runs `fn` under gc's advisory lock, held by one session for as long as it runs: a second
+ * collection, here or on another host, is refused rather than queued (it would redo the same
+ * work). The lock goes with the session if this process dies.
+ */
+async function oneAtATime<T>(db: Database, fn: () => Promise<T>): Promise<T> {
+  const c = await db.pool.connect();
+  try {
+    const got = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [GC_LOCK]);
+    if (!got.rows[0]?.ok) throw new Error('another garbage collection is running on this registry (the database holds its lock); try again once it ends');
+    try {
+      return await fn();
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1)', [GC_LOCK]);
+    }
+  } finally {
+    c.release();
+  }
 }
 
 export { parseConfig, readConfigFile, ConfigError, type WharfConfig } from './config.js';

@@ -10,7 +10,9 @@ import { isManifestRef, RegistryStore, type RegistryStoreOptions } from './store
 /**
  * The registry store of a config: on its data directory (`storage.driver: fs`, the default), in
  * memory (`memory`: nothing survives the process; for tests and throwaway registries), or in an
- * S3 bucket (`s3`), which must answer before the registry starts.
+ * S3 bucket (`s3`), which must answer before the registry starts. With `database.url`, the
+ * registry's small files are in that database (`db`, or one opened here): never without it, or
+ * the store would see no tags nor links, and gc would take every blob for garbage.
  */
 export async function openStore(config: WharfConfig, db?: Database): Promise<RegistryStore> {
   let driver: StorageDriver;
@@ -29,7 +31,22 @@ export async function openStore(config: WharfConfig, db?: Database): Promise<Reg
     automaticMount: config.uploads.automaticMount,
   };
   if (config.uploads.maxBlobSize !== undefined) opts.maxBlobSize = config.uploads.maxBlobSize;
-  if (db) driver = new SplitDriver(new PgDriver(db.pool), driver);
+  if (config.database.url !== undefined) {
+    // A caller that has the database (the server) keeps it; one that has not (an admin command) gets one that the store's close() ends.
+    let pgDriver: PgDriver;
+    if (db) pgDriver = new PgDriver(db.pool);
+    else {
+      let own: Database;
+      try {
+        own = (await connectDatabase(config))!;
+      } catch (err) {
+        await driver.close?.();
+        throw err;
+      }
+      pgDriver = new PgDriver(own.pool, () => own.close());
+    }
+    driver = new SplitDriver(pgDriver, driver);
+  }
   return new RegistryStore(driver, opts);
 }
 

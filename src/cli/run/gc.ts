@@ -21,13 +21,18 @@ export async function runGc(flags: Record<string, unknown>): Promise<void> {
     if (err instanceof ConfigError) throw new ExitError(err.message, 2);
     throw err;
   }
-  const report = await admin.gc({
-    dryRun,
-    graceMs: grace,
-    deleteUntagged: Boolean(flags.deleteUntagged),
-    uploadsPurgeAfterMs: purgeAfter,
-    log: (line: string) => process.stdout.write(`${line}\n`),
-  });
+  let report;
+  try {
+    report = await admin.gc({
+      dryRun,
+      graceMs: grace,
+      deleteUntagged: Boolean(flags.deleteUntagged),
+      uploadsPurgeAfterMs: purgeAfter,
+      log: (line: string) => process.stdout.write(`${line}\n`),
+    });
+  } finally {
+    await admin.close();
+  }
   const verb = dryRun ? 'would free' : 'freed';
   process.stdout.write(
     `${verb} ${report.blobs} blob(s), ${formatBytes(report.bytes)}; ${report.uploads} abandoned upload(s), ${formatBytes(report.uploadBytes)}; ${report.manifests} untagged manifest(s); kept ${report.kept} blob(s)\n`,
