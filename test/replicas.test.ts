@@ -189,7 +189,7 @@ describe('two replicas with auth share their keys through the database', { skip 
     for (let i = 0; i < 2; i++) {
       const dataDir = await mkdtemp(join(tmpdir(), `wharf-replica-auth-${i}-`));
       dirs.push(dataDir);
-      servers.push(await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage, database, auth: { htpasswd, rules: RULES, groups: { 'ml-team': ['alice'] } } } }));
+      servers.push(await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage, database, auth: { htpasswd, rules: RULES, groups: { 'ml-team': ['alice'] }, rateLimit: { perUser: 4, perClient: 100, window: '1m' } } } }));
     }
   });
   after(async () => {
@@ -211,5 +211,18 @@ describe('two replicas with auth share their keys through the database', { skip 
     const cookie = (s.headers.get('set-cookie') ?? '').split(';')[0]!;
     const me = JSON.parse((await call(b.url, 'GET', '/api/v1/session', { headers: { cookie } })).body.toString()) as { user: string | null };
     assert.equal(me.user, 'bob');
+  });
+
+  test('failed logins count across replicas: wrong passwords spread over both are stopped at the limit plus one', async () => {
+    const [a, b] = servers as [RunningServer, RunningServer];
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await call((i % 2 ? b : a).url, 'GET', '/v2/ml/model/manifests/v1', { headers: basic('victim', 'wrong') });
+      statuses.push(r.status);
+    }
+    // 4 allowed per user; counted apart, the two replicas would have let all 8 through to bcrypt.
+    const tried = statuses.filter((s) => s === 401).length;
+    assert.ok(tried <= 4 + 1, `attempts answered 401: ${statuses.join(' ')}`);
+    assert.equal(statuses[statuses.length - 1], 429, statuses.join(' '));
   });
 });

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { RegistryStore } from './store/index.js';
 import { randomBytes } from 'node:crypto';
 import { connectDatabase, openStore } from './storage.js';
-import { sharedSecrets } from './db/index.js';
+import { sharedFailures, sharedSecrets } from './db/index.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
 import { Gauge, Registry as MetricsRegistry } from 'prom-client';
@@ -83,7 +83,8 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
     },
   });
   const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream });
-  const hooks = await startRequestHooks(config, { dataDir, log, secrets });
+  const shared = db && secrets ? { secrets, failures: sharedFailures(db), onError: (err: unknown) => log.warn({ err }, 'auth: cannot count a failed login in the database') } : undefined;
+  const hooks = await startRequestHooks(config, { dataDir, log, shared });
   const backend = proxy?.backend ?? store;
   const webDeps: WebDeps = { config, backend, store, auth: hooks.auth, audit: hooks.audit, sinks: hooks.sinks, proxy, log };
   const extensions = [...hooks.extensions];

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AuditLog, nextAuditId, type AuditRecord } from './audit/index.js';
-import { Authenticator, type SecretSource } from './auth/index.js';
+import { Authenticator, type SharedAuthState } from './auth/index.js';
 import type { WharfConfig } from './config.js';
 import { installAccess } from './http/access.js';
 import { installAudit, type RequestSink } from './http/audit.js';
@@ -24,9 +24,9 @@ export interface RequestHooks {
 }
 
 /** Access control, the audit log and webhooks, wired onto the app as fastify hooks. */
-export async function startRequestHooks(config: WharfConfig, deps: { dataDir: string; log: Logger; secrets?: SecretSource | undefined }): Promise<RequestHooks> {
+export async function startRequestHooks(config: WharfConfig, deps: { dataDir: string; log: Logger; shared?: SharedAuthState | undefined }): Promise<RequestHooks> {
   const extensions: RequestHooks['extensions'] = [];
-  const auth = config.auth ? await Authenticator.create(config.auth, deps.dataDir, deps.secrets) : undefined;
+  const auth = config.auth ? await Authenticator.create(config.auth, deps.dataDir, deps.shared) : undefined;
   let audit: AuditLog | undefined;
   const sinks: RequestSink[] = [];
   if (config.audit.enabled) {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { OciError } from '../../spec/index.js';
 import type { AuthConfig } from './config.js';
-import { FailureLimiter } from './ratelimit.js';
+import { FailureLimiter, type SharedFailures } from './ratelimit.js';
 import { HtpasswdFile } from './htpasswd.js';
 import { ACTIONS, AccessPolicy, type Action } from './rules.js';
 import { TokenIssuer, externalVerifier, type AccessEntry, type SecretSource, type TokenVerifier } from './tokens.js';
@@ -10,7 +10,7 @@ export { AuthConfigSchema, type AuthConfig, type AuthConfigInput } from './confi
 export { AccessPolicy, ACTIONS, globToRegExp, type Action, type AccessRule } from './rules.js';
 export { HtpasswdFile, readHtpasswd, writeHtpasswd, hashPassword, parseHtpasswd, assertUserName } from './htpasswd.js';
 export { TokenIssuer, TokenVerifier, parseScope, formatScope, type AccessEntry, type SecretSource, type TokenClaims } from './tokens.js';
-export { FailureLimiter } from './ratelimit.js';
+export { FailureLimiter, type SharedFailures } from './ratelimit.js';
 
 /** Who is calling. A token's rights are its claims; a user's are the policy's. */
 export type Identity =
@@ -35,6 +35,14 @@ export function defaultHtpasswdPath(dataDir: string): string {
 
 const q = (s: string): string => s.replace(/["\\]/g, '');
 
+/** What several replicas share for auth (the database's): the token signing key and the failed-login counts. */
+export interface SharedAuthState {
+  secrets: SecretSource;
+  failures: SharedFailures;
+  /** A shared count that failed (the database away); the replica's own count goes on. */
+  onError?: (err: unknown) => void;
+}
+
 /** Authentication (htpasswd, tokens, client certificates) and authorization (the policy). */
 export class Authenticator {
   readonly htpasswd: HtpasswdFile;
@@ -48,18 +56,20 @@ export class Authenticator {
     dataDir: string,
     readonly issuer: TokenIssuer,
     private readonly verifiers: TokenVerifier[],
+    shared?: SharedAuthState,
   ) {
     this.htpasswd = new HtpasswdFile(config.htpasswd ?? defaultHtpasswdPath(dataDir));
     this.policy = new AccessPolicy(config.rules, config.groups);
-    this.perClient = new FailureLimiter(config.rateLimit.perClient, config.rateLimit.window);
-    this.perUser = new FailureLimiter(config.rateLimit.perUser, config.rateLimit.window);
+    const counted = (kind: string) => (shared ? { count: shared.failures, kind, ...(shared.onError ? { onError: shared.onError } : {}) } : undefined);
+    this.perClient = new FailureLimiter(config.rateLimit.perClient, config.rateLimit.window, counted('client'));
+    this.perUser = new FailureLimiter(config.rateLimit.perUser, config.rateLimit.window, counted('user'));
   }
 
-  /** `sharedKey`: where replicas share the token signing key (the database), instead of the data directory. */
-  static async create(config: AuthConfig, dataDir: string, sharedKey?: SecretSource): Promise<Authenticator> {
+  /** `shared`: where replicas share the token signing key and the failed-login counts (the database), instead of this process. */
+  static async create(config: AuthConfig, dataDir: string, shared?: SharedAuthState): Promise<Authenticator> {
     const issuer = await TokenIssuer.open({
       keyFile: join(dataDir, 'auth', 'token-key.jwk'),
-      ...(sharedKey ? { sharedKey } : {}),
+      ...(shared ? { sharedKey: shared.secrets } : {}),
       issuer: config.issuer,
       service: config.service,
       expiresIn: config.tokenExpiresIn,
@@ -73,7 +83,7 @@ export class Authenticator {
       if (ext.certs !== undefined) o.certs = ext.certs;
       verifiers.push(await externalVerifier(o));
     }
-    return new Authenticator(config, dataDir, issuer, verifiers);
+    return new Authenticator(config, dataDir, issuer, verifiers, shared);
   }
 
   /**
@@ -85,8 +95,7 @@ export class Authenticator {
     if (await this.htpasswd.verify(user, password)) return true;
     // Attempts that passed the check together while bcrypt ran are counted now: those past the
     // limit are answered as if they had come after it.
-    const withinClient = this.perClient.fail(ip);
-    const withinUser = this.perUser.fail(user);
+    const [withinClient, withinUser] = await Promise.all([this.perClient.fail(ip), this.perUser.fail(user)]);
     if (!withinClient || !withinUser) this.assertNotBlocked(user, ip);
     return false;
   }

@@ -80,6 +80,30 @@ export function sharedSecrets(db: Database): SecretSource {
   };
 }
 
+const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+
+/**
+ * Failed logins counted in the database (auth's SharedFailures): one statement adds one to the
+ * key's window, or starts a new window once the old one is over. Windows long over are deleted
+ * now and then, by whichever replica counts a failure.
+ */
+export function sharedFailures(db: Database): (key: string, windowMs: number) => Promise<{ n: number; leftMs: number }> {
+  let counted = 0;
+  return async (key, windowMs) => {
+    const r = await db.pool.query<{ n: number; left_ms: string }>(
+      `INSERT INTO wharf_login_failures AS f (key, n, reset_ms) VALUES ($1, 1, ${NOW_MS} + $2::bigint)
+       ON CONFLICT (key) DO UPDATE SET
+         n = CASE WHEN f.reset_ms <= ${NOW_MS} THEN 1 ELSE f.n + 1 END,
+         reset_ms = CASE WHEN f.reset_ms <= ${NOW_MS} THEN ${NOW_MS} + $2::bigint ELSE f.reset_ms END
+       RETURNING n, reset_ms - ${NOW_MS} AS left_ms`,
+      [key, windowMs],
+    );
+    if (++counted % 1000 === 0) await db.pool.query(`DELETE FROM wharf_login_failures WHERE reset_ms < ${NOW_MS} - 3600000`);
+    const row = r.rows[0]!;
+    return { n: row.n, leftMs: Math.max(0, Number(row.left_ms)) };
+  };
+}
+
 async function migrate(pool: pg.Pool): Promise<number> {
   const c = await pool.connect();
   try {

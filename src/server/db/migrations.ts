@@ -19,4 +19,10 @@ export const MIGRATIONS: readonly string[] = [
      value text NOT NULL,
      created_at timestamptz NOT NULL DEFAULT now()
    );`,
+  // 3: failed logins per client and per user, counted across replicas (src/server/auth/ratelimit.ts).
+  `CREATE TABLE wharf_login_failures (
+     key text PRIMARY KEY,
+     n integer NOT NULL,
+     reset_ms bigint NOT NULL
+   );`,
 ];
