@@ -25,6 +25,7 @@ export async function openStore(config: WharfConfig, db?: Database): Promise<Reg
   }
   const opts: RegistryStoreOptions = {
     deleteEnabled: config.delete.enabled,
+    replicated: config.database.url !== undefined,
     maxManifestSize: config.manifests.maxSize,
     verifyReads: config.storage.verifyReads,
     reverifyAfter: config.storage.reverifyAfter,

@@ -13,6 +13,12 @@ import { Uploads, allDone, type AppendOptions, type StaleUpload, type UploadStat
 export interface RegistryStoreOptions {
   /** Allow DELETE of manifests, tags and blobs (default true). */
   deleteEnabled?: boolean;
+  /**
+   * Other processes serve this store at the same time (replicas over one database): an upload's
+   * next chunk may have gone through another one, so a session's offset is always read from its
+   * record, never taken from this process's memory.
+   */
+  replicated?: boolean;
   /** Largest manifest accepted, in bytes (default 4 MiB, as the spec suggests). */
   maxManifestSize?: number;
   /** Largest blob accepted, in bytes (default unlimited). */
@@ -74,7 +80,7 @@ export class RegistryStore implements RegistryBackend {
     this.maxManifestSize = opts.maxManifestSize ?? 4 << 20;
     this.verifyReads = opts.verifyReads ?? true;
     this.automaticMount = opts.automaticMount ?? true;
-    this.uploads = new Uploads(driver, opts.maxBlobSize, (d) => this.touchBlob(d));
+    this.uploads = new Uploads(driver, opts.maxBlobSize, (d) => this.touchBlob(d), opts.replicated ?? false);
     this.cache = new ManifestCache(opts.manifestCacheBytes ?? 8 << 20);
     this.verified = new VerifiedFiles(opts.reverifyAfter ?? 24 * 3600e3);
   }

@@ -92,6 +92,8 @@ export class Uploads {
     private readonly maxBlobSize: number = Number.MAX_SAFE_INTEGER,
     /** Refreshes a stored blob's mtime for a concurrent gc; false when it is not stored. */
     private readonly touch: (digest: Digest) => Promise<boolean> = async (d) => (await driver.touch(paths.blobData(d))) !== undefined,
+    /** RegistryStoreOptions.replicated: the offsets this process holds may be stale. */
+    private readonly replicated = false,
   ) {}
 
   async start(repo: string): Promise<UploadStatus> {
@@ -112,9 +114,17 @@ export class Uploads {
   private async offsetOf(repo: string, id: string): Promise<number> {
     // Checked before any path is built from it.
     if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
-    // A session this process holds has the offset its record says: no need to read the record.
+    // A session this process holds has the offset its record says: no need to read the record,
+    // unless another replica may have written since.
     const live = this.held(repo, id);
-    if (live) return live.offset;
+    if (live && !this.replicated) return live.offset;
+    const offset = await this.recordedOffset(repo, id);
+    // Chunks went through another replica: this process's running digest has not seen them.
+    if (live && live.offset !== offset) this.live.delete(id);
+    return offset;
+  }
+
+  private async recordedOffset(repo: string, id: string): Promise<number> {
     const [raw, data] = await Promise.all([this.driver.get(paths.uploadInfo(repo, id)), this.driver.stat(paths.uploadData(repo, id))]);
     // A record without its data: the session ended (its data became the blob, or was removed)
     // and a crash came before the record went.
@@ -138,7 +148,8 @@ export class Uploads {
 
   /** Whether a session may have an offset record: not if this process started it and wrote none. */
   private hasRecord(repo: string, id: string): boolean {
-    return this.held(repo, id)?.recorded ?? true;
+    // Another replica may have written one.
+    return this.replicated || (this.held(repo, id)?.recorded ?? true);
   }
 
   /**

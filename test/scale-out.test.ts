@@ -1,0 +1,144 @@
+/**
+ * Three `wharf serve` processes over one bucket (Ceph RGW) and one PostgreSQL database, behind
+ * nginx as the round-robin load balancer (issue 22, docs/SCALE-OUT.md): the spec suite through
+ * the balancer; a chunked upload whose POST, PATCHes and PUT each land on another replica; an
+ * upload that survives the kill -9 of the replica that took its last PATCH; parallel pushes of
+ * distinct artifacts from 16 clients with no failure.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { stringify } from 'yaml';
+import { registrySuite } from '../src/testkit/registry-suite.js';
+import { call } from '../src/testkit/http.js';
+import { pushSmallImage, startUpload, withQuery, OCTET } from '../src/testkit/steps.js';
+import { spawnServe } from './helpers/cli.js';
+import { databaseConfig, driverSkip, storageConfig } from './helpers/drivers.js';
+import { missingNginx, startNginx, type Balancer } from './helpers/nginx.js';
+
+const skip = driverSkip('s3+pg') ?? missingNginx();
+const MiB = 1 << 20;
+
+interface Replica {
+  dir: string;
+  child: ChildProcess;
+  url: string;
+}
+
+/** The bucket, database and balancer of this file, and the replicas behind it. */
+interface Deployment {
+  replicas: Replica[];
+  lb: Balancer;
+  yaml: string;
+}
+
+let deployment: Promise<Deployment> | undefined;
+
+async function startReplica(yaml: string): Promise<Replica> {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-scale-out-'));
+  const { child, url } = await spawnServe(dir, yaml);
+  return { dir, child, url };
+}
+
+/** One deployment for the whole file: 3 replicas and nginx, started at the first call. */
+function deploy(): Promise<Deployment> {
+  deployment ??= (async () => {
+    const shared = await mkdtemp(join(tmpdir(), 'wharf-scale-out-shared-'));
+    const yaml = stringify({ storage: await storageConfig('s3+pg', shared), ...(await databaseConfig('s3+pg')) });
+    const replicas = await Promise.all([0, 1, 2].map(() => startReplica(yaml)));
+    const lb = await startNginx(replicas.map((r) => new URL(r.url).host));
+    return { replicas, lb, yaml };
+  })();
+  return deployment;
+}
+
+after(async () => {
+  const d = await deployment?.catch(() => undefined);
+  if (!d) return;
+  await d.lb.stop();
+  for (const r of d.replicas) {
+    r.child.kill('SIGKILL');
+    await rm(r.dir, { recursive: true, force: true });
+  }
+});
+
+const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+if (skip) describe('three replicas behind nginx', { skip }, () => undefined);
+else {
+  registrySuite('wharf serve ×3 (s3+pg) behind nginx', async () => ({ url: (await deploy()).lb.url, stop: async () => undefined }));
+
+  describe('three replicas behind nginx', () => {
+    let d: Deployment;
+    before(async () => {
+      d = await deploy();
+    });
+
+    test('a chunked upload whose POST, PATCHes and PUT each land on another replica completes', async () => {
+      const [r0, r1, r2] = d.replicas as [Replica, Replica, Replica];
+      const data = randomBytes(7 * MiB + 12345);
+      const cuts = [0, 1, 1 * MiB, 6 * MiB + 7, data.length];
+      const loc = await startUpload(r0.url, 'scale/chunked');
+      let at = loc;
+      const on = [r1, r2, r0, r1];
+      for (let i = 0; i < cuts.length - 1; i++) {
+        const chunk = data.subarray(cuts[i]!, cuts[i + 1]!);
+        const r = await call(on[i]!.url, 'PATCH', at, { headers: { ...OCTET, 'content-range': `${cuts[i]}-${cuts[i + 1]! - 1}` }, body: chunk });
+        assert.equal(r.status, 202, `PATCH ${i} on replica ${d.replicas.indexOf(on[i]!)}: ${r.body.toString()}`);
+        at = r.headers.get('location')!;
+      }
+      const put = await call(r2.url, 'PUT', withQuery(at, { digest: sha256(data) }));
+      assert.equal(put.status, 201, put.body.toString());
+      for (const r of d.replicas) {
+        const got = await call(r.url, 'GET', `/v2/scale/chunked/blobs/${sha256(data)}`);
+        assert.equal(got.status, 200);
+        assert.ok(got.body.equals(data));
+      }
+    });
+
+    test('16 clients push 100 distinct artifacts through the balancer with no failure, and every one reads back', async () => {
+      let next = 0;
+      const failures: string[] = [];
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          for (let i = next++; i < 100; i = next++) {
+            try {
+              await pushSmallImage(d.lb.url, `scale/many-${i % 7}`, `artifact-${i}`, [`v${i}`]);
+            } catch (err) {
+              failures.push(`${i}: ${(err as Error).message}`);
+            }
+          }
+        }),
+      );
+      assert.deepEqual(failures, []);
+      for (let i = 0; i < 100; i++) assert.equal((await call(d.lb.url, 'HEAD', `/v2/scale/many-${i % 7}/manifests/v${i}`)).status, 200, `v${i}`);
+    });
+
+    // Last: it kills a replica.
+    test('an upload goes on on another replica after the kill -9 of the one that took its last PATCH', async () => {
+      const [r0, r1] = d.replicas as [Replica, Replica, Replica];
+      const data = randomBytes(3 * MiB + 99);
+      const loc = await startUpload(r0.url, 'scale/killed');
+      const first = data.subarray(0, 2 * MiB);
+      const r = await call(r1.url, 'PATCH', loc, { headers: { ...OCTET, 'content-range': `0-${first.length - 1}` }, body: first });
+      assert.equal(r.status, 202);
+      r1.child.kill('SIGKILL');
+      await new Promise((res) => r1.child.once('exit', res));
+      // The acknowledged offset, from the replica left.
+      const status = await call(r0.url, 'GET', r.headers.get('location')!);
+      assert.equal(status.status, 204);
+      assert.equal(status.headers.get('range'), `0-${first.length - 1}`);
+      const rest = data.subarray(first.length);
+      const p = await call(r0.url, 'PATCH', status.headers.get('location')!, { headers: { ...OCTET, 'content-range': `${first.length}-${data.length - 1}` }, body: rest });
+      assert.equal(p.status, 202, p.body.toString());
+      const put = await call(r0.url, 'PUT', withQuery(p.headers.get('location')!, { digest: sha256(data) }));
+      assert.equal(put.status, 201, put.body.toString());
+      // The balancer sends requests past the dead replica.
+      for (let i = 0; i < 6; i++) assert.equal((await call(d.lb.url, 'GET', `/v2/scale/killed/blobs/${sha256(data)}`)).status, 200);
+    });
+  });
+}
