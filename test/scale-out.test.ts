@@ -3,7 +3,8 @@
  * nginx as the round-robin load balancer (issue 22, docs/SCALE-OUT.md): the spec suite through
  * the balancer; a chunked upload whose POST, PATCHes and PUT each land on another replica; an
  * upload that survives the kill -9 of the replica that took its last PATCH; parallel pushes of
- * distinct artifacts from 16 clients with no failure.
+ * distinct artifacts from 16 clients with no failure; gc running while clients push; the kill -9
+ * of a replica while 16 clients push.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
+import { parseConfig } from '../src/server/index.js';
+import { openAdmin } from '../src/server/admin.js';
 import { registrySuite } from '../src/testkit/registry-suite.js';
 import { call } from '../src/testkit/http.js';
 import { pushSmallImage, startUpload, withQuery, OCTET } from '../src/testkit/steps.js';
@@ -118,6 +121,54 @@ else {
       for (let i = 0; i < 100; i++) assert.equal((await call(d.lb.url, 'HEAD', `/v2/scale/many-${i % 7}/manifests/v${i}`)).status, 200, `v${i}`);
     });
 
+    test('gc with no grace period, run again and again while 8 clients push: every acknowledged artifact stays whole', async () => {
+      const config = parseConfig({ data: d.replicas[0]!.dir, ...(parse(d.yaml) as object) });
+      const admin = await openAdmin(config);
+      let pushing = true;
+      let collections = 0;
+      let swept = 0;
+      const gc = (async () => {
+        while (pushing) {
+          swept += (await admin.gc({ graceMs: 0 })).blobs;
+          collections++;
+        }
+      })();
+      const acked: Array<{ repo: string; tag: string; blobs: string[] }> = [];
+      const refused: string[] = [];
+      let next = 0;
+      try {
+        await Promise.all(
+          Array.from({ length: 8 }, async () => {
+            for (let i = next++; i < 60; i = next++) {
+              const repo = `scale/gc-${i % 3}`;
+              // A push whose blob a collection took before its manifest came is refused
+              // (MANIFEST_BLOB_UNKNOWN); the client pushes again, as registries' clients do.
+              for (let attempt = 0; attempt < 5; attempt++) {
+                try {
+                  const m = await pushSmallImage(d.lb.url, repo, `gc-${i}`, [`v${i}`]);
+                  const parsed = JSON.parse(m.body.toString()) as { config: { digest: string }; layers: Array<{ digest: string }> };
+                  acked.push({ repo, tag: `v${i}`, blobs: [parsed.config.digest, ...parsed.layers.map((l) => l.digest)] });
+                  break;
+                } catch (err) {
+                  refused.push((err as Error).message.slice(0, 100));
+                }
+              }
+            }
+          }),
+        );
+      } finally {
+        pushing = false;
+        await gc;
+        await admin.close();
+      }
+      console.log(`# ${collections} collections swept ${swept} blobs while 60 artifacts were pushed; ${refused.length} pushes refused and pushed again`);
+      assert.equal(acked.length, 60, refused.join(' | '));
+      for (const a of acked) {
+        assert.equal((await call(d.lb.url, 'GET', `/v2/${a.repo}/manifests/${a.tag}`)).status, 200, `${a.repo}:${a.tag}`);
+        for (const b of a.blobs) assert.equal((await call(d.lb.url, 'GET', `/v2/${a.repo}/blobs/${b}`)).status, 200, `${a.repo}:${a.tag} ${b}`);
+      }
+    });
+
     // Last: it kills a replica.
     test('an upload goes on on another replica after the kill -9 of the one that took its last PATCH', async () => {
       const [r0, r1] = d.replicas as [Replica, Replica, Replica];
@@ -139,6 +190,43 @@ else {
       assert.equal(put.status, 201, put.body.toString());
       // The balancer sends requests past the dead replica.
       for (let i = 0; i < 6; i++) assert.equal((await call(d.lb.url, 'GET', `/v2/scale/killed/blobs/${sha256(data)}`)).status, 200);
+    });
+
+    // After the one above: it kills another replica, leaving one.
+    test('kill -9 of a replica while 16 clients push: every acknowledged artifact is intact, and each client\'s next attempt succeeds', async () => {
+      const victim = d.replicas[2]!;
+      let next = 0;
+      const acked: number[] = [];
+      const retried: string[] = [];
+      const failed: string[] = [];
+      let killed = false;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          for (let i = next++; i < 120; i = next++) {
+            if (i === 40 && !killed) {
+              killed = true;
+              victim.child.kill('SIGKILL');
+            }
+            for (let attempt = 0; ; attempt++) {
+              try {
+                await pushSmallImage(d.lb.url, `scale/kill-${i % 5}`, `kill-${i}`, [`v${i}`]);
+                acked.push(i);
+                break;
+              } catch (err) {
+                if (attempt === 1) {
+                  failed.push(`${i}: ${(err as Error).message}`);
+                  break;
+                }
+                retried.push(`${i}: ${(err as Error).message.slice(0, 80)}`);
+              }
+            }
+          }
+        }),
+      );
+      assert.deepEqual(failed, [], `retried: ${retried.join(' | ')}`);
+      assert.equal(acked.length, 120);
+      for (const i of acked) assert.equal((await call(d.lb.url, 'GET', `/v2/scale/kill-${i % 5}/manifests/v${i}`)).status, 200, `v${i}`);
+      console.log(`# ${retried.length} pushes were retried once after the kill`);
     });
   });
 }

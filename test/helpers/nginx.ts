@@ -53,8 +53,10 @@ http {
       proxy_buffering off;
       proxy_read_timeout 300s;
       proxy_send_timeout 300s;
-      # A replica that is gone: an idempotent request goes to the next one.
-      proxy_next_upstream error timeout http_502 http_503;
+      # A replica that is gone (refused, reset before an answer): the request goes to the next one,
+      # a POST or PATCH too. With bodies streamed, nginx retries only while it has sent none of
+      # the body, so a chunk is never appended twice.
+      proxy_next_upstream error timeout non_idempotent;
     }
   }
 }
