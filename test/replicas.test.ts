@@ -15,7 +15,7 @@ import { parseConfig, startServer, type RunningServer } from '../src/server/inde
 import { GC_LOCK, openAdmin } from '../src/server/admin.js';
 import { wharf } from './helpers/cli.js';
 import { call } from '../src/testkit/http.js';
-import { pushBlob, pushManifest } from '../src/testkit/steps.js';
+import { pushBlob, pushManifest, startUpload } from '../src/testkit/steps.js';
 import { EMPTY_DESCRIPTOR, EMPTY_JSON, MediaTypes, descriptorOf, imageManifest, randomBlob } from '../src/testkit/fixtures.js';
 import { databaseConfig, driverSkip, pgCluster, s3Client, storageConfig } from './helpers/drivers.js';
 import { basic, pushArtifact, RULES, USERS, writeUsers } from './helpers/auth.js';
@@ -126,6 +126,23 @@ describe('two replicas over one bucket and one database', { skip }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /freed 0 blob\(s\)/);
     assert.equal((await call(b.url, 'GET', `/v2/${repo}/manifests/kept`)).status, 200);
+  });
+
+  test('an upload abandoned before its first chunk, in a repository with nothing else, is found and ended by the purge', async () => {
+    const loc = await startUpload(a.url, 'lonely/repo');
+    const id = loc.split('/').pop()!.split('?')[0]!;
+    const gone = await b.store.purgeUploads(0);
+    assert.ok(gone.uploads.some((u) => u.id === id && u.repo === 'lonely/repo'), JSON.stringify(gone.uploads));
+    assert.equal((await call(a.url, 'GET', loc)).status, 404);
+    const db = new pg.Client({ connectionString: dbUrl });
+    await db.connect();
+    try {
+      assert.equal((await db.query("SELECT 1 FROM wharf_files WHERE path LIKE 'repositories/lonely/%'")).rowCount, 0);
+    } finally {
+      await db.end();
+    }
+    const keys = ((await (await s3Client()).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/repositories/lonely/` }))).Contents ?? []).map((o) => o.Key);
+    assert.deepEqual(keys, []);
   });
 
   // It stops the database for a while; the tests after it find it back.

@@ -101,7 +101,10 @@ export class Uploads {
     // Not synced: a session that holds no bytes is cheap to lose to a power cut (the client starts
     // again); every chunk acknowledged later syncs its bytes and this directory (the offset record).
     await this.driver.put(paths.uploadData(repo, id), '', { durable: false });
-    this.live.set(id, { repo, offset: 0, recorded: false });
+    // Replicated, the records are where the purge looks for sessions (the database): a session
+    // abandoned before its first chunk, in a repository with nothing else yet, is found too.
+    if (this.replicated) await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify({ offset: 0 }), { durable: false });
+    this.live.set(id, { repo, offset: 0, recorded: this.replicated });
     return { id, offset: 0 };
   }
 
