@@ -14,6 +14,8 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { parseConfig, startServer, type RunningServer } from '../src/server/index.js';
 import { GC_LOCK, openAdmin } from '../src/server/admin.js';
 import { wharf } from './helpers/cli.js';
+import { startProxy, type Proxy } from './helpers/proxy.js';
+import { makeImage, pushImage, type TestImage } from './helpers/proxy-images.js';
 import { call } from '../src/testkit/http.js';
 import { pushBlob, pushManifest, startUpload } from '../src/testkit/steps.js';
 import { EMPTY_DESCRIPTOR, EMPTY_JSON, MediaTypes, descriptorOf, imageManifest, randomBlob } from '../src/testkit/fixtures.js';
@@ -241,5 +243,46 @@ describe('two replicas with auth share their keys through the database', { skip 
     const tried = statuses.filter((s) => s === 401).length;
     assert.ok(tried <= 4 + 1, `attempts answered 401: ${statuses.join(' ')}`);
     assert.equal(statuses[statuses.length - 1], 429, statuses.join(' '));
+  });
+});
+
+describe('three replicas caching one upstream (pull-through) over one database', { skip }, () => {
+  const dirs: string[] = [];
+  const servers: RunningServer[] = [];
+  let upstream: RunningServer;
+  let fwd: Proxy;
+  let img: TestImage;
+
+  before(async () => {
+    const shared = await mkdtemp(join(tmpdir(), 'wharf-replicas-proxy-'));
+    dirs.push(shared);
+    upstream = await startServer({ dataDir: join(shared, 'up'), logLevel: 'silent', config: { storage: { driver: 'memory' } } });
+    fwd = await startProxy(upstream.url);
+    img = await makeImage(2, 200_000);
+    await pushImage(upstream.url, 'team/app', 'v1', img);
+    const storage = await storageConfig('s3+pg', shared);
+    const { database } = await databaseConfig('s3+pg');
+    for (let i = 0; i < 3; i++) {
+      const dataDir = await mkdtemp(join(tmpdir(), `wharf-replica-proxy-${i}-`));
+      dirs.push(dataDir);
+      servers.push(await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage, database, proxy: { upstreams: [{ namespace: 'up', url: fwd.url, ttl: '1h' }] } } }));
+    }
+  });
+  after(async () => {
+    for (const s of servers) await s.close();
+    await fwd?.close();
+    await upstream?.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  test('12 concurrent misses of one blob, spread over the replicas, make one upstream fetch; all get its bytes', async () => {
+    const layer = img.blobs[1]!;
+    const gets = (): number => fwd.requests.filter((r) => r.method === 'GET' && r.url.includes(`/blobs/${layer.digest}`)).length;
+    const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => call(servers[i % 3]!.url, 'GET', `/v2/up/team/app/blobs/${layer.digest}`)));
+    for (const r of replies) {
+      assert.equal(r.status, 200);
+      assert.ok(r.body.equals(layer.data));
+    }
+    assert.equal(gets(), 1, `upstream GETs of the blob: ${gets()}`);
   });
 });

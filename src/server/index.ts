@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { RegistryStore } from './store/index.js';
 import { randomBytes } from 'node:crypto';
 import { connectDatabase, openStore } from './storage.js';
-import { sharedFailures, sharedSecrets } from './db/index.js';
+import { fillLeases, sharedFailures, sharedSecrets } from './db/index.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
 import { Gauge, Registry as MetricsRegistry } from 'prom-client';
@@ -82,7 +82,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
       cacheEntries.set({ cache: 'verified' }, c.verified.entries);
     },
   });
-  const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream });
+  const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream, leases: db ? fillLeases(db) : undefined });
   const shared = db && secrets ? { secrets, failures: sharedFailures(db), onError: (err: unknown) => log.warn({ err }, 'auth: cannot count a failed login in the database') } : undefined;
   const hooks = await startRequestHooks(config, { dataDir, log, shared });
   const backend = proxy?.backend ?? store;

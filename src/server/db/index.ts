@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { MIGRATIONS } from './migrations.js';
@@ -101,6 +102,28 @@ export function sharedFailures(db: Database): (key: string, windowMs: number) =>
     if (++counted % 1000 === 0) await db.pool.query(`DELETE FROM wharf_login_failures WHERE reset_ms < ${NOW_MS} - 3600000`);
     const row = r.rows[0]!;
     return { n: row.n, leftMs: Math.max(0, Number(row.left_ms)) };
+  };
+}
+
+/**
+ * Leases on pull-through fills (the proxy's FillLeases): the replica that takes a blob's lease
+ * fetches it; the lease ends with the fill, or runs out after `ttlMs` if its replica died.
+ */
+export function fillLeases(db: Database, ttlMs = 600_000): { take(digest: string): Promise<(() => Promise<void>) | undefined> } {
+  const owner = randomUUID();
+  return {
+    async take(digest) {
+      const r = await db.pool.query(
+        `INSERT INTO wharf_fill_leases AS l (digest, owner, expires_ms) VALUES ($1, $2, ${NOW_MS} + $3::bigint)
+         ON CONFLICT (digest) DO UPDATE SET owner = excluded.owner, expires_ms = excluded.expires_ms WHERE l.expires_ms < ${NOW_MS}
+         RETURNING owner`,
+        [digest, owner, ttlMs],
+      );
+      if (r.rowCount === 0) return undefined;
+      return async () => {
+        await db.pool.query('DELETE FROM wharf_fill_leases WHERE digest = $1 AND owner = $2', [digest, owner]);
+      };
+    },
   };
 }
 

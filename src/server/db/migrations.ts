@@ -25,4 +25,10 @@ export const MIGRATIONS: readonly string[] = [
      n integer NOT NULL,
      reset_ms bigint NOT NULL
    );`,
+  // 4: which replica fetches a blob into the pull-through cache (src/server/proxy/pull-through.ts).
+  `CREATE TABLE wharf_fill_leases (
+     digest text PRIMARY KEY,
+     owner text NOT NULL,
+     expires_ms bigint NOT NULL
+   );`,
 ];

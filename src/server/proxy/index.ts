@@ -3,12 +3,12 @@ import type { Registry } from 'prom-client';
 import { pruneCache, type PruneOptions, type RegistryStore } from '../store/index.js';
 import type { ProxyConfig } from './config.js';
 import { createProxyMetrics, type ProxyMetrics } from './metrics.js';
-import { PullThrough, type PullThroughOptions, type ProxyTarget } from './pull-through.js';
+import { PullThrough, type FillLeases, type PullThroughOptions, type ProxyTarget } from './pull-through.js';
 import { Upstream } from './upstream.js';
 import { loadCache, type LoadOptions } from './load.js';
 
 export { ProxyConfigSchema, UpstreamSchema, type ProxyConfig, type ProxyConfigInput, type UpstreamConfig } from './config.js';
-export { PullThrough, type ProxyTarget } from './pull-through.js';
+export { PullThrough, type FillLeases, type ProxyTarget } from './pull-through.js';
 export { Upstream, UpstreamDown, globToRegExp } from './upstream.js';
 export { createProxyMetrics, type ProxyMetrics } from './metrics.js';
 export { loadCache, CacheTarget, type LoadOptions, type LoadReport } from './load.js';
@@ -27,6 +27,8 @@ export interface StartOptions {
   metrics: Registry;
   /** Every request that reaches an upstream; for tests. */
   onUpstream?: ((t: ProxyTarget, what: string) => void) | undefined;
+  /** Replicas: the database's leases on fills (PullThroughOptions.leases). */
+  leases?: FillLeases | undefined;
 }
 
 /** The upstreams of a proxy config, each with its own connection pool and credentials. */
@@ -46,6 +48,7 @@ export async function startPullThrough(config: { proxy: ProxyConfig }, opts: Sta
   const ptOpts: PullThroughOptions = { metrics, log: opts.log };
   if (pc.defaultNamespace !== undefined) ptOpts.defaultNamespace = pc.defaultNamespace;
   if (opts.onUpstream) ptOpts.onUpstream = opts.onUpstream;
+  if (opts.leases) ptOpts.leases = opts.leases;
   const timers: NodeJS.Timeout[] = [];
   const handle: PullThroughHandle = {
     backend: new PullThrough(opts.store, upstreams, ptOpts),
