@@ -22,7 +22,7 @@ import { baselineEntry, exec, hasBin, median, removeBuild, ROOT, startDistributi
 import type { BenchContext, BenchRow, BenchScale, BenchSection, RowInput, WharfBuild } from './types.js';
 
 /** In the order they run. Sections owned by other areas are imported only if their file exists. */
-export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth', 's3', 'ui', 'soak'] as const;
+export const SECTIONS = ['server', 'client', 'estargz', 'proxy', 'auth', 's3', 'scale', 'ui', 'soak'] as const;
 /** Sections that run only when named in --only: each takes many minutes (soak: 10 per registry). */
 const ON_REQUEST: readonly string[] = ['soak'];
 
@@ -43,7 +43,7 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--baseline') a.baseline = argv[++i] || undefined;
     else if (v.startsWith('--baseline=')) a.baseline = v.slice(11) || undefined;
     else if (v === '--help' || v === '-h') {
-      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth,s3,ui,soak] [--baseline <git rev>] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3, BENCH_SOAK_SECONDS=600 (soak runs only with --only soak)');
+      console.log('usage: npm run bench -- [--only server,client,estargz,proxy,auth,s3,scale,ui,soak] [--baseline <git rev>] [--write]\nenv: BENCH_SCALE=small|full, BENCH_RUNS=3, BENCH_SOAK_SECONDS=600 (soak runs only with --only soak)');
       process.exit(0);
     } else throw new Error(`bench: unknown argument ${v}`);
   }
@@ -190,6 +190,14 @@ redirected pull is a second \`wharf serve\` on Wharf's bucket with \`storage.s3.
 beside curl's GET of a URL presigned for the same object. RGW, its OSD, both servers and the load
 generator share the 2 cores, so each figure there is as much RGW's as the registry's. Without
 root, radosgw, ceph-mon, ceph-osd, docker-registry or curl, the section is skipped.
+
+The scale section (docs/SCALE-OUT.md) puts nginx (test/helpers/nginx.ts) in front of 1, 2 and 3
+\`wharf serve\` replicas over one fresh RGW bucket and one PostgreSQL 15 database
+(\`database.url\`), then in front of 2 Distribution replicas (its s3 driver, one shared
+http.secret) on a bucket of their own, and loads each through the balancer: small-artifact pushes
+from 8 clients, failures counted, and manifest GETs at 50 connections. Every replica, RGW,
+PostgreSQL, nginx and the load generator share the 2 cores, so more replicas cannot be faster
+here; the rows say whether 3 are slower than 1.
 
 The ui section measures the web UI (issue 23), with no peer: the first page's bundle (index.html
 and the script, styles and icon it names, gzipped as the server sends them; the figure

@@ -75,8 +75,9 @@ export async function startNginx(backends: string[]): Promise<Balancer> {
   const child: ChildProcess = spawn(NGINX, ['-c', conf, '-p', dir, '-e', join(dir, 'error.log'), '-g', 'daemon off;'], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
-    const up = await fetch(`${url}/healthz`).then(
-      async (r) => (await r.arrayBuffer(), r.status === 200),
+    // Up once a registry answers through it (200, or 401 from one with auth), not nginx's own 502.
+    const up = await fetch(`${url}/v2/`).then(
+      async (r) => (await r.arrayBuffer(), r.status < 500),
       () => false,
     );
     if (up) break;

@@ -1,0 +1,128 @@
+/**
+ * Section "scale": several replicas behind nginx (docs/SCALE-OUT.md). Wharf with 1, 2 and 3
+ * replicas over one RGW bucket and one PostgreSQL database, then Distribution's s3 driver with 2
+ * replicas (one shared http.secret) on its own bucket, behind the same nginx configuration; each
+ * through the balancer: manifest GETs at 50 connections and small-artifact pushes from 8 clients,
+ * failed pushes counted rather than thrown. On a 2-core machine more replicas cannot be faster;
+ * the aim is that 3 are not slower than 1 (no lock or database round trip on a hot read path that
+ * one replica does not pay).
+ */
+import { V2, manifestRates } from './http.js';
+import { distributionVersion, hasBin, median, REGISTRY_BIN, startDistributionProcess } from './lib.js';
+import { makeBucket, s3Options, startRgw, type Rgw } from '../test/helpers/rgw.js';
+import { createDatabase, startPg } from '../test/helpers/pg.js';
+import { startNginx } from '../test/helpers/nginx.js';
+import type { BenchContext, BenchRegistry, BenchRow } from './types.js';
+import { existsSync } from 'node:fs';
+
+const SIZES = {
+  small: { artifacts: 60, seconds: 3 },
+  full: { artifacts: 300, seconds: 10 },
+} as const;
+
+function missing(): string | undefined {
+  if (!hasBin('radosgw') || !hasBin('ceph-mon') || !hasBin('ceph-osd')) return 'Ceph RGW is not installed (apt-get install radosgw ceph-mon ceph-osd)';
+  if (!existsSync('/usr/lib/postgresql/15/bin/postgres')) return 'PostgreSQL 15 is not installed (apt-get install postgresql)';
+  if (!existsSync('/usr/sbin/nginx')) return 'nginx is not installed (apt-get install nginx-light)';
+  if (!hasBin(REGISTRY_BIN)) return `Distribution (${REGISTRY_BIN}) is not installed (apt-get install docker-registry)`;
+  return undefined;
+}
+
+interface Figures {
+  get: number[];
+  pushes: number[];
+  failed: number;
+}
+
+/** Pushes `count` small artifacts from 8 clients through `url`; pushes/s and how many failed (an error, not a throw). */
+async function pushes(v2: V2, tag: string, count: number): Promise<{ rate: number; failed: number }> {
+  let next = 0;
+  let failed = 0;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        try {
+          await v2.pushSmallArtifact(`bench/scale-${i % 4}`, `${tag}-${i}`, { tag, i });
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  return { rate: (count - failed) / (Number(process.hrtime.bigint() - t0) / 1e9), failed };
+}
+
+/** `replicas` behind nginx: figures over ctx.runs runs. */
+async function measure(ctx: BenchContext, replicas: BenchRegistry[], label: string, sz: (typeof SIZES)[keyof typeof SIZES]): Promise<Figures> {
+  const lb = await startNginx(replicas.map((r) => r.host));
+  const v2 = new V2(lb.url, 64);
+  const f: Figures = { get: [], pushes: [], failed: 0 };
+  try {
+    // The artifact the GETs read, and one untimed round of each.
+    await v2.pushSmallArtifact('bench/scale-get', 'target', { label });
+    await manifestRates(lb.url, v2, '/v2/bench/scale-get/manifests/target', 1);
+    for (let i = 0; i < ctx.runs; i++) {
+      const p = await pushes(v2, `${label.replace(/\W+/g, '')}-${i}`, sz.artifacts);
+      f.pushes.push(p.rate);
+      f.failed += p.failed;
+      f.get.push((await manifestRates(lb.url, v2, '/v2/bench/scale-get/manifests/target', sz.seconds)).get);
+    }
+    ctx.log(`${label}: ${f.pushes.map((x) => x.toFixed(1)).join('/')} small artifacts/s, manifest GET ${f.get.map((x) => x.toFixed(0)).join('/')} req/s, ${f.failed} failed pushes`);
+  } finally {
+    await v2.close();
+    await lb.stop();
+  }
+  return f;
+}
+
+export async function run(ctx: BenchContext): Promise<BenchRow[]> {
+  const why = missing();
+  if (why) {
+    ctx.log(`skipped: ${why}`);
+    return [];
+  }
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const sz = SIZES[ctx.scale];
+  const rgw: Rgw = await startRgw();
+  const pg = await startPg();
+  const wharf: Figures[] = [];
+  let dist: Figures | undefined;
+  try {
+    const wb = await makeBucket(rgw, 'bench-scale-wharf');
+    const url = await createDatabase(pg, 'bench_scale');
+    const config = { storage: { driver: 's3' as const, s3: s3Options(rgw, wb) }, database: { url } };
+    for (const n of [1, 2, 3]) {
+      const replicas: BenchRegistry[] = [];
+      try {
+        for (let i = 0; i < n; i++) replicas.push(await ctx.startWharf({ config }));
+        wharf.push(await measure(ctx, replicas, `wharf serve ×${n}`, sz));
+      } finally {
+        for (const r of replicas) await r.stop();
+      }
+    }
+    const db = await makeBucket(rgw, 'bench-scale-distribution');
+    const replicas: BenchRegistry[] = [];
+    try {
+      for (let i = 0; i < 2; i++) replicas.push(await startDistributionProcess({ s3: { endpoint: rgw.endpoint, region: rgw.region, bucket: db, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey } }));
+      dist = await measure(ctx, replicas, 'Distribution ×2', sz);
+    } finally {
+      for (const r of replicas) await r.stop();
+    }
+  } finally {
+    await pg.stop();
+    await rgw.stop();
+  }
+  const [one, two, three] = wharf as [Figures, Figures, Figures];
+  const d = dist!;
+  const vs = `vs Distribution ${distributionVersion()} (s3 driver) ×2 behind the same nginx, its own bucket on the same RGW`;
+  const each = `${sz.artifacts} pushes per run, 8 clients; GETs ${sz.seconds} s per run, 50 connections`;
+  return [
+    ctx.row({ metric: 'small artifacts through nginx, 2 replicas', wharf: median(two.pushes), peer: median(d.pushes), unit: 'artifacts/s', note: `${vs}; ${each}`, goalRatio: 2 }),
+    ctx.row({ metric: 'manifest GET through nginx, 2 replicas', wharf: median(two.get), peer: median(d.get), unit: 'req/s', note: `${vs}; ${each}`, goalRatio: 2 }),
+    ctx.row({ metric: 'failed pushes, 2 replicas', wharf: two.failed, peer: d.failed, unit: 'pushes', lowerIsBetter: true, goalMax: 1, note: `${vs}; over ${ctx.runs} runs of ${sz.artifacts}` }),
+    ctx.row({ metric: 'small artifacts through nginx, 3 replicas vs 1', wharf: median(three.pushes), peer: median(one.pushes), unit: 'artifacts/s', note: `peer: Wharf with 1 replica behind the same nginx (2 replicas: ${median(two.pushes).toFixed(1)}/s); ${each}`, goalRatio: 1 }),
+    ctx.row({ metric: 'manifest GET through nginx, 3 replicas vs 1', wharf: median(three.get), peer: median(one.get), unit: 'req/s', note: `peer: Wharf with 1 replica behind the same nginx (2 replicas: ${median(two.get).toFixed(0)} req/s); ${each}`, goalRatio: 1 }),
+    ctx.row({ metric: 'failed pushes, 1 and 3 replicas', wharf: one.failed + three.failed, peer: null, unit: 'pushes', lowerIsBetter: true, goalMax: 1, note: `over ${ctx.runs} runs of ${sz.artifacts} each` }),
+  ];
+}
