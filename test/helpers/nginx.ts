@@ -82,7 +82,8 @@ export async function startNginx(backends: string[]): Promise<Balancer> {
     );
     if (up) break;
     if (i === 99) {
-      child.kill('SIGKILL');
+      // TERM, not KILL: the master then ends its workers, which a killed master leaves serving.
+      child.kill('SIGTERM');
       throw new Error(`nginx did not answer on ${url}`);
     }
     await sleep(50);
@@ -93,7 +94,8 @@ export async function startNginx(backends: string[]): Promise<Balancer> {
       if (child.exitCode === null) {
         const gone = new Promise((r) => child.once('exit', r));
         child.kill('SIGQUIT');
-        await Promise.race([gone, sleep(5000).then(() => child.kill('SIGKILL'))]);
+        // A graceful stop waits for open connections; past 5 s a fast one (TERM) still ends the workers.
+        await Promise.race([gone, sleep(5000).then(() => child.kill('SIGTERM'))]);
       }
       await rm(dir, { recursive: true, force: true });
     },
