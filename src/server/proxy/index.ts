@@ -3,12 +3,14 @@ import type { Registry } from 'prom-client';
 import { pruneCache, type PruneOptions, type RegistryStore } from '../store/index.js';
 import type { ProxyConfig } from './config.js';
 import { createProxyMetrics, type ProxyMetrics } from './metrics.js';
-import { PullThrough, type FillLeases, type PullThroughOptions, type ProxyTarget } from './pull-through.js';
+import { PullThrough, type PullThroughOptions, type ProxyTarget } from './pull-through.js';
+import type { FillLeases } from './leases.js';
 import { Upstream } from './upstream.js';
 import { loadCache, type LoadOptions } from './load.js';
 
 export { ProxyConfigSchema, UpstreamSchema, type ProxyConfig, type ProxyConfigInput, type UpstreamConfig } from './config.js';
-export { PullThrough, type FillLeases, type ProxyTarget } from './pull-through.js';
+export { PullThrough, type ProxyTarget } from './pull-through.js';
+export type { FillLeases } from './leases.js';
 export { Upstream, UpstreamDown, globToRegExp } from './upstream.js';
 export { createProxyMetrics, type ProxyMetrics } from './metrics.js';
 export { loadCache, CacheTarget, type LoadOptions, type LoadReport } from './load.js';

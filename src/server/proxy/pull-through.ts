@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { OciError, MANIFEST_MEDIA_TYPES, MediaType, assertName, isDigest, isOciError, parseManifestRef, type ByteRange, type Descriptor, type Digest, isWharfError, isKnownError } from '../../spec/index.js';
 import type { AppendOptions, BlobHandle, Listed, Page, PutManifestResult, RegistryBackend, RegistryStore, StoredManifest, UploadStatus } from '../store/index.js';
 import { BlobFill } from './fill.js';
+import { leaseOrFollow, type FillLeases } from './leases.js';
 import type { ProxyMetrics } from './metrics.js';
 import { UpstreamDown, isUpstreamDown, staleWarning, type Upstream } from './upstream.js';
 
@@ -27,14 +28,6 @@ export interface PullThroughOptions {
   leases?: FillLeases;
 }
 
-/** Leases on fills shared by replicas: `take` gives a release, or undefined when another replica holds the blob's lease. */
-export interface FillLeases {
-  take(digest: string): Promise<(() => Promise<void>) | undefined>;
-}
-
-/** How long a miss waits for the fill another replica leased, checking the store, before it fetches the blob itself. */
-const FOLLOW_MS = 5_000;
-const FOLLOW_STEP_MS = 100;
 
 const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 /** Last-access times are written at most this often per image. */
@@ -401,42 +394,25 @@ export class PullThrough implements RegistryBackend {
   private async startFill(t: ProxyTarget, digest: Digest): Promise<BlobFill | undefined> {
     // A fill that finished between the caller's look at the store and now: nothing to fetch.
     if ((await this.store.blobState(t.local, digest)).size !== undefined) return undefined;
-    let release: (() => Promise<void>) | undefined;
     const leases = this.opts.leases;
-    if (leases) {
-      // null: another replica holds the lease; undefined: no answer (the database away), so fetch.
-      const lease = await leases.take(digest).then(
-        (r) => r ?? null,
-        () => undefined,
-      );
-      if (lease) release = lease;
-      // Another replica is fetching it: most blobs (configs, small layers, anything that finishes
-      // within FOLLOW_MS) then reach the store from there, and this one serves them from it. A
-      // blob that takes longer is fetched here too, so that no client waits on another replica:
-      // at most one fetch per replica.
-      else if (lease === null && (await this.follow(t, digest))) return undefined;
-    }
+    const turn = leases
+      ? await leaseOrFollow(leases, digest, async () => {
+          if ((await this.store.blobState(t.local, digest)).size === undefined) return false;
+          // The other replica links it once its fill is done, which may be a moment after the bytes.
+          await this.store.linkBlob(t.local, digest);
+          return true;
+        })
+      : { fetch: true as const };
+    if (!turn.fetch) return undefined;
+    const release = turn.release;
     try {
       const f = await this.fetchFill(t, digest);
-      if (release) void f.done.catch(() => undefined).finally(() => void release?.().catch(() => undefined));
+      if (release) void f.done.catch(() => undefined).finally(() => void release().catch(() => undefined));
       return f;
     } catch (err) {
       await release?.().catch(() => undefined);
       throw err;
     }
-  }
-
-  /** Waits up to FOLLOW_MS for another replica's fill of `digest` to reach the store; whether it did. */
-  private async follow(t: ProxyTarget, digest: Digest): Promise<boolean> {
-    for (let waited = 0; waited < FOLLOW_MS; waited += FOLLOW_STEP_MS) {
-      await new Promise((r) => setTimeout(r, FOLLOW_STEP_MS));
-      if ((await this.store.blobState(t.local, digest)).size !== undefined) {
-        // The other replica links it once its fill is done, which may be a moment after the bytes.
-        await this.store.linkBlob(t.local, digest);
-        return true;
-      }
-    }
-    return false;
   }
 
   private async fetchFill(t: ProxyTarget, digest: Digest): Promise<BlobFill> {
