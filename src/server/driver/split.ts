@@ -53,9 +53,11 @@ export class SplitDriver implements StorageDriver {
   }
 
   async list(path: string): Promise<string[]> {
-    if (path === '') return [...new Set([...(await this.meta.list(path)), ...(await this.data.list(path))])];
-    checkPath(path);
-    if (/^repositories\/.+\/_uploads$/.test(path)) return [...new Set([...(await this.meta.list(path)), ...(await this.data.list(path))])];
+    // The root, and a directory of upload sessions, have entries on both sides.
+    if (path === '' || /^repositories\/.+\/_uploads$/.test(checkPath(path))) {
+      const [m, d] = await Promise.all([this.meta.list(path), this.data.list(path)]);
+      return [...new Set([...m, ...d])];
+    }
     return this.on(`${path}/x`).list(path);
   }
 
