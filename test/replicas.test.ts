@@ -191,6 +191,45 @@ describe('two replicas over one bucket and one database', { skip }, () => {
       [],
     );
   });
+  test('the audit log is one for both: every pull is on both replicas once, and a manifest pulled on one with its blob on the other is one download', async () => {
+    const repo = 'shared/audit';
+    const layer = randomBlob(4096, 'audited');
+    const desc = descriptorOf(MediaTypes.layer, layer);
+    await pushBlob(a.url, repo, layer);
+    await pushBlob(a.url, repo, EMPTY_JSON);
+    const m = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [desc] });
+    await pushManifest(a.url, repo, 'v1', m);
+    assert.equal((await call(a.url, 'GET', `/v2/${repo}/manifests/v1`)).status, 200);
+    assert.equal((await call(b.url, 'GET', `/v2/${repo}/blobs/${desc.digest}`)).status, 200);
+    assert.equal((await call(b.url, 'GET', `/v2/${repo}/manifests/${m.digest}`)).status, 200);
+    type Rec = { id: number; method: string; action: string; reference: string | null; digest: string | null };
+    const views: Rec[][] = [];
+    for (const s of [a, b]) {
+      const r = await call(s.url, 'GET', `/api/v1/audit?repo=${repo}&limit=1000`);
+      assert.equal(r.status, 200, r.body.toString());
+      views.push((JSON.parse(r.body.toString()) as { records: Rec[] }).records);
+    }
+    const [onA, onB] = views as [Rec[], Rec[]];
+    assert.deepEqual(onA.map((r) => r.id), onB.map((r) => r.id), 'both replicas list the same records, in the same order');
+    assert.equal(new Set(onA.map((r) => r.id)).size, onA.length, 'no id twice');
+    const pulls = onA.filter((r) => r.action === 'pull');
+    assert.equal(pulls.length, 3, JSON.stringify(onA));
+    // Ids grow with time across replicas too: newest first.
+    assert.deepEqual(pulls.map((r) => r.method + ' ' + (r.reference ?? r.digest)), [`GET ${m.digest}`, `GET ${desc.digest}`, 'GET v1']);
+    const d = await call(b.url, 'GET', `/api/v1/audit/downloads?repo=${repo}`);
+    const downloads = (JSON.parse(d.body.toString()) as { downloads: Array<{ reference: string; blobsDone: number; blobsTotal: number; completed: boolean }> }).downloads;
+    const first = downloads.find((x) => x.reference === 'v1');
+    assert.ok(first, JSON.stringify(downloads));
+    assert.deepEqual([first.blobsDone, first.blobsTotal, first.completed], [1, 1, true], 'the blob pulled on b joins the manifest pulled on a');
+    const db = new pg.Client({ connectionString: dbUrl });
+    await db.connect();
+    try {
+      const r = await db.query<{ n: string }>("SELECT count(*) AS n FROM wharf_audit_journal WHERE lines LIKE '%shared/audit%'");
+      assert.ok(Number(r.rows[0]!.n) > 0, 'the journal is in PostgreSQL');
+    } finally {
+      await db.end();
+    }
+  });
 });
 
 describe('two replicas with auth share their keys through the database', { skip }, () => {

@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type WharfConfigInput } from '../src/server/index.js';
-import type { WebhookEvent } from '../src/server/webhooks/index.js';
+import type { WebhookEvent, Webhooks } from '../src/server/webhooks/index.js';
 import { call } from '../src/testkit/http.js';
 import { pushArtifact } from './helpers/auth.js';
 import { freePort } from './helpers/distribution.js';
@@ -139,7 +139,7 @@ describe('webhooks', () => {
       await pushArtifact(s.url, 'down/one', 'v1', {});
       await pushArtifact(s.url, 'down/two', 'v1', {});
       await until('delivery was tried and failed, the events wait', () => {
-        const p = s.hooks.webhooks!.pending()[0];
+        const p = (s.hooks.webhooks as Webhooks).pending()[0];
         return p !== undefined && p.waiting === 6 && p.attempts >= 2;
       });
       await s.close();
@@ -147,7 +147,7 @@ describe('webhooks', () => {
       s = await startServer({ dataDir: dir, logLevel: 'silent', config });
       await until('queued events delivered after the restart', () => r.events.filter((e) => e.target.tag === 'v1').length === 2);
       assert.deepEqual(r.events.filter((e) => e.target.tag === 'v1').map((e) => e.target.repository), ['down/one', 'down/two']);
-      await until('the queue is empty', () => (s.hooks.webhooks!.pending()[0]?.waiting ?? 0) === 0);
+      await until('the queue is empty', () => ((s.hooks.webhooks as Webhooks).pending()[0]?.waiting ?? 0) === 0);
       await r.close();
     } finally {
       await s.close();

@@ -6,7 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import type { RegistryStore } from './store/index.js';
 import { randomBytes } from 'node:crypto';
 import { connectDatabase, openStore } from './storage.js';
-import { fillLeases, sharedFailures, sharedSecrets } from './db/index.js';
+import { claimSlot, fillLeases, pgJournal, pgWebhookLedger, sharedFailures, sharedSecrets } from './db/index.js';
+import { ID_SLOTS, setAuditIdSlot } from './audit/index.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
 import { Gauge, Registry as MetricsRegistry } from 'prom-client';
@@ -84,7 +85,10 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
   });
   const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream, leases: db ? fillLeases(db) : undefined });
   const shared = db && secrets ? { secrets, failures: sharedFailures(db), onError: (err: unknown) => log.warn({ err }, 'auth: cannot count a failed login in the database') } : undefined;
-  const hooks = await startRequestHooks(config, { dataDir, log, shared });
+  // Record ids carry a slot of this replica's, so that replicas writing one log never repeat an id.
+  const slot = db ? await claimSlot(db, ID_SLOTS, { onSlot: setAuditIdSlot, log }) : undefined;
+  const replicated = db ? { journal: pgJournal(db), ledger: pgWebhookLedger(db) } : undefined;
+  const hooks = await startRequestHooks(config, { dataDir, log, shared, replicated });
   const backend = proxy?.backend ?? store;
   const webDeps: WebDeps = { config, backend, store, auth: hooks.auth, audit: hooks.audit, sinks: hooks.sinks, proxy, log };
   const extensions = [...hooks.extensions];
@@ -126,6 +130,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
     await app.close().catch(() => undefined);
     await proxy?.close();
     await hooks.close();
+    await slot?.release();
     await store.driver.close?.();
     await db?.close();
     throw err;
@@ -155,6 +160,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
       }
       await proxy?.close();
       await hooks.close();
+      await slot?.release();
       await store.driver.close?.();
       await db?.close();
     },

@@ -1,18 +1,18 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { AuditLog, nextAuditId, type AuditRecord } from './audit/index.js';
+import { AuditLog, nextAuditId, type AuditRecord, type SharedJournal } from './audit/index.js';
 import { Authenticator, type SharedAuthState } from './auth/index.js';
 import type { WharfConfig } from './config.js';
 import { installAccess } from './http/access.js';
 import { installAudit, type RequestSink } from './http/audit.js';
 import type { StaleUpload } from './store/index.js';
-import { Webhooks } from './webhooks/index.js';
+import { JournalWebhooks, Webhooks, type WebhookLedger } from './webhooks/index.js';
 
 export interface RequestHooks {
   auth: Authenticator | undefined;
   audit: AuditLog | undefined;
-  webhooks: Webhooks | undefined;
+  webhooks: Webhooks | JournalWebhooks | undefined;
   /** Where finished content requests go (the audit log, webhooks): the web UI's downloads too. */
   sinks: RequestSink[];
   /** Hooks and routes for createApp. */
@@ -23,26 +23,41 @@ export interface RequestHooks {
   close(): Promise<void>;
 }
 
+/** What replicas share through PostgreSQL: the journal of finished requests, and where each webhook endpoint is in it. */
+export interface ReplicatedHooks {
+  journal: SharedJournal;
+  ledger: WebhookLedger;
+}
+
 /** Access control, the audit log and webhooks, wired onto the app as fastify hooks. */
-export async function startRequestHooks(config: WharfConfig, deps: { dataDir: string; log: Logger; shared?: SharedAuthState | undefined }): Promise<RequestHooks> {
+export async function startRequestHooks(
+  config: WharfConfig,
+  deps: { dataDir: string; log: Logger; shared?: SharedAuthState | undefined; replicated?: ReplicatedHooks | undefined },
+): Promise<RequestHooks> {
   const extensions: RequestHooks['extensions'] = [];
   const auth = config.auth ? await Authenticator.create(config.auth, deps.dataDir, deps.shared) : undefined;
-  let audit: AuditLog | undefined;
   const sinks: RequestSink[] = [];
-  if (config.audit.enabled) {
+  const replicated = deps.replicated;
+  // Replicas' webhooks read the shared journal, so it is written even with the audit log off.
+  let journal: AuditLog | undefined;
+  if (config.audit.enabled || (replicated && config.webhooks.length > 0)) {
     const dbPath = config.audit.path ?? join(deps.dataDir, 'audit', 'audit.db');
-    audit = AuditLog.open({
+    journal = AuditLog.open({
       dbPath,
       journalDir: join(dbPath, '..', 'journal'),
       flushInterval: config.audit.flushInterval,
       groupWindow: config.audit.groupWindow,
       retention: config.audit.retention,
       log: deps.log,
+      ...(replicated ? { shared: replicated.journal, index: config.audit.enabled } : {}),
     });
-    sinks.push(audit);
+    sinks.push(journal);
   }
-  let webhooks: Webhooks | undefined;
-  if (config.webhooks.length > 0) {
+  const audit = config.audit.enabled ? journal : undefined;
+  let webhooks: RequestHooks['webhooks'];
+  if (config.webhooks.length > 0 && replicated) {
+    webhooks = new JournalWebhooks(replicated.journal, replicated.ledger, config.webhooks, { source: config.listen, log: deps.log });
+  } else if (config.webhooks.length > 0) {
     const w = new Webhooks(join(deps.dataDir, 'webhooks', 'queue.db'), config.webhooks, { source: config.listen, log: deps.log });
     webhooks = w;
     sinks.push({ journal: (rec) => w.journal(rec), complete: (rec) => w.complete(rec) });
@@ -62,12 +77,12 @@ export async function startRequestHooks(config: WharfConfig, deps: { dataDir: st
       // "aborted" because it never completed.
       for (const u of uploads) {
         const rec: AuditRecord = { id: nextAuditId(), time: Date.now(), user: null, ip: '', userAgent: null, method: 'PURGE', action: 'upload', repo: u.repo, reference: u.id, digest: null, mediaType: null, artifactType: null, status: 410, bytes: u.bytes, durationMs: u.idleMs, outcome: 'aborted' };
-        audit?.complete(rec, { kind: 'upload' });
+        journal?.complete(rec, { kind: 'upload' });
       }
     },
     close: async () => {
-      audit?.close();
       await webhooks?.close();
+      await journal?.close();
     },
   };
 }

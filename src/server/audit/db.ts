@@ -32,6 +32,7 @@ CREATE INDEX IF NOT EXISTS downloads_time ON downloads(time);
  *   queries read (user, ip, bytes, reference), so that they scan an index and never the table;
  * - UI file downloads (partial: the few rows with a file), by time and by repository;
  * - tag moves (partial: manifest PUTs and DELETEs only), by repository and reference;
+ * - where this database is in a journal shared through PostgreSQL (AuditLog's `shared`);
  * - daily rollups (rollUp): per artifact, and per user, of the days that can no longer change.
  *   A series or top list over all repositories reads whole days from them and only the edges of
  *   its range from the rows: a 90-day dashboard reads a few thousand rows, not every download.
@@ -44,6 +45,7 @@ CREATE INDEX IF NOT EXISTS requests_file ON requests(time) WHERE file IS NOT NUL
 CREATE INDEX IF NOT EXISTS requests_file_repo ON requests(repo, time) WHERE file IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_moves ON requests(repo, reference, time) WHERE method IN ('PUT', 'DELETE');
 CREATE TABLE IF NOT EXISTS rollup_days (day INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS shared_position (id INTEGER PRIMARY KEY CHECK (id = 1), pos TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rollup_artifacts (
   day INTEGER NOT NULL, repo TEXT NOT NULL, digest TEXT NOT NULL,
   downloads INTEGER NOT NULL, bytes INTEGER NOT NULL, last_time INTEGER NOT NULL, reference TEXT,
@@ -266,7 +268,13 @@ export class AuditDb {
    * One transaction: inserts records (a record already there is kept), upserts download rows,
    * applies corrections (a client that left after its record was written) and the retention pass.
    */
-  commit(records: RecordParams[], downloads: DownloadParams[] = [], corrections: Array<{ id: number; bytes: number }> = [], prune?: { maxAge?: number | undefined; maxRows?: number | undefined; now: number }): void {
+  commit(
+    records: RecordParams[],
+    downloads: DownloadParams[] = [],
+    corrections: Array<{ id: number; bytes: number }> = [],
+    prune?: { maxAge?: number | undefined; maxRows?: number | undefined; now: number },
+    position?: string,
+  ): void {
     const up = (this.upsertDownload ??= this.db.prepare(UPSERT_DOWNLOAD_SQL));
     const fix = (this.correct ??= this.db.prepare("UPDATE requests SET outcome = 'aborted', bytes = ? WHERE id = ?"));
     this.db.transaction(() => {
@@ -274,7 +282,14 @@ export class AuditDb {
       for (const d of downloads) up.run(...d);
       for (const c of corrections) fix.run(c.bytes, c.id);
       if (prune) this.prune(prune, prune.now);
+      // In the same transaction as the rows: a crash never leaves the position ahead of them, or behind.
+      if (position !== undefined) this.db.prepare('INSERT INTO shared_position (id, pos) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET pos = excluded.pos').run(position);
     });
+  }
+
+  /** Where this database is in the shared journal; undefined before its first batch. */
+  position(): string | undefined {
+    return this.db.prepare('SELECT pos FROM shared_position WHERE id = 1').get()?.pos as string | undefined;
   }
 
   has(id: number): boolean {

@@ -64,7 +64,7 @@ export class JournalApplier {
   ) {}
 
   /** Returns how many records the text held. */
-  apply(text: string, prune?: Retention): number {
+  apply(text: string, prune?: Retention, position?: string): number {
     const records = new Map<number, JournalRecord>();
     const corrections: Array<{ id: number; bytes: number }> = [];
     for (const line of text.split('\n')) {
@@ -93,7 +93,7 @@ export class JournalApplier {
     const rows: RecordParams[] = [];
     for (const r of records.values()) rows.push(recordParams(this.group(r, touched)));
     const downloads: DownloadParams[] = [...touched.values()].map(downloadParams);
-    this.db.commit(rows, downloads, corrections, prune);
+    this.db.commit(rows, downloads, corrections, prune, position);
     return records.size;
   }
 

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AuditDb } from './db.js';
@@ -19,6 +19,22 @@ export interface AuditLogOptions {
   groupWindow: number;
   retention: { maxAge?: number | undefined; maxRows?: number | undefined };
   log?: Logger;
+  /**
+   * A journal that several replicas share (PostgreSQL): lines go there, and the database becomes
+   * an index of it, which every replica keeps up to date by reading it back.
+   */
+  shared?: SharedJournal;
+  /** Shared mode: false when nothing reads this database (webhooks without the audit log): the journal is only written. */
+  index?: boolean;
+}
+
+/** The journal in PostgreSQL, as the audit log uses it (src/server/db/journal.ts). */
+export interface SharedJournal {
+  /** Resolves once the lines are committed. */
+  append(lines: string, records: number): Promise<void>;
+  /** Up to `limit` batches after `after` (undefined: from the first), in one order for every reader. */
+  read(after: string | undefined, limit: number): Promise<Array<{ pos: string; lines: string }>>;
+  prune(opts: { maxAge?: number | undefined; maxRows?: number | undefined }): Promise<number>;
 }
 
 const SEGMENT = /^journal-(\d+)\.log$/;
@@ -34,6 +50,12 @@ const SEGMENT = /^journal-(\d+)\.log$/;
  * deletes it. A client that leaves after its record was written adds a correction line, applied in
  * whichever batch it lands. (The batches once went to a worker thread: measured with the auth
  * bench, manifest GETs were no faster that way, and the thread cost 13 MiB of RSS.)
+ *
+ * With a `shared` journal (replicas over PostgreSQL), the same lines are committed there instead,
+ * one INSERT per batch with one in flight at a time, and the final bytes of a response wait for
+ * that commit: a replica killed the next instant loses nothing, even if its disk goes with it. A
+ * batch the database refuses falls back to the local journal and is sent on a later flush. The
+ * flush then reads the shared journal, every replica's lines in one order, into this database.
  */
 /**
  * A segment this long is committed without waiting for the timer. At 20,000 manifest GETs a
@@ -69,10 +91,16 @@ export class AuditLog {
   static open(opts: AuditLogOptions): AuditLog {
     const a = new AuditLog(opts);
     mkdirSync(opts.journalDir, { recursive: true });
-    const n = a.replay();
-    if (n > 0) opts.log?.info({ records: n }, 'audit: replayed journal records into the database');
+    if (opts.shared) {
+      // Segments left from a time the database was unreachable go to it with the first flush.
+      const segs = a.segments();
+      a.seg = segs.length ? segs[segs.length - 1]!.n : 0;
+    } else {
+      const n = a.replay();
+      if (n > 0) opts.log?.info({ records: n }, 'audit: replayed journal records into the database');
+    }
     a.openSegment();
-    a.timer = setInterval(() => a.flush(), opts.flushInterval);
+    a.timer = setInterval(() => void a.catchUp(), opts.flushInterval);
     a.timer.unref();
     return a;
   }
@@ -124,10 +152,37 @@ export class AuditLog {
 
   private release(): void {
     this.scheduled = false;
+    if (this.opts.shared) return this.ship();
     this.sync();
     const waiting = this.settling;
     this.settling = [];
     for (const fn of waiting) fn();
+  }
+
+  /** Shared mode: what waits for the batch in flight to commit. */
+  private flight: Array<() => void> | undefined;
+
+  /** Shared mode: commits the queued lines, one batch in flight at a time; lines queued meanwhile make the next. */
+  private ship(): void {
+    if (this.flight || this.buffered.length === 0) return;
+    const shared = this.opts.shared!;
+    const lines = this.buffered;
+    const text = lines.join('');
+    const waiting = (this.flight = this.settling);
+    this.buffered = [];
+    this.settling = [];
+    shared
+      .append(text, lines.length)
+      .catch((err: unknown) => {
+        // Kept on this disk instead; a later flush sends it. The response need not fail for it.
+        this.warn(err, 'audit: cannot write to the shared journal; keeping records in the local journal until it works');
+        this.writeLocal(text, lines.length);
+      })
+      .finally(() => {
+        this.flight = undefined;
+        for (const fn of waiting) fn();
+        this.ship();
+      });
   }
 
   /**
@@ -136,14 +191,19 @@ export class AuditLog {
    * batch, without the journal's guarantee.
    */
   sync(): void {
-    if (this.buffered.length === 0) return;
+    // Shared mode commits asynchronously, and settle() waits for that.
+    if (this.opts.shared || this.buffered.length === 0) return;
     const text = this.buffered.length === 1 ? this.buffered[0]! : this.buffered.join('');
     const n = this.buffered.length;
     this.buffered = [];
+    this.writeLocal(text, n);
+  }
+
+  private writeLocal(text: string, n: number): void {
     try {
       writeSync(this.fd, text);
       this.pending += n;
-      if (this.pending >= BATCH_LINES && !this.flushing) {
+      if (!this.opts.shared && this.pending >= BATCH_LINES && !this.flushing) {
         this.flushing = true;
         setImmediate(() => {
           this.flushing = false;
@@ -158,8 +218,10 @@ export class AuditLog {
 
   /** Runs `then` once every line queued so far is written: the final bytes of a response wait for it. */
   settle(then: () => void): void {
-    if (this.buffered.length === 0) return then();
-    this.settling.push(then);
+    if (this.buffered.length > 0) this.settling.push(then);
+    // Shared mode: the line may be in the batch on its way.
+    else if (this.flight) this.flight.push(then);
+    else then();
   }
 
   private warn(err: unknown, msg: string): void {
@@ -196,56 +258,123 @@ export class AuditLog {
   }
 
   /**
+   * Starts a new segment and returns the one it closes, if that holds lines. Without lines (appends
+   * failed, the descriptor may be bad) a fresh segment lets the journal work again.
+   */
+  private rotate(): string | undefined {
+    const old = { fd: this.fd, path: this.segPath, pending: this.pending };
+    try {
+      this.openSegment();
+      closeQuietly(old.fd);
+      return old.pending > 0 ? old.path : undefined;
+    } catch (err) {
+      // Keep appending to the old segment; it goes with a later flush (or the next start).
+      if (old.pending > 0) this.warn(err, 'audit: cannot start a new journal segment; keeping the old one');
+      this.fd = old.fd;
+      this.segPath = old.path;
+      this.pending = old.pending;
+      return undefined;
+    }
+  }
+
+  /** Retention, at most once a minute. */
+  private retention(): Retention | undefined {
+    const now = Date.now();
+    if (this.opts.retention.maxAge === undefined && this.opts.retention.maxRows === undefined) return undefined;
+    if (now - this.lastPrune <= 60_000) return undefined;
+    this.lastPrune = now;
+    return { ...this.opts.retention, now };
+  }
+
+  /**
    * Closes the current segment and commits it to the database; runs on a timer, and before a query
-   * of the log, so that the query sees everything journaled so far.
+   * of the log, so that the query sees everything journaled so far. (Shared mode: catchUp.)
    */
   flush(): void {
+    if (this.opts.shared) return;
     this.sync();
     if (this.fd < 0 || (this.pending === 0 && this.unjournaled.length === 0)) return;
     const lines = this.unjournaled.join('');
     this.unjournaled = [];
-    let segment: string | undefined;
-    if (this.pending > 0) {
-      const old = { fd: this.fd, path: this.segPath };
-      try {
-        this.openSegment();
-        segment = old.path;
-        closeQuietly(old.fd);
-      } catch (err) {
-        // Keep appending to the old segment; it goes with a later flush (or the next start).
-        this.warn(err, 'audit: cannot start a new journal segment; keeping the old one');
-        this.fd = old.fd;
-        this.segPath = old.path;
-      }
-    } else {
-      // Appends failed: the descriptor may be bad. A fresh segment lets the journal work again.
-      const old = this.fd;
-      try {
-        this.openSegment();
-        closeQuietly(old);
-      } catch {
-        this.fd = old;
-      }
-    }
-    const now = Date.now();
-    let prune: Retention | undefined;
-    if ((this.opts.retention.maxAge !== undefined || this.opts.retention.maxRows !== undefined) && now - this.lastPrune > 60_000) {
-      this.lastPrune = now;
-      prune = { ...this.opts.retention, now };
-    }
+    const segment = this.rotate();
     try {
-      applyBatch(this.applier, { segment, lines, prune });
+      applyBatch(this.applier, { segment, lines, prune: this.retention() });
     } catch (err) {
       // The segment stays: the next start replays it.
       this.opts.log?.error({ err }, 'audit: writing to the database failed; the journal keeps the records');
     }
   }
 
-  /** Commits what is journaled and closes the journal and the database; nothing here waits. */
-  close(): void {
+  private catching: Promise<void> | undefined;
+  private nextCatch: Promise<void> | undefined;
+
+  /**
+   * Brings the database up to date before a query: a flush, or in shared mode a read of what every
+   * replica has committed. It never fails: a query answers from what the database holds.
+   */
+  async catchUp(): Promise<void> {
+    if (!this.opts.shared) return this.flush();
+    // One read at a time; a caller that comes during one waits for the next, which sees its lines.
+    if (this.catching) return (this.nextCatch ??= this.catching.then(() => ((this.nextCatch = undefined), this.catchUp())));
+    this.catching = this.pull()
+      .catch((err: unknown) => this.warn(err, 'audit: cannot read the shared journal; the log shows what it had'))
+      .finally(() => (this.catching = undefined));
+    return this.catching;
+  }
+
+  /** Shared mode: sends what the local journal kept, then reads the shared journal into the database. */
+  private async pull(): Promise<void> {
+    const shared = this.opts.shared!;
+    if (this.closed) return;
+    await this.sendLocal(shared);
+    let prune = this.retention();
+    if (prune) await shared.prune(this.opts.retention);
+    if (this.opts.index === false) return;
+    let after = this.db.position();
+    for (;;) {
+      const rows = await shared.read(after, PULL_ROWS);
+      if (this.closed) return;
+      if (rows.length === 0 && !prune) break;
+      after = rows.length ? rows[rows.length - 1]!.pos : after;
+      this.applier.apply(rows.map((r) => r.lines).join(''), prune, after);
+      prune = undefined;
+      if (rows.length < PULL_ROWS) break;
+    }
+  }
+
+  /** Shared mode: lines kept on this disk while the shared journal was out of reach. */
+  private async sendLocal(shared: SharedJournal): Promise<void> {
+    if (this.pending > 0) this.rotate();
+    for (const seg of this.segments()) {
+      if (seg.path === this.segPath) continue;
+      const text = readFileSync(seg.path, 'utf8');
+      // A line torn by a crash was never complete; the reader skips it.
+      if (text !== '') await shared.append(text, lineCount(text));
+      unlinkQuietly(seg.path);
+    }
+    if (this.unjournaled.length > 0) {
+      const text = this.unjournaled.join('');
+      this.unjournaled = [];
+      await shared.append(text, lineCount(text)).catch((err: unknown) => {
+        this.unjournaled.unshift(text);
+        throw err;
+      });
+    }
+  }
+
+  /** Commits what is journaled and closes the journal and the database. */
+  async close(): Promise<void> {
     if (this.closed) return;
     clearInterval(this.timer);
-    this.flush();
+    if (this.opts.shared) {
+      // The last batches, then what the local journal kept: all of it waits for no timer.
+      while (this.flight || this.buffered.length > 0) {
+        this.ship();
+        await new Promise<void>((r) => this.settle(r));
+      }
+      await this.catching;
+      await this.sendLocal(this.opts.shared).catch((err: unknown) => this.warn(err, 'audit: cannot send the local journal; the next start sends it'));
+    } else this.flush();
     this.closed = true;
     this.release();
     closeQuietly(this.fd);
@@ -254,6 +383,15 @@ export class AuditLog {
     if (this.pending === 0) unlinkQuietly(this.segPath);
     this.db.close();
   }
+}
+
+/** Batches read from the shared journal per query. */
+const PULL_ROWS = 200;
+
+function lineCount(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 function closeQuietly(fd: number): void {

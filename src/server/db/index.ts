@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { MIGRATIONS } from './migrations.js';
 
 export { MIGRATIONS } from './migrations.js';
+export { claimSlot, pgJournal, pgWebhookLedger, type JournalBatch, type JournalPosition, type PgJournal, type PgWebhookLedger, type WebhookTurn } from './journal.js';
 
 /** The state that several replicas share (issue 22, docs/SCALE-OUT.md): one PostgreSQL database. */
 export interface Database {

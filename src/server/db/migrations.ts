@@ -31,4 +31,33 @@ export const MIGRATIONS: readonly string[] = [
      owner text NOT NULL,
      expires_ms bigint NOT NULL
    );`,
+  // 5: the audit journal every replica appends to and reads back (src/server/db/journal.ts): one
+  // row per batch of JSON lines, ordered by the writing transaction's id, so that a reader can
+  // tell which rows no open transaction can still precede. Webhook endpoints keep their place in it.
+  `CREATE TABLE wharf_audit_journal (
+     txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+     seq bigserial NOT NULL,
+     time_ms bigint NOT NULL,
+     records integer NOT NULL,
+     lines text NOT NULL,
+     PRIMARY KEY (txid, seq)
+   );
+   CREATE INDEX wharf_audit_journal_time ON wharf_audit_journal (time_ms);
+   CREATE TABLE wharf_webhook_cursors (
+     endpoint text PRIMARY KEY,
+     txid xid8 NOT NULL,
+     seq bigint NOT NULL,
+     attempts integer NOT NULL DEFAULT 0,
+     next_ms bigint NOT NULL DEFAULT 0,
+     last_error text,
+     owner text,
+     lease_ms bigint NOT NULL DEFAULT 0
+   );
+   CREATE TABLE wharf_webhook_failed (
+     id bigserial PRIMARY KEY,
+     endpoint text NOT NULL,
+     payload text NOT NULL,
+     error text,
+     failed_at timestamptz NOT NULL DEFAULT now()
+   );`,
 ];

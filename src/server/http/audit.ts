@@ -146,11 +146,21 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
       bytes += size(chunk, rest[0]);
       // Headers are out by the first write: read the length once.
       if (expected === -1) expected = Number(header(reply, 'content-length') ?? NaN);
-      if (bytes >= expected) {
-        journal();
-        for (const s of queued) s.sync();
-      }
-      return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+      if (bytes < expected || queued.length === 0) return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+      journal();
+      for (const s of queued) s.sync();
+      // The chunk that completes the body waits for the record to be durable. On a local journal
+      // it is (sync above); a shared one commits asynchronously: the chunk is held, the stream
+      // that pipes into this response pauses (false), and 'drain' resumes it once the chunk is out.
+      let held = false;
+      let result: boolean | undefined;
+      settle(() => {
+        const ok = (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+        if (!held) result = ok;
+        else if (ok) this.emit('drain');
+      });
+      held = true;
+      return result ?? false;
     } as ServerResponse['write'];
     res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
       if (chunk !== undefined && typeof chunk !== 'function') {
@@ -211,7 +221,7 @@ export function adminsOnly(auth: Authenticator | undefined): AuditAdmit {
 export function installAuditApi(app: FastifyInstance, audit: AuditLog, check: AuditAdmit): void {
   const admit = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     await check(req, reply);
-    audit.flush();
+    await audit.catchUp();
   };
   const json = (reply: FastifyReply, body: unknown): FastifyReply => reply.header('cache-control', 'no-store').type('application/json').send(JSON.stringify(body));
 

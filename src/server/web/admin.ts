@@ -162,7 +162,7 @@ export function installAdmin(app: FastifyInstance, deps: WebDeps): void {
       repos.set(i.repository, r);
     }
     if (deps.audit) {
-      deps.audit.flush();
+      await deps.audit.catchUp();
       for (const r of repos.values()) {
         const t = deps.audit.db.lastPulled(r.name);
         if (t !== null) r.lastPulled = Math.max(r.lastPulled ?? 0, t);

@@ -91,10 +91,10 @@ export function intervalOf(name: string | undefined, span: number): { width: num
   return { width, offset: width % WEEK === 0 ? MONDAY : 0 };
 }
 
-function auditOf(deps: WebDeps): AuditLog {
+async function auditOf(deps: WebDeps): Promise<AuditLog> {
   if (!deps.audit) throw new OciError('UNSUPPORTED', 'the audit log is off (audit.enabled: false): there is nothing to count', { status: 404 });
   // What is journaled but not yet in SQLite (at most flushInterval old) is counted too.
-  deps.audit.flush();
+  await deps.audit.catchUp();
   // A day is final once no blob pull can still join one of its downloads (the grouping window).
   deps.audit.db.rollUp(Date.now() - deps.config.audit.groupWindow - ROLLUP_SLACK);
   return deps.audit;
@@ -116,21 +116,6 @@ function scopeOf(viewer: Viewer, audit: AuditLog, repo: string | undefined): str
 
 const json = (reply: FastifyReply, body: unknown): FastifyReply => reply.header('cache-control', 'no-store').type('application/json').send(JSON.stringify(body));
 
-/** When `repo` (or one artifact of it) was last pulled, for the browse and artifact pages; null when never, or when audit is off. */
-export function lastPulled(audit: AuditLog | undefined, repo: string, digest?: string): number | null {
-  if (!audit) return null;
-  audit.flush();
-  return audit.db.lastPulled(repo, digest);
-}
-
-/** How many times an artifact was pulled (what the log still holds); null when audit is off. */
-export function downloadCount(audit: AuditLog | undefined, repo: string, digest: string): number | null {
-  if (!audit) return null;
-  audit.flush();
-  return audit.db.downloadCount(repo, digest);
-}
-
-/** Cursor of "who": the position (time, id) of the last event of a page. */
 function encodeCursor(e: { time: number; id: number }): string {
   return Buffer.from(`${e.time}.${e.id}`).toString('base64url');
 }
@@ -177,7 +162,7 @@ export function installAnalytics(app: FastifyInstance, deps: WebDeps): void {
     const file = param(q, 'file');
     const { from, to } = spanOf(q);
     const bucket = intervalOf(param(q, 'interval'), to - from);
-    const audit = auditOf(deps);
+    const audit = await auditOf(deps);
     const repos = scopeOf(viewer, audit, repo);
     const s: DownloadScope = { from, to, repo, repos, tag, digest, file };
     const rows = repos?.length === 0 ? [] : audit.db.downloadSeries(s, bucket);
@@ -199,7 +184,7 @@ export function installAnalytics(app: FastifyInstance, deps: WebDeps): void {
     const q = req.query as Query;
     const { from, to } = spanOf(q);
     const limit = intParam(q, 'limit', 10, 100);
-    const audit = auditOf(deps);
+    const audit = await auditOf(deps);
     const repos = scopeOf(viewer, audit, undefined);
     const body: TopArtifact[] = repos?.length === 0 ? [] : audit.db.topArtifacts({ from, to, repos }, limit);
     return json(reply, body);
@@ -215,7 +200,7 @@ export function installAnalytics(app: FastifyInstance, deps: WebDeps): void {
     if (!csv && param(q, 'format') !== undefined && param(q, 'format') !== 'json') throw badParam('format', 'not csv or json');
     const limit = intParam(q, 'limit', csv ? CSV_MAX_ROWS : 100, csv ? CSV_MAX_ROWS : 1000);
     const before = decodeCursor(param(q, 'cursor'));
-    const audit = auditOf(deps);
+    const audit = await auditOf(deps);
     const repos = scopeOf(viewer, audit, repo);
     const s: DownloadScope = { from, to, repo, repos, digest };
     const groups = groupsOf(deps);
@@ -261,7 +246,7 @@ export function installAnalytics(app: FastifyInstance, deps: WebDeps): void {
       throw new OciError('UNAUTHORIZED', 'authentication required');
     }
     requireAccess(viewer, repo, 'pull');
-    const audit = auditOf(deps);
+    const audit = await auditOf(deps);
     return json(reply, tagHistory(audit, repo, tag));
   });
 

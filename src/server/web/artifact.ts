@@ -105,11 +105,11 @@ function statementsOf(db: SqliteDb): AuditStatements {
 }
 
 /** The audit log's facts of an artifact: who pushed it first and when, downloads, last pull. */
-function auditFacts(deps: WebDeps, name: string, digest: string, layers: string[]): Pick<ArtifactDetail, 'pushedBy' | 'pushed' | 'downloads' | 'lastPulled'> {
+async function auditFacts(deps: WebDeps, name: string, digest: string, layers: string[]): Promise<Pick<ArtifactDetail, 'pushedBy' | 'pushed' | 'downloads' | 'lastPulled'>> {
   const audit = deps.audit;
   if (!audit) return { pushedBy: null, pushed: null, downloads: null, lastPulled: null };
   // Flushed first: the page shows pulls journaled a moment ago, not only those of the last batch.
-  audit.flush();
+  await audit.catchUp();
   const st = statementsOf(audit.db.db);
   const push = st.push.get(digest, name);
   // Artifact downloads by /v2 (a manifest pull and its blobs, grouped by the audit log) ...
@@ -246,7 +246,7 @@ async function artifactDetail(deps: WebDeps, req: FastifyRequest, caches: Caches
     kind,
     size,
     created: createdOf(m, config),
-    ...auditFacts(deps, name, digest, m.layers.map((l) => l.digest)),
+    ...(await auditFacts(deps, name, digest, m.layers.map((l) => l.digest))),
     annotations: m.annotations,
     manifest: m.raw,
     config,

@@ -2,30 +2,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { AuditRecord } from '../audit/index.js';
-import { globToRegExp } from '../auth/index.js';
 import { openSqlite, type SqliteDb, type SqliteStatement } from '../sqlite.js';
-import type { WebhookAction, WebhookConfig } from './config.js';
+import type { WebhookConfig } from './config.js';
+import { backoff, endpointsOf, eventOf, post, wants, type Endpoint } from './events.js';
 
 export { WebhookSchema, WEBHOOK_ACTIONS, type WebhookConfig, type WebhookAction } from './config.js';
-
-/** One notification, in the shape of Distribution's event envelope. */
-export interface WebhookEvent {
-  id: string;
-  timestamp: string;
-  action: WebhookAction;
-  target: { repository: string; digest: string | null; tag: string | null; mediaType: string | null; artifactType: string | null; length: number };
-  request: { addr: string; method: string; useragent: string | null };
-  actor: { name: string | null };
-  source: { addr: string };
-}
-
-export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
-
-interface Endpoint {
-  cfg: WebhookConfig;
-  repos: RegExp[];
-  busy: boolean;
-}
+export { JournalWebhooks, type WebhookLedger } from './shared.js';
+export { EVENTS_MEDIA_TYPE, type WebhookEvent } from './events.js';
 
 /**
  * Webhooks with a queue in SQLite: an event is stored, per endpoint, before anything is sent, and
@@ -54,7 +37,7 @@ export class Webhooks {
     const cols = this.db.prepare('PRAGMA table_info(queue)').all() as Array<{ name: string }>;
     if (!cols.some((c) => c.name === 'record_id')) this.db.exec('ALTER TABLE queue ADD COLUMN record_id INTEGER');
     this.insert = this.db.prepare('INSERT INTO queue (endpoint, payload, next_at, record_id) VALUES (?, ?, 0, ?)');
-    this.endpoints = configs.map((cfg) => ({ cfg, repos: cfg.repos.map(globToRegExp), busy: false }));
+    this.endpoints = endpointsOf(configs);
     this.timer = setInterval(() => this.pump(), opts.tick ?? 100);
     this.timer.unref();
   }
@@ -78,24 +61,12 @@ export class Webhooks {
 
   /** Stores the events of `rec` for the endpoints whose filters match; whether any was. */
   private enqueue(rec: AuditRecord): boolean {
-    if (this.closed || rec.outcome !== 'completed' || rec.status >= 300 || rec.repo === null) return false;
-    const action = rec.action as string;
-    if (action !== 'push' && action !== 'pull' && action !== 'delete' && action !== 'mount') return false;
-    const isTag = rec.reference !== null && !rec.reference.includes(':') && rec.action !== 'mount';
-    const ev: WebhookEvent = {
-      id: String(rec.id),
-      timestamp: new Date(rec.time).toISOString(),
-      action,
-      target: { repository: rec.repo, digest: rec.digest, tag: isTag ? rec.reference : null, mediaType: rec.mediaType, artifactType: rec.artifactType, length: rec.bytes },
-      request: { addr: rec.ip, method: rec.method, useragent: rec.userAgent },
-      actor: { name: rec.user },
-      source: { addr: this.opts.source },
-    };
+    if (this.closed) return false;
+    const ev = eventOf(rec, this.opts.source);
+    if (!ev) return false;
     let any = false;
     for (const e of this.endpoints) {
-      if (!e.cfg.actions.includes(action)) continue;
-      if (e.repos.length > 0 && !e.repos.some((re) => re.test(rec.repo!))) continue;
-      if (e.cfg.mediaTypes.length > 0 && (rec.mediaType === null || !e.cfg.mediaTypes.includes(rec.mediaType))) continue;
+      if (!wants(e, rec)) continue;
       this.insert.run(e.cfg.name, JSON.stringify(ev), rec.id);
       any = true;
     }
@@ -132,20 +103,7 @@ export class Webhooks {
   }
 
   private async deliver(e: Endpoint, rows: Array<{ seq: number; payload: string; attempts: number }>): Promise<void> {
-    const body = `{"events":[${rows.map((r) => r.payload).join(',')}]}`;
-    let error: string | undefined;
-    try {
-      const res = await fetch(e.cfg.url, {
-        method: 'POST',
-        headers: { 'content-type': EVENTS_MEDIA_TYPE, ...e.cfg.headers },
-        body,
-        signal: AbortSignal.timeout(e.cfg.timeout),
-      });
-      await res.body?.cancel();
-      if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}`;
-    } catch (err) {
-      error = (err as Error).message;
-    }
+    const error = await post(e.cfg, rows.map((r) => r.payload));
     if (this.closed) return;
     try {
       this.settle(e, rows, error);
@@ -163,7 +121,7 @@ export class Webhooks {
       return;
     }
     const attempts = rows[0]!.attempts + 1;
-    const wait = Math.min(e.cfg.backoff * 2 ** (attempts - 1), e.cfg.maxBackoff);
+    const wait = backoff(e.cfg, attempts);
     const failed = attempts >= e.cfg.attempts ? 1 : 0;
     this.db.prepare(`UPDATE queue SET attempts = ?, next_at = ?, failed = ?, last_error = ? WHERE seq IN ${inList}`).run(attempts, Date.now() + wait, failed, error.slice(0, 500), ...seqs);
     this.opts.log?.warn({ endpoint: e.cfg.name, attempts, error, gaveUp: failed === 1 }, 'webhook delivery failed');
