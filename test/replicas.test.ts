@@ -6,6 +6,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -323,5 +325,65 @@ describe('three replicas caching one upstream (pull-through) over one database',
       assert.ok(r.body.equals(layer.data));
     }
     assert.equal(gets(), 1, `upstream GETs of the blob: ${gets()}`);
+  });
+});
+
+describe('webhooks of two replicas come from the shared journal', { skip }, () => {
+  const dirs: string[] = [];
+  let servers: RunningServer[] = [];
+  const received: Array<{ id: string; action: string; target: { repository: string; tag: string | null } }> = [];
+  let down = true;
+  let refused = 0;
+  const hookServer = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      if (down) {
+        refused++;
+        return void res.writeHead(503).end();
+      }
+      received.push(...(JSON.parse(body) as { events: typeof received }).events);
+      res.writeHead(204).end();
+    });
+  });
+
+  before(async () => {
+    await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`;
+    const shared = await mkdtemp(join(tmpdir(), 'wharf-replicas-hooks-'));
+    dirs.push(shared);
+    const storage = await storageConfig('s3+pg', shared);
+    const { database } = await databaseConfig('s3+pg');
+    for (let i = 0; i < 2; i++) {
+      const dataDir = await mkdtemp(join(tmpdir(), `wharf-replica-hooks-${i}-`));
+      dirs.push(dataDir);
+      const webhooks = [{ name: 'ci', url, actions: ['push' as const], repos: ['hooked/**'], backoff: 20, maxBackoff: 100, timeout: 2000 }];
+      servers.push(await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage, database, webhooks } }));
+    }
+  });
+  after(async () => {
+    for (const s of servers) await s.close();
+    await new Promise((r) => hookServer.close(r));
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  test('an endpoint that is down misses nothing, even when the replica that served the pushes is gone; each event comes once', async () => {
+    const [a, b] = servers as [RunningServer, RunningServer];
+    await pushArtifact(a.url, 'hooked/one', 'v1', {});
+    await pushArtifact(b.url, 'hooked/two', 'v1', {});
+    for (let i = 0; i < 100 && refused < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(refused >= 2, `delivery was tried while the endpoint was down (${refused} refused)`);
+    // The replica that served the first push goes away; the other delivers its events.
+    await a.close();
+    servers = [b];
+    down = false;
+    const tags = (): string[] => received.filter((e) => e.target.tag === 'v1').map((e) => e.target.repository).sort();
+    for (let i = 0; i < 200 && tags().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(tags(), ['hooked/one', 'hooked/two']);
+    // A moment more: nothing is sent twice when every POST succeeded.
+    await new Promise((r) => setTimeout(r, 1200));
+    const ids = received.map((e) => e.id);
+    assert.equal(new Set(ids).size, ids.length, `no event twice: ${ids.join(' ')}`);
+    assert.ok(received.every((e) => e.action === 'push' && e.target.repository.startsWith('hooked/')), 'the filters held');
   });
 });

@@ -85,6 +85,7 @@ export interface WebhookTurn {
  * lease runs out and another replica delivers the same events again: at least once.
  */
 export interface PgWebhookLedger {
+  start(endpoint: string): Promise<void>;
   claim(endpoint: string, ttlMs: number): Promise<WebhookTurn | undefined>;
   advance(endpoint: string, to: JournalPosition): Promise<void>;
   retry(endpoint: string, attempts: number, waitMs: number, error: string): Promise<void>;
@@ -94,18 +95,16 @@ export interface PgWebhookLedger {
 
 export function pgWebhookLedger(db: Database): PgWebhookLedger {
   const owner = randomUUID();
-  const known = new Set<string>();
   const release = `owner = NULL, lease_ms = 0`;
   return {
+    async start(endpoint) {
+      // A new endpoint starts at the present: it is sent what happens from now on, not the past.
+      await db.pool.query(
+        `INSERT INTO wharf_webhook_cursors (endpoint, txid, seq) VALUES ($1, pg_snapshot_xmin(pg_current_snapshot()), 0) ON CONFLICT (endpoint) DO NOTHING`,
+        [endpoint],
+      );
+    },
     async claim(endpoint, ttlMs) {
-      if (!known.has(endpoint)) {
-        // A new endpoint starts at the present: it is sent what happens from now on, not the past.
-        await db.pool.query(
-          `INSERT INTO wharf_webhook_cursors (endpoint, txid, seq) VALUES ($1, pg_snapshot_xmin(pg_current_snapshot()), 0) ON CONFLICT (endpoint) DO NOTHING`,
-          [endpoint],
-        );
-        known.add(endpoint);
-      }
       const r = await db.pool.query<{ txid: string; seq: string; attempts: number }>(
         `UPDATE wharf_webhook_cursors SET owner = $2, lease_ms = ${NOW_MS} + $3::bigint
          WHERE endpoint = $1 AND lease_ms < ${NOW_MS} AND next_ms <= ${NOW_MS}

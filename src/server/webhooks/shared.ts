@@ -5,6 +5,8 @@ import type { WebhookConfig } from './config.js';
 
 /** Where each endpoint is in the shared journal, and whose turn it is to deliver (src/server/db/journal.ts). */
 export interface WebhookLedger {
+  /** Gives a new endpoint its position: the present (events from now on, not the past). */
+  start(endpoint: string): Promise<void>;
   /** The endpoint's turn for `ttlMs`, unless another replica has it or a retry is not due. */
   claim(endpoint: string, ttlMs: number): Promise<{ after: string; attempts: number } | undefined>;
   /** Delivered up to `to`; the turn ends. */
@@ -36,7 +38,13 @@ export class JournalWebhooks {
   private closed = false;
   private readonly inflight = new Set<Promise<void>>();
 
-  constructor(
+  /** Starts delivery once every endpoint has its position, so that no request made after this resolves is missed. */
+  static async start(journal: JournalReader, ledger: WebhookLedger, configs: WebhookConfig[], opts: JournalWebhooks['opts']): Promise<JournalWebhooks> {
+    for (const c of configs) await ledger.start(c.name);
+    return new JournalWebhooks(journal, ledger, configs, opts);
+  }
+
+  private constructor(
     private readonly journal: JournalReader,
     private readonly ledger: WebhookLedger,
     configs: WebhookConfig[],
