@@ -231,6 +231,15 @@ describe('two replicas over one bucket and one database', { skip }, () => {
     } finally {
       await db.end();
     }
+    // `wharf audit` on a host with no replica: the database URL is all it needs.
+    const host = await mkdtemp(join(tmpdir(), 'wharf-audit-host-'));
+    dirs.push(host);
+    const cli = await wharf(['audit', 'query', '--data', host, '--repo', repo, '--action', 'pull', '--format', 'json'], { env: { WHARF_DATABASE_URL: dbUrl } });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.deepEqual((JSON.parse(cli.stdout) as Rec[]).map((r) => r.id), pulls.map((r) => r.id));
+    const stats = await wharf(['audit', 'downloads', '--data', host, '--repo', repo, '--format', 'json'], { env: { WHARF_DATABASE_URL: dbUrl } });
+    assert.equal(stats.code, 0, stats.stderr);
+    assert.ok((JSON.parse(stats.stdout) as Array<{ reference: string; completed: boolean }>).some((x) => x.reference === 'v1' && x.completed), stats.stdout);
   });
 });
 

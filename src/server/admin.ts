@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
 import type { WharfConfig } from './config.js';
 import { collectGarbage, listCache, pruneCache, type CachedImage, type GcOptions, type GcReport, type PruneReport, type RegistryStore } from './store/index.js';
 import { globToRegExp, loadCache, upstreamsOf, type LoadOptions, type LoadReport } from './proxy/index.js';
 import { connectDatabase, openStore } from './storage.js';
-import type { Database } from './db/index.js';
+import { pgJournal, type Database } from './db/index.js';
+import { AuditDb, JournalApplier, readShared } from './audit/index.js';
 
 export interface CachePruneOptions {
   namespaces?: string[];
@@ -84,6 +86,40 @@ async function oneAtATime<T>(db: Database, fn: () => Promise<T>): Promise<T> {
     }
   } finally {
     c.release();
+  }
+}
+
+/**
+ * The audit log for `wharf audit`, at `path`. Replicas (database.url) keep the log in PostgreSQL
+ * and this database is an index of it: it is first brought up to date, so that the command
+ * shows what every replica recorded, on any host that has the config. Safe beside a running
+ * server, which reads into the same index (its position only moves forward).
+ */
+export async function openAuditIndex(config: WharfConfig, path: string): Promise<{ db: AuditDb; close(): Promise<void> } | undefined> {
+  const database = await connectDatabase(config);
+  if (!database) {
+    if (!existsSync(path)) return undefined;
+    const db = new AuditDb(path, { readonly: true });
+    return { db, close: async () => db.close() };
+  }
+  try {
+    const db = new AuditDb(path);
+    try {
+      await readShared(new JournalApplier(db, config.audit.groupWindow), db, pgJournal(database));
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return {
+      db,
+      close: async () => {
+        db.close();
+        await database.close();
+      },
+    };
+  } catch (err) {
+    await database.close();
+    throw err;
   }
 }
 

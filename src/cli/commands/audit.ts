@@ -9,6 +9,7 @@ const run = (action: string) => async (_args: string[], flags: Record<string, un
 /** The filters every audit action takes. */
 const filters = (c: Command): Command =>
   c
+    .option('--config <file>', 'The server\'s config file (env WHARF_CONFIG); with database.url (or env WHARF_DATABASE_URL) the log of every replica')
     .option('--data <dir>', 'Data directory (env WHARF_DATA, default ./wharf-data)')
     .option('--db <file>', 'The audit database (default <data>/audit/audit.db)')
     .option('--repo <name>', 'Repository, or a glob such as ml/*')

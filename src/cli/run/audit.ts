@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AuditDb, auditFilter, recordsToCsv } from '../../server/admin.js';
+import { auditFilter, ConfigError, openAuditIndex, recordsToCsv } from '../../server/admin.js';
+import { serverConfigOf } from './server-config.js';
 import { ExitError } from '../errors.js';
 
 function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
@@ -13,9 +13,8 @@ function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
 const short = (d: unknown): unknown => (typeof d === 'string' && d.startsWith('sha256:') ? d.slice(0, 19) : d);
 
 export async function runAudit(action: string, opts: Record<string, unknown>): Promise<void> {
-  const data = resolve(String(opts.data ?? process.env.WHARF_DATA ?? './wharf-data'));
-  const path = opts.db !== undefined ? resolve(String(opts.db)) : join(data, 'audit', 'audit.db');
-  if (!existsSync(path)) throw new ExitError(`no audit database at ${path}; is this the registry's data directory?`);
+  const config = await serverConfigOf(opts);
+  const path = opts.db !== undefined ? resolve(String(opts.db)) : resolve(config.audit.path ?? join(config.data, 'audit', 'audit.db'));
   const str = (k: string): string | undefined => (opts[k] === undefined ? undefined : String(opts[k]));
   let f;
   try {
@@ -26,7 +25,15 @@ export async function runAudit(action: string, opts: Record<string, unknown>): P
   const format = str('format') ?? 'table';
   if (!['table', 'json', 'csv'].includes(format)) throw new ExitError(`--format must be table, json or csv`, 2);
   const limit = opts.limit === undefined ? 100 : Number(opts.limit);
-  const db = new AuditDb(path, { readonly: true });
+  let index;
+  try {
+    index = await openAuditIndex(config, path);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ExitError(err.message, 2);
+    throw err;
+  }
+  if (!index) throw new ExitError(`no audit database at ${path}; is this the registry's data directory?`);
+  const db = index.db;
   try {
     switch (action) {
       case 'query': {
@@ -54,6 +61,6 @@ export async function runAudit(action: string, opts: Record<string, unknown>): P
         throw new ExitError(`unknown action "${action}": use query, downloads or stats`, 2);
     }
   } finally {
-    db.close();
+    await index.close();
   }
 }

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ConfigError, openAdmin, parseConfig, readConfigFile, type WharfConfig } from '../../server/admin.js';
+import { ConfigError, openAdmin } from '../../server/admin.js';
 import { parseDuration } from '../../spec/index.js';
 import { ExitError } from '../errors.js';
+import { serverConfigOf } from './server-config.js';
 
 export async function runGc(flags: Record<string, unknown>): Promise<void> {
   const dryRun = Boolean(flags.dryRun);
@@ -10,7 +11,7 @@ export async function runGc(flags: Record<string, unknown>): Promise<void> {
   if (grace === undefined) throw new ExitError(`--grace: "${String(flags.grace)}" is not a duration (e.g. 30s, 1h, 7d)`, 2);
   const purgeAfter = flags.uploadsPurgeAfter === undefined ? 24 * 3600e3 : parseDuration(String(flags.uploadsPurgeAfter));
   if (purgeAfter === undefined) throw new ExitError(`--uploads-purge-after: "${String(flags.uploadsPurgeAfter)}" is not a duration (e.g. 30s, 1h, 7d)`, 2);
-  const config = await configOf(flags);
+  const config = await serverConfigOf(flags);
   const data = resolve(config.data);
   // The store of an fs config is the data directory; that of s3 is the bucket the config names.
   if (config.storage.driver === 'fs' && !existsSync(data)) throw new ExitError(`data directory ${data} does not exist; pass --data or --config, or set WHARF_DATA`, 2);
@@ -37,20 +38,6 @@ export async function runGc(flags: Record<string, unknown>): Promise<void> {
   process.stdout.write(
     `${verb} ${report.blobs} blob(s), ${formatBytes(report.bytes)}; ${report.uploads} abandoned upload(s), ${formatBytes(report.uploadBytes)}; ${report.manifests} untagged manifest(s); kept ${report.kept} blob(s)\n`,
   );
-}
-
-/** The config file of --config (or WHARF_CONFIG), if any, with --data (or WHARF_DATA) over its data. */
-async function configOf(flags: Record<string, unknown>): Promise<WharfConfig> {
-  const file = (flags.config as string | undefined) ?? process.env.WHARF_CONFIG;
-  try {
-    const input = (file ? ((await readConfigFile(file)) as Record<string, unknown> | undefined) : undefined) ?? {};
-    const data = (flags.data as string | undefined) ?? process.env.WHARF_DATA;
-    if (data !== undefined) input.data = data;
-    return parseConfig(input, file ? `config (${file})` : 'config');
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ExitError(err.message, 2);
-    throw err;
-  }
 }
 
 function formatBytes(n: number): string {

@@ -1,27 +1,15 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseDuration, parseSize } from '../../spec/index.js';
-import { ConfigError, openAdmin, parseConfig, readConfigFile, type CachePruneOptions, type WharfConfig } from '../../server/admin.js';
+import { openAdmin, type CachePruneOptions } from '../../server/admin.js';
 import { ExitError } from '../errors.js';
+import { serverConfigOf } from './server-config.js';
 import { humanSize, shortDigest } from '../shared/output.js';
 import { str, strs, bool, type Flags } from '../shared/flags.js';
 
 /** `wharf cache ls|load|prune` on the registry's pull-through cache (they are told apart from the client's cache by `--data`/`--config`). */
 export function isRegistryCacheAction(action: string, flags: Flags): boolean {
   return action === 'ls' || action === 'load' || str(flags.data) !== undefined || str(flags.config) !== undefined;
-}
-
-async function configOf(flags: Flags): Promise<WharfConfig> {
-  const file = str(flags.config) ?? process.env.WHARF_CONFIG;
-  try {
-    const input = (file ? ((await readConfigFile(file)) as Record<string, unknown>) : {}) ?? {};
-    const data = str(flags.data) ?? process.env.WHARF_DATA;
-    if (data !== undefined) input.data = data;
-    return parseConfig(input, file ? `config (${file})` : 'config');
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ExitError(err.message, 2);
-    throw err;
-  }
 }
 
 function durationFlag(flags: Flags, key: string, name: string): number | undefined {
@@ -33,7 +21,7 @@ function durationFlag(flags: Flags, key: string, name: string): number | undefin
 }
 
 export async function runRegistryCache(action: string, rest: string[], flags: Flags): Promise<void> {
-  const config = await configOf(flags);
+  const config = await serverConfigOf(flags);
   const data = resolve(config.data);
   if (action !== 'load' && !existsSync(data)) throw new ExitError(`data directory ${data} does not exist; pass --data or --config`, 2);
   const admin = await openAdmin(config);

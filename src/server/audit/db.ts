@@ -45,7 +45,7 @@ CREATE INDEX IF NOT EXISTS requests_file ON requests(time) WHERE file IS NOT NUL
 CREATE INDEX IF NOT EXISTS requests_file_repo ON requests(repo, time) WHERE file IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_moves ON requests(repo, reference, time) WHERE method IN ('PUT', 'DELETE');
 CREATE TABLE IF NOT EXISTS rollup_days (day INTEGER PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS shared_position (id INTEGER PRIMARY KEY CHECK (id = 1), pos TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shared_position (id INTEGER PRIMARY KEY CHECK (id = 1), txid INTEGER NOT NULL, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rollup_artifacts (
   day INTEGER NOT NULL, repo TEXT NOT NULL, digest TEXT NOT NULL,
   downloads INTEGER NOT NULL, bytes INTEGER NOT NULL, last_time INTEGER NOT NULL, reference TEXT,
@@ -282,14 +282,22 @@ export class AuditDb {
       for (const d of downloads) up.run(...d);
       for (const c of corrections) fix.run(c.bytes, c.id);
       if (prune) this.prune(prune, prune.now);
-      // In the same transaction as the rows: a crash never leaves the position ahead of them, or behind.
-      if (position !== undefined) this.db.prepare('INSERT INTO shared_position (id, pos) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET pos = excluded.pos').run(position);
+      // In the same transaction as the rows: a crash never leaves the position ahead of them, or
+      // behind. It only moves forward: \`wharf audit\` may bring this database up to date while the
+      // server does, and must not send it back over rows it already has.
+      if (position !== undefined) {
+        const [txid, seq] = position.split(':').map(Number) as [number, number];
+        this.db
+          .prepare('INSERT INTO shared_position (id, txid, seq) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET txid = excluded.txid, seq = excluded.seq WHERE (excluded.txid, excluded.seq) > (txid, seq)')
+          .run(txid, seq);
+      }
     });
   }
 
   /** Where this database is in the shared journal; undefined before its first batch. */
   position(): string | undefined {
-    return this.db.prepare('SELECT pos FROM shared_position WHERE id = 1').get()?.pos as string | undefined;
+    const r = this.db.prepare('SELECT txid, seq FROM shared_position WHERE id = 1').get();
+    return r ? `${String(r.txid)}:${String(r.seq)}` : undefined;
   }
 
   has(id: number): boolean {

@@ -1,6 +1,6 @@
 import { readFileSync, unlinkSync } from 'node:fs';
 import { recordParams, downloadParams, type AuditDb, type DownloadParams, type RecordParams } from './db.js';
-import type { AuditRecord, DownloadRow } from './types.js';
+import type { AuditRecord, DownloadRow, SharedJournal } from './types.js';
 
 /**
  * The journal's lines, one JSON object each:
@@ -166,4 +166,25 @@ export function applyBatch(applier: JournalApplier, b: Batch): number {
     // A segment left behind is replayed (idempotently) at the next start.
   }
   return n;
+}
+
+/** Batches read from the shared journal per query. */
+const READ_ROWS = 200;
+
+/**
+ * Reads what the shared journal holds after the database's position into the database, in
+ * the journal's order; the position moves with each commit. `stop` ends it early (a close).
+ */
+export async function readShared(applier: JournalApplier, db: AuditDb, shared: SharedJournal, opts: { prune?: Retention | undefined; stop?: () => boolean } = {}): Promise<void> {
+  let prune = opts.prune;
+  let after = db.position();
+  for (;;) {
+    const rows = await shared.read(after, READ_ROWS);
+    if (opts.stop?.()) return;
+    if (rows.length === 0 && !prune) return;
+    after = rows.length ? rows[rows.length - 1]!.pos : after;
+    applier.apply(rows.map((r) => r.lines).join(''), prune, after);
+    prune = undefined;
+    if (rows.length < READ_ROWS) return;
+  }
 }

@@ -2,8 +2,8 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AuditDb } from './db.js';
-import { applyBatch, JournalApplier, manifestLine, type Retention } from './journal.js';
-import type { AuditRecord } from './types.js';
+import { applyBatch, JournalApplier, manifestLine, readShared, type Retention } from './journal.js';
+import type { AuditRecord, SharedJournal } from './types.js';
 
 /** What the HTTP layer knows beyond the record: the route kind and a pulled manifest's bytes. */
 export interface RecordExtra {
@@ -26,15 +26,6 @@ export interface AuditLogOptions {
   shared?: SharedJournal;
   /** Shared mode: false when nothing reads this database (webhooks without the audit log): the journal is only written. */
   index?: boolean;
-}
-
-/** The journal in PostgreSQL, as the audit log uses it (src/server/db/journal.ts). */
-export interface SharedJournal {
-  /** Resolves once the lines are committed. */
-  append(lines: string, records: number): Promise<void>;
-  /** Up to `limit` batches after `after` (undefined: from the first), in one order for every reader. */
-  read(after: string | undefined, limit: number): Promise<Array<{ pos: string; lines: string }>>;
-  prune(opts: { maxAge?: number | undefined; maxRows?: number | undefined }): Promise<number>;
 }
 
 const SEGMENT = /^journal-(\d+)\.log$/;
@@ -327,19 +318,10 @@ export class AuditLog {
     const shared = this.opts.shared!;
     if (this.closed) return;
     await this.sendLocal(shared);
-    let prune = this.retention();
+    const prune = this.retention();
     if (prune) await shared.prune(this.opts.retention);
     if (this.opts.index === false) return;
-    let after = this.db.position();
-    for (;;) {
-      const rows = await shared.read(after, PULL_ROWS);
-      if (this.closed) return;
-      if (rows.length === 0 && !prune) break;
-      after = rows.length ? rows[rows.length - 1]!.pos : after;
-      this.applier.apply(rows.map((r) => r.lines).join(''), prune, after);
-      prune = undefined;
-      if (rows.length < PULL_ROWS) break;
-    }
+    await readShared(this.applier, this.db, shared, { prune, stop: () => this.closed });
   }
 
   /** Shared mode: lines kept on this disk while the shared journal was out of reach. */
@@ -384,9 +366,6 @@ export class AuditLog {
     this.db.close();
   }
 }
-
-/** Batches read from the shared journal per query. */
-const PULL_ROWS = 200;
 
 function lineCount(text: string): number {
   let n = 0;

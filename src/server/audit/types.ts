@@ -82,3 +82,12 @@ export interface TopRow {
   bytes: number;
   lastPulled: number;
 }
+
+/** The journal in PostgreSQL, as the audit log uses it (src/server/db/journal.ts). */
+export interface SharedJournal {
+  /** Resolves once the lines are committed. */
+  append(lines: string, records: number): Promise<void>;
+  /** Up to `limit` batches after `after` (undefined: from the first), in one order for every reader. */
+  read(after: string | undefined, limit: number): Promise<Array<{ pos: string; lines: string }>>;
+  prune(opts: { maxAge?: number | undefined; maxRows?: number | undefined }): Promise<number>;
+}
