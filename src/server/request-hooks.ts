@@ -56,7 +56,7 @@ export async function startRequestHooks(
   const audit = config.audit.enabled ? journal : undefined;
   let webhooks: RequestHooks['webhooks'];
   if (config.webhooks.length > 0 && replicated) {
-    webhooks = await JournalWebhooks.start(replicated.journal, replicated.ledger, config.webhooks, { source: config.listen, log: deps.log });
+    webhooks = await JournalWebhooks.start(replicated.journal, replicated.ledger, config.webhooks, { source: config.listen, log: deps.log, pruneDelivered: !config.audit.enabled });
   } else if (config.webhooks.length > 0) {
     const w = new Webhooks(join(deps.dataDir, 'webhooks', 'queue.db'), config.webhooks, { source: config.listen, log: deps.log });
     webhooks = w;

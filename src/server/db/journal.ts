@@ -91,6 +91,7 @@ export interface PgWebhookLedger {
   retry(endpoint: string, attempts: number, waitMs: number, error: string): Promise<void>;
   giveUp(endpoint: string, to: JournalPosition, payloads: string[], error: string): Promise<void>;
   failed(endpoint: string): Promise<number>;
+  pruneBehind(endpoints: string[]): Promise<number>;
 }
 
 export function pgWebhookLedger(db: Database): PgWebhookLedger {
@@ -141,6 +142,15 @@ export function pgWebhookLedger(db: Database): PgWebhookLedger {
          INSERT INTO wharf_webhook_failed (endpoint, payload, error) SELECT moved.endpoint, p, $5 FROM moved, unnest($4::text[]) AS p`,
         [endpoint, txid, seq, payloads, error, owner],
       );
+    },
+    async pruneBehind(endpoints) {
+      const r = await db.pool.query(
+        `DELETE FROM wharf_audit_journal WHERE (txid, seq) <= (
+           SELECT txid, seq FROM wharf_webhook_cursors WHERE endpoint = ANY($1::text[]) ORDER BY txid, seq LIMIT 1
+         ) AND (SELECT count(*) FROM wharf_webhook_cursors WHERE endpoint = ANY($1::text[])) = cardinality($1::text[])`,
+        [endpoints],
+      );
+      return r.rowCount ?? 0;
     },
     async failed(endpoint) {
       const r = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM wharf_webhook_failed WHERE endpoint = $1', [endpoint]);

@@ -14,6 +14,8 @@ export interface WebhookLedger {
   retry(endpoint: string, attempts: number, waitMs: number, error: string): Promise<void>;
   /** The last attempt failed: the events are kept as failed and the position moves past them. */
   giveUp(endpoint: string, to: string, payloads: string[], error: string): Promise<void>;
+  /** Deletes the journal's rows that every one of `endpoints` has passed. */
+  pruneBehind(endpoints: string[]): Promise<number>;
 }
 
 export interface JournalReader {
@@ -48,15 +50,28 @@ export class JournalWebhooks {
     private readonly journal: JournalReader,
     private readonly ledger: WebhookLedger,
     configs: WebhookConfig[],
-    private readonly opts: { source: string; log?: Logger | undefined; tick?: number | undefined },
+    private readonly opts: { source: string; log?: Logger | undefined; tick?: number | undefined; pruneDelivered?: boolean | undefined },
   ) {
     this.endpoints = endpointsOf(configs);
     this.timer = setInterval(() => this.pump(), opts.tick ?? 500);
     this.timer.unref();
   }
 
+  private lastPrune = Date.now();
+
+  /**
+   * With the audit log off, nothing else reads the journal: the rows every endpoint has passed
+   * go, once a minute, or the table would grow for ever.
+   */
+  private prune(): void {
+    if (!this.opts.pruneDelivered || Date.now() - this.lastPrune < 60_000) return;
+    this.lastPrune = Date.now();
+    this.ledger.pruneBehind(this.endpoints.map((e) => e.cfg.name)).catch((err: unknown) => this.opts.log?.warn({ err }, 'webhook: cannot prune the delivered journal'));
+  }
+
   private pump(): void {
     if (this.closed) return;
+    this.prune();
     for (const e of this.endpoints) {
       if (e.busy) continue;
       e.busy = true;
