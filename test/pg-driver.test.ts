@@ -122,6 +122,49 @@ describe('PgDriver', { skip }, () => {
     }
   });
 
+  test('kept files: a read marked after another replica\'s write, move or delete sees it; concurrent reads share one check; upload records and touches are not changes', async () => {
+    const other = new pg.Pool({ connectionString: (db.pool as unknown as { options: { connectionString: string } }).options.connectionString });
+    let queries = 0;
+    const counted = new Proxy(other, {
+      get: (t, k) => (k === 'query' ? (...args: unknown[]) => (queries++, (t.query as (...a: unknown[]) => unknown).apply(t, args)) : Reflect.get(t, k)),
+    });
+    try {
+      const a = new PgDriver(db.pool);
+      const b = new PgDriver(counted);
+      const tag = 'repositories/kept/_tags/v1';
+      for (let i = 0; i < 30; i++) {
+        if (i % 10 === 9) await a.delete(tag);
+        else if (i % 10 === 5) await a.move('repositories/kept/_tags/tmp', tag).catch(async () => (await a.put('repositories/kept/_tags/tmp', `sha256:m${i}`), a.move('repositories/kept/_tags/tmp', tag)));
+        else await a.put(tag, `sha256:${i}`);
+        const want = i % 10 === 9 ? undefined : i % 10 === 5 ? `sha256:m${i}` : `sha256:${i}`;
+        // A mark taken after the write completed: the answer is never older.
+        assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), want, `round ${i}`);
+        assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), want, `round ${i}, kept`);
+      }
+      // Warm, then 50 reads at once, each marked now: one check answers them all.
+      await a.put(tag, 'sha256:final');
+      await b.get(tag, { since: b.tick() });
+      await b.get('repositories/kept/_manifests/revisions/sha256/ff/link', { since: b.tick() });
+      queries = 0;
+      const since = b.tick();
+      const got = await Promise.all(Array.from({ length: 50 }, (_, i) => b.get(i % 2 ? tag : 'repositories/kept/_manifests/revisions/sha256/ff/link', { since })));
+      assert.equal(queries, 1, 'one check for 50 reads');
+      assert.equal(got[1]?.toString(), 'sha256:final');
+      assert.equal(got[0], undefined, 'a file that is absent is kept as absent');
+      // A touch is no change; an upload record's write is none either, and such a record is never kept.
+      await a.touch(tag);
+      await a.put('repositories/kept/_uploads/u1.info', '{"offset":1}');
+      queries = 0;
+      await b.get(tag, { since: b.tick() });
+      assert.equal(queries, 1, 'the kept tag still holds after a touch and an upload record');
+      await a.put('repositories/kept/_uploads/u1.info', '{"offset":2}');
+      assert.equal((await b.get('repositories/kept/_uploads/u1.info', { since: b.tick() }))?.toString(), '{"offset":2}');
+      await a.delete('repositories/kept');
+    } finally {
+      await other.end();
+    }
+  });
+
   test('repository names with LIKE wildcards and a sibling that shares a prefix list apart', async () => {
     const d = new PgDriver(db.pool);
     await d.put('repositories/a_b/_tags/x', '1');

@@ -60,4 +60,19 @@ export const MIGRATIONS: readonly string[] = [
      error text,
      failed_at timestamptz NOT NULL DEFAULT now()
    );`,
+  // 6: a count of the changes to the registry's small files, moved in the transaction of each
+  // change (a trigger), so that a replica can keep files in memory and check them all with one
+  // read of the count (src/server/driver/pg.ts). Upload records change with every chunk and are
+  // never kept: they do not count. A touch (mtime only) is no change.
+  `CREATE TABLE wharf_changes (id integer PRIMARY KEY CHECK (id = 1), n bigint NOT NULL);
+   INSERT INTO wharf_changes (id, n) VALUES (1, 0);
+   CREATE FUNCTION wharf_count_change() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     UPDATE wharf_changes SET n = n + 1 WHERE id = 1;
+     RETURN NULL;
+   END $$;
+   CREATE TRIGGER wharf_files_written AFTER INSERT OR UPDATE OF data ON wharf_files
+     FOR EACH ROW WHEN (NEW.path NOT LIKE '%/\\_uploads/%') EXECUTE FUNCTION wharf_count_change();
+   CREATE TRIGGER wharf_files_deleted AFTER DELETE ON wharf_files
+     FOR EACH ROW WHEN (OLD.path NOT LIKE '%/\\_uploads/%') EXECUTE FUNCTION wharf_count_change();`,
 ];

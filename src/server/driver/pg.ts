@@ -51,6 +51,105 @@ export function dbError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/** What KeptFiles holds at most, in bytes of paths and data. */
+const KEPT_BYTES = 8 << 20;
+
+/**
+ * Small files kept in memory, checked with one read of the change count (wharf_changes, moved by
+ * a trigger in the transaction of every change to a file that is not an upload record). An entry
+ * read when the count was n is current while the count is n.
+ *
+ * A read with `since` (a mark taken when its request started) needs a check of the count sent
+ * after that mark, and shares it with every read that waits at the same time: under load, one
+ * query answers many requests, and no request is answered from a state older than its start,
+ * whichever replica wrote last. Two reads of one request (a tag, then its manifest's link) share
+ * one check. A file not kept is read together with the count, in one query.
+ */
+class KeptFiles {
+  private readonly files = new Map<string, { n: string; data: Buffer | undefined }>();
+  private bytes = 0;
+  /** The count the entries were checked against; a new count empties the map. */
+  private n = '';
+  /** Checks sent so far, and the latest answered. */
+  private sent = 0;
+  private last: { seq: number; n: string } | undefined;
+  private inflight: { seq: number; p: Promise<string> } | undefined;
+  private next: Promise<string> | undefined;
+
+  constructor(private readonly q: <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>) {}
+
+  tick(): number {
+    return this.sent;
+  }
+
+  async get(path: string, since: number): Promise<Buffer | undefined> {
+    const hit = this.files.get(path);
+    if (hit) {
+      const n = await this.count(since);
+      if (hit.n === n && this.files.get(path) === hit) return hit.data;
+    }
+    const r = await this.q<{ n: string; data: Buffer | null }>('SELECT (SELECT n FROM wharf_changes WHERE id = 1)::text AS n, f.data FROM (SELECT 1) one LEFT JOIN wharf_files f ON f.path = $1', [path]);
+    const row = r.rows[0]!;
+    const data = row.data ?? undefined;
+    this.keep(row.n, path, data);
+    return data;
+  }
+
+  private keep(n: string, path: string, data: Buffer | undefined): void {
+    if (n !== this.n) {
+      // Only entries of one count are kept: those of another are stale, or will be soon.
+      if (BigInt(n) < BigInt(this.n || '0')) return;
+      this.files.clear();
+      this.bytes = 0;
+      this.n = n;
+    }
+    const size = path.length + (data?.length ?? 0) + 64;
+    if (size > KEPT_BYTES / 64) return;
+    const old = this.files.get(path);
+    if (old) this.bytes -= path.length + (old.data?.length ?? 0) + 64;
+    this.files.delete(path);
+    this.files.set(path, { n, data });
+    this.bytes += size;
+    for (const [k, v] of this.files) {
+      if (this.bytes <= KEPT_BYTES) break;
+      this.files.delete(k);
+      this.bytes -= k.length + (v.data?.length ?? 0) + 64;
+    }
+  }
+
+  /** The change count, as read by a query sent after the mark `since`. */
+  private count(since: number): Promise<string> {
+    if (this.last && this.last.seq > since) return Promise.resolve(this.last.n);
+    if (this.inflight && this.inflight.seq > since) return this.inflight.p;
+    if (!this.inflight) return this.check();
+    // The check in flight went out before the mark: the next one, shared by all who wait now.
+    return (this.next ??= this.inflight.p.then(
+      () => ((this.next = undefined), this.check()),
+      () => ((this.next = undefined), this.check()),
+    ));
+  }
+
+  private check(): Promise<string> {
+    const seq = ++this.sent;
+    const p = this.q<{ n: string }>('SELECT n::text AS n FROM wharf_changes WHERE id = 1', [])
+      .then((r) => {
+        const n = r.rows[0]!.n;
+        if (!this.last || seq > this.last.seq) this.last = { seq, n };
+        if (n !== this.n && BigInt(n) > BigInt(this.n || '0')) {
+          this.files.clear();
+          this.bytes = 0;
+          this.n = n;
+        }
+        return n;
+      })
+      .finally(() => {
+        if (this.inflight?.seq === seq) this.inflight = undefined;
+      });
+    this.inflight = { seq, p };
+    return p;
+  }
+}
+
 /** Writes that have no name yet, which sweepTemp may end. */
 interface Unnamed {
   readonly started: number;
@@ -66,6 +165,7 @@ interface Unnamed {
 export class PgDriver implements StorageDriver {
   readonly objectStore = true;
   private readonly unnamed = new Set<Unnamed>();
+  private readonly kept = new KeptFiles((text, values) => this.q(text, values));
 
   /** `release`: what close() does with the connections (end the pool, when this driver owns it). */
   constructor(
@@ -97,10 +197,18 @@ export class PgDriver implements StorageDriver {
     return r.rows[0] && info(r.rows[0]);
   }
 
-  async get(path: string): Promise<Buffer | undefined> {
+  async get(path: string, opts: { since?: number | undefined } = {}): Promise<Buffer | undefined> {
     checkPath(path);
-    const r = await this.q<{ data: Buffer }>('SELECT data FROM wharf_files WHERE path = $1', [path]);
-    return r.rows[0]?.data;
+    if (opts.since === undefined || path.includes('/_uploads/')) {
+      const r = await this.q<{ data: Buffer }>('SELECT data FROM wharf_files WHERE path = $1', [path]);
+      return r.rows[0]?.data;
+    }
+    return this.kept.get(path, opts.since);
+  }
+
+  /** Marks for get()'s `since`: the count of change checks sent so far. */
+  tick(): number {
+    return this.kept.tick();
   }
 
   async put(path: string, data: Uint8Array | string, opts: PutOptions = {}): Promise<void> {

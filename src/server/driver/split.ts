@@ -27,7 +27,11 @@ export class SplitDriver implements StorageDriver {
     private readonly data: StorageDriver,
   ) {
     this.objectStore = data.objectStore === true;
+    // The small files are the meta driver's: its marks are the ones get() takes.
+    if (meta.tick) this.tick = () => meta.tick!();
   }
+
+  readonly tick?: () => number;
 
   private on(path: string): StorageDriver {
     return isMetaPath(checkPath(path)) ? this.meta : this.data;
@@ -36,8 +40,8 @@ export class SplitDriver implements StorageDriver {
   stat(path: string): Promise<FileInfo | undefined> {
     return this.on(path).stat(path);
   }
-  get(path: string): Promise<Buffer | undefined> {
-    return this.on(path).get(path);
+  get(path: string, opts?: { since?: number | undefined }): Promise<Buffer | undefined> {
+    return this.on(path).get(path, opts);
   }
   put(path: string, data: Uint8Array | string, opts?: PutOptions): Promise<void> {
     return this.on(path).put(path, data, opts);

@@ -80,8 +80,14 @@ export interface StorageDriver {
    */
   readonly objectStore?: boolean;
   stat(path: string): Promise<FileInfo | undefined>;
-  /** A small file, whole. Undefined when it does not exist. */
-  get(path: string): Promise<Buffer | undefined>;
+  /**
+   * A small file, whole. Undefined when it does not exist. `since`, a mark from tick() taken when
+   * a request started: a driver that keeps files in memory (PostgreSQL) may answer from what a
+   * check sent after that mark found current, never from older.
+   */
+  get(path: string, opts?: { since?: number | undefined }): Promise<Buffer | undefined>;
+  /** A mark for get()'s `since`; only a driver that keeps files has it. */
+  tick?(): number;
   /**
    * Atomically replaces `path` with `data` (temp, fsync, rename). `durable: false` skips the
    * syncs: the file still survives the process, but not a power cut (an upload session that holds
