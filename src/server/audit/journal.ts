@@ -168,8 +168,8 @@ export function applyBatch(applier: JournalApplier, b: Batch): number {
   return n;
 }
 
-/** Batches read from the shared journal per query. */
-const READ_ROWS = 200;
+/** Batches read from the shared journal per query: each read is one SQLite transaction, kept short for the event loop. */
+const READ_ROWS = 32;
 
 /**
  * Reads what the shared journal holds after the database's position into the database, in
