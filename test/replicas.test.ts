@@ -172,6 +172,14 @@ describe('two replicas over one bucket and one database', { skip }, () => {
       assert.equal(ok, 1, 'the replica serves again');
       assert.equal((await call(s.url, 'GET', '/healthz')).status, 200);
     }
+    // The 503s were recorded on each replica's disk meanwhile, and reach the shared log once it is back.
+    let denied = 0;
+    for (let i = 0; i < 50 && denied < 2; i++) {
+      const r = await call(b.url, 'GET', '/api/v1/audit?repo=shared/app&limit=1000');
+      denied = (JSON.parse(r.body.toString()) as { records: Array<{ status: number }> }).records.filter((x) => x.status === 503).length;
+      if (denied < 2) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(denied, 2, 'the answers given while the database was away are in the audit log, once each');
   });
 
   test('tags and links are rows in PostgreSQL; the bucket holds blobs, not the repositories\' files', async () => {

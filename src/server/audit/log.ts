@@ -150,6 +150,9 @@ export class AuditLog {
     for (const fn of waiting) fn();
   }
 
+  /** Shared mode: until when batches go to the local journal, after the shared one failed. */
+  private localUntil = 0;
+
   /** Shared mode: what waits for the batch in flight to commit. */
   private flight: Array<() => void> | undefined;
 
@@ -162,11 +165,15 @@ export class AuditLog {
     const waiting = (this.flight = this.settling);
     this.buffered = [];
     this.settling = [];
-    shared
-      .append(text, lines.length)
+    // Shortly after a failure the database is not asked again for every batch (a partition
+    // would hold each response for a connection timeout): the lines go to this disk, and the
+    // flush sends them once the database answers.
+    const sent = Date.now() < this.localUntil ? Promise.reject(new Error('the shared journal failed a moment ago')) : shared.append(text, lines.length);
+    sent
       .catch((err: unknown) => {
         // Kept on this disk instead; a later flush sends it. The response need not fail for it.
-        this.warn(err, 'audit: cannot write to the shared journal; keeping records in the local journal until it works');
+        if (Date.now() >= this.localUntil) this.warn(err, 'audit: cannot write to the shared journal; keeping records in the local journal until it works');
+        this.localUntil = Math.max(this.localUntil, Date.now() + LOCAL_FOR_MS);
         this.writeLocal(text, lines.length);
       })
       .finally(() => {
@@ -327,12 +334,14 @@ export class AuditLog {
   /** Shared mode: lines kept on this disk while the shared journal was out of reach. */
   private async sendLocal(shared: SharedJournal): Promise<void> {
     if (this.pending > 0) this.rotate();
+    let sent = false;
     for (const seg of this.segments()) {
       if (seg.path === this.segPath) continue;
       const text = readFileSync(seg.path, 'utf8');
       // A line torn by a crash was never complete; the reader skips it.
       if (text !== '') await shared.append(text, lineCount(text));
       unlinkQuietly(seg.path);
+      sent = true;
     }
     if (this.unjournaled.length > 0) {
       const text = this.unjournaled.join('');
@@ -341,7 +350,10 @@ export class AuditLog {
         this.unjournaled.unshift(text);
         throw err;
       });
+      sent = true;
     }
+    // The database took what was kept here: batches go to it again.
+    if (sent) this.localUntil = 0;
   }
 
   /** Commits what is journaled and closes the journal and the database. */
@@ -366,6 +378,9 @@ export class AuditLog {
     this.db.close();
   }
 }
+
+/** How long batches go to the local journal after the shared one failed; the flush ends it sooner once the database answers. */
+const LOCAL_FOR_MS = 5_000;
 
 function lineCount(text: string): number {
   let n = 0;
