@@ -270,7 +270,7 @@ else {
         before = `&before=${recs[recs.length - 1]!.id}`;
       }
       console.log(`# ${completed} pulls completed, ${failed} failed or cut by the kill; ${ids.length} completed pulls in the audit log, no id twice`);
-      assert.ok(completed > 500, `${completed} pulls`);
+      assert.ok(completed > 50, `${completed} pulls`);
       assert.ok(failed > 0, 'the kill cut some requests');
       assert.equal(new Set(ids).size, ids.length, 'no record twice');
       // None lost. A record is committed just before its response's final bytes are written, so the
