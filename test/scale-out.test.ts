@@ -4,7 +4,8 @@
  * the balancer; a chunked upload whose POST, PATCHes and PUT each land on another replica; an
  * upload that survives the kill -9 of the replica that took its last PATCH; parallel pushes of
  * distinct artifacts from 16 clients with no failure; gc running while clients push; the kill -9
- * of a replica while 16 clients push.
+ * of a replica while 16 clients push; the audit count after a replica is killed mid-load; a webhook
+ * delivery whose replica is killed mid-POST.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../src/server/index.js';
 import { openAdmin } from '../src/server/admin.js';
@@ -278,6 +281,45 @@ else {
       // client. Those few have a record and no complete response (docs/SCALE-OUT.md).
       assert.ok(ids.length >= completed, `every completed pull has its record (${ids.length} records, ${completed} pulls)`);
       assert.ok(ids.length - completed <= 16, `records beyond the completed pulls: only requests in flight at the kill (${ids.length - completed})`);
+    });
+
+    test('the replica delivering a webhook is killed mid-POST: another sends the same events once its lease runs out', async () => {
+      const got: Array<{ id: string; source: { addr: string }; target: { repository: string } }> = [];
+      let held: ServerResponse | undefined;
+      const hooks = createServer((req, res) => {
+        let body = '';
+        req.setEncoding('utf8').on('data', (c: string) => (body += c));
+        req.on('end', () => {
+          // The first delivery is never answered: its replica is killed while it waits.
+          if (!held) return void (held = res);
+          got.push(...(JSON.parse(body) as { events: typeof got }).events);
+          res.writeHead(204).end();
+        });
+      });
+      await new Promise<void>((r) => hooks.listen(0, '127.0.0.1', r));
+      const url = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hook`;
+      const yaml = `${d.yaml}\n${stringify({ webhooks: [{ name: 'killed', url, timeout: '2s', actions: ['push'], repos: ['scale/hooked'] }] })}`;
+      const pair = await Promise.all([startReplica(yaml), startReplica(yaml)]);
+      try {
+        await pushSmallImage(pair[0].url, 'scale/hooked', 'hooked', ['v1']);
+        for (let i = 0; i < 100 && !held; i++) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(held, 'a replica started to deliver');
+        // Which replica sends is not known from the request; the events name their source.
+        for (const r of pair) r.child.kill('SIGKILL');
+        const survivor = await startReplica(yaml);
+        pair.push(survivor);
+        for (let i = 0; i < 300 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+        const tags = got.filter((e) => e.target.repository === 'scale/hooked');
+        assert.ok(tags.length > 0, 'the events came again from a replica that took the lease over');
+        assert.equal(tags[0]!.source.addr, new URL(survivor.url).host, 'sent by the replica started after the kill');
+      } finally {
+        held?.destroy();
+        for (const r of pair) {
+          r.child.kill('SIGKILL');
+          await rm(r.dir, { recursive: true, force: true });
+        }
+        await new Promise((r) => hooks.close(r));
+      }
     });
   });
 }

@@ -25,6 +25,7 @@ export interface JournalReader {
 /** Journal rows read per turn, and events sent in one POST at most (a row is never split). */
 const ROWS = 50;
 const EVENTS = 100;
+const LEASE_MARGIN_MS = 5_000;
 
 /**
  * Webhooks for replicas that share a journal (PostgreSQL): no queue of their own. Every finished
@@ -87,8 +88,10 @@ export class JournalWebhooks {
 
   private async turn(e: Endpoint): Promise<void> {
     const name = e.cfg.name;
-    // Longer than a POST may take: the lease must not run out while this replica still sends.
-    const turn = await this.ledger.claim(name, e.cfg.timeout + 30_000);
+    // Longer than a POST may take (it is aborted at the timeout), with room for the answer to be
+    // recorded: the lease does not run out while this replica still sends, and a replica that
+    // died mid-send holds the endpoint no longer than that.
+    const turn = await this.ledger.claim(name, e.cfg.timeout + LEASE_MARGIN_MS);
     if (!turn) return;
     const rows = await this.journal.read(turn.after, ROWS);
     const payloads: string[] = [];
