@@ -3,7 +3,7 @@ import type { WharfConfig } from './config.js';
 import { collectGarbage, listCache, pruneCache, type CachedImage, type GcOptions, type GcReport, type PruneReport, type RegistryStore } from './store/index.js';
 import { globToRegExp, loadCache, upstreamsOf, type LoadOptions, type LoadReport } from './proxy/index.js';
 import { connectDatabase, openStore } from './storage.js';
-import { pgJournal, type Database } from './db/index.js';
+import { alone, pgJournal, type Database } from './db/index.js';
 import { AuditDb, JournalApplier, readShared } from './audit/index.js';
 
 export interface CachePruneOptions {
@@ -70,23 +70,13 @@ export async function openAdmin(config: WharfConfig): Promise<Admin> {
 }
 
 /**
- * Runs `fn` under gc's advisory lock, held by one session for as long as it runs: a second
- * collection, here or on another host, is refused rather than queued (it would redo the same
- * work). The lock goes with the session if this process dies.
+ * Runs `fn` under gc's advisory lock (db's alone): a second collection, here or on another host, is
+ * refused rather than queued (it would redo the same work).
  */
 async function oneAtATime<T>(db: Database, fn: () => Promise<T>): Promise<T> {
-  const c = await db.pool.connect();
-  try {
-    const got = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [GC_LOCK]);
-    if (!got.rows[0]?.ok) throw new Error('another garbage collection is running on this registry (the database holds its lock); try again once it ends');
-    try {
-      return await fn();
-    } finally {
-      await c.query('SELECT pg_advisory_unlock($1)', [GC_LOCK]);
-    }
-  } finally {
-    c.release();
-  }
+  const r = await alone(db, GC_LOCK, fn);
+  if (!r) throw new Error('another garbage collection is running on this registry (the database holds its lock); try again once it ends');
+  return r.value;
 }
 
 /**

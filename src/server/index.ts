@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { RegistryStore } from './store/index.js';
 import { randomBytes } from 'node:crypto';
 import { connectDatabase, openStore } from './storage.js';
-import { claimSlot, fillLeases, pgJournal, pgWebhookLedger, sharedFailures, sharedSecrets } from './db/index.js';
+import { alone, claimSlot, fillLeases, pgJournal, pgWebhookLedger, sharedFailures, sharedSecrets } from './db/index.js';
 import { ID_SLOTS, setAuditIdSlot } from './audit/index.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
@@ -47,6 +47,9 @@ export interface RunningServer {
   /** Stops accepting, finishes the requests in flight, then resolves. */
   close(): Promise<void>;
 }
+
+/** The upload purge's advisory lock ("wharfp" in ASCII): one replica at a time. */
+const PURGE_LOCK = 0x776861726670;
 
 /** Builds the store and app from a validated config and listens. */
 export async function startFromConfig(config: WharfConfig, logger?: Logger, testing: Pick<ServerOptions, 'onUpstream'> = {}): Promise<RunningServer> {
@@ -109,7 +112,10 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
   // Purge abandoned upload sessions and crash leftovers now and then; never on the request path.
   const purge = async (): Promise<void> => {
     try {
-      const gone = await store.purgeUploads(config.uploads.purgeAfter);
+      // Replicas purge one at a time: two at once would each end, and record, the same sessions.
+      const run = (): ReturnType<RegistryStore['purgeUploads']> => store.purgeUploads(config.uploads.purgeAfter);
+      const gone = db ? (await alone(db, PURGE_LOCK, run))?.value : await run();
+      if (!gone) return;
       hooks.abandoned(gone.uploads);
       if (gone.uploads.length + gone.temp > 0) log.info({ uploads: gone.uploads.length, temp: gone.temp }, 'purged abandoned uploads');
     } catch (err) {

@@ -128,6 +128,26 @@ export function fillLeases(db: Database, ttlMs = 600_000): { take(digest: string
   };
 }
 
+/**
+ * Runs `fn` under the advisory lock `key`, held by one session for as long as it runs, unless
+ * another session (a replica, a host) holds it: then undefined, at once. The lock goes with the
+ * session if this process dies.
+ */
+export async function alone<T>(db: Database, key: number, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
+  const c = await db.pool.connect();
+  try {
+    const got = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
+    if (!got.rows[0]?.ok) return undefined;
+    try {
+      return { value: await fn() };
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1)', [key]);
+    }
+  } finally {
+    c.release();
+  }
+}
+
 async function migrate(pool: pg.Pool): Promise<number> {
   const c = await pool.connect();
   try {
