@@ -355,6 +355,7 @@ describe('webhooks of two replicas come from the shared journal', { skip }, () =
     let body = '';
     req.setEncoding('utf8').on('data', (d: string) => (body += d));
     req.on('end', () => {
+      if (req.url?.endsWith('?never')) return void res.writeHead(500).end();
       if (down) {
         refused++;
         return void res.writeHead(503).end();
@@ -374,7 +375,11 @@ describe('webhooks of two replicas come from the shared journal', { skip }, () =
     for (let i = 0; i < 2; i++) {
       const dataDir = await mkdtemp(join(tmpdir(), `wharf-replica-hooks-${i}-`));
       dirs.push(dataDir);
-      const webhooks = [{ name: 'ci', url, actions: ['push' as const], repos: ['hooked/**'], backoff: 20, maxBackoff: 100, timeout: 2000 }];
+      const webhooks = [
+        { name: 'ci', url, actions: ['push' as const], repos: ['hooked/**'], backoff: 20, maxBackoff: 100, timeout: 2000 },
+        // Always refused: after its 2 attempts the events are kept as failed and the endpoint moves on.
+        { name: 'never', url: `${url}?never`, actions: ['push' as const], repos: ['hooked/**'], attempts: 2, backoff: 20, maxBackoff: 20, timeout: 2000 },
+      ];
       servers.push(await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage, database, webhooks } }));
     }
   });
@@ -402,5 +407,23 @@ describe('webhooks of two replicas come from the shared journal', { skip }, () =
     const ids = received.map((e) => e.id);
     assert.equal(new Set(ids).size, ids.length, `no event twice: ${ids.join(' ')}`);
     assert.ok(received.every((e) => e.action === 'push' && e.target.repository.startsWith('hooked/')), 'the filters held');
+    // The endpoint that refuses everything gave up on those events after 2 attempts, and keeps them.
+    const { database } = await databaseConfig('s3+pg');
+    const db = new pg.Client({ connectionString: database!.url });
+    await db.connect();
+    try {
+      let failed = 0;
+      for (let i = 0; i < 100 && failed < ids.length; i++) {
+        failed = Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM wharf_webhook_failed WHERE endpoint = 'never'")).rows[0]!.n);
+        if (failed < ids.length) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(failed, ids.length, 'every event the other endpoint got is kept as failed for this one');
+      const errors = await db.query<{ error: string }>("SELECT DISTINCT error FROM wharf_webhook_failed WHERE endpoint = 'never'");
+      assert.deepEqual(errors.rows.map((r) => r.error), ['HTTP 500']);
+      const c = await db.query<{ attempts: number }>("SELECT attempts FROM wharf_webhook_cursors WHERE endpoint = 'never'");
+      assert.equal(c.rows[0]!.attempts, 0, 'the endpoint moved on past them');
+    } finally {
+      await db.end();
+    }
   });
 });

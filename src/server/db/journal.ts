@@ -90,7 +90,6 @@ export interface PgWebhookLedger {
   advance(endpoint: string, to: JournalPosition): Promise<void>;
   retry(endpoint: string, attempts: number, waitMs: number, error: string): Promise<void>;
   giveUp(endpoint: string, to: JournalPosition, payloads: string[], error: string): Promise<void>;
-  failed(endpoint: string): Promise<number>;
   pruneBehind(endpoints: string[]): Promise<number>;
 }
 
@@ -151,10 +150,6 @@ export function pgWebhookLedger(db: Database): PgWebhookLedger {
         [endpoints],
       );
       return r.rowCount ?? 0;
-    },
-    async failed(endpoint) {
-      const r = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM wharf_webhook_failed WHERE endpoint = $1', [endpoint]);
-      return Number(r.rows[0]!.n);
     },
   };
 }
