@@ -304,17 +304,17 @@ describe('analytics rollups', () => {
       const compare = (from: number, to: number): void => {
         for (const width of [D, 7 * D]) {
           const b = { width, offset: width === D ? 0 : 4 * D };
-          assert.deepEqual(db.downloadSeries({ from, to }, b), db.downloadSeries({ from, to }, b, { rollup: false }), `series ${width}`);
+          assert.deepEqual(db.analytics.downloadSeries({ from, to }, b), db.analytics.downloadSeries({ from, to }, b, { rollup: false }), `series ${width}`);
         }
-        assert.deepEqual(db.topArtifacts({ from, to }, 50), db.topArtifacts({ from, to }, 50, { rollup: false }));
+        assert.deepEqual(db.analytics.topArtifacts({ from, to }, 50), db.analytics.topArtifacts({ from, to }, 50, { rollup: false }));
         const repos = ['r/1', 'r/3'];
-        assert.deepEqual(db.topArtifacts({ from, to, repos }, 5), db.topArtifacts({ from, to, repos }, 5, { rollup: false }));
+        assert.deepEqual(db.analytics.topArtifacts({ from, to, repos }, 5), db.analytics.topArtifacts({ from, to, repos }, 5, { rollup: false }));
       };
       // Five days per call: the first calls leave the newest days to the rows.
-      db.rollUp(today, 5);
+      db.analytics.rollUp(today, 5);
       compare(today - 30 * D, Date.now());
       compare(today - 9 * D - 12345, today - 2 * D + 999);
-      for (let i = 0; i < 5; i++) db.rollUp(today, 5);
+      for (let i = 0; i < 5; i++) db.analytics.rollUp(today, 5);
       compare(today - 30 * D, Date.now());
       compare(today - 9 * D - 12345, today - 2 * D + 999);
       // Spans moved a few days either way: the remembered sums are moved, not summed again.
@@ -323,7 +323,7 @@ describe('analytics rollups', () => {
       assert.equal(rolled, 20);
       // Retention at a day boundary: the rollups lose the same days.
       db.prune({ maxAge: Date.now() - (today - 10 * D) });
-      db.rollUp(today, 5);
+      db.analytics.rollUp(today, 5);
       assert.equal(db.db.prepare('SELECT COUNT(*) AS n FROM rollup_days').get()!.n, 10);
       compare(today - 30 * D, Date.now());
     } finally {

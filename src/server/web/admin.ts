@@ -164,7 +164,7 @@ export function installAdmin(app: FastifyInstance, deps: WebDeps): void {
     if (deps.audit) {
       await deps.audit.catchUp();
       for (const r of repos.values()) {
-        const t = deps.audit.db.lastPulled(r.name);
+        const t = deps.audit.db.analytics.lastPulled(r.name);
         if (t !== null) r.lastPulled = Math.max(r.lastPulled ?? 0, t);
       }
     }

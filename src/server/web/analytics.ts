@@ -96,7 +96,7 @@ async function auditOf(deps: WebDeps): Promise<AuditLog> {
   // What is journaled but not yet in SQLite (at most flushInterval old) is counted too.
   await deps.audit.catchUp();
   // A day is final once no blob pull can still join one of its downloads (the grouping window).
-  deps.audit.db.rollUp(Date.now() - deps.config.audit.groupWindow - ROLLUP_SLACK);
+  deps.audit.db.analytics.rollUp(Date.now() - deps.config.audit.groupWindow - ROLLUP_SLACK);
   return deps.audit;
 }
 
@@ -111,7 +111,7 @@ function scopeOf(viewer: Viewer, audit: AuditLog, repo: string | undefined): str
     return undefined;
   }
   if (viewer.admin) return undefined;
-  return audit.db.downloadedRepos(MAX_REPOS).filter((r) => viewer.can(r, 'push'));
+  return audit.db.analytics.downloadedRepos(MAX_REPOS).filter((r) => viewer.can(r, 'push'));
 }
 
 const json = (reply: FastifyReply, body: unknown): FastifyReply => reply.header('cache-control', 'no-store').type('application/json').send(JSON.stringify(body));
@@ -165,7 +165,7 @@ export function installAnalytics(app: FastifyInstance, deps: WebDeps): void {
     const audit = await auditOf(deps);
     const repos = scopeOf(viewer, audit, repo);
     const s: DownloadScope = { from, to, repo, repos, tag, digest, file };
-    const rows = repos?.length === 0 ? [] : audit.db.downloadSeries(s, bucket);
+    const rows = repos?.length === 0 ? [] : audit.db.analytics.downloadSeries(s, bucket);
     // Every bucket of the span, empty ones as zeros: the chart's x axis is time, not rows.
     const first = Math.floor((from - bucket.offset) / bucket.width);
     const last = Math.floor((to - 1 - bucket.offset) / bucket.width);
@@ -186,7 +186,7 @@ export function installAnalytics(app: FastifyInstance, deps: WebDeps): void {
     const limit = intParam(q, 'limit', 10, 100);
     const audit = await auditOf(deps);
     const repos = scopeOf(viewer, audit, undefined);
-    const body: TopArtifact[] = repos?.length === 0 ? [] : audit.db.topArtifacts({ from, to, repos }, limit);
+    const body: TopArtifact[] = repos?.length === 0 ? [] : audit.db.analytics.topArtifacts({ from, to, repos }, limit);
     return json(reply, body);
   });
 
@@ -204,7 +204,7 @@ export function installAnalytics(app: FastifyInstance, deps: WebDeps): void {
     const repos = scopeOf(viewer, audit, repo);
     const s: DownloadScope = { from, to, repo, repos, digest };
     const groups = groupsOf(deps);
-    const page = (after: { time: number; id: number } | undefined, n: number): DownloadEventRow[] => (repos?.length === 0 ? [] : audit.db.downloadEvents(s, { before: after, limit: n }));
+    const page = (after: { time: number; id: number } | undefined, n: number): DownloadEventRow[] => (repos?.length === 0 ? [] : audit.db.analytics.downloadEvents(s, { before: after, limit: n }));
     reply.header('cache-control', 'no-store');
     if (csv) {
       // Streamed a thousand rows at a time from the cursor on: memory stays flat for any export.
@@ -258,7 +258,7 @@ export function installAnalytics(app: FastifyInstance, deps: WebDeps): void {
  * manifest the tag pointed at then (the store drops that manifest's tags).
  */
 function tagHistory(audit: AuditLog, repo: string, tag: string): TagMove[] {
-  const { byTag, byDigest } = audit.db.tagMoves(repo, tag, TAG_HISTORY_MAX);
+  const { byTag, byDigest } = audit.db.analytics.tagMoves(repo, tag, TAG_HISTORY_MAX);
   const events = [...byTag, ...byDigest].sort((a, b) => a.time - b.time || a.id - b.id);
   const moves: TagMove[] = [];
   let current: string | null = null;
