@@ -349,6 +349,7 @@ describe('webhooks of two replicas come from the shared journal', { skip }, () =
   const dirs: string[] = [];
   let servers: RunningServer[] = [];
   const received: Array<{ id: string; action: string; target: { repository: string; tag: string | null } }> = [];
+  const soloReceived: typeof received = [];
   let down = true;
   let refused = 0;
   const hookServer = createServer((req, res) => {
@@ -356,6 +357,10 @@ describe('webhooks of two replicas come from the shared journal', { skip }, () =
     req.setEncoding('utf8').on('data', (d: string) => (body += d));
     req.on('end', () => {
       if (req.url?.endsWith('?never')) return void res.writeHead(500).end();
+      if (req.url === '/solo') {
+        soloReceived.push(...(JSON.parse(body) as { events: typeof received }).events);
+        return void res.writeHead(204).end();
+      }
       if (down) {
         refused++;
         return void res.writeHead(503).end();
@@ -387,6 +392,28 @@ describe('webhooks of two replicas come from the shared journal', { skip }, () =
     for (const s of servers) await s.close();
     await new Promise((r) => hookServer.close(r));
     for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  test('with the audit log off, a replica still writes the journal for its webhooks', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'wharf-replica-hooks-solo-'));
+    dirs.push(dataDir);
+    const url = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/solo`;
+    const storage = await storageConfig('s3+pg', dirs[0]!);
+    const { database } = await databaseConfig('s3+pg');
+    const solo = await startServer({
+      dataDir,
+      port: 0,
+      logLevel: 'silent',
+      config: { storage, database, audit: { enabled: false }, webhooks: [{ name: 'solo', url, actions: ['push' as const], repos: ['solo/**'], backoff: 20, timeout: 2000 }] },
+    });
+    try {
+      await pushArtifact(solo.url, 'solo/one', 'v1', {});
+      for (let i = 0; i < 100 && !soloReceived.some((e) => e.target.tag === 'v1'); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(soloReceived.some((e) => e.target.repository === 'solo/one' && e.target.tag === 'v1'), 'the push event came');
+      assert.equal((await call(solo.url, 'GET', '/api/v1/audit')).status, 404, 'no audit API with the audit log off');
+    } finally {
+      await solo.close();
+    }
   });
 
   test('an endpoint that is down misses nothing, even when the replica that served the pushes is gone; each event comes once', async () => {
