@@ -54,6 +54,9 @@ export function dbError(err: unknown): Error {
 /** What KeptFiles holds at most, in bytes of paths and data. */
 const KEPT_BYTES = 8 << 20;
 
+/** What an entry of KeptFiles counts as holding: its path, its data and the entry itself. */
+const sizeOf = (path: string, data: Buffer | undefined): number => path.length + (data?.length ?? 0) + 64;
+
 /**
  * Small files kept in memory, checked with one read of the change count (wharf_changes, moved by
  * a trigger in the transaction of every change to a file that is not an upload record). An entry
@@ -96,25 +99,32 @@ class KeptFiles {
   }
 
   private keep(n: string, path: string, data: Buffer | undefined): void {
-    if (n !== this.n) {
-      // Only entries of one count are kept: those of another are stale, or will be soon.
-      if (BigInt(n) < BigInt(this.n || '0')) return;
-      this.files.clear();
-      this.bytes = 0;
-      this.n = n;
-    }
-    const size = path.length + (data?.length ?? 0) + 64;
+    if (!this.at(n)) return;
+    const size = sizeOf(path, data);
     if (size > KEPT_BYTES / 64) return;
     const old = this.files.get(path);
-    if (old) this.bytes -= path.length + (old.data?.length ?? 0) + 64;
+    if (old) this.bytes -= sizeOf(path, old.data);
     this.files.delete(path);
     this.files.set(path, { n, data });
     this.bytes += size;
     for (const [k, v] of this.files) {
       if (this.bytes <= KEPT_BYTES) break;
       this.files.delete(k);
-      this.bytes -= k.length + (v.data?.length ?? 0) + 64;
+      this.bytes -= sizeOf(k, v.data);
     }
+  }
+
+  /**
+   * Only entries of one count are kept: a newer count empties the map (its entries are stale, or
+   * soon will be). False for an older count, whose answer is not kept.
+   */
+  private at(n: string): boolean {
+    if (n === this.n) return true;
+    if (BigInt(n) < BigInt(this.n || '0')) return false;
+    this.files.clear();
+    this.bytes = 0;
+    this.n = n;
+    return true;
   }
 
   /** The change count, as read by a query sent after the mark `since`. */
@@ -135,11 +145,7 @@ class KeptFiles {
       .then((r) => {
         const n = r.rows[0]!.n;
         if (!this.last || seq > this.last.seq) this.last = { seq, n };
-        if (n !== this.n && BigInt(n) > BigInt(this.n || '0')) {
-          this.files.clear();
-          this.bytes = 0;
-          this.n = n;
-        }
+        this.at(n);
         return n;
       })
       .finally(() => {
