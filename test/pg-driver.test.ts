@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { MIGRATIONS, openDatabase, sharedSecrets, type Database } from '../src/server/db/index.js';
+import { MIGRATIONS, openDatabase, pgJournal, sharedSecrets, type Database } from '../src/server/db/index.js';
 import { PgDriver } from '../src/server/driver/pg.js';
 import { driverSuite } from '../src/testkit/driver-suite.js';
 import { createDatabase, missingPg, startPg, type Pg } from './helpers/pg.js';
@@ -163,6 +163,22 @@ describe('PgDriver', { skip }, () => {
     } finally {
       await other.end();
     }
+  });
+
+  test('the audit journal is read in order, in bounded pieces: at most about 4 MB of lines a read, but always one row', async () => {
+    const j = pgJournal(db);
+    await db.pool.query('DELETE FROM wharf_audit_journal');
+    const big = (c: string): string => `${c.repeat(3 << 20)}\n`;
+    await j.append(big('a'), 1);
+    await j.append(big('b'), 1);
+    await j.append(big('c'), 1);
+    await j.append('{"small":1}\n', 1);
+    const first = await j.read(undefined, 32);
+    assert.deepEqual(first.map((r) => r.lines[0]), ['a', 'b'], 'two rows: the third would pass 4 MB');
+    const second = await j.read(first[1]!.pos, 32);
+    assert.deepEqual(second.map((r) => r.lines[0]), ['c', '{']);
+    assert.deepEqual(await j.read(second[1]!.pos, 32), []);
+    await db.pool.query('DELETE FROM wharf_audit_journal');
   });
 
   test('repository names with LIKE wildcards and a sibling that shares a prefix list apart', async () => {

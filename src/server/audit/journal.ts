@@ -178,6 +178,7 @@ const READ_ROWS = 32;
 export async function readShared(applier: JournalApplier, db: AuditDb, shared: SharedJournal, opts: { prune?: Retention | undefined; stop?: () => boolean } = {}): Promise<void> {
   let prune = opts.prune;
   let after = db.position();
+  // Until a read comes back empty: a read may stop short of READ_ROWS (the journal bounds it by bytes too).
   for (;;) {
     const rows = await shared.read(after, READ_ROWS);
     if (opts.stop?.()) return;
@@ -185,6 +186,6 @@ export async function readShared(applier: JournalApplier, db: AuditDb, shared: S
     after = rows.length ? rows[rows.length - 1]!.pos : after;
     applier.apply(rows.map((r) => r.lines).join(''), prune, after);
     prune = undefined;
-    if (rows.length < READ_ROWS) return;
+    if (rows.length === 0) return;
   }
 }

@@ -23,6 +23,8 @@ export interface PgJournal {
 }
 
 const START = '0:0';
+/** The lines one read of the journal returns at most (but one row, whatever its size). */
+const READ_BYTES = 4 << 20;
 const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 
 function split(pos: JournalPosition | undefined): [string, string] {
@@ -44,11 +46,16 @@ export function pgJournal(db: Database): PgJournal {
     },
     async read(after, limit) {
       const [txid, seq] = split(after);
+      // At most `limit` rows and about READ_BYTES of lines (always one row): a reader's memory stays
+      // bounded however large the batches that busy replicas wrote.
       const r = await db.pool.query<{ txid: string; seq: string; lines: string }>(
-        `SELECT txid::text AS txid, seq::text AS seq, lines FROM wharf_audit_journal
-         WHERE (txid, seq) > ($1::xid8, $2::bigint) AND txid < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY txid, seq LIMIT $3`,
-        [txid, seq, limit],
+        `SELECT txid, seq, lines FROM (
+           SELECT txid::text AS txid, seq::text AS seq, lines, sum(length(lines)) OVER (ORDER BY txid, seq) - length(lines) AS before
+           FROM wharf_audit_journal
+           WHERE (txid, seq) > ($1::xid8, $2::bigint) AND txid < pg_snapshot_xmin(pg_current_snapshot())
+           ORDER BY txid, seq LIMIT $3
+         ) x WHERE before < $4 ORDER BY x.txid::xid8, x.seq::bigint`,
+        [txid, seq, limit, READ_BYTES],
       );
       return r.rows.map((row) => ({ pos: `${row.txid}:${row.seq}`, lines: row.lines }));
     },
