@@ -201,6 +201,19 @@ describe('two replicas over one bucket and one database', { skip }, () => {
       [],
     );
   });
+  test('a replica with a pool of one connection serves: the audit id slot holds a connection of its own', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'wharf-replica-one-conn-'));
+    dirs.push(dataDir);
+    const s = await startServer({ dataDir, port: 0, logLevel: 'silent', config: { storage: sections.storage, database: { ...sections.database, maxConnections: 1 } } });
+    try {
+      await pushArtifact(s.url, 'shared/one-conn', 'v1', {});
+      assert.equal((await call(s.url, 'GET', '/v2/shared/one-conn/manifests/v1')).status, 200);
+      assert.equal((await call(s.url, 'GET', '/api/v1/audit?repo=shared/one-conn')).status, 200);
+    } finally {
+      await s.close();
+    }
+  });
+
   test('the audit log is one for both: every pull is on both replicas once, and a manifest pulled on one with its blob on the other is one download', async () => {
     const repo = 'shared/audit';
     const layer = randomBlob(4096, 'audited');

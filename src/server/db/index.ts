@@ -9,6 +9,8 @@ export { claimSlot, pgJournal, pgWebhookLedger, type JournalBatch, type JournalP
 /** The state that several replicas share (issue 22, docs/SCALE-OUT.md): one PostgreSQL database. */
 export interface Database {
   readonly pool: pg.Pool;
+  /** The URL it was opened with, for a connection outside the pool (journal.ts's claimSlot). */
+  readonly url: string;
   /** The schema version this process found or made. */
   readonly version: number;
   close(): Promise<void>;
@@ -57,6 +59,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   opts.log?.info({ version }, 'database: schema current');
   return {
     pool,
+    url: opts.url,
     version,
     close: () => pool.end(),
   };
@@ -131,20 +134,21 @@ export function fillLeases(db: Database, ttlMs = 600_000): { take(digest: string
 /**
  * Runs `fn` under the advisory lock `key`, held by one session for as long as it runs, unless
  * another session (a replica, a host) holds it: then undefined, at once. The lock goes with the
- * session if this process dies.
+ * session if this process dies, or its connection breaks.
  */
 export async function alone<T>(db: Database, key: number, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
-  const c = await db.pool.connect();
+  // The lock's session is a connection outside the pool: `fn` queries through the pool, which
+  // may have only one connection.
+  const c = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5_000 });
+  c.on('error', () => undefined);
+  await c.connect();
   try {
     const got = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
     if (!got.rows[0]?.ok) return undefined;
-    try {
-      return { value: await fn() };
-    } finally {
-      await c.query('SELECT pg_advisory_unlock($1)', [key]);
-    }
+    return { value: await fn() };
   } finally {
-    c.release();
+    // Ending the session frees the lock.
+    await c.end().catch(() => undefined);
   }
 }
 

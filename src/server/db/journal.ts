@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type pg from 'pg';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Database } from './index.js';
 
@@ -169,28 +169,32 @@ export function pgWebhookLedger(db: Database): PgWebhookLedger {
  */
 export async function claimSlot(db: Database, slots: number, opts: { onSlot(slot: number): void; log?: Pick<Logger, 'warn'> }): Promise<{ slot: number; release(): Promise<void> }> {
   let closed = false;
-  let held: pg.PoolClient | undefined;
+  let held: pg.Client | undefined;
   let slot = -1;
   const take = async (): Promise<number> => {
-    const c = await db.pool.connect();
+    // A connection of its own, outside the pool: held for the life of the replica, it must not
+    // take one of the pool's (with maxConnections: 1 nothing else could run).
+    const c = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5_000 });
+    c.on('error', (err) => {
+      if (held !== c) return;
+      opts.log?.warn({ err }, 'database: the connection that holds the audit id slot failed; taking one again');
+      held = undefined;
+      void c.end().catch(() => undefined);
+      void again();
+    });
     try {
+      await c.connect();
       for (let s = 0; s < slots; s++) {
         const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [SLOT_LOCK, s]);
         if (!r.rows[0]!.ok) continue;
         held = c;
-        c.on('error', (err) => {
-          opts.log?.warn({ err }, 'database: the connection that holds the audit id slot failed; taking one again');
-          if (held === c) held = undefined;
-          c.release(true);
-          void again();
-        });
         return s;
       }
     } catch (err) {
-      c.release(true);
+      await c.end().catch(() => undefined);
       throw err;
     }
-    c.release();
+    await c.end().catch(() => undefined);
     throw new Error(`all ${slots} audit id slots are held by live replicas: at most ${slots} replicas share one database`);
   };
   const again = async (): Promise<void> => {
@@ -214,9 +218,8 @@ export async function claimSlot(db: Database, slots: number, opts: { onSlot(slot
       closed = true;
       const c = held;
       held = undefined;
-      if (!c) return;
-      await c.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
-      c.release();
+      // Ending the session frees its advisory locks.
+      await c?.end().catch(() => undefined);
     },
   };
 }
