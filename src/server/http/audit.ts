@@ -146,8 +146,9 @@ export function installAudit(app: FastifyInstance, sinks: RequestSink[]): void {
       bytes += size(chunk, rest[0]);
       // Headers are out by the first write: read the length once.
       if (expected === -1) expected = Number(header(reply, 'content-length') ?? NaN);
-      if (bytes < expected || queued.length === 0) return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+      if (bytes < expected) return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
       journal();
+      if (queued.length === 0) return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
       for (const s of queued) s.sync();
       // The chunk that completes the body waits for the record to be durable. On a local journal
       // it is (sync above); a shared one commits asynchronously: the chunk is held, the stream
