@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { CONNECT_TIMEOUT_MS, NOW_MS, ownConnection } from './connection.js';
 import { MIGRATIONS } from './migrations.js';
 
 export { MIGRATIONS } from './migrations.js';
@@ -42,7 +43,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     connectionString: opts.url,
     max: opts.maxConnections ?? 10,
     // A server that went away must not hang a request: fail, answer 503, and try again later.
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     query_timeout: opts.queryTimeoutMs ?? 10_000,
     idleTimeoutMillis: 30_000,
   });
@@ -84,8 +85,6 @@ export function sharedSecrets(db: Database): SecretSource {
     return won;
   };
 }
-
-const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 
 /**
  * Failed logins counted in the database (auth's SharedFailures): one statement adds one to the
@@ -137,9 +136,8 @@ export function fillLeases(db: Database, ttlMs = 600_000): { take(digest: string
  * session if this process dies, or its connection breaks.
  */
 export async function alone<T>(db: Database, key: number, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
-  // The lock's session is a connection outside the pool: `fn` queries through the pool, which
-  // may have only one connection.
-  const c = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5_000 });
+  // The lock's session is outside the pool: `fn` queries through the pool.
+  const c = ownConnection(db.url);
   c.on('error', () => undefined);
   await c.connect();
   try {

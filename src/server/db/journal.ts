@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
+import { NOW_MS, ownConnection } from './connection.js';
 import type { Database } from './index.js';
 
 /**
@@ -25,7 +26,6 @@ export interface PgJournal {
 const START = '0:0';
 /** The lines one read of the journal returns at most (but one row, whatever its size). */
 const READ_BYTES = 4 << 20;
-const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 
 function split(pos: JournalPosition | undefined): [string, string] {
   const [txid = '0', seq = '0'] = (pos ?? START).split(':');
@@ -172,9 +172,8 @@ export async function claimSlot(db: Database, slots: number, opts: { onSlot(slot
   let held: pg.Client | undefined;
   let slot = -1;
   const take = async (): Promise<number> => {
-    // A connection of its own, outside the pool: held for the life of the replica, it must not
-    // take one of the pool's (with maxConnections: 1 nothing else could run).
-    const c = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5_000 });
+    // Held for the life of the replica, outside the pool.
+    const c = ownConnection(db.url);
     c.on('error', (err) => {
       if (held !== c) return;
       opts.log?.warn({ err }, 'database: the connection that holds the audit id slot failed; taking one again');
