@@ -210,6 +210,39 @@ export async function startDistributionProcess(opts: DistributionOptions = {}): 
 
 export { stopChild };
 
+/**
+ * The runtime's limit for a pull-through cache: a bare Node relay (node:http's request piped into
+ * the response; no hash, no disk, nothing kept) in front of `upstream`, in its own process on the
+ * Node that runs the bench. CommonJS through -e, so that it needs no build.
+ */
+const RELAY_SOURCE = `
+const http = require('node:http');
+const up = new URL(process.argv[1]);
+const agent = new http.Agent({ keepAlive: true });
+const server = http.createServer((req, res) => {
+  const r = http.request({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: { ...req.headers, host: up.host }, agent }, (u) => {
+    res.writeHead(u.statusCode, u.headers);
+    u.pipe(res);
+  });
+  r.on('error', () => res.destroy());
+  req.pipe(r);
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+`;
+
+export async function startNodeRelay(upstream: string): Promise<BenchRegistry> {
+  const child = spawn(process.execPath, ['-e', RELAY_SOURCE, upstream], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.includes('\n')) resolve(Number(out.trim()));
+    });
+    child.once('exit', (code) => reject(new Error(`the relay exited with code ${code}`)));
+  });
+  return { name: 'Node relay', host: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}`, pid: child.pid, dataDir: '', stop: () => stopChild(child) };
+}
+
 /** The version Debian's docker-registry reports, e.g. "2.8.2". */
 export function distributionVersion(): string {
   const r = spawnSync(REGISTRY_BIN, ['--version'], { encoding: 'utf8' });

@@ -41,9 +41,13 @@ class LocalDigest implements RunningDigest {
   }
 }
 
-/** Bytes are handed to the thread in buffers of this size, moved (not copied) both ways. */
-const STAGE = 256 << 10;
-/** Buffers on their way to or in the thread; past this, updates wait (memory stays flat: 1 MiB). */
+/**
+ * Bytes are handed to the thread in buffers of this size, moved (not copied) both ways. Each move
+ * costs the caller about 80 us of wall time on a busy 2-core machine (the thread it wakes takes
+ * its core): at 256 KiB that was a quarter of a cold cache fill's main thread.
+ */
+const STAGE = 1 << 20;
+/** Buffers on their way to or in the thread; past this, updates wait (memory stays flat: 4 MiB). */
 const IN_FLIGHT = 4;
 
 type ToThread =
