@@ -182,6 +182,46 @@ describe('reads', () => {
   });
 });
 
+describe('staged files', () => {
+  for (const directIO of [true, false]) {
+    test(`reads of a staged file while it grows, at any position, return its bytes (${directIO ? 'direct I/O where the file system takes it' : 'page cache'})`, async () => {
+      const driver = new FsDriver(join(dir, directIO ? 'staged-direct' : 'staged-buffered'), { directIO });
+      const data = randomBytes(5 * (1 << 20) + 777);
+      const staged = await driver.stage({ size: data.length });
+      try {
+        const sizes = [1, 4095, 65536, 7, 300_000, 4096];
+        let checked = 0;
+        // Whatever has reached the file so far reads back exactly, from odd positions and lengths.
+        const check = async (): Promise<void> => {
+          while (checked + 1001 + 5000 <= staged.written) {
+            const at = checked + 1001;
+            const into = Buffer.alloc(Math.min(checked % 2 ? 5000 : (1 << 20) + 3, staged.written - at));
+            const got = await staged.read(into, at);
+            assert.equal(got, into.length, `read at ${at}`);
+            assert.ok(into.equals(data.subarray(at, at + got)), `bytes at ${at}`);
+            checked += 300_001;
+          }
+        };
+        for (let off = 0, i = 0; off < data.length; i++) {
+          const n = Math.min(data.length - off, sizes[i % sizes.length]!);
+          await staged.append([data.subarray(off, off + n)]);
+          off += n;
+          await check();
+        }
+        // A direct appender keeps the last partial block until commit; the rest reaches the file.
+        const whole = data.length - (data.length % (1 << 20));
+        while (staged.written < whole) await new Promise((r) => setTimeout(r, 5));
+        await check();
+        assert.ok(checked >= whole - 1001 - 5000 - 300_001, `reads reached the end of what was written (${checked})`);
+        await staged.commit('staged-blob');
+        assert.ok((await readFile(join(dir, directIO ? 'staged-direct' : 'staged-buffered', 'staged-blob'))).equals(data));
+      } finally {
+        await staged.close();
+      }
+    });
+  }
+});
+
 /** A response stand-in that keeps a copy of every chunk (sendFileRange reuses its buffers once written). */
 class Collected extends Writable {
   readonly chunks: Buffer[] = [];
