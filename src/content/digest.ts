@@ -47,6 +47,12 @@ class LocalDigest implements RunningDigest {
  * its core): at 256 KiB that was a quarter of a cold cache fill's main thread.
  */
 const STAGE = 1 << 20;
+/**
+ * With more digests than WIDE open at once, each stages this much instead: every open digest holds
+ * a stage while it fills, and 20 cache fills at once held 20 MiB in stages of 1 MiB.
+ */
+const SMALL_STAGE = 256 << 10;
+const WIDE = 4;
 /** Buffers on their way to or in the thread; past this, updates wait (memory stays flat: 4 MiB). */
 const IN_FLIGHT = 4;
 
@@ -89,10 +95,15 @@ class DigestThread {
   private nextId = 1;
   private inFlight = 0;
   private readonly spare: ArrayBuffer[] = [];
+  /** Digests started and not yet read or dropped. */
+  private open = 0;
   private readonly waiting: Array<() => void> = [];
   private readonly pending = new Map<number, { resolve: (hex: string) => void; reject: (err: Error) => void }>();
   /** A digest dropped without being read frees its state in the thread. */
-  private readonly forgotten = new FinalizationRegistry<number>((id) => this.worker?.postMessage({ op: 'drop', id } satisfies ToThread));
+  private readonly forgotten = new FinalizationRegistry<number>((id) => {
+    this.open--;
+    this.worker?.postMessage({ op: 'drop', id } satisfies ToThread);
+  });
 
   start(algorithm: DigestAlgorithm): RunningDigest {
     const id = this.nextId++;
@@ -110,12 +121,19 @@ class DigestThread {
   private track(algorithm: DigestAlgorithm, id: number): ThreadDigest {
     const d = new ThreadDigest(this, algorithm, id);
     this.forgotten.register(d, id, d);
+    this.open++;
     return d;
   }
 
   /** A buffer to fill; give it back through `send`. */
   buffer(): ArrayBuffer {
-    return this.spare.pop() ?? new ArrayBuffer(STAGE);
+    const size = this.stageSize();
+    const i = this.spare.findIndex((b) => b.byteLength === size);
+    return i >= 0 ? this.spare.splice(i, 1)[0]! : new ArrayBuffer(size);
+  }
+
+  private stageSize(): number {
+    return this.open > WIDE ? SMALL_STAGE : STAGE;
   }
 
   /** Moves `length` bytes of `buf` to the thread; resolves when there is room for more. */
@@ -127,7 +145,7 @@ class DigestThread {
   }
 
   digest(d: ThreadDigest): Promise<string> {
-    this.forgotten.unregister(d);
+    if (this.forgotten.unregister(d)) this.open--;
     return new Promise((resolve, reject) => {
       this.pending.set(d.id, { resolve, reject });
       this.busy();
@@ -147,7 +165,7 @@ class DigestThread {
     w.on('message', (m: FromThread) => {
       if (m.op === 'free') {
         this.inFlight--;
-        if (this.spare.length < IN_FLIGHT) this.spare.push(m.buf);
+        if (this.spare.length < IN_FLIGHT && m.buf.byteLength === this.stageSize()) this.spare.push(m.buf);
         this.waiting.shift()?.();
       } else {
         const p = this.pending.get(m.id);
@@ -201,11 +219,11 @@ class ThreadDigest implements RunningDigest {
     let wait: Promise<void> | undefined;
     for (let at = 0; at < chunk.length; ) {
       const stage = (this.stage ??= this.thread.buffer());
-      const n = Math.min(chunk.length - at, STAGE - this.filled);
+      const n = Math.min(chunk.length - at, stage.byteLength - this.filled);
       new Uint8Array(stage, this.filled, n).set(chunk.subarray(at, at + n));
       this.filled += n;
       at += n;
-      if (this.filled === STAGE) wait = this.flush() ?? wait;
+      if (this.filled === stage.byteLength) wait = this.flush() ?? wait;
     }
     return wait;
   }
