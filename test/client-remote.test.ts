@@ -335,6 +335,18 @@ describe('remote: faults injected by a proxy in front of Distribution', { skip }
       await assert.rejects(readAll(await reg.repository('fault/corrupt').fetch(d)), (e) => isOciError(e, 'DIGEST_INVALID'));
       await assert.rejects(copyGraph(reg.repository('fault/corrupt'), dst, d), (e) => isOciError(e, 'DIGEST_INVALID'));
       assert.equal(await dst.exists(d), false);
+      // Into another registry, the body the source verifies goes up without a second hash, and
+      // still fails here, before the last byte could reach the destination.
+      const other = new Registry(dist.host, { plainHttp: true, retry: FAST_RETRY });
+      try {
+        const into = other.repository('fault/corrupt-copy');
+        await assert.rejects(copyGraph(reg.repository('fault/corrupt'), into, d), (e) => isOciError(e, 'DIGEST_INVALID'));
+        assert.equal(await into.exists(d), false);
+        await copyGraph(seed.repository('fault/corrupt'), into, d);
+        assert.deepEqual(await readAll(await into.fetch(d)), data);
+      } finally {
+        await other.close();
+      }
     } finally {
       await reg.close();
       await proxy.close();

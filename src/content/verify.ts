@@ -136,6 +136,25 @@ export class DigestingStream extends Transform {
   }
 }
 
+/**
+ * Streams that verify their own content as they are read (a registry's blob body through
+ * verifyChunks), by the digest they check. A consumer that would verify the same digest again (an
+ * upload of what `wharf cp` fetched) can trust such a stream instead: it fails before its last byte
+ * when the content is wrong, so a second hash of every byte would check nothing more.
+ */
+const selfVerifying = new WeakMap<Readable, Digest>();
+
+/** Marks `stream` as verifying `digest` itself; returns it. */
+export function markVerifying(stream: Readable, digest: Digest): Readable {
+  selfVerifying.set(stream, digest);
+  return stream;
+}
+
+/** Whether `stream` verifies `digest` itself (see markVerifying). */
+export function verifiesItself(stream: Readable, digest: Digest): boolean {
+  return selfVerifying.get(stream) === digest;
+}
+
 /** Wraps `src` so that reading it verifies `desc`. */
 export function verifyReader(src: Readable, desc: Pick<Descriptor, 'digest' | 'size'>): Readable {
   const v = new VerifyStream(desc);

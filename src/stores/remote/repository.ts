@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { OciError, MediaType, MANIFEST_MEDIA_TYPES, assertName, isDigest, isOciError, isManifestMediaType, parseManifest, parseContentRange, digestOf, type Descriptor, type ImageIndex, WharfError, isWharfError } from '../../spec/index.js';
 import {
   verifyChunks,
+  markVerifying,
   readAllVerified,
   MAX_MANIFEST_SIZE,
   type ContentCache,
@@ -222,7 +223,7 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
       throw new OciError(kind === 'manifests' ? 'MANIFEST_UNKNOWN' : 'BLOB_UNKNOWN', `${desc.digest} not found in ${this.host}/${this.name}`);
     }
     if (first.status !== 200) throw await responseError(first, `fetch ${desc.digest}`);
-    return Readable.from(verifyChunks(this.resumingBody(first, url, headers, desc, opts), desc));
+    return markVerifying(Readable.from(verifyChunks(this.resumingBody(first, url, headers, desc, opts), desc)), desc.digest);
   }
 
   /** A blob from byte `offset` on, unverified (RangeFetcher: a download resumed by another run). */
