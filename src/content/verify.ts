@@ -137,32 +137,29 @@ export class DigestingStream extends Transform {
 }
 
 /**
- * Streams that verify their own content as they are read (a registry's blob body through
- * verifyChunks), by the digest they check. A consumer that would verify the same digest again (an
- * upload of what `wharf cp` fetched) can trust such a stream instead: it fails before its last byte
- * when the content is wrong, so a second hash of every byte would check nothing more.
+ * Streams that verify their own content as they are read (verifyReader's, and a registry's blob
+ * body through verifyChunks), by what they check: they fail before their last byte when the
+ * content is wrong. verifyReader passes such a stream on as it is, so content that goes from one
+ * store to another (wharf cp, a push of files, a cache fill) is hashed once, not at every hop.
  */
-const selfVerifying = new WeakMap<Readable, Digest>();
+const selfVerifying = new WeakMap<Readable, string>();
+const keyOf = (desc: Pick<Descriptor, 'digest' | 'size'>): string => `${desc.digest} ${desc.size}`;
 
-/** Marks `stream` as verifying `digest` itself; returns it. */
-export function markVerifying(stream: Readable, digest: Digest): Readable {
-  selfVerifying.set(stream, digest);
+/** Marks `stream` as verifying `desc` itself; returns it. */
+export function markVerifying(stream: Readable, desc: Pick<Descriptor, 'digest' | 'size'>): Readable {
+  selfVerifying.set(stream, keyOf(desc));
   return stream;
 }
 
-/** Whether `stream` verifies `digest` itself (see markVerifying). */
-export function verifiesItself(stream: Readable, digest: Digest): boolean {
-  return selfVerifying.get(stream) === digest;
-}
-
-/** Wraps `src` so that reading it verifies `desc`. */
+/** Wraps `src` so that reading it verifies `desc`; `src` itself when it already does (see markVerifying). */
 export function verifyReader(src: Readable, desc: Pick<Descriptor, 'digest' | 'size'>): Readable {
+  if (selfVerifying.get(src) === keyOf(desc)) return src;
   const v = new VerifyStream(desc);
   src.on('error', (err) => v.destroy(err));
   // pipe() does not destroy its source when the destination goes away (a client that hangs
   // up): without this the source, and the file it holds open, would live until GC.
   v.on('close', () => src.destroy());
-  return src.pipe(v);
+  return markVerifying(src.pipe(v), desc);
 }
 
 /** Reads a whole (small, bounded) verified stream into memory: for manifests and configs only. */

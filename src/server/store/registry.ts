@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OciError, digestOf, isDigest, parseDigest, bodyMediaType, parseManifest, referrerDescriptor, parseManifestRef, assertTag, isIndexMediaType, MediaType, type Descriptor, type Digest, type ManifestInfo, isKnownError } from '../../spec/index.js';
-import { VerifyStream, verifyReader } from '../../content/index.js';
+import { verifyReader } from '../../content/index.js';
 import type { StageOptions, Staged, StorageDriver } from '../driver/index.js';
 import { paginate, type BlobHandle, type Listed, type Page, type PutManifestResult, type RegistryBackend, type StoredManifest } from './backend.js';
 import { fileBlob } from './blob-handle.js';
@@ -196,7 +196,7 @@ export class RegistryStore implements RegistryBackend {
     else {
       const w = await this.driver.writer(paths.blobData(desc.digest), { size: desc.size });
       try {
-        await pipeline(content, new VerifyStream(desc), w);
+        await pipeline(verifyReader(content, desc), w);
         await w.commit();
       } catch (err) {
         await w.cancel();

@@ -6,7 +6,6 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OciError, MediaType, Annotation, isDigest, parseDigest, parseManifest, referrerDescriptor, isManifestMediaType, type Descriptor, type ImageIndex, WharfError, isKnownError } from '../../spec/index.js';
 import {
-  VerifyStream,
   fileReader,
   verifyReader,
   readAllVerified,
@@ -162,7 +161,7 @@ export class LayoutStore implements Target, ReferrerLister, TagLister, Deleter {
       await mkdir(dir, { recursive: true });
       const tmp = join(dir, `.tmp-${randomUUID()}`);
       try {
-        await pipeline(content, new VerifyStream(desc), createWriteStream(tmp, { flags: 'wx' }), { signal: opts.signal });
+        await pipeline(verifyReader(content, desc), createWriteStream(tmp, { flags: 'wx' }), { signal: opts.signal });
         await rename(tmp, final);
       } catch (err) {
         await unlink(tmp).catch(() => undefined);

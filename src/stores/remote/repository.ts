@@ -223,7 +223,7 @@ export class RemoteRepository implements Target, ReferrerLister, TagLister, Dele
       throw new OciError(kind === 'manifests' ? 'MANIFEST_UNKNOWN' : 'BLOB_UNKNOWN', `${desc.digest} not found in ${this.host}/${this.name}`);
     }
     if (first.status !== 200) throw await responseError(first, `fetch ${desc.digest}`);
-    return markVerifying(Readable.from(verifyChunks(this.resumingBody(first, url, headers, desc, opts), desc)), desc.digest);
+    return markVerifying(Readable.from(verifyChunks(this.resumingBody(first, url, headers, desc, opts), desc)), desc);
   }
 
   /** A blob from byte `offset` on, unverified (RangeFetcher: a download resumed by another run). */

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OciError, isOciError, parseContentRange, type Descriptor } from '../../spec/index.js';
-import { VerifyStream, DigestingStream, verifiesItself, type OpOptions, type IngestSource } from '../../content/index.js';
+import { DigestingStream, verifyReader, type OpOptions, type IngestSource } from '../../content/index.js';
 import { responseError, isTransientNetworkError, backoff, type Transport, type SendResponse, type Method } from './http.js';
 import type { UploadSessions } from './sessions.js';
 
@@ -32,13 +32,7 @@ export class BlobUploader {
   /** Uploads a blob the registry does not have, checked against `desc` as it goes. */
   async upload(desc: Descriptor, content: Readable, opts: OpOptions): Promise<void> {
     // Piped only once there is a session to read it into: a failed check must have a reader.
-    // Content that verifies itself (a registry's body, in a copy between registries) is not hashed twice.
-    const verify = (): Readable => {
-      if (verifiesItself(content, desc.digest)) return content;
-      const verified = new VerifyStream(desc);
-      content.on('error', (err) => verified.destroy(err));
-      return content.pipe(verified);
-    };
+    const verify = (): Readable => verifyReader(content, desc);
     if (this.r.chunkSize) {
       const key = this.key(desc.digest);
       const s = await this.resume(key, desc.size, opts);
