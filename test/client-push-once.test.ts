@@ -251,8 +251,11 @@ describe('digest memo file', () => {
     const sf = await stat(f, { bigint: true });
     const sg = await stat(g, { bigint: true });
     assert.equal(a.lookup(f, sf), undefined);
-    a.record(f, sf, digestOf(Buffer.from('f')), Date.now());
-    b.record(g, sg, digestOf(Buffer.from('g')), Date.now());
+    // Hashed a millisecond after the last change: with racyMs 0 that is trusted. Date.now() may
+    // still fall in the millisecond of the write (fine-grained ctimes), which is racy by design.
+    const after = (st: typeof sf): number => Number(st.ctimeNs / 1_000_000n) + 1;
+    a.record(f, sf, digestOf(Buffer.from('f')), after(sf));
+    b.record(g, sg, digestOf(Buffer.from('g')), after(sg));
     await a.save();
     await b.save();
     const c = await DigestMemo.open(path, { racyMs: 0 });
