@@ -9,10 +9,23 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { MIGRATIONS, openDatabase, pgJournal, sharedSecrets, type Database } from '../src/server/db/index.js';
 import { PgDriver } from '../src/server/driver/pg.js';
+import { KEPT_APPLICATION_NAME, KEPT_LEASE_MS } from '../src/server/driver/pg-kept.js';
 import { driverSuite } from '../src/testkit/driver-suite.js';
 import { createDatabase, missingPg, startPg, type Pg } from './helpers/pg.js';
 
 const skip = missingPg();
+
+/** Waits until a driver's listening connection is up: it keeps what it reads from then on. */
+async function untilKeeping(d: PgDriver): Promise<void> {
+  const probe = 'repositories/probe/_tags/p';
+  await d.put(probe, 'x');
+  for (let i = 0; i < 200; i++) {
+    await d.get(probe, { since: d.tick() });
+    if (d.keeps(probe)) return void (await d.delete('repositories/probe'));
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('the driver never started keeping files');
+}
 
 let cluster: Promise<Pg> | undefined;
 const pgCluster = (): Promise<Pg> => (cluster ??= startPg());
@@ -122,46 +135,93 @@ describe('PgDriver', { skip }, () => {
     }
   });
 
-  test('kept files: a read marked after another replica\'s write, move or delete sees it; concurrent reads share one check; upload records and touches are not changes', async () => {
-    const other = new pg.Pool({ connectionString: (db.pool as unknown as { options: { connectionString: string } }).options.connectionString });
+  test('kept files: another replica\'s write, move or delete is read at once; kept files answer with no query; a rewrite of the same bytes, a touch and upload records are no change', async () => {
+    const url = db.url;
+    const other = new pg.Pool({ connectionString: url });
     let queries = 0;
     const counted = new Proxy(other, {
       get: (t, k) => (k === 'query' ? (...args: unknown[]) => (queries++, (t.query as (...a: unknown[]) => unknown).apply(t, args)) : Reflect.get(t, k)),
     });
+    const a = new PgDriver(db.pool, undefined, { url });
+    const b = new PgDriver(counted, undefined, { url });
     try {
-      const a = new PgDriver(db.pool);
-      const b = new PgDriver(counted);
+      await untilKeeping(b);
       const tag = 'repositories/kept/_tags/v1';
       for (let i = 0; i < 30; i++) {
         if (i % 10 === 9) await a.delete(tag);
         else if (i % 10 === 5) await a.move('repositories/kept/_tags/tmp', tag).catch(async () => (await a.put('repositories/kept/_tags/tmp', `sha256:m${i}`), a.move('repositories/kept/_tags/tmp', tag)));
         else await a.put(tag, `sha256:${i}`);
         const want = i % 10 === 9 ? undefined : i % 10 === 5 ? `sha256:m${i}` : `sha256:${i}`;
-        // A mark taken after the write completed: the answer is never older.
+        // Read right after the write returned, as the next request of its client.
         assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), want, `round ${i}`);
         assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), want, `round ${i}, kept`);
       }
-      // Warm, then 50 reads at once, each marked now: one check answers them all.
       await a.put(tag, 'sha256:final');
       await b.get(tag, { since: b.tick() });
-      await b.get('repositories/kept/_manifests/revisions/sha256/ff/link', { since: b.tick() });
       queries = 0;
-      const since = b.tick();
-      const got = await Promise.all(Array.from({ length: 50 }, (_, i) => b.get(i % 2 ? tag : 'repositories/kept/_manifests/revisions/sha256/ff/link', { since })));
-      assert.equal(queries, 1, 'one check for 50 reads');
-      assert.equal(got[1]?.toString(), 'sha256:final');
-      assert.equal(got[0], undefined, 'a file that is absent is kept as absent');
-      // A touch is no change; an upload record's write is none either, and such a record is never kept.
+      const got = await Promise.all(Array.from({ length: 50 }, () => b.get(tag, { since: b.tick() })));
+      assert.equal(queries, 0, 'a kept file: 50 reads, no query');
+      assert.equal(got[49]?.toString(), 'sha256:final');
+      // An absent file is not kept: creating one needs no wait.
+      const absent = 'repositories/kept/_manifests/revisions/sha256/ff/link';
+      await b.get(absent, { since: b.tick() });
+      queries = 0;
+      assert.equal(await b.get(absent, { since: b.tick() }), undefined);
+      assert.equal(queries, 1, 'an absent file is asked for again');
+      // A changing write waits out the lease; a new file and the same bytes again do not change anything kept.
+      let t0 = performance.now();
+      await a.put(tag, 'sha256:moved');
+      assert.ok(performance.now() - t0 >= KEPT_LEASE_MS, 'a tag moved waits for the replicas to hear of it');
+      assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), 'sha256:moved');
+      await a.put(tag, 'sha256:moved');
       await a.touch(tag);
       await a.put('repositories/kept/_uploads/u1.info', '{"offset":1}');
-      queries = 0;
-      await b.get(tag, { since: b.tick() });
-      assert.equal(queries, 1, 'the kept tag still holds after a touch and an upload record');
       await a.put('repositories/kept/_uploads/u1.info', '{"offset":2}');
+      queries = 0;
+      assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), 'sha256:moved');
+      assert.equal(queries, 0, 'still kept after the same bytes again, a touch and upload records');
       assert.equal((await b.get('repositories/kept/_uploads/u1.info', { since: b.tick() }))?.toString(), '{"offset":2}');
+      t0 = performance.now();
       await a.delete('repositories/kept');
+      assert.ok(performance.now() - t0 >= KEPT_LEASE_MS, 'a delete waits too');
+      assert.equal(await b.get(tag, { since: b.tick() }), undefined);
     } finally {
+      await a.close();
+      await b.close();
       await other.end();
+    }
+  });
+
+  test('kept files: a replica that loses its listening connection stops answering from memory within the lease, and keeps again once back', async () => {
+    const url = db.url;
+    const a = new PgDriver(db.pool, undefined, { url });
+    const b = new PgDriver(db.pool, undefined, { url });
+    const tag = 'repositories/cut/_tags/v1';
+    try {
+      await untilKeeping(b);
+      await a.put(tag, 'sha256:one');
+      assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), 'sha256:one');
+      // Both listeners go; a's write then has no replica to tell, and b must not serve what it kept.
+      await db.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, [KEPT_APPLICATION_NAME]);
+      await a.put(tag, 'sha256:two');
+      assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), 'sha256:two');
+      await untilKeeping(b);
+      let queries = 0;
+      const spy = (db.pool as unknown as { query: (...x: unknown[]) => unknown });
+      const real = spy.query;
+      spy.query = (...x: unknown[]) => (queries++, real.apply(db.pool, x));
+      try {
+        await b.get(tag, { since: b.tick() });
+        queries = 0;
+        assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), 'sha256:two');
+        assert.equal(queries, 0, 'kept again once listening');
+      } finally {
+        spy.query = real;
+      }
+      await a.delete('repositories/cut');
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 

@@ -35,7 +35,7 @@ export async function openStore(config: WharfConfig, db?: Database): Promise<Reg
   if (config.database.url !== undefined) {
     // A caller that has the database (the server) keeps it; one that has not (an admin command) gets one that the store's close() ends.
     let pgDriver: PgDriver;
-    if (db) pgDriver = new PgDriver(db.pool);
+    if (db) pgDriver = new PgDriver(db.pool, undefined, { url: db.url });
     else {
       let own: Database;
       try {

@@ -75,4 +75,41 @@ export const MIGRATIONS: readonly string[] = [
      FOR EACH ROW WHEN (NEW.path NOT LIKE '%/\\_uploads/%') EXECUTE FUNCTION wharf_count_change();
    CREATE TRIGGER wharf_files_deleted AFTER DELETE ON wharf_files
      FOR EACH ROW WHEN (OLD.path NOT LIKE '%/\\_uploads/%') EXECUTE FUNCTION wharf_count_change();`,
+  // 7: replicas keep small files in memory with no check per read (src/server/driver/pg-kept.ts):
+  // each counted change is also sent, with its count and path, to the channel wharf_changes at
+  // commit. A rewrite with the same bytes is no change. wharf_put writes a file and says whether it
+  // held other bytes before, which is when the writer must wait for the replicas to hear of it.
+  `CREATE OR REPLACE FUNCTION wharf_count_change() RETURNS trigger LANGUAGE plpgsql AS $$
+   DECLARE
+     m bigint;
+     p text;
+   BEGIN
+     UPDATE wharf_changes SET n = n + 1 WHERE id = 1 RETURNING n INTO m;
+     IF TG_OP = 'DELETE' THEN p := OLD.path; ELSE p := NEW.path; END IF;
+     -- A notification holds at most 8000 bytes: a longer path is sent as the count alone.
+     PERFORM pg_notify('wharf_changes', CASE WHEN octet_length(p) < 7000 THEN m::text || ' ' || p ELSE m::text END);
+     RETURN NULL;
+   END $$;
+   DROP TRIGGER wharf_files_written ON wharf_files;
+   CREATE TRIGGER wharf_files_inserted AFTER INSERT ON wharf_files
+     FOR EACH ROW WHEN (NEW.path NOT LIKE '%/\\_uploads/%') EXECUTE FUNCTION wharf_count_change();
+   CREATE TRIGGER wharf_files_rewritten AFTER UPDATE OF data ON wharf_files
+     FOR EACH ROW WHEN (NEW.path NOT LIKE '%/\\_uploads/%' AND OLD.data IS DISTINCT FROM NEW.data) EXECUTE FUNCTION wharf_count_change();
+   CREATE FUNCTION wharf_put(p text, d bytea) RETURNS boolean LANGUAGE plpgsql AS $$
+   DECLARE
+     old bytea;
+   BEGIN
+     LOOP
+       SELECT data INTO old FROM wharf_files WHERE path = p FOR UPDATE;
+       IF FOUND THEN
+         UPDATE wharf_files SET data = d, mtime_ms = (extract(epoch from clock_timestamp()) * 1000)::bigint,
+           version = nextval('wharf_file_version') WHERE path = p;
+         RETURN old IS DISTINCT FROM d;
+       END IF;
+       INSERT INTO wharf_files (path, data, mtime_ms) VALUES (p, d, (extract(epoch from clock_timestamp()) * 1000)::bigint)
+         ON CONFLICT (path) DO NOTHING;
+       IF FOUND THEN RETURN false; END IF;
+       -- Another writer made the file meanwhile: take its row on the next round.
+     END LOOP;
+   END $$;`,
 ];

@@ -1,8 +1,10 @@
 import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type pg from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { OciError } from '../../spec/index.js';
 import { fsError } from './errors.js';
+import { CHANGE_WAIT_MS, KeptFiles } from './pg-kept.js';
 import { checkPath } from './paths.js';
 import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
 
@@ -51,115 +53,21 @@ export function dbError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-/** What KeptFiles holds at most, in bytes of paths and data. */
-const KEPT_BYTES = 8 << 20;
-
-/** What an entry of KeptFiles counts as holding: its path, its data and the entry itself. */
-const sizeOf = (path: string, data: Buffer | undefined): number => path.length + (data?.length ?? 0) + 64;
-
-/**
- * Small files kept in memory, checked with one read of the change count (wharf_changes, moved by
- * a trigger in the transaction of every change to a file that is not an upload record). An entry
- * read when the count was n is current while the count is n.
- *
- * A read with `since` (a mark taken when its request started) needs a check of the count sent
- * after that mark, and shares it with every read that waits at the same time: under load, one
- * query answers many requests, and no request is answered from a state older than its start,
- * whichever replica wrote last. Two reads of one request (a tag, then its manifest's link) share
- * one check. A file not kept is read together with the count, in one query.
- */
-class KeptFiles {
-  private readonly files = new Map<string, { n: string; data: Buffer | undefined }>();
-  private bytes = 0;
-  /** The count the entries were checked against; a new count empties the map. */
-  private n = '';
-  /** Checks sent so far, and the latest answered. */
-  private sent = 0;
-  private last: { seq: number; n: string } | undefined;
-  private inflight: { seq: number; p: Promise<string> } | undefined;
-  private next: Promise<string> | undefined;
-
-  constructor(private readonly q: <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<pg.QueryResult<R>>) {}
-
-  tick(): number {
-    return this.sent;
-  }
-
-  async get(path: string, since: number): Promise<Buffer | undefined> {
-    const hit = this.files.get(path);
-    if (hit) {
-      const n = await this.count(since);
-      if (hit.n === n && this.files.get(path) === hit) return hit.data;
-    }
-    const r = await this.q<{ n: string; data: Buffer | null }>('SELECT (SELECT n FROM wharf_changes WHERE id = 1)::text AS n, f.data FROM (SELECT 1) one LEFT JOIN wharf_files f ON f.path = $1', [path]);
-    const row = r.rows[0]!;
-    const data = row.data ?? undefined;
-    this.keep(row.n, path, data);
-    return data;
-  }
-
-  private keep(n: string, path: string, data: Buffer | undefined): void {
-    if (!this.at(n)) return;
-    const size = sizeOf(path, data);
-    if (size > KEPT_BYTES / 64) return;
-    const old = this.files.get(path);
-    if (old) this.bytes -= sizeOf(path, old.data);
-    this.files.delete(path);
-    this.files.set(path, { n, data });
-    this.bytes += size;
-    for (const [k, v] of this.files) {
-      if (this.bytes <= KEPT_BYTES) break;
-      this.files.delete(k);
-      this.bytes -= sizeOf(k, v.data);
-    }
-  }
-
-  /**
-   * Only entries of one count are kept: a newer count empties the map (its entries are stale, or
-   * soon will be). False for an older count, whose answer is not kept.
-   */
-  private at(n: string): boolean {
-    if (n === this.n) return true;
-    if (BigInt(n) < BigInt(this.n || '0')) return false;
-    this.files.clear();
-    this.bytes = 0;
-    this.n = n;
-    return true;
-  }
-
-  /** The change count, as read by a query sent after the mark `since`. */
-  private count(since: number): Promise<string> {
-    if (this.last && this.last.seq > since) return Promise.resolve(this.last.n);
-    if (this.inflight && this.inflight.seq > since) return this.inflight.p;
-    if (!this.inflight) return this.check();
-    // The check in flight went out before the mark: the next one, shared by all who wait now.
-    return (this.next ??= this.inflight.p.then(
-      () => ((this.next = undefined), this.check()),
-      () => ((this.next = undefined), this.check()),
-    ));
-  }
-
-  private check(): Promise<string> {
-    const seq = ++this.sent;
-    const p = this.q<{ n: string }>('SELECT n::text AS n FROM wharf_changes WHERE id = 1', [])
-      .then((r) => {
-        const n = r.rows[0]!.n;
-        if (!this.last || seq > this.last.seq) this.last = { seq, n };
-        this.at(n);
-        return n;
-      })
-      .finally(() => {
-        if (this.inflight?.seq === seq) this.inflight = undefined;
-      });
-    this.inflight = { seq, p };
-    return p;
-  }
-}
-
 /** Writes that have no name yet, which sweepTemp may end. */
 interface Unnamed {
   readonly started: number;
   swept: boolean;
+}
+
+/** Upload records change with every chunk: they are never kept, so changing them needs no wait. */
+const kept = (path: string): boolean => !path.includes('/_uploads/');
+
+export interface PgDriverOptions {
+  /** The database's URL: given, the driver keeps small files in memory (pg-kept.ts), as a server does. */
+  url?: string | undefined;
+  /** How long a change to a file that may be kept waits before it returns (tests shorten it). */
+  changeWaitMs?: number;
+  onError?: (err: unknown) => void;
 }
 
 /**
@@ -171,16 +79,32 @@ interface Unnamed {
 export class PgDriver implements StorageDriver {
   readonly objectStore = true;
   private readonly unnamed = new Set<Unnamed>();
-  private readonly kept = new KeptFiles((text, values) => this.q(text, values));
+  private readonly kept: KeptFiles;
+  private readonly changeWaitMs: number;
+  private ticks = 0;
 
   /** `release`: what close() does with the connections (end the pool, when this driver owns it). */
   constructor(
     private readonly pool: pg.Pool,
     private readonly release?: () => Promise<void>,
-  ) {}
+    opts: PgDriverOptions = {},
+  ) {
+    this.kept = new KeptFiles((text, values) => this.q(text, values), opts);
+    this.changeWaitMs = opts.changeWaitMs ?? CHANGE_WAIT_MS;
+  }
 
   async close(): Promise<void> {
+    await this.kept.close();
     await this.release?.();
+  }
+
+  /**
+   * After a change to a file that other replicas may keep: wait until each has heard of it or
+   * stopped answering from memory (pg-kept.ts), so that what this write acknowledges is read
+   * everywhere next.
+   */
+  private async settled(changed: boolean): Promise<void> {
+    if (changed && this.changeWaitMs > 0) await sleep(this.changeWaitMs);
   }
 
   /** A query; the database down, slow or restarting becomes UNAVAILABLE (503, and the client tries again). */
@@ -205,16 +129,21 @@ export class PgDriver implements StorageDriver {
 
   async get(path: string, opts: { since?: number | undefined } = {}): Promise<Buffer | undefined> {
     checkPath(path);
-    if (opts.since === undefined || path.includes('/_uploads/')) {
+    if (opts.since === undefined || !kept(path)) {
       const r = await this.q<{ data: Buffer }>('SELECT data FROM wharf_files WHERE path = $1', [path]);
       return r.rows[0]?.data;
     }
-    return this.kept.get(path, opts.since);
+    return this.kept.get(path);
   }
 
-  /** Marks for get()'s `since`: the count of change checks sent so far. */
+  /** Whether a read of `path` would be answered from memory now. */
+  keeps(path: string): boolean {
+    return this.kept.has(path);
+  }
+
+  /** Marks for get()'s `since`. Any mark will do: what is kept is never older than a request's start. */
   tick(): number {
-    return this.kept.tick();
+    return ++this.ticks;
   }
 
   async put(path: string, data: Uint8Array | string, opts: PutOptions = {}): Promise<void> {
@@ -226,11 +155,9 @@ export class PgDriver implements StorageDriver {
 
   private async write(path: string, bytes: Buffer): Promise<void> {
     if (bytes.length > PG_FILE_MAX) throw fsError('EFBIG', 'write', path);
-    await this.q(
-      `INSERT INTO wharf_files (path, data, mtime_ms) VALUES ($1, $2, ${NOW})
-       ON CONFLICT (path) DO UPDATE SET data = excluded.data, mtime_ms = excluded.mtime_ms, version = nextval('wharf_file_version')`,
-      [path, bytes],
-    );
+    // wharf_put (migration 7) says whether the file held other bytes: only then may a replica keep the old ones.
+    const r = await this.q<{ changed: boolean }>('SELECT wharf_put($1, $2) AS changed', [path, bytes]);
+    await this.settled(kept(path) && r.rows[0]!.changed);
   }
 
   async open(path: string): Promise<FileReader> {
@@ -292,6 +219,7 @@ export class PgDriver implements StorageDriver {
         [path, appendAt, bytes],
       );
       if (r.rowCount === 0) throw fsError('ENOENT', 'write', path);
+      await this.settled(kept(path));
     };
     w.cancel = async () => {
       if (state !== 'open') return;
@@ -334,12 +262,18 @@ export class PgDriver implements StorageDriver {
       [from, to],
     );
     if (r.rowCount === 0) throw fsError('ENOENT', 'rename', from);
+    await this.settled(kept(from) || kept(to));
   }
 
   async delete(path: string): Promise<void> {
     checkPath(path);
     const [lo, hi] = range(path);
-    await this.q('DELETE FROM wharf_files WHERE path = $1 OR (path >= $2 AND path < $3)', [path, lo, hi]);
+    const r = await this.q<{ changed: boolean }>(
+      `WITH gone AS (DELETE FROM wharf_files WHERE path = $1 OR (path >= $2 AND path < $3) RETURNING path)
+       SELECT coalesce(bool_or(path NOT LIKE '%/\\_uploads/%'), false) AS changed FROM gone`,
+      [path, lo, hi],
+    );
+    await this.settled(r.rows[0]!.changed);
   }
 
   async touch(path: string): Promise<FileInfo | undefined> {
