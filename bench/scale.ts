@@ -146,6 +146,7 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
   const rgw: Rgw = await startRgw();
   const cluster = await startPg();
   const wharf: Figures[] = [];
+  const quiet: Figures[] = [];
   let dist: Figures | undefined;
   let bound: { one: number[]; three: number[] } | undefined;
   try {
@@ -158,6 +159,17 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
         for (let i = 0; i < n; i++) replicas.push(await ctx.startWharf({ config }));
         await indexed(ctx, replicas, url);
         wharf.push(await measure(ctx, replicas, `wharf serve ×${n}`, sz));
+      } finally {
+        for (const r of replicas) await r.stop();
+      }
+    }
+    // The same with the audit log off: what the read and push paths cost apart from the audit
+    // index, which every replica keeps of every replica's records (docs/SCALE-OUT.md).
+    for (const n of [1, 3]) {
+      const replicas: BenchRegistry[] = [];
+      try {
+        for (let i = 0; i < n; i++) replicas.push(await ctx.startWharf({ config: { ...config, audit: { enabled: false } } }));
+        quiet.push(await measure(ctx, replicas, `wharf serve ×${n}, audit log off`, sz));
       } finally {
         for (const r of replicas) await r.stop();
       }
@@ -176,6 +188,7 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     await rgw.stop();
   }
   const [one, two, three] = wharf as [Figures, Figures, Figures];
+  const [quietOne, quietThree] = quiet as [Figures, Figures];
   const d = dist!;
   const vs = `vs Distribution ${distributionVersion()} (s3 driver) ×2 behind the same nginx, its own bucket on the same RGW`;
   const each = `${sz.artifacts} pushes per run, 8 clients; GETs ${sz.seconds} s per run, 50 connections`;
@@ -185,6 +198,22 @@ export async function run(ctx: BenchContext): Promise<BenchRow[]> {
     ctx.row({ metric: 'failed pushes, 2 replicas', wharf: two.failed, peer: d.failed, unit: 'pushes', lowerIsBetter: true, goalMax: 1, note: `${vs}; over ${ctx.runs} runs of ${sz.artifacts}` }),
     ctx.row({ metric: 'small artifacts through nginx, 3 replicas vs 1', wharf: median(three.pushes), peer: median(one.pushes), unit: 'artifacts/s', note: `peer: Wharf with 1 replica behind the same nginx (2 replicas: ${median(two.pushes).toFixed(1)}/s); ${each}`, goalRatio: 1 }),
     ctx.row({ metric: 'manifest GET through nginx, 3 replicas vs 1', wharf: median(three.get), peer: median(one.get), unit: 'req/s', note: `peer: Wharf with 1 replica behind the same nginx (2 replicas: ${median(two.get).toFixed(0)} req/s); ${each}`, goalRatio: 1 }),
+    ctx.row({
+      metric: 'small artifacts through nginx, 3 replicas vs 1, audit log off',
+      wharf: median(quietThree.pushes),
+      peer: median(quietOne.pushes),
+      unit: 'artifacts/s',
+      note: `the rows above without the audit log (audit.enabled: false), same bucket and database; ${each}`,
+      goalRatio: 1,
+    }),
+    ctx.row({
+      metric: 'manifest GET through nginx, 3 replicas vs 1, audit log off',
+      wharf: median(quietThree.get),
+      peer: median(quietOne.get),
+      unit: 'req/s',
+      note: `the rows above without the audit log (audit.enabled: false), same bucket and database; ${each}`,
+      goalRatio: 1,
+    }),
     ctx.row({
       metric: 'manifest GET, 3 replicas vs 1, sharing no database',
       wharf: median(bound!.three),
