@@ -262,6 +262,31 @@ describe('two replicas over one bucket and one database', { skip }, () => {
     assert.equal(stats.code, 0, stats.stderr);
     assert.ok((JSON.parse(stats.stdout) as Array<{ reference: string; completed: boolean }>).some((x) => x.reference === 'v1' && x.completed), stats.stdout);
   });
+
+  test('a replica with audit.index: false writes the shared journal but reads nothing back; its audit API says where to ask; one server alone cannot have it', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'wharf-replica-noindex-'));
+    dirs.push(dataDir);
+    const c = await startServer({ dataDir, port: 0, logLevel: 'silent', config: { ...sections, audit: { index: false } } });
+    try {
+      const repo = 'shared/noindex';
+      const layer = randomBlob(1024, 'noindex');
+      await pushBlob(c.url, repo, layer);
+      const pulled = await call(c.url, 'GET', `/v2/${repo}/blobs/${descriptorOf(MediaTypes.layer, layer).digest}`);
+      assert.equal(pulled.status, 200);
+      const own = await call(c.url, 'GET', `/api/v1/audit?repo=${repo}`);
+      assert.equal(own.status, 404);
+      assert.match(own.body.toString(), /UNSUPPORTED.*audit\.index: false/);
+      const top = await call(c.url, 'GET', '/api/v1/analytics/top');
+      assert.match(top.body.toString(), /audit\.index: false/);
+      // The pull it served is in the index of a replica that keeps one.
+      const r = await call(a.url, 'GET', `/api/v1/audit?repo=${repo}&action=pull`);
+      assert.equal(r.status, 200);
+      assert.equal((JSON.parse(r.body.toString()) as { records: unknown[] }).records.length, 1);
+    } finally {
+      await c.close();
+    }
+    assert.throws(() => parseConfig({ audit: { index: false } }), /audit\.index: false is for replicas: it needs database\.url/);
+  });
 });
 
 describe('two replicas with auth share their keys through the database', { skip }, () => {

@@ -120,7 +120,11 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((v, ctx) => {
+    // One server's journal is read only into its index: without it, records would pile up unread.
+    if (!v.audit.index && v.database.url === undefined) ctx.addIssue({ code: 'custom', path: ['audit', 'index'], message: 'audit.index: false is for replicas: it needs database.url' });
+  });
 
 export type WharfConfig = z.output<typeof ConfigSchema>;
 export type WharfConfigInput = z.input<typeof ConfigSchema>;

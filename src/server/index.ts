@@ -2,12 +2,12 @@ import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RegistryStore } from './store/index.js';
 import { randomBytes } from 'node:crypto';
 import { connectDatabase, openStore } from './storage.js';
 import { alone, claimSlot, fillLeases, pgJournal, pgWebhookLedger, sharedFailures, sharedSecrets } from './db/index.js';
-import { ID_SLOTS, setAuditIdSlot } from './audit/index.js';
+import { ID_SLOTS, noAuditIndex, setAuditIdSlot } from './audit/index.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
 import { Gauge, Registry as MetricsRegistry } from 'prom-client';
@@ -97,7 +97,8 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
   const extensions = [...hooks.extensions];
   // The audit log's API: with the UI on, its check also knows the UI's session cookie.
   const audit = hooks.audit;
-  if (audit) extensions.push((a) => installAuditApi(a, audit, config.ui.enabled ? (req, reply) => signedInAdmin(req, reply, webDeps) : adminsOnly(hooks.auth)));
+  const admit = config.ui.enabled ? (req: FastifyRequest, reply: FastifyReply) => signedInAdmin(req, reply, webDeps) : adminsOnly(hooks.auth);
+  extensions.push((a) => installAuditApi(a, audit ?? noAuditIndex(config.audit), admit));
   if (config.ui.enabled) extensions.push((a) => installWeb(a, webDeps));
   const app = createApp({
     backend,

@@ -49,11 +49,11 @@ export async function startRequestHooks(
       groupWindow: config.audit.groupWindow,
       retention: config.audit.retention,
       log: deps.log,
-      ...(replicated ? { shared: replicated.journal, index: config.audit.enabled } : {}),
+      ...(replicated ? { shared: replicated.journal, index: config.audit.enabled && config.audit.index } : {}),
     });
     sinks.push(journal);
   }
-  const audit = config.audit.enabled ? journal : undefined;
+  const audit = config.audit.enabled && config.audit.index ? journal : undefined;
   let webhooks: RequestHooks['webhooks'];
   if (config.webhooks.length > 0 && replicated) {
     webhooks = await JournalWebhooks.start(replicated.journal, replicated.ledger, config.webhooks, { source: config.listen, log: deps.log, pruneDelivered: !config.audit.enabled });

@@ -1,4 +1,4 @@
-export { AuditConfigSchema, type AuditConfig } from './config.js';
+export { AuditConfigSchema, noAuditIndex, type AuditConfig } from './config.js';
 export { AuditDb, csvCell, recordsToCsv, type DownloadScope, type TagMoveRow } from './db.js';
 export { AuditLog, type AuditLogOptions, type RecordExtra } from './log.js';
 export { JournalApplier, readShared } from './journal.js';

@@ -82,8 +82,8 @@ export interface StorageDriver {
   stat(path: string): Promise<FileInfo | undefined>;
   /**
    * A small file, whole. Undefined when it does not exist. `since`, a mark from tick() taken when
-   * a request started: a driver that keeps files in memory (PostgreSQL) may answer from what a
-   * check sent after that mark found current, never from older.
+   * a request started: a driver that keeps files in memory (PostgreSQL) may answer from them, but
+   * never with a state older than what was acknowledged before that start.
    */
   get(path: string, opts?: { since?: number | undefined }): Promise<Buffer | undefined>;
   /** A mark for get()'s `since`; only a driver that keeps files has it. */

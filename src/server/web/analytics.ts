@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { OciError, assertName, assertTag, isDigest, truncate } from '../../spec/index.js';
-import { csvCell, type AuditLog, type DownloadEventRow, type DownloadScope } from '../audit/index.js';
+import { csvCell, noAuditIndex, type AuditLog, type DownloadEventRow, type DownloadScope } from '../audit/index.js';
 import { installAdmin } from './admin.js';
 import type { WebDeps } from './deps.js';
 import type { DownloadEvent, DownloadSeries, Page, TagMove, TopArtifact } from './types.js';
@@ -92,7 +92,7 @@ export function intervalOf(name: string | undefined, span: number): { width: num
 }
 
 async function auditOf(deps: WebDeps): Promise<AuditLog> {
-  if (!deps.audit) throw new OciError('UNSUPPORTED', 'the audit log is off (audit.enabled: false): there is nothing to count', { status: 404 });
+  if (!deps.audit) throw new OciError('UNSUPPORTED', noAuditIndex(deps.config.audit), { status: 404 });
   // What is journaled but not yet in SQLite (at most flushInterval old) is counted too.
   await deps.audit.catchUp();
   // A day is final once no blob pull can still join one of its downloads (the grouping window).
