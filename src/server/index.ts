@@ -64,7 +64,7 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
     if (secrets && config.ui.sessionSecret === undefined) {
       config = { ...config, ui: { ...config.ui, sessionSecret: await secrets('ui-session', async () => randomBytes(32).toString('hex')) } };
     }
-    store = await openStore(config, db);
+    store = await openStore(config, db, log);
   } catch (err) {
     // Its connections would keep the process alive.
     await db?.close();

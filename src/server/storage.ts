@@ -14,7 +14,7 @@ import { isManifestRef, RegistryStore, type RegistryStoreOptions } from './store
  * registry's small files are in that database (`db`, or one opened here): never without it, or
  * the store would see no tags nor links, and gc would take every blob for garbage.
  */
-export async function openStore(config: WharfConfig, db?: Database): Promise<RegistryStore> {
+export async function openStore(config: WharfConfig, db?: Database, log?: Pick<Logger, 'warn'>): Promise<RegistryStore> {
   let driver: StorageDriver;
   if (config.storage.driver === 'memory') driver = new MemoryDriver();
   else if (config.storage.driver === 's3') driver = await openS3(config);
@@ -35,7 +35,10 @@ export async function openStore(config: WharfConfig, db?: Database): Promise<Reg
   if (config.database.url !== undefined) {
     // A caller that has the database (the server) keeps it; one that has not (an admin command) gets one that the store's close() ends.
     let pgDriver: PgDriver;
-    if (db) pgDriver = new PgDriver(db.pool, undefined, { url: db.url });
+    if (db) {
+      const onError = (err: unknown): void => log?.warn({ err }, 'database: the connection that hears changes failed; tags and links are read from the database until it is back');
+      pgDriver = new PgDriver(db.pool, undefined, { url: db.url, onError });
+    }
     else {
       let own: Database;
       try {

@@ -35,6 +35,7 @@ type Query = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => P
 export interface KeptOptions {
   /** The database to listen on; without it nothing is kept, and every read is a query. */
   url?: string | undefined;
+  /** Hears the first failure of the listening connection after it worked (not every retry). */
   onError?: (err: unknown) => void;
 }
 
@@ -66,6 +67,7 @@ export class KeptFiles {
   private readonly stop = new AbortController();
   private running: Promise<void> | undefined;
   private client: pg.Client | undefined;
+  private failing = false;
 
   constructor(
     private readonly q: Query,
@@ -164,10 +166,12 @@ export class KeptFiles {
             this.applied = n;
           }
           this.confirmedAt = sentAt;
+          this.failing = false;
           await sleep(BEAT_MS, undefined, { signal });
         }
       } catch (err) {
-        if (!signal.aborted) this.opts.onError?.(err);
+        if (!signal.aborted && !this.failing) this.opts.onError?.(err);
+        this.failing = true;
       } finally {
         this.confirmedAt = Number.NEGATIVE_INFINITY;
         this.applied = undefined;
