@@ -79,6 +79,27 @@ describe('two replicas over one bucket and one database', { skip }, () => {
     assert.deepEqual(JSON.parse(tags.body.toString()).tags, ['latest']);
   });
 
+  test('a tag read again and again is answered from memory, and /metrics says how reads were answered', async () => {
+    const repo = 'shared/hot';
+    await pushBlob(a.url, repo, EMPTY_JSON);
+    const m = imageManifest({ config: EMPTY_DESCRIPTOR, layers: [] });
+    await pushManifest(a.url, repo, 'v1', m);
+    const count = async (): Promise<{ memory: number; database: number }> => {
+      const text = (await call(b.url, 'GET', '/metrics')).body.toString();
+      const n = (from: string): number => Number(new RegExp(`^wharf_kept_reads_total\\{from="${from}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+      return { memory: n('memory'), database: n('database') };
+    };
+    assert.equal((await call(b.url, 'GET', `/v2/${repo}/manifests/v1`)).status, 200);
+    const before = await count();
+    for (let i = 0; i < 20; i++) assert.equal((await call(b.url, 'GET', `/v2/${repo}/manifests/v1`)).status, 200);
+    const after = await count();
+    // Each GET reads the tag and the manifest's link: 40 reads, nearly all from memory (a lease
+    // that lapsed for a moment on a loaded machine sends a read to the database).
+    assert.ok(after.memory - before.memory >= 30, JSON.stringify({ before, after }));
+    assert.ok(after.memory + after.database - before.memory - before.database >= 40);
+    assert.match((await call(b.url, 'GET', '/metrics')).body.toString(), /wharf_store_cache_entries\{cache="kept"\} [1-9]/);
+  });
+
   test('a blob pushed through one replica is pulled through the other; a deleted tag is gone on both', async () => {
     const repo = 'shared/data';
     const blob = randomBlob(100_000);

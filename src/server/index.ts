@@ -4,13 +4,14 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RegistryStore } from './store/index.js';
+import type { KeptStats } from './driver/index.js';
 import { randomBytes } from 'node:crypto';
 import { connectDatabase, openStore } from './storage.js';
 import { alone, claimSlot, fillLeases, pgJournal, pgWebhookLedger, sharedFailures, sharedSecrets } from './db/index.js';
 import { ID_SLOTS, noAuditIndex, setAuditIdSlot } from './audit/index.js';
 import { createApp } from './http/app.js';
 import { parseConfig, type WharfConfig, type WharfConfigInput } from './config.js';
-import { Gauge, Registry as MetricsRegistry } from 'prom-client';
+import { Counter, Gauge, Registry as MetricsRegistry } from 'prom-client';
 import { startRequestHooks, type RequestHooks } from './request-hooks.js';
 import { REDACT_PATHS } from './auth/index.js';
 import { reloadTls, tlsOptions } from './tls.js';
@@ -72,10 +73,10 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
   }
   const metrics = new MetricsRegistry();
   // The caches' bounds are in bytes they really hold (store/memo.ts); shown so that RSS can be read against them.
-  const cacheEntries = new Gauge({ name: 'wharf_store_cache_entries', help: 'Entries in the store caches (manifests, verified files)', labelNames: ['cache'] as const, registers: [metrics] });
+  const cacheEntries = new Gauge({ name: 'wharf_store_cache_entries', help: 'Entries in the store caches (manifests, verified files; kept: tags and links a replica keeps)', labelNames: ['cache'] as const, registers: [metrics] });
   new Gauge({
     name: 'wharf_store_cache_bytes',
-    help: 'Memory the store caches count as held (manifests, verified files), bytes',
+    help: 'Memory the store caches count as held (manifests, verified files; kept: tags and links a replica keeps), bytes',
     labelNames: ['cache'] as const,
     registers: [metrics],
     collect() {
@@ -84,8 +85,29 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
       this.set({ cache: 'verified' }, c.verified.bytes);
       cacheEntries.set({ cache: 'manifests' }, c.manifests.entries);
       cacheEntries.set({ cache: 'verified' }, c.verified.entries);
+      const kept = store.driver.keptStats?.();
+      if (kept) {
+        this.set({ cache: 'kept' }, kept.bytes);
+        cacheEntries.set({ cache: 'kept' }, kept.entries);
+      }
     },
   });
+  if (store.driver.keptStats) {
+    // Replicas: how tags and links were read. Answers from memory need this replica to hear every change (docs/SCALE-OUT.md).
+    const kept = (): KeptStats => store.driver.keptStats!();
+    new Counter({
+      name: 'wharf_kept_reads_total',
+      help: 'Reads of tags, links and referrers: answered from memory, or asked of the database',
+      labelNames: ['from'] as const,
+      registers: [metrics],
+      collect() {
+        const k = kept();
+        this.reset();
+        this.inc({ from: 'memory' }, k.fromMemory);
+        this.inc({ from: 'database' }, k.fromDatabase);
+      },
+    });
+  }
   const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream, leases: db ? fillLeases(db) : undefined });
   const shared = db && secrets ? { secrets, failures: sharedFailures(db), onError: (err: unknown) => log.warn({ err }, 'auth: cannot count a failed login in the database') } : undefined;
   // Record ids carry a slot of this replica's, so that replicas writing one log never repeat an id.

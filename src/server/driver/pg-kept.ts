@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import type { KeptStats } from './types.js';
 
 /**
  * How long an answer from memory may rest on the last confirmation that this replica has heard of
@@ -68,6 +69,8 @@ export class KeptFiles {
   private running: Promise<void> | undefined;
   private client: pg.Client | undefined;
   private failing = false;
+  private fromMemory = 0;
+  private fromDatabase = 0;
 
   constructor(
     private readonly q: Query,
@@ -82,6 +85,10 @@ export class KeptFiles {
     await this.running;
   }
 
+  stats(): KeptStats {
+    return { entries: this.files.size, bytes: this.bytes, fromMemory: this.fromMemory, fromDatabase: this.fromDatabase };
+  }
+
   /** Whether a read of `path` would be answered from memory now. */
   has(path: string): boolean {
     return this.leased() && this.files.has(path);
@@ -94,8 +101,12 @@ export class KeptFiles {
   async get(path: string): Promise<Buffer | undefined> {
     if (this.leased()) {
       const hit = this.files.get(path);
-      if (hit) return hit;
+      if (hit) {
+        this.fromMemory++;
+        return hit;
+      }
     }
+    this.fromDatabase++;
     const r = await this.q<{ n: string; data: Buffer | null }>(
       'SELECT (SELECT n FROM wharf_changes WHERE id = 1)::text AS n, f.data FROM (SELECT 1) one LEFT JOIN wharf_files f ON f.path = $1',
       [path],

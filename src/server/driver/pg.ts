@@ -6,7 +6,7 @@ import { OciError } from '../../spec/index.js';
 import { fsError } from './errors.js';
 import { CHANGE_WAIT_MS, KeptFiles } from './pg-kept.js';
 import { checkPath } from './paths.js';
-import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
+import type { DriverWriter, FileInfo, FileReader, KeptStats, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
 
 /**
  * The most bytes a file here may hold. This driver keeps the registry's small files (tags, links,
@@ -134,6 +134,10 @@ export class PgDriver implements StorageDriver {
       return r.rows[0]?.data;
     }
     return this.kept.get(path);
+  }
+
+  keptStats(): KeptStats {
+    return this.kept.stats();
   }
 
   /** Whether a read of `path` would be answered from memory now. */

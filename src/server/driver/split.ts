@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { checkPath } from './paths.js';
-import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
+import type { DriverWriter, FileInfo, FileReader, KeptStats, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
 
 /**
  * Which driver keeps a path: the registry's small files (tags, links, referrer descriptors, upload
@@ -29,9 +29,11 @@ export class SplitDriver implements StorageDriver {
     this.objectStore = data.objectStore === true;
     // The small files are the meta driver's: its marks are the ones get() takes.
     if (meta.tick) this.tick = () => meta.tick!();
+    if (meta.keptStats) this.keptStats = () => meta.keptStats!();
   }
 
   readonly tick?: () => number;
+  readonly keptStats?: () => KeptStats;
 
   private on(path: string): StorageDriver {
     return isMetaPath(checkPath(path)) ? this.meta : this.data;

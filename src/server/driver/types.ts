@@ -72,6 +72,14 @@ export interface PutOptions {
  * stored content any other way, so a new backend (memory, S3) only has to implement this; one
  * contract suite (src/testkit/driver-suite.ts) runs against every driver.
  */
+export interface KeptStats {
+  entries: number;
+  bytes: number;
+  /** Reads answered from memory, and reads that asked the database. */
+  fromMemory: number;
+  fromDatabase: number;
+}
+
 export interface StorageDriver {
   /**
    * An object store (S3): a move copies inside the store, an append is emulated, and a new file
@@ -88,6 +96,8 @@ export interface StorageDriver {
   get(path: string, opts?: { since?: number | undefined }): Promise<Buffer | undefined>;
   /** A mark for get()'s `since`; only a driver that keeps files has it. */
   tick?(): number;
+  /** What a driver that keeps files holds, and how its reads of them were answered since it started (/metrics). */
+  keptStats?(): KeptStats;
   /**
    * Atomically replaces `path` with `data` (temp, fsync, rename). `durable: false` skips the
    * syncs: the file still survives the process, but not a power cut (an upload session that holds
