@@ -60,13 +60,11 @@ interface Unnamed {
 }
 
 /** Upload records change with every chunk: they are never kept, so changing them needs no wait. */
-const kept = (path: string): boolean => !path.includes('/_uploads/');
+const keepable = (path: string): boolean => !path.includes('/_uploads/');
 
 export interface PgDriverOptions {
   /** The database's URL: given, the driver keeps small files in memory (pg-kept.ts), as a server does. */
   url?: string | undefined;
-  /** How long a change to a file that may be kept waits before it returns (tests shorten it). */
-  changeWaitMs?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -80,7 +78,6 @@ export class PgDriver implements StorageDriver {
   readonly objectStore = true;
   private readonly unnamed = new Set<Unnamed>();
   private readonly kept: KeptFiles;
-  private readonly changeWaitMs: number;
   private ticks = 0;
 
   /** `release`: what close() does with the connections (end the pool, when this driver owns it). */
@@ -90,7 +87,6 @@ export class PgDriver implements StorageDriver {
     opts: PgDriverOptions = {},
   ) {
     this.kept = new KeptFiles((text, values) => this.q(text, values), opts);
-    this.changeWaitMs = opts.changeWaitMs ?? CHANGE_WAIT_MS;
   }
 
   async close(): Promise<void> {
@@ -104,7 +100,7 @@ export class PgDriver implements StorageDriver {
    * everywhere next.
    */
   private async settled(changed: boolean): Promise<void> {
-    if (changed && this.changeWaitMs > 0) await sleep(this.changeWaitMs);
+    if (changed) await sleep(CHANGE_WAIT_MS);
   }
 
   /** A query; the database down, slow or restarting becomes UNAVAILABLE (503, and the client tries again). */
@@ -129,7 +125,7 @@ export class PgDriver implements StorageDriver {
 
   async get(path: string, opts: { since?: number | undefined } = {}): Promise<Buffer | undefined> {
     checkPath(path);
-    if (opts.since === undefined || !kept(path)) {
+    if (opts.since === undefined || !keepable(path)) {
       const r = await this.q<{ data: Buffer }>('SELECT data FROM wharf_files WHERE path = $1', [path]);
       return r.rows[0]?.data;
     }
@@ -161,7 +157,7 @@ export class PgDriver implements StorageDriver {
     if (bytes.length > PG_FILE_MAX) throw fsError('EFBIG', 'write', path);
     // wharf_put (migration 7) says whether the file held other bytes: only then may a replica keep the old ones.
     const r = await this.q<{ changed: boolean }>('SELECT wharf_put($1, $2) AS changed', [path, bytes]);
-    await this.settled(kept(path) && r.rows[0]!.changed);
+    await this.settled(keepable(path) && r.rows[0]!.changed);
   }
 
   async open(path: string): Promise<FileReader> {
@@ -223,7 +219,7 @@ export class PgDriver implements StorageDriver {
         [path, appendAt, bytes],
       );
       if (r.rowCount === 0) throw fsError('ENOENT', 'write', path);
-      await this.settled(kept(path));
+      await this.settled(keepable(path));
     };
     w.cancel = async () => {
       if (state !== 'open') return;
@@ -266,7 +262,7 @@ export class PgDriver implements StorageDriver {
       [from, to],
     );
     if (r.rowCount === 0) throw fsError('ENOENT', 'rename', from);
-    await this.settled(kept(from) || kept(to));
+    await this.settled(keepable(from) || keepable(to));
   }
 
   async delete(path: string): Promise<void> {
