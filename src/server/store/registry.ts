@@ -418,10 +418,14 @@ export class RegistryStore implements RegistryBackend {
       }
       const m = await this.getManifest(name, ref.digest);
       const info = parseManifest(m.body, m.mediaType);
+      // The names first, at once (a replicated driver waits once per change, not per name), the
+      // link last: a crash in between leaves no tag that names a manifest which is gone.
+      const names: string[] = [];
       for (const t of await this.driver.list(paths.tags(name))) {
-        if ((await this.driver.get(paths.tag(name, t)))?.toString('utf8') === m.digest) await this.driver.delete(paths.tag(name, t));
+        if ((await this.driver.get(paths.tag(name, t)))?.toString('utf8') === m.digest) names.push(paths.tag(name, t));
       }
-      if (info.subject) await this.driver.delete(paths.referrer(name, info.subject.digest, m.digest));
+      if (info.subject) names.push(paths.referrer(name, info.subject.digest, m.digest));
+      await Promise.all(names.map((p) => this.driver.delete(p)));
       await this.driver.delete(paths.manifestLink(name, m.digest));
     });
     await this.changed({ kind: 'delete', name, reference });
