@@ -53,6 +53,41 @@ describe('the database: schema and connections', { skip }, () => {
     }
   });
 
+  test('a database at schema 6 with files in it is migrated to the newest: the files stay, and a write after says whether it changed them', async () => {
+    const url = await createDatabase(await pgCluster(), 'upgrade');
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query('CREATE TABLE wharf_schema (version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+      for (let v = 0; v < 6; v++) {
+        await c.query(MIGRATIONS[v]!);
+        await c.query('INSERT INTO wharf_schema (version) VALUES ($1)', [v + 1]);
+      }
+      await c.query("INSERT INTO wharf_files (path, data, mtime_ms) VALUES ('repositories/old/_tags/v1', 'sha256:aa', 0)");
+    } finally {
+      await c.end();
+    }
+    const db = await openDatabase({ url });
+    const d = new PgDriver(db.pool);
+    try {
+      assert.equal(db.version, MIGRATIONS.length);
+      assert.equal((await d.get('repositories/old/_tags/v1'))?.toString(), 'sha256:aa');
+      const changed = async (data: string): Promise<boolean> =>
+        (await db.pool.query<{ changed: boolean }>('SELECT wharf_put($1, $2) AS changed', ['repositories/old/_tags/v1', Buffer.from(data)])).rows[0]!.changed;
+      assert.equal(await changed('sha256:aa'), false, 'the same bytes');
+      assert.equal(await changed('sha256:bb'), true, 'other bytes');
+      const n = async (): Promise<number> => Number((await db.pool.query<{ n: string }>('SELECT n FROM wharf_changes')).rows[0]!.n);
+      const before = await n();
+      await d.put('repositories/old/_tags/v1', 'sha256:bb');
+      assert.equal(await n(), before, 'a rewrite of the same bytes is no change');
+      await d.put('repositories/old/_tags/v2', 'sha256:cc');
+      assert.equal(await n(), before + 1, 'a new file is one');
+    } finally {
+      await d.close();
+      await db.close();
+    }
+  });
+
   test('a shared secret asked for by many replicas at once is made once: all get the same value', async () => {
     const url = await createDatabase(await pgCluster(), 'secrets');
     const dbs = await Promise.all(Array.from({ length: 5 }, () => openDatabase({ url })));
