@@ -65,13 +65,7 @@ export interface PutOptions {
   after?: Promise<unknown>;
 }
 
-/**
- * The storage driver: a dumb, path-keyed store of bytes, as Distribution's StorageDriver. Paths
- * are relative, '/'-separated, and built only by the registry store from validated names; drivers
- * still refuse any path that could leave their root. Nothing outside src/server/driver touches
- * stored content any other way, so a new backend (memory, S3) only has to implement this; one
- * contract suite (src/testkit/driver-suite.ts) runs against every driver.
- */
+/** What a driver that keeps small files in memory holds (PgDriver), and how its reads were answered. */
 export interface KeptStats {
   entries: number;
   bytes: number;
@@ -80,6 +74,13 @@ export interface KeptStats {
   fromDatabase: number;
 }
 
+/**
+ * The storage driver: a dumb, path-keyed store of bytes, as Distribution's StorageDriver. Paths
+ * are relative, '/'-separated, and built only by the registry store from validated names; drivers
+ * still refuse any path that could leave their root. Nothing outside src/server/driver touches
+ * stored content any other way, so a new backend (memory, S3) only has to implement this; one
+ * contract suite (src/testkit/driver-suite.ts) runs against every driver.
+ */
 export interface StorageDriver {
   /**
    * An object store (S3): a move copies inside the store, an append is emulated, and a new file
