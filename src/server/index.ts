@@ -4,7 +4,6 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RegistryStore } from './store/index.js';
-import type { KeptStats } from './driver/index.js';
 import { randomBytes } from 'node:crypto';
 import { connectDatabase, openStore } from './storage.js';
 import { alone, claimSlot, fillLeases, pgJournal, pgWebhookLedger, sharedFailures, sharedSecrets } from './db/index.js';
@@ -94,17 +93,16 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
   });
   if (store.driver.keptStats) {
     // Replicas: how tags and links were read. Answers from memory need this replica to hear every change (docs/SCALE-OUT.md).
-    const kept = (): KeptStats => store.driver.keptStats!();
     new Counter({
       name: 'wharf_kept_reads_total',
       help: 'Reads of tags, links and referrers: answered from memory, or asked of the database',
       labelNames: ['from'] as const,
       registers: [metrics],
       collect() {
-        const k = kept();
+        const k = store.driver.keptStats?.();
         this.reset();
-        this.inc({ from: 'memory' }, k.fromMemory);
-        this.inc({ from: 'database' }, k.fromDatabase);
+        this.inc({ from: 'memory' }, k?.fromMemory ?? 0);
+        this.inc({ from: 'database' }, k?.fromDatabase ?? 0);
       },
     });
   }
