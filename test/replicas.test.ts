@@ -19,7 +19,7 @@ import { wharf } from './helpers/cli.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { makeImage, pushImage, type TestImage } from './helpers/proxy-images.js';
 import { call } from '../src/testkit/http.js';
-import { pushBlob, pushManifest, startUpload } from '../src/testkit/steps.js';
+import { pushBlob, pushManifest, startUpload, withQuery } from '../src/testkit/steps.js';
 import { EMPTY_DESCRIPTOR, EMPTY_JSON, MediaTypes, descriptorOf, imageManifest, randomBlob } from '../src/testkit/fixtures.js';
 import { databaseConfig, driverSkip, pgCluster, s3Client, storageConfig } from './helpers/drivers.js';
 import { basic, pushArtifact, RULES, USERS, writeUsers } from './helpers/auth.js';
@@ -308,6 +308,47 @@ describe('two replicas over one bucket and one database', { skip }, () => {
       await c.close();
     }
     assert.throws(() => parseConfig({ audit: { index: false } }), /audit\.index: false is for replicas: it needs database\.url/);
+  });
+  test('a small artifact costs the bucket a few requests: no object for an upload session sent whole, none for its record', async () => {
+    const requests = async (): Promise<Map<string, number>> => {
+      const text = (await call(a.url, 'GET', '/metrics')).body.toString();
+      return new Map([...text.matchAll(/^wharf_object_store_requests_total\{op="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+    };
+    const repo = 'shared/cost';
+    await pushBlob(a.url, repo, EMPTY_JSON);
+    const before = await requests();
+    const layer = randomBlob(1024);
+    await pushBlob(a.url, repo, layer);
+    await pushBlob(a.url, repo, Buffer.from('{"cost":1}'));
+    await pushManifest(a.url, repo, 'v1', imageManifest({ config: descriptorOf(MediaTypes.config, Buffer.from('{"cost":1}')), layers: [descriptorOf(MediaTypes.layer, layer)] }));
+    const after = await requests();
+    const used: Record<string, number> = Object.fromEntries([...after].map(([op, n]) => [op, n - (before.get(op) ?? 0)]).filter(([, n]) => n !== 0));
+    const total = Object.values(used).reduce((x, y) => x + y, 0);
+    // Two blobs and a manifest: each stored once; the manifest's blobs stat'ed and touched.
+    assert.ok(total <= 14, JSON.stringify(used));
+    assert.equal(used.delete, undefined, JSON.stringify(used));
+    const keys = ((await (await s3Client()).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/repositories/` }))).Contents ?? []).map((o) => o.Key);
+    assert.deepEqual(keys, []);
+  });
+
+  test('a chunked upload makes its data object with its first chunk; a session idle less than the purge age stays', async () => {
+    const repo = 'shared/lazy';
+    const blob = randomBlob(300_000);
+    const loc = await startUpload(a.url, repo);
+    assert.equal((await b.store.purgeUploads(60_000)).uploads.length, 0);
+    const first = await call(b.url, 'PATCH', loc, { headers: { 'content-type': 'application/octet-stream', 'content-range': `0-99999` }, body: blob.subarray(0, 100_000) });
+    assert.equal(first.status, 202);
+    assert.equal(first.headers.get('range'), '0-99999');
+    const status = await call(a.url, 'GET', loc);
+    assert.equal(status.headers.get('range'), '0-99999');
+    const put = await call(a.url, 'PUT', withQuery(first.headers.get('location')!, { digest: descriptorOf(MediaTypes.layer, blob).digest }), { headers: { 'content-type': 'application/octet-stream' }, body: blob.subarray(100_000) });
+    assert.equal(put.status, 201);
+    assert.ok((await call(b.url, 'GET', `/v2/${repo}/blobs/${descriptorOf(MediaTypes.layer, blob).digest}`)).body.equals(blob));
+    // Used, so that no later collection finds it an orphan.
+    await pushBlob(a.url, repo, EMPTY_JSON);
+    await pushManifest(a.url, repo, 'v1', imageManifest({ config: EMPTY_DESCRIPTOR, layers: [descriptorOf(MediaTypes.layer, blob)] }));
+    const keys = ((await (await s3Client()).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/repositories/${repo}/` }))).Contents ?? []).map((o) => o.Key);
+    assert.deepEqual(keys, []);
   });
 });
 

@@ -106,6 +106,19 @@ export async function startFromConfig(config: WharfConfig, logger?: Logger, test
       },
     });
   }
+  if (store.driver.storeRequests) {
+    // What the object store is asked, for its bill and for a push or pull's cost in requests.
+    new Counter({
+      name: 'wharf_object_store_requests_total',
+      help: 'Requests sent to the object store, by operation',
+      labelNames: ['op'] as const,
+      registers: [metrics],
+      collect() {
+        this.reset();
+        for (const [op, n] of store.driver.storeRequests?.() ?? []) this.inc({ op }, n);
+      },
+    });
+  }
   const proxy = await startPullThrough(config, { store, log, metrics, onUpstream: testing.onUpstream, leases: db ? fillLeases(db) : undefined });
   const shared = db && secrets ? { secrets, failures: sharedFailures(db), onError: (err: unknown) => log.warn({ err }, 'auth: cannot count a failed login in the database') } : undefined;
   // Record ids carry a slot of this replica's, so that replicas writing one log never repeat an id.

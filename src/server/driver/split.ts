@@ -15,6 +15,20 @@ export function isMetaPath(path: string): boolean {
 }
 
 /**
+ * Whether a delete of `path` may find files on both sides: a repository (or a directory above
+ * one), whose links are meta and whose uploads' bytes are data, or a directory of upload sessions.
+ * Any other path under a repository is a `_`-prefixed directory or file of one side only (repository
+ * name components never start with `_`), so deleting a tag or an upload's record costs the object
+ * store no request.
+ */
+function mayHoldBoth(path: string): boolean {
+  if (path === 'repositories') return true;
+  if (!path.startsWith('repositories/')) return false;
+  const underscored = path.split('/').findIndex((c, i) => i > 0 && c.startsWith('_'));
+  return underscored < 0 || (path.endsWith('/_uploads') && underscored === path.split('/').length - 1);
+}
+
+/**
  * Two drivers as one: each path goes to the one that keeps it (isMetaPath). A directory of upload
  * sessions is listed from both, as its records and its bytes are apart; no other listing (the
  * catalog, tags, referrers) touches the object store.
@@ -30,10 +44,12 @@ export class SplitDriver implements StorageDriver {
     // The small files are the meta driver's: its marks are the ones get() takes.
     if (meta.tick) this.tick = () => meta.tick!();
     if (meta.keptStats) this.keptStats = () => meta.keptStats!();
+    if (data.storeRequests) this.storeRequests = () => data.storeRequests!();
   }
 
   readonly tick?: () => number;
   readonly keptStats?: () => KeptStats;
+  readonly storeRequests?: () => ReadonlyMap<string, number>;
 
   private on(path: string): StorageDriver {
     return isMetaPath(checkPath(path)) ? this.meta : this.data;
@@ -81,8 +97,8 @@ export class SplitDriver implements StorageDriver {
   async delete(path: string): Promise<void> {
     checkPath(path);
     // A directory may have files on both sides (a repository: its links and its uploads' bytes).
-    if (path === 'repositories' || path.startsWith('repositories/')) await Promise.all([this.meta.delete(path), this.data.delete(path)]);
-    else await this.data.delete(path);
+    if (mayHoldBoth(path)) await Promise.all([this.meta.delete(path), this.data.delete(path)]);
+    else await this.on(path).delete(path);
   }
 
   touch(path: string): Promise<FileInfo | undefined> {

@@ -99,6 +99,8 @@ export interface StorageDriver {
   tick?(): number;
   /** What a driver that keeps files holds, and how its reads of them were answered since it started (/metrics). */
   keptStats?(): KeptStats;
+  /** Requests sent to an object store since the driver started, by operation (put, get, stat, copy...: /metrics). */
+  storeRequests?(): ReadonlyMap<string, number>;
   /**
    * Atomically replaces `path` with `data` (temp, fsync, rename). `durable: false` skips the
    * syncs: the file still survives the process, but not a power cut (an upload session that holds

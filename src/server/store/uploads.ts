@@ -71,6 +71,27 @@ interface LiveSession {
   recorded: boolean;
 }
 
+/** Where a session stands: its acknowledged offset, and whether it may have a data object. */
+interface SessionAt {
+  offset: number;
+  data: boolean;
+}
+
+/** An offset record as written here; undefined for anything else (never ours: the session is gone). */
+function parseRecord(raw: Buffer): SessionAt | undefined {
+  try {
+    const v = JSON.parse(raw.toString('utf8')) as { offset?: unknown; data?: unknown };
+    if (typeof v.offset === 'number' && Number.isSafeInteger(v.offset) && v.offset >= 0) return { offset: v.offset, data: v.offset > 0 || v.data === true };
+  } catch {
+    // Not JSON.
+  }
+  return undefined;
+}
+
+function unknownSession(id: string): OciError {
+  return new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
+}
+
 /**
  * Resumable upload sessions. A session is its data file plus, once a chunk was acknowledged, an
  * `info` record of that offset, written atomically after the chunk's bytes are synced (no record:
@@ -96,11 +117,20 @@ export class Uploads {
     private readonly replicated = false,
   ) {}
 
+  /**
+   * Replicated over an object store, a session starts as its record alone (in the database): its
+   * data object is made by its first chunk, so that a POST then PUT of a whole blob costs the
+   * store one request (the blob) instead of four (an empty object, its stat, the blob, its delete).
+   */
+  private get lazyData(): boolean {
+    return this.replicated && this.driver.objectStore === true;
+  }
+
   async start(repo: string): Promise<UploadStatus> {
     const id = randomUUID();
     // Not synced: a session that holds no bytes is cheap to lose to a power cut (the client starts
     // again); every chunk acknowledged later syncs its bytes and this directory (the offset record).
-    await this.driver.put(paths.uploadData(repo, id), '', { durable: false });
+    if (!this.lazyData) await this.driver.put(paths.uploadData(repo, id), '', { durable: false });
     // Replicated, the records are where the purge looks for sessions (the database): a session
     // abandoned before its first chunk, in a repository with nothing else yet, is found too.
     if (this.replicated) await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify({ offset: 0 }), { durable: false });
@@ -115,16 +145,21 @@ export class Uploads {
 
   /** The acknowledged offset of a session; BLOB_UPLOAD_UNKNOWN when there is none. */
   private async offsetOf(repo: string, id: string): Promise<number> {
+    return (await this.sessionAt(repo, id)).offset;
+  }
+
+  /** offsetOf, and whether the session may have a data object (always, unless lazyData). */
+  private async sessionAt(repo: string, id: string): Promise<SessionAt> {
     // Checked before any path is built from it.
     if (!UPLOAD_ID.test(id)) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload "${id.slice(0, 64)}" is unknown`);
     // A session this process holds has the offset its record says: no need to read the record,
     // unless another replica may have written since.
     const live = this.held(repo, id);
-    if (live && !this.replicated) return live.offset;
-    const offset = await this.recordedOffset(repo, id);
+    if (live && !this.replicated) return { offset: live.offset, data: true };
+    const at = this.lazyData ? await this.recordedLazily(repo, id) : { offset: await this.recordedOffset(repo, id), data: true };
     // Chunks went through another replica: this process's running digest has not seen them.
-    if (live && live.offset !== offset) this.live.delete(id);
-    return offset;
+    if (live && live.offset !== at.offset) this.live.delete(id);
+    return at;
   }
 
   private async recordedOffset(repo: string, id: string): Promise<number> {
@@ -133,14 +168,24 @@ export class Uploads {
     // and a crash came before the record went.
     if (data?.isDir === false) {
       if (!raw) return 0;
-      try {
-        const v = JSON.parse(raw.toString('utf8')) as { offset?: unknown };
-        if (typeof v.offset === 'number' && Number.isSafeInteger(v.offset) && v.offset >= 0) return v.offset;
-      } catch {
-        // A record that does not parse was never written by us: treat the session as gone.
-      }
+      const record = parseRecord(raw);
+      if (record) return record.offset;
     }
-    throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} is unknown or has ended`);
+    throw unknownSession(id);
+  }
+
+  /**
+   * lazyData's sessions: the record says it all at offset 0 (bytes in a data object past the
+   * offset are unacknowledged, and the next chunk overwrites them); past 0, the data object must
+   * be there too, or the session ended and a crash came before its record went.
+   */
+  private async recordedLazily(repo: string, id: string): Promise<SessionAt> {
+    const raw = await this.driver.get(paths.uploadInfo(repo, id));
+    const record = raw && parseRecord(raw);
+    if (!record) throw unknownSession(id);
+    if (record.offset === 0) return record;
+    if ((await this.driver.stat(paths.uploadData(repo, id)))?.isDir !== false) throw unknownSession(id);
+    return { offset: record.offset, data: true };
   }
 
   /** The state of a session of `repo` that this process started; undefined for any other. */
@@ -200,10 +245,10 @@ export class Uploads {
    * `record: false` is for the final PUT: its bytes are committed into the blob store right after,
    * or the session ends, so recording the new offset would only cost two fsyncs. If the server
    * dies in between, the bytes past the recorded offset are cut off like any unacknowledged chunk.
-   * `known`: the session's offset, when the caller just read it under the same lock.
+   * `known`: where the session stands, when the caller just read it under the same lock.
    */
-  private async appendLocked(repo: string, id: string, body: Readable, opts: AppendOptions, record = true, known?: number): Promise<UploadStatus> {
-    const offset = known ?? (await this.offsetOf(repo, id));
+  private async appendLocked(repo: string, id: string, body: Readable, opts: AppendOptions, record = true, known?: SessionAt): Promise<UploadStatus> {
+    const { offset, data } = known ?? (await this.sessionAt(repo, id));
     const expected = this.chunkLength(offset, body, opts);
     const state = this.held(repo, id);
     const inStep = state !== undefined && state.offset === offset;
@@ -211,6 +256,11 @@ export class Uploads {
     // hash.copy() lets a failed chunk roll the running digest back with the file.
     const before = inStep ? state.hash?.copy() : undefined;
     const meter = this.meter(offset, expected, inStep ? state.hash : undefined);
+    if (!data) {
+      // The record says there may be data before the data is made: ending the session deletes it.
+      await this.driver.put(paths.uploadInfo(repo, id), JSON.stringify({ offset: 0, data: true }), { durable: false });
+      await this.driver.put(paths.uploadData(repo, id), '', { durable: false });
+    }
     const w = await this.driver.writer(paths.uploadData(repo, id), { appendAt: offset, size: expected });
     let recording = false;
     try {
@@ -247,9 +297,9 @@ export class Uploads {
    */
   async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
     return this.mutex.exclusive(id, async () => {
-      const at = await this.offsetOf(repo, id);
-      if (this.driver.objectStore && at === 0) return this.finishWhole(repo, id, digest, body ?? Readable.from([]), opts, onVerified);
-      const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts, false, at);
+      const { offset: at, data } = await this.sessionAt(repo, id);
+      if (this.driver.objectStore && at === 0) return this.finishWhole(repo, id, digest, body ?? Readable.from([]), opts, onVerified, !data);
+      const { offset } = await this.appendLocked(repo, id, body ?? Readable.from([]), opts, false, { offset: at, data });
       const state = this.held(repo, id);
       const hasRecord = this.hasRecord(repo, id);
       // The running hash is spent and the last offset was not recorded: a retry after a failure
@@ -280,7 +330,7 @@ export class Uploads {
    * driver holds back the last bytes until then, so nothing is visible before). A session's bytes
    * would otherwise be written once and then copied inside the store.
    */
-  private async finishWhole(repo: string, id: string, digest: Digest, body: Readable, opts: AppendOptions, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
+  private async finishWhole(repo: string, id: string, digest: Digest, body: Readable, opts: AppendOptions, onVerified: (() => Promise<void>) | undefined, noData: boolean): Promise<{ size: number; stored: boolean }> {
     const expected = this.chunkLength(0, body, opts);
     const hasRecord = this.hasRecord(repo, id);
     this.live.delete(id);
@@ -293,13 +343,13 @@ export class Uploads {
       const got = await hash.digest();
       if (got !== digest) {
         await w.cancel();
-        await this.end(repo, id, false, hasRecord);
+        await this.end(repo, id, noData, hasRecord);
         throw new OciError('DIGEST_INVALID', `uploaded content has digest ${got}, not ${digest}`, { detail: { digest } });
       }
       // Same content already stored: keep it (its mtime refreshed for a concurrent gc).
       const stored = !(await this.touch(digest));
       await allDone([stored ? w.commit() : w.cancel(), onVerified?.()]);
-      await this.end(repo, id, false, hasRecord);
+      await this.end(repo, id, noData, hasRecord);
       return { size: meter.bytes, stored };
     } catch (err) {
       await w.cancel();
@@ -330,10 +380,12 @@ export class Uploads {
       // A record whose data file is gone (a crash while a session ended) goes with its session.
       const ids = new Set(names.map((f) => f.replace(/\.info$/, '')).filter((id) => UPLOAD_ID.test(id)));
       for (const id of ids) {
-        const st = await this.driver.stat(paths.uploadData(repo, id));
+        const data = await this.driver.stat(paths.uploadData(repo, id));
+        // lazyData's sessions have no data until their first chunk: the record's age is theirs.
+        const st = data ?? (this.lazyData ? await this.driver.stat(paths.uploadInfo(repo, id)) : undefined);
         if (!st || now - st.mtimeMs > maxAgeMs) {
-          if (!opts.dryRun) await this.mutex.exclusive(id, () => this.end(repo, id));
-          out.push({ repo, id, bytes: st?.size ?? 0, idleMs: st ? now - st.mtimeMs : 0 });
+          if (!opts.dryRun) await this.mutex.exclusive(id, () => this.end(repo, id, data === undefined));
+          out.push({ repo, id, bytes: data?.size ?? 0, idleMs: st ? now - st.mtimeMs : 0 });
         }
       }
     }

@@ -80,6 +80,8 @@ export class S3Driver implements StorageDriver {
   private readonly appended = new Set<string>();
   /** Writes not yet committed or cancelled: sweepTemp ends those abandoned long enough. */
   private readonly writes = new Set<Abandonable>();
+  /** Calls made through Bucket.call, by what they did (storeRequests). */
+  private readonly requests = new Map<string, number>();
   /** Blob reads over sockets of our own (direct-get.ts), for a plain-http endpoint. */
   private readonly direct: DirectGet | undefined;
   /** Signs redirect URLs for the endpoint clients reach (storage.s3.redirect.publicEndpoint). */
@@ -101,6 +103,7 @@ export class S3Driver implements StorageDriver {
       name: o.bucket,
       prefix: this.prefix,
       call: async (what, key, fn, opts = {}) => {
+        this.requests.set(what, (this.requests.get(what) ?? 0) + 1);
         // Held to the timeout until the call resolves: for a GET, until its headers came (its
         // body then streams for as long as its bytes take).
         const deadline = opts.long ? undefined : new AbortController();
@@ -261,6 +264,10 @@ export class S3Driver implements StorageDriver {
   }
 
   // --- StorageDriver -----------------------------------------------------------------------------
+
+  storeRequests(): ReadonlyMap<string, number> {
+    return this.requests;
+  }
 
   /** Forgets what is kept about `path`: for a tool that wrote the bucket beside this driver. */
   forget(path: string): void {
