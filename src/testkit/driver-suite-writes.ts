@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { DriverWriter, StorageDriver } from '../server/driver/types.js';
+import type { DriverWriter, StorageDriver, WriterOptions } from '../server/driver/types.js';
 
 /** A contract test on a fresh driver (see driverSuite). */
 export type It = (title: string, fn: (d: StorageDriver) => Promise<void>) => void;
@@ -27,7 +27,7 @@ export async function writeChunked(w: DriverWriter, data: Buffer): Promise<void>
   }
 }
 
-export async function writeFile(d: StorageDriver, path: string, data: Buffer, opts: { appendAt?: number; size?: number } = {}): Promise<void> {
+export async function writeFile(d: StorageDriver, path: string, data: Buffer, opts: WriterOptions = {}): Promise<void> {
   const w = await d.writer(path, opts);
   await writeChunked(w, data);
   await w.commit();
@@ -67,6 +67,34 @@ export function writerContracts(it: It, objectStore: boolean): void {
         assert.equal((await d.stat(`new/${size}`))?.size, size);
       });
     }
+
+    for (const size of [0, 3, 9 * MiB + 5]) {
+      it(`ifAbsent (${size} bytes, announced and not): written where nothing is; where a file is, commit fails with EEXIST and the file stays`, async (d) => {
+        const data = randomBytes(size);
+        for (const announced of [true, false]) {
+          const path = `once/${size}-${announced}`;
+          const opts = announced ? { size, ifAbsent: true } : { ifAbsent: true };
+          await writeFile(d, path, data, opts);
+          assert.ok((await d.get(path))?.equals(data));
+          const other = randomBytes(size);
+          await assert.rejects(writeFile(d, path, other, opts), (err: NodeJS.ErrnoException) => err.code === 'EEXIST');
+          assert.ok((await d.get(path))?.equals(data));
+        }
+      });
+    }
+
+    it('a version that a commit or a touch reports is the one stat() gives next (the registry keeps what it verified by it)', async (d) => {
+      for (const size of [10, 3 * MiB]) {
+        const w = await d.writer(`versioned/${size}`, { size });
+        await writeChunked(w, randomBytes(size));
+        await w.commit();
+        const st = await d.stat(`versioned/${size}`);
+        if (w.version !== undefined) assert.equal(w.version, st?.version);
+        const touched = await d.touch(`versioned/${size}`);
+        assert.equal(touched?.version, st?.version);
+        if (touched?.touched !== undefined) assert.equal(touched.touched, (await d.stat(`versioned/${size}`))?.version);
+      }
+    });
 
     it('a new file whose size was not announced, or announced wrong, is committed exactly', async (d) => {
       const data = randomBytes(2 * MiB + 9);

@@ -5,6 +5,7 @@ const MESSAGES = {
   ENOTEMPTY: 'directory not empty',
   EINVAL: 'invalid argument',
   EFBIG: 'file too large',
+  EEXIST: 'file already exists',
 } as const;
 
 /** Errors shaped like node:fs's, since callers tell a missing file by its `code`. */

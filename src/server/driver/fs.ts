@@ -5,8 +5,9 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { createAppender, fitsDirectRead, preadDirect, readDirect, writeDirect, type Appender, type AppenderOptions } from './append.js';
+import { fsError } from './errors.js';
 import { checkPath } from './paths.js';
-import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
+import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver, WriterOptions } from './types.js';
 
 const fsync = promisify(fsyncCb);
 const openFd = promisify(openCb);
@@ -234,7 +235,7 @@ export class FsDriver implements StorageDriver {
     return createReadStream('', { fd: fh, highWaterMark: 1 << 20, ...(range ?? {}) });
   }
 
-  async writer(path: string, opts: { appendAt?: number; size?: number } = {}): Promise<DriverWriter> {
+  async writer(path: string, opts: WriterOptions = {}): Promise<DriverWriter> {
     const dst = this.abs(path);
     const how = { direct: this.directIO && writeDirect(this.tmpDir(), opts.size), flushEvery: this.flushEvery };
     if (opts.appendAt !== undefined) {
@@ -254,6 +255,10 @@ export class FsDriver implements StorageDriver {
     return new FileWriter(fd, this.appender(tmp, fd, 0, how), {
       commit: async () => {
         await this.syncFd(fd);
+        if (opts.ifAbsent && (await this.stat(path))) {
+          unlinkSync(tmp);
+          throw fsError('EEXIST', 'rename', path);
+        }
         await this.install(tmp, dst);
       },
       cancel: async () => unlinkSync(tmp),

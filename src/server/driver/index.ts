@@ -1,4 +1,4 @@
-export type { StorageDriver, DriverWriter, FileInfo, FileReader, KeptStats, PutOptions, Staged, StageOptions } from './types.js';
+export type { StorageDriver, DriverWriter, FileInfo, FileReader, KeptStats, PutOptions, Staged, Touched, WriterOptions, StageOptions } from './types.js';
 export { checkPath } from './paths.js';
 export { FsDriver, type FsDriverOptions } from './fs.js';
 export { MemoryDriver } from './memory.js';

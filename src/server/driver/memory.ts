@@ -1,7 +1,7 @@
 import { Readable, Writable } from 'node:stream';
 import { fsError } from './errors.js';
 import { checkPath } from './paths.js';
-import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
+import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver, WriterOptions } from './types.js';
 
 /**
  * A file. Renames move the object, and a reader or an append writer holds the object, not the
@@ -103,7 +103,7 @@ export class MemoryDriver implements StorageDriver {
     return Readable.from(slices(range ? f.data.subarray(range.start, range.end + 1) : f.data), { objectMode: false, highWaterMark: CHUNK });
   }
 
-  async writer(path: string, opts: { appendAt?: number; size?: number } = {}): Promise<DriverWriter> {
+  async writer(path: string, opts: WriterOptions = {}): Promise<DriverWriter> {
     checkPath(path);
     const at = opts.appendAt;
     if (at === undefined) {
@@ -112,6 +112,7 @@ export class MemoryDriver implements StorageDriver {
         commit: (chunks) => {
           this.unnamed.delete(tmp);
           if (tmp.swept) throw fsError('ENOENT', 'rename', path);
+          if (opts.ifAbsent && this.files.has(path)) throw fsError('EEXIST', 'rename', path);
           this.link(path, this.entry(Buffer.concat(chunks)));
         },
         cancel: () => this.unnamed.delete(tmp),

@@ -6,7 +6,7 @@ import { OciError } from '../../spec/index.js';
 import { fsError } from './errors.js';
 import { CHANGE_WAIT_MS, KeptFiles } from './pg-kept.js';
 import { checkPath } from './paths.js';
-import type { DriverWriter, FileInfo, FileReader, KeptStats, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
+import type { DriverWriter, FileInfo, FileReader, KeptStats, PutOptions, StageOptions, Staged, StorageDriver, WriterOptions } from './types.js';
 
 /**
  * The most bytes a file here may hold. This driver keeps the registry's small files (tags, links,
@@ -183,7 +183,7 @@ export class PgDriver implements StorageDriver {
     );
   }
 
-  async writer(path: string, opts: { appendAt?: number; size?: number } = {}): Promise<DriverWriter> {
+  async writer(path: string, opts: WriterOptions = {}): Promise<DriverWriter> {
     checkPath(path);
     const { appendAt, size } = opts;
     if (appendAt !== undefined) {
@@ -213,6 +213,11 @@ export class PgDriver implements StorageDriver {
       // An object store takes a length up front: a file of another length is refused, as there.
       if (appendAt === undefined && size !== undefined && size !== length) throw fsError('EINVAL', 'write', path);
       const bytes = Buffer.concat(chunks, length);
+      if (appendAt === undefined && opts.ifAbsent) {
+        const r = await this.q(`INSERT INTO wharf_files (path, data, mtime_ms) VALUES ($1, $2, ${NOW}) ON CONFLICT (path) DO NOTHING`, [path, bytes]);
+        if (r.rowCount === 0) throw fsError('EEXIST', 'write', path);
+        return;
+      }
       if (appendAt === undefined) return this.write(path, bytes);
       const r = await this.q(
         `UPDATE wharf_files SET data = substring(data FROM 1 FOR $2::int) || $3::bytea, mtime_ms = ${NOW}, version = nextval('wharf_file_version') WHERE path = $1`,

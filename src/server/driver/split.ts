@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { checkPath } from './paths.js';
-import type { DriverWriter, FileInfo, FileReader, KeptStats, PutOptions, StageOptions, Staged, StorageDriver } from './types.js';
+import type { DriverWriter, FileInfo, FileReader, KeptStats, PutOptions, StageOptions, Staged, StorageDriver, Touched, WriterOptions } from './types.js';
 
 /**
  * Which driver keeps a path: the registry's small files (tags, links, referrer descriptors, upload
@@ -70,7 +70,7 @@ export class SplitDriver implements StorageDriver {
   reader(path: string, range?: { start: number; end: number }): Promise<Readable> {
     return this.on(path).reader(path, range);
   }
-  writer(path: string, opts?: { appendAt?: number; size?: number }): Promise<DriverWriter> {
+  writer(path: string, opts?: WriterOptions): Promise<DriverWriter> {
     return this.on(path).writer(path, opts);
   }
 
@@ -101,7 +101,7 @@ export class SplitDriver implements StorageDriver {
     else await this.on(path).delete(path);
   }
 
-  touch(path: string): Promise<FileInfo | undefined> {
+  touch(path: string): Promise<Touched | undefined> {
     return this.on(path).touch(path);
   }
   /** Staged bytes become blobs (pull-through fills). */

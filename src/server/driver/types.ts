@@ -16,8 +16,23 @@ export interface FileInfo {
  * A writer that makes nothing visible until `commit()`. For a new file the bytes go to a temporary
  * key that commit renames into place; for an append, cancel() cuts the file back to where it was.
  */
+export interface WriterOptions {
+  /** Writes an existing file from this offset on, instead of a new file. */
+  appendAt?: number;
+  /** The bytes the caller expects to write: lets a driver pick how to write them. */
+  size?: number;
+  /**
+   * A new file only where none is: commit() fails with EEXIST, and leaves the file as it was, if
+   * the path exists by then. An object store checks it in the write itself (a conditional PUT),
+   * which spares the request that would ask first.
+   */
+  ifAbsent?: boolean;
+}
+
 export interface DriverWriter extends Writable {
   commit(): Promise<void>;
+  /** After commit(): the file's version (FileInfo.version) when the write's answer gave it, as an object store's does; else stat() tells. */
+  readonly version?: string | undefined;
   cancel(): Promise<void>;
 }
 
@@ -63,6 +78,11 @@ export interface PutOptions {
    * rejects, nothing is written and put rejects with its reason.
    */
   after?: Promise<unknown>;
+}
+
+/** A file's stat from before a touch; `touched`: its version after, when the touch's answer gave it (an object store's copy). */
+export interface Touched extends FileInfo {
+  touched?: string | undefined;
 }
 
 /** What a driver that keeps small files in memory holds (PgDriver), and how its reads were answered. */
@@ -119,10 +139,9 @@ export interface StorageDriver {
   reader(path: string, range?: { start: number; end: number }): Promise<Readable>;
   /**
    * A writer for a new file, or one that writes an existing file from `appendAt` on: on commit the
-   * file ends where the written bytes end; on cancel it is cut back to `appendAt`. `size`, the
-   * bytes the caller expects to write, lets a driver pick how to write them.
+   * file ends where the written bytes end; on cancel it is cut back to `appendAt`.
    */
-  writer(path: string, opts?: { appendAt?: number; size?: number }): Promise<DriverWriter>;
+  writer(path: string, opts?: WriterOptions): Promise<DriverWriter>;
   /** Names of the entries of a directory; [] when it does not exist. */
   list(path: string): Promise<string[]>;
   /** Atomic rename; creates the destination's parents. Fails if `from` does not exist. */
@@ -134,7 +153,7 @@ export interface StorageDriver {
    * before the touch (so that a caller needs no stat of its own: one round trip less on an
    * object store), or undefined when it is gone.
    */
-  touch(path: string): Promise<FileInfo | undefined>;
+  touch(path: string): Promise<Touched | undefined>;
   /** Starts bytes that take a name only when complete (see Staged). */
   stage(opts?: StageOptions): Promise<Staged>;
   /**

@@ -202,7 +202,7 @@ export class RegistryStore implements RegistryBackend {
         await w.cancel();
         throw err;
       }
-      await this.storedVerified(desc.digest);
+      await this.storedVerified(desc.digest, w.version);
     }
     await this.linkBlob(name, desc.digest);
   }
@@ -222,9 +222,12 @@ export class RegistryStore implements RegistryBackend {
     await this.storedVerified(digest);
   }
 
-  /** A blob file just stored from bytes hashed on their way in (an upload, a cache fill): it starts verified. */
-  async storedVerified(digest: Digest): Promise<void> {
-    this.verified.add(digest, (await this.driver.stat(paths.blobData(digest)))?.version);
+  /**
+   * A blob file just stored from bytes hashed on their way in (an upload, a cache fill): it starts
+   * verified. `version`: the one its write's answer gave (DriverWriter.version), else a stat tells.
+   */
+  async storedVerified(digest: Digest, version?: string): Promise<void> {
+    this.verified.add(digest, version ?? (await this.driver.stat(paths.blobData(digest)))?.version);
   }
 
   async linkBlob(name: string, digest: Digest): Promise<void> {
@@ -245,7 +248,7 @@ export class RegistryStore implements RegistryBackend {
     const before = await this.driver.touch(path);
     if (!before) return undefined;
     // Touching moves the file's ctime: a verified file that was unchanged until now stays verified.
-    if (this.verified.has(digest, before.version)) this.verified.add(digest, (await this.driver.stat(path))?.version, false);
+    if (this.verified.has(digest, before.version)) this.verified.add(digest, before.touched ?? (await this.driver.stat(path))?.version, false);
     return before.size;
   }
 
@@ -296,8 +299,8 @@ export class RegistryStore implements RegistryBackend {
   }
 
   async finishUpload(name: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}): Promise<number> {
-    const { size, stored } = await this.uploads.finish(name, id, digest, body, opts, () => this.linkBlob(name, digest));
-    if (stored) await this.storedVerified(digest);
+    const { size, stored, version } = await this.uploads.finish(name, id, digest, body, opts, () => this.linkBlob(name, digest));
+    if (stored) await this.storedVerified(digest, version);
     return size;
   }
 
@@ -391,11 +394,7 @@ export class RegistryStore implements RegistryBackend {
    * place (no temporary file to write and sync), and a GET reads the type from the body.
    */
   private async writeManifest(name: string, digest: Digest, body: Buffer, info: ManifestInfo, tag: string | undefined): Promise<void> {
-    const fresh = !(await this.touchBlob(digest));
-    const stored = allDone([
-      fresh ? this.driver.put(paths.blobData(digest), body) : undefined,
-      this.driver.put(paths.manifestLink(name, digest), info.selfDescribed ? '' : info.mediaType),
-    ]);
+    const stored = allDone([this.storeOnce(digest, body), this.driver.put(paths.manifestLink(name, digest), info.selfDescribed ? '' : info.mediaType)]);
     const naming: Array<Promise<void>> = [stored];
     if (info.subject) {
       const d = referrerDescriptor(info, digest, body.length);
@@ -404,6 +403,26 @@ export class RegistryStore implements RegistryBackend {
     if (tag !== undefined) naming.push(this.driver.put(paths.tag(name, tag), digest, { after: stored }));
     await allDone(naming);
     this.cache.set(digest, { body, mediaType: info.selfDescribed ? info.mediaType : bodyMediaType(body) });
+  }
+
+  /**
+   * Stores `bytes` as the blob `digest` unless it is there already, which is then touched instead
+   * (gc's grace period). The write itself checks (an object store's conditional PUT), so a new
+   * manifest costs no request that asks first.
+   */
+  private async storeOnce(digest: Digest, bytes: Buffer): Promise<void> {
+    const path = paths.blobData(digest);
+    const w = await this.driver.writer(path, { size: bytes.length, ifAbsent: true });
+    try {
+      w.end(bytes);
+      await w.commit();
+      return;
+    } catch (err) {
+      await w.cancel();
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    // Gone again since (a collection took it): written after all.
+    if (!(await this.touchBlob(digest))) await this.driver.put(path, bytes);
   }
 
   /** DELETE by tag removes the tag; by digest, the manifest, its tags and its referrer entry. */

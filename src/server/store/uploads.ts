@@ -295,7 +295,7 @@ export class Uploads {
    * and whether these bytes became the stored blob (false when it was stored already). A digest
    * mismatch ends the session, as Distribution does.
    */
-  async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean }> {
+  async finish(repo: string, id: string, digest: Digest, body: Readable | undefined, opts: AppendOptions = {}, onVerified?: () => Promise<void>): Promise<{ size: number; stored: boolean; version?: string | undefined }> {
     return this.mutex.exclusive(id, async () => {
       const { offset: at, data } = await this.sessionAt(repo, id);
       if (this.driver.objectStore && at === 0) return this.finishWhole(repo, id, digest, body ?? Readable.from([]), opts, onVerified, !data);
@@ -330,13 +330,14 @@ export class Uploads {
    * driver holds back the last bytes until then, so nothing is visible before). A session's bytes
    * would otherwise be written once and then copied inside the store.
    */
-  private async finishWhole(repo: string, id: string, digest: Digest, body: Readable, opts: AppendOptions, onVerified: (() => Promise<void>) | undefined, noData: boolean): Promise<{ size: number; stored: boolean }> {
+  private async finishWhole(repo: string, id: string, digest: Digest, body: Readable, opts: AppendOptions, onVerified: (() => Promise<void>) | undefined, noData: boolean): Promise<{ size: number; stored: boolean; version?: string | undefined }> {
     const expected = this.chunkLength(0, body, opts);
     const hasRecord = this.hasRecord(repo, id);
     this.live.delete(id);
     const hash = runningDigest(parseDigest(digest).algorithm, expected);
     const meter = this.meter(0, expected, hash);
-    const w = await this.driver.writer(paths.blobData(digest), expected === undefined ? {} : { size: expected });
+    // Written only where the blob is not: the store checks that in the write, with no request of its own.
+    const w = await this.driver.writer(paths.blobData(digest), expected === undefined ? { ifAbsent: true } : { size: expected, ifAbsent: true });
     try {
       await pipeline(body, meter, w, opts.signal ? { signal: opts.signal } : {});
       if (expected !== undefined && meter.bytes !== expected) throw new OciError('SIZE_INVALID', `chunk has ${meter.bytes} bytes, expected ${expected}`);
@@ -346,11 +347,21 @@ export class Uploads {
         await this.end(repo, id, noData, hasRecord);
         throw new OciError('DIGEST_INVALID', `uploaded content has digest ${got}, not ${digest}`, { detail: { digest } });
       }
-      // Same content already stored: keep it (its mtime refreshed for a concurrent gc).
-      const stored = !(await this.touch(digest));
-      await allDone([stored ? w.commit() : w.cancel(), onVerified?.()]);
+      let stored = true;
+      const commit = async (): Promise<void> => {
+        try {
+          await w.commit();
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          // Same content already stored: it stays, its mtime refreshed for a concurrent gc. Gone
+          // again by now (a collection took it meanwhile), the bytes sent are no longer here.
+          stored = false;
+          if (!(await this.touch(digest))) throw new OciError('BLOB_UPLOAD_INVALID', `blob ${digest} was being removed by a garbage collection as it arrived; push it again`);
+        }
+      };
+      await allDone([commit(), onVerified?.()]);
       await this.end(repo, id, noData, hasRecord);
-      return { size: meter.bytes, stored };
+      return { size: meter.bytes, stored, version: stored ? w.version : undefined };
     } catch (err) {
       await w.cancel();
       throw err;

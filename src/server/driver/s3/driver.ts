@@ -14,8 +14,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { OciError } from '../../../spec/index.js';
 import { FsDriver } from '../fs.js';
 import { checkPath } from '../paths.js';
-import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver } from '../types.js';
-import { collect, headOf, MTIME, NONCE, ObjectReader, OutputWriter, StreamBody, type Abandonable, type Head } from './files.js';
+import type { DriverWriter, FileInfo, FileReader, PutOptions, StageOptions, Staged, StorageDriver, Touched, WriterOptions } from '../types.js';
+import { collect, headOf, MTIME, NONCE, ObjectReader, OutputWriter, StreamBody, versionOf, type Abandonable, type Head } from './files.js';
 import { DirectGet, type BodySource } from './direct-get.js';
 import { MetaCache, SMALL_FILE } from './meta-cache.js';
 import { SessionRecords } from './records.js';
@@ -227,20 +227,23 @@ export class S3Driver implements StorageDriver {
     await this.writing(key, () => this.b.call('delete', key, (signal) => this.b.s3.send(new DeleteObjectCommand({ Bucket: this.b.name, Key: key }), { abortSignal: signal })));
   }
 
-  /** Copies an object inside the store (several parts past MAX_PUT); metadata goes with it unless replaced. */
-  private async copyKey(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<void> {
-    await this.writing(to, () => this.copyNow(from, to, size, metadata));
+  /**
+   * Copies an object inside the store (several parts past MAX_PUT); metadata goes with it unless
+   * replaced. Resolves to the copy's version when the answer gave it and the metadata was given.
+   */
+  private async copyKey(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<string | undefined> {
+    return this.writing(to, () => this.copyNow(from, to, size, metadata));
   }
 
-  private async copyNow(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<void> {
+  private async copyNow(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<string | undefined> {
     if (size <= MAX_PUT) {
-      await this.b.call(
+      const r = await this.b.call(
         'copy',
         from,
         () => this.b.slow.send(new CopyObjectCommand({ Bucket: this.b.name, Key: to, CopySource: copySource(this.b.name, from), ...(metadata ? { MetadataDirective: 'REPLACE', Metadata: metadata } : {}) })),
         { long: true },
       );
-      return;
+      return metadata ? versionOf(r.CopyObjectResult?.ETag, metadata) : undefined;
     }
     // A multipart copy takes no metadata from its source: it is given, or read from the source.
     const mp = new Multipart(this.b, to, undefined, metadata ?? (await this.metadataOf(from)));
@@ -252,6 +255,7 @@ export class S3Driver implements StorageDriver {
       }
       await Promise.all(jobs);
       await mp.complete(mp.parts);
+      return undefined;
     } catch (err) {
       await mp.abort();
       throw err;
@@ -360,11 +364,12 @@ export class S3Driver implements StorageDriver {
     return h.appendable ? this.records.readRange(key, r) : this.getObject(key, r);
   }
 
-  async writer(path: string, opts: { appendAt?: number; size?: number } = {}): Promise<DriverWriter> {
+  async writer(path: string, opts: WriterOptions = {}): Promise<DriverWriter> {
     const key = this.key(path);
     if (opts.appendAt === undefined) {
+      const ifAbsent = opts.ifAbsent === true;
       const out: Output =
-        opts.size !== undefined && opts.size <= MAX_PUT && opts.size > 0 ? new StreamedPut(this.b, key, opts.size) : new MultipartPut(this.b, key, opts.size);
+        opts.size !== undefined && opts.size <= MAX_PUT && opts.size > 0 ? new StreamedPut(this.b, key, opts.size, {}, ifAbsent) : new MultipartPut(this.b, key, opts.size, {}, ifAbsent);
       return new OutputWriter(out, this.writes, (commit) => this.writing(key, commit));
     }
     const head = await this.head(key);
@@ -395,6 +400,7 @@ export class S3Driver implements StorageDriver {
       commit: async () => {
         const s = written.state!;
         if (s !== current) await this.records.replace(key, [current, from], s);
+        return undefined;
       },
       abort: async () => {
         const t = await append.abort();
@@ -483,7 +489,7 @@ export class S3Driver implements StorageDriver {
     await this.deleteKey(key);
   }
 
-  async touch(path: string): Promise<FileInfo | undefined> {
+  async touch(path: string): Promise<Touched | undefined> {
     const key = this.key(path);
     const h = await this.head(key);
     if (!h) return undefined;
@@ -499,12 +505,11 @@ export class S3Driver implements StorageDriver {
     }
     try {
       // A copy onto itself with new metadata (RGW keeps the data where it is).
-      await this.copyKey(key, key, h.objectSize, this.b.stamp());
+      return { ...before, touched: await this.copyKey(key, key, h.objectSize, this.b.stamp()) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    return before;
   }
 
   async stage(opts: StageOptions = {}): Promise<Staged> {

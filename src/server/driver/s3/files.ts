@@ -32,10 +32,18 @@ export function headOf(h: HeadObjectCommandOutput): Head {
   return {
     size: appendable ? Number(meta[APPENDABLE]) : objectSize,
     mtimeMs: Number.isFinite(mtime) && mtime > 0 ? mtime : (h.LastModified?.getTime() ?? 0),
-    version: `${h.ETag ?? ''}/${meta[NONCE] ?? ''}`,
+    version: versionOf(h.ETag, meta) ?? `/${meta[NONCE] ?? ''}`,
     appendable,
     objectSize,
   };
+}
+
+/**
+ * A version as Head gives it, from an answer's ETag and the metadata the object was written with;
+ * undefined without an ETag. RGW quotes the ETag in some answers and not in others (CopyObject's).
+ */
+export function versionOf(etag: string | undefined, meta: Record<string, string>): string | undefined {
+  return etag ? `${etag.replace(/"/g, '')}/${meta[NONCE] ?? ''}` : undefined;
 }
 
 export async function collect(body: Readable): Promise<Buffer> {
@@ -55,12 +63,13 @@ export class OutputWriter extends Writable implements DriverWriter, Abandonable 
   private state: 'open' | 'committed' | 'cancelled' | 'swept' = 'open';
   private ended = false;
   readonly started = Date.now();
+  version: string | undefined;
 
   constructor(
     private readonly out: Output,
     private readonly live: Set<Abandonable>,
     /** Wraps the commit: the bytes become visible meanwhile. */
-    private readonly committing: (commit: () => Promise<void>) => Promise<void>,
+    private readonly committing: <T>(commit: () => Promise<T>) => Promise<T>,
   ) {
     super({ highWaterMark: 1024 * 1024 });
     live.add(this);
@@ -103,7 +112,7 @@ export class OutputWriter extends Writable implements DriverWriter, Abandonable 
     this.state = 'committed';
     this.live.delete(this);
     try {
-      await this.committing(() => this.out.commit());
+      this.version = await this.committing(() => this.out.commit());
     } catch (err) {
       await this.out.abort();
       throw err;

@@ -1,9 +1,13 @@
 import { once } from 'node:events';
+import { fsError } from '../errors.js';
+import { statusOf } from './client.js';
+import { versionOf } from './files.js';
 import { PassThrough, type Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  HeadObjectCommand,
   PutObjectCommand,
   UploadPartCommand,
   UploadPartCopyCommand,
@@ -54,8 +58,8 @@ export interface Output {
   write(chunk: Buffer): Promise<void>;
   /** No more bytes; the store may still refuse to take them (commit). */
   end(): Promise<void>;
-  /** Makes the bytes visible under their key. */
-  commit(): Promise<void>;
+  /** Makes the bytes visible under their key; resolves to the object's version when the store's answer says it (Head.version). */
+  commit(): Promise<string | undefined>;
   /** Leaves nothing behind (best effort: a crash leaves what sweepTemp removes). */
   abort(): Promise<void>;
   readonly bytes: number;
@@ -92,23 +96,39 @@ export class StreamedPut implements Output {
   private readonly feed = new Feed();
   private held: Buffer | undefined;
   bytes = 0;
-  private readonly sent: Promise<unknown>;
+  private readonly sent: Promise<string | undefined>;
+  /** `ifAbsent` and the key was there: the rest of the bytes are counted, not sent. */
+  private existed = false;
 
   constructor(
     b: Bucket,
-    key: string,
+    private readonly key: string,
     private readonly size: number,
     extra: Record<string, string> = {},
+    ifAbsent = false,
   ) {
+    const conditional = ifAbsent ? { IfNoneMatch: '*' } : {};
+    const meta = b.stamp(extra);
     this.sent = this.feed.start((body, signal) =>
       // No deadline: a streamed body takes as long as its bytes take to come.
-      b.call('put', key, () => b.s3.send(new PutObjectCommand({ Bucket: b.name, Key: key, Body: body, ContentLength: size, Metadata: b.stamp(extra) }), { abortSignal: signal }), { long: true }),
+      b
+        .call('put', key, () => b.s3.send(new PutObjectCommand({ Bucket: b.name, Key: key, Body: body, ContentLength: size, Metadata: meta, ...conditional }), { abortSignal: signal }), { long: true })
+        .then(
+          (r) => versionOf(r.ETag, meta),
+          (err: unknown) => {
+            // The store may answer before it has read the body: the writes see it as sent.
+            if (!ifAbsent || statusOf(err) !== 412) throw err;
+            this.existed = true;
+            return undefined;
+          },
+        ),
     );
   }
 
   async write(chunk: Buffer): Promise<void> {
     this.bytes += chunk.length;
     if (this.bytes > this.size) throw new RangeError(`more than the announced ${this.size} bytes`);
+    if (this.existed) return;
     const before = this.held;
     this.held = chunk;
     if (before) await this.feed.write(before);
@@ -118,11 +138,13 @@ export class StreamedPut implements Output {
     if (this.bytes !== this.size) throw new RangeError(`${this.bytes} bytes where ${this.size} were announced`);
   }
 
-  async commit(): Promise<void> {
-    if (this.held) await this.feed.write(this.held);
+  async commit(): Promise<string | undefined> {
+    if (this.held && !this.existed) await this.feed.write(this.held);
     this.held = undefined;
     this.feed.body.end();
-    await this.sent;
+    const version = await this.sent;
+    if (this.existed) throw fsError('EEXIST', 'write', this.key);
+    return version;
   }
 
   async abort(): Promise<void> {
@@ -334,6 +356,8 @@ export class MultipartPut implements Output {
     private readonly key: string,
     size: number | undefined,
     private readonly extra: Record<string, string> = {},
+    /** As StreamedPut's; a multipart upload asks first (HeadObject) before it completes. */
+    private readonly ifAbsent = false,
   ) {
     this.mp = new Multipart(b, key, undefined, extra);
     this.out = new PartsOut(this.mp, 1, size);
@@ -355,13 +379,34 @@ export class MultipartPut implements Output {
     }
   }
 
-  async commit(): Promise<void> {
+  async commit(): Promise<string | undefined> {
+    const conditional = this.ifAbsent ? { IfNoneMatch: '*' } : {};
     if (!this.mp.started) {
       const body = this.rest ?? Buffer.alloc(0);
-      await this.b.call('put', this.key, (signal) => this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: this.key, Body: body, ContentLength: body.length, Metadata: this.b.stamp(this.extra) }), { abortSignal: signal }));
-      return;
+      const meta = this.b.stamp(this.extra);
+      try {
+        const r = await this.b.call('put', this.key, (signal) =>
+          this.b.s3.send(new PutObjectCommand({ Bucket: this.b.name, Key: this.key, Body: body, ContentLength: body.length, Metadata: meta, ...conditional }), { abortSignal: signal }),
+        );
+        return versionOf(r.ETag, meta);
+      } catch (err) {
+        throw this.ifAbsent && statusOf(err) === 412 ? fsError('EEXIST', 'write', this.key) : err;
+      }
     }
+    if (this.ifAbsent && (await this.exists())) throw fsError('EEXIST', 'write', this.key);
+    // RGW's answer to a completion carries no ETag (S3-NOTES): the version is left to a stat.
     await this.mp.complete(this.mp.parts);
+    return undefined;
+  }
+
+  private async exists(): Promise<boolean> {
+    try {
+      await this.b.call('stat', this.key, (signal) => this.b.s3.send(new HeadObjectCommand({ Bucket: this.b.name, Key: this.key }), { abortSignal: signal }));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
   }
 
   async abort(): Promise<void> {

@@ -13,7 +13,7 @@ export interface Objects {
   getObject(key: string, range?: { start: number; end: number }): Promise<Readable>;
   putObject(key: string, body: Buffer, extra?: Record<string, string>): Promise<void>;
   deleteKey(key: string): Promise<void>;
-  copyKey(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<void>;
+  copyKey(from: string, to: string, size: number, metadata?: Record<string, string>): Promise<unknown>;
 }
 
 /**
