@@ -195,9 +195,11 @@ The scale section (docs/SCALE-OUT.md) puts nginx (test/helpers/nginx.ts) in fron
 \`wharf serve\` replicas over one fresh RGW bucket and one PostgreSQL 15 database
 (\`database.url\`), then in front of 2 Distribution replicas (its s3 driver, one shared
 http.secret) on a bucket of their own, and loads each through the balancer: small-artifact pushes
-from 8 clients, failures counted, and manifest GETs at 50 connections. Every replica, RGW,
-PostgreSQL, nginx and the load generator share the 2 cores, so more replicas cannot be faster
-here; the rows say whether 3 are slower than 1.
+from 8 clients, failures counted, and manifest GETs at 50 connections. As docs/SCALE-OUT.md
+deploys them, only the first replica keeps the audit index (the others have \`audit.index:
+false\`); 3 replicas that all keep one, and 1 and 3 with the audit log off, follow on the same
+bucket and database. Every replica, RGW, PostgreSQL, nginx and the load generator share the 2
+cores, so more replicas cannot be faster here; the rows say whether 3 are slower than 1.
 
 The ui section measures the web UI (issue 23), with no peer: the first page's bundle (index.html
 and the script, styles and icon it names, gzipped as the server sends them; the figure
