@@ -8,7 +8,7 @@ import { fileBlob } from './blob-handle.js';
 import { KeyedLock } from './locks.js';
 import { ManifestCache, VerifiedFiles } from './memo.js';
 import { paths } from './paths.js';
-import { Uploads, allDone, type AppendOptions, type StaleUpload, type UploadStatus } from './uploads.js';
+import { Uploads, allDone, commitOnce, type AppendOptions, type StaleUpload, type UploadStatus } from './uploads.js';
 
 export interface RegistryStoreOptions {
   /** Allow DELETE of manifests, tags and blobs (default true). */
@@ -413,16 +413,9 @@ export class RegistryStore implements RegistryBackend {
   private async storeOnce(digest: Digest, bytes: Buffer): Promise<void> {
     const path = paths.blobData(digest);
     const w = await this.driver.writer(path, { size: bytes.length, ifAbsent: true });
-    try {
-      w.end(bytes);
-      await w.commit();
-      return;
-    } catch (err) {
-      await w.cancel();
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    w.end(bytes);
     // Gone again since (a collection took it): written after all.
-    if (!(await this.touchBlob(digest))) await this.driver.put(path, bytes);
+    if ((await commitOnce(w, () => this.touchBlob(digest))) === 'gone') await this.driver.put(path, bytes);
   }
 
   /** DELETE by tag removes the tag; by digest, the manifest, its tags and its referrer entry. */

@@ -3,7 +3,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OciError, parseDigest, createDigester, type ByteRange, type Digest, WharfError } from '../../spec/index.js';
 import { runningDigest, type RunningDigest } from '../../content/index.js';
-import type { StorageDriver } from '../driver/index.js';
+import type { DriverWriter, StorageDriver } from '../driver/index.js';
 import { bodyBytesConsumed } from '../io/young-gc.js';
 import { KeyedLock } from './locks.js';
 import { paths, UPLOAD_ID } from './paths.js';
@@ -39,6 +39,23 @@ export interface AppendOptions {
 export async function allDone(writes: Array<Promise<unknown> | undefined>): Promise<void> {
   const failed = (await Promise.allSettled(writes)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/**
+ * Commits a writer opened with `ifAbsent` (a blob: the same name is always the same bytes).
+ * 'stored'; or 'kept' when the blob was there already, which is then touched (gc's grace period);
+ * or 'gone' when it was there but a collection took it before the touch: these bytes are not
+ * stored either, and the caller must write them again or fail.
+ */
+export async function commitOnce(w: DriverWriter, touch: () => Promise<boolean>): Promise<'stored' | 'kept' | 'gone'> {
+  try {
+    await w.commit();
+    return 'stored';
+  } catch (err) {
+    await w.cancel();
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return (await touch()) ? 'kept' : 'gone';
 }
 
 /** Counts and hashes a chunk on its way to disk, and stops it at the first byte over a limit. */
@@ -349,15 +366,10 @@ export class Uploads {
       }
       let stored = true;
       const commit = async (): Promise<void> => {
-        try {
-          await w.commit();
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-          // Same content already stored: it stays, its mtime refreshed for a concurrent gc. Gone
-          // again by now (a collection took it meanwhile), the bytes sent are no longer here.
-          stored = false;
-          if (!(await this.touch(digest))) throw new OciError('BLOB_UPLOAD_INVALID', `blob ${digest} was being removed by a garbage collection as it arrived; push it again`);
-        }
+        // Same content already stored: it stays. Gone meanwhile, the bytes sent are not here either.
+        const how = await commitOnce(w, () => this.touch(digest));
+        stored = how === 'stored';
+        if (how === 'gone') throw new OciError('BLOB_UPLOAD_INVALID', `blob ${digest} was being removed by a garbage collection as it arrived; push it again`);
       };
       await allDone([commit(), onVerified?.()]);
       await this.end(repo, id, noData, hasRecord);

@@ -26,6 +26,9 @@ export interface S3Options {
   redirect?: { expiryMs: number; publicEndpoint?: string };
 }
 
+const ignore = (): void => undefined;
+const QUIET = { trace: ignore, debug: ignore, info: ignore, warn: ignore, error: ignore };
+
 export function makeClient(o: S3Options): S3Client {
   // The SDK warns on Node 20 that its releases after January 2027 will need Node 22; the version
   // pinned here supports Node 20, which Wharf supports, so the warning would only alarm operators.
@@ -38,6 +41,10 @@ export function makeClient(o: S3Options): S3Client {
     // that carries the new trailing checksum (411), so checksums go only where a call needs one.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // Without a logger the SDK writes to the console when a streamed request fails ("non-retryable
+    // streaming request"), which a conditional PUT of a blob that is there does by design. The
+    // driver turns every failure into its own error (storeError), and the server logs those.
+    logger: QUIET,
     requestHandler: new NodeHttpHandler({
       connectionTimeout: Math.min(timeout, 10_000),
       // Between bytes, not for the whole request: a 6 GiB body takes minutes.
