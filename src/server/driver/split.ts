@@ -24,8 +24,9 @@ export function isMetaPath(path: string): boolean {
 function mayHoldBoth(path: string): boolean {
   if (path === 'repositories') return true;
   if (!path.startsWith('repositories/')) return false;
-  const underscored = path.split('/').findIndex((c, i) => i > 0 && c.startsWith('_'));
-  return underscored < 0 || (path.endsWith('/_uploads') && underscored === path.split('/').length - 1);
+  const parts = path.split('/');
+  const at = parts.findIndex((c, i) => i > 0 && c.startsWith('_'));
+  return at < 0 || (parts[at] === '_uploads' && at === parts.length - 1);
 }
 
 /**
