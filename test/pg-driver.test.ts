@@ -227,6 +227,36 @@ describe('PgDriver', { skip }, () => {
     }
   });
 
+  test('kept files: a replica with no reads for a second stops checking the count (its listening connection sends nothing); the next read starts the checks again', async () => {
+    const url = db.url;
+    const b = new PgDriver(db.pool, undefined, { url });
+    const tag = 'repositories/idle/_tags/v1';
+    // The listening connection of this database (b's alone: no other driver here listens on it).
+    const lastQuery = async (): Promise<number> => {
+      const r = await db.pool.query<{ t: Date }>('SELECT query_start AS t FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [KEPT_APPLICATION_NAME]);
+      assert.equal(r.rowCount, 1);
+      return r.rows[0]!.t.getTime();
+    };
+    try {
+      await untilKeeping(b);
+      await b.put(tag, 'sha256:one');
+      const busy = await lastQuery();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok((await lastQuery()) > busy, 'checks while reads come (and 1 s after the last)');
+      await new Promise((r) => setTimeout(r, 1_200));
+      const paused = await lastQuery();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(await lastQuery(), paused, 'no check after a second without reads');
+      // The read that ends the pause asks the database; once the checks run again, reads are kept.
+      assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), 'sha256:one');
+      await untilKeeping(b);
+      assert.ok((await lastQuery()) > paused);
+      assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), 'sha256:one');
+    } finally {
+      await b.close();
+    }
+  });
+
   test('kept files: a replica that loses its listening connection stops answering from memory within the lease, and keeps again once back', async () => {
     const url = db.url;
     const a = new PgDriver(db.pool, undefined, { url });
