@@ -252,6 +252,8 @@ describe('PgDriver', { skip }, () => {
       await untilKeeping(b);
       assert.ok((await lastQuery()) > paused);
       assert.equal((await b.get(tag, { since: b.tick() }))?.toString(), 'sha256:one');
+      // Later tests list the repositories of this database.
+      await b.delete('repositories/idle');
     } finally {
       await b.close();
     }
