@@ -55,8 +55,9 @@ export interface KeptOptions {
  * path to the channel `wharf_changes` in the transaction that makes it (a trigger); PostgreSQL
  * delivers those in commit order. A dedicated connection listens, drops what changed, and checks
  * the count every few ms while reads come (IDLE_AFTER_MS): a count ahead of what was heard
- * (notifications not yet delivered) drops everything. A kept file is served only while the last check was sent within KEPT_LEASE_MS, and
- * a writer that changed or deleted a file waits CHANGE_WAIT_MS before it answers (PgDriver). So a
+ * (notifications not yet delivered) drops everything. A kept file is served only while the last
+ * check was sent within KEPT_LEASE_MS, and a writer that changed or deleted a file waits
+ * CHANGE_WAIT_MS before it answers (PgDriver). So a
  * request that starts after a write was acknowledged on any replica finds a check sent after that
  * write committed, or no lease, and then asks the database: read-after-write holds with no round
  * trip on the hot path, and a replica cut off from the database stops answering from memory
