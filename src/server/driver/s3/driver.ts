@@ -19,6 +19,7 @@ import { collect, headOf, MTIME, NONCE, ObjectReader, OutputWriter, StreamBody, 
 import { DirectGet, type BodySource } from './direct-get.js';
 import { MetaCache, SMALL_FILE } from './meta-cache.js';
 import { SessionRecords } from './records.js';
+import { stageObject, type StageDeps } from './stage.js';
 import { sweepObjects, type SweepDeps } from './sweep.js';
 import { enoent, makeClient, storeError, type S3Options } from './client.js';
 import { copySource, MAX_PUT, Multipart, MultipartPut, StreamedPut, type Bucket, type Output } from './outputs.js';
@@ -74,6 +75,7 @@ export class S3Driver implements StorageDriver {
   private readonly cache: MetaCache;
   private readonly records: SessionRecords;
   private readonly sweepDeps: SweepDeps;
+  private readonly stageDeps: StageDeps;
   private readonly cacheable: (path: string) => boolean;
   private readonly onBytesRead: (bytes: number) => void;
   /** Keys this process made upload sessions of (appended to), so that delete() drops their parts. */
@@ -128,6 +130,7 @@ export class S3Driver implements StorageDriver {
       deleteKey: (key) => this.deleteKey(key),
       copyKey: (from, to, size, metadata) => this.copyKey(from, to, size, metadata),
     });
+    this.stageDeps = { b: this.b, spool: this.spool, writes: this.writes, key: (p) => this.key(p), copyKey: (f, t, n, m) => this.copyKey(f, t, n, m), deleteKey: (k) => this.deleteKey(k) };
     this.sweepDeps = { b: this.b, prefix: this.prefix, head: (key) => this.head(key), readState: (key) => this.records.read(key), deleteKey: (key) => this.deleteKey(key) };
     if (o.endpoint?.startsWith('http:') && o.directGet !== false) {
       const s3 = this.b.s3;
@@ -512,73 +515,8 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async stage(opts: StageOptions = {}): Promise<Staged> {
-    const local = await this.spool.stage(opts);
-    const temp = `${this.prefix}${INTERNAL}/stage/${randomUUID()}`;
-    const out: Output = opts.size !== undefined && opts.size > 0 && opts.size <= MAX_PUT ? new StreamedPut(this.b, temp, opts.size) : new MultipartPut(this.b, temp, opts.size);
-    let state: 'open' | 'committed' | 'cancelled' | 'swept' = 'open';
-    let failed: unknown;
-    const s3 = this;
-    const entry: Abandonable = {
-      started: Date.now(),
-      async sweep() {
-        if (state !== 'open') return;
-        state = 'swept';
-        s3.writes.delete(entry);
-        await out.abort();
-      },
-    };
-    this.writes.add(entry);
-    const staged: Staged = {
-      get written() {
-        return local.written;
-      },
-      async append(bufs) {
-        if (failed) throw failed;
-        // The same bytes go to the local spool (for readers) and to the store.
-        const toStore = (async () => {
-          for (const b of bufs) await out.write(Buffer.from(b));
-        })().catch((err: unknown) => {
-          failed ??= err;
-        });
-        await Promise.all([local.append(bufs), toStore]);
-        if (failed) throw failed;
-      },
-      read: (into, position) => local.read(into, position),
-      async commit(path) {
-        const dst = s3.key(path);
-        if (state !== 'open') throw new Error(`staged bytes were already ${state}`);
-        if (failed) throw failed;
-        state = 'committed';
-        s3.writes.delete(entry);
-        try {
-          await out.end();
-          await out.commit();
-          await s3.copyKey(temp, dst, out.bytes, s3.b.stamp());
-        } catch (err) {
-          await out.abort();
-          throw err;
-        } finally {
-          await s3.deleteKey(temp).catch(() => undefined);
-        }
-        // The spool stays until close(): readers that follow the fill still read it, and its last
-        // appends may not be written yet (a cancel now would drop them, and those readers with them).
-      },
-      async cancel() {
-        if (state !== 'open') return;
-        state = 'cancelled';
-        s3.writes.delete(entry);
-        await out.abort();
-        await local.cancel();
-      },
-      async close() {
-        // Closed without a commit: nothing is to be named.
-        await staged.cancel();
-        await local.cancel();
-        await local.close();
-      },
-    };
-    return staged;
+  stage(opts: StageOptions = {}): Promise<Staged> {
+    return stageObject(this.stageDeps, opts);
   }
 
   async sweepTemp(maxAgeMs: number): Promise<number> {
